@@ -1,0 +1,92 @@
+/**
+ * The one catalogue of kakuin's stable error codes.
+ *
+ * Every code a client or an operator can see is listed here with the HTTP status it maps to and
+ * one line saying what it means. `docs/errors.md` documents each of them; a test fails when a code
+ * is missing there, or when source code uses a `KAKUIN_E_*` string that is not in this table.
+ * Retired codes stay here marked `retired: true` and are never reused (as boulder does).
+ *
+ * This module imports nothing, so every layer (including `pkix/`) may depend on it.
+ */
+export const ERROR_CATALOGUE = {
+  // ---- generic request problems -------------------------------------------------------------
+  KAKUIN_E_INTERNAL: { status: 500, summary: 'An unexpected internal error; the cause is logged, not sent.' },
+  KAKUIN_E_BAD_REQUEST: { status: 400, summary: 'The request body or parameters could not be read.' },
+  KAKUIN_E_VALIDATION: { status: 400, summary: 'A field is missing, has the wrong type or is out of range.' },
+  KAKUIN_E_BODY_TOO_LARGE: { status: 413, summary: 'The request body exceeds the configured limit.' },
+  KAKUIN_E_UNSUPPORTED_MEDIA_TYPE: { status: 415, summary: 'The Content-Type is not one this route accepts.' },
+  KAKUIN_E_NOT_ACCEPTABLE: { status: 406, summary: 'No representation matches the Accept header.' },
+  KAKUIN_E_ROUTE_NOT_FOUND: { status: 404, summary: 'No such route.' },
+  KAKUIN_E_UNAUTHENTICATED: { status: 401, summary: 'Missing, unknown or disabled credentials.' },
+  KAKUIN_E_FORBIDDEN: { status: 403, summary: 'The caller is authenticated but its role does not admit this route.' },
+
+  // ---- DER / PEM / PKCS#10 (pkix) ----------------------------------------------------------------
+  KAKUIN_E_DER_MALFORMED: { status: 400, summary: 'The DER encoding is truncated, has bad lengths or the wrong structure.' },
+  KAKUIN_E_PEM_MALFORMED: { status: 400, summary: 'The PEM text has no block of the expected label or bad base64.' },
+  KAKUIN_E_CSR_SIGNATURE_INVALID: { status: 400, summary: 'The PKCS#10 self-signature (proof of possession) does not verify.' },
+  KAKUIN_E_ALGORITHM_UNSUPPORTED: { status: 400, summary: 'The signature algorithm is refused (for example SHA-1) or unknown.' },
+  KAKUIN_E_KEY_UNSUPPORTED: { status: 400, summary: 'The public key type or curve is not accepted.' },
+  KAKUIN_E_KEY_TOO_WEAK: { status: 400, summary: 'The public key is too short (RSA below 2048 bits).' },
+  KAKUIN_E_ENCODING_INPUT: { status: 400, summary: 'A value cannot be encoded as asked (for example a character outside PrintableString).' },
+
+  // ---- keys (hsm-adapters) ---------------------------------------------------------------------
+  KAKUIN_E_KEY_URI_INVALID: { status: 500, summary: 'A key URI is malformed or names an unknown key store.' },
+  KAKUIN_E_KEY_NOT_FOUND: { status: 500, summary: 'No key exists under the given URI.' },
+  KAKUIN_E_KEY_EXISTS: { status: 500, summary: 'A key already exists under the URI being generated.' },
+  KAKUIN_E_KEY_PASSPHRASE: { status: 500, summary: 'The key store passphrase is missing or does not decrypt the key.' },
+  KAKUIN_E_KEY_ALGORITHM: { status: 500, summary: 'The key algorithm is not supported by this key store.' },
+  KAKUIN_E_SIGNING_FAILED: { status: 500, summary: 'The key store failed to produce a signature.' },
+
+  // ---- registry ---------------------------------------------------------------------------------
+  KAKUIN_E_MANUFACTURER_NOT_FOUND: { status: 404, summary: 'No manufacturer with that id.' },
+  KAKUIN_E_MANUFACTURER_EXISTS: { status: 409, summary: 'A manufacturer with that name exists already.' },
+  KAKUIN_E_DEVICE_NOT_FOUND: { status: 404, summary: 'No device with that id.' },
+  KAKUIN_E_DEVICE_EXISTS: { status: 409, summary: 'The manufacturer already has a device with that serial number or identifier.' },
+  KAKUIN_E_CERTIFICATE_NOT_FOUND: { status: 404, summary: 'No certificate with that serial number.' },
+  KAKUIN_E_ISSUER_NOT_FOUND: { status: 500, summary: 'The named issuing CA does not exist (run `kakuin init`).' },
+  KAKUIN_E_SERIAL_EXISTS: { status: 409, summary: 'A certificate with that serial number is already recorded.' },
+  KAKUIN_E_PUBLIC_KEY_IN_USE: { status: 409, summary: 'The public key is already bound to another device.' },
+  KAKUIN_E_TOKEN_EXISTS: { status: 409, summary: 'An admin token with that name exists already.' },
+  KAKUIN_E_REGISTRY_UNAVAILABLE: { status: 503, summary: 'The registry cannot be reached or is busy; retry.' },
+  KAKUIN_E_SCHEMA_TOO_NEW: { status: 500, summary: 'The registry schema is newer than this kakuin; upgrade kakuin.' },
+
+  // ---- CA / issuance ----------------------------------------------------------------------------
+  KAKUIN_E_INVALID_SERIAL_NUMBER: { status: 400, summary: 'A device serial number is empty, too long or outside PrintableString.' },
+  KAKUIN_E_INVALID_IDENTIFIER: { status: 400, summary: 'A device identifier (MAC, IMEI, ...) has the wrong format.' },
+  KAKUIN_E_CSR_SUBJECT_MISMATCH: { status: 400, summary: 'The CSR subject names a different device than the device record.' },
+  KAKUIN_E_DEVICE_STATE: { status: 409, summary: 'The device lifecycle state does not allow this operation.' },
+  KAKUIN_E_CA_NOT_INITIALIZED: { status: 503, summary: 'The CA hierarchy has not been created yet (run `kakuin init`).' },
+  KAKUIN_E_CA_EXISTS: { status: 500, summary: '`kakuin init` found an existing CA hierarchy and will not overwrite it.' },
+
+  // ---- configuration / CLI ----------------------------------------------------------------------
+  KAKUIN_E_CONFIG: { status: 500, summary: 'The configuration file or an environment override is invalid.' },
+  KAKUIN_E_USAGE: { status: 400, summary: 'A `kakuin` command was called with missing or wrong arguments.' },
+} as const satisfies Record<string, { status: number; summary: string; retired?: boolean }>;
+
+export type ErrorCode = keyof typeof ERROR_CATALOGUE;
+
+/** An error with a stable code. The message is safe to send to a client; `cause` is for the log only. */
+export class KakuinError extends Error {
+  readonly code: ErrorCode;
+  readonly status: number;
+
+  constructor(code: ErrorCode, message: string, options?: { cause?: unknown; status?: number }) {
+    super(message, options?.cause === undefined ? undefined : { cause: options.cause });
+    this.name = 'KakuinError';
+    this.code = code;
+    this.status = options?.status ?? ERROR_CATALOGUE[code].status;
+  }
+
+  toJSON(): { code: ErrorCode; message: string } {
+    return { code: this.code, message: this.message };
+  }
+}
+
+export function isKakuinError(e: unknown): e is KakuinError {
+  return e instanceof KakuinError;
+}
+
+/** True when `e` is a KakuinError carrying `code`. */
+export function hasCode(e: unknown, code: ErrorCode): boolean {
+  return e instanceof KakuinError && e.code === code;
+}

@@ -1,0 +1,199 @@
+/**
+ * The device registry port: the one store behind the CA, the OCSP responder, the gateway and the
+ * legacy token path. It is asynchronous (MongoDB needs it) and speaks in domain records, not rows.
+ *
+ * Adapters: `sqlite/` (embedded default) and, in a later issue, `mongodb/`. One contract suite in
+ * `test/contract/registry.contract.ts` runs against every adapter.
+ *
+ * Errors: adapters throw `KakuinError` with the codes named on each method, never their driver's
+ * errors (a driver error becomes KAKUIN_E_REGISTRY_UNAVAILABLE or KAKUIN_E_INTERNAL with the
+ * driver error as `cause`).
+ */
+
+export type DeviceStatus = 'registered' | 'active' | 'suspended' | 'revoked' | 'retired';
+
+/** Identifiers a manufacturer uses for a device; each is unique within that manufacturer. */
+export interface DeviceIdentifiers {
+  mac?: string;
+  imei?: string;
+  hardwareId?: string;
+}
+
+/** IEEE 802.1AR HardwareModuleName: a hardware type OID and the module's serial octets (hex). */
+export interface HardwareModuleName {
+  hwType: string;
+  hwSerialHex: string;
+}
+
+export interface Manufacturer {
+  id: string;
+  name: string;
+  createdAt: Date;
+}
+
+export interface Device {
+  id: string;
+  manufacturerId: string;
+  /** Goes into the certificate subject's serialNumber attribute (PrintableString). */
+  serialNumber: string;
+  identifiers: DeviceIdentifiers;
+  model?: string;
+  hardwareModuleName?: HardwareModuleName;
+  status: DeviceStatus;
+  createdAt: Date;
+  updatedAt: Date;
+}
+
+export type IssuerKind = 'root' | 'device' | 'station' | 'infrastructure' | 'ocsp-signer';
+
+export interface Issuer {
+  /** Short stable name used in URLs: `root`, `device`, `infrastructure`, ... */
+  id: string;
+  kind: IssuerKind;
+  /** The CA certificate (DER). */
+  certificateDer: Buffer;
+  /** URI of the signing key in a KeyStore (`file:...`, `pkcs11:...`). */
+  keyUri: string;
+  /** Issuer id of the CA that signed this one; undefined for a self-signed root. */
+  parentId?: string;
+  createdAt: Date;
+}
+
+export type CertificateStatus = 'good' | 'revoked' | 'held';
+
+export interface CertificateRecord {
+  /** Uppercase hex without separators, as `openssl x509 -serial` prints it. Unique across all issuers. */
+  serialHex: string;
+  issuerId: string;
+  /** Device the certificate identifies; undefined for infrastructure certificates (TLS servers, OCSP signers). */
+  deviceId?: string;
+  /** Profile name that shaped it (`device`, `tls-server`, ...). */
+  profile: string;
+  status: CertificateStatus;
+  der: Buffer;
+  /** SHA-256 of the whole certificate DER, lowercase hex. */
+  fingerprintSha256: string;
+  /** SHA-256 of the SubjectPublicKeyInfo DER, lowercase hex. */
+  publicKeySha256: string;
+  notBefore: Date;
+  notAfter: Date;
+  createdAt: Date;
+  revokedAt?: Date;
+  /** RFC 5280 CRLReason name when revoked or held. */
+  reason?: string;
+  invalidityDate?: Date;
+}
+
+export interface AdminToken {
+  id: string;
+  /** Human-readable name (`alice`, `ops-bot`): audit events name it. Unique. */
+  name: string;
+  /** HMAC-SHA-256 of the token under the pepper, lowercase hex. The token itself is never stored. */
+  tokenHmac: string;
+  role: 'admin';
+  createdAt: Date;
+  disabledAt?: Date;
+}
+
+export interface AuditEvent {
+  /** Assigned by the registry, increasing. */
+  id: number;
+  at: Date;
+  type: string;
+  /** Who acted: `token:<name>`, `cli`, `system`. */
+  actor: string;
+  deviceId?: string;
+  serialHex?: string;
+  details?: Record<string, unknown>;
+}
+
+export type NewAuditEvent = Omit<AuditEvent, 'id' | 'at'> & { at?: Date };
+
+export interface DeviceQuery {
+  manufacturerId?: string;
+  serialNumber?: string;
+  mac?: string;
+  imei?: string;
+  hardwareId?: string;
+  status?: DeviceStatus;
+  /** Default 100, at most 1000. */
+  limit?: number;
+}
+
+export interface AuditQuery {
+  deviceId?: string;
+  type?: string;
+  since?: Date;
+  /** Default 100, at most 1000. */
+  limit?: number;
+}
+
+export interface NewDevice {
+  manufacturerId: string;
+  serialNumber: string;
+  identifiers?: DeviceIdentifiers;
+  model?: string;
+  hardwareModuleName?: HardwareModuleName;
+}
+
+/** One issued certificate to record, with the device it moves to `active` and its audit event. */
+export interface IssuanceRecord {
+  certificate: Omit<CertificateRecord, 'createdAt' | 'status' | 'revokedAt' | 'reason' | 'invalidityDate'>;
+  audit: NewAuditEvent;
+}
+
+export interface Registry {
+  /** Schema version after migrations. */
+  schemaVersion(): Promise<number>;
+
+  // ---- issuers ----
+  /** Insert or replace an issuer record (by id). */
+  putIssuer(issuer: Omit<Issuer, 'createdAt'> & { createdAt?: Date }): Promise<Issuer>;
+  /** KAKUIN_E_ISSUER_NOT_FOUND */
+  getIssuer(id: string): Promise<Issuer>;
+  listIssuers(): Promise<Issuer[]>;
+
+  // ---- manufacturers ----
+  /** KAKUIN_E_MANUFACTURER_EXISTS on a duplicate name. */
+  createManufacturer(input: { name: string }): Promise<Manufacturer>;
+  /** KAKUIN_E_MANUFACTURER_NOT_FOUND */
+  getManufacturer(id: string): Promise<Manufacturer>;
+  listManufacturers(): Promise<Manufacturer[]>;
+
+  // ---- devices ----
+  /**
+   * Create a device in status `registered`. KAKUIN_E_MANUFACTURER_NOT_FOUND; KAKUIN_E_DEVICE_EXISTS
+   * when the manufacturer already has that serial number, MAC, IMEI or hardware id.
+   */
+  createDevice(input: NewDevice): Promise<Device>;
+  /** KAKUIN_E_DEVICE_NOT_FOUND */
+  getDevice(id: string): Promise<Device>;
+  findDevices(query: DeviceQuery): Promise<Device[]>;
+
+  // ---- certificates ----
+  /**
+   * Record an issued certificate durably, atomically with: binding its public key to the device
+   * (KAKUIN_E_PUBLIC_KEY_IN_USE when the key is bound to another device), moving a `registered`
+   * device to `active`, and appending the audit event. Serial must be new (KAKUIN_E_SERIAL_EXISTS).
+   * The promise resolves only after the commit; adapters may group concurrent calls into one
+   * transaction (at most 100), but one failing record never fails or undoes the others.
+   */
+  recordIssuance(record: IssuanceRecord): Promise<CertificateRecord>;
+  /** KAKUIN_E_CERTIFICATE_NOT_FOUND. `serialHex` in any case. */
+  getCertificate(serialHex: string): Promise<CertificateRecord>;
+  listCertificatesOfDevice(deviceId: string): Promise<CertificateRecord[]>;
+  /** The device a public key (SHA-256 of SPKI, hex) is bound to, if any. */
+  findDeviceIdByPublicKey(publicKeySha256: string): Promise<string | undefined>;
+
+  // ---- admin tokens ----
+  /** KAKUIN_E_TOKEN_EXISTS on a duplicate name. */
+  createAdminToken(input: { name: string; tokenHmac: string; role: 'admin' }): Promise<AdminToken>;
+  findAdminTokenByHmac(tokenHmac: string): Promise<AdminToken | undefined>;
+  listAdminTokens(): Promise<AdminToken[]>;
+
+  // ---- audit ----
+  appendAuditEvent(event: NewAuditEvent): Promise<AuditEvent>;
+  listAuditEvents(query: AuditQuery): Promise<AuditEvent[]>;
+
+  close(): Promise<void>;
+}

@@ -1,0 +1,52 @@
+/** Shared test support: paths, temporary directories, and the `openssl` command as an independent peer. */
+import { spawnSync } from 'node:child_process';
+import { existsSync, mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import path from 'node:path';
+
+/** Tests run from the repository root (mocha is started there by `npm test`). */
+export const repoRoot = process.cwd();
+
+export function repoPath(...parts: string[]): string {
+  return path.join(repoRoot, ...parts);
+}
+
+/** `test/vectors/<name>`: vectors kept in the project. */
+export function vectorPath(...parts: string[]): string {
+  return repoPath('test', 'vectors', ...parts);
+}
+
+/**
+ * `../shared/vectors/<name>`: real-world inputs written by other PKI software, read in place.
+ * Returns undefined where the folder is absent (a clone of the project on its own has none).
+ */
+export function sharedVectorsDir(name: string): string | undefined {
+  const dir = path.resolve(repoRoot, '..', 'shared', 'vectors', name);
+  return existsSync(dir) ? dir : undefined;
+}
+
+/** A fresh temporary directory, removed by the returned cleanup function. */
+export function makeTempDir(prefix = 'kakuin-test-'): { dir: string; cleanup: () => void } {
+  const dir = mkdtempSync(path.join(tmpdir(), prefix));
+  return { dir, cleanup: () => rmSync(dir, { recursive: true, force: true }) };
+}
+
+export interface CommandResult {
+  status: number;
+  stdout: string;
+  stderr: string;
+}
+
+/** Run `openssl` with arguments (never through a shell). `input` goes to its standard input. */
+export function openssl(args: string[], input?: Buffer | string): CommandResult {
+  const r = spawnSync('openssl', args, { input, maxBuffer: 64 * 1024 * 1024, timeout: 60_000 });
+  if (r.error) throw r.error;
+  return { status: r.status ?? -1, stdout: r.stdout.toString('utf8'), stderr: r.stderr.toString('utf8') };
+}
+
+/** Like `openssl` but throws with the command's output when it exits non-zero. */
+export function opensslOk(args: string[], input?: Buffer | string): string {
+  const r = openssl(args, input);
+  if (r.status !== 0) throw new Error(`openssl ${args.join(' ')} failed (${r.status}): ${r.stderr}${r.stdout}`);
+  return r.stdout;
+}
