@@ -1,0 +1,17 @@
+/**
+ * pkix: the only place in kakuin that reads or writes DER/ASN.1. Imports nothing of ours but
+ * `../errors/index.js`; everything else in kakuin imports from here.
+ */
+export * from './der.js';
+export * from './der-reader.js';
+export * from './oids.js';
+export * from './algorithm.js';
+export * from './spki.js';
+export * from './name.js';
+export * from './general-name.js';
+export * from './extensions.js';
+export * from './extensions-read.js';
+export * from './signature.js';
+export * from './certificate.js';
+export * from './csr.js';
+export * from './pem.js';

@@ -1,0 +1,43 @@
+/**
+ * Checking a signature over original DER bytes (a CSR's CertificationRequestInfo, a certificate's
+ * TBSCertificate) with `node:crypto`.
+ *
+ * RFC 5280 §4.1.1.3: "The signatureValue field contains a digital signature computed upon the
+ * ASN.1 DER encoded tbsCertificate." The bytes given here must be those received, never a
+ * re-encoding.
+ */
+import { constants, createPublicKey, type KeyObject, verify } from 'node:crypto';
+import { KakuinError } from '../errors/index.js';
+import { type AlgorithmIdentifier, describeSignatureAlgorithm } from './algorithm.js';
+import type { PublicKeyInfo } from './spki.js';
+
+/** A KeyObject for an SPKI; KAKUIN_E_KEY_UNSUPPORTED when node:crypto cannot load it (bad point, odd curve). */
+export function publicKeyObject(spki: PublicKeyInfo): KeyObject {
+  try {
+    return createPublicKey({ key: spki.rawDer, format: 'der', type: 'spki' });
+  } catch (e) {
+    throw new KakuinError('KAKUIN_E_KEY_UNSUPPORTED', 'the public key cannot be loaded', { cause: e });
+  }
+}
+
+/**
+ * True when `signature` over `data` verifies under `spki` with `algorithm`. Throws
+ * KAKUIN_E_ALGORITHM_UNSUPPORTED for refused algorithms (SHA-1, MD5, unknown) or one that does
+ * not fit the key type, KAKUIN_E_KEY_UNSUPPORTED when the key cannot be loaded.
+ */
+export function verifySignature(data: Buffer, algorithm: AlgorithmIdentifier, signature: Buffer, spki: PublicKeyInfo): boolean {
+  const how = describeSignatureAlgorithm(algorithm);
+  if (how.keyType !== spki.keyType) {
+    throw new KakuinError('KAKUIN_E_ALGORITHM_UNSUPPORTED', `signature algorithm ${algorithm.oid} does not fit a ${spki.keyType} key`);
+  }
+  const key = publicKeyObject(spki);
+  try {
+    if (how.pssSaltLength !== undefined) {
+      return verify(how.digest, data, { key, padding: constants.RSA_PKCS1_PSS_PADDING, saltLength: how.pssSaltLength }, signature);
+    }
+    return verify(how.digest, data, key, signature);
+  } catch {
+    // node:crypto throws on signatures it cannot even decode (bad ECDSA DER, wrong length): not valid.
+    return false;
+  }
+}
