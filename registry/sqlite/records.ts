@@ -1,0 +1,234 @@
+/**
+ * Rows ↔ domain records. Everything the port hands out is built here, so the rest of the adapter
+ * never sees a column name and the port never sees a NULL: absent optional fields are `undefined`.
+ * Input normalisation (serials uppercase, hashes lowercase, dates to milliseconds) lives here too,
+ * so writes and lookups normalise the same way.
+ */
+import { KakuinError } from '../../errors/index.js';
+import type {
+  AdminToken, AuditEvent, CertificateRecord, CertificateStatus, Device, DeviceIdentifiers, DeviceStatus,
+  Issuer, IssuerKind, Manufacturer, NewAuditEvent,
+} from '../port.js';
+
+export interface IssuerRow {
+  id: string;
+  kind: IssuerKind;
+  certificate_der: Buffer;
+  key_uri: string;
+  parent_id: string | null;
+  created_at: number;
+}
+
+export interface ManufacturerRow {
+  id: string;
+  name: string;
+  created_at: number;
+}
+
+export interface DeviceRow {
+  id: string;
+  manufacturer_id: string;
+  serial_number: string;
+  mac: string | null;
+  imei: string | null;
+  hardware_id: string | null;
+  model: string | null;
+  hw_type: string | null;
+  hw_serial_hex: string | null;
+  status: DeviceStatus;
+  created_at: number;
+  updated_at: number;
+}
+
+export interface CertificateRow {
+  serial_hex: string;
+  issuer_id: string;
+  device_id: string | null;
+  profile: string;
+  status: CertificateStatus;
+  der: Buffer;
+  fingerprint_sha256: string;
+  public_key_sha256: string;
+  not_before: number;
+  not_after: number;
+  created_at: number;
+  revoked_at: number | null;
+  reason: string | null;
+  invalidity_date: number | null;
+}
+
+export interface AdminTokenRow {
+  id: string;
+  name: string;
+  token_hmac: string;
+  role: 'admin';
+  created_at: number;
+  disabled_at: number | null;
+}
+
+export interface AuditEventRow {
+  id: number;
+  at: number;
+  type: string;
+  actor: string;
+  device_id: string | null;
+  serial_hex: string | null;
+  details: string | null;
+}
+
+// ---- rows → records ----------------------------------------------------------------------------
+
+export function issuerFromRow(r: IssuerRow): Issuer {
+  return {
+    id: r.id,
+    kind: r.kind,
+    certificateDer: r.certificate_der,
+    keyUri: r.key_uri,
+    ...(r.parent_id !== null && { parentId: r.parent_id }),
+    createdAt: new Date(r.created_at),
+  };
+}
+
+export function manufacturerFromRow(r: ManufacturerRow): Manufacturer {
+  return { id: r.id, name: r.name, createdAt: new Date(r.created_at) };
+}
+
+export function deviceFromRow(r: DeviceRow): Device {
+  const identifiers: DeviceIdentifiers = {};
+  if (r.mac !== null) identifiers.mac = r.mac;
+  if (r.imei !== null) identifiers.imei = r.imei;
+  if (r.hardware_id !== null) identifiers.hardwareId = r.hardware_id;
+  return {
+    id: r.id,
+    manufacturerId: r.manufacturer_id,
+    serialNumber: r.serial_number,
+    identifiers,
+    ...(r.model !== null && { model: r.model }),
+    ...(r.hw_type !== null && r.hw_serial_hex !== null && { hardwareModuleName: { hwType: r.hw_type, hwSerialHex: r.hw_serial_hex } }),
+    status: r.status,
+    createdAt: new Date(r.created_at),
+    updatedAt: new Date(r.updated_at),
+  };
+}
+
+export function certificateFromRow(r: CertificateRow): CertificateRecord {
+  return {
+    serialHex: r.serial_hex,
+    issuerId: r.issuer_id,
+    ...(r.device_id !== null && { deviceId: r.device_id }),
+    profile: r.profile,
+    status: r.status,
+    der: r.der,
+    fingerprintSha256: r.fingerprint_sha256,
+    publicKeySha256: r.public_key_sha256,
+    notBefore: new Date(r.not_before),
+    notAfter: new Date(r.not_after),
+    createdAt: new Date(r.created_at),
+    ...(r.revoked_at !== null && { revokedAt: new Date(r.revoked_at) }),
+    ...(r.reason !== null && { reason: r.reason }),
+    ...(r.invalidity_date !== null && { invalidityDate: new Date(r.invalidity_date) }),
+  };
+}
+
+export function adminTokenFromRow(r: AdminTokenRow): AdminToken {
+  return {
+    id: r.id,
+    name: r.name,
+    tokenHmac: r.token_hmac,
+    role: r.role,
+    createdAt: new Date(r.created_at),
+    ...(r.disabled_at !== null && { disabledAt: new Date(r.disabled_at) }),
+  };
+}
+
+export function auditEventFromRow(r: AuditEventRow): AuditEvent {
+  return {
+    id: r.id,
+    at: new Date(r.at),
+    type: r.type,
+    actor: r.actor,
+    ...(r.device_id !== null && { deviceId: r.device_id }),
+    ...(r.serial_hex !== null && { serialHex: r.serial_hex }),
+    ...(r.details !== null && { details: JSON.parse(r.details) as Record<string, unknown> }),
+  };
+}
+
+// ---- records → column values -------------------------------------------------------------------
+
+function invalid(message: string): KakuinError {
+  return new KakuinError('KAKUIN_E_VALIDATION', message);
+}
+
+/** A valid Date as integer milliseconds. */
+export function toMillis(value: Date, field: string): number {
+  if (!(value instanceof Date) || Number.isNaN(value.getTime())) throw invalid(`${field} must be a valid Date`);
+  return value.getTime();
+}
+
+export function optionalMillis(value: Date | undefined, field: string): number | null {
+  return value === undefined ? null : toMillis(value, field);
+}
+
+export function requiredText(value: unknown, field: string): string {
+  if (typeof value !== 'string' || value.length === 0) throw invalid(`${field} must be a non-empty string`);
+  return value;
+}
+
+export function optionalText(value: unknown, field: string): string | null {
+  return value === undefined || value === null ? null : requiredText(value, field);
+}
+
+export function requiredBytes(value: unknown, field: string): Buffer {
+  if (!Buffer.isBuffer(value) || value.length === 0) throw invalid(`${field} must be a non-empty Buffer`);
+  return value;
+}
+
+/** Serial numbers are stored and looked up in uppercase, as `openssl x509 -serial` prints them. */
+export function normalizeSerialHex(value: unknown, field = 'serialHex'): string {
+  const s = requiredText(value, field).toUpperCase();
+  if (!/^[0-9A-F]+$/.test(s)) throw invalid(`${field} must be hexadecimal without separators`);
+  return s;
+}
+
+/** SHA-256 values (fingerprints, key hashes, token HMACs) are lowercase hex. */
+export function normalizeSha256Hex(value: unknown, field: string): string {
+  const s = requiredText(value, field).toLowerCase();
+  if (!/^[0-9a-f]{64}$/.test(s)) throw invalid(`${field} must be 64 hex digits (SHA-256)`);
+  return s;
+}
+
+export const DEFAULT_LIMIT = 100;
+export const MAX_LIMIT = 1000;
+
+/** Query limits: default 100; above 1000 is capped (a listing never blocks the loop for long). */
+export function normalizeLimit(limit: number | undefined): number {
+  if (limit === undefined) return DEFAULT_LIMIT;
+  if (!Number.isInteger(limit) || limit < 1) throw invalid('limit must be a positive integer');
+  return Math.min(limit, MAX_LIMIT);
+}
+
+/** Column values of one audit event; `details` must survive a JSON round trip. */
+export function auditEventValues(event: NewAuditEvent, now: number): {
+  at: number; type: string; actor: string; device_id: string | null; serial_hex: string | null; details: string | null;
+} {
+  let details: string | null = null;
+  if (event.details !== undefined) {
+    if (event.details === null || typeof event.details !== 'object' || Array.isArray(event.details)) {
+      throw invalid('audit details must be an object');
+    }
+    try {
+      details = JSON.stringify(event.details);
+    } catch (e) {
+      throw new KakuinError('KAKUIN_E_VALIDATION', 'audit details must be JSON-serialisable', { cause: e });
+    }
+  }
+  return {
+    at: event.at === undefined ? now : toMillis(event.at, 'audit.at'),
+    type: requiredText(event.type, 'audit.type'),
+    actor: requiredText(event.actor, 'audit.actor'),
+    device_id: optionalText(event.deviceId, 'audit.deviceId'),
+    // Uppercase like stored serials, but not checked: an event may record a malformed serial someone sent.
+    serial_hex: event.serialHex === undefined ? null : requiredText(event.serialHex, 'audit.serialHex').toUpperCase(),
+    details,
+  };
+}

@@ -1,0 +1,194 @@
+/**
+ * The registry's SQLite schema as an ordered list of migrations.
+ *
+ * Rules for whoever adds a migration:
+ * - append, never edit or reorder a released step (databases in the field have run it);
+ * - one step = one `BEGIN IMMEDIATE` transaction, so a crash leaves the file at the previous version;
+ * - keep steps short (the event loop waits): a backfill of millions of rows belongs in a worker.
+ *
+ * The version is stamped twice, in `PRAGMA user_version` (one read, no table needed) and as a row in
+ * `schema_migrations` (when and what ran); the higher of the two counts. A file stamped higher than
+ * LATEST_SCHEMA_VERSION was written by a newer kakuin and is refused (KAKUIN_E_SCHEMA_TOO_NEW):
+ * running old code on it could silently drop what the new code relies on.
+ *
+ * Conventions: times are INTEGER milliseconds since the epoch (UTC); ids are random UUIDs
+ * (audit events excepted: an increasing integer); serial numbers are uppercase hex; hashes are
+ * lowercase hex. Tables are STRICT, so a wrongly typed value is an error, not a silent conversion.
+ *
+ * Room left for the revocation feed (a later step): an append-only
+ * `revocation_feed(seq INTEGER PRIMARY KEY AUTOINCREMENT, serial_hex, status, at)` written in the
+ * same transaction as each certificate status change; read-only processes poll `max(seq)`.
+ */
+import type Database from 'better-sqlite3';
+import { KakuinError } from '../../errors/index.js';
+
+export interface Migration {
+  version: number;
+  name: string;
+  sql: string;
+}
+
+export const MIGRATIONS: readonly Migration[] = [
+  {
+    version: 1,
+    name: 'issuers, manufacturers, devices, certificates, key bindings, admin tokens, audit events',
+    sql: `
+      CREATE TABLE issuers (
+        id              TEXT PRIMARY KEY,
+        kind            TEXT NOT NULL CHECK (kind IN ('root', 'device', 'station', 'infrastructure', 'ocsp-signer')),
+        certificate_der BLOB NOT NULL,
+        key_uri         TEXT NOT NULL,
+        parent_id       TEXT,
+        created_at      INTEGER NOT NULL
+      ) STRICT;
+
+      CREATE TABLE manufacturers (
+        id         TEXT PRIMARY KEY,
+        name       TEXT NOT NULL UNIQUE,
+        created_at INTEGER NOT NULL
+      ) STRICT;
+
+      CREATE TABLE devices (
+        id              TEXT PRIMARY KEY,
+        manufacturer_id TEXT NOT NULL REFERENCES manufacturers (id),
+        serial_number   TEXT NOT NULL,
+        mac             TEXT,
+        imei            TEXT,
+        hardware_id     TEXT,
+        model           TEXT,
+        -- IEEE 802.1AR HardwareModuleName: both parts or neither.
+        hw_type         TEXT,
+        hw_serial_hex   TEXT,
+        status          TEXT NOT NULL CHECK (status IN ('registered', 'active', 'suspended', 'revoked', 'retired')),
+        created_at      INTEGER NOT NULL,
+        updated_at      INTEGER NOT NULL,
+        CHECK ((hw_type IS NULL) = (hw_serial_hex IS NULL)),
+        UNIQUE (manufacturer_id, serial_number)
+      ) STRICT;
+      -- Identifier first: the same index answers "this MAC anywhere" and "this MAC at this manufacturer".
+      CREATE UNIQUE INDEX devices_mac ON devices (mac, manufacturer_id) WHERE mac IS NOT NULL;
+      CREATE UNIQUE INDEX devices_imei ON devices (imei, manufacturer_id) WHERE imei IS NOT NULL;
+      CREATE UNIQUE INDEX devices_hardware_id ON devices (hardware_id, manufacturer_id) WHERE hardware_id IS NOT NULL;
+      CREATE INDEX devices_serial_number ON devices (serial_number);
+      CREATE INDEX devices_status ON devices (status);
+
+      CREATE TABLE certificates (
+        serial_hex         TEXT PRIMARY KEY,
+        issuer_id          TEXT NOT NULL REFERENCES issuers (id),
+        device_id          TEXT REFERENCES devices (id),
+        profile            TEXT NOT NULL,
+        status             TEXT NOT NULL CHECK (status IN ('good', 'revoked', 'held')),
+        der                BLOB NOT NULL,
+        fingerprint_sha256 TEXT NOT NULL,
+        public_key_sha256  TEXT NOT NULL,
+        not_before         INTEGER NOT NULL,
+        not_after          INTEGER NOT NULL,
+        created_at         INTEGER NOT NULL,
+        revoked_at         INTEGER,
+        reason             TEXT,
+        invalidity_date    INTEGER,
+        -- RFC 5280 §5.3: a CRL entry (revoked or on hold) always has a revocation date.
+        CHECK ((status = 'good') = (revoked_at IS NULL))
+      ) STRICT;
+      CREATE INDEX certificates_device ON certificates (device_id) WHERE device_id IS NOT NULL;
+      CREATE INDEX certificates_public_key ON certificates (public_key_sha256);
+
+      -- One row per key ever bound to a device: the primary key makes "a public key already bound
+      -- to another device is refused" a constraint, not a race between a read and a write.
+      CREATE TABLE public_key_bindings (
+        public_key_sha256 TEXT PRIMARY KEY,
+        device_id         TEXT NOT NULL REFERENCES devices (id),
+        bound_at          INTEGER NOT NULL
+      ) STRICT;
+      CREATE INDEX public_key_bindings_device ON public_key_bindings (device_id);
+
+      CREATE TABLE admin_tokens (
+        id          TEXT PRIMARY KEY,
+        name        TEXT NOT NULL UNIQUE,
+        token_hmac  TEXT NOT NULL UNIQUE,
+        role        TEXT NOT NULL CHECK (role IN ('admin')),
+        created_at  INTEGER NOT NULL,
+        disabled_at INTEGER
+      ) STRICT;
+
+      -- AUTOINCREMENT: an id is never reused, even after the newest rows are deleted, so readers
+      -- that remember "last seen id" never miss or repeat an event.
+      CREATE TABLE audit_events (
+        id         INTEGER PRIMARY KEY AUTOINCREMENT,
+        at         INTEGER NOT NULL,
+        type       TEXT NOT NULL,
+        actor      TEXT NOT NULL,
+        device_id  TEXT,
+        serial_hex TEXT,
+        details    TEXT CHECK (details IS NULL OR json_valid(details))
+      ) STRICT;
+      CREATE INDEX audit_events_device ON audit_events (device_id, id) WHERE device_id IS NOT NULL;
+      CREATE INDEX audit_events_type ON audit_events (type, id);
+      CREATE INDEX audit_events_at ON audit_events (at);
+    `,
+  },
+];
+
+export const LATEST_SCHEMA_VERSION: number = MIGRATIONS[MIGRATIONS.length - 1].version;
+
+/** The file's schema version: 0 for an empty file. */
+export function readSchemaVersion(db: Database.Database): number {
+  const stamped = db.pragma('user_version', { simple: true }) as number;
+  const hasLog = db.prepare(`SELECT 1 FROM sqlite_schema WHERE type = 'table' AND name = 'schema_migrations'`).get() !== undefined;
+  const logged = hasLog
+    ? ((db.prepare('SELECT max(version) AS version FROM schema_migrations').get() as { version: number | null }).version ?? 0)
+    : 0;
+  return Math.max(stamped, logged);
+}
+
+function refuseTooNew(version: number, latest = LATEST_SCHEMA_VERSION): void {
+  if (version > latest) {
+    throw new KakuinError('KAKUIN_E_SCHEMA_TOO_NEW',
+      `the registry schema is at version ${version} but this kakuin knows versions up to ${latest}; upgrade kakuin`);
+  }
+}
+
+/**
+ * Brings the file up to LATEST_SCHEMA_VERSION, one step per transaction. Each step re-reads the
+ * version under the write lock: another process opening the same file at the same moment may have
+ * run it already, and then it is skipped.
+ */
+export function migrate(db: Database.Database, migrations: readonly Migration[] = MIGRATIONS): number {
+  const latest = migrations[migrations.length - 1].version;
+  const initial = readSchemaVersion(db);
+  refuseTooNew(initial, latest);
+  if (initial >= latest) return initial;
+
+  const applyStep = db.transaction((step: Migration) => {
+    const current = readSchemaVersion(db);
+    refuseTooNew(current, latest);
+    if (current >= step.version) return;
+    db.exec(`CREATE TABLE IF NOT EXISTS schema_migrations (
+      version    INTEGER PRIMARY KEY,
+      name       TEXT NOT NULL,
+      applied_at INTEGER NOT NULL
+    ) STRICT`);
+    db.exec(step.sql);
+    db.prepare('INSERT INTO schema_migrations (version, name, applied_at) VALUES (?, ?, ?)').run(step.version, step.name, Date.now());
+    // PRAGMA takes no bound parameters; the version is an integer from the list above.
+    db.pragma(`user_version = ${Math.trunc(step.version)}`);
+  });
+  for (const step of migrations) applyStep.immediate(step);
+  return readSchemaVersion(db);
+}
+
+/**
+ * For read-only openings (OCSP responder, gateway): no migration may run, so the file must already
+ * be at exactly the version this code reads. A missing or older schema means the read-write
+ * process has not (yet) set it up: KAKUIN_E_REGISTRY_UNAVAILABLE, retry later.
+ */
+export function checkSchemaForReading(db: Database.Database): number {
+  const version = readSchemaVersion(db);
+  refuseTooNew(version);
+  if (version < LATEST_SCHEMA_VERSION) {
+    throw new KakuinError('KAKUIN_E_REGISTRY_UNAVAILABLE', version === 0
+      ? 'the registry database has no schema yet; start a read-write kakuin process on it first'
+      : `the registry schema is at version ${version}, older than ${LATEST_SCHEMA_VERSION}; open it read-write once to migrate it`);
+  }
+  return version;
+}

@@ -1,0 +1,296 @@
+/**
+ * The embedded registry on one SQLite file (better-sqlite3, WAL). See DESIGN.md "Storage".
+ *
+ * better-sqlite3 is synchronous; every method does a few indexed statements (microseconds), so the
+ * port's promises cost no worker thread. Writes of issued certificates go through the group
+ * commit (group-commit.ts); every other write is one short statement in autocommit.
+ *
+ * Listings are returned oldest first (insertion order); audit events in increasing id order.
+ */
+import { randomUUID } from 'node:crypto';
+import type Database from 'better-sqlite3';
+import { KakuinError, type ErrorCode } from '../../errors/index.js';
+import type {
+  AdminToken, AuditEvent, AuditQuery, CertificateRecord, Device, DeviceQuery, IssuanceRecord, Issuer,
+  Manufacturer, NewAuditEvent, NewDevice, Registry,
+} from '../port.js';
+import { openDatabase, resolveOptions, type ResolvedOptions, type SqliteRegistryOptions } from './connection.js';
+import { toKakuinError, type ErrorContext } from './driver-errors.js';
+import { GroupCommit } from './group-commit.js';
+import { IssuanceWriter, prepareIssuance, type PreparedIssuance } from './issuance.js';
+import { auditEventsQuery, devicesQuery, StatementCache } from './queries.js';
+import {
+  adminTokenFromRow, auditEventFromRow, auditEventValues, certificateFromRow, deviceFromRow, issuerFromRow,
+  manufacturerFromRow, normalizeSerialHex, normalizeSha256Hex, optionalMillis, optionalText, requiredBytes,
+  requiredText, type AdminTokenRow, type AuditEventRow, type CertificateRow, type DeviceRow, type IssuerRow,
+  type ManufacturerRow,
+} from './records.js';
+
+const ISSUER_KINDS = new Set(['root', 'device', 'station', 'infrastructure', 'ocsp-signer']);
+
+/** Open (creating and migrating unless read-only) the registry file. */
+export async function openSqliteRegistry(options: SqliteRegistryOptions): Promise<SqliteRegistry> {
+  const resolved = resolveOptions(options);
+  const { db, schemaVersion } = openDatabase(resolved);
+  try {
+    return new SqliteRegistry(db, resolved, schemaVersion);
+  } catch (e) {
+    db.close();
+    throw toKakuinError(e, { operation: 'preparing statements' });
+  }
+}
+
+/** What the connection actually runs with (for diagnostics and tests). */
+export interface SqliteConnectionSettings {
+  journalMode: string;
+  synchronous: 'OFF' | 'NORMAL' | 'FULL' | 'EXTRA';
+  foreignKeys: boolean;
+  busyTimeoutMs: number;
+  readonly: boolean;
+}
+
+function requireObject(value: unknown, what: string): void {
+  if (value === null || typeof value !== 'object') throw new KakuinError('KAKUIN_E_VALIDATION', `${what} must be an object`);
+}
+
+const SYNCHRONOUS_NAMES = ['OFF', 'NORMAL', 'FULL', 'EXTRA'] as const;
+
+export class SqliteRegistry implements Registry {
+  private closed = false;
+  private readonly statements: StatementCache;
+  private readonly issuances: GroupCommit<PreparedIssuance, CertificateRecord>;
+
+  /** Use openSqliteRegistry: it migrates the schema this constructor's statements rely on. */
+  constructor(private readonly db: Database.Database, private readonly options: ResolvedOptions, private readonly version: number) {
+    this.statements = new StatementCache(db);
+    const writer = new IssuanceWriter(db);
+    this.issuances = new GroupCommit(db, (p: PreparedIssuance) => writer.write(p), {
+      toError: (e) => toKakuinError(e, { operation: 'recording an issuance' }),
+      isFatal: (e) => e.code === 'KAKUIN_E_REGISTRY_UNAVAILABLE',
+    });
+  }
+
+  connectionSettings(): SqliteConnectionSettings {
+    return this.read('reading connection settings', () => ({
+      journalMode: String(this.db.pragma('journal_mode', { simple: true })),
+      synchronous: SYNCHRONOUS_NAMES[this.db.pragma('synchronous', { simple: true }) as number],
+      foreignKeys: this.db.pragma('foreign_keys', { simple: true }) === 1,
+      busyTimeoutMs: this.db.pragma('busy_timeout', { simple: true }) as number,
+      readonly: this.db.readonly,
+    }));
+  }
+
+  async schemaVersion(): Promise<number> {
+    this.assertOpen();
+    return this.version;
+  }
+
+  // ---- issuers ----
+
+  async putIssuer(issuer: Omit<Issuer, 'createdAt'> & { createdAt?: Date }): Promise<Issuer> {
+    requireObject(issuer, 'an issuer');
+    const values = {
+      id: requiredText(issuer.id, 'issuer.id'),
+      kind: requiredText(issuer.kind, 'issuer.kind'),
+      certificate_der: requiredBytes(issuer.certificateDer, 'issuer.certificateDer'),
+      key_uri: requiredText(issuer.keyUri, 'issuer.keyUri'),
+      parent_id: optionalText(issuer.parentId, 'issuer.parentId'),
+      created_at: optionalMillis(issuer.createdAt, 'issuer.createdAt') ?? Date.now(),
+    };
+    if (!ISSUER_KINDS.has(values.kind)) throw new KakuinError('KAKUIN_E_VALIDATION', `unknown issuer kind ${JSON.stringify(values.kind)}`);
+    return this.write('recording an issuer', {}, () => issuerFromRow(this.statements.get<IssuerRow>(`
+      INSERT INTO issuers (id, kind, certificate_der, key_uri, parent_id, created_at)
+      VALUES (:id, :kind, :certificate_der, :key_uri, :parent_id, :created_at)
+      ON CONFLICT (id) DO UPDATE SET kind = excluded.kind, certificate_der = excluded.certificate_der,
+        key_uri = excluded.key_uri, parent_id = excluded.parent_id, created_at = excluded.created_at
+      RETURNING *`).get(values) as IssuerRow));
+  }
+
+  async getIssuer(id: string): Promise<Issuer> {
+    const row = this.read('reading an issuer', () => this.statements.get<IssuerRow>('SELECT * FROM issuers WHERE id = ?').get(id));
+    if (row === undefined) throw new KakuinError('KAKUIN_E_ISSUER_NOT_FOUND', `no issuer ${JSON.stringify(id)} is recorded`);
+    return issuerFromRow(row);
+  }
+
+  async listIssuers(): Promise<Issuer[]> {
+    return this.read('listing issuers', () => this.statements.get<IssuerRow>('SELECT * FROM issuers ORDER BY rowid').all().map(issuerFromRow));
+  }
+
+  // ---- manufacturers ----
+
+  async createManufacturer(input: { name: string }): Promise<Manufacturer> {
+    requireObject(input, 'a new manufacturer');
+    const row: ManufacturerRow = { id: randomUUID(), name: requiredText(input.name, 'name'), created_at: Date.now() };
+    this.write('creating a manufacturer', {}, () =>
+      this.statements.get('INSERT INTO manufacturers (id, name, created_at) VALUES (:id, :name, :created_at)').run(row));
+    return manufacturerFromRow(row);
+  }
+
+  async getManufacturer(id: string): Promise<Manufacturer> {
+    const row = this.read('reading a manufacturer', () => this.statements.get<ManufacturerRow>('SELECT * FROM manufacturers WHERE id = ?').get(id));
+    if (row === undefined) throw new KakuinError('KAKUIN_E_MANUFACTURER_NOT_FOUND', 'no manufacturer with that id');
+    return manufacturerFromRow(row);
+  }
+
+  async listManufacturers(): Promise<Manufacturer[]> {
+    return this.read('listing manufacturers', () =>
+      this.statements.get<ManufacturerRow>('SELECT * FROM manufacturers ORDER BY rowid').all().map(manufacturerFromRow));
+  }
+
+  // ---- devices ----
+
+  async createDevice(input: NewDevice): Promise<Device> {
+    requireObject(input, 'a new device');
+    const now = Date.now();
+    const ids = input.identifiers ?? {};
+    const hw = input.hardwareModuleName;
+    const row: DeviceRow = {
+      id: randomUUID(),
+      manufacturer_id: requiredText(input.manufacturerId, 'manufacturerId'),
+      serial_number: requiredText(input.serialNumber, 'serialNumber'),
+      mac: optionalText(ids.mac, 'identifiers.mac'),
+      imei: optionalText(ids.imei, 'identifiers.imei'),
+      hardware_id: optionalText(ids.hardwareId, 'identifiers.hardwareId'),
+      model: optionalText(input.model, 'model'),
+      hw_type: hw === undefined ? null : requiredText(hw.hwType, 'hardwareModuleName.hwType'),
+      hw_serial_hex: hw === undefined ? null : requiredText(hw.hwSerialHex, 'hardwareModuleName.hwSerialHex'),
+      status: 'registered',
+      created_at: now,
+      updated_at: now,
+    };
+    const foreignKey = { code: 'KAKUIN_E_MANUFACTURER_NOT_FOUND' as ErrorCode, message: 'no manufacturer with that id' };
+    this.write('creating a device', { foreignKey }, () => this.statements.get(`
+      INSERT INTO devices (id, manufacturer_id, serial_number, mac, imei, hardware_id, model, hw_type, hw_serial_hex, status, created_at, updated_at)
+      VALUES (:id, :manufacturer_id, :serial_number, :mac, :imei, :hardware_id, :model, :hw_type, :hw_serial_hex, :status, :created_at, :updated_at)`).run(row));
+    return deviceFromRow(row);
+  }
+
+  async getDevice(id: string): Promise<Device> {
+    const row = this.read('reading a device', () => this.statements.get<DeviceRow>('SELECT * FROM devices WHERE id = ?').get(id));
+    if (row === undefined) throw new KakuinError('KAKUIN_E_DEVICE_NOT_FOUND', 'no device with that id');
+    return deviceFromRow(row);
+  }
+
+  async findDevices(query: DeviceQuery): Promise<Device[]> {
+    const { sql, params } = devicesQuery(query ?? {});
+    return this.read('finding devices', () => this.statements.get<DeviceRow>(sql).all(...params).map(deviceFromRow));
+  }
+
+  // ---- certificates ----
+
+  async recordIssuance(record: IssuanceRecord): Promise<CertificateRecord> {
+    this.assertWritable();
+    return this.issuances.submit(prepareIssuance(record, Date.now()));
+  }
+
+  async getCertificate(serialHex: string): Promise<CertificateRecord> {
+    const serial = typeof serialHex === 'string' ? serialHex.toUpperCase() : '';
+    const row = this.read('reading a certificate', () =>
+      this.statements.get<CertificateRow>('SELECT * FROM certificates WHERE serial_hex = ?').get(serial));
+    if (row === undefined) throw new KakuinError('KAKUIN_E_CERTIFICATE_NOT_FOUND', 'no certificate with that serial number');
+    return certificateFromRow(row);
+  }
+
+  async listCertificatesOfDevice(deviceId: string): Promise<CertificateRecord[]> {
+    return this.read('listing certificates', () => this.statements.get<CertificateRow>(
+      'SELECT * FROM certificates WHERE device_id = ? ORDER BY created_at, rowid').all(deviceId).map(certificateFromRow));
+  }
+
+  async findDeviceIdByPublicKey(publicKeySha256: string): Promise<string | undefined> {
+    const key = typeof publicKeySha256 === 'string' ? publicKeySha256.toLowerCase() : '';
+    const row = this.read('reading a key binding', () => this.statements.get<{ device_id: string }>(
+      'SELECT device_id FROM public_key_bindings WHERE public_key_sha256 = ?').get(key));
+    return row?.device_id;
+  }
+
+  // ---- admin tokens ----
+
+  async createAdminToken(input: { name: string; tokenHmac: string; role: 'admin' }): Promise<AdminToken> {
+    requireObject(input, 'an admin token');
+    if (input.role !== 'admin') throw new KakuinError('KAKUIN_E_VALIDATION', 'role must be admin');
+    const row: AdminTokenRow = {
+      id: randomUUID(),
+      name: requiredText(input.name, 'name'),
+      token_hmac: normalizeSha256Hex(input.tokenHmac, 'tokenHmac'),
+      role: 'admin',
+      created_at: Date.now(),
+      disabled_at: null,
+    };
+    this.write('creating an admin token', {}, () => this.statements.get(`
+      INSERT INTO admin_tokens (id, name, token_hmac, role, created_at, disabled_at)
+      VALUES (:id, :name, :token_hmac, :role, :created_at, :disabled_at)`).run(row));
+    return adminTokenFromRow(row);
+  }
+
+  async findAdminTokenByHmac(tokenHmac: string): Promise<AdminToken | undefined> {
+    const hmac = typeof tokenHmac === 'string' ? tokenHmac.toLowerCase() : '';
+    const row = this.read('reading an admin token', () =>
+      this.statements.get<AdminTokenRow>('SELECT * FROM admin_tokens WHERE token_hmac = ?').get(hmac));
+    return row === undefined ? undefined : adminTokenFromRow(row);
+  }
+
+  async listAdminTokens(): Promise<AdminToken[]> {
+    return this.read('listing admin tokens', () =>
+      this.statements.get<AdminTokenRow>('SELECT * FROM admin_tokens ORDER BY rowid').all().map(adminTokenFromRow));
+  }
+
+  // ---- audit ----
+
+  async appendAuditEvent(event: NewAuditEvent): Promise<AuditEvent> {
+    requireObject(event, 'an audit event');
+    const values = auditEventValues(event, Date.now());
+    const result = this.write('appending an audit event', {}, () => this.statements.get(`
+      INSERT INTO audit_events (at, type, actor, device_id, serial_hex, details)
+      VALUES (:at, :type, :actor, :device_id, :serial_hex, :details)`).run(values));
+    return auditEventFromRow({ id: Number(result.lastInsertRowid), ...values });
+  }
+
+  async listAuditEvents(query: AuditQuery): Promise<AuditEvent[]> {
+    const { sql, params } = auditEventsQuery(query ?? {});
+    return this.read('listing audit events', () => this.statements.get<AuditEventRow>(sql).all(...params).map(auditEventFromRow));
+  }
+
+  /** Commits whatever issuances are still queued, then closes the file. Idempotent. */
+  async close(): Promise<void> {
+    if (this.closed) return;
+    if (!this.options.readonly) this.issuances.drain();
+    this.closed = true;
+    try {
+      this.db.close();
+    } catch (e) {
+      throw toKakuinError(e, { operation: 'closing the database' });
+    }
+  }
+
+  // ---- plumbing ----
+
+  private assertOpen(): void {
+    if (this.closed) throw new KakuinError('KAKUIN_E_REGISTRY_UNAVAILABLE', 'the registry has been closed');
+  }
+
+  private assertWritable(): void {
+    this.assertOpen();
+    if (this.options.readonly) {
+      // A wiring mistake, not a client's: the read-only roles (OCSP, gateway) must never write.
+      throw new KakuinError('KAKUIN_E_INTERNAL', 'this registry was opened read-only and cannot write');
+    }
+  }
+
+  private read<T>(operation: string, fn: () => T): T {
+    this.assertOpen();
+    try {
+      return fn();
+    } catch (e) {
+      throw toKakuinError(e, { operation });
+    }
+  }
+
+  private write<T>(operation: string, context: Omit<ErrorContext, 'operation'>, fn: () => T): T {
+    this.assertWritable();
+    try {
+      return fn();
+    } catch (e) {
+      throw toKakuinError(e, { operation, ...context });
+    }
+  }
+}
