@@ -28,6 +28,9 @@ export const ERROR_CATALOGUE = {
   KAKUIN_E_KEY_UNSUPPORTED: { status: 400, summary: 'The public key type or curve is not accepted.' },
   KAKUIN_E_KEY_TOO_WEAK: { status: 400, summary: 'The public key is too short (RSA below 2048 bits).' },
   KAKUIN_E_ENCODING_INPUT: { status: 400, summary: 'A value cannot be encoded as asked (for example a character outside PrintableString).' },
+  KAKUIN_E_CRL_UNSUPPORTED: { status: 400, summary: 'The CRL carries a critical CRL or entry extension kakuin cannot process (RFC 5280 §5.2, §5.3), so it must not be used.' },
+  KAKUIN_E_OCSP_HASH_UNSUPPORTED: { status: 400, summary: 'An OCSP CertID names a hash algorithm other than SHA-1, SHA-256, SHA-384 or SHA-512.' },
+  KAKUIN_E_OCSP_NONCE_INVALID: { status: 400, summary: 'The OCSP nonce is not 1 to 32 octets (RFC 8954 §2.1).' },
 
   // ---- keys (hsm-adapters) ---------------------------------------------------------------------
   KAKUIN_E_KEY_URI_INVALID: { status: 500, summary: 'A key URI is malformed or names an unknown key store.' },

@@ -50,3 +50,11 @@ export function opensslOk(args: string[], input?: Buffer | string): string {
   if (r.status !== 0) throw new Error(`openssl ${args.join(' ')} failed (${r.status}): ${r.stderr}${r.stdout}`);
   return r.stdout;
 }
+
+/** Run `openssl` and return its standard output as bytes (for DER output); throws on failure. */
+export function opensslBytes(args: string[], input?: Buffer | string): Buffer {
+  const r = spawnSync('openssl', args, { input, maxBuffer: 64 * 1024 * 1024, timeout: 60_000 });
+  if (r.error) throw r.error;
+  if (r.status !== 0) throw new Error(`openssl ${args.join(' ')} failed (${r.status}): ${r.stderr.toString()}`);
+  return r.stdout;
+}

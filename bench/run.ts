@@ -1,0 +1,41 @@
+/**
+ * `npm run bench`: prints the figures; `npm run bench -- --json` prints one flat JSON object of
+ * named figures with their unit in the name. Benchmarks measure; tests never assert speed.
+ *
+ * Sizes can be scaled with KAKUIN_BENCH_SCALE (default 1; 0.1 for a quick look).
+ */
+import { benchIssuance } from './issuance.js';
+import { createBenchCa } from './fixtures.js';
+
+const json = process.argv.includes('--json');
+const scale = Number(process.env.KAKUIN_BENCH_SCALE ?? '1');
+
+function log(line: string): void {
+  if (!json) process.stdout.write(`${line}\n`);
+}
+
+async function main(): Promise<void> {
+  const figures: Record<string, number> = {};
+  const n = (x: number) => Math.max(100, Math.round(x * scale));
+
+  log(`kakuin benchmarks — node ${process.version}, ${process.arch}, scale ${scale}`);
+  const ca = await createBenchCa();
+  try {
+    log('\nissuance: CSR parse + proof of possession + build + sign + committed SQLite record (group commits ≤ 100, 100 in flight)');
+    const counts = { kakuin: n(20_000), full: n(10_000), pkijs: n(2_000) };
+    const issuance = await benchIssuance(ca, counts);
+    Object.assign(figures, issuance);
+    log(`  kakuin pkix + node:crypto, WAL + synchronous=NORMAL  ${issuance.issuance_certs_per_s.toLocaleString('en')} certs/s  (${counts.kakuin} certs)`);
+    log(`  kakuin pkix + node:crypto, WAL + synchronous=FULL    ${issuance.issuance_full_sync_certs_per_s.toLocaleString('en')} certs/s  (${counts.full} certs)`);
+    log(`  pkijs + WebCrypto, WAL + synchronous=NORMAL          ${issuance.issuance_pkijs_certs_per_s.toLocaleString('en')} certs/s  (${counts.pkijs} certs)`);
+    log(`  kakuin / pkijs                                       ${issuance.issuance_speedup_vs_pkijs_ratio}x`);
+  } finally {
+    ca.cleanup();
+  }
+  if (json) process.stdout.write(`${JSON.stringify(figures)}\n`);
+}
+
+main().catch((e: unknown) => {
+  process.stderr.write(`bench failed: ${(e as Error)?.stack ?? String(e)}\n`);
+  process.exitCode = 1;
+});

@@ -1,0 +1,54 @@
+import type { ErrorRequestHandler, RequestHandler } from 'express';
+import { isKakuinError, KakuinError } from '../../errors/index.js';
+
+/** What the HTTP layers need of a logger (the composition root provides one). */
+export interface Logger {
+  info(message: string, fields?: Record<string, unknown>): void;
+  warn(message: string, fields?: Record<string, unknown>): void;
+  error(message: string, fields?: Record<string, unknown>): void;
+}
+
+export const routeNotFound: RequestHandler = (req, _res, next) => {
+  next(new KakuinError('KAKUIN_E_ROUTE_NOT_FOUND', `no route ${req.method} ${req.path}`));
+};
+
+/** body-parser's own errors carry a `type`; map the ones a client can cause to stable codes. */
+function fromBodyParser(err: { type?: string; status?: number }): KakuinError | undefined {
+  switch (err.type) {
+    case 'entity.too.large': return new KakuinError('KAKUIN_E_BODY_TOO_LARGE', 'the request body is too large');
+    case 'entity.parse.failed': return new KakuinError('KAKUIN_E_BAD_REQUEST', 'the request body is not valid JSON');
+    case 'encoding.unsupported':
+    case 'charset.unsupported': return new KakuinError('KAKUIN_E_UNSUPPORTED_MEDIA_TYPE', 'unsupported body encoding or charset');
+    case 'request.aborted':
+    case 'request.size.invalid': return new KakuinError('KAKUIN_E_BAD_REQUEST', 'the request body was cut short');
+    default: return undefined;
+  }
+}
+
+/** Errors become `{code, message}` with the code's status; the internal cause goes to the log only. */
+export function errorHandler(logger: Logger): ErrorRequestHandler {
+  return (err, req, res, _next) => {
+    let error: KakuinError;
+    if (isKakuinError(err)) {
+      error = err;
+    } else {
+      error = fromBodyParser(err as { type?: string }) ?? new KakuinError('KAKUIN_E_INTERNAL', 'internal error');
+    }
+    const fields = { code: error.code, method: req.method, path: req.path, status: error.status };
+    if (error.status >= 500) {
+      logger.error('request failed', { ...fields, cause: describe(isKakuinError(err) ? err.cause ?? err : err) });
+    } else {
+      logger.info('request refused', { ...fields, message: error.message });
+    }
+    if (res.headersSent) {
+      res.destroy();
+      return;
+    }
+    res.status(error.status).json(error.toJSON());
+  };
+}
+
+function describe(e: unknown): string {
+  if (e instanceof Error) return `${e.name}: ${e.message}${e.stack ? `\n${e.stack}` : ''}`;
+  return String(e);
+}

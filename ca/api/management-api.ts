@@ -1,0 +1,213 @@
+/**
+ * The management API (express, served over HTTPS by the composition root). Every route states the
+ * callers it admits; today that is admins (named bearer tokens) or anyone for public CA material.
+ *
+ *   POST /api/v1/manufacturers                      admin   {name} → 201 {id}
+ *   GET  /api/v1/manufacturers                      admin
+ *   POST /api/v1/devices                            admin   {manufacturerId, serialNumber, identifiers?, model?, hardwareModuleName?} → 201 {id}
+ *   GET  /api/v1/devices?serialNumber=&mac=&imei=&hardwareId=&status=&manufacturerId=&limit=   admin
+ *   GET  /api/v1/devices/{id}                       admin
+ *   POST /api/v1/devices/{id}/certificates          admin   PKCS#10 (PEM, DER, base64; or JSON {csr}) → 201 {certificate, chain}
+ *   GET  /api/v1/certificates/{serialHex}           admin
+ *   GET  /api/v1/audit-events?deviceId=&type=&since=&limit=   admin
+ *   GET  /api/v1/ca/chain                           anyone  PEM, issuing CA first, root last
+ *   GET  /healthz                                   anyone
+ */
+import express, { type NextFunction, type Request, type RequestHandler, type Response } from 'express';
+import type { DeviceQuery, DeviceStatus, Registry } from '../../registry/port.js';
+import { KakuinError } from '../../errors/index.js';
+import { registerDevice } from '../devices.js';
+import type { DeviceCertificateIssuer } from '../issuance.js';
+import { normalizeSerialHex } from '../serial.js';
+import type { AdminAuthenticator, Caller } from './admin-tokens.js';
+import { errorHandler, routeNotFound, type Logger } from './http-errors.js';
+import {
+  auditEventJson, certificateJson, certificateSummaryJson, deviceJson, manufacturerJson, pemChain,
+} from './representations.js';
+
+export interface ManagementApiDeps {
+  registry: Registry;
+  issuer: DeviceCertificateIssuer;
+  authenticator: AdminAuthenticator;
+  logger: Logger;
+  /** Largest accepted request body, in bytes. */
+  maxBodyBytes: number;
+}
+
+const DEVICE_STATUSES: readonly DeviceStatus[] = ['registered', 'active', 'suspended', 'revoked', 'retired'];
+const PEM_CHAIN = 'application/pem-certificate-chain';
+
+declare module 'express-serve-static-core' {
+  interface Request {
+    caller?: Caller;
+  }
+}
+
+export function createManagementApi(deps: ManagementApiDeps): express.Express {
+  const { registry, issuer, logger } = deps;
+  const app = express();
+  app.disable('x-powered-by');
+  app.set('etag', false);
+  app.use((_req, res, next) => {
+    res.set('Cache-Control', 'no-store');
+    next();
+  });
+
+  const json = express.json({ limit: deps.maxBodyBytes, strict: true });
+  const csrBody = express.raw({ type: ['application/pkcs10', 'application/x-pem-file', 'text/plain'], limit: deps.maxBodyBytes });
+  const admin = admit(deps.authenticator, 'admin');
+
+  app.get('/healthz', (_req, res) => {
+    res.json({ status: 'ok' });
+  });
+
+  app.get('/api/v1/ca/chain', (_req, res) => {
+    res.type(PEM_CHAIN).send(pemChain(issuer.chain));
+  });
+
+  app.post('/api/v1/manufacturers', admin, json, async (req, res) => {
+    const name = body(req).name;
+    if (typeof name !== 'string' || name.trim().length === 0 || name.length > 128) {
+      throw new KakuinError('KAKUIN_E_VALIDATION', 'name must be a non-empty string of at most 128 characters');
+    }
+    const m = await registry.createManufacturer({ name: name.trim() });
+    await registry.appendAuditEvent({ type: 'manufacturer.created', actor: req.caller!.actor, details: { manufacturerId: m.id, name: m.name } });
+    res.status(201).json({ id: m.id });
+  });
+
+  app.get('/api/v1/manufacturers', admin, async (_req, res) => {
+    res.json({ manufacturers: (await registry.listManufacturers()).map(manufacturerJson) });
+  });
+
+  app.post('/api/v1/devices', admin, json, async (req, res) => {
+    const b = body(req);
+    const device = await registerDevice(registry, {
+      manufacturerId: b.manufacturerId, serialNumber: b.serialNumber, identifiers: b.identifiers,
+      model: b.model, hardwareModuleName: b.hardwareModuleName,
+    }, req.caller!.actor);
+    res.status(201).json({ id: device.id });
+  });
+
+  app.get('/api/v1/devices', admin, async (req, res) => {
+    res.json({ devices: (await registry.findDevices(deviceQuery(req))).map(deviceJson) });
+  });
+
+  app.get('/api/v1/devices/:id', admin, async (req, res) => {
+    const device = await registry.getDevice(String(req.params.id));
+    const certificates = await registry.listCertificatesOfDevice(device.id);
+    res.json({ ...deviceJson(device), certificates: certificates.map(certificateSummaryJson) });
+  });
+
+  app.post('/api/v1/devices/:id/certificates', admin, json, csrBody, async (req, res) => {
+    const wantsPem = negotiateCertificateFormat(req);
+    const issued = await issuer.issue({ deviceId: String(req.params.id), csr: csrFromRequest(req), actor: req.caller!.actor });
+    res.status(201).location(`/api/v1/certificates/${issued.record.serialHex}`);
+    if (wantsPem) {
+      res.type(PEM_CHAIN).send(pemChain([issued.der, ...issued.chain]));
+    } else {
+      res.json({ serialHex: issued.record.serialHex, certificate: pemChain([issued.der]), chain: pemChain(issued.chain) });
+    }
+  });
+
+  app.get('/api/v1/certificates/:serialHex', admin, async (req, res) => {
+    const serialHex = normalizeSerialHex(String(req.params.serialHex));
+    if (!serialHex) throw new KakuinError('KAKUIN_E_VALIDATION', 'serialHex must be a hexadecimal serial number');
+    res.json(certificateJson(await registry.getCertificate(serialHex)));
+  });
+
+  app.get('/api/v1/audit-events', admin, async (req, res) => {
+    const q = req.query;
+    const since = typeof q.since === 'string' ? new Date(q.since) : undefined;
+    if (since && Number.isNaN(since.getTime())) throw new KakuinError('KAKUIN_E_VALIDATION', 'since must be an ISO 8601 time');
+    const events = await registry.listAuditEvents({
+      deviceId: stringParam(q.deviceId), type: stringParam(q.type), since, limit: limitParam(q.limit),
+    });
+    res.json({ events: events.map(auditEventJson) });
+  });
+
+  app.use(routeNotFound);
+  app.use(errorHandler(logger));
+  return app;
+}
+
+/** Authentication and role check; it runs before any body is read. */
+function admit(authenticator: AdminAuthenticator, role: Caller['kind']): RequestHandler {
+  return async (req: Request, res: Response, next: NextFunction) => {
+    const caller = await authenticator.authenticate(req.get('authorization'));
+    if (!caller) {
+      res.set('WWW-Authenticate', 'Bearer realm="kakuin"');
+      throw new KakuinError('KAKUIN_E_UNAUTHENTICATED', 'a valid bearer token is required');
+    }
+    if (caller.kind !== role) throw new KakuinError('KAKUIN_E_FORBIDDEN', `this route admits ${role} callers only`);
+    req.caller = caller;
+    next();
+  };
+}
+
+function body(req: Request): Record<string, unknown> {
+  if (!req.is('application/json')) {
+    throw new KakuinError('KAKUIN_E_UNSUPPORTED_MEDIA_TYPE', 'this route takes application/json');
+  }
+  const b: unknown = req.body;
+  if (typeof b !== 'object' || b === null || Array.isArray(b)) throw new KakuinError('KAKUIN_E_VALIDATION', 'the body must be a JSON object');
+  return b as Record<string, unknown>;
+}
+
+function stringParam(v: unknown): string | undefined {
+  if (v === undefined) return undefined;
+  if (typeof v !== 'string' || v.length > 256) throw new KakuinError('KAKUIN_E_VALIDATION', 'query parameters must be single strings');
+  return v;
+}
+
+function limitParam(v: unknown): number | undefined {
+  const s = stringParam(v);
+  if (s === undefined) return undefined;
+  const n = Number(s);
+  if (!Number.isInteger(n) || n < 1 || n > 1000) throw new KakuinError('KAKUIN_E_VALIDATION', 'limit must be an integer from 1 to 1000');
+  return n;
+}
+
+function deviceQuery(req: Request): DeviceQuery {
+  const q = req.query;
+  const status = stringParam(q.status);
+  if (status !== undefined && !DEVICE_STATUSES.includes(status as DeviceStatus)) {
+    throw new KakuinError('KAKUIN_E_VALIDATION', `status must be one of ${DEVICE_STATUSES.join(', ')}`);
+  }
+  return {
+    manufacturerId: stringParam(q.manufacturerId),
+    serialNumber: stringParam(q.serialNumber),
+    mac: stringParam(q.mac),
+    imei: stringParam(q.imei),
+    hardwareId: stringParam(q.hardwareId),
+    status: status as DeviceStatus | undefined,
+    limit: limitParam(q.limit),
+  };
+}
+
+function negotiateCertificateFormat(req: Request): boolean {
+  const choice = req.accepts(['application/json', PEM_CHAIN]);
+  if (!choice) throw new KakuinError('KAKUIN_E_NOT_ACCEPTABLE', `this route answers application/json or ${PEM_CHAIN}`);
+  return choice === PEM_CHAIN;
+}
+
+/** A CSR from JSON `{csr}` or a raw body: PEM text, binary DER, or base64 DER (as EST sends it). */
+function csrFromRequest(req: Request): Buffer | string {
+  if (req.is('application/json')) {
+    const csr = body(req).csr;
+    if (typeof csr !== 'string' || csr.length === 0) throw new KakuinError('KAKUIN_E_VALIDATION', 'csr must be a PEM string');
+    return csr.includes('-----BEGIN') ? csr : base64Der(csr);
+  }
+  if (!Buffer.isBuffer(req.body) || req.body.length === 0) {
+    throw new KakuinError('KAKUIN_E_UNSUPPORTED_MEDIA_TYPE', 'send the CSR as application/pkcs10 (PEM, DER or base64) or JSON {csr}');
+  }
+  const raw: Buffer = req.body;
+  if (raw[0] === 0x30) return raw;
+  const text = raw.toString('latin1');
+  return text.includes('-----BEGIN') ? text : base64Der(text);
+}
+
+function base64Der(text: string): Buffer {
+  const compact = text.replace(/\s+/g, '');
+  if (!/^[A-Za-z0-9+/]+={0,2}$/.test(compact)) throw new KakuinError('KAKUIN_E_PEM_MALFORMED', 'the CSR is neither PEM, DER nor base64');
+  return Buffer.from(compact, 'base64');
+}

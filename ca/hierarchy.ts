@@ -1,0 +1,156 @@
+/**
+ * Bootstrap of the CA hierarchy (DESIGN.md "Identities"): a root, the device issuing CA (the only
+ * issuer the gateway accepts for device clients) and the infrastructure CA (TLS server
+ * certificates of kakuin's own listeners — never the device CA). The station CA and the OCSP
+ * signers come with their issues.
+ *
+ * Bootstrap is resumable: each CA that is already recorded is loaded, each missing one is created,
+ * so a crash half-way through `init` is repaired by running it again.
+ */
+import type { KeyAlgorithm } from '../hsm-adapters/port.js';
+import type { KeyRing } from '../hsm-adapters/index.js';
+import {
+  authorityInfoAccessExt, authorityKeyIdentifierExt, basicConstraintsExt, crlDistributionPointsExt,
+  encodeCertificate, encodeName, encodeTbsCertificate, keyIdentifier, keyUsageExt, parseSpki, subjectKeyIdentifierExt, type NameAttribute,
+} from '../pkix/index.js';
+import type { Issuer, IssuerKind, Registry } from '../registry/port.js';
+import { hasCode, KakuinError } from '../errors/index.js';
+import { issuerFromParts, signCertificate, tbsFor, type LoadedIssuer } from './issuer.js';
+import { issuanceCertificateFields } from './records.js';
+import { newCertificateSerial, serialToHex } from './serial.js';
+import type { PublicUrls } from './urls.js';
+
+export interface HierarchyOptions {
+  organization: string;
+  rootKeyAlgorithm: KeyAlgorithm;
+  issuingKeyAlgorithm: KeyAlgorithm;
+  rootValidityYears: number;
+  issuingValidityYears: number;
+  /** Key URI for a CA's key, e.g. `file:root-ca` or a PKCS#11 URI. */
+  keyUriFor(issuerId: string): string;
+  urls: PublicUrls;
+  actor: string;
+}
+
+export interface CaHierarchy {
+  root: LoadedIssuer;
+  device: LoadedIssuer;
+  infrastructure: LoadedIssuer;
+}
+
+export const HIERARCHY_ISSUERS = ['root', 'device', 'infrastructure'] as const;
+
+const YEAR_MS = 365.25 * 86_400_000;
+
+/** True when every CA of the hierarchy is recorded. */
+export async function hierarchyExists(registry: Registry): Promise<boolean> {
+  const ids = new Set((await registry.listIssuers()).map((i) => i.id));
+  return HIERARCHY_ISSUERS.every((id) => ids.has(id));
+}
+
+export async function loadHierarchy(registry: Registry, keys: KeyRing): Promise<CaHierarchy> {
+  const [root, device, infrastructure] = await Promise.all(HIERARCHY_ISSUERS.map(async (id) => {
+    let record: Issuer;
+    try {
+      record = await registry.getIssuer(id);
+    } catch (e) {
+      if (hasCode(e, 'KAKUIN_E_ISSUER_NOT_FOUND')) {
+        throw new KakuinError('KAKUIN_E_CA_NOT_INITIALIZED', `the ${id} CA does not exist; run \`kakuin init\``);
+      }
+      throw e;
+    }
+    return issuerFromParts(record, await keys.load(record.keyUri));
+  }));
+  return { root, device, infrastructure };
+}
+
+/** Create whatever part of the hierarchy is missing; returns the whole hierarchy. */
+export async function bootstrapHierarchy(registry: Registry, keys: KeyRing, options: HierarchyOptions, now = new Date()): Promise<CaHierarchy> {
+  const existing = new Map((await registry.listIssuers()).map((i) => [i.id, i]));
+  const obtain = async (id: string, make: () => Promise<LoadedIssuer>): Promise<LoadedIssuer> => {
+    const record = existing.get(id);
+    return record ? issuerFromParts(record, await keys.load(record.keyUri)) : make();
+  };
+  const root = await obtain('root', () => createRoot(registry, keys, options, now));
+  const device = await obtain('device', () =>
+    createSubordinate(registry, keys, options, root, 'device', 'device', 'Device Issuing CA', now));
+  const infrastructure = await obtain('infrastructure', () =>
+    createSubordinate(registry, keys, options, root, 'infrastructure', 'infrastructure', 'Infrastructure CA', now));
+  return { root, device, infrastructure };
+}
+
+async function keyFor(keys: KeyRing, uri: string, algorithm: KeyAlgorithm) {
+  // A key without an issuer record is left over from an interrupted bootstrap: it never signed
+  // anything that was recorded, so it is reused rather than refused.
+  return (await keys.exists(uri)) ? keys.load(uri) : keys.generate(uri, algorithm);
+}
+
+function caName(options: HierarchyOptions, cn: string): Buffer {
+  const attrs: NameAttribute[] = [{ type: 'O', value: options.organization }, { type: 'CN', value: `${options.organization} ${cn}` }];
+  return encodeName(attrs);
+}
+
+async function createRoot(registry: Registry, keys: KeyRing, options: HierarchyOptions, now: Date): Promise<LoadedIssuer> {
+  const uri = options.keyUriFor('root');
+  const signer = await keyFor(keys, uri, options.rootKeyAlgorithm);
+  const subject = caName(options, 'Root CA');
+  const keyId = keyIdentifier(parseSpki(signer.publicKeySpki));
+  const serial = newCertificateSerial();
+  const notBefore = new Date(Math.floor(now.getTime() / 1000) * 1000);
+  const notAfter = new Date(notBefore.getTime() + options.rootValidityYears * YEAR_MS);
+  // RFC 5280 §4.2.1.9/§4.2.1.3: CA certificates carry critical basicConstraints and keyUsage.
+  const tbs = encodeTbsCertificate({
+    serial, signatureAlgorithm: signer.signatureAlgorithm, issuer: subject, subject, notBefore, notAfter,
+    spki: signer.publicKeySpki,
+    extensions: [
+      basicConstraintsExt({ ca: true }),
+      keyUsageExt(['keyCertSign', 'cRLSign']),
+      subjectKeyIdentifierExt(keyId),
+    ],
+  });
+  const der = encodeCertificate(tbs, signer.signatureAlgorithm, await signer.sign(tbs));
+  return recordCa(registry, { id: 'root', kind: 'root', der, keyUri: uri, signer, serial, notBefore, notAfter, actor: options.actor });
+}
+
+async function createSubordinate(
+  registry: Registry, keys: KeyRing, options: HierarchyOptions, parent: LoadedIssuer,
+  id: string, kind: IssuerKind, cn: string, now: Date,
+): Promise<LoadedIssuer> {
+  const uri = options.keyUriFor(id);
+  const signer = await keyFor(keys, uri, options.issuingKeyAlgorithm);
+  const serial = newCertificateSerial();
+  const notBefore = new Date(Math.floor(now.getTime() / 1000) * 1000);
+  let notAfter = new Date(notBefore.getTime() + options.issuingValidityYears * YEAR_MS);
+  // A CA certificate must not outlive its issuer (RFC 5280 §6.1.3 checks every link's validity).
+  if (notAfter > parent.certificate.notAfter) notAfter = parent.certificate.notAfter;
+  const tbs = tbsFor(parent, {
+    serial, subject: caName(options, cn), notBefore, notAfter, spki: signer.publicKeySpki,
+    extensions: [
+      // pathLen 0: an issuing CA issues end-entity certificates only.
+      basicConstraintsExt({ ca: true, pathLen: 0 }),
+      keyUsageExt(['digitalSignature', 'keyCertSign', 'cRLSign']),
+      subjectKeyIdentifierExt(keyIdentifier(parseSpki(signer.publicKeySpki))),
+      authorityKeyIdentifierExt(parent.keyId),
+      crlDistributionPointsExt([options.urls.crl(parent.id)]),
+      authorityInfoAccessExt({ caIssuers: [options.urls.caIssuers(parent.id)] }),
+    ],
+  });
+  const der = await signCertificate(parent, tbs);
+  return recordCa(registry, { id, kind, der, keyUri: uri, signer, serial, notBefore, notAfter, parentId: parent.id, actor: options.actor });
+}
+
+async function recordCa(registry: Registry, ca: {
+  id: string; kind: IssuerKind; der: Buffer; keyUri: string; signer: LoadedIssuer['signer'];
+  serial: Buffer; notBefore: Date; notAfter: Date; parentId?: string; actor: string;
+}): Promise<LoadedIssuer> {
+  const record = await registry.putIssuer({ id: ca.id, kind: ca.kind, certificateDer: ca.der, keyUri: ca.keyUri, parentId: ca.parentId });
+  const serialHex = serialToHex(ca.serial);
+  await registry.recordIssuance({
+    certificate: issuanceCertificateFields({
+      serialHex, issuerId: ca.parentId ?? ca.id, profile: ca.kind === 'root' ? 'root-ca' : 'sub-ca',
+      der: ca.der, spkiDer: ca.signer.publicKeySpki, notBefore: ca.notBefore, notAfter: ca.notAfter,
+    }),
+    audit: { type: 'ca.created', actor: ca.actor, serialHex, details: { issuerId: ca.id, kind: ca.kind } },
+  });
+  return issuerFromParts(record, ca.signer);
+}

@@ -1,0 +1,143 @@
+/**
+ * Device certificate issuance: the measured hot path (DESIGN.md "Hot paths").
+ *
+ * Two steps, as boulder does it: prepare the to-be-signed body from the device record (never from
+ * the CSR: a request's names and extensions never reach a certificate), then sign once. The
+ * certificate is committed to the registry before it is returned to anyone.
+ */
+import {
+  authorityInfoAccessExt, authorityKeyIdentifierExt, basicConstraintsExt, crlDistributionPointsExt, encodeName,
+  extKeyUsageExt, keyIdentifier, keyUsageExt, readCsr, subjectAltNameExt, subjectKeyIdentifierExt,
+  type GeneralName, type ParsedCsr,
+} from '../pkix/index.js';
+import type { CertificateRecord, Device, Registry } from '../registry/port.js';
+import { hasCode, KakuinError } from '../errors/index.js';
+import { signCertificate, tbsFor, type LoadedIssuer } from './issuer.js';
+import { deviceUri, validityWindow, type DeviceProfilePolicy } from './profiles.js';
+import { issuanceCertificateFields, NO_WELL_DEFINED_EXPIRATION, publicKeySha256 } from './records.js';
+import { createProofOfPossessionVerifier, type ProofOfPossessionVerifier } from './pop-verifier.js';
+import { newCertificateSerial, serialToHex } from './serial.js';
+import type { PublicUrls } from './urls.js';
+
+const OID_SERIAL_NUMBER = '2.5.4.5';
+
+/** Device states that may receive a certificate; suspended, revoked and retired devices may not. */
+const ISSUABLE_STATES = new Set<Device['status']>(['registered', 'active']);
+
+export interface IssueDeviceCertificateRequest {
+  deviceId: string;
+  /** PKCS#10 request, PEM or DER. */
+  csr: Buffer | string;
+  /** Who asked, for the audit event: `token:<name>`, `cli`, ... */
+  actor: string;
+}
+
+export interface IssuedCertificate {
+  record: CertificateRecord;
+  der: Buffer;
+  /** Issuing CA first, root last. */
+  chain: Buffer[];
+}
+
+export class DeviceCertificateIssuer {
+  /** Extensions identical in every certificate of this issuer, encoded once. */
+  private readonly fixedExtensionsBefore: Buffer[];
+  private readonly fixedExtensionsAfter: Buffer[];
+  private readonly manufacturerNames = new Map<string, string>();
+
+  constructor(
+    private readonly registry: Registry,
+    private readonly issuer: LoadedIssuer,
+    readonly chain: Buffer[],
+    urls: PublicUrls,
+    private readonly profile: DeviceProfilePolicy,
+    private readonly verifier: ProofOfPossessionVerifier = createProofOfPossessionVerifier(0),
+    private readonly clock: () => Date = () => new Date(),
+  ) {
+    this.fixedExtensionsBefore = [
+      basicConstraintsExt({ ca: false }),
+      keyUsageExt(['digitalSignature']),
+      extKeyUsageExt(['clientAuth']),
+    ];
+    this.fixedExtensionsAfter = [
+      authorityKeyIdentifierExt(issuer.keyId),
+      crlDistributionPointsExt([urls.crl(issuer.id)]),
+      authorityInfoAccessExt({ ocsp: [urls.ocsp], caIssuers: [urls.caIssuers(issuer.id)] }),
+    ];
+  }
+
+  get issuerId(): string {
+    return this.issuer.id;
+  }
+
+  async issue(request: IssueDeviceCertificateRequest): Promise<IssuedCertificate> {
+    // Parse, then proof of possession and key policy (in the verifier pool) while the device
+    // record is read: together they refuse most bad input before anything is built.
+    const csr = readCsr(request.csr);
+    const [device] = await Promise.all([this.registry.getDevice(request.deviceId), this.verifier.verify(csr.rawDer)]);
+    if (!ISSUABLE_STATES.has(device.status)) {
+      throw new KakuinError('KAKUIN_E_DEVICE_STATE', `device ${device.id} is ${device.status}; only registered or active devices get certificates`);
+    }
+    checkSubjectAgainstDevice(csr, device);
+    const keyHash = publicKeySha256(csr.spki.rawDer);
+    const boundTo = await this.registry.findDeviceIdByPublicKey(keyHash);
+    if (boundTo !== undefined && boundTo !== device.id) {
+      throw new KakuinError('KAKUIN_E_PUBLIC_KEY_IN_USE', 'this public key is already bound to another device');
+    }
+    const subject = encodeName([
+      { type: 'O', value: await this.manufacturerName(device.manufacturerId) },
+      { type: 'serialNumber', value: device.serialNumber },
+    ]);
+    const names: GeneralName[] = [{ uri: deviceUri(device.id) }];
+    if (device.hardwareModuleName) {
+      names.push({ hardwareModuleName: { hwType: device.hardwareModuleName.hwType, hwSerial: Buffer.from(device.hardwareModuleName.hwSerialHex, 'hex') } });
+    }
+    const variable = [subjectAltNameExt(names), subjectKeyIdentifierExt(keyIdentifier(csr.spki))];
+    const extensions = [...this.fixedExtensionsBefore, ...variable, ...this.fixedExtensionsAfter];
+    const { notBefore, notAfter } = validityWindow(this.profile, this.clock());
+
+    // A serial collision (127 × 2^120 values) is all but impossible; one retry with a new serial
+    // covers it without a special path.
+    for (let attempt = 0; ; attempt++) {
+      const serial = newCertificateSerial();
+      const tbs = tbsFor(this.issuer, { serial, subject, notBefore, notAfter, spki: csr.spki.rawDer, extensions });
+      const der = await signCertificate(this.issuer, tbs);
+      const serialHex = serialToHex(serial);
+      try {
+        const record = await this.registry.recordIssuance({
+          certificate: issuanceCertificateFields({
+            serialHex, issuerId: this.issuer.id, deviceId: device.id, profile: 'device', der, spkiDer: csr.spki.rawDer,
+            notBefore, notAfter: notAfter === 'no-well-defined-expiration' ? NO_WELL_DEFINED_EXPIRATION : notAfter,
+          }),
+          audit: { type: 'certificate.issued', actor: request.actor, deviceId: device.id, serialHex, details: { profile: 'device', issuerId: this.issuer.id } },
+        });
+        return { record, der, chain: this.chain };
+      } catch (e) {
+        if (attempt === 0 && hasCode(e, 'KAKUIN_E_SERIAL_EXISTS')) continue;
+        throw e;
+      }
+    }
+  }
+
+  private async manufacturerName(id: string): Promise<string> {
+    let name = this.manufacturerNames.get(id);
+    if (name === undefined) {
+      name = (await this.registry.getManufacturer(id)).name;
+      this.manufacturerNames.set(id, name);
+    }
+    return name;
+  }
+}
+
+/**
+ * The subject comes from the device record, but a CSR that names a different device is a sign of
+ * a mix-up at the station (or worse), so it is refused rather than silently corrected.
+ */
+function checkSubjectAgainstDevice(csr: ParsedCsr, device: Device): void {
+  for (const attr of csr.subject.attributes) {
+    if (attr.oid === OID_SERIAL_NUMBER && attr.value !== device.serialNumber) {
+      throw new KakuinError('KAKUIN_E_CSR_SUBJECT_MISMATCH',
+        `the CSR subject names serialNumber ${JSON.stringify(attr.value)} but the device's serial number is ${JSON.stringify(device.serialNumber)}`);
+    }
+  }
+}

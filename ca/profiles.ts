@@ -1,0 +1,55 @@
+/**
+ * Certificate profiles: what a certificate of each kind looks like, apart from who it names.
+ *
+ * Device (IEEE 802.1AR DevID-like) certificates: subject serialNumber = device serial number,
+ * SAN URI `urn:kakuin:device:<id>` (+ optional HardwareModuleName), keyUsage digitalSignature,
+ * extKeyUsage clientAuth, CRL distribution point and AIA (OCSP + caIssuers).
+ */
+
+export type ValidityPolicy = { days: number } | 'no-well-defined-expiration';
+
+export interface DeviceProfilePolicy {
+  /**
+   * Lifetime of a device certificate. `no-well-defined-expiration` writes RFC 5280 §4.1.2.5's
+   * GeneralizedTime 99991231235959Z, as IEEE 802.1AR allows for IDevIDs that outlive any CA.
+   */
+  validity: ValidityPolicy;
+  /**
+   * notBefore is set back by this much: devices without a battery-backed clock often boot with a
+   * time slightly behind the CA's, and would otherwise reject their own fresh certificate.
+   */
+  backdateSeconds: number;
+}
+
+export const DEFAULT_DEVICE_PROFILE: DeviceProfilePolicy = {
+  validity: { days: 3650 },
+  backdateSeconds: 3600,
+};
+
+export interface ValidityWindow {
+  notBefore: Date;
+  notAfter: Date | 'no-well-defined-expiration';
+}
+
+const DAY_MS = 86_400_000;
+
+export function validityWindow(policy: { validity: ValidityPolicy; backdateSeconds: number }, now: Date): ValidityWindow {
+  // Whole seconds: X.509 times carry no fractions (RFC 5280 §4.1.2.5.1/.2).
+  const nowMs = Math.floor(now.getTime() / 1000) * 1000;
+  const notBefore = new Date(nowMs - policy.backdateSeconds * 1000);
+  const notAfter = policy.validity === 'no-well-defined-expiration'
+    ? 'no-well-defined-expiration'
+    : new Date(nowMs + policy.validity.days * DAY_MS);
+  return { notBefore, notAfter };
+}
+
+/** The device's URI in the SAN, the key the gateway uses to find its registry record. */
+export function deviceUri(deviceId: string): string {
+  return `urn:kakuin:device:${deviceId}`;
+}
+
+/** Parse `urn:kakuin:device:<id>`; undefined for anything else. */
+export function deviceIdFromUri(uri: string): string | undefined {
+  const m = /^urn:kakuin:device:([A-Za-z0-9-]{1,64})$/.exec(uri);
+  return m ? m[1] : undefined;
+}

@@ -1,0 +1,247 @@
+/**
+ * One typed, validated configuration: defaults ← config file ← environment, frozen at start.
+ * Every option is documented in docs/configuration.md (a test checks the two agree).
+ *
+ * The file is JSON, `$KAKUIN_CONFIG` or else `<dataDir>/kakuin.json` when it exists; unknown keys
+ * are refused so that a typo never silently falls back to a default.
+ */
+import { existsSync, readFileSync } from 'node:fs';
+import path from 'node:path';
+import { KEY_ALGORITHMS, type KeyAlgorithm } from '../hsm-adapters/port.js';
+import { defaultVerifierWorkers } from '../ca/pop-verifier.js';
+import { KakuinError } from '../errors/index.js';
+
+export interface KakuinConfig {
+  dataDir: string;
+  /** The file the configuration was read from, if any. */
+  configFile?: string;
+  bindHost: string;
+  api: { port: number; maxBodyBytes: number };
+  ocsp: { port: number };
+  gateway: { port: number };
+  legacy: { port: number };
+  /** Base of the OCSP, CRL and caIssuers URLs written into certificates. */
+  publicHttpUrl: string;
+  tls: { hostnames: string[]; validityDays: number; renewWithinDays: number };
+  storage: { type: 'sqlite'; path: string; synchronous: 'NORMAL' | 'FULL' };
+  keys: { directory: string; passphraseFile: string };
+  secrets: { directory: string };
+  ca: {
+    organization: string;
+    rootKeyAlgorithm: KeyAlgorithm;
+    issuingKeyAlgorithm: KeyAlgorithm;
+    rootValidityYears: number;
+    issuingValidityYears: number;
+    device: { validityDays: number | 'no-well-defined-expiration'; backdateSeconds: number };
+    /** Worker threads checking CSR signatures; 0 checks on the main thread. */
+    verifyWorkers: number;
+  };
+  log: { level: 'debug' | 'info' | 'warn' | 'error' };
+}
+
+type Env = Record<string, string | undefined>;
+type Json = Record<string, unknown>;
+
+/** The options a config file may set (dotted paths) and how each is checked. */
+const FILE_OPTIONS: Record<string, (v: unknown, key: string) => unknown> = {
+  bindHost: str,
+  'api.port': port,
+  'api.maxBodyBytes': (v, k) => int(v, k, 1024, 64 * 1024 * 1024),
+  'ocsp.port': port,
+  'gateway.port': port,
+  'legacy.port': port,
+  publicHttpUrl: httpUrl,
+  'tls.hostnames': hostnames,
+  'tls.validityDays': (v, k) => int(v, k, 1, 825),
+  'tls.renewWithinDays': (v, k) => int(v, k, 0, 365),
+  'storage.type': (v, k) => oneOf(v, k, ['sqlite']),
+  'storage.path': str,
+  'storage.synchronous': (v, k) => oneOf(v, k, ['NORMAL', 'FULL']),
+  'keys.directory': str,
+  'keys.passphraseFile': str,
+  'secrets.directory': str,
+  'ca.organization': (v, k) => printable(v, k, 64),
+  'ca.rootKeyAlgorithm': keyAlgorithm,
+  'ca.issuingKeyAlgorithm': keyAlgorithm,
+  'ca.rootValidityYears': (v, k) => int(v, k, 1, 50),
+  'ca.issuingValidityYears': (v, k) => int(v, k, 1, 30),
+  'ca.device.validityDays': (v, k) => (v === 'no-well-defined-expiration' ? v : int(v, k, 1, 36500)),
+  'ca.device.backdateSeconds': (v, k) => int(v, k, 0, 7 * 86400),
+  'ca.verifyWorkers': (v, k) => int(v, k, 0, 64),
+  'log.level': (v, k) => oneOf(v, k, ['debug', 'info', 'warn', 'error']),
+};
+
+/** Environment variables and the option each one overrides (values are strings, parsed like JSON scalars). */
+export const ENV_OPTIONS: Record<string, string> = {
+  KAKUIN_BIND_HOST: 'bindHost',
+  KAKUIN_API_PORT: 'api.port',
+  KAKUIN_OCSP_PORT: 'ocsp.port',
+  KAKUIN_GATEWAY_PORT: 'gateway.port',
+  KAKUIN_LEGACY_PORT: 'legacy.port',
+  KAKUIN_PUBLIC_HTTP_URL: 'publicHttpUrl',
+  KAKUIN_TLS_HOSTNAMES: 'tls.hostnames',
+  KAKUIN_SQLITE_PATH: 'storage.path',
+  KAKUIN_SQLITE_SYNCHRONOUS: 'storage.synchronous',
+  KAKUIN_KEY_PASSPHRASE_FILE: 'keys.passphraseFile',
+  KAKUIN_ORGANIZATION: 'ca.organization',
+  KAKUIN_LOG_LEVEL: 'log.level',
+  KAKUIN_VERIFY_WORKERS: 'ca.verifyWorkers',
+};
+
+/** Options that exist only as environment variables (secrets and locations), read where they are used. */
+export const ENV_ONLY = ['KAKUIN_DATA_DIR', 'KAKUIN_CONFIG', 'KAKUIN_KEY_PASSPHRASE', 'KAKUIN_ADMIN_TOKEN'] as const;
+
+export function configFileOptions(): string[] {
+  return Object.keys(FILE_OPTIONS);
+}
+
+export function loadConfig(env: Env = process.env, cwd = process.cwd()): Readonly<KakuinConfig> {
+  const dataDir = path.resolve(cwd, env.KAKUIN_DATA_DIR || './data');
+  const explicitFile = env.KAKUIN_CONFIG ? path.resolve(cwd, env.KAKUIN_CONFIG) : undefined;
+  const defaultFile = path.join(dataDir, 'kakuin.json');
+  const configFile = explicitFile ?? (existsSync(defaultFile) ? defaultFile : undefined);
+
+  const settings = new Map<string, unknown>();
+  if (configFile) {
+    let parsed: unknown;
+    try {
+      parsed = JSON.parse(readFileSync(configFile, 'utf8'));
+    } catch (e) {
+      throw new KakuinError('KAKUIN_E_CONFIG', `cannot read the config file ${configFile}: ${(e as Error).message}`);
+    }
+    if (typeof parsed !== 'object' || parsed === null || Array.isArray(parsed)) {
+      throw new KakuinError('KAKUIN_E_CONFIG', `${configFile} must hold a JSON object`);
+    }
+    flatten(parsed as Json, '', settings, configFile);
+  }
+  for (const [variable, option] of Object.entries(ENV_OPTIONS)) {
+    const raw = env[variable];
+    if (raw !== undefined && raw !== '') settings.set(option, fromEnv(option, raw));
+  }
+  const checked = new Map<string, unknown>();
+  for (const [key, value] of settings) checked.set(key, FILE_OPTIONS[key](value, key));
+  const get = <T>(key: string, fallback: T): T => (checked.has(key) ? (checked.get(key) as T) : fallback);
+
+  const ocspPort = get('ocsp.port', 8080);
+  const within = (p: string) => path.resolve(dataDir, p);
+  const config: KakuinConfig = {
+    dataDir,
+    configFile,
+    bindHost: get('bindHost', '127.0.0.1'),
+    api: { port: get('api.port', 8443), maxBodyBytes: get('api.maxBodyBytes', 64 * 1024) },
+    ocsp: { port: ocspPort },
+    gateway: { port: get('gateway.port', 9443) },
+    legacy: { port: get('legacy.port', 9444) },
+    publicHttpUrl: get('publicHttpUrl', `http://localhost:${ocspPort}`).replace(/\/+$/, ''),
+    tls: {
+      hostnames: get('tls.hostnames', ['localhost', '127.0.0.1', '::1']),
+      validityDays: get('tls.validityDays', 397),
+      renewWithinDays: get('tls.renewWithinDays', 30),
+    },
+    storage: {
+      type: 'sqlite',
+      path: within(get('storage.path', 'kakuin.db')),
+      synchronous: get('storage.synchronous', 'NORMAL'),
+    },
+    keys: {
+      directory: within(get('keys.directory', 'keys')),
+      passphraseFile: within(get('keys.passphraseFile', 'secrets/key-passphrase')),
+    },
+    secrets: { directory: within(get('secrets.directory', 'secrets')) },
+    ca: {
+      organization: get('ca.organization', 'kakuin development'),
+      rootKeyAlgorithm: get('ca.rootKeyAlgorithm', 'ecdsa-p384'),
+      issuingKeyAlgorithm: get('ca.issuingKeyAlgorithm', 'ecdsa-p256'),
+      rootValidityYears: get('ca.rootValidityYears', 20),
+      issuingValidityYears: get('ca.issuingValidityYears', 10),
+      device: {
+        validityDays: get('ca.device.validityDays', 3650),
+        backdateSeconds: get('ca.device.backdateSeconds', 3600),
+      },
+      verifyWorkers: get('ca.verifyWorkers', defaultVerifierWorkers()),
+    },
+    log: { level: get('log.level', 'info') },
+  };
+  return deepFreeze(config);
+}
+
+function flatten(obj: Json, prefix: string, out: Map<string, unknown>, file: string): void {
+  for (const [k, v] of Object.entries(obj)) {
+    const key = prefix + k;
+    if (key in FILE_OPTIONS) {
+      out.set(key, v);
+    } else if (typeof v === 'object' && v !== null && !Array.isArray(v) && Object.keys(FILE_OPTIONS).some((o) => o.startsWith(`${key}.`))) {
+      flatten(v as Json, `${key}.`, out, file);
+    } else {
+      throw new KakuinError('KAKUIN_E_CONFIG', `${file}: unknown option ${JSON.stringify(key)} (see docs/configuration.md)`);
+    }
+  }
+}
+
+function fromEnv(option: string, raw: string): unknown {
+  if (option === 'tls.hostnames') return raw.split(',').map((s) => s.trim()).filter(Boolean);
+  if (/^-?[0-9]+$/.test(raw)) return Number(raw);
+  return raw;
+}
+
+function fail(key: string, what: string): never {
+  throw new KakuinError('KAKUIN_E_CONFIG', `option ${key} ${what}`);
+}
+
+function str(v: unknown, key: string): string {
+  if (typeof v !== 'string' || v.length === 0) fail(key, 'must be a non-empty string');
+  return v;
+}
+
+function printable(v: unknown, key: string, max: number): string {
+  const s = str(v, key);
+  // eslint-disable-next-line no-control-regex
+  if (s.length > max || /[\u0000-\u001f]/.test(s)) fail(key, `must be at most ${max} printable characters`);
+  return s;
+}
+
+function int(v: unknown, key: string, min: number, max: number): number {
+  if (typeof v !== 'number' || !Number.isInteger(v) || v < min || v > max) fail(key, `must be an integer from ${min} to ${max}`);
+  return v;
+}
+
+function port(v: unknown, key: string): number {
+  return int(v, key, 0, 65535);
+}
+
+function oneOf<T extends string>(v: unknown, key: string, allowed: readonly T[]): T {
+  if (!allowed.includes(v as T)) fail(key, `must be one of ${allowed.join(', ')}`);
+  return v as T;
+}
+
+function keyAlgorithm(v: unknown, key: string): KeyAlgorithm {
+  return oneOf(v, key, KEY_ALGORITHMS);
+}
+
+function httpUrl(v: unknown, key: string): string {
+  const s = str(v, key);
+  let u: URL;
+  try {
+    u = new URL(s);
+  } catch {
+    fail(key, 'must be an absolute URL');
+  }
+  // RFC 5280 §4.2.1.13 / RFC 6960: relying parties fetch CRLs and OCSP over plain HTTP.
+  if (u.protocol !== 'http:') fail(key, 'must be an http:// URL (CRL and OCSP are fetched over plain HTTP)');
+  return s;
+}
+
+function hostnames(v: unknown, key: string): string[] {
+  if (!Array.isArray(v) || v.length === 0 || !v.every((h) => typeof h === 'string' && /^[A-Za-z0-9.:*-]{1,253}$/.test(h))) {
+    fail(key, 'must be a non-empty list of host names or IP addresses');
+  }
+  return v as string[];
+}
+
+function deepFreeze<T>(o: T): T {
+  if (typeof o === 'object' && o !== null) {
+    for (const v of Object.values(o)) deepFreeze(v);
+    Object.freeze(o);
+  }
+  return o;
+}

@@ -1,0 +1,175 @@
+#!/usr/bin/env node
+/**
+ * The `kakuin` command. Every command reads the same configuration (docs/configuration.md).
+ *
+ *   kakuin serve                                  run the service (creates a development CA on first start)
+ *   kakuin init                                   create the CA hierarchy in the data directory
+ *   kakuin issue --device ID --csr FILE [--out F] issue a device certificate from a PKCS#10 file
+ *   kakuin ca show                                list the CAs
+ *   kakuin token create --name NAME               create a named admin token (printed once)
+ */
+import { createHash } from 'node:crypto';
+import { readFileSync, writeFileSync } from 'node:fs';
+import { parseArgs } from 'node:util';
+import { createAdminToken } from '../ca/api/admin-tokens.js';
+import { pemChain } from '../ca/api/representations.js';
+import { hierarchyExists } from '../ca/hierarchy.js';
+import { nameToString, parseCertificate } from '../pkix/index.js';
+import { openSqliteRegistry } from '../registry/sqlite/index.js';
+import { isKakuinError, KakuinError } from '../errors/index.js';
+import { loadConfig, type KakuinConfig } from './config.js';
+import { createLogger, type Logger } from './logger.js';
+import { startBanner, startService } from './serve.js';
+import { caFiles, openKakuin } from './wiring.js';
+
+const USAGE = `usage: kakuin <command> [options]
+
+commands:
+  serve                                      run the service; creates a development CA on first start
+  init                                       create the CA hierarchy (root, device issuing CA, infrastructure CA)
+  issue --device ID --csr FILE [--out FILE]  issue a device certificate for a registered device (PEM chain out)
+  ca show                                    show the CAs: subject, serial, validity, fingerprint, key
+  token create --name NAME                   create a named admin token; it is printed once
+  help                                       this text
+
+configuration: KAKUIN_DATA_DIR (default ./data), KAKUIN_CONFIG, and the options in docs/configuration.md
+`;
+
+async function main(argv: string[]): Promise<number> {
+  const [command, ...rest] = argv;
+  if (!command || command === 'help' || command === '--help' || command === '-h') {
+    process.stdout.write(USAGE);
+    return command ? 0 : 2;
+  }
+  const config = loadConfig();
+  const logger = createLogger(config.log.level);
+  switch (command) {
+    case 'serve': return serve(config, logger, rest);
+    case 'init': return init(config, logger, rest);
+    case 'issue': return issue(config, logger, rest);
+    case 'ca': return caCommand(config, logger, rest);
+    case 'token': return tokenCommand(config, logger, rest);
+    default:
+      throw new KakuinError('KAKUIN_E_USAGE', `unknown command ${JSON.stringify(command)}\n\n${USAGE}`);
+  }
+}
+
+/** Parse `--name value` options (strings only) and positionals; unknown options are usage errors. */
+function args(rest: string[], names: string[] = []): { values: Record<string, string | undefined>; positionals: string[] } {
+  try {
+    const options = Object.fromEntries(names.map((n) => [n, { type: 'string' as const }]));
+    const parsed = parseArgs({ args: rest, options, allowPositionals: true, strict: true });
+    return { values: parsed.values as Record<string, string | undefined>, positionals: parsed.positionals };
+  } catch (e) {
+    throw new KakuinError('KAKUIN_E_USAGE', (e as Error).message);
+  }
+}
+
+async function serve(config: KakuinConfig, logger: Logger, rest: string[]): Promise<number> {
+  args(rest);
+  // Signal handlers go in before anything is printed: a supervisor may send SIGTERM the moment it
+  // sees the banner.
+  let stopRequested: (signal: string) => void = () => {};
+  const stopped = new Promise<string>((resolve) => { stopRequested = resolve; });
+  process.once('SIGINT', () => stopRequested('SIGINT'));
+  process.once('SIGTERM', () => stopRequested('SIGTERM'));
+  const service = await startService(config, logger);
+  process.stdout.write(startBanner(service));
+  logger.info('stopping', { signal: await stopped });
+  await service.close();
+  return 0;
+}
+
+async function init(config: KakuinConfig, logger: Logger, rest: string[]): Promise<number> {
+  args(rest);
+  const registry = await openSqliteRegistry({ path: config.storage.path, synchronous: config.storage.synchronous });
+  const exists = await hierarchyExists(registry).finally(() => registry.close());
+  if (exists) throw new KakuinError('KAKUIN_E_CA_EXISTS', `a CA hierarchy exists already in ${config.dataDir}; it is never overwritten`);
+  const kakuin = await openKakuin(config, logger, { bootstrap: true, actor: 'cli' });
+  try {
+    const files = caFiles(config);
+    process.stdout.write(`CA hierarchy created in ${config.dataDir}\n  root certificate  ${files.root}\n  device chain      ${files.chain}\n`);
+    if (!config.configFile) {
+      // Start the operator off with an editable file holding the choices made at init.
+      const file = `${config.dataDir}/kakuin.json`;
+      writeFileSync(file, `${JSON.stringify({ publicHttpUrl: config.publicHttpUrl, ca: { organization: config.ca.organization } }, null, 2)}\n`);
+      process.stdout.write(`  config file       ${file}\n`);
+    }
+  } finally {
+    await kakuin.close();
+  }
+  return 0;
+}
+
+async function issue(config: KakuinConfig, logger: Logger, rest: string[]): Promise<number> {
+  const { values } = args(rest, ['device', 'csr', 'out']);
+  if (!values.device || !values.csr) throw new KakuinError('KAKUIN_E_USAGE', 'kakuin issue --device ID --csr FILE [--out FILE]');
+  const csr = readFileSync(values.csr);
+  const kakuin = await openKakuin(config, logger, { bootstrap: false, actor: 'cli' });
+  try {
+    const issued = await kakuin.deviceIssuer.issue({ deviceId: values.device, csr, actor: 'cli' });
+    const pem = pemChain([issued.der, ...issued.chain]);
+    if (values.out) {
+      writeFileSync(values.out, pem);
+      process.stdout.write(`certificate ${issued.record.serialHex} written to ${values.out}\n`);
+    } else {
+      process.stdout.write(pem);
+    }
+  } finally {
+    await kakuin.close();
+  }
+  return 0;
+}
+
+async function caCommand(config: KakuinConfig, logger: Logger, rest: string[]): Promise<number> {
+  const { positionals } = args(rest);
+  if (positionals[0] !== 'show') throw new KakuinError('KAKUIN_E_USAGE', 'kakuin ca show');
+  const kakuin = await openKakuin(config, logger, { bootstrap: false, actor: 'cli' });
+  try {
+    for (const issuer of await kakuin.registry.listIssuers()) {
+      const c = parseCertificate(issuer.certificateDer);
+      const fp = createHash('sha256').update(issuer.certificateDer).digest('hex').toUpperCase();
+      process.stdout.write([
+        `${issuer.id} (${issuer.kind})`,
+        `  subject      ${nameToString(c.subject)}`,
+        `  issuer       ${nameToString(c.issuer)}`,
+        `  serial       ${c.serialHex}`,
+        `  valid        ${c.notBefore.toISOString()} .. ${c.notAfter.toISOString()}`,
+        `  sha256       ${fp.match(/../g)!.join(':')}`,
+        `  key          ${issuer.keyUri} (${c.spki.keyType}${c.spki.curve ? ` ${c.spki.curve}` : ''})`,
+        '',
+      ].join('\n'));
+    }
+  } finally {
+    await kakuin.close();
+  }
+  return 0;
+}
+
+async function tokenCommand(config: KakuinConfig, logger: Logger, rest: string[]): Promise<number> {
+  const { values, positionals } = args(rest, ['name']);
+  if (positionals[0] !== 'create' || !values.name) throw new KakuinError('KAKUIN_E_USAGE', 'kakuin token create --name NAME');
+  const kakuin = await openKakuin(config, logger, { bootstrap: false, actor: 'cli' });
+  try {
+    const { token } = await createAdminToken(kakuin.registry, kakuin.pepper, values.name, 'cli');
+    process.stdout.write(`admin token ${values.name} (shown once, store it now):\n${token}\n`);
+  } finally {
+    await kakuin.close();
+  }
+  return 0;
+}
+
+main(process.argv.slice(2)).then(
+  (code) => {
+    process.exitCode = code;
+  },
+  (e: unknown) => {
+    if (isKakuinError(e)) {
+      process.stderr.write(`kakuin: ${e.code}: ${e.message}\n`);
+      process.exitCode = e.code === 'KAKUIN_E_USAGE' ? 2 : 1;
+    } else {
+      process.stderr.write(`kakuin: unexpected error: ${(e as Error)?.stack ?? String(e)}\n`);
+      process.exitCode = 1;
+    }
+  },
+);

@@ -1,0 +1,87 @@
+/** `kakuin serve`: opens (or on first start creates) the CA and serves the management API over HTTPS. */
+import https from 'node:https';
+import type { AddressInfo } from 'node:net';
+import { AdminAuthenticator } from '../ca/api/admin-tokens.js';
+import { createManagementApi } from '../ca/api/management-api.js';
+import type { KakuinConfig } from './config.js';
+import type { Logger } from './logger.js';
+import { ensureFirstAdminToken } from './admin-bootstrap.js';
+import { tlsMaterialFor } from './tls-material.js';
+import { caFiles, openKakuin, type Kakuin } from './wiring.js';
+
+export interface RunningService {
+  kakuin: Kakuin;
+  apiUrl: string;
+  /** Set on the first start without KAKUIN_ADMIN_TOKEN: shown once. */
+  initialAdminToken?: string;
+  adminTokenFile?: string;
+  close(): Promise<void>;
+}
+
+export async function startService(config: Readonly<KakuinConfig>, logger: Logger, env: Record<string, string | undefined> = process.env): Promise<RunningService> {
+  const kakuin = await openKakuin(config, logger, { bootstrap: true, actor: 'system', env });
+  try {
+    if (kakuin.created) logger.info('development CA hierarchy created', { dataDir: config.dataDir });
+    const admin = await ensureFirstAdminToken(kakuin, env);
+    const tls = await tlsMaterialFor(kakuin, 'api', logger);
+    const app = createManagementApi({
+      registry: kakuin.registry,
+      issuer: kakuin.deviceIssuer,
+      authenticator: new AdminAuthenticator(kakuin.registry, kakuin.pepper, env.KAKUIN_ADMIN_TOKEN),
+      logger,
+      maxBodyBytes: config.api.maxBodyBytes,
+    });
+    const server = https.createServer({ ...tls, minVersion: 'TLSv1.2' }, app);
+    // Slow-loris bounds: a client must send its headers and body in time.
+    server.headersTimeout = 20_000;
+    server.requestTimeout = 60_000;
+    server.keepAliveTimeout = 5_000;
+    await new Promise<void>((resolve, reject) => {
+      server.once('error', reject);
+      server.listen(config.api.port, config.bindHost, () => {
+        server.off('error', reject);
+        resolve();
+      });
+    });
+    const port = (server.address() as AddressInfo).port;
+    const host = config.bindHost.includes(':') ? `[${config.bindHost}]` : config.bindHost;
+    const apiUrl = `https://${host === '0.0.0.0' ? 'localhost' : host}:${port}`;
+    logger.info('management API listening', { url: apiUrl });
+    return {
+      kakuin, apiUrl, initialAdminToken: admin.token, adminTokenFile: admin.file,
+      close: async () => {
+        await new Promise<void>((resolve) => {
+          server.close(() => resolve());
+          server.closeAllConnections();
+        });
+        await kakuin.close();
+      },
+    };
+  } catch (e) {
+    await kakuin.close();
+    throw e;
+  }
+}
+
+/** What an operator needs to see once the service is up. */
+export function startBanner(service: RunningService): string {
+  const { config } = service.kakuin;
+  const files = caFiles(config);
+  const lines = [
+    'kakuin is running',
+    `  management API    ${service.apiUrl}/api/v1   (HTTPS, server certificate from the infrastructure CA)`,
+    `  root certificate  ${files.root}`,
+    `  device chain      ${files.chain}   (device issuing CA + root)`,
+    `  data directory    ${config.dataDir}`,
+    `  OCSP/CRL URLs     ${config.publicHttpUrl}   (written into certificates)`,
+  ];
+  if (service.initialAdminToken) {
+    lines.push('', `  admin token (shown once; also kept in ${service.adminTokenFile}):`, `    ${service.initialAdminToken}`);
+  } else if (service.adminTokenFile) {
+    lines.push(`  admin token       in ${service.adminTokenFile} (or KAKUIN_ADMIN_TOKEN)`);
+  } else {
+    lines.push('  admin token       KAKUIN_ADMIN_TOKEN');
+  }
+  lines.push('', `  try: curl --cacert ${files.root} -H "Authorization: Bearer $TOKEN" ${service.apiUrl}/api/v1/manufacturers`);
+  return `${lines.join('\n')}\n`;
+}

@@ -1,0 +1,64 @@
+import { writeFileSync } from 'node:fs';
+import path from 'node:path';
+import { expect } from 'chai';
+import { loadConfig } from '../../cli/config.js';
+import { makeTempDir } from '../support/index.js';
+
+function codeOf(fn: () => unknown): string | undefined {
+  try {
+    fn();
+  } catch (e) {
+    return (e as { code?: string }).code;
+  }
+  return undefined;
+}
+
+describe('configuration', () => {
+  let tmp: { dir: string; cleanup: () => void };
+  beforeEach(() => { tmp = makeTempDir(); });
+  afterEach(() => tmp.cleanup());
+
+  it('has defaults that put everything under ./data and the URLs on the OCSP port', () => {
+    const c = loadConfig({}, tmp.dir);
+    expect(c.dataDir).to.equal(path.join(tmp.dir, 'data'));
+    expect(c.api.port).to.equal(8443);
+    expect(c.publicHttpUrl).to.equal('http://localhost:8080');
+    expect(c.storage).to.deep.include({ type: 'sqlite', synchronous: 'NORMAL', path: path.join(tmp.dir, 'data', 'kakuin.db') });
+    expect(c.bindHost).to.equal('127.0.0.1');
+  });
+
+  it('takes ports and URLs from the environment, and derives the public URL from KAKUIN_OCSP_PORT', () => {
+    const c = loadConfig({ KAKUIN_DATA_DIR: tmp.dir, KAKUIN_API_PORT: '18443', KAKUIN_OCSP_PORT: '18080', KAKUIN_TLS_HOSTNAMES: 'pki.example, 10.0.0.5' }, '/');
+    expect(c.api.port).to.equal(18443);
+    expect(c.publicHttpUrl).to.equal('http://localhost:18080');
+    expect(c.tls.hostnames).to.deep.equal(['pki.example', '10.0.0.5']);
+    const d = loadConfig({ KAKUIN_DATA_DIR: tmp.dir, KAKUIN_PUBLIC_HTTP_URL: 'http://pki.example/' }, '/');
+    expect(d.publicHttpUrl).to.equal('http://pki.example');
+  });
+
+  it('reads the config file in the data directory, with the environment on top', () => {
+    writeFileSync(path.join(tmp.dir, 'kakuin.json'), JSON.stringify({ api: { port: 9000 }, ca: { device: { validityDays: 'no-well-defined-expiration' } } }));
+    const c = loadConfig({ KAKUIN_DATA_DIR: tmp.dir }, '/');
+    expect(c.api.port).to.equal(9000);
+    expect(c.ca.device.validityDays).to.equal('no-well-defined-expiration');
+    expect(loadConfig({ KAKUIN_DATA_DIR: tmp.dir, KAKUIN_API_PORT: '9001' }, '/').api.port).to.equal(9001);
+  });
+
+  it('refuses unknown keys, bad values and https public URLs with KAKUIN_E_CONFIG', () => {
+    const file = path.join(tmp.dir, 'c.json');
+    for (const bad of [{ api: { prot: 1 } }, { api: { port: 70000 } }, { storage: { synchronous: 'OFF' } }, { publicHttpUrl: 'https://x' }, { ca: { rootKeyAlgorithm: 'dsa' } }, [1]]) {
+      writeFileSync(file, JSON.stringify(bad));
+      expect(codeOf(() => loadConfig({ KAKUIN_DATA_DIR: tmp.dir, KAKUIN_CONFIG: file }, '/')), JSON.stringify(bad)).to.equal('KAKUIN_E_CONFIG');
+    }
+    writeFileSync(file, '{not json');
+    expect(codeOf(() => loadConfig({ KAKUIN_CONFIG: file }, tmp.dir))).to.equal('KAKUIN_E_CONFIG');
+    expect(codeOf(() => loadConfig({ KAKUIN_API_PORT: 'eighty' }, tmp.dir))).to.equal('KAKUIN_E_CONFIG');
+  });
+
+  it('is frozen', () => {
+    const c = loadConfig({}, tmp.dir);
+    expect(Object.isFrozen(c)).to.equal(true);
+    expect(Object.isFrozen(c.api)).to.equal(true);
+    expect(() => { (c.api as { port: number }).port = 1; }).to.throw(TypeError);
+  });
+});
