@@ -10,6 +10,10 @@
  * driver error as `cause`).
  */
 
+import type { CrlReason } from '../pkix/index.js';
+
+export type { CrlReason };
+
 export type DeviceStatus = 'registered' | 'active' | 'suspended' | 'revoked' | 'retired';
 
 /** Identifiers a manufacturer uses for a device; each is unique within that manufacturer. */
@@ -79,8 +83,8 @@ export interface CertificateRecord {
   notAfter: Date;
   createdAt: Date;
   revokedAt?: Date;
-  /** RFC 5280 CRLReason name when revoked or held. */
-  reason?: string;
+  /** RFC 5280 CRLReason when revoked, `certificateHold` when held. */
+  reason?: CrlReason;
   invalidityDate?: Date;
 }
 
@@ -142,6 +146,93 @@ export interface IssuanceRecord {
   audit: NewAuditEvent;
 }
 
+// ---- revocation (issue 3) -----------------------------------------------------------------------
+
+/**
+ * One entry of the revocation feed: every status change of a certificate (issued → good, revoked,
+ * held, released → good) or of a device gets one, with a sequence number that increases with
+ * commit order. Consumers read "everything after N" (`readFeed`) and never miss an entry.
+ */
+export interface FeedEntry {
+  seq: number;
+  at: Date;
+  kind: 'certificate' | 'device';
+  /** Certificate entries. */
+  serialHex?: string;
+  issuerId?: string;
+  /** Device entries; also set on certificate entries of device certificates. */
+  deviceId?: string;
+  /** The new status: a CertificateStatus for certificate entries, a DeviceStatus for device entries. */
+  status: CertificateStatus | DeviceStatus;
+  /** The status before the change; absent for a newly issued certificate (and a device's first activation is `registered`). */
+  previousStatus?: CertificateStatus | DeviceStatus;
+  reason?: CrlReason;
+  revokedAt?: Date;
+  invalidityDate?: Date;
+}
+
+/** A guarded status change of one certificate. */
+export interface CertificateTransition {
+  serialHex: string;
+  /** Refused with KAKUIN_E_CERTIFICATE_STATE unless the certificate's status is one of these now. */
+  from: CertificateStatus[];
+  to: CertificateStatus;
+  /** Required when `to` is revoked (any reason but certificateHold/removeFromCRL) or held (certificateHold). */
+  reason?: CrlReason;
+  /** Required when `to` is revoked or held. */
+  revokedAt?: Date;
+  invalidityDate?: Date;
+}
+
+/**
+ * Applied atomically by `applyStatusChange`: all of it or nothing. Each certificate or device whose
+ * status actually changes appends one feed entry, in the same transaction.
+ */
+export interface StatusChange {
+  device?: {
+    id: string;
+    /** Refused with KAKUIN_E_DEVICE_STATE unless the device's status is one of these now. */
+    from: DeviceStatus[];
+    to: DeviceStatus;
+    /**
+     * Applied, inside the same transaction, to every certificate of the device whose status is in
+     * `from` (the others are left alone), so that a certificate committed a moment before is not missed.
+     */
+    certificates?: Omit<CertificateTransition, 'serialHex'>;
+  };
+  certificates: CertificateTransition[];
+  audit: NewAuditEvent[];
+}
+
+/** A signed CRL as published. Full and delta CRLs share one number sequence per issuer (RFC 5280 §5.2.4). */
+export interface CrlRecord {
+  issuerId: string;
+  kind: 'full' | 'delta';
+  number: bigint;
+  /** Delta CRLs: the number of the full CRL it is based on. */
+  baseNumber?: bigint;
+  thisUpdate: Date;
+  nextUpdate: Date;
+  /** The feed sequence number the CRL reflects: every change up to it, none after. */
+  feedSeq: number;
+  der: Buffer;
+}
+
+/** A pre-signed OCSP response for one certificate (SHA-1 CertID, RFC 5019 §2.1.1). */
+export interface StoredOcspResponse {
+  issuerId: string;
+  serialHex: string;
+  der: Buffer;
+  thisUpdate: Date;
+  nextUpdate: Date;
+}
+
+/** One row for CRL building or bulk OCSP signing; plain arguments, so no object is kept per row. */
+export type CertificateStatusRow = (
+  serialHex: string, status: CertificateStatus, revokedAtMs: number | undefined, reason: CrlReason | undefined,
+  invalidityDateMs: number | undefined, notAfterMs: number,
+) => void;
+
 export interface Registry {
   /** Schema version after migrations. */
   schemaVersion(): Promise<number>;
@@ -194,6 +285,33 @@ export interface Registry {
   // ---- audit ----
   appendAuditEvent(event: NewAuditEvent): Promise<AuditEvent>;
   listAuditEvents(query: AuditQuery): Promise<AuditEvent[]>;
+
+  // ---- revocation (issue 3) ----
+  /** See StatusChange. Returns the feed entries it appended, in order. */
+  applyStatusChange(change: StatusChange): Promise<FeedEntry[]>;
+  /** Feed entries with seq > afterSeq, ascending, at most `limit` (default 1000, at most 10000). */
+  readFeed(afterSeq: number, limit?: number): Promise<FeedEntry[]>;
+  /** The highest feed seq committed (0 when empty). */
+  latestFeedSeq(): Promise<number>;
+  /**
+   * Calls `row` for each certificate of the issuer that belongs on a CRL: for a full CRL
+   * (`changedAfterSeq` undefined) every revoked or held certificate; for a delta CRL those revoked
+   * or held after that feed seq, plus those released from hold after it (status `good`, listed as
+   * removeFromCRL). Streams: nothing is collected per row (a CRL may have millions of entries).
+   */
+  forEachCrlEntry(issuerId: string, options: { changedAfterSeq?: number }, row: CertificateStatusRow): Promise<void>;
+  /** Every certificate of the issuer (any status): for signing all OCSP responses. Streams like forEachCrlEntry. */
+  forEachCertificateStatus(issuerId: string, row: CertificateStatusRow): Promise<void>;
+  /** Reserve the next number of the issuer's CRL-number sequence (1, 2, ...), atomically. */
+  nextCrlNumber(issuerId: string): Promise<bigint>;
+  /** Store a signed CRL as the latest of its kind for its issuer. */
+  putCrl(crl: CrlRecord): Promise<void>;
+  getLatestCrl(issuerId: string, kind: 'full' | 'delta'): Promise<CrlRecord | undefined>;
+  /** Insert or replace pre-signed OCSP responses, in one transaction. */
+  putOcspResponses(responses: StoredOcspResponse[]): Promise<void>;
+  getOcspResponse(issuerId: string, serialHex: string): Promise<StoredOcspResponse | undefined>;
+  /** Every stored response (of one issuer, or all): for loading the responder's cache at start. */
+  forEachOcspResponse(issuerId: string | undefined, row: (r: StoredOcspResponse) => void): Promise<void>;
 
   close(): Promise<void>;
 }

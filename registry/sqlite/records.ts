@@ -6,8 +6,8 @@
  */
 import { KakuinError } from '../../errors/index.js';
 import type {
-  AdminToken, AuditEvent, CertificateRecord, CertificateStatus, Device, DeviceIdentifiers, DeviceStatus,
-  Issuer, IssuerKind, Manufacturer, NewAuditEvent,
+  AdminToken, AuditEvent, CertificateRecord, CertificateStatus, CrlReason, CrlRecord, Device, DeviceIdentifiers,
+  DeviceStatus, FeedEntry, Issuer, IssuerKind, Manufacturer, NewAuditEvent, StoredOcspResponse,
 } from '../port.js';
 
 export interface IssuerRow {
@@ -53,8 +53,45 @@ export interface CertificateRow {
   not_after: number;
   created_at: number;
   revoked_at: number | null;
-  reason: string | null;
+  reason: CrlReason | null;
   invalidity_date: number | null;
+  /** Feed seq of the last status change (0: before the feed existed). */
+  status_seq: number;
+  /** Feed seq of the last release from hold. */
+  released_seq: number | null;
+}
+
+export interface FeedRow {
+  seq: number;
+  at: number;
+  kind: 'certificate' | 'device';
+  serial_hex: string | null;
+  issuer_id: string | null;
+  device_id: string | null;
+  status: CertificateStatus | DeviceStatus;
+  previous_status: CertificateStatus | DeviceStatus | null;
+  reason: CrlReason | null;
+  revoked_at: number | null;
+  invalidity_date: number | null;
+}
+
+export interface CrlRow {
+  issuer_id: string;
+  kind: 'full' | 'delta';
+  number: string;
+  base_number: string | null;
+  this_update: number;
+  next_update: number;
+  feed_seq: number;
+  der: Buffer;
+}
+
+export interface OcspResponseRow {
+  issuer_id: string;
+  serial_hex: string;
+  der: Buffer;
+  this_update: number;
+  next_update: number;
 }
 
 export interface AdminTokenRow {
@@ -127,6 +164,45 @@ export function certificateFromRow(r: CertificateRow): CertificateRecord {
     ...(r.revoked_at !== null && { revokedAt: new Date(r.revoked_at) }),
     ...(r.reason !== null && { reason: r.reason }),
     ...(r.invalidity_date !== null && { invalidityDate: new Date(r.invalidity_date) }),
+  };
+}
+
+export function feedEntryFromRow(r: FeedRow): FeedEntry {
+  return {
+    seq: r.seq,
+    at: new Date(r.at),
+    kind: r.kind,
+    ...(r.serial_hex !== null && { serialHex: r.serial_hex }),
+    ...(r.issuer_id !== null && { issuerId: r.issuer_id }),
+    ...(r.device_id !== null && { deviceId: r.device_id }),
+    status: r.status,
+    ...(r.previous_status !== null && { previousStatus: r.previous_status }),
+    ...(r.reason !== null && { reason: r.reason }),
+    ...(r.revoked_at !== null && { revokedAt: new Date(r.revoked_at) }),
+    ...(r.invalidity_date !== null && { invalidityDate: new Date(r.invalidity_date) }),
+  };
+}
+
+export function crlFromRow(r: CrlRow): CrlRecord {
+  return {
+    issuerId: r.issuer_id,
+    kind: r.kind,
+    number: BigInt(r.number),
+    ...(r.base_number !== null && { baseNumber: BigInt(r.base_number) }),
+    thisUpdate: new Date(r.this_update),
+    nextUpdate: new Date(r.next_update),
+    feedSeq: r.feed_seq,
+    der: r.der,
+  };
+}
+
+export function ocspResponseFromRow(r: OcspResponseRow): StoredOcspResponse {
+  return {
+    issuerId: r.issuer_id,
+    serialHex: r.serial_hex,
+    der: r.der,
+    thisUpdate: new Date(r.this_update),
+    nextUpdate: new Date(r.next_update),
   };
 }
 
@@ -205,6 +281,22 @@ export function normalizeLimit(limit: number | undefined): number {
   if (limit === undefined) return DEFAULT_LIMIT;
   if (!Number.isInteger(limit) || limit < 1) throw invalid('limit must be a positive integer');
   return Math.min(limit, MAX_LIMIT);
+}
+
+export const DEFAULT_FEED_LIMIT = 1000;
+export const MAX_FEED_LIMIT = 10_000;
+
+/** readFeed limits: default 1000; above 10000 is capped, like listing limits. */
+export function normalizeFeedLimit(limit: number | undefined): number {
+  if (limit === undefined) return DEFAULT_FEED_LIMIT;
+  if (!Number.isInteger(limit) || limit < 1) throw invalid('limit must be a positive integer');
+  return Math.min(limit, MAX_FEED_LIMIT);
+}
+
+/** A feed sequence number given by a caller (0 means "from the start"). */
+export function feedSeqValue(value: unknown, field: string): number {
+  if (!Number.isSafeInteger(value) || (value as number) < 0) throw invalid(`${field} must be a non-negative integer`);
+  return value as number;
 }
 
 /** Column values of one audit event; `details` must survive a JSON round trip. */

@@ -15,9 +15,9 @@
  * (audit events excepted: an increasing integer); serial numbers are uppercase hex; hashes are
  * lowercase hex. Tables are STRICT, so a wrongly typed value is an error, not a silent conversion.
  *
- * Room left for the revocation feed (a later step): an append-only
- * `revocation_feed(seq INTEGER PRIMARY KEY AUTOINCREMENT, serial_hex, status, at)` written in the
- * same transaction as each certificate status change; read-only processes poll `max(seq)`.
+ * The revocation feed (step 2) is append-only and written in the same transaction as each status
+ * change it reports. SQLite has one writer at a time, so seq values are assigned in commit order
+ * and "every entry after N" never skips one that commits later; read-only processes poll it.
  */
 import type Database from 'better-sqlite3';
 import { KakuinError } from '../../errors/index.js';
@@ -125,6 +125,77 @@ export const MIGRATIONS: readonly Migration[] = [
       CREATE INDEX audit_events_device ON audit_events (device_id, id) WHERE device_id IS NOT NULL;
       CREATE INDEX audit_events_type ON audit_events (type, id);
       CREATE INDEX audit_events_at ON audit_events (at);
+    `,
+  },
+  {
+    version: 2,
+    name: 'revocation feed, certificate status sequence, CRL numbers, published CRLs, pre-signed OCSP responses',
+    sql: `
+      -- One row per status change of a certificate (issued good, revoked, held, released good) or a
+      -- device. AUTOINCREMENT: a seq is never reused, even if the newest entries are ever pruned.
+      CREATE TABLE revocation_feed (
+        seq             INTEGER PRIMARY KEY AUTOINCREMENT,
+        at              INTEGER NOT NULL,
+        kind            TEXT NOT NULL CHECK (kind IN ('certificate', 'device')),
+        serial_hex      TEXT,
+        issuer_id       TEXT,
+        device_id       TEXT,
+        status          TEXT NOT NULL,
+        -- NULL for a newly issued certificate.
+        previous_status TEXT,
+        reason          TEXT,
+        revoked_at      INTEGER,
+        invalidity_date INTEGER,
+        CHECK (kind <> 'certificate' OR (serial_hex IS NOT NULL AND issuer_id IS NOT NULL AND status IN ('good', 'revoked', 'held')
+          AND (previous_status IS NULL OR previous_status IN ('good', 'revoked', 'held')))),
+        CHECK (kind <> 'device' OR (device_id IS NOT NULL AND serial_hex IS NULL
+          AND status IN ('registered', 'active', 'suspended', 'revoked', 'retired')
+          AND previous_status IN ('registered', 'active', 'suspended', 'revoked', 'retired')))
+      ) STRICT;
+
+      -- status_seq: feed seq of the row's last status change (0: before the feed existed).
+      -- released_seq: feed seq of its last release from hold (a delta CRL lists it as removeFromCRL).
+      ALTER TABLE certificates ADD COLUMN status_seq INTEGER NOT NULL DEFAULT 0;
+      ALTER TABLE certificates ADD COLUMN released_seq INTEGER;
+      -- What CRLs are built from. Partial, so issuing a (good) certificate costs no entry here;
+      -- covering, so a million-entry CRL is one ordered walk of this index and never touches the
+      -- table rows (certificate DER). issuer_id alone serves a full CRL, (issuer_id, status_seq) a delta.
+      CREATE INDEX certificates_on_crl
+        ON certificates (issuer_id, status_seq, serial_hex, status, revoked_at, reason, invalidity_date, not_after)
+        WHERE status IN ('revoked', 'held');
+      CREATE INDEX certificates_released
+        ON certificates (issuer_id, released_seq, serial_hex, not_after)
+        WHERE status = 'good' AND released_seq IS NOT NULL;
+
+      -- RFC 5280 §5.2.3: one increasing CRLNumber sequence per issuer, shared by full and delta CRLs.
+      CREATE TABLE crl_numbers (
+        issuer_id   TEXT PRIMARY KEY REFERENCES issuers (id),
+        last_number INTEGER NOT NULL CHECK (last_number >= 1)
+      ) STRICT;
+
+      -- The latest published CRL of each kind. Numbers are decimal TEXT: a CRLNumber may have up to
+      -- 20 octets (RFC 5280 §5.2.3), more than an INTEGER column holds.
+      CREATE TABLE crls (
+        issuer_id   TEXT NOT NULL REFERENCES issuers (id),
+        kind        TEXT NOT NULL CHECK (kind IN ('full', 'delta')),
+        number      TEXT NOT NULL,
+        base_number TEXT,
+        this_update INTEGER NOT NULL,
+        next_update INTEGER NOT NULL,
+        feed_seq    INTEGER NOT NULL,
+        der         BLOB NOT NULL,
+        PRIMARY KEY (issuer_id, kind),
+        CHECK ((kind = 'delta') = (base_number IS NOT NULL))
+      ) STRICT;
+
+      CREATE TABLE ocsp_responses (
+        issuer_id   TEXT NOT NULL REFERENCES issuers (id),
+        serial_hex  TEXT NOT NULL,
+        der         BLOB NOT NULL,
+        this_update INTEGER NOT NULL,
+        next_update INTEGER NOT NULL,
+        PRIMARY KEY (issuer_id, serial_hex)
+      ) STRICT;
     `,
   },
 ];

@@ -3,7 +3,10 @@
  *
  * better-sqlite3 is synchronous; every method does a few indexed statements (microseconds), so the
  * port's promises cost no worker thread. Writes of issued certificates go through the group
- * commit (group-commit.ts); every other write is one short statement in autocommit.
+ * commit (group-commit.ts); a status change is one BEGIN IMMEDIATE transaction
+ * (status-change-writer.ts); every other write is one short statement in autocommit. The
+ * `forEach*` methods stream a whole issuer synchronously: call them on a connection of their own
+ * (a read-only opening in a worker thread, as the CRL builder does), not on the event loop's.
  *
  * Listings are returned oldest first (insertion order); audit events in increasing id order.
  */
@@ -11,22 +14,28 @@ import { randomUUID } from 'node:crypto';
 import type Database from 'better-sqlite3';
 import { KakuinError, type ErrorCode } from '../../errors/index.js';
 import type {
-  AdminToken, AuditEvent, AuditQuery, CertificateRecord, Device, DeviceQuery, IssuanceRecord, Issuer,
-  Manufacturer, NewAuditEvent, NewDevice, Registry,
+  AdminToken, AuditEvent, AuditQuery, CertificateRecord, CertificateStatusRow, CrlRecord, Device, DeviceQuery,
+  FeedEntry, IssuanceRecord, Issuer, Manufacturer, NewAuditEvent, NewDevice, Registry, StatusChange, StoredOcspResponse,
 } from '../port.js';
+import { checkStatusChange } from '../status-change.js';
+import { CertificateStatusReader } from './certificate-status-reader.js';
 import { openDatabase, resolveOptions, type ResolvedOptions, type SqliteRegistryOptions } from './connection.js';
 import { toKakuinError, type ErrorContext } from './driver-errors.js';
 import { GroupCommit } from './group-commit.js';
 import { IssuanceWriter, prepareIssuance, type PreparedIssuance } from './issuance.js';
 import { auditEventsQuery, devicesQuery, StatementCache } from './queries.js';
 import {
-  adminTokenFromRow, auditEventFromRow, auditEventValues, certificateFromRow, deviceFromRow, issuerFromRow,
-  manufacturerFromRow, normalizeSerialHex, normalizeSha256Hex, optionalMillis, optionalText, requiredBytes,
-  requiredText, type AdminTokenRow, type AuditEventRow, type CertificateRow, type DeviceRow, type IssuerRow,
-  type ManufacturerRow,
+  adminTokenFromRow, auditEventFromRow, auditEventValues, certificateFromRow, deviceFromRow, feedEntryFromRow, feedSeqValue,
+  issuerFromRow, manufacturerFromRow, normalizeFeedLimit, normalizeSha256Hex, optionalMillis, optionalText, requiredBytes,
+  requiredText, type AdminTokenRow, type AuditEventRow, type CertificateRow, type DeviceRow, type FeedRow,
+  type IssuerRow, type ManufacturerRow,
 } from './records.js';
+import { crlRow, ocspResponseRow, SignedObjectStore } from './signed-objects.js';
+import { StatusChangeWriter, type PreparedStatusChange } from './status-change-writer.js';
 
 const ISSUER_KINDS = new Set(['root', 'device', 'station', 'infrastructure', 'ocsp-signer']);
+
+const ISSUER_NOT_FOUND = { code: 'KAKUIN_E_ISSUER_NOT_FOUND' as ErrorCode, message: 'no issuer with that id is recorded' };
 
 /** Open (creating and migrating unless read-only) the registry file. */
 export async function openSqliteRegistry(options: SqliteRegistryOptions): Promise<SqliteRegistry> {
@@ -53,12 +62,19 @@ function requireObject(value: unknown, what: string): void {
   if (value === null || typeof value !== 'object') throw new KakuinError('KAKUIN_E_VALIDATION', `${what} must be an object`);
 }
 
+function requireFunction(value: unknown, what: string): void {
+  if (typeof value !== 'function') throw new KakuinError('KAKUIN_E_VALIDATION', `${what} must be a function`);
+}
+
 const SYNCHRONOUS_NAMES = ['OFF', 'NORMAL', 'FULL', 'EXTRA'] as const;
 
 export class SqliteRegistry implements Registry {
   private closed = false;
   private readonly statements: StatementCache;
   private readonly issuances: GroupCommit<PreparedIssuance, CertificateRecord>;
+  private readonly statusChanges: Database.Transaction<(change: PreparedStatusChange, now: number) => FeedEntry[]>;
+  private readonly statusReader: CertificateStatusReader;
+  private readonly signedObjects: SignedObjectStore;
 
   /** Use openSqliteRegistry: it migrates the schema this constructor's statements rely on. */
   constructor(private readonly db: Database.Database, private readonly options: ResolvedOptions, private readonly version: number) {
@@ -68,6 +84,10 @@ export class SqliteRegistry implements Registry {
       toError: (e) => toKakuinError(e, { operation: 'recording an issuance' }),
       isFatal: (e) => e.code === 'KAKUIN_E_REGISTRY_UNAVAILABLE',
     });
+    const statusWriter = new StatusChangeWriter(db);
+    this.statusChanges = db.transaction((change: PreparedStatusChange, now: number) => statusWriter.apply(change, now));
+    this.statusReader = new CertificateStatusReader(db);
+    this.signedObjects = new SignedObjectStore(db);
   }
 
   connectionSettings(): SqliteConnectionSettings {
@@ -250,6 +270,73 @@ export class SqliteRegistry implements Registry {
     return this.read('listing audit events', () => this.statements.get<AuditEventRow>(sql).all(...params).map(auditEventFromRow));
   }
 
+  // ---- revocation ----
+
+  async applyStatusChange(change: StatusChange): Promise<FeedEntry[]> {
+    const checked = checkStatusChange(change);
+    const now = Date.now();
+    const prepared: PreparedStatusChange = { ...checked, audit: checked.audit.map((a) => auditEventValues(a, now)) };
+    return this.write('applying a status change', {}, () => this.statusChanges.immediate(prepared, now));
+  }
+
+  async readFeed(afterSeq: number, limit?: number): Promise<FeedEntry[]> {
+    const after = feedSeqValue(afterSeq, 'afterSeq');
+    const n = normalizeFeedLimit(limit);
+    return this.read('reading the revocation feed', () => this.statements.get<FeedRow>(
+      'SELECT * FROM revocation_feed WHERE seq > ? ORDER BY seq LIMIT ?').all(after, n).map(feedEntryFromRow));
+  }
+
+  async latestFeedSeq(): Promise<number> {
+    return this.read('reading the revocation feed', () => this.statements.get<{ seq: number }>(
+      'SELECT coalesce(max(seq), 0) AS seq FROM revocation_feed').get()!.seq);
+  }
+
+  async forEachCrlEntry(issuerId: string, options: { changedAfterSeq?: number }, row: CertificateStatusRow): Promise<void> {
+    requiredText(issuerId, 'issuerId');
+    requireObject(options, 'options');
+    requireFunction(row, 'row');
+    const after = options.changedAfterSeq === undefined ? undefined : feedSeqValue(options.changedAfterSeq, 'changedAfterSeq');
+    this.stream('reading CRL entries', row, (guarded) => this.statusReader.crlEntries(issuerId, after, guarded));
+  }
+
+  async forEachCertificateStatus(issuerId: string, row: CertificateStatusRow): Promise<void> {
+    requiredText(issuerId, 'issuerId');
+    requireFunction(row, 'row');
+    this.stream('reading certificate statuses', row, (guarded) => this.statusReader.everyCertificate(issuerId, guarded));
+  }
+
+  async nextCrlNumber(issuerId: string): Promise<bigint> {
+    const id = requiredText(issuerId, 'issuerId');
+    return this.write('reserving a CRL number', { foreignKey: ISSUER_NOT_FOUND }, () => this.signedObjects.nextCrlNumber(id));
+  }
+
+  async putCrl(crl: CrlRecord): Promise<void> {
+    const row = crlRow(crl);
+    this.write('storing a CRL', { foreignKey: ISSUER_NOT_FOUND }, () => this.signedObjects.putCrl(row));
+  }
+
+  async getLatestCrl(issuerId: string, kind: 'full' | 'delta'): Promise<CrlRecord | undefined> {
+    return this.read('reading a CRL', () => this.signedObjects.getLatestCrl(issuerId, kind));
+  }
+
+  async putOcspResponses(responses: StoredOcspResponse[]): Promise<void> {
+    if (!Array.isArray(responses)) throw new KakuinError('KAKUIN_E_VALIDATION', 'responses must be an array');
+    const rows = responses.map((r, i) => ocspResponseRow(r, `responses[${i}]`));
+    if (rows.length === 0) return;
+    this.write('storing OCSP responses', { foreignKey: ISSUER_NOT_FOUND }, () => this.signedObjects.putOcspResponses(rows));
+  }
+
+  async getOcspResponse(issuerId: string, serialHex: string): Promise<StoredOcspResponse | undefined> {
+    const serial = typeof serialHex === 'string' ? serialHex.toUpperCase() : '';
+    return this.read('reading an OCSP response', () => this.signedObjects.getOcspResponse(issuerId, serial));
+  }
+
+  async forEachOcspResponse(issuerId: string | undefined, row: (r: StoredOcspResponse) => void): Promise<void> {
+    if (issuerId !== undefined) requiredText(issuerId, 'issuerId');
+    requireFunction(row, 'row');
+    this.stream('reading OCSP responses', row, (guarded) => this.signedObjects.forEachOcspResponse(issuerId, guarded));
+  }
+
   /** Commits whatever issuances are still queued, then closes the file. Idempotent. */
   async close(): Promise<void> {
     if (this.closed) return;
@@ -281,6 +368,29 @@ export class SqliteRegistry implements Registry {
     try {
       return fn();
     } catch (e) {
+      throw toKakuinError(e, { operation });
+    }
+  }
+
+  /**
+   * Runs a streaming read. An exception thrown by the caller's callback ends the walk and reaches
+   * the caller as it was thrown (it is the caller's, not the driver's); anything else is mapped.
+   */
+  private stream<F extends (...args: never[]) => void>(operation: string, callback: F, walk: (guarded: F) => void): void {
+    this.assertOpen();
+    let thrown: { error: unknown } | undefined;
+    const guarded = ((...args: Parameters<F>) => {
+      try {
+        callback(...args);
+      } catch (e) {
+        thrown = { error: e };
+        throw e;
+      }
+    }) as F;
+    try {
+      walk(guarded);
+    } catch (e) {
+      if (thrown !== undefined && thrown.error === e) throw e;
       throw toKakuinError(e, { operation });
     }
   }

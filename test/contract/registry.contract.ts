@@ -10,65 +10,22 @@
  * Conventions the suite fixes beyond port.ts: listAuditEvents returns events oldest first
  * (increasing id) and `since` is inclusive; recordIssuance refuses an unknown issuer with
  * KAKUIN_E_ISSUER_NOT_FOUND; a closed registry refuses calls with KAKUIN_E_REGISTRY_UNAVAILABLE.
+ * Revocation, the feed, CRLs and OCSP responses (issue 3) are in registry-revocation.contract.ts
+ * and registry-crl-ocsp.contract.ts, run from here; their headers list the conventions they fix.
  */
-import { createHash, randomBytes, randomUUID } from 'node:crypto';
+import { randomBytes, randomUUID } from 'node:crypto';
 import { expect } from 'chai';
 import { KakuinError, type ErrorCode } from '../../errors/index.js';
-import type { CertificateRecord, Device, IssuanceRecord, NewDevice, Registry } from '../../registry/port.js';
+import type { CertificateRecord, Device, NewDevice, Registry } from '../../registry/port.js';
+import { runCrlOcspContract } from './registry-crl-ocsp.contract.js';
+import {
+  expectKakuinError, fakeCertificate, issuance, ISSUER_ID, randomKeyHash, randomSerialHex, type OpenRegistry,
+} from './registry-fixtures.js';
+import { runRevocationContract } from './registry-revocation.contract.js';
 
-export type OpenRegistry = () => Promise<{ registry: Registry; cleanup: () => Promise<void> }>;
-
-/** Asserts that `promise` rejects with a KakuinError carrying `code`; returns the error. */
-export async function expectKakuinError(promise: Promise<unknown>, code: ErrorCode): Promise<KakuinError> {
-  let outcome: unknown;
-  try {
-    outcome = await promise;
-  } catch (e) {
-    expect(e, `expected ${code}, got ${String(e)}`).to.be.instanceOf(KakuinError);
-    expect((e as KakuinError).code, (e as Error).message).to.equal(code);
-    return e as KakuinError;
-  }
-  throw new Error(`expected rejection with ${code}, but it resolved to ${JSON.stringify(outcome)}`);
-}
-
-export function randomSerialHex(): string {
-  // 16 octets with the top bit clear: a positive INTEGER as RFC 5280 §4.1.2.2 requires.
-  const b = randomBytes(16);
-  b[0] &= 0x7f;
-  return b.toString('hex').toUpperCase();
-}
-
-export function randomKeyHash(): string {
-  return randomBytes(32).toString('hex');
-}
-
-/** A plausible certificate to record: random DER stand-in, its fingerprint, a random key hash. */
-export function fakeCertificate(fields: {
-  issuerId: string; deviceId?: string; serialHex?: string; publicKeySha256?: string; profile?: string;
-}): IssuanceRecord['certificate'] {
-  const der = randomBytes(300);
-  const notBefore = new Date(Math.floor(Date.now() / 1000) * 1000);
-  return {
-    serialHex: fields.serialHex ?? randomSerialHex(),
-    issuerId: fields.issuerId,
-    ...(fields.deviceId !== undefined && { deviceId: fields.deviceId }),
-    profile: fields.profile ?? 'device',
-    der,
-    fingerprintSha256: createHash('sha256').update(der).digest('hex'),
-    publicKeySha256: fields.publicKeySha256 ?? randomKeyHash(),
-    notBefore,
-    notAfter: new Date(notBefore.getTime() + 365 * 24 * 3600 * 1000),
-  };
-}
-
-export function issuance(certificate: IssuanceRecord['certificate'], actor = 'token:station-1'): IssuanceRecord {
-  return {
-    certificate,
-    audit: { type: 'certificate.issued', actor, deviceId: certificate.deviceId, serialHex: certificate.serialHex, details: { profile: certificate.profile } },
-  };
-}
-
-const ISSUER_ID = 'device';
+export {
+  expectKakuinError, fakeCertificate, issuance, randomKeyHash, randomSerialHex, type OpenRegistry,
+} from './registry-fixtures.js';
 
 export function runRegistryContract(adapterName: string, open: OpenRegistry): void {
   describe(`registry contract: ${adapterName}`, function () {
@@ -452,5 +409,8 @@ export function runRegistryContract(adapterName: string, open: OpenRegistry): vo
         await registry.close();
       });
     });
+
+    runRevocationContract(() => registry);
+    runCrlOcspContract(() => registry);
   });
 }

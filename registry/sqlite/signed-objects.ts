@@ -1,0 +1,124 @@
+/**
+ * What the CA publishes and the OCSP responder serves: the per-issuer CRL-number sequence, the
+ * latest full and delta CRL of each issuer, and pre-signed OCSP responses.
+ *
+ * CRL numbers: RFC 5280 §5.2.3 — "a monotonically increasing sequence number for a given CRL scope
+ * and CRL issuer", shared by the full and delta CRLs of the scope (§5.2.4), and at most 20 octets.
+ * `nextCrlNumber` is one UPSERT statement, so two processes reserving at once get different numbers.
+ * `putCrl` keeps the CRL with the higher number: a slow build that finishes after a newer one must
+ * not put the older CRL back in front of relying parties.
+ */
+import type Database from 'better-sqlite3';
+import { KakuinError } from '../../errors/index.js';
+import type { CrlRecord, StoredOcspResponse } from '../port.js';
+import {
+  crlFromRow, feedSeqValue, normalizeSerialHex, ocspResponseFromRow, requiredBytes, requiredText, toMillis, type CrlRow,
+  type OcspResponseRow,
+} from './records.js';
+
+/** RFC 5280 §5.2.3: CRLNumber ::= INTEGER (0..MAX), at most 20 octets: below 2^159 as a DER INTEGER. */
+const CRL_NUMBER_LIMIT = 1n << 159n;
+
+function invalid(message: string): KakuinError {
+  return new KakuinError('KAKUIN_E_VALIDATION', message);
+}
+
+function crlNumber(value: unknown, field: string): string {
+  if (typeof value !== 'bigint' || value < 0n || value >= CRL_NUMBER_LIMIT) {
+    throw invalid(`${field} must be a bigint from 0 to 2^159 - 1 (RFC 5280 §5.2.3: at most 20 octets)`);
+  }
+  return value.toString();
+}
+
+function validity(thisUpdate: Date, nextUpdate: Date): { this_update: number; next_update: number } {
+  const this_update = toMillis(thisUpdate, 'thisUpdate');
+  const next_update = toMillis(nextUpdate, 'nextUpdate');
+  if (next_update <= this_update) throw invalid('nextUpdate must be after thisUpdate');
+  return { this_update, next_update };
+}
+
+export function crlRow(crl: CrlRecord): CrlRow {
+  if (crl === null || typeof crl !== 'object') throw invalid('a CRL record must be an object');
+  if (crl.kind !== 'full' && crl.kind !== 'delta') throw invalid('kind must be full or delta');
+  if ((crl.kind === 'delta') !== (crl.baseNumber !== undefined)) throw invalid('a delta CRL needs baseNumber, and only a delta CRL has one');
+  return {
+    issuer_id: requiredText(crl.issuerId, 'issuerId'),
+    kind: crl.kind,
+    number: crlNumber(crl.number, 'number'),
+    base_number: crl.baseNumber === undefined ? null : crlNumber(crl.baseNumber, 'baseNumber'),
+    ...validity(crl.thisUpdate, crl.nextUpdate),
+    feed_seq: feedSeqValue(crl.feedSeq, 'feedSeq'),
+    der: requiredBytes(crl.der, 'der'),
+  };
+}
+
+export function ocspResponseRow(r: StoredOcspResponse, field: string): OcspResponseRow {
+  if (r === null || typeof r !== 'object') throw invalid(`${field} must be an object`);
+  return {
+    issuer_id: requiredText(r.issuerId, `${field}.issuerId`),
+    serial_hex: normalizeSerialHex(r.serialHex, `${field}.serialHex`),
+    der: requiredBytes(r.der, `${field}.der`),
+    ...validity(r.thisUpdate, r.nextUpdate),
+  };
+}
+
+export class SignedObjectStore {
+  private readonly reserveCrlNumber: Database.Statement<[string]>;
+  private readonly upsertCrl: Database.Statement<[CrlRow]>;
+  private readonly latestCrl: Database.Statement<[string, string], CrlRow>;
+  private readonly upsertOcsp: Database.Statement<[OcspResponseRow]>;
+  private readonly ocspResponse: Database.Statement<[string, string], OcspResponseRow>;
+  private readonly ocspOfIssuer: Database.Statement<[string], OcspResponseRow>;
+  private readonly ocspAll: Database.Statement<[], OcspResponseRow>;
+  private readonly putOcspBatch: Database.Transaction<(rows: OcspResponseRow[]) => void>;
+
+  constructor(db: Database.Database) {
+    this.reserveCrlNumber = db.prepare(`INSERT INTO crl_numbers (issuer_id, last_number) VALUES (?, 1)
+      ON CONFLICT (issuer_id) DO UPDATE SET last_number = last_number + 1 RETURNING last_number`).safeIntegers(true);
+    // Decimal TEXT without leading zeros: the longer number is the larger, and equal lengths compare as text.
+    this.upsertCrl = db.prepare(`INSERT INTO crls (issuer_id, kind, number, base_number, this_update, next_update, feed_seq, der)
+      VALUES (:issuer_id, :kind, :number, :base_number, :this_update, :next_update, :feed_seq, :der)
+      ON CONFLICT (issuer_id, kind) DO UPDATE SET number = excluded.number, base_number = excluded.base_number,
+        this_update = excluded.this_update, next_update = excluded.next_update, feed_seq = excluded.feed_seq, der = excluded.der
+      WHERE length(excluded.number) > length(crls.number)
+         OR (length(excluded.number) = length(crls.number) AND excluded.number >= crls.number)`);
+    this.latestCrl = db.prepare('SELECT * FROM crls WHERE issuer_id = ? AND kind = ?');
+    this.upsertOcsp = db.prepare(`INSERT INTO ocsp_responses (issuer_id, serial_hex, der, this_update, next_update)
+      VALUES (:issuer_id, :serial_hex, :der, :this_update, :next_update)
+      ON CONFLICT (issuer_id, serial_hex) DO UPDATE SET der = excluded.der, this_update = excluded.this_update,
+        next_update = excluded.next_update`);
+    this.ocspResponse = db.prepare('SELECT * FROM ocsp_responses WHERE issuer_id = ? AND serial_hex = ?');
+    this.ocspOfIssuer = db.prepare('SELECT * FROM ocsp_responses WHERE issuer_id = ?');
+    this.ocspAll = db.prepare('SELECT * FROM ocsp_responses');
+    this.putOcspBatch = db.transaction((rows: OcspResponseRow[]) => {
+      for (const row of rows) this.upsertOcsp.run(row);
+    });
+  }
+
+  nextCrlNumber(issuerId: string): bigint {
+    return (this.reserveCrlNumber.get(issuerId) as { last_number: bigint }).last_number;
+  }
+
+  putCrl(row: CrlRow): void {
+    this.upsertCrl.run(row);
+  }
+
+  getLatestCrl(issuerId: string, kind: 'full' | 'delta'): CrlRecord | undefined {
+    const row = this.latestCrl.get(issuerId, kind);
+    return row === undefined ? undefined : crlFromRow(row);
+  }
+
+  putOcspResponses(rows: OcspResponseRow[]): void {
+    this.putOcspBatch.immediate(rows);
+  }
+
+  getOcspResponse(issuerId: string, serialHex: string): StoredOcspResponse | undefined {
+    const row = this.ocspResponse.get(issuerId, serialHex);
+    return row === undefined ? undefined : ocspResponseFromRow(row);
+  }
+
+  forEachOcspResponse(issuerId: string | undefined, row: (r: StoredOcspResponse) => void): void {
+    const rows = issuerId === undefined ? this.ocspAll.iterate() : this.ocspOfIssuer.iterate(issuerId);
+    for (const r of rows) row(ocspResponseFromRow(r));
+  }
+}
