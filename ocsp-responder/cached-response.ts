@@ -1,0 +1,151 @@
+/**
+ * One answer as the responder keeps it in memory: a single Buffer with a small fixed header
+ * before the OCSPResponse DER, so serving it needs no lookup beyond the map, and re-signing,
+ * refreshing and rollover need no per-response object (DESIGN.md "Hot paths").
+ *
+ * Layout (big-endian):
+ *    0      kind: KIND_CACHEABLE (signed, no nonce), KIND_NO_STORE (signed with a nonce), KIND_ERROR
+ *    1      identity epoch (mod 256) of the responder that signed it: a rollover makes it stale
+ *    2      status of the (first) SingleResponse: 0 good, 1 revoked, 2 unknown
+ *    3      CRLReason code (RFC 5280 §5.3.1) or 0xff when absent
+ *    4..7   revocationTime, seconds since 1970 (0 unless revoked)
+ *    8..11  thisUpdate (= producedAt), seconds since 1970
+ *   12..15  nextUpdate, seconds since 1970
+ *   16..35  SHA-1 of the OCSPResponse DER: the ETag (RFC 5019 §6.2)
+ *   36..    the OCSPResponse DER
+ *
+ * Batches are packed into one allocation (`packResponses`): a re-signed batch is one
+ * ArrayBuffer, not one per response, and is freed once every response of it has been replaced.
+ */
+import * as nodeCrypto from 'node:crypto';
+import { CRL_REASON_CODES, crlReasonFromCode, type OcspCertStatus, type OcspErrorStatus, ocspErrorResponse } from '../pkix/index.js';
+
+export const KIND_CACHEABLE = 0;
+export const KIND_NO_STORE = 1;
+export const KIND_ERROR = 2;
+export const HEADER_LENGTH = 36;
+const NO_REASON = 0xff;
+
+export interface SignedResponse {
+  der: Buffer;
+  status: OcspCertStatus;
+  thisUpdateMs: number;
+  nextUpdateMs: number;
+}
+
+const oneShotHash = (nodeCrypto as { hash?: (alg: string, data: Buffer, enc: 'buffer') => Buffer }).hash;
+
+function sha1(data: Buffer): Buffer {
+  return oneShotHash !== undefined ? oneShotHash('sha1', data, 'buffer') : nodeCrypto.createHash('sha1').update(data).digest();
+}
+
+function writeHeader(out: Buffer, at: number, kind: number, epoch: number, r: SignedResponse): void {
+  out[at] = kind;
+  out[at + 1] = epoch & 0xff;
+  const st = r.status;
+  if (st.status === 'revoked') {
+    out[at + 2] = 1;
+    out[at + 3] = st.reason === undefined ? NO_REASON : CRL_REASON_CODES[st.reason];
+    out.writeUInt32BE(Math.floor(st.revokedAt.getTime() / 1000), at + 4);
+  } else {
+    out[at + 2] = st.status === 'good' ? 0 : 2;
+    out[at + 3] = NO_REASON;
+    out.writeUInt32BE(0, at + 4);
+  }
+  out.writeUInt32BE(Math.floor(r.thisUpdateMs / 1000), at + 8);
+  out.writeUInt32BE(Math.floor(r.nextUpdateMs / 1000), at + 12);
+  sha1(r.der).copy(out, at + 16);
+  r.der.copy(out, at + HEADER_LENGTH);
+}
+
+/**
+ * Packs signed responses into one allocation; returns one view per response, in order.
+ * `longLived` responses (the cache) get their own slab: a slab of the shared pool would keep
+ * unrelated short-lived garbage alive for hours. A one-off live answer uses the pool.
+ */
+export function packResponses(responses: SignedResponse[], epoch: number, kind = KIND_CACHEABLE, longLived = true): Buffer[] {
+  let total = 0;
+  for (let i = 0; i < responses.length; i++) total += HEADER_LENGTH + responses[i].der.length;
+  const slab = longLived ? Buffer.allocUnsafeSlow(total) : Buffer.allocUnsafe(total);
+  const out: Buffer[] = new Array(responses.length);
+  let at = 0;
+  for (let i = 0; i < responses.length; i++) {
+    const size = HEADER_LENGTH + responses[i].der.length;
+    writeHeader(slab, at, kind, epoch, responses[i]);
+    out[i] = slab.subarray(at, at + size);
+    at += size;
+  }
+  return out;
+}
+
+/** An unsigned error answer (RFC 6960 §4.2.1), built once per status. */
+function errorEntry(status: OcspErrorStatus): Buffer {
+  const der = ocspErrorResponse(status);
+  const out = Buffer.alloc(HEADER_LENGTH + der.length);
+  out[0] = KIND_ERROR;
+  out[3] = NO_REASON;
+  der.copy(out, HEADER_LENGTH);
+  return out;
+}
+
+export const ERROR_ENTRIES: Readonly<Record<OcspErrorStatus, Buffer>> = Object.freeze({
+  malformedRequest: errorEntry('malformedRequest'),
+  internalError: errorEntry('internalError'),
+  tryLater: errorEntry('tryLater'),
+  sigRequired: errorEntry('sigRequired'),
+  unauthorized: errorEntry('unauthorized'),
+});
+
+export function entryKind(entry: Buffer): number {
+  return entry[0];
+}
+
+export function entryEpoch(entry: Buffer): number {
+  return entry[1];
+}
+
+export function thisUpdateSeconds(entry: Buffer): number {
+  return entry.readUInt32BE(8);
+}
+
+export function nextUpdateSeconds(entry: Buffer): number {
+  return entry.readUInt32BE(12);
+}
+
+/** The OCSPResponse DER (a view). */
+export function entryDer(entry: Buffer): Buffer {
+  return entry.subarray(HEADER_LENGTH);
+}
+
+/** The ETag value, quoted (RFC 9110 §8.8.3): the hex SHA-1 of the response, as RFC 5019 §6.2's example. */
+export function entryEtag(entry: Buffer): string {
+  return `"${entry.toString('hex', 16, HEADER_LENGTH)}"`;
+}
+
+/** The status the entry states. */
+export function entryStatus(entry: Buffer): OcspCertStatus {
+  switch (entry[2]) {
+    case 0: return { status: 'good' };
+    case 1: {
+      const revokedAt = new Date(entry.readUInt32BE(4) * 1000);
+      const reason = entry[3] === NO_REASON ? undefined : crlReasonFromCode(entry[3]);
+      return reason === undefined ? { status: 'revoked', revokedAt } : { status: 'revoked', revokedAt, reason };
+    }
+    default: return { status: 'unknown' };
+  }
+}
+
+/** True when the entry states `status` (to the second, as GeneralizedTime carries it). */
+export function entryStates(entry: Buffer, status: OcspCertStatus): boolean {
+  if (status.status === 'good') return entry[2] === 0;
+  if (status.status === 'unknown') return entry[2] === 2;
+  const reason = status.reason === undefined ? NO_REASON : CRL_REASON_CODES[status.reason];
+  return entry[2] === 1 && entry[3] === reason && entry.readUInt32BE(4) === Math.floor(status.revokedAt.getTime() / 1000);
+}
+
+/** True once half the entry's validity has passed (re-signed then, so a served response is never close to expiry). */
+export function pastHalfLife(entry: Buffer, nowSeconds: number): boolean {
+  const thisUpdate = entry.readUInt32BE(8);
+  const nextUpdate = entry.readUInt32BE(12);
+  return nowSeconds >= thisUpdate + (nextUpdate - thisUpdate) / 2;
+}

@@ -1,0 +1,410 @@
+/**
+ * The pre-signed responses: one per certificate, SHA-1 CertID (RFC 5019 §2.1.1: "clients MUST use
+ * SHA1 as the hashing algorithm for the CertID.issuerNameHash and the CertID.issuerKeyHash
+ * values"), kept in memory per issuer and serial, and in the registry so a restart serves at once.
+ *
+ * - start: loads the stored responses, then reconciles with the registry's certificate statuses
+ *   (a certificate with no response, a response stating an old status, one past half its validity
+ *   or signed by an older responder certificate gets re-signed), then follows the feed from the
+ *   sequence number read before the reconciliation (entries in between are applied twice: harmless).
+ * - the feed: every certificate entry re-signs that certificate's response with the entry's status,
+ *   stores it and swaps it into memory; `waitForSeq` lets the revocation API wait for that.
+ * - refresh: a timer re-signs every response past half its validity (RFC 6960 §4.2.2.1: a response
+ *   past nextUpdate must not be relied on) and every response of a rolled-over responder.
+ * All re-signing goes through one SigningQueue in small batches (DESIGN.md "The event loop").
+ */
+import type { OcspCertStatus } from '../pkix/index.js';
+import type { FeedEntry, StoredOcspResponse } from '../registry/port.js';
+import { entryEpoch, entryStates, entryStatus, packResponses, pastHalfLife, type SignedResponse } from './cached-response.js';
+import { statusFromFeedEntry, statusFromParts } from './cert-status.js';
+import type { FeedFactory, FeedSubscription } from './feed.js';
+import type { IssuerIndex } from './issuer-index.js';
+import { describeError, type Logger } from './logger.js';
+import type { OcspRegistryView } from './registry-view.js';
+import type { ResponseSigner } from './response-signer.js';
+import type { PreparedIdentity } from './signing-identity.js';
+import { SigningQueue } from './signing-queue.js';
+import { usableStoredResponse } from './stored-response.js';
+
+export interface PresignedResponsesOptions {
+  registry: OcspRegistryView;
+  signer: ResponseSigner;
+  /** The identities in force (they change on rollover). */
+  identities: () => IssuerIndex;
+  feed: FeedFactory;
+  logger: Logger;
+  /** Responses signed (and stored) per batch. Default 128 (about 7 ms of P-256 signing). */
+  batchSize?: number;
+  /** How often to look for responses past half their validity. Default validity / 8, at most 10 minutes. */
+  refreshIntervalMs?: number;
+  /** Store what is signed with putOcspResponses (default true; false for a read-only registry). */
+  persist?: boolean;
+  /** Called for each response replaced in memory (live-signed copies of it must go). */
+  onReplaced?: (issuerId: string, serialHex: string) => void;
+  /** Called when the cache reflects the feed up to `seq`. */
+  onFeedApplied?: (seq: number) => void;
+}
+
+interface PendingItem {
+  serialHex: string;
+  status: OcspCertStatus;
+}
+
+interface Waiter {
+  seq: number;
+  resolve: (reached: boolean) => void;
+  timer: NodeJS.Timeout;
+}
+
+const yieldToIo = (): Promise<void> => new Promise((resolve) => setImmediate(resolve));
+
+export class PresignedResponses {
+  readonly #o: PresignedResponsesOptions;
+  readonly #batchSize: number;
+  readonly #refreshIntervalMs: number;
+  readonly #maps = new Map<string, Map<string, Buffer>>();
+  readonly #queue = new SigningQueue();
+  #waiters: Waiter[] = [];
+  #feed: FeedSubscription | undefined;
+  #timer: NodeJS.Timeout | undefined;
+  #appliedSeq = 0;
+  #generation = 0;
+  #signedTotal = 0;
+  #persistFailures = 0;
+  #lastRefreshAt: number | undefined;
+  #sweeping = false;
+  #sweepAgain = false;
+  #started = false;
+  #stopped = false;
+
+  constructor(options: PresignedResponsesOptions) {
+    this.#o = options;
+    this.#batchSize = options.batchSize ?? 128;
+    if (!Number.isInteger(this.#batchSize) || this.#batchSize < 1 || this.#batchSize > 10_000) throw new RangeError('batchSize must be 1 to 10000');
+    this.#refreshIntervalMs = options.refreshIntervalMs ?? Math.min(options.signer.validityMs / 8, 600_000);
+    if (!(this.#refreshIntervalMs >= 10)) throw new RangeError('refreshIntervalMs must be at least 10');
+  }
+
+  /** The hot path: the response for one certificate of one issuer, or undefined. */
+  get(issuerId: string, serialHex: string): Buffer | undefined {
+    const map = this.#maps.get(issuerId);
+    return map === undefined ? undefined : map.get(serialHex);
+  }
+
+  get size(): number {
+    let n = 0;
+    for (const m of this.#maps.values()) n += m.size;
+    return n;
+  }
+
+  /** The feed sequence number the cache reflects. */
+  get appliedSeq(): number {
+    return this.#appliedSeq;
+  }
+
+  /** Increases with every batch swapped in (live signing uses it to avoid caching what a batch replaced). */
+  get generation(): number {
+    return this.#generation;
+  }
+
+  stats(): Record<string, number | string | null> {
+    const feedAt = this.#feed?.lastSuccessAt;
+    return {
+      responses: this.size,
+      appliedSeq: this.#appliedSeq,
+      feedLastSuccessAt: feedAt === undefined ? null : new Date(feedAt).toISOString(),
+      signedTotal: this.#signedTotal,
+      pendingBatches: this.#queue.pending,
+      persistFailures: this.#persistFailures,
+      lastRefreshAt: this.#lastRefreshAt === undefined ? null : new Date(this.#lastRefreshAt).toISOString(),
+    };
+  }
+
+  /** Milliseconds since the feed was last read, or undefined before the first read. */
+  feedAgeMs(now: number): number | undefined {
+    const at = this.#feed?.lastSuccessAt;
+    return at === undefined ? undefined : now - new Date(at).getTime();
+  }
+
+  /** Load, reconcile, then follow the feed and refresh. Resolves when the cache is complete. */
+  async start(): Promise<void> {
+    if (this.#started) throw new Error('PresignedResponses already started');
+    this.#started = true;
+    const seq0 = await this.#o.registry.latestFeedSeq();
+    await this.#load();
+    for (const identity of this.#o.identities().list()) {
+      if (this.#stopped) return;
+      await this.#reconcile(identity);
+    }
+    if (this.#stopped) return;
+    this.#advance(seq0);
+    this.#feed = this.#o.feed(seq0, { onEntries: (entries) => this.#onEntries(entries), onError: (e) => this.#feedError(e) });
+    this.#feed.start();
+    this.#timer = setInterval(() => void this.refresh(), this.#refreshIntervalMs);
+    this.#timer.unref();
+  }
+
+  async stop(): Promise<void> {
+    this.#stopped = true;
+    if (this.#timer !== undefined) clearInterval(this.#timer);
+    await this.#feed?.stop();
+    for (const w of this.#waiters) {
+      clearTimeout(w.timer);
+      w.resolve(false);
+    }
+    this.#waiters = [];
+    await this.#queue.whenIdle();
+  }
+
+  /**
+   * Resolves true once the cache reflects every feed entry up to `seq` (so this process answers
+   * accordingly), false after `timeoutMs` or when stopped.
+   */
+  waitForSeq(seq: number, timeoutMs: number): Promise<boolean> {
+    if (this.#appliedSeq >= seq) return Promise.resolve(true);
+    if (this.#stopped) return Promise.resolve(false);
+    this.#feed?.poke();
+    return new Promise((resolve) => {
+      const waiter: Waiter = {
+        seq, resolve,
+        timer: setTimeout(() => {
+          this.#waiters = this.#waiters.filter((w) => w !== waiter);
+          resolve(false);
+        }, Math.max(0, timeoutMs)),
+      };
+      this.#waiters.push(waiter);
+    });
+  }
+
+  /** Resolves once no batch is queued or running (tests, shutdown). */
+  whenIdle(): Promise<void> {
+    return this.#queue.whenIdle();
+  }
+
+  /**
+   * After a change of identities: responses of removed issuers go, added issuers are reconciled,
+   * and every response signed by an older responder certificate is re-signed.
+   */
+  async identitiesChanged(added: readonly PreparedIdentity[], removedIssuerIds: readonly string[]): Promise<void> {
+    for (const id of removedIssuerIds) this.#maps.delete(id);
+    if (!this.#started || this.#stopped) return;
+    for (const identity of added) await this.#reconcile(identity);
+    await this.refresh();
+  }
+
+  /**
+   * Re-signs every response past half its validity or signed by an older responder, in batches.
+   * Returns how many were re-signed. A call while a sweep runs makes that sweep go round again.
+   */
+  async refresh(): Promise<number> {
+    if (this.#sweeping) {
+      this.#sweepAgain = true;
+      return 0;
+    }
+    this.#sweeping = true;
+    let count = 0;
+    try {
+      do {
+        this.#sweepAgain = false;
+        for (const identity of this.#o.identities().list()) {
+          const map = this.#maps.get(identity.issuerId);
+          if (map === undefined) continue;
+          let batch: string[] = [];
+          let nowSeconds = this.#nowSeconds();
+          let scanned = 0;
+          for (const [serialHex, entry] of map) {
+            if (this.#stopped) return count;
+            if (entryEpoch(entry) !== identity.epoch || pastHalfLife(entry, nowSeconds)) batch.push(serialHex);
+            if (batch.length >= this.#batchSize) {
+              const serials = batch;
+              batch = [];
+              count += await this.#queue.run(() => this.#resignFromCache(identity.issuerId, serials), 'background');
+            }
+            if (++scanned % 8192 === 0) {
+              await yieldToIo();
+              nowSeconds = this.#nowSeconds();
+            }
+          }
+          if (batch.length > 0) count += await this.#queue.run(() => this.#resignFromCache(identity.issuerId, batch), 'background');
+        }
+      } while (this.#sweepAgain && !this.#stopped);
+      this.#lastRefreshAt = this.#o.signer.now();
+    } catch (e) {
+      this.#o.logger.error('OCSP response refresh failed; it is retried at the next interval', { cause: describeError(e) });
+    } finally {
+      this.#sweeping = false;
+    }
+    return count;
+  }
+
+  #nowSeconds(): number {
+    return Math.floor(this.#o.signer.now() / 1000);
+  }
+
+  #mapFor(issuerId: string): Map<string, Buffer> {
+    let map = this.#maps.get(issuerId);
+    if (map === undefined) {
+      map = new Map();
+      this.#maps.set(issuerId, map);
+    }
+    return map;
+  }
+
+  /** Stored responses still usable as they are: by a current responder, SHA-1 CertID, not expired. */
+  async #load(): Promise<void> {
+    const index = this.#o.identities();
+    const nowMs = this.#o.signer.now();
+    const groups = new Map<string, { serials: string[]; responses: SignedResponse[] }>();
+    const flush = (issuerId: string): void => {
+      const g = groups.get(issuerId);
+      const identity = index.get(issuerId);
+      if (g === undefined || identity === undefined || g.serials.length === 0) return;
+      const entries = packResponses(g.responses, identity.epoch);
+      const map = this.#mapFor(issuerId);
+      for (let i = 0; i < entries.length; i++) map.set(g.serials[i], entries[i]);
+      g.serials = [];
+      g.responses = [];
+    };
+    let skipped = 0;
+    await this.#o.registry.forEachOcspResponse(undefined, (r: StoredOcspResponse) => {
+      const identity = index.get(r.issuerId);
+      if (identity === undefined) return;
+      const usable = usableStoredResponse(r, identity, nowMs);
+      if (usable === undefined) {
+        skipped++;
+        return;
+      }
+      let g = groups.get(r.issuerId);
+      if (g === undefined) {
+        g = { serials: [], responses: [] };
+        groups.set(r.issuerId, g);
+      }
+      g.serials.push(usable.serialHex);
+      g.responses.push(usable.response);
+      if (g.serials.length >= 256) flush(r.issuerId);
+    });
+    for (const issuerId of groups.keys()) flush(issuerId);
+    if (skipped > 0) this.#o.logger.info('stored OCSP responses not reusable (expired or by an older responder) will be re-signed', { count: skipped });
+  }
+
+  /** Re-sign, in the background, every certificate of the issuer whose response is missing or states an old status. */
+  async #reconcile(identity: PreparedIdentity): Promise<void> {
+    const map = this.#mapFor(identity.issuerId);
+    const nowSeconds = this.#nowSeconds();
+    const serials: string[] = [];
+    const statuses: OcspCertStatus[] = [];
+    await this.#o.registry.forEachCertificateStatus(identity.issuerId, (serialHex, status, revokedAtMs, reason) => {
+      let st: OcspCertStatus;
+      try {
+        st = statusFromParts(serialHex, status, revokedAtMs, reason);
+      } catch (e) {
+        this.#o.logger.error('certificate status cannot be stated', { serialHex, cause: describeError(e) });
+        return;
+      }
+      const entry = map.get(serialHex);
+      if (entry !== undefined && entryEpoch(entry) === identity.epoch && entryStates(entry, st) && !pastHalfLife(entry, nowSeconds)) return;
+      serials.push(serialHex);
+      statuses.push(st);
+    });
+    for (let i = 0; i < serials.length && !this.#stopped; i += this.#batchSize) {
+      const items: PendingItem[] = [];
+      for (let j = i; j < Math.min(serials.length, i + this.#batchSize); j++) items.push({ serialHex: serials[j], status: statuses[j] });
+      await this.#queue.run(() => this.#signAndSwap(identity.issuerId, items), 'background');
+    }
+  }
+
+  async #onEntries(entries: FeedEntry[]): Promise<void> {
+    if (entries.length === 0) return;
+    const index = this.#o.identities();
+    const groups = new Map<string, Map<string, OcspCertStatus>>();
+    for (const entry of entries) {
+      let status: OcspCertStatus | undefined;
+      try {
+        status = statusFromFeedEntry(entry);
+      } catch (e) {
+        this.#o.logger.error('feed entry cannot be stated', { seq: entry.seq, cause: describeError(e) });
+        continue;
+      }
+      if (status === undefined || index.get(entry.issuerId!) === undefined) continue;
+      let g = groups.get(entry.issuerId!);
+      if (g === undefined) {
+        g = new Map();
+        groups.set(entry.issuerId!, g);
+      }
+      g.set(entry.serialHex!.toUpperCase(), status); // a later entry for the same certificate wins
+    }
+    for (const [issuerId, g] of groups) {
+      const items: PendingItem[] = [];
+      for (const [serialHex, status] of g) items.push({ serialHex, status });
+      for (let i = 0; i < items.length; i += this.#batchSize) {
+        const batch = items.slice(i, i + this.#batchSize);
+        await this.#queue.run(() => this.#signAndSwap(issuerId, batch), 'urgent');
+      }
+    }
+    this.#advance(entries[entries.length - 1].seq);
+  }
+
+  #advance(seq: number): void {
+    if (seq <= this.#appliedSeq) return;
+    this.#appliedSeq = seq;
+    if (this.#waiters.length > 0) {
+      const still: Waiter[] = [];
+      for (const w of this.#waiters) {
+        if (w.seq <= seq) {
+          clearTimeout(w.timer);
+          w.resolve(true);
+        } else {
+          still.push(w);
+        }
+      }
+      this.#waiters = still;
+    }
+    this.#o.onFeedApplied?.(seq);
+  }
+
+  #feedError(e: unknown): void {
+    this.#o.logger.error('reading the revocation feed failed; retrying', { cause: describeError(e) });
+  }
+
+  /** Runs inside the queue: re-signs with the status each response states now. */
+  async #resignFromCache(issuerId: string, serials: string[]): Promise<number> {
+    const map = this.#maps.get(issuerId);
+    const identity = this.#o.identities().get(issuerId);
+    if (map === undefined || identity === undefined) return 0;
+    const nowSeconds = this.#nowSeconds();
+    const items: PendingItem[] = [];
+    for (const serialHex of serials) {
+      const entry = map.get(serialHex);
+      if (entry === undefined) continue;
+      if (entryEpoch(entry) === identity.epoch && !pastHalfLife(entry, nowSeconds)) continue; // the feed re-signed it meanwhile
+      items.push({ serialHex, status: entryStatus(entry) });
+    }
+    if (items.length > 0) await this.#signAndSwap(issuerId, items);
+    return items.length;
+  }
+
+  /** Runs inside the queue: signs with the identity in force now, swaps into memory, then stores. */
+  async #signAndSwap(issuerId: string, items: PendingItem[]): Promise<void> {
+    const identity = this.#o.identities().get(issuerId);
+    if (identity === undefined || items.length === 0) return;
+    const signed = await this.#o.signer.signEach(identity, items);
+    const entries = packResponses(signed, identity.epoch);
+    const map = this.#mapFor(issuerId);
+    for (let i = 0; i < items.length; i++) {
+      map.set(items[i].serialHex, entries[i]);
+      this.#o.onReplaced?.(issuerId, items[i].serialHex);
+    }
+    this.#generation++;
+    this.#signedTotal += items.length;
+    if (this.#o.persist === false) return;
+    try {
+      await this.#o.registry.putOcspResponses(signed.map((s, i) => ({
+        issuerId, serialHex: items[i].serialHex, der: s.der, thisUpdate: new Date(s.thisUpdateMs), nextUpdate: new Date(s.nextUpdateMs),
+      })));
+    } catch (e) {
+      // Memory already answers correctly; the next start reconciles what the store missed.
+      this.#persistFailures++;
+      this.#o.logger.warn('storing pre-signed OCSP responses failed', { issuerId, count: items.length, cause: describeError(e) });
+    }
+  }
+}
