@@ -6,6 +6,8 @@
  */
 import { benchIssuance } from './issuance.js';
 import { createBenchCa } from './fixtures.js';
+import { benchOcsp } from './ocsp.js';
+import { benchRevocationToOcsp } from './revocation.js';
 
 const json = process.argv.includes('--json');
 const scale = Number(process.env.KAKUIN_BENCH_SCALE ?? '1');
@@ -32,6 +34,16 @@ async function main(): Promise<void> {
   } finally {
     ca.cleanup();
   }
+
+  log('\nrevocation call (HTTPS API) → OCSP answers revoked (pre-signed path), one device at a time');
+  const rev = await benchRevocationToOcsp(n(300));
+  Object.assign(figures, rev);
+  log(`  p50 ${rev.revocation_to_ocsp_revoked_p50_ms} ms, p99 ${rev.revocation_to_ocsp_revoked_p99_ms} ms  (${n(300)} revocations)`);
+
+  log('\nOCSP responder (wrk on 127.0.0.1, responder in its own process)');
+  const ocsp = await benchOcsp({ log: (line) => log(line) });
+  Object.assign(figures, ocsp);
+
   if (json) process.stdout.write(`${JSON.stringify(figures)}\n`);
 }
 

@@ -17,7 +17,16 @@ export interface KakuinConfig {
   configFile?: string;
   bindHost: string;
   api: { port: number; maxBodyBytes: number };
-  ocsp: { port: number };
+  ocsp: {
+    port: number;
+    /** nextUpdate − thisUpdate of OCSP responses. */
+    validityHours: number;
+    /** Live signing (nonces, several CertIDs, cache misses): at most this many per second. */
+    liveRatePerSecond: number;
+    signerValidityDays: number;
+    signerRenewWithinDays: number;
+  };
+  crl: { coalesceMs: number; fullValidityHours: number; fullRebuildMinutes: number; deltaValidityMinutes: number };
   gateway: { port: number };
   legacy: { port: number };
   /** Base of the OCSP, CRL and caIssuers URLs written into certificates. */
@@ -48,6 +57,14 @@ const FILE_OPTIONS: Record<string, (v: unknown, key: string) => unknown> = {
   'api.port': port,
   'api.maxBodyBytes': (v, k) => int(v, k, 1024, 64 * 1024 * 1024),
   'ocsp.port': port,
+  'ocsp.validityHours': (v, k) => int(v, k, 1, 24 * 14),
+  'ocsp.liveRatePerSecond': (v, k) => int(v, k, 1, 1_000_000),
+  'ocsp.signerValidityDays': (v, k) => int(v, k, 2, 365),
+  'ocsp.signerRenewWithinDays': (v, k) => int(v, k, 1, 364),
+  'crl.coalesceMs': (v, k) => int(v, k, 0, 600_000),
+  'crl.fullValidityHours': (v, k) => int(v, k, 1, 24 * 31),
+  'crl.fullRebuildMinutes': (v, k) => int(v, k, 1, 24 * 60 * 31),
+  'crl.deltaValidityMinutes': (v, k) => int(v, k, 2, 24 * 60 * 7),
   'gateway.port': port,
   'legacy.port': port,
   publicHttpUrl: httpUrl,
@@ -85,6 +102,7 @@ export const ENV_OPTIONS: Record<string, string> = {
   KAKUIN_KEY_PASSPHRASE_FILE: 'keys.passphraseFile',
   KAKUIN_ORGANIZATION: 'ca.organization',
   KAKUIN_LOG_LEVEL: 'log.level',
+  KAKUIN_CRL_COALESCE_MS: 'crl.coalesceMs',
   KAKUIN_VERIFY_WORKERS: 'ca.verifyWorkers',
 };
 
@@ -129,7 +147,19 @@ export function loadConfig(env: Env = process.env, cwd = process.cwd()): Readonl
     configFile,
     bindHost: get('bindHost', '127.0.0.1'),
     api: { port: get('api.port', 8443), maxBodyBytes: get('api.maxBodyBytes', 64 * 1024) },
-    ocsp: { port: ocspPort },
+    ocsp: {
+      port: ocspPort,
+      validityHours: get('ocsp.validityHours', 24),
+      liveRatePerSecond: get('ocsp.liveRatePerSecond', 2000),
+      signerValidityDays: get('ocsp.signerValidityDays', 30),
+      signerRenewWithinDays: get('ocsp.signerRenewWithinDays', 7),
+    },
+    crl: {
+      coalesceMs: get('crl.coalesceMs', 1000),
+      fullValidityHours: get('crl.fullValidityHours', 24),
+      fullRebuildMinutes: get('crl.fullRebuildMinutes', 60),
+      deltaValidityMinutes: get('crl.deltaValidityMinutes', 60),
+    },
     gateway: { port: get('gateway.port', 9443) },
     legacy: { port: get('legacy.port', 9444) },
     publicHttpUrl: get('publicHttpUrl', `http://localhost:${ocspPort}`).replace(/\/+$/, ''),
@@ -162,6 +192,9 @@ export function loadConfig(env: Env = process.env, cwd = process.cwd()): Readonl
     },
     log: { level: get('log.level', 'info') },
   };
+  if (config.ocsp.signerRenewWithinDays >= config.ocsp.signerValidityDays) {
+    fail('ocsp.signerRenewWithinDays', 'must be less than ocsp.signerValidityDays');
+  }
   return deepFreeze(config);
 }
 

@@ -1,4 +1,7 @@
-/** `kakuin serve`: opens (or on first start creates) the CA and serves the management API over HTTPS. */
+/**
+ * `kakuin serve`: opens (or on first start creates) the CA, starts the revocation plane (OCSP, CRLs,
+ * plain-HTTP listener) and serves the management API over HTTPS.
+ */
 import https from 'node:https';
 import type { AddressInfo } from 'node:net';
 import { AdminAuthenticator } from '../ca/api/admin-tokens.js';
@@ -6,12 +9,16 @@ import { createManagementApi } from '../ca/api/management-api.js';
 import type { KakuinConfig } from './config.js';
 import type { Logger } from './logger.js';
 import { ensureFirstAdminToken } from './admin-bootstrap.js';
+import { startRevocationPlane, type RevocationPlane } from './revocation-plane.js';
 import { tlsMaterialFor } from './tls-material.js';
 import { caFiles, openKakuin, type Kakuin } from './wiring.js';
 
 export interface RunningService {
   kakuin: Kakuin;
   apiUrl: string;
+  /** The plain-HTTP listener (OCSP, CRLs, CA certificates) as bound. */
+  httpUrl: string;
+  plane: RevocationPlane;
   /** Set on the first start without KAKUIN_ADMIN_TOKEN: shown once. */
   initialAdminToken?: string;
   adminTokenFile?: string;
@@ -20,13 +27,17 @@ export interface RunningService {
 
 export async function startService(config: Readonly<KakuinConfig>, logger: Logger, env: Record<string, string | undefined> = process.env): Promise<RunningService> {
   const kakuin = await openKakuin(config, logger, { bootstrap: true, actor: 'system', env });
+  let plane: RevocationPlane | undefined;
   try {
     if (kakuin.created) logger.info('development CA hierarchy created', { dataDir: config.dataDir });
     const admin = await ensureFirstAdminToken(kakuin, env);
     const tls = await tlsMaterialFor(kakuin, 'api', logger);
+    plane = await startRevocationPlane(kakuin, logger);
     const app = createManagementApi({
       registry: kakuin.registry,
       issuer: kakuin.deviceIssuer,
+      revocation: plane.revocation,
+      crls: plane.crls,
       authenticator: new AdminAuthenticator(kakuin.registry, kakuin.pepper, env.KAKUIN_ADMIN_TOKEN),
       logger,
       maxBodyBytes: config.api.maxBodyBytes,
@@ -47,17 +58,20 @@ export async function startService(config: Readonly<KakuinConfig>, logger: Logge
     const host = config.bindHost.includes(':') ? `[${config.bindHost}]` : config.bindHost;
     const apiUrl = `https://${host === '0.0.0.0' ? 'localhost' : host}:${port}`;
     logger.info('management API listening', { url: apiUrl });
+    const started = plane;
     return {
-      kakuin, apiUrl, initialAdminToken: admin.token, adminTokenFile: admin.file,
+      kakuin, apiUrl, httpUrl: started.httpUrl, plane: started, initialAdminToken: admin.token, adminTokenFile: admin.file,
       close: async () => {
         await new Promise<void>((resolve) => {
           server.close(() => resolve());
           server.closeAllConnections();
         });
+        await started.close();
         await kakuin.close();
       },
     };
   } catch (e) {
+    await plane?.close().catch(() => undefined);
     await kakuin.close();
     throw e;
   }
@@ -73,7 +87,8 @@ export function startBanner(service: RunningService): string {
     `  root certificate  ${files.root}`,
     `  device chain      ${files.chain}   (device issuing CA + root)`,
     `  data directory    ${config.dataDir}`,
-    `  OCSP/CRL URLs     ${config.publicHttpUrl}   (written into certificates)`,
+    `  OCSP, CRLs        ${service.httpUrl}/ocsp, ${service.httpUrl}/crl/device.crl   (plain HTTP)`,
+    `  public HTTP URL   ${config.publicHttpUrl}   (written into certificates)`,
   ];
   if (service.initialAdminToken) {
     lines.push('', `  admin token (shown once; also kept in ${service.adminTokenFile}):`, `    ${service.initialAdminToken}`);

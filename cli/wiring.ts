@@ -8,6 +8,7 @@ import { KeyRing } from '../hsm-adapters/index.js';
 import { SoftwareKeyStore } from '../hsm-adapters/software/index.js';
 import { bootstrapHierarchy, hierarchyExists, loadHierarchy, type CaHierarchy } from '../ca/hierarchy.js';
 import { DeviceCertificateIssuer } from '../ca/issuance.js';
+import { ensureOcspSigner, type OcspSigner } from '../ca/ocsp-signers.js';
 import { createProofOfPossessionVerifier } from '../ca/pop-verifier.js';
 import { publicUrls, type PublicUrls } from '../ca/urls.js';
 import { openSqliteRegistry } from '../registry/sqlite/index.js';
@@ -26,6 +27,10 @@ export interface Kakuin {
   hierarchy: CaHierarchy;
   urls: PublicUrls;
   deviceIssuer: DeviceCertificateIssuer;
+  /** Delegated OCSP responders, one per CA (root, device, infrastructure). */
+  ocspSigners: OcspSigner[];
+  /** True when a responder certificate was created or rolled over by this open: re-sign stored responses. */
+  ocspSignersRolled: boolean;
   pepper: Buffer;
   /** True when this call created the CA hierarchy. */
   created: boolean;
@@ -76,6 +81,15 @@ export async function openKakuin(config: Readonly<KakuinConfig>, logger: Logger,
         actor: options.actor,
       });
     publishCaFiles(config, hierarchy);
+    const signerPolicy = {
+      organization: config.ca.organization, validityDays: config.ocsp.signerValidityDays,
+      renewWithinDays: config.ocsp.signerRenewWithinDays, keyAlgorithm: 'ecdsa-p256' as const,
+      keyUriFor: (issuerId: string, generation: number) => `file:ocsp-${issuerId}-${generation}`, actor: options.actor,
+    };
+    const ensured = [];
+    for (const issuer of [hierarchy.root, hierarchy.device, hierarchy.infrastructure]) {
+      ensured.push(await ensureOcspSigner(registry, keys, issuer, signerPolicy));
+    }
     const verifier = createProofOfPossessionVerifier(config.ca.verifyWorkers);
     const deviceIssuer = new DeviceCertificateIssuer(
       registry, hierarchy.device, [hierarchy.device.record.certificateDer, hierarchy.root.record.certificateDer], urls,
@@ -87,6 +101,7 @@ export async function openKakuin(config: Readonly<KakuinConfig>, logger: Logger,
     );
     return {
       config, registry, keys, softwareKeys, hierarchy, urls, deviceIssuer, pepper: pepper(config.secrets.directory),
+      ocspSigners: ensured.map((e) => e.signer), ocspSignersRolled: ensured.some((e) => e.rolled),
       created: !initialized,
       close: async () => {
         await verifier.close();

@@ -57,9 +57,16 @@ export const ERROR_CATALOGUE = {
   KAKUIN_E_INVALID_SERIAL_NUMBER: { status: 400, summary: 'A device serial number is empty, too long or outside PrintableString.' },
   KAKUIN_E_INVALID_IDENTIFIER: { status: 400, summary: 'A device identifier (MAC, IMEI, ...) has the wrong format.' },
   KAKUIN_E_CSR_SUBJECT_MISMATCH: { status: 400, summary: 'The CSR subject names a different device than the device record.' },
+  KAKUIN_E_CERTIFICATE_STATE: { status: 409, summary: 'The certificate status does not allow this change (a revoked certificate never comes back; only a held one can be released).' },
   KAKUIN_E_DEVICE_STATE: { status: 409, summary: 'The device lifecycle state does not allow this operation.' },
   KAKUIN_E_CA_NOT_INITIALIZED: { status: 503, summary: 'The CA hierarchy has not been created yet (run `kakuin init`).' },
   KAKUIN_E_CA_EXISTS: { status: 500, summary: '`kakuin init` found an existing CA hierarchy and will not overwrite it.' },
+
+  // ---- device gateway (mTLS, telemetry) -----------------------------------------------------------
+  KAKUIN_E_TELEMETRY_INVALID: { status: 400, summary: 'The telemetry body is not a JSON object (it does not parse, or is an array or a bare value).' },
+  KAKUIN_E_TELEMETRY_TOO_LARGE: { status: 413, summary: 'The telemetry body exceeds the gateway\'s configured size limit.' },
+  KAKUIN_E_UPSTREAM_UNAVAILABLE: { status: 502, summary: 'The gateway could not deliver the data upstream (connection failed, timed out, or the upstream answered 5xx).' },
+  KAKUIN_E_STATUS_STALE: { status: 503, summary: 'The gateway cannot currently confirm revocation status (the feed or OCSP answer is older than statusGraceMs), so it fails closed.' },
 
   // ---- configuration / CLI ----------------------------------------------------------------------
   KAKUIN_E_CONFIG: { status: 500, summary: 'The configuration file or an environment override is invalid.' },

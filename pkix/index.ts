@@ -15,3 +15,8 @@ export * from './signature.js';
 export * from './certificate.js';
 export * from './csr.js';
 export * from './pem.js';
+export * from './csr-encode.js';
+export * from './crl.js';
+export * from './crl-read.js';
+export * from './ocsp-request.js';
+export * from './ocsp-response.js';

@@ -12,13 +12,17 @@
  *   GET  /api/v1/audit-events?deviceId=&type=&since=&limit=   admin
  *   GET  /api/v1/ca/chain                           anyone  PEM, issuing CA first, root last
  *   GET  /healthz                                   anyone
+ * and the revocation routes in revocation-routes.ts (admin).
  */
 import express, { type NextFunction, type Request, type RequestHandler, type Response } from 'express';
 import type { DeviceQuery, DeviceStatus, Registry } from '../../registry/port.js';
 import { KakuinError } from '../../errors/index.js';
 import { registerDevice } from '../devices.js';
 import type { DeviceCertificateIssuer } from '../issuance.js';
+import type { CrlPublisher } from '../crl/crl-publisher.js';
+import type { RevocationService } from '../revocation.js';
 import { normalizeSerialHex } from '../serial.js';
+import { mountRevocationRoutes } from './revocation-routes.js';
 import type { AdminAuthenticator, Caller } from './admin-tokens.js';
 import { errorHandler, routeNotFound, type Logger } from './http-errors.js';
 import {
@@ -28,6 +32,8 @@ import {
 export interface ManagementApiDeps {
   registry: Registry;
   issuer: DeviceCertificateIssuer;
+  revocation: RevocationService;
+  crls?: CrlPublisher;
   authenticator: AdminAuthenticator;
   logger: Logger;
   /** Largest accepted request body, in bytes. */
@@ -124,6 +130,8 @@ export function createManagementApi(deps: ManagementApiDeps): express.Express {
     });
     res.json({ events: events.map(auditEventJson) });
   });
+
+  mountRevocationRoutes(app, { registry, revocation: deps.revocation, crls: deps.crls, admin, json, body });
 
   app.use(routeNotFound);
   app.use(errorHandler(logger));

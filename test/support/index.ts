@@ -1,5 +1,5 @@
 /** Shared test support: paths, temporary directories, and the `openssl` command as an independent peer. */
-import { spawnSync } from 'node:child_process';
+import { spawn, spawnSync } from 'node:child_process';
 import { existsSync, mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
@@ -57,4 +57,28 @@ export function opensslBytes(args: string[], input?: Buffer | string): Buffer {
   if (r.error) throw r.error;
   if (r.status !== 0) throw new Error(`openssl ${args.join(' ')} failed (${r.status}): ${r.stderr.toString()}`);
   return r.stdout;
+}
+
+/**
+ * `openssl` without blocking the event loop: needed whenever the peer it talks to (an OCSP
+ * responder, a TLS server) runs in this same process.
+ */
+export function opensslAsync(args: string[], input?: Buffer | string): Promise<CommandResult> {
+  return new Promise((resolve, reject) => {
+    const child = spawn('openssl', args, { stdio: ['pipe', 'pipe', 'pipe'] });
+    const out: Buffer[] = [];
+    const err: Buffer[] = [];
+    const timer = setTimeout(() => child.kill('SIGKILL'), 60_000);
+    child.stdout.on('data', (c: Buffer) => out.push(c));
+    child.stderr.on('data', (c: Buffer) => err.push(c));
+    child.on('error', (e) => {
+      clearTimeout(timer);
+      reject(e);
+    });
+    child.on('close', (code) => {
+      clearTimeout(timer);
+      resolve({ status: code ?? -1, stdout: Buffer.concat(out).toString('utf8'), stderr: Buffer.concat(err).toString('utf8') });
+    });
+    child.stdin.end(input);
+  });
 }

@@ -1,0 +1,123 @@
+/**
+ * Wiring of the revocation plane: the revocation service, CRL publication (bodies built in a worker
+ * thread), the OCSP responder with its pre-signed responses, and the plain-HTTP listener that
+ * serves OCSP, CRLs and CA certificates. All of them follow the registry's revocation feed.
+ */
+import { fileURLToPath, pathToFileURL } from 'node:url';
+import path from 'node:path';
+import { CrlPublisher } from '../ca/crl/crl-publisher.js';
+import { WorkerCrlBodyBuilder } from '../ca/crl/crl-builder.js';
+import { ensureOcspSigner, type OcspSigner } from '../ca/ocsp-signers.js';
+import { RevocationService } from '../ca/revocation.js';
+import { FeedFollower } from '../registry/feed-follower.js';
+import { createOcspHttpServer, OcspResponder, Publications, type OcspSigningIdentity } from '../ocsp-responder/index.js';
+import type { Logger } from './logger.js';
+import type { Kakuin } from './wiring.js';
+
+export interface RevocationPlane {
+  revocation: RevocationService;
+  crls: CrlPublisher;
+  responder: OcspResponder;
+  /** Base URL of the plain-HTTP listener as bound (the configured public URL may differ). */
+  httpUrl: string;
+  close(): Promise<void>;
+}
+
+const HOUR_MS = 3600_000;
+
+function identities(signers: OcspSigner[]): OcspSigningIdentity[] {
+  return signers.map((s) => ({
+    issuerId: s.issuer.id, issuerCertificateDer: s.issuer.record.certificateDer, responderCertificateDer: s.certificateDer, signer: s.signer,
+  }));
+}
+
+/** The module a CRL worker imports to open its own (read-only) registry connection. */
+function workerRegistryModule(): string {
+  const here = path.dirname(fileURLToPath(import.meta.url));
+  return pathToFileURL(path.join(here, '..', 'registry', 'sqlite', 'worker-open.js')).href;
+}
+
+export async function startRevocationPlane(kakuin: Kakuin, logger: Logger): Promise<RevocationPlane> {
+  const { config, registry, hierarchy } = kakuin;
+  const issuers = [hierarchy.root, hierarchy.device, hierarchy.infrastructure];
+
+  const crls = new CrlPublisher(
+    registry, issuers, kakuin.urls,
+    new WorkerCrlBodyBuilder({ module: workerRegistryModule(), options: { path: config.storage.path } }),
+    {
+      coalesceMs: config.crl.coalesceMs,
+      fullValidityMs: config.crl.fullValidityHours * HOUR_MS,
+      fullRebuildMs: config.crl.fullRebuildMinutes * 60_000,
+      deltaValidityMs: config.crl.deltaValidityMinutes * 60_000,
+    },
+    logger,
+  );
+  const responder = new OcspResponder({
+    registry,
+    identities: identities(kakuin.ocspSigners),
+    logger,
+    validityMs: config.ocsp.validityHours * HOUR_MS,
+    live: { ratePerSecond: config.ocsp.liveRatePerSecond },
+  });
+  const listener = createOcspHttpServer({ responder, publications: new Publications({ registry, logger }), logger });
+  const follower = new FeedFollower(registry, {
+    afterSeq: await registry.latestFeedSeq(),
+    onEntries: (entries) => crls.onFeedEntries(entries),
+    onError: (e) => logger.warn('revocation feed read failed; retrying', { error: String(e) }),
+  });
+
+  const stops: (() => Promise<void>)[] = [];
+  try {
+    await responder.start();
+    stops.push(() => responder.stop());
+    await crls.start();
+    stops.push(() => crls.stop());
+    follower.start();
+    stops.push(async () => follower.stop());
+    const address = await listener.listen(config.ocsp.port, config.bindHost);
+    stops.push(() => listener.close());
+    const host = address.family === 'IPv6' ? `[${address.address}]` : address.address;
+    const httpUrl = `http://${host === '0.0.0.0' ? 'localhost' : host}:${address.port}`;
+    logger.info('OCSP, CRL and CA certificate listener', { url: httpUrl, publicUrl: config.publicHttpUrl });
+
+    // Responder certificates are short-lived: check twice a day, roll over and re-sign when due.
+    const rollover = setInterval(() => {
+      (async () => {
+        const ensured = [];
+        for (const issuer of issuers) {
+          ensured.push(await ensureOcspSigner(registry, kakuin.keys, issuer, {
+            organization: config.ca.organization, validityDays: config.ocsp.signerValidityDays,
+            renewWithinDays: config.ocsp.signerRenewWithinDays, keyAlgorithm: 'ecdsa-p256',
+            keyUriFor: (id, generation) => `file:ocsp-${id}-${generation}`, actor: 'system',
+          }));
+        }
+        if (ensured.some((e) => e.rolled)) {
+          logger.info('OCSP responder certificates rolled over; re-signing stored responses');
+          await responder.setIdentities(identities(ensured.map((e) => e.signer)));
+        }
+      })().catch((e) => logger.error('OCSP responder rollover failed', { error: String(e) }));
+    }, 12 * HOUR_MS);
+    rollover.unref();
+    stops.push(async () => clearInterval(rollover));
+
+    // When a revocation call returns, this process's OCSP answers already reflect it, and the
+    // CRL publisher has been told (its delta follows within crl.coalesceMs).
+    const revocation = new RevocationService(registry, async (entries) => {
+      if (entries.length === 0) return;
+      crls.onFeedEntries(entries);
+      follower.poke();
+      const ok = await responder.waitForSeq(entries[entries.length - 1].seq, 2000);
+      if (!ok) logger.warn('OCSP cache did not catch up with a revocation within 2 s', { seq: entries[entries.length - 1].seq });
+    });
+
+    return {
+      revocation, crls, responder, httpUrl,
+      close: async () => {
+        for (const stop of stops.reverse()) await stop();
+      },
+    };
+  } catch (e) {
+    for (const stop of stops.reverse()) await stop().catch(() => undefined);
+    throw e;
+  }
+}
