@@ -8,6 +8,7 @@ import { benchIssuance } from './issuance.js';
 import { createBenchCa } from './fixtures.js';
 import { benchOcsp } from './ocsp.js';
 import { benchRevocationToOcsp } from './revocation.js';
+import { benchCrl } from './crl.js';
 
 const json = process.argv.includes('--json');
 const scale = Number(process.env.KAKUIN_BENCH_SCALE ?? '1');
@@ -31,6 +32,12 @@ async function main(): Promise<void> {
     log(`  kakuin pkix + node:crypto, WAL + synchronous=FULL    ${issuance.issuance_full_sync_certs_per_s.toLocaleString('en')} certs/s  (${counts.full} certs)`);
     log(`  pkijs + WebCrypto, WAL + synchronous=NORMAL          ${issuance.issuance_pkijs_certs_per_s.toLocaleString('en')} certs/s  (${counts.pkijs} certs)`);
     log(`  kakuin / pkijs                                       ${issuance.issuance_speedup_vs_pkijs_ratio}x`);
+
+    const crlEntries = Math.max(10_000, Math.round(1_000_000 * scale));
+    log(`\nfull CRL with ${crlEntries.toLocaleString('en')} revoked entries: worker-thread build streaming from SQLite + sign + store`);
+    const crl = await benchCrl(ca, crlEntries);
+    Object.assign(figures, crl);
+    log(`  build + sign ${(crl.crl_full_build_sign_ms / 1000).toFixed(2)} s (+ ${(crl.crl_full_store_ms / 1000).toFixed(2)} s storing it in SQLite; with the following delta ${crl.crl_full_build_sign_store_s} s in all), ${(crl.crl_full_bytes / 1048576).toFixed(1)} MiB DER, extra peak RSS ${crl.crl_full_extra_peak_rss_mb} MB`);
   } finally {
     ca.cleanup();
   }

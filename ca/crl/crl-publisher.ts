@@ -151,13 +151,19 @@ export class CrlPublisher {
       // RFC 5280 §5.2.6: a full CRL names where its deltas are.
       freshestCrlUrls: kind === 'full' ? [this.deltaUrl(issuer.id)] : undefined,
     });
+    const built = this.clock();
     const der = encodeCertificateList(body.tbs, issuer.signer.signatureAlgorithm, await issuer.signer.sign(body.tbs));
+    const signed = this.clock();
     const record: CrlRecord = {
       issuerId: issuer.id, kind, number, baseNumber: delta ? BigInt(delta.baseCrlNumber) : undefined,
       thisUpdate: new Date(thisUpdateMs), nextUpdate: new Date(thisUpdateMs + validity), feedSeq, der,
     };
     await this.registry.putCrl(record);
-    this.logger.info('CRL published', { issuerId: issuer.id, kind, number: number.toString(), entries: body.entries, bytes: der.length, ms: this.clock() - started });
+    const stored = this.clock();
+    this.logger.info('CRL published', {
+      issuerId: issuer.id, kind, number: number.toString(), entries: body.entries, bytes: der.length,
+      buildMs: built - started, signMs: signed - built, storeMs: stored - signed,
+    });
     return record;
   }
 
