@@ -1,0 +1,251 @@
+/**
+ * The device-facing mTLS gateway (DESIGN.md flow 3, "Connection").
+ *
+ * A `tls.Server` verifies the client chain in the handshake (client certificate required, TLS 1.3
+ * preferred, 1.2 the floor — RFC 8446 / RFC 5246; plain HTTP on the port fails the handshake, so
+ * nothing is ever redirected). Node does not verify a resumed session again: a TLS 1.2 ticket or a
+ * TLS 1.3 PSK resumption (RFC 8446 §2.2) carries the peer certificate of the first handshake and
+ * reports it authorized. So every socket, resumed or not, stops in the `secureConnection` listener
+ * while paused: its certificate must be a device certificate, good, and its device `active`
+ * (admission.ts). Only then is the socket handed to an `http.Server` by emitting `connection` on
+ * it; a refused socket is destroyed before a byte of its application data is read, so it gets no
+ * HTTP response at all.
+ *
+ * Admitted sockets are tracked by certificate and device (connections.ts); a revocation, hold or
+ * device change from the status source closes them at once.
+ */
+import http from 'node:http';
+import type { AddressInfo } from 'node:net';
+import tls, { type TLSSocket } from 'node:tls';
+import { DeviceAdmission } from './admission.js';
+import { DeviceConnections } from './connections.js';
+import { DeviceIdentityReader } from './device-identity.js';
+import { createDeviceRequestHandler } from './device-routes.js';
+import { registryFeedFactory } from './feed-subscription.js';
+import { FeedStatusView } from './feed-status.js';
+import { OcspStatusView } from './ocsp-status.js';
+import { resolveGatewayOptions, type DeviceGatewayOptions, type ResolvedGatewayOptions } from './options.js';
+import { CertificateRecordCache, DeviceStatusCache } from './record-cache.js';
+import {
+  describeError, throttledWarn, watchReadiness, type CertificateStatusSource, type CertificateVerdict, type GatewayReadiness,
+  type StatusEvents,
+} from './status-source.js';
+import { TelemetryUpstream } from './upstream.js';
+
+export interface GatewayStats {
+  /** TLS connections open now (admitted or being checked). */
+  openConnections: number;
+  admitted: number;
+  refused: number;
+  /** Connections closed because their certificate or device went bad. */
+  closedByStatusChange: number;
+}
+
+export interface DeviceGateway {
+  /** Loads the status source, then listens. Resolves with the bound address. */
+  listen(port: number, host?: string): Promise<AddressInfo>;
+  /** Stops listening, closes every connection and the status source. */
+  close(): Promise<void>;
+  address(): AddressInfo | null;
+  /** For the composition root's plain-HTTP `/readyz` (the gateway port serves it to devices only). */
+  readiness(): GatewayReadiness;
+  /**
+   * Read the revocation feed now: call it after a revocation in this process (as the API's
+   * afterChange does). Resolves when the entries read have been applied (connections closed).
+   */
+  pokeFeed(): Promise<void>;
+  stats(): GatewayStats;
+}
+
+const OCSP_DEVICE_CACHE_TTL_MS = 1_000;
+
+function isPromise<T>(v: T | Promise<T>): v is Promise<T> {
+  return typeof (v as Promise<T> | undefined)?.then === 'function';
+}
+
+export function createDeviceGateway(options: DeviceGatewayOptions): DeviceGateway {
+  const o: ResolvedGatewayOptions = resolveGatewayOptions(options);
+  const { logger } = o;
+  const connections = new DeviceConnections();
+  const devices = new DeviceStatusCache(o.registry, o.now, o.statusSource === 'ocsp' ? OCSP_DEVICE_CACHE_TTL_MS : Number.POSITIVE_INFINITY);
+  const counters = { admitted: 0, refused: 0, closedByStatusChange: 0 };
+
+  const events: StatusEvents = {
+    certificateBad(certKey, reason) {
+      const n = connections.closeCertificate(certKey);
+      if (n > 0) {
+        counters.closedByStatusChange += n;
+        logger.info('gateway closed connections of a certificate', { certKey, reason, connections: n });
+      }
+    },
+    deviceStatus(deviceId, status) {
+      devices.setStatus(deviceId, status);
+      if (status !== 'active') closeDevice(deviceId, status);
+    },
+  };
+
+  function closeDevice(deviceId: string, status: string): void {
+    const n = connections.closeDevice(deviceId);
+    if (n > 0) {
+      counters.closedByStatusChange += n;
+      logger.info('gateway closed connections of a device', { deviceId, status, connections: n });
+    }
+  }
+
+  const status: CertificateStatusSource = o.statusSource === 'feed'
+    ? new FeedStatusView({
+      registry: o.registry, issuerIds: o.deviceIssuers.map((i) => i.id), statusGraceMs: o.statusGraceMs,
+      factory: o.feed.factory ?? registryFeedFactory(o.registry, o.feed), events, logger, now: o.now,
+    })
+    : new OcspStatusView({ ...o.ocsp!, statusGraceMs: o.statusGraceMs, issuers: o.deviceIssuers, events, logger, now: o.now });
+  const identities = new DeviceIdentityReader(o.deviceIssuers);
+  const admission = new DeviceAdmission(status, devices, o.statusSource === 'feed' ? new CertificateRecordCache(o.registry) : undefined);
+  const upstream = o.telemetry.upstreamUrl === undefined ? undefined
+    : new TelemetryUpstream(o.telemetry.upstreamUrl, o.telemetry.upstreamCaPem, o.telemetry.upstreamTimeoutMs);
+
+  const httpServer = http.createServer({ keepAlive: true }, createDeviceRequestHandler({
+    bodyLimitBytes: o.telemetry.bodyLimitBytes,
+    ...(upstream !== undefined && { upstream }),
+    ...(o.telemetry.sink !== undefined && { sink: o.telemetry.sink }),
+    logger,
+    identityOf: (socket) => connections.identityOf(socket),
+    isFresh: (id) => status.isFresh(id),
+    readiness: () => readiness(),
+    now: o.now,
+  }));
+  httpServer.timeout = o.idleTimeoutMs;
+  httpServer.keepAliveTimeout = o.idleTimeoutMs;
+
+  const tlsServer = tls.createServer({
+    key: o.serverKeyPem,
+    ...(o.serverKeyPassphrase !== undefined && { passphrase: o.serverKeyPassphrase }),
+    cert: o.serverCertificatesPem,
+    ca: o.trustAnchorsPem,
+    requestCert: true,
+    rejectUnauthorized: true,
+    minVersion: 'TLSv1.2',
+    maxVersion: 'TLSv1.3',
+    honorCipherOrder: true,
+    handshakeTimeout: o.handshakeTimeoutMs,
+    // Handshake flights and small responses go out at once (no Nagle delay on top of the RTT).
+    noDelay: true,
+  });
+
+  const open = new Set<TLSSocket>();
+  const warnHandshake = throttledWarn(logger, 'gateway refused a TLS handshake', 1_000);
+  const warnRegistry = throttledWarn(logger, 'gateway cannot read the registry; refusing devices');
+
+  function refuse(socket: TLSSocket, reason: string, fields: Record<string, unknown> = {}): void {
+    counters.refused++;
+    logger.info('gateway refused a device connection', { reason, resumed: socket.isSessionReused(), ...fields });
+    socket.destroy();
+  }
+
+  function decide(socket: TLSSocket, verdict: CertificateVerdict, fields: Record<string, unknown>): void {
+    if (socket.destroyed) return;
+    if (!verdict.ok) {
+      refuse(socket, verdict.reason, fields);
+      return;
+    }
+    counters.admitted++;
+    httpServer.emit('connection', socket);
+    socket.resume();
+  }
+
+  tlsServer.on('secureConnection', (socket: TLSSocket) => {
+    // Nothing reads the socket until it is admitted.
+    socket.pause();
+    socket.on('error', () => { /* the close that follows is what matters */ });
+    open.add(socket);
+    socket.once('close', () => open.delete(socket));
+    if (!socket.authorized) {
+      refuse(socket, `client certificate not authorized: ${String(socket.authorizationError)}`);
+      return;
+    }
+    const id = identities.read(socket.getPeerX509Certificate()?.raw, o.now());
+    if (!id.ok) {
+      refuse(socket, id.reason);
+      return;
+    }
+    const fields = { deviceId: id.identity.deviceId, serialHex: id.identity.serialHex, issuerId: id.identity.issuerId };
+    connections.add(socket, id.identity);
+    let verdict: CertificateVerdict | Promise<CertificateVerdict>;
+    try {
+      verdict = admission.check(id.identity);
+    } catch (e) {
+      verdict = Promise.reject(e);
+    }
+    if (!isPromise(verdict)) {
+      decide(socket, verdict, fields);
+      return;
+    }
+    verdict.then((v) => decide(socket, v, fields), (e: unknown) => {
+      warnRegistry({ error: describeError(e) });
+      if (!socket.destroyed) refuse(socket, 'registry unavailable', fields);
+    });
+  });
+  tlsServer.on('tlsClientError', (err: Error & { code?: string }, socket: TLSSocket) => {
+    warnHandshake({ error: err.code ?? err.message, remoteAddress: socket.remoteAddress });
+  });
+
+  let started: Promise<void> | undefined;
+  let startedOk = false;
+  const stoppers: (() => void)[] = [];
+
+  function readiness(): GatewayReadiness {
+    if (!startedOk) return { ready: false, statusSource: status.kind, statusGraceMs: o.statusGraceMs, reason: 'not started' };
+    return status.readiness();
+  }
+
+  function startOnce(): Promise<void> {
+    started ??= (async () => {
+      await status.start();
+      startedOk = true;
+      stoppers.push(watchReadiness(status, logger, Math.min(1_000, Math.max(50, Math.floor(o.statusGraceMs / 4)))));
+      if (o.ocsp !== undefined && status.recheck !== undefined) {
+        const recheck = status.recheck.bind(status);
+        const timer = setInterval(() => {
+          const connected = [...connections.connectedIdentities()];
+          recheck(connected);
+          for (const id of connected) {
+            Promise.resolve(devices.status(id.deviceId)).then((s) => {
+              if (s !== 'active') closeDevice(id.deviceId, s);
+            }, () => { /* a registry failure is not a verdict on the device */ });
+          }
+        }, o.ocsp.recheckIntervalMs);
+        timer.unref();
+        stoppers.push(() => clearInterval(timer));
+      }
+    })();
+    return started;
+  }
+
+  return {
+    async listen(port, host) {
+      await startOnce();
+      await new Promise<void>((resolve, reject) => {
+        const onError = (e: Error) => reject(e);
+        tlsServer.once('error', onError);
+        tlsServer.listen(port, host, () => {
+          tlsServer.off('error', onError);
+          resolve();
+        });
+      });
+      const address = tlsServer.address() as AddressInfo;
+      logger.info('device gateway listening', { port: address.port, host: address.address, statusSource: status.kind });
+      return address;
+    },
+    async close() {
+      for (const stop of stoppers.splice(0)) stop();
+      const closed = tlsServer.listening ? new Promise<void>((resolve) => tlsServer.close(() => resolve())) : Promise.resolve();
+      for (const socket of open) socket.destroy();
+      await closed;
+      await status.stop();
+      upstream?.close();
+    },
+    address: () => tlsServer.address() as AddressInfo | null,
+    readiness,
+    pokeFeed: () => status.poke(),
+    stats: () => ({ openConnections: open.size, ...counters }),
+  };
+}

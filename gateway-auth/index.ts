@@ -1,0 +1,14 @@
+/**
+ * gateway-auth: the device-facing mTLS gateway (DESIGN.md "Components"). The composition root
+ * (`cli/`) builds it with `createDeviceGateway(options)`; see options.ts for every option.
+ *
+ * Imports: pkix/, errors/, registry/port.ts (types), registry/feed-follower.ts, and
+ * `deviceIdFromUri` of ca/profiles.ts — nothing else of kakuin.
+ */
+export { createDeviceGateway, type DeviceGateway, type GatewayStats } from './gateway.js';
+export type {
+  CertificateInput, DeviceGatewayOptions, FeedFactory, FeedHandlers, FeedSubscription, GatewayLogger, GatewayRegistry, TelemetryRecord,
+  TelemetrySink,
+} from './options.js';
+export type { GatewayReadiness } from './status-source.js';
+export { IDENTITY_HEADERS, jsonLinesTelemetrySink } from './upstream.js';
