@@ -9,6 +9,7 @@ import { createBenchCa } from './fixtures.js';
 import { benchOcsp } from './ocsp.js';
 import { benchRevocationToOcsp } from './revocation.js';
 import { benchCrl } from './crl.js';
+import { benchGateway } from './gateway.js';
 
 const json = process.argv.includes('--json');
 const scale = Number(process.env.KAKUIN_BENCH_SCALE ?? '1');
@@ -50,6 +51,10 @@ async function main(): Promise<void> {
   log('\nOCSP responder (wrk on 127.0.0.1, responder in its own process)');
   const ocsp = await benchOcsp({ log: (line) => log(line) });
   Object.assign(figures, ocsp);
+
+  log('\ndevice gateway (mTLS, 127.0.0.1; client load from a child process)');
+  const gw = await benchGateway({ log: (line: string) => log(line) });
+  Object.assign(figures, gw);
 
   if (json) process.stdout.write(`${JSON.stringify(figures)}\n`);
 }

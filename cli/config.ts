@@ -27,7 +27,17 @@ export interface KakuinConfig {
     signerRenewWithinDays: number;
   };
   crl: { coalesceMs: number; fullValidityHours: number; fullRebuildMinutes: number; deltaValidityMinutes: number };
-  gateway: { port: number };
+  gateway: {
+    port: number;
+    statusSource: 'feed' | 'ocsp';
+    statusGraceMs: number;
+    /** ocsp status source: the responder to ask (kakuin's own by default). */
+    ocspUrl?: string;
+    upstreamUrl?: string;
+    upstreamCaFile?: string;
+    bodyLimitBytes: number;
+    telemetryDir: string;
+  };
   legacy: { port: number };
   /** Base of the OCSP, CRL and caIssuers URLs written into certificates. */
   publicHttpUrl: string;
@@ -66,6 +76,13 @@ const FILE_OPTIONS: Record<string, (v: unknown, key: string) => unknown> = {
   'crl.fullRebuildMinutes': (v, k) => int(v, k, 1, 24 * 60 * 31),
   'crl.deltaValidityMinutes': (v, k) => int(v, k, 2, 24 * 60 * 7),
   'gateway.port': port,
+  'gateway.statusSource': (v, k) => oneOf(v, k, ['feed', 'ocsp']),
+  'gateway.statusGraceMs': (v, k) => int(v, k, 100, 3600_000),
+  'gateway.ocspUrl': anyHttpUrl,
+  'gateway.upstreamUrl': anyHttpUrl,
+  'gateway.upstreamCaFile': str,
+  'gateway.bodyLimitBytes': (v, k) => int(v, k, 1, 64 * 1024 * 1024),
+  'gateway.telemetryDir': str,
   'legacy.port': port,
   publicHttpUrl: httpUrl,
   'tls.hostnames': hostnames,
@@ -103,6 +120,9 @@ export const ENV_OPTIONS: Record<string, string> = {
   KAKUIN_ORGANIZATION: 'ca.organization',
   KAKUIN_LOG_LEVEL: 'log.level',
   KAKUIN_CRL_COALESCE_MS: 'crl.coalesceMs',
+  KAKUIN_GATEWAY_STATUS_SOURCE: 'gateway.statusSource',
+  KAKUIN_GATEWAY_OCSP_URL: 'gateway.ocspUrl',
+  KAKUIN_GATEWAY_UPSTREAM_URL: 'gateway.upstreamUrl',
   KAKUIN_VERIFY_WORKERS: 'ca.verifyWorkers',
 };
 
@@ -160,7 +180,16 @@ export function loadConfig(env: Env = process.env, cwd = process.cwd()): Readonl
       fullRebuildMinutes: get('crl.fullRebuildMinutes', 60),
       deltaValidityMinutes: get('crl.deltaValidityMinutes', 60),
     },
-    gateway: { port: get('gateway.port', 9443) },
+    gateway: {
+      port: get('gateway.port', 9443),
+      statusSource: get('gateway.statusSource', 'feed'),
+      statusGraceMs: get('gateway.statusGraceMs', 10_000),
+      ocspUrl: get<string | undefined>('gateway.ocspUrl', undefined),
+      upstreamUrl: get<string | undefined>('gateway.upstreamUrl', undefined),
+      upstreamCaFile: checked.has('gateway.upstreamCaFile') ? path.resolve(dataDir, checked.get('gateway.upstreamCaFile') as string) : undefined,
+      bodyLimitBytes: get('gateway.bodyLimitBytes', 64 * 1024),
+      telemetryDir: within(get('gateway.telemetryDir', 'telemetry')),
+    },
     legacy: { port: get('legacy.port', 9444) },
     publicHttpUrl: get('publicHttpUrl', `http://localhost:${ocspPort}`).replace(/\/+$/, ''),
     tls: {
@@ -261,6 +290,18 @@ function httpUrl(v: unknown, key: string): string {
   }
   // RFC 5280 §4.2.1.13 / RFC 6960: relying parties fetch CRLs and OCSP over plain HTTP.
   if (u.protocol !== 'http:') fail(key, 'must be an http:// URL (CRL and OCSP are fetched over plain HTTP)');
+  return s;
+}
+
+function anyHttpUrl(v: unknown, key: string): string {
+  const s = str(v, key);
+  let u: URL;
+  try {
+    u = new URL(s);
+  } catch {
+    fail(key, 'must be an absolute URL');
+  }
+  if (u.protocol !== 'http:' && u.protocol !== 'https:') fail(key, 'must be an http:// or https:// URL');
   return s;
 }
 

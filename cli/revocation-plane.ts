@@ -10,6 +10,7 @@ import { WorkerCrlBodyBuilder } from '../ca/crl/crl-builder.js';
 import { ensureOcspSigner, type OcspSigner } from '../ca/ocsp-signers.js';
 import { RevocationService } from '../ca/revocation.js';
 import { FeedFollower } from '../registry/feed-follower.js';
+import type { FeedEntry } from '../registry/port.js';
 import { createOcspHttpServer, OcspResponder, Publications, type OcspSigningIdentity } from '../ocsp-responder/index.js';
 import type { Logger } from './logger.js';
 import type { Kakuin } from './wiring.js';
@@ -20,6 +21,8 @@ export interface RevocationPlane {
   responder: OcspResponder;
   /** Base URL of the plain-HTTP listener as bound (the configured public URL may differ). */
   httpUrl: string;
+  /** More work to finish before a revocation call returns (e.g. the gateway closing connections). */
+  afterChange: ((entries: FeedEntry[]) => Promise<void>)[];
   close(): Promise<void>;
 }
 
@@ -102,16 +105,17 @@ export async function startRevocationPlane(kakuin: Kakuin, logger: Logger): Prom
 
     // When a revocation call returns, this process's OCSP answers already reflect it, and the
     // CRL publisher has been told (its delta follows within crl.coalesceMs).
+    const afterChange: RevocationPlane['afterChange'] = [];
     const revocation = new RevocationService(registry, async (entries) => {
       if (entries.length === 0) return;
       crls.onFeedEntries(entries);
       follower.poke();
-      const ok = await responder.waitForSeq(entries[entries.length - 1].seq, 2000);
+      const [ok] = await Promise.all([responder.waitForSeq(entries[entries.length - 1].seq, 2000), ...afterChange.map((f) => f(entries))]);
       if (!ok) logger.warn('OCSP cache did not catch up with a revocation within 2 s', { seq: entries[entries.length - 1].seq });
     });
 
     return {
-      revocation, crls, responder, httpUrl,
+      revocation, crls, responder, httpUrl, afterChange,
       close: async () => {
         for (const stop of stops.reverse()) await stop();
       },

@@ -9,6 +9,7 @@ import { createManagementApi } from '../ca/api/management-api.js';
 import type { KakuinConfig } from './config.js';
 import type { Logger } from './logger.js';
 import { ensureFirstAdminToken } from './admin-bootstrap.js';
+import { startDeviceGateway, type RunningGateway } from './device-gateway.js';
 import { startRevocationPlane, type RevocationPlane } from './revocation-plane.js';
 import { tlsMaterialFor } from './tls-material.js';
 import { caFiles, openKakuin, type Kakuin } from './wiring.js';
@@ -19,6 +20,9 @@ export interface RunningService {
   /** The plain-HTTP listener (OCSP, CRLs, CA certificates) as bound. */
   httpUrl: string;
   plane: RevocationPlane;
+  /** The device gateway (mTLS) as bound. */
+  gatewayUrl: string;
+  gateway: RunningGateway;
   /** Set on the first start without KAKUIN_ADMIN_TOKEN: shown once. */
   initialAdminToken?: string;
   adminTokenFile?: string;
@@ -28,16 +32,19 @@ export interface RunningService {
 export async function startService(config: Readonly<KakuinConfig>, logger: Logger, env: Record<string, string | undefined> = process.env): Promise<RunningService> {
   const kakuin = await openKakuin(config, logger, { bootstrap: true, actor: 'system', env });
   let plane: RevocationPlane | undefined;
+  let gateway: RunningGateway | undefined;
   try {
     if (kakuin.created) logger.info('development CA hierarchy created', { dataDir: config.dataDir });
     const admin = await ensureFirstAdminToken(kakuin, env);
     const tls = await tlsMaterialFor(kakuin, 'api', logger);
     plane = await startRevocationPlane(kakuin, logger);
+    gateway = await startDeviceGateway(kakuin, plane, logger);
     const app = createManagementApi({
       registry: kakuin.registry,
       issuer: kakuin.deviceIssuer,
       revocation: plane.revocation,
       crls: plane.crls,
+      readiness: () => gateway!.gateway.readiness(),
       authenticator: new AdminAuthenticator(kakuin.registry, kakuin.pepper, env.KAKUIN_ADMIN_TOKEN),
       logger,
       maxBodyBytes: config.api.maxBodyBytes,
@@ -59,18 +66,22 @@ export async function startService(config: Readonly<KakuinConfig>, logger: Logge
     const apiUrl = `https://${host === '0.0.0.0' ? 'localhost' : host}:${port}`;
     logger.info('management API listening', { url: apiUrl });
     const started = plane;
+    const startedGateway = gateway;
     return {
-      kakuin, apiUrl, httpUrl: started.httpUrl, plane: started, initialAdminToken: admin.token, adminTokenFile: admin.file,
+      kakuin, apiUrl, httpUrl: started.httpUrl, plane: started, gatewayUrl: startedGateway.url, gateway: startedGateway,
+      initialAdminToken: admin.token, adminTokenFile: admin.file,
       close: async () => {
         await new Promise<void>((resolve) => {
           server.close(() => resolve());
           server.closeAllConnections();
         });
+        await startedGateway.close();
         await started.close();
         await kakuin.close();
       },
     };
   } catch (e) {
+    await gateway?.close().catch(() => undefined);
     await plane?.close().catch(() => undefined);
     await kakuin.close();
     throw e;
@@ -89,6 +100,7 @@ export function startBanner(service: RunningService): string {
     `  data directory    ${config.dataDir}`,
     `  OCSP, CRLs        ${service.httpUrl}/ocsp, ${service.httpUrl}/crl/device.crl   (plain HTTP)`,
     `  public HTTP URL   ${config.publicHttpUrl}   (written into certificates)`,
+    `  device gateway    ${service.gatewayUrl}   (mTLS: device certificates only; POST /v1/telemetry)`,
   ];
   if (service.initialAdminToken) {
     lines.push('', `  admin token (shown once; also kept in ${service.adminTokenFile}):`, `    ${service.initialAdminToken}`);

@@ -12,6 +12,7 @@
  *   GET  /api/v1/audit-events?deviceId=&type=&since=&limit=   admin
  *   GET  /api/v1/ca/chain                           anyone  PEM, issuing CA first, root last
  *   GET  /healthz                                   anyone
+ *   GET  /readyz                                    anyone  503 while revocation status is stale (gateway fails closed)
  * and the revocation routes in revocation-routes.ts (admin).
  */
 import express, { type NextFunction, type Request, type RequestHandler, type Response } from 'express';
@@ -38,6 +39,8 @@ export interface ManagementApiDeps {
   logger: Logger;
   /** Largest accepted request body, in bytes. */
   maxBodyBytes: number;
+  /** Readiness of the device-facing side (the gateway's revocation-status freshness), for GET /readyz. */
+  readiness?: () => { ready: boolean };
 }
 
 const DEVICE_STATUSES: readonly DeviceStatus[] = ['registered', 'active', 'suspended', 'revoked', 'retired'];
@@ -65,6 +68,12 @@ export function createManagementApi(deps: ManagementApiDeps): express.Express {
 
   app.get('/healthz', (_req, res) => {
     res.json({ status: 'ok' });
+  });
+
+  // For load balancers and orchestrators: 503 while the gateway cannot confirm revocation status.
+  app.get('/readyz', (_req, res) => {
+    const r = deps.readiness?.() ?? { ready: true };
+    res.status(r.ready ? 200 : 503).json(r);
   });
 
   app.get('/api/v1/ca/chain', (_req, res) => {

@@ -1,0 +1,57 @@
+/**
+ * Wiring of the device-facing mTLS gateway: its TLS server certificate from the infrastructure CA,
+ * trust in the device issuing CA (and the root above it) only, the registry's revocation feed (or an
+ * OCSP responder) as the status source, and telemetry forwarded upstream or recorded locally.
+ */
+import { readFileSync } from 'node:fs';
+import { createDeviceGateway, jsonLinesTelemetrySink, type DeviceGateway } from '../gateway-auth/index.js';
+import type { Logger } from './logger.js';
+import type { RevocationPlane } from './revocation-plane.js';
+import { tlsMaterialFor } from './tls-material.js';
+import type { Kakuin } from './wiring.js';
+
+export interface RunningGateway {
+  gateway: DeviceGateway;
+  url: string;
+  close(): Promise<void>;
+}
+
+export async function startDeviceGateway(kakuin: Kakuin, plane: RevocationPlane, logger: Logger): Promise<RunningGateway> {
+  const { config, hierarchy } = kakuin;
+  const tls = await tlsMaterialFor(kakuin, 'gateway', logger);
+  const g = config.gateway;
+  const sink = g.upstreamUrl ? undefined : jsonLinesTelemetrySink(g.telemetryDir);
+  const gateway = createDeviceGateway({
+    serverCertificates: [tls.cert],
+    serverKeyPem: tls.key,
+    serverKeyPassphrase: tls.passphrase,
+    trustAnchors: [hierarchy.device.record.certificateDer, hierarchy.root.record.certificateDer],
+    deviceIssuers: [{ id: hierarchy.device.id, certificate: hierarchy.device.record.certificateDer }],
+    registry: kakuin.registry,
+    logger,
+    statusSource: g.statusSource,
+    statusGraceMs: g.statusGraceMs,
+    ocsp: g.statusSource === 'ocsp'
+      ? { url: g.ocspUrl ?? `${plane.httpUrl}/ocsp` }
+      : undefined,
+    telemetry: {
+      bodyLimitBytes: g.bodyLimitBytes,
+      upstreamUrl: g.upstreamUrl,
+      upstreamCa: g.upstreamCaFile ? [readFileSync(g.upstreamCaFile, 'utf8')] : undefined,
+      sink,
+    },
+  });
+  const address = await gateway.listen(g.port, config.bindHost);
+  const host = address.family === 'IPv6' ? `[${address.address}]` : address.address;
+  const url = `https://${host === '0.0.0.0' ? 'localhost' : host}:${address.port}`;
+  logger.info('device gateway (mTLS) listening', { url, statusSource: g.statusSource });
+  // A revocation call returns once this gateway has closed the device's open connections.
+  plane.afterChange.push(() => gateway.pokeFeed());
+  return {
+    gateway, url,
+    close: async () => {
+      await gateway.close();
+      await sink?.close();
+    },
+  };
+}
