@@ -10,6 +10,7 @@ import { benchOcsp } from './ocsp.js';
 import { benchRevocationToOcsp } from './revocation.js';
 import { benchCrl } from './crl.js';
 import { benchGateway } from './gateway.js';
+import { benchLegacy } from './legacy.js';
 
 const json = process.argv.includes('--json');
 const scale = Number(process.env.KAKUIN_BENCH_SCALE ?? '1');
@@ -55,6 +56,13 @@ async function main(): Promise<void> {
   log('\ndevice gateway (mTLS, 127.0.0.1; client load from a child process)');
   const gw = await benchGateway({ log: (line: string) => log(line) });
   Object.assign(figures, gw);
+
+  log('\nlegacy token path (in process): validations on the data path; issuances for generated (HMAC) and imported (scrypt) secrets');
+  const legacy = await benchLegacy(scale);
+  Object.assign(figures, legacy);
+  log(`  token validations   ${legacy.legacy_token_validations_per_s.toLocaleString('en')} /s  (target ≥ 20,000/s)`);
+  log(`  issuances, HMAC     ${legacy.legacy_token_issuances_hmac_per_s.toLocaleString('en')} /s`);
+  log(`  issuances, scrypt   ${legacy.legacy_token_issuances_scrypt_per_s.toLocaleString('en')} /s  (N=2^${legacy.legacy_scrypt_log2_n}, r=8, p=1)`);
 
   if (json) process.stdout.write(`${JSON.stringify(figures)}\n`);
 }

@@ -38,7 +38,22 @@ export interface KakuinConfig {
     bodyLimitBytes: number;
     telemetryDir: string;
   };
-  legacy: { port: number };
+  legacy: {
+    port: number;
+    /** Lifetime of a legacy token. */
+    tokenTtlSeconds: number;
+    /** How long a device's credentials stay locked after deviceFailureLimit failures within a minute. */
+    lockMinutes: number;
+    deviceFailureLimit: number;
+    commonAuthIdFailureLimit: number;
+    sourceFailureLimit: number;
+    throttleDelayMs: number;
+    /** Whether X-Forwarded-For names the client (only behind a proxy you run). */
+    trustProxy: boolean;
+    /** Usual hours (UTC `HH-HH`) of device classes that name none; unset: no unusual-hour events. */
+    usualHoursUtc?: string;
+    bodyLimitBytes: number;
+  };
   /** Base of the OCSP, CRL and caIssuers URLs written into certificates. */
   publicHttpUrl: string;
   tls: { hostnames: string[]; validityDays: number; renewWithinDays: number };
@@ -84,6 +99,18 @@ const FILE_OPTIONS: Record<string, (v: unknown, key: string) => unknown> = {
   'gateway.bodyLimitBytes': (v, k) => int(v, k, 1, 64 * 1024 * 1024),
   'gateway.telemetryDir': str,
   'legacy.port': port,
+  'legacy.tokenTtlSeconds': (v, k) => int(v, k, 60, 86_400),
+  'legacy.lockMinutes': (v, k) => int(v, k, 1, 24 * 60),
+  'legacy.deviceFailureLimit': (v, k) => int(v, k, 3, 1000),
+  'legacy.commonAuthIdFailureLimit': (v, k) => int(v, k, 10, 1_000_000),
+  'legacy.sourceFailureLimit': (v, k) => int(v, k, 10, 1_000_000),
+  'legacy.throttleDelayMs': (v, k) => int(v, k, 0, 10_000),
+  'legacy.trustProxy': (v, k) => bool(v, k),
+  'legacy.usualHoursUtc': (v, k) => {
+    if (typeof v !== 'string' || !/^([01]\d|2[0-3])-([01]\d|2[0-4])$/.test(v)) fail(k, 'must be HH-HH (UTC), e.g. 06-22');
+    return v;
+  },
+  'legacy.bodyLimitBytes': (v, k) => int(v, k, 1024, 64 * 1024 * 1024),
   publicHttpUrl: httpUrl,
   'tls.hostnames': hostnames,
   'tls.validityDays': (v, k) => int(v, k, 1, 825),
@@ -112,6 +139,8 @@ export const ENV_OPTIONS: Record<string, string> = {
   KAKUIN_OCSP_PORT: 'ocsp.port',
   KAKUIN_GATEWAY_PORT: 'gateway.port',
   KAKUIN_LEGACY_PORT: 'legacy.port',
+  KAKUIN_LEGACY_TOKEN_TTL_SECONDS: 'legacy.tokenTtlSeconds',
+  KAKUIN_LEGACY_TRUST_PROXY: 'legacy.trustProxy',
   KAKUIN_PUBLIC_HTTP_URL: 'publicHttpUrl',
   KAKUIN_TLS_HOSTNAMES: 'tls.hostnames',
   KAKUIN_SQLITE_PATH: 'storage.path',
@@ -190,7 +219,18 @@ export function loadConfig(env: Env = process.env, cwd = process.cwd()): Readonl
       bodyLimitBytes: get('gateway.bodyLimitBytes', 64 * 1024),
       telemetryDir: within(get('gateway.telemetryDir', 'telemetry')),
     },
-    legacy: { port: get('legacy.port', 9444) },
+    legacy: {
+      port: get('legacy.port', 9444),
+      tokenTtlSeconds: get('legacy.tokenTtlSeconds', 3600),
+      lockMinutes: get('legacy.lockMinutes', 15),
+      deviceFailureLimit: get('legacy.deviceFailureLimit', 10),
+      commonAuthIdFailureLimit: get('legacy.commonAuthIdFailureLimit', 1000),
+      sourceFailureLimit: get('legacy.sourceFailureLimit', 100),
+      throttleDelayMs: get('legacy.throttleDelayMs', 1000),
+      trustProxy: get('legacy.trustProxy', false),
+      usualHoursUtc: get<string | undefined>('legacy.usualHoursUtc', undefined),
+      bodyLimitBytes: get('legacy.bodyLimitBytes', 64 * 1024),
+    },
     publicHttpUrl: get('publicHttpUrl', `http://localhost:${ocspPort}`).replace(/\/+$/, ''),
     tls: {
       hostnames: get('tls.hostnames', ['localhost', '127.0.0.1', '::1']),
@@ -260,6 +300,15 @@ function printable(v: unknown, key: string, max: number): string {
   // eslint-disable-next-line no-control-regex
   if (s.length > max || /[\u0000-\u001f]/.test(s)) fail(key, `must be at most ${max} printable characters`);
   return s;
+}
+
+function bool(v: unknown, key: string): boolean {
+  // From the environment a boolean arrives as text.
+  if (v === 'true' || v === '1') return true;
+  if (v === 'false' || v === '0' || v === 0) return false;
+  if (v === 1) return true;
+  if (typeof v !== 'boolean') fail(key, 'must be true or false');
+  return v;
 }
 
 function int(v: unknown, key: string, min: number, max: number): number {

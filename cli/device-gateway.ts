@@ -4,7 +4,7 @@
  * OCSP responder) as the status source, and telemetry forwarded upstream or recorded locally.
  */
 import { readFileSync } from 'node:fs';
-import { createDeviceGateway, jsonLinesTelemetrySink, type DeviceGateway } from '../gateway-auth/index.js';
+import { createDeviceGateway, jsonLinesTelemetrySink, type DeviceGateway, type TelemetrySink } from '../gateway-auth/index.js';
 import type { Logger } from './logger.js';
 import type { RevocationPlane } from './revocation-plane.js';
 import { tlsMaterialFor } from './tls-material.js';
@@ -13,6 +13,8 @@ import type { Kakuin } from './wiring.js';
 export interface RunningGateway {
   gateway: DeviceGateway;
   url: string;
+  /** Where telemetry is recorded without an upstream (shared with the legacy path: one file, one writer). */
+  sink?: TelemetrySink;
   close(): Promise<void>;
 }
 
@@ -48,7 +50,7 @@ export async function startDeviceGateway(kakuin: Kakuin, plane: RevocationPlane,
   // A revocation call returns once this gateway has closed the device's open connections.
   plane.afterChange.push(() => gateway.pokeFeed());
   return {
-    gateway, url,
+    gateway, url, sink,
     close: async () => {
       await gateway.close();
       await sink?.close();

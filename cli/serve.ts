@@ -10,6 +10,7 @@ import type { KakuinConfig } from './config.js';
 import type { Logger } from './logger.js';
 import { ensureFirstAdminToken } from './admin-bootstrap.js';
 import { startDeviceGateway, type RunningGateway } from './device-gateway.js';
+import { startLegacyPath, type RunningLegacyPath } from './legacy-path.js';
 import { startRevocationPlane, type RevocationPlane } from './revocation-plane.js';
 import { tlsMaterialFor } from './tls-material.js';
 import { caFiles, openKakuin, type Kakuin } from './wiring.js';
@@ -23,6 +24,9 @@ export interface RunningService {
   /** The device gateway (mTLS) as bound. */
   gatewayUrl: string;
   gateway: RunningGateway;
+  /** The legacy three-factor token path (HTTPS) as bound. */
+  legacyUrl: string;
+  legacy: RunningLegacyPath;
   /** Set on the first start without KAKUIN_ADMIN_TOKEN: shown once. */
   initialAdminToken?: string;
   adminTokenFile?: string;
@@ -33,12 +37,15 @@ export async function startService(config: Readonly<KakuinConfig>, logger: Logge
   const kakuin = await openKakuin(config, logger, { bootstrap: true, actor: 'system', env });
   let plane: RevocationPlane | undefined;
   let gateway: RunningGateway | undefined;
+  let legacy: RunningLegacyPath | undefined;
   try {
     if (kakuin.created) logger.info('development CA hierarchy created', { dataDir: config.dataDir });
     const admin = await ensureFirstAdminToken(kakuin, env);
     const tls = await tlsMaterialFor(kakuin, 'api', logger);
     plane = await startRevocationPlane(kakuin, logger);
     gateway = await startDeviceGateway(kakuin, plane, logger);
+    legacy = await startLegacyPath(kakuin, plane, logger, gateway.sink);
+    const legacyPath = legacy;
     const app = createManagementApi({
       registry: kakuin.registry,
       issuer: kakuin.deviceIssuer,
@@ -48,6 +55,7 @@ export async function startService(config: Readonly<KakuinConfig>, logger: Logge
       authenticator: new AdminAuthenticator(kakuin.registry, kakuin.pepper, env.KAKUIN_ADMIN_TOKEN),
       logger,
       maxBodyBytes: config.api.maxBodyBytes,
+      extraRoutes: (app, helpers) => legacyPath.mountAdminRoutes(app, helpers),
     });
     const server = https.createServer({ ...tls, minVersion: 'TLSv1.2' }, app);
     // Slow-loris bounds: a client must send its headers and body in time.
@@ -69,18 +77,21 @@ export async function startService(config: Readonly<KakuinConfig>, logger: Logge
     const startedGateway = gateway;
     return {
       kakuin, apiUrl, httpUrl: started.httpUrl, plane: started, gatewayUrl: startedGateway.url, gateway: startedGateway,
+      legacyUrl: legacyPath.url, legacy: legacyPath,
       initialAdminToken: admin.token, adminTokenFile: admin.file,
       close: async () => {
         await new Promise<void>((resolve) => {
           server.close(() => resolve());
           server.closeAllConnections();
         });
+        await legacyPath.close();
         await startedGateway.close();
         await started.close();
         await kakuin.close();
       },
     };
   } catch (e) {
+    await legacy?.close().catch(() => undefined);
     await gateway?.close().catch(() => undefined);
     await plane?.close().catch(() => undefined);
     await kakuin.close();
@@ -101,6 +112,7 @@ export function startBanner(service: RunningService): string {
     `  OCSP, CRLs        ${service.httpUrl}/ocsp, ${service.httpUrl}/crl/device.crl   (plain HTTP)`,
     `  public HTTP URL   ${config.publicHttpUrl}   (written into certificates)`,
     `  device gateway    ${service.gatewayUrl}   (mTLS: device certificates only; POST /v1/telemetry)`,
+    `  legacy devices    ${service.legacyUrl}   (HTTPS: POST /legacy/v1/token, /legacy/v1/telemetry, /legacy/v1/certificate)`,
   ];
   if (service.initialAdminToken) {
     lines.push('', `  admin token (shown once; also kept in ${service.adminTokenFile}):`, `    ${service.initialAdminToken}`);

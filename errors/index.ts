@@ -68,6 +68,17 @@ export const ERROR_CATALOGUE = {
   KAKUIN_E_UPSTREAM_UNAVAILABLE: { status: 502, summary: 'The gateway could not deliver the data upstream (connection failed, timed out, or the upstream answered 5xx).' },
   KAKUIN_E_STATUS_STALE: { status: 503, summary: 'The gateway cannot currently confirm revocation status (the feed or OCSP answer is older than statusGraceMs), so it fails closed.' },
 
+  // ---- legacy three-factor token path --------------------------------------------------------------
+  KAKUIN_E_COMMON_AUTH_ID_NOT_FOUND: { status: 404, summary: 'No common auth ID with that id.' },
+  KAKUIN_E_COMMON_AUTH_ID_EXISTS: { status: 409, summary: 'A common auth ID with that name exists already.' },
+  KAKUIN_E_LEGACY_CREDENTIALS_EXIST: { status: 409, summary: 'Another device already has that unique ID under the common auth ID, or the same secret.' },
+  KAKUIN_E_LEGACY_CREDENTIALS_NOT_FOUND: { status: 404, summary: 'The device has no (enabled) legacy credentials.' },
+  KAKUIN_E_LEGACY_IMPORT_REFUSED: { status: 422, summary: 'An import of legacy secrets was refused as a whole: the message names each factory-default, shared or weak secret by row.' },
+  KAKUIN_E_LEGACY_AUTH_FAILED: { status: 401, summary: 'Legacy authentication failed; deliberately silent about which factor was wrong.' },
+  KAKUIN_E_LEGACY_LOCKED: { status: 429, summary: 'Too many failed legacy authentications for this device: locked until Retry-After.' },
+  KAKUIN_E_LEGACY_THROTTLED: { status: 429, summary: 'Too many failed legacy authentications from this source or common auth ID: slow down (Retry-After).' },
+  KAKUIN_E_LEGACY_TOKEN_INVALID: { status: 401, summary: 'The legacy token is missing, malformed, forged, expired, of another device, or killed (device or credentials changed).' },
+
   // ---- configuration / CLI ----------------------------------------------------------------------
   KAKUIN_E_CONFIG: { status: 500, summary: 'The configuration file or an environment override is invalid.' },
   KAKUIN_E_USAGE: { status: 400, summary: 'A `kakuin` command was called with missing or wrong arguments.' },

@@ -4,6 +4,9 @@
  *
  * Imports: pkix/, errors/, registry/port.ts (types), registry/feed-follower.ts, and
  * `deviceIdFromUri` of ca/profiles.ts — nothing else of kakuin.
+ *
+ * The legacy three-factor token path lives in `legacy/` with its own entry point
+ * (`gateway-auth/legacy/index.js`); it reaches the CA only through an injected issue function.
  */
 export { createDeviceGateway, type DeviceGateway, type GatewayStats } from './gateway.js';
 export type {

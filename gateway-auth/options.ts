@@ -44,8 +44,11 @@ export type FeedFactory = (afterSeq: number, handlers: FeedHandlers) => FeedSubs
 export interface TelemetryRecord {
   receivedAt: Date;
   deviceId: string;
-  serialHex: string;
-  issuerId: string;
+  /** The client certificate (mTLS path); absent on the legacy token path. */
+  serialHex?: string;
+  issuerId?: string;
+  /** How the device authenticated: absent for mTLS, `legacy-token` on the legacy path. */
+  auth?: 'legacy-token';
   /** The JSON object the device sent (parsed). */
   data: Record<string, unknown>;
   /** Size of the body as received. */

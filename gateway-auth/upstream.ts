@@ -28,17 +28,20 @@ const HOP_BY_HOP = new Set([
 const MAX_UPSTREAM_RESPONSE_BYTES = 64 * 1024;
 
 /** The headers to send upstream: the client's end-to-end headers minus any x-kakuin-*, plus the verified identity. */
-export function upstreamHeaders(client: IncomingHttpHeaders, id: DeviceIdentity, contentLength: number): OutgoingHttpHeaders {
+/** Who the gateway vouches for: a certificate (mTLS) or, on the legacy path, only the device. */
+export type UpstreamIdentity = Pick<DeviceIdentity, 'deviceId'> & Partial<Pick<DeviceIdentity, 'serialHex' | 'issuerId'>>;
+
+export function upstreamHeaders(client: IncomingHttpHeaders, id: UpstreamIdentity, contentLength: number, drop: readonly string[] = []): OutgoingHttpHeaders {
   const named = new Set(String(client.connection ?? '').toLowerCase().split(',').map((s) => s.trim()).filter(Boolean));
   const out: OutgoingHttpHeaders = {};
   for (const [name, value] of Object.entries(client)) {
-    if (value === undefined || name.startsWith('x-kakuin-') || HOP_BY_HOP.has(name) || named.has(name)) continue;
+    if (value === undefined || name.startsWith('x-kakuin-') || HOP_BY_HOP.has(name) || named.has(name) || drop.includes(name)) continue;
     out[name] = value;
   }
   out['content-length'] = contentLength;
   out[IDENTITY_HEADERS.deviceId] = id.deviceId;
-  out[IDENTITY_HEADERS.serial] = id.serialHex;
-  out[IDENTITY_HEADERS.issuer] = id.issuerId;
+  if (id.serialHex !== undefined) out[IDENTITY_HEADERS.serial] = id.serialHex;
+  if (id.issuerId !== undefined) out[IDENTITY_HEADERS.issuer] = id.issuerId;
   return out;
 }
 
@@ -100,7 +103,8 @@ export function jsonLinesTelemetrySink(dir: string, fileName = 'telemetry.jsonl'
     path: file,
     record(r: TelemetryRecord): Promise<void> {
       const line = `${JSON.stringify({
-        receivedAt: r.receivedAt.toISOString(), deviceId: r.deviceId, serialHex: r.serialHex, issuerId: r.issuerId, bytes: r.bytes, data: r.data,
+        receivedAt: r.receivedAt.toISOString(), deviceId: r.deviceId, serialHex: r.serialHex, issuerId: r.issuerId,
+        ...(r.auth !== undefined && { auth: r.auth }), bytes: r.bytes, data: r.data,
       })}\n`;
       return new Promise((resolve, reject) => open().write(line, (e) => (e ? reject(e) : resolve())));
     },

@@ -156,16 +156,22 @@ export interface IssuanceRecord {
 export interface FeedEntry {
   seq: number;
   at: Date;
-  kind: 'certificate' | 'device';
+  /**
+   * `legacy-credentials` (issue 5): a device's legacy credentials were set, replaced or deleted.
+   * Consumers that only care about certificates or devices must skip kinds they do not know.
+   */
+  kind: 'certificate' | 'device' | 'legacy-credentials';
   /** Certificate entries. */
   serialHex?: string;
   issuerId?: string;
   /** Device entries; also set on certificate entries of device certificates. */
   deviceId?: string;
-  /** The new status: a CertificateStatus for certificate entries, a DeviceStatus for device entries. */
-  status: CertificateStatus | DeviceStatus;
+  /** The new status: a CertificateStatus for certificate entries, a DeviceStatus for device entries, enabled/deleted for legacy credentials. */
+  status: CertificateStatus | DeviceStatus | LegacyCredentialStatus;
   /** The status before the change; absent for a newly issued certificate (and a device's first activation is `registered`). */
-  previousStatus?: CertificateStatus | DeviceStatus;
+  previousStatus?: CertificateStatus | DeviceStatus | LegacyCredentialStatus;
+  /** Legacy-credentials entries: the credential generation now current (tokens of other generations fail). */
+  generation?: number;
   reason?: CrlReason;
   revokedAt?: Date;
   invalidityDate?: Date;
@@ -232,6 +238,53 @@ export type CertificateStatusRow = (
   serialHex: string, status: CertificateStatus, revokedAtMs: number | undefined, reason: CrlReason | undefined,
   invalidityDateMs: number | undefined, notAfterMs: number,
 ) => void;
+
+// ---- legacy three-factor path (issue 5) -----------------------------------------------------------
+
+export type LegacyCredentialStatus = 'enabled' | 'deleted';
+
+/** How the auth secret is kept: `hmac` (server-generated, HMAC-SHA-256 under the pepper) or `scrypt` (imported). */
+export type LegacyVerifierKind = 'hmac' | 'scrypt';
+
+/** A common auth ID: shared by a service or product line (a "device class"). */
+export interface CommonAuthId {
+  id: string;
+  name: string;
+  manufacturerId?: string;
+  /** Usual hours of authentication for this class, UTC, `HH-HH` (e.g. `06-22`); outside it a success is an audit event. */
+  usualHoursUtc?: string;
+  createdAt: Date;
+}
+
+export interface NewLegacyCredential {
+  deviceId: string;
+  commonAuthId: string;
+  /** IMEI, MAC address or serial as the device presents it. Unique per common auth ID among enabled credentials. */
+  uniqueId: string;
+  verifierKind: LegacyVerifierKind;
+  /** Opaque to the registry; imported (scrypt) verifiers are unique among enabled credentials (no shared secret). */
+  verifier: string;
+}
+
+export interface LegacyCredential extends NewLegacyCredential {
+  /** Increases with every set, replace or delete of the device's credentials; tokens carry it. */
+  generation: number;
+  createdAt: Date;
+  lockedUntil?: Date;
+}
+
+/** What the kill switch needs of every device with enabled legacy credentials. */
+export interface LegacyCredentialState {
+  deviceId: string;
+  generation: number;
+  deviceStatus: DeviceStatus;
+}
+
+/** Failure counts of one key in the current fixed window and the one before it. */
+export interface FailureCount {
+  current: number;
+  previous: number;
+}
 
 export interface Registry {
   /** Schema version after migrations. */
@@ -312,6 +365,38 @@ export interface Registry {
   getOcspResponse(issuerId: string, serialHex: string): Promise<StoredOcspResponse | undefined>;
   /** Every stored response (of one issuer, or all): for loading the responder's cache at start. */
   forEachOcspResponse(issuerId: string | undefined, row: (r: StoredOcspResponse) => void): Promise<void>;
+
+  // ---- legacy three-factor path (issue 5) ----
+  /** KAKUIN_E_COMMON_AUTH_ID_EXISTS on a duplicate name; KAKUIN_E_MANUFACTURER_NOT_FOUND. */
+  createCommonAuthId(input: { name: string; manufacturerId?: string; usualHoursUtc?: string }): Promise<CommonAuthId>;
+  /** KAKUIN_E_COMMON_AUTH_ID_NOT_FOUND */
+  getCommonAuthId(id: string): Promise<CommonAuthId>;
+  /**
+   * Sets (or replaces) the legacy credentials of each listed device, all or nothing, with one
+   * `legacy-credentials` feed entry per device and the audit events, in one transaction.
+   * KAKUIN_E_DEVICE_NOT_FOUND, KAKUIN_E_COMMON_AUTH_ID_NOT_FOUND; KAKUIN_E_DEVICE_STATE for a
+   * suspended, revoked or retired device; KAKUIN_E_LEGACY_CREDENTIALS_EXIST when another device
+   * has that (commonAuthId, uniqueId) or the same scrypt verifier.
+   */
+  putLegacyCredentials(credentials: NewLegacyCredential[], audit: NewAuditEvent[]): Promise<LegacyCredential[]>;
+  /** The device's enabled credentials, if any. */
+  getLegacyCredentials(deviceId: string): Promise<LegacyCredential | undefined>;
+  /** Enabled credentials by (commonAuthId, uniqueId). */
+  findLegacyCredentials(commonAuthId: string, uniqueId: string): Promise<LegacyCredential | undefined>;
+  /** Which of these verifiers (of that kind) belong to enabled credentials, and of which device. */
+  findLegacyVerifiers(kind: LegacyVerifierKind, verifiers: string[]): Promise<{ verifier: string; deviceId: string }[]>;
+  /** Switches the path off for the device (feed entry + audit). KAKUIN_E_LEGACY_CREDENTIALS_NOT_FOUND. */
+  deleteLegacyCredentials(deviceId: string, audit: NewAuditEvent): Promise<FeedEntry>;
+  /** Locks enabled credentials until `until` (audit event in the same transaction). */
+  lockLegacyCredentials(deviceId: string, until: Date, audit: NewAuditEvent): Promise<void>;
+  /**
+   * Adds one failure to each key in the fixed window starting at `windowStart` and returns the
+   * counts of that window and the one before (`windowMs` earlier). Shared by every process on the
+   * registry. Windows older than that are dropped.
+   */
+  countLegacyFailures(keys: string[], windowStart: Date, windowMs: number): Promise<FailureCount[]>;
+  /** Every device with enabled legacy credentials: for loading the kill switch at start. */
+  listLegacyCredentialStates(): Promise<LegacyCredentialState[]>;
 
   close(): Promise<void>;
 }

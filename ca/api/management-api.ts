@@ -13,7 +13,8 @@
  *   GET  /api/v1/ca/chain                           anyone  PEM, issuing CA first, root last
  *   GET  /healthz                                   anyone
  *   GET  /readyz                                    anyone  503 while revocation status is stale (gateway fails closed)
- * and the revocation routes in revocation-routes.ts (admin).
+ * and the revocation routes in revocation-routes.ts (admin), and whatever `extraRoutes` mounts (the
+ * legacy path's admin routes, gateway-auth/legacy/admin-routes.ts).
  */
 import express, { type NextFunction, type Request, type RequestHandler, type Response } from 'express';
 import type { DeviceQuery, DeviceStatus, Registry } from '../../registry/port.js';
@@ -41,6 +42,8 @@ export interface ManagementApiDeps {
   maxBodyBytes: number;
   /** Readiness of the device-facing side (the gateway's revocation-status freshness), for GET /readyz. */
   readiness?: () => { ready: boolean };
+  /** Routes of other components (the legacy path's admin routes), mounted before the 404 handler with the API's helpers. */
+  extraRoutes?: (app: express.Express, helpers: { admin: RequestHandler; json: RequestHandler; body(req: Request): Record<string, unknown> }) => void;
 }
 
 const DEVICE_STATUSES: readonly DeviceStatus[] = ['registered', 'active', 'suspended', 'revoked', 'retired'];
@@ -141,6 +144,7 @@ export function createManagementApi(deps: ManagementApiDeps): express.Express {
   });
 
   mountRevocationRoutes(app, { registry, revocation: deps.revocation, crls: deps.crls, admin, json, body });
+  deps.extraRoutes?.(app, { admin, json, body });
 
   app.use(routeNotFound);
   app.use(errorHandler(logger));

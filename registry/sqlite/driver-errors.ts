@@ -36,6 +36,12 @@ const EXISTS_BY_TABLE: Record<string, { code: ErrorCode; message: (columns: stri
   certificates: { code: 'KAKUIN_E_SERIAL_EXISTS', message: () => 'a certificate with that serial number is already recorded' },
   public_key_bindings: { code: 'KAKUIN_E_PUBLIC_KEY_IN_USE', message: () => 'the public key is already bound to another device' },
   admin_tokens: { code: 'KAKUIN_E_TOKEN_EXISTS', message: () => 'an admin token with that name exists already' },
+  common_auth_ids: { code: 'KAKUIN_E_COMMON_AUTH_ID_EXISTS', message: () => 'a common auth ID with that name exists already' },
+  legacy_credentials: {
+    code: 'KAKUIN_E_LEGACY_CREDENTIALS_EXIST',
+    message: (columns) => columns.includes('verifier')
+      ? 'another device already has that secret' : 'another device already has that unique ID under the common auth ID',
+  },
 };
 
 const DEVICE_COLUMN_NAMES: Record<string, string> = {

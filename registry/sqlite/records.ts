@@ -6,6 +6,7 @@
  */
 import { KakuinError } from '../../errors/index.js';
 import type {
+  LegacyCredentialStatus,
   AdminToken, AuditEvent, CertificateRecord, CertificateStatus, CrlReason, CrlRecord, Device, DeviceIdentifiers,
   DeviceStatus, FeedEntry, Issuer, IssuerKind, Manufacturer, NewAuditEvent, StoredOcspResponse,
 } from '../port.js';
@@ -64,15 +65,17 @@ export interface CertificateRow {
 export interface FeedRow {
   seq: number;
   at: number;
-  kind: 'certificate' | 'device';
+  kind: 'certificate' | 'device' | 'legacy-credentials';
   serial_hex: string | null;
   issuer_id: string | null;
   device_id: string | null;
-  status: CertificateStatus | DeviceStatus;
-  previous_status: CertificateStatus | DeviceStatus | null;
+  status: CertificateStatus | DeviceStatus | LegacyCredentialStatus;
+  previous_status: CertificateStatus | DeviceStatus | LegacyCredentialStatus | null;
   reason: CrlReason | null;
   revoked_at: number | null;
   invalidity_date: number | null;
+  /** Legacy-credentials entries only (schema 3). */
+  generation?: number | null;
 }
 
 export interface CrlRow {
@@ -180,6 +183,8 @@ export function feedEntryFromRow(r: FeedRow): FeedEntry {
     ...(r.reason !== null && { reason: r.reason }),
     ...(r.revoked_at !== null && { revokedAt: new Date(r.revoked_at) }),
     ...(r.invalidity_date !== null && { invalidityDate: new Date(r.invalidity_date) }),
+    ...(r.generation !== undefined && r.generation !== null && { generation: r.generation }),
+    ...(r.generation !== undefined && r.generation !== null && { generation: r.generation }),
   };
 }
 

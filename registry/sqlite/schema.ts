@@ -198,6 +198,79 @@ export const MIGRATIONS: readonly Migration[] = [
       ) STRICT;
     `,
   },
+  {
+    version: 3,
+    name: 'legacy three-factor path: common auth IDs, legacy credentials, shared failure counters, legacy-credentials feed entries',
+    sql: `
+      -- SQLite cannot alter a CHECK constraint, so the feed is rebuilt (the documented "create, copy,
+      -- drop, rename" procedure) to admit 'legacy-credentials' entries and their generation. Seqs are
+      -- copied as they are and the AUTOINCREMENT counter carried over, so no reader sees a seq twice.
+      CREATE TABLE revocation_feed_v3 (
+        seq             INTEGER PRIMARY KEY AUTOINCREMENT,
+        at              INTEGER NOT NULL,
+        kind            TEXT NOT NULL CHECK (kind IN ('certificate', 'device', 'legacy-credentials')),
+        serial_hex      TEXT,
+        issuer_id       TEXT,
+        device_id       TEXT,
+        status          TEXT NOT NULL,
+        previous_status TEXT,
+        reason          TEXT,
+        revoked_at      INTEGER,
+        invalidity_date INTEGER,
+        generation      INTEGER,
+        CHECK (kind <> 'certificate' OR (serial_hex IS NOT NULL AND issuer_id IS NOT NULL AND status IN ('good', 'revoked', 'held')
+          AND (previous_status IS NULL OR previous_status IN ('good', 'revoked', 'held')))),
+        CHECK (kind <> 'device' OR (device_id IS NOT NULL AND serial_hex IS NULL
+          AND status IN ('registered', 'active', 'suspended', 'revoked', 'retired')
+          AND previous_status IN ('registered', 'active', 'suspended', 'revoked', 'retired'))),
+        CHECK (kind <> 'legacy-credentials' OR (device_id IS NOT NULL AND serial_hex IS NULL AND generation IS NOT NULL
+          AND status IN ('enabled', 'deleted') AND (previous_status IS NULL OR previous_status IN ('enabled', 'deleted'))))
+      ) STRICT;
+      INSERT INTO revocation_feed_v3 (seq, at, kind, serial_hex, issuer_id, device_id, status, previous_status, reason, revoked_at, invalidity_date)
+        SELECT seq, at, kind, serial_hex, issuer_id, device_id, status, previous_status, reason, revoked_at, invalidity_date FROM revocation_feed;
+      UPDATE sqlite_sequence SET seq = max(seq, (SELECT seq FROM sqlite_sequence WHERE name = 'revocation_feed'))
+        WHERE name = 'revocation_feed_v3';
+      INSERT INTO sqlite_sequence (name, seq) SELECT 'revocation_feed_v3', seq FROM sqlite_sequence
+        WHERE name = 'revocation_feed' AND NOT EXISTS (SELECT 1 FROM sqlite_sequence WHERE name = 'revocation_feed_v3');
+      DROP TABLE revocation_feed;
+      ALTER TABLE revocation_feed_v3 RENAME TO revocation_feed;
+
+      CREATE TABLE common_auth_ids (
+        id              TEXT PRIMARY KEY,
+        name            TEXT NOT NULL UNIQUE,
+        manufacturer_id TEXT REFERENCES manufacturers (id),
+        usual_hours_utc TEXT,
+        created_at      INTEGER NOT NULL
+      ) STRICT;
+
+      -- One row per device that ever had legacy credentials; deleting them keeps the row (deleted_at
+      -- set) so the generation only ever increases and an old token never becomes valid again.
+      CREATE TABLE legacy_credentials (
+        device_id      TEXT PRIMARY KEY REFERENCES devices (id),
+        common_auth_id TEXT NOT NULL REFERENCES common_auth_ids (id),
+        unique_id      TEXT NOT NULL,
+        verifier_kind  TEXT NOT NULL CHECK (verifier_kind IN ('hmac', 'scrypt')),
+        verifier       TEXT NOT NULL,
+        generation     INTEGER NOT NULL CHECK (generation >= 1),
+        created_at     INTEGER NOT NULL,
+        locked_until   INTEGER,
+        deleted_at     INTEGER
+      ) STRICT;
+      CREATE UNIQUE INDEX legacy_credentials_factors ON legacy_credentials (common_auth_id, unique_id) WHERE deleted_at IS NULL;
+      -- Imported verifiers are deterministic (see gateway-auth/legacy/secrets.ts), so "no two devices
+      -- share a secret" is a constraint.
+      CREATE UNIQUE INDEX legacy_credentials_verifier ON legacy_credentials (verifier_kind, verifier) WHERE deleted_at IS NULL;
+
+      -- Failure counters of the abuse detection, one row per key and fixed window.
+      CREATE TABLE legacy_failures (
+        key          TEXT NOT NULL,
+        window_start INTEGER NOT NULL,
+        count        INTEGER NOT NULL,
+        PRIMARY KEY (key, window_start)
+      ) STRICT, WITHOUT ROWID;
+      CREATE INDEX legacy_failures_window ON legacy_failures (window_start);
+    `,
+  },
 ];
 
 export const LATEST_SCHEMA_VERSION: number = MIGRATIONS[MIGRATIONS.length - 1].version;

@@ -14,7 +14,8 @@ import { randomUUID } from 'node:crypto';
 import type Database from 'better-sqlite3';
 import { KakuinError, type ErrorCode } from '../../errors/index.js';
 import type {
-  AdminToken, AuditEvent, AuditQuery, CertificateRecord, CertificateStatusRow, CrlRecord, Device, DeviceQuery,
+  AdminToken, AuditEvent, AuditQuery, CommonAuthId, FailureCount, LegacyCredential, LegacyCredentialState, LegacyVerifierKind,
+  NewLegacyCredential, CertificateRecord, CertificateStatusRow, CrlRecord, Device, DeviceQuery,
   FeedEntry, IssuanceRecord, Issuer, Manufacturer, NewAuditEvent, NewDevice, Registry, StatusChange, StoredOcspResponse,
 } from '../port.js';
 import { checkStatusChange } from '../status-change.js';
@@ -31,6 +32,7 @@ import {
   type IssuerRow, type ManufacturerRow,
 } from './records.js';
 import { crlRow, ocspResponseRow, SignedObjectStore } from './signed-objects.js';
+import { LegacyCredentialStore } from './legacy-credentials.js';
 import { StatusChangeWriter, type PreparedStatusChange } from './status-change-writer.js';
 
 const ISSUER_KINDS = new Set(['root', 'device', 'station', 'infrastructure', 'ocsp-signer']);
@@ -75,6 +77,7 @@ export class SqliteRegistry implements Registry {
   private readonly statusChanges: Database.Transaction<(change: PreparedStatusChange, now: number) => FeedEntry[]>;
   private readonly statusReader: CertificateStatusReader;
   private readonly signedObjects: SignedObjectStore;
+  private readonly legacy: LegacyCredentialStore;
 
   /** Use openSqliteRegistry: it migrates the schema this constructor's statements rely on. */
   constructor(private readonly db: Database.Database, private readonly options: ResolvedOptions, private readonly version: number) {
@@ -88,6 +91,7 @@ export class SqliteRegistry implements Registry {
     this.statusChanges = db.transaction((change: PreparedStatusChange, now: number) => statusWriter.apply(change, now));
     this.statusReader = new CertificateStatusReader(db);
     this.signedObjects = new SignedObjectStore(db);
+    this.legacy = new LegacyCredentialStore(db);
   }
 
   connectionSettings(): SqliteConnectionSettings {
@@ -335,6 +339,80 @@ export class SqliteRegistry implements Registry {
     if (issuerId !== undefined) requiredText(issuerId, 'issuerId');
     requireFunction(row, 'row');
     this.stream('reading OCSP responses', row, (guarded) => this.signedObjects.forEachOcspResponse(issuerId, guarded));
+  }
+
+  // ---- legacy three-factor path ----
+
+  async createCommonAuthId(input: { name: string; manufacturerId?: string; usualHoursUtc?: string }): Promise<CommonAuthId> {
+    requireObject(input, 'a new common auth ID');
+    const values = {
+      name: requiredText(input.name, 'name'),
+      manufacturerId: optionalText(input.manufacturerId, 'manufacturerId') ?? undefined,
+      usualHoursUtc: optionalText(input.usualHoursUtc, 'usualHoursUtc') ?? undefined,
+    };
+    return this.write('creating a common auth ID', { foreignKey: { code: 'KAKUIN_E_MANUFACTURER_NOT_FOUND', message: 'no manufacturer with that id' } },
+      () => this.legacy.createCommonAuthId(values));
+  }
+
+  async getCommonAuthId(id: string): Promise<CommonAuthId> {
+    const found = this.read('reading a common auth ID', () => this.legacy.getCommonAuthId(id));
+    if (found === undefined) throw new KakuinError('KAKUIN_E_COMMON_AUTH_ID_NOT_FOUND', 'no common auth ID with that id');
+    return found;
+  }
+
+  async putLegacyCredentials(credentials: NewLegacyCredential[], audit: NewAuditEvent[]): Promise<LegacyCredential[]> {
+    if (!Array.isArray(credentials) || !Array.isArray(audit)) throw new KakuinError('KAKUIN_E_VALIDATION', 'credentials and audit must be arrays');
+    const creds = credentials.map((c, i): NewLegacyCredential => {
+      requireObject(c, `credentials[${i}]`);
+      if (c.verifierKind !== 'hmac' && c.verifierKind !== 'scrypt') throw new KakuinError('KAKUIN_E_VALIDATION', `credentials[${i}].verifierKind must be hmac or scrypt`);
+      return {
+        deviceId: requiredText(c.deviceId, `credentials[${i}].deviceId`), commonAuthId: requiredText(c.commonAuthId, `credentials[${i}].commonAuthId`),
+        uniqueId: requiredText(c.uniqueId, `credentials[${i}].uniqueId`), verifierKind: c.verifierKind, verifier: requiredText(c.verifier, `credentials[${i}].verifier`),
+      };
+    });
+    const now = Date.now();
+    const events = audit.map((a) => auditEventValues(a, now));
+    return this.write('setting legacy credentials', {}, () => this.legacy.putAll.immediate(creds, events, now));
+  }
+
+  async getLegacyCredentials(deviceId: string): Promise<LegacyCredential | undefined> {
+    return this.read('reading legacy credentials', () => this.legacy.get(deviceId));
+  }
+
+  async findLegacyCredentials(commonAuthId: string, uniqueId: string): Promise<LegacyCredential | undefined> {
+    if (typeof commonAuthId !== 'string' || typeof uniqueId !== 'string') return undefined;
+    return this.read('reading legacy credentials', () => this.legacy.find(commonAuthId, uniqueId));
+  }
+
+  async findLegacyVerifiers(kind: LegacyVerifierKind, verifiers: string[]): Promise<{ verifier: string; deviceId: string }[]> {
+    if (!Array.isArray(verifiers)) throw new KakuinError('KAKUIN_E_VALIDATION', 'verifiers must be an array');
+    return this.read('reading legacy verifiers', () => this.legacy.findVerifiers(kind, verifiers));
+  }
+
+  async deleteLegacyCredentials(deviceId: string, audit: NewAuditEvent): Promise<FeedEntry> {
+    const id = requiredText(deviceId, 'deviceId');
+    const now = Date.now();
+    const event = auditEventValues(audit, now);
+    return this.write('deleting legacy credentials', {}, () => this.legacy.remove.immediate(id, event, now));
+  }
+
+  async lockLegacyCredentials(deviceId: string, until: Date, audit: NewAuditEvent): Promise<void> {
+    const id = requiredText(deviceId, 'deviceId');
+    const untilMs = optionalMillis(until, 'until');
+    if (untilMs === undefined || untilMs === null) throw new KakuinError('KAKUIN_E_VALIDATION', 'until is required');
+    const event = auditEventValues(audit, Date.now());
+    this.write('locking legacy credentials', {}, () => this.legacy.lockUntil.immediate(id, untilMs, event));
+  }
+
+  async countLegacyFailures(keys: string[], windowStart: Date, windowMs: number): Promise<FailureCount[]> {
+    if (!Array.isArray(keys) || keys.some((k) => typeof k !== 'string')) throw new KakuinError('KAKUIN_E_VALIDATION', 'keys must be strings');
+    const start = optionalMillis(windowStart, 'windowStart');
+    if (start === undefined || start === null || !Number.isSafeInteger(windowMs) || windowMs < 1) throw new KakuinError('KAKUIN_E_VALIDATION', 'windowStart and windowMs are required');
+    return this.write('counting failed legacy authentications', {}, () => this.legacy.count.immediate(keys, start, windowMs));
+  }
+
+  async listLegacyCredentialStates(): Promise<LegacyCredentialState[]> {
+    return this.read('listing legacy credentials', () => this.legacy.states());
   }
 
   /** Commits whatever issuances are still queued, then closes the file. Idempotent. */

@@ -22,6 +22,7 @@ import {
   expectKakuinError, fakeCertificate, issuance, ISSUER_ID, randomKeyHash, randomSerialHex, type OpenRegistry,
 } from './registry-fixtures.js';
 import { runRevocationContract } from './registry-revocation.contract.js';
+import { runLegacyContract } from './registry-legacy.contract.js';
 
 export {
   expectKakuinError, fakeCertificate, issuance, randomKeyHash, randomSerialHex, type OpenRegistry,
@@ -412,5 +413,6 @@ export function runRegistryContract(adapterName: string, open: OpenRegistry): vo
 
     runRevocationContract(() => registry);
     runCrlOcspContract(() => registry);
+    runLegacyContract(() => registry);
   });
 }

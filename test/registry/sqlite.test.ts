@@ -113,6 +113,27 @@ describe('registry/sqlite', function () {
       });
     });
 
+    it('step 3 rebuilds the revocation feed keeping every entry, its seq, and the AUTOINCREMENT counter', function () {
+      raw((db) => {
+        expect(migrate(db, MIGRATIONS.slice(0, 2))).to.equal(2);
+        const insert = db.prepare(`INSERT INTO revocation_feed (at, kind, serial_hex, issuer_id, device_id, status, previous_status)
+          VALUES (?, ?, ?, ?, ?, ?, ?)`);
+        insert.run(1, 'certificate', 'AB', 'device', 'd-1', 'good', null);
+        insert.run(2, 'device', null, null, 'd-1', 'revoked', 'active');
+        // As if newer entries had been pruned: the counter is ahead of the rows.
+        db.prepare(`UPDATE sqlite_sequence SET seq = 41 WHERE name = 'revocation_feed'`).run();
+        const before = db.prepare('SELECT * FROM revocation_feed ORDER BY seq').all();
+        expect(migrate(db, MIGRATIONS)).to.equal(LATEST_SCHEMA_VERSION);
+        const after = db.prepare('SELECT seq, at, kind, serial_hex, issuer_id, device_id, status, previous_status, reason, revoked_at, invalidity_date FROM revocation_feed ORDER BY seq').all();
+        expect(after).to.deep.equal(before);
+        const next = db.prepare(`INSERT INTO revocation_feed (at, kind, device_id, status, previous_status, generation)
+          VALUES (3, 'legacy-credentials', 'd-1', 'enabled', NULL, 1)`).run();
+        expect(Number(next.lastInsertRowid)).to.equal(42);
+        expect(() => db.prepare(`INSERT INTO revocation_feed (at, kind, device_id, status) VALUES (4, 'legacy-credentials', 'd-1', 'bogus')`).run())
+          .to.throw(/CHECK/);
+      });
+    });
+
     it('applies only the steps a file lacks, and each once', function () {
       const steps = [
         { version: 1, name: 'one', sql: 'CREATE TABLE one (x INTEGER) STRICT' },

@@ -26,6 +26,7 @@ export function testEnv(dataDir: string, extra: Record<string, string> = {}): Re
   return {
     KAKUIN_DATA_DIR: dataDir,
     KAKUIN_API_PORT: '0',
+    KAKUIN_LEGACY_PORT: '0',
     KAKUIN_KEY_PASSPHRASE: 'test-passphrase-not-secret',
     KAKUIN_ADMIN_TOKEN: `kktest_${randomBytes(24).toString('base64url')}`,
     KAKUIN_LOG_LEVEL: 'error',

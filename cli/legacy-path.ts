@@ -1,0 +1,76 @@
+/**
+ * Wiring of the legacy three-factor token path: its HTTPS listener (server certificate from the
+ * infrastructure CA), the token signer and kill switch (both keyed to this installation's pepper
+ * and registry), the abuse guard, telemetry forwarded the same way as the mTLS gateway's, and the
+ * migration to a certificate through the device issuing CA. Its admin routes are mounted into the
+ * management API with `mountAdminRoutes`.
+ */
+import { readFileSync } from 'node:fs';
+import type { Express, Request, RequestHandler } from 'express';
+import { pemChain } from '../ca/api/representations.js';
+import { KakuinError } from '../errors/index.js';
+import { TelemetryUpstream } from '../gateway-auth/upstream.js';
+import type { TelemetrySink } from '../gateway-auth/index.js';
+import {
+  createLegacyServer, LegacyAbuseGuard, LegacyAuthService, LegacyKillSwitch, LegacyTokenSigner, mountLegacyAdminRoutes,
+} from '../gateway-auth/legacy/index.js';
+import type { Logger } from './logger.js';
+import type { RevocationPlane } from './revocation-plane.js';
+import { tlsMaterialFor } from './tls-material.js';
+import type { Kakuin } from './wiring.js';
+
+export interface RunningLegacyPath {
+  url: string;
+  killSwitch: LegacyKillSwitch;
+  mountAdminRoutes(app: Express, helpers: { admin: RequestHandler; json: RequestHandler; body(req: Request): Record<string, unknown> }): void;
+  close(): Promise<void>;
+}
+
+export async function startLegacyPath(kakuin: Kakuin, plane: RevocationPlane, logger: Logger, sink: TelemetrySink | undefined): Promise<RunningLegacyPath> {
+  const { config, registry, pepper } = kakuin;
+  const l = config.legacy;
+  const g = config.gateway;
+  const tls = await tlsMaterialFor(kakuin, 'legacy', logger);
+  const killSwitch = new LegacyKillSwitch({ registry, logger, statusGraceMs: g.statusGraceMs });
+  await killSwitch.start();
+  const upstream = g.upstreamUrl
+    ? new TelemetryUpstream(new URL(g.upstreamUrl), g.upstreamCaFile ? [readFileSync(g.upstreamCaFile, 'utf8')] : undefined, 10_000)
+    : undefined;
+  const auth = new LegacyAuthService({
+    registry, pepper, tokens: new LegacyTokenSigner(pepper), killSwitch, logger,
+    abuse: new LegacyAbuseGuard(registry, {
+      deviceLimit: l.deviceFailureLimit, commonAuthIdLimit: l.commonAuthIdFailureLimit, sourceLimit: l.sourceFailureLimit,
+      lockMs: l.lockMinutes * 60_000, throttleDelayMs: l.throttleDelayMs,
+    }),
+    tokenTtlMs: l.tokenTtlSeconds * 1000, lockMs: l.lockMinutes * 60_000, throttleDelayMs: l.throttleDelayMs, usualHoursUtc: l.usualHoursUtc,
+  });
+  const server = createLegacyServer({
+    auth, logger, trustProxy: l.trustProxy, bodyLimitBytes: l.bodyLimitBytes, upstream, sink,
+    tls: { cert: tls.cert, key: tls.key, passphrase: tls.passphrase },
+    async issueCertificate(deviceId, csr) {
+      // Migration: the device's first certificate only; a device that has one uses mTLS from then on.
+      if ((await registry.listCertificatesOfDevice(deviceId)).length > 0) {
+        throw new KakuinError('KAKUIN_E_DEVICE_STATE', 'the device has a certificate already; renewals go through the CA API');
+      }
+      const issued = await kakuin.deviceIssuer.issue({ deviceId, csr, actor: `legacy-token:${deviceId}` });
+      return { serialHex: issued.record.serialHex, certificatePem: pemChain([issued.der]), chainPem: pemChain(issued.chain) };
+    },
+  });
+  const address = await server.listen(l.port, config.bindHost);
+  const host = address.family === 'IPv6' ? `[${address.address}]` : address.address;
+  const url = `https://${host === '0.0.0.0' ? 'localhost' : host}:${address.port}`;
+  logger.info('legacy token path listening', { url });
+  // A revocation call returns once this process's legacy tokens of the device are dead.
+  plane.afterChange.push(() => killSwitch.poke());
+  return {
+    url, killSwitch,
+    mountAdminRoutes: (app, helpers) => mountLegacyAdminRoutes(app, {
+      registry, pepper, ...helpers, maxImportBytes: l.bodyLimitBytes * 16, afterChange: () => killSwitch.poke(),
+    }),
+    close: async () => {
+      await server.close();
+      await killSwitch.stop();
+      upstream?.close();
+    },
+  };
+}

@@ -1,0 +1,82 @@
+/**
+ * Admin routes of the legacy path, mounted into the management API by the composition root
+ * (`extraRoutes`); all admit admins only:
+ *
+ *   POST   /api/v1/legacy/common-auth-ids {name, manufacturerId?, usualHoursUtc?}  → 201 {commonAuthId}
+ *   POST   /api/v1/devices/{id}/legacy-credentials {commonAuthId, uniqueId}        → 201 {authSecret} (shown once)
+ *   DELETE /api/v1/devices/{id}/legacy-credentials                                 → 200 {deviceId, generation}
+ *   POST   /api/v1/legacy/import   JSON rows or text/csv                           → 201 {imported}
+ */
+import express, { type Express, type Request, type RequestHandler } from 'express';
+import { KakuinError } from '../../errors/index.js';
+import type { Registry } from '../../registry/port.js';
+import { importLegacySecrets, parseImport } from './import.js';
+import { generateAuthSecret, hmacVerifier } from './secrets.js';
+
+export interface LegacyAdminRouteDeps {
+  registry: Registry;
+  admin: RequestHandler;
+  json: RequestHandler;
+  body(req: Request): Record<string, unknown>;
+  pepper: Buffer;
+  maxImportBytes: number;
+  /** After a change of credentials: lets the kill switch of this process see it before the call returns. */
+  afterChange?: () => Promise<void>;
+}
+
+function text(v: unknown, name: string, max = 128): string {
+  if (typeof v !== 'string' || v.trim().length === 0 || v.length > max) {
+    throw new KakuinError('KAKUIN_E_VALIDATION', `${name} must be a non-empty string of at most ${max} characters`);
+  }
+  return v.trim();
+}
+
+export function mountLegacyAdminRoutes(app: Express, deps: LegacyAdminRouteDeps): void {
+  const { registry, admin, json } = deps;
+  const csv = express.text({ type: ['text/csv'], limit: deps.maxImportBytes });
+  const importJson = express.json({ limit: deps.maxImportBytes, strict: true });
+
+  app.post('/api/v1/legacy/common-auth-ids', admin, json, async (req, res) => {
+    const b = deps.body(req);
+    const usual = b.usualHoursUtc;
+    if (usual !== undefined && (typeof usual !== 'string' || !/^([01]\d|2[0-3])-([01]\d|2[0-4])$/.test(usual))) {
+      throw new KakuinError('KAKUIN_E_VALIDATION', 'usualHoursUtc must be HH-HH (UTC), e.g. 06-22');
+    }
+    const created = await registry.createCommonAuthId({
+      name: text(b.name, 'name'),
+      ...(b.manufacturerId !== undefined && { manufacturerId: text(b.manufacturerId, 'manufacturerId') }),
+      ...(usual !== undefined && { usualHoursUtc: usual as string }),
+    });
+    await registry.appendAuditEvent({ type: 'legacy.common-auth-id-created', actor: req.caller!.actor, details: { commonAuthId: created.id, name: created.name } });
+    res.status(201).json({ commonAuthId: created.id });
+  });
+
+  app.post('/api/v1/devices/:id/legacy-credentials', admin, json, async (req, res) => {
+    const b = deps.body(req);
+    const deviceId = String(req.params.id);
+    const commonAuthId = text(b.commonAuthId, 'commonAuthId');
+    const uniqueId = text(b.uniqueId, 'uniqueId', 256);
+    const authSecret = generateAuthSecret();
+    const [cred] = await registry.putLegacyCredentials([{ deviceId, commonAuthId, uniqueId, verifierKind: 'hmac', verifier: hmacVerifier(deps.pepper, authSecret) }],
+      [{ type: 'legacy.credentials-created', actor: req.caller!.actor, deviceId, details: { commonAuthId, uniqueId } }]);
+    await deps.afterChange?.();
+    res.status(201).json({ deviceId, commonAuthId, uniqueId, authSecret, generation: cred.generation });
+  });
+
+  app.delete('/api/v1/devices/:id/legacy-credentials', admin, async (req, res) => {
+    const deviceId = String(req.params.id);
+    const entry = await registry.deleteLegacyCredentials(deviceId, { type: 'legacy.credentials-deleted', actor: req.caller!.actor, deviceId });
+    await deps.afterChange?.();
+    res.json({ deviceId, generation: entry.generation, status: 'deleted' });
+  });
+
+  app.post('/api/v1/legacy/import', admin, importJson, csv, async (req, res) => {
+    let rows;
+    if (req.is('application/json')) rows = parseImport(req.body, 'json');
+    else if (req.is('text/csv') && typeof req.body === 'string') rows = parseImport(req.body, 'csv');
+    else throw new KakuinError('KAKUIN_E_UNSUPPORTED_MEDIA_TYPE', 'send the import as application/json or text/csv');
+    const stored = await importLegacySecrets(registry, deps.pepper, rows, req.caller!.actor);
+    await deps.afterChange?.();
+    res.status(201).json({ imported: stored.length, devices: stored.map((c) => ({ deviceId: c.deviceId, generation: c.generation })) });
+  });
+}

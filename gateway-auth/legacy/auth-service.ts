@@ -1,0 +1,151 @@
+/**
+ * The legacy three-factor authentication: (common auth ID, auth secret, unique ID) → a short-lived
+ * token; and the check of (token, device identifier) on every data request.
+ *
+ * Every refusal of the factors is the same KAKUIN_E_LEGACY_AUTH_FAILED, whichever factor was wrong;
+ * an unknown (common auth ID, unique ID) still costs an HMAC, and secrets are compared in constant time.
+ */
+import { KakuinError } from '../../errors/index.js';
+import type { DeviceStatus, Registry } from '../../registry/port.js';
+import type { GatewayLogger } from '../options.js';
+import type { LegacyAbuseGuard } from './abuse.js';
+import type { LegacyKillSwitch } from './kill-switch.js';
+import { hmacVerifier, verifySecret } from './secrets.js';
+import type { LegacyTokenSigner } from './tokens.js';
+
+export type LegacyAuthRegistry = Pick<Registry,
+  'findLegacyCredentials' | 'getDevice' | 'getCommonAuthId' | 'lockLegacyCredentials' | 'appendAuditEvent' | 'countLegacyFailures'>;
+
+export interface LegacyAuthOptions {
+  registry: LegacyAuthRegistry;
+  pepper: Buffer;
+  tokens: LegacyTokenSigner;
+  killSwitch: LegacyKillSwitch;
+  abuse: LegacyAbuseGuard;
+  logger: GatewayLogger;
+  tokenTtlMs: number;
+  lockMs: number;
+  throttleDelayMs: number;
+  /** Default usual hours (UTC `HH-HH`) for classes that name none; undefined: no unusual-hour events. */
+  usualHoursUtc?: string;
+  now?: () => number;
+}
+
+const USABLE: ReadonlySet<DeviceStatus> = new Set(['registered', 'active']);
+const FACTOR_MAX = 256;
+
+function authFailed(): KakuinError {
+  return new KakuinError('KAKUIN_E_LEGACY_AUTH_FAILED', 'authentication failed');
+}
+
+function tokenInvalid(): KakuinError {
+  return new KakuinError('KAKUIN_E_LEGACY_TOKEN_INVALID', 'the token is not valid for this device');
+}
+
+/** `HH-HH` (UTC), wrapping past midnight when from > to. */
+export function withinHours(window: string, date: Date): boolean {
+  const m = /^(\d{2})-(\d{2})$/.exec(window);
+  if (!m) return true;
+  const from = Number(m[1]);
+  const to = Number(m[2]);
+  const h = date.getUTCHours();
+  return from <= to ? h >= from && h < to : h >= from || h < to;
+}
+
+const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
+
+export class LegacyAuthService {
+  constructor(private readonly o: LegacyAuthOptions) {}
+
+  private now(): number {
+    return this.o.now?.() ?? Date.now();
+  }
+
+  async authenticate(factors: { commonAuthId: unknown; authSecret: unknown; uniqueId: unknown }, source: string): Promise<{ token: string; deviceId: string; expiresAt: Date }> {
+    const { commonAuthId, authSecret, uniqueId } = factors;
+    for (const [name, v] of Object.entries({ commonAuthId, authSecret, uniqueId })) {
+      if (typeof v !== 'string' || v.length === 0 || v.length > FACTOR_MAX) {
+        throw new KakuinError('KAKUIN_E_VALIDATION', `${name} must be a non-empty string of at most ${FACTOR_MAX} characters`);
+      }
+    }
+    const cai = commonAuthId as string;
+    const uid = uniqueId as string;
+    const secret = authSecret as string;
+    const now = this.now();
+    const cred = await this.o.registry.findLegacyCredentials(cai, uid);
+    if (cred?.lockedUntil !== undefined && cred.lockedUntil.getTime() > now) throw this.locked(cred.lockedUntil.getTime() - now);
+    let ok = false;
+    if (cred === undefined) {
+      hmacVerifier(this.o.pepper, secret); // same work as a known device with a generated secret
+    } else {
+      ok = await verifySecret(this.o.pepper, cred.verifierKind, cred.verifier, secret);
+    }
+    let deviceStatus: DeviceStatus | undefined;
+    if (ok && cred !== undefined) {
+      deviceStatus = (await this.o.registry.getDevice(cred.deviceId)).status;
+      ok = USABLE.has(deviceStatus);
+    }
+    if (!ok || cred === undefined) return this.failure(cai, uid, source, cred?.deviceId, now);
+
+    const expiresAt = new Date(now + this.o.tokenTtlMs);
+    const token = this.o.tokens.issue(cred.deviceId, cred.generation, expiresAt);
+    await this.noteUnusualHour(cai, cred.deviceId, source, new Date(now));
+    this.o.logger.info('legacy token issued', { deviceId: cred.deviceId, generation: cred.generation });
+    return { token, deviceId: cred.deviceId, expiresAt };
+  }
+
+  private async failure(cai: string, uid: string, source: string, deviceId: string | undefined, now: number): Promise<never> {
+    const verdict = await this.o.abuse.recordFailure(cai, uid, source, now);
+    this.o.logger.info('legacy authentication failed', { commonAuthId: cai, source });
+    for (const scope of verdict.alerts) {
+      await this.o.registry.appendAuditEvent({
+        type: 'legacy.throttled', actor: 'system', details: { scope, commonAuthId: cai, ...(scope === 'source' && { source }) },
+      });
+    }
+    if (verdict.lockDevice && deviceId !== undefined) {
+      const until = new Date(now + this.o.lockMs);
+      await this.o.registry.lockLegacyCredentials(deviceId, until, {
+        type: 'legacy.locked', actor: 'system', deviceId, details: { commonAuthId: cai, uniqueId: uid, source, until: until.toISOString() },
+      });
+      throw this.locked(this.o.lockMs);
+    }
+    if (verdict.throttled) {
+      await sleep(this.o.throttleDelayMs);
+      throw new KakuinError('KAKUIN_E_LEGACY_THROTTLED', 'too many failed attempts; slow down');
+    }
+    throw authFailed();
+  }
+
+  private locked(ms: number): KakuinError {
+    const e = new KakuinError('KAKUIN_E_LEGACY_LOCKED', 'too many failed attempts for this device; retry later');
+    (e as KakuinError & { retryAfterSeconds?: number }).retryAfterSeconds = Math.max(1, Math.ceil(ms / 1000));
+    return e;
+  }
+
+  private async noteUnusualHour(cai: string, deviceId: string, source: string, at: Date): Promise<void> {
+    let window = this.o.usualHoursUtc;
+    try {
+      window = (await this.o.registry.getCommonAuthId(cai)).usualHoursUtc ?? window;
+    } catch {
+      // The class record is only for the window; the authentication itself already succeeded.
+    }
+    if (window === undefined || withinHours(window, at)) return;
+    await this.o.registry.appendAuditEvent({
+      type: 'legacy.unusual-hour', actor: 'system', deviceId, details: { commonAuthId: cai, source, usualHoursUtc: window, at: at.toISOString() },
+    });
+  }
+
+  /** The device a data request comes from: the token must be valid, alive, and the identifier its device's. */
+  validate(authorization: string | undefined, deviceIdHeader: string | undefined): string {
+    const m = authorization === undefined ? null : /^Bearer (\S{1,200})$/.exec(authorization);
+    if (!m) throw tokenInvalid();
+    const claims = this.o.tokens.verify(m[1], this.now());
+    if (claims === undefined || typeof deviceIdHeader !== 'string' || deviceIdHeader.length !== claims.deviceId.length) throw tokenInvalid();
+    let diff = 0;
+    for (let i = 0; i < deviceIdHeader.length; i++) diff |= deviceIdHeader.charCodeAt(i) ^ claims.deviceId.charCodeAt(i);
+    if (diff !== 0) throw tokenInvalid();
+    if (!this.o.killSwitch.isFresh()) throw new KakuinError('KAKUIN_E_STATUS_STALE', 'device status cannot be confirmed right now; retry later');
+    if (!this.o.killSwitch.allows(claims.deviceId, claims.generation)) throw tokenInvalid();
+    return claims.deviceId;
+  }
+}
