@@ -68,6 +68,10 @@ export class RevocationService {
 
   /** Resume a suspended device: its held certificates are released (removeFromCRL in the next delta). */
   async resumeDevice(deviceId: string, actor: string): Promise<FeedEntry[]> {
+    const device = await this.registry.getDevice(deviceId);
+    if (device.status !== 'suspended') {
+      throw new KakuinError('KAKUIN_E_DEVICE_STATE', `device ${device.id} is ${device.status}; only a suspended device can be resumed`);
+    }
     const certificates = await this.registry.listCertificatesOfDevice(deviceId);
     // A device that never had a certificate goes back to waiting for one.
     const to: DeviceStatus = certificates.some((c) => c.status === 'held' || c.status === 'good') ? 'active' : 'registered';

@@ -38,13 +38,26 @@ export interface KeyPassphrase {
  * a random passphrase is generated into the file; production sets the variable, or points
  * `keys.passphraseFile` at a file on another volume, so that the data directory alone opens no key.
  */
+/**
+ * Node writes encrypted PKCS#8 with PBKDF2 at a fixed 2,048 iterations, so the passphrase itself
+ * must carry the strength: at least 16 characters (the generated one has 256 random bits).
+ */
+export const MIN_KEY_PASSPHRASE_LENGTH = 16;
+
+function checkedPassphrase(passphrase: string, where: string): string {
+  if (passphrase.length < MIN_KEY_PASSPHRASE_LENGTH) {
+    throw new KakuinError('KAKUIN_E_KEY_PASSPHRASE', `the key passphrase (${where}) must be at least ${MIN_KEY_PASSPHRASE_LENGTH} characters; use a random one, e.g. \`openssl rand -base64 32\``);
+  }
+  return passphrase;
+}
+
 export function keyPassphrase(env: Record<string, string | undefined>, file: string, mayGenerate: boolean): KeyPassphrase {
   const fromEnv = env.KAKUIN_KEY_PASSPHRASE;
-  if (fromEnv) return { passphrase: fromEnv, source: 'environment' };
+  if (fromEnv) return { passphrase: checkedPassphrase(fromEnv, 'KAKUIN_KEY_PASSPHRASE'), source: 'environment' };
   if (existsSync(file)) {
     const passphrase = readFileSync(file, 'utf8').trim();
     if (!passphrase) throw new KakuinError('KAKUIN_E_KEY_PASSPHRASE', `the key passphrase file ${file} is empty`);
-    return { passphrase, source: 'file' };
+    return { passphrase: checkedPassphrase(passphrase, file), source: 'file' };
   }
   if (!mayGenerate) {
     throw new KakuinError('KAKUIN_E_KEY_PASSPHRASE', `no key passphrase: set KAKUIN_KEY_PASSPHRASE or create ${file}`);

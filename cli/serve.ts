@@ -57,7 +57,15 @@ export async function startService(config: Readonly<KakuinConfig>, logger: Logge
       maxBodyBytes: config.api.maxBodyBytes,
       extraRoutes: (app, helpers) => legacyPath.mountAdminRoutes(app, helpers),
     });
-    const server = https.createServer({ ...tls, minVersion: 'TLSv1.2' }, app);
+    const server = https.createServer({ ...tls, minVersion: 'TLSv1.2', handshakeTimeout: 10_000 }, app);
+    // closeAllConnections() only knows HTTP connections; a socket still in its TLS handshake would
+    // hold `close()` open until the handshake times out, so every socket is tracked for shutdown.
+    const sockets = new Set<import('node:stream').Duplex>();
+    server.on('connection', (socket) => {
+      sockets.add(socket);
+      socket.once('close', () => sockets.delete(socket));
+    });
+    server.on('tlsClientError', (_err, socket) => socket.destroy());
     // Slow-loris bounds: a client must send its headers and body in time.
     server.headersTimeout = 20_000;
     server.requestTimeout = 60_000;
@@ -83,6 +91,7 @@ export async function startService(config: Readonly<KakuinConfig>, logger: Logge
         await new Promise<void>((resolve) => {
           server.close(() => resolve());
           server.closeAllConnections();
+          for (const socket of sockets) socket.destroy();
         });
         await legacyPath.close();
         await startedGateway.close();

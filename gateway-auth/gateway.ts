@@ -184,8 +184,18 @@ export function createDeviceGateway(options: DeviceGatewayOptions): DeviceGatewa
       if (!socket.destroyed) refuse(socket, 'registry unavailable', fields);
     });
   });
+  // Sockets still in their TLS handshake are not in `open` yet; close() must end them too.
+  const handshaking = new Set<import('node:net').Socket>();
+  tlsServer.on('connection', (socket: import('node:net').Socket) => {
+    handshaking.add(socket);
+    socket.once('close', () => handshaking.delete(socket));
+  });
+
   tlsServer.on('tlsClientError', (err: Error & { code?: string }, socket: TLSSocket) => {
     warnHandshake({ error: err.code ?? err.message, remoteAddress: socket.remoteAddress });
+    // With a listener attached Node leaves the socket open: a client that never finishes its
+    // handshake (or a slow-loris) would keep it, and a file descriptor, forever.
+    socket.destroy();
   });
 
   let started: Promise<void> | undefined;
@@ -239,6 +249,7 @@ export function createDeviceGateway(options: DeviceGatewayOptions): DeviceGatewa
       for (const stop of stoppers.splice(0)) stop();
       const closed = tlsServer.listening ? new Promise<void>((resolve) => tlsServer.close(() => resolve())) : Promise.resolve();
       for (const socket of open) socket.destroy();
+      for (const socket of handshaking) socket.destroy();
       await closed;
       await status.stop();
       upstream?.close();

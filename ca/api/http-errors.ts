@@ -25,6 +25,18 @@ function fromBodyParser(err: { type?: string; status?: number }): KakuinError | 
   }
 }
 
+/**
+ * Express and its router mark client mistakes they detect themselves (a malformed %-encoding in
+ * the path is a URIError with status 400) with a 4xx status: they are bad requests, not bugs.
+ */
+function fromClientStatus(err: unknown): KakuinError | undefined {
+  const status = (err as { status?: unknown; statusCode?: unknown } | undefined)?.status ?? (err as { statusCode?: unknown } | undefined)?.statusCode;
+  if (typeof status === 'number' && status >= 400 && status < 500) {
+    return new KakuinError('KAKUIN_E_BAD_REQUEST', 'the request could not be read (malformed path or parameters)');
+  }
+  return undefined;
+}
+
 /** Errors become `{code, message}` with the code's status; the internal cause goes to the log only. */
 export function errorHandler(logger: Logger): ErrorRequestHandler {
   return (err, req, res, _next) => {
@@ -32,7 +44,7 @@ export function errorHandler(logger: Logger): ErrorRequestHandler {
     if (isKakuinError(err)) {
       error = err;
     } else {
-      error = fromBodyParser(err as { type?: string }) ?? new KakuinError('KAKUIN_E_INTERNAL', 'internal error');
+      error = fromBodyParser(err as { type?: string }) ?? fromClientStatus(err) ?? new KakuinError('KAKUIN_E_INTERNAL', 'internal error');
     }
     const fields = { code: error.code, method: req.method, path: req.path, status: error.status };
     if (error.status >= 500) {

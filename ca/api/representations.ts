@@ -37,6 +37,7 @@ export function certificateJson(c: CertificateRecord) {
     fingerprintSha256: c.fingerprintSha256,
     reason: c.reason,
     revokedAt: c.revokedAt?.toISOString(),
+    invalidityDate: c.invalidityDate?.toISOString(),
     certificate: toPem('CERTIFICATE', c.der),
   };
 }

@@ -151,7 +151,16 @@ function legacyErrorHandler(logger: GatewayLogger): express.ErrorRequestHandler 
 }
 
 export function createLegacyServer(o: LegacyServerOptions): LegacyServer {
-  const server = https.createServer({ cert: o.tls.cert, key: o.tls.key, passphrase: o.tls.passphrase, minVersion: 'TLSv1.2' }, createLegacyApp(o));
+  const server = https.createServer({
+    cert: o.tls.cert, key: o.tls.key, passphrase: o.tls.passphrase, minVersion: 'TLSv1.2', handshakeTimeout: 10_000,
+  }, createLegacyApp(o));
+  // Sockets in their TLS handshake are unknown to closeAllConnections(): tracked so close() ends them.
+  const sockets = new Set<import('node:stream').Duplex>();
+  server.on('connection', (socket) => {
+    sockets.add(socket);
+    socket.once('close', () => sockets.delete(socket));
+  });
+  server.on('tlsClientError', (_err, socket) => socket.destroy());
   server.headersTimeout = 20_000;
   server.requestTimeout = 60_000;
   server.keepAliveTimeout = 5_000;
@@ -166,6 +175,7 @@ export function createLegacyServer(o: LegacyServerOptions): LegacyServer {
     close: () => new Promise<void>((resolve) => {
       server.close(() => resolve());
       server.closeAllConnections();
+      for (const socket of sockets) socket.destroy();
     }),
   };
 }

@@ -149,6 +149,14 @@ describe('management API (HTTPS, in process)', function () {
       expect(r3.json.code).to.equal('KAKUIN_E_UNSUPPORTED_MEDIA_TYPE');
     });
 
+    it('answers a malformed %-encoding in the path with 400, not 500', async () => {
+      for (const [method, p] of [['GET', '/api/v1/devices/%E0%A4%A'], ['POST', '/api/v1/certificates/%ZZ/revoke'], ['POST', '/api/v1/devices/%ZZ/suspend']]) {
+        const r = await api(method, p, method === 'POST' ? { body: {} } : {});
+        expect(r.status, p).to.equal(400);
+        expect(r.json.code).to.equal('KAKUIN_E_BAD_REQUEST');
+      }
+    });
+
     it('answers an unknown device id with 404', async () => {
       const r = await api('GET', '/api/v1/devices/00000000-0000-4000-8000-000000000000');
       expect(r.status).to.equal(404);

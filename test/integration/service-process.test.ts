@@ -99,9 +99,36 @@ describe('kakuin serve as a process, with curl and openssl', function () {
     expect(await child.exited).to.equal(0);
   });
 
+  it('stops within seconds on SIGTERM even with connections stuck before their TLS handshake', async () => {
+    child = await spawnService({ ...env, KAKUIN_GATEWAY_PORT: '0', KAKUIN_OCSP_PORT: '0', KAKUIN_LEGACY_PORT: '0' });
+    const gateway = /device gateway\s+(https:\/\/\S+)/.exec(child.stdout())?.[1];
+    expect(gateway, child.stdout()).to.be.a('string');
+    const { connect } = await import('node:net');
+    const silent = [child.url, gateway!].map((u) => {
+      const { hostname, port } = new URL(u);
+      const s = connect(Number(port), hostname);
+      s.on('error', () => undefined);
+      return s;
+    });
+    await new Promise((r) => setTimeout(r, 300));
+    const started = Date.now();
+    child.proc.kill('SIGTERM');
+    expect(await child.exited).to.equal(0);
+    expect(Date.now() - started, 'exit after SIGTERM').to.be.below(5000);
+    for (const s of silent) s.destroy();
+  });
+
+  it('refuses a key passphrase shorter than 16 characters', async () => {
+    const r = spawnSync(process.execPath, ['dist/cli/main.js', 'serve'], {
+      env: { ...process.env, ...env, KAKUIN_KEY_PASSPHRASE: 'short' }, timeout: 30_000,
+    });
+    expect(r.status).to.equal(1);
+    expect(r.stderr.toString()).to.match(/KAKUIN_E_KEY_PASSPHRASE.*at least 16/);
+  });
+
   it('refuses to start with a wrong key passphrase, with a clear code', async () => {
     const r = spawnSync(process.execPath, ['dist/cli/main.js', 'serve'], {
-      env: { ...process.env, ...env, KAKUIN_KEY_PASSPHRASE: 'wrong' }, timeout: 30_000,
+      env: { ...process.env, ...env, KAKUIN_KEY_PASSPHRASE: 'wrong-but-long-enough-passphrase' }, timeout: 30_000,
     });
     expect(r.status).to.equal(1);
     expect(r.stderr.toString()).to.include('KAKUIN_E_KEY_PASSPHRASE');
