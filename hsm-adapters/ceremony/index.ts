@@ -1,0 +1,2 @@
+export { combineShares, splitSecret } from './split-knowledge.js';
+export type { ShareSet } from './split-knowledge.js';
