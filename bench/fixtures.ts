@@ -22,14 +22,15 @@ export interface BenchCa {
 
 export const BENCH_URLS = publicUrls('http://localhost:8080');
 
-export async function createBenchCa(): Promise<BenchCa> {
+/** A bench CA; `options` put its keys elsewhere (the HSM bench: a SoftHSM2 token). */
+export async function createBenchCa(options: { keys?: (dir: string) => KeyRing; keyUriFor?: (id: string) => string } = {}): Promise<BenchCa> {
   const dir = mkdtempSync(path.join(tmpdir(), 'kakuin-bench-'));
   const dbPath = path.join(dir, 'kakuin.db');
   const registry = await openSqliteRegistry({ path: dbPath });
-  const keys = new KeyRing([new SoftwareKeyStore({ directory: path.join(dir, 'keys'), passphrase: 'bench-passphrase' })]);
+  const keys = options.keys?.(dir) ?? new KeyRing([new SoftwareKeyStore({ directory: path.join(dir, 'keys'), passphrase: 'bench-passphrase' })]);
   const hierarchy = await bootstrapHierarchy(registry, keys, {
     organization: 'kakuin bench', rootKeyAlgorithm: 'ecdsa-p384', issuingKeyAlgorithm: 'ecdsa-p256',
-    rootValidityYears: 20, issuingValidityYears: 10, keyUriFor: (id) => `file:${id}-ca`, urls: BENCH_URLS, actor: 'bench',
+    rootValidityYears: 20, issuingValidityYears: 10, keyUriFor: options.keyUriFor ?? ((id) => `file:${id}-ca`), urls: BENCH_URLS, actor: 'bench',
   });
   await registry.close();
   return { dir, dbPath, keys, hierarchy, cleanup: () => rmSync(dir, { recursive: true, force: true }) };

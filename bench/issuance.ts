@@ -25,7 +25,7 @@ export interface IssuanceFigures {
   issuance_speedup_vs_pkijs_ratio: number;
 }
 
-async function kakuinRun(ca: BenchCa, csrs: Buffer[], serials: string[], synchronous: 'NORMAL' | 'FULL'): Promise<number> {
+export async function kakuinRun(ca: BenchCa, csrs: Buffer[], serials: string[], synchronous: 'NORMAL' | 'FULL'): Promise<number> {
   const { registry } = await freshRegistry(ca, `issue-${synchronous}`, synchronous);
   try {
     const { deviceIds } = await registerDevices(registry, serials.length, 'SN');

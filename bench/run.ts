@@ -11,6 +11,8 @@ import { benchRevocationToOcsp } from './revocation.js';
 import { benchCrl } from './crl.js';
 import { benchGateway } from './gateway.js';
 import { benchLegacy } from './legacy.js';
+import { benchHsm } from './hsm.js';
+import { benchEnrollment } from './enrollment.js';
 
 const json = process.argv.includes('--json');
 const scale = Number(process.env.KAKUIN_BENCH_SCALE ?? '1');
@@ -63,6 +65,17 @@ async function main(): Promise<void> {
   log(`  token validations   ${legacy.legacy_token_validations_per_s.toLocaleString('en')} /s  (target ≥ 20,000/s)`);
   log(`  issuances, HMAC     ${legacy.legacy_token_issuances_hmac_per_s.toLocaleString('en')} /s`);
   log(`  issuances, scrypt   ${legacy.legacy_token_issuances_scrypt_per_s.toLocaleString('en')} /s  (N=2^${legacy.legacy_scrypt_log2_n}, r=8, p=1)`);
+
+  log('\nHSM: CA and OCSP responder keys in a SoftHSM2 token against software keys (same run, 100 in flight)');
+  const hsm = await benchHsm({ issuance: n(5_000), ocsp: n(10_000) }, log);
+  if (hsm) Object.assign(figures, hsm);
+
+  log('\nproduction-line enrollment over HTTPS: import; one NDJSON batch (parse + PoP + issue + committed record + OCSP); EST simpleenroll, keep-alive, Basic key, 16 in flight');
+  const enr = await benchEnrollment(Math.min(10_000, n(10_000)), n(3_000));
+  Object.assign(figures, enr);
+  log(`  pre-registration import  ${enr.enrollment_import_devices_per_s.toLocaleString('en')} devices/s`);
+  log(`  batch enrollment         ${enr.enrollment_batch_devices_per_s.toLocaleString('en')} devices/s  (target ≥ 3,000/s)`);
+  log(`  EST simpleenroll         ${enr.enrollment_est_simpleenroll_per_s.toLocaleString('en')} /s  (target ≥ 1,000/s)`);
 
   if (json) process.stdout.write(`${JSON.stringify(figures)}\n`);
 }

@@ -112,7 +112,7 @@ async function createRoot(registry: Registry, keys: KeyRing, options: HierarchyO
   return recordCa(registry, { id: 'root', kind: 'root', der, keyUri: uri, signer, serial, notBefore, notAfter, actor: options.actor });
 }
 
-async function createSubordinate(
+export async function createSubordinate(
   registry: Registry, keys: KeyRing, options: HierarchyOptions, parent: LoadedIssuer,
   id: string, kind: IssuerKind, cn: string, now: Date,
 ): Promise<LoadedIssuer> {

@@ -54,11 +54,25 @@ export interface KakuinConfig {
     usualHoursUtc?: string;
     bodyLimitBytes: number;
   };
+  enrollment: {
+    /** Hours a superseded certificate stays good after an allowed re-enrollment (0: revoked at once). */
+    overlapHours: number;
+    /** Largest pre-registration upload (POST /api/v1/devices/import), in bytes. */
+    importBodyLimitBytes: number;
+    /** Enrollments per second per station (token bucket; 0: unlimited) and the bucket's size. */
+    stationPerSecond: number;
+    stationBurst: number;
+  };
   /** Base of the OCSP, CRL and caIssuers URLs written into certificates. */
   publicHttpUrl: string;
   tls: { hostnames: string[]; validityDays: number; renewWithinDays: number };
   storage: { type: 'sqlite'; path: string; synchronous: 'NORMAL' | 'FULL' };
-  keys: { directory: string; passphraseFile: string };
+  keys: {
+    directory: string;
+    passphraseFile: string;
+    /** The PKCS#11 module for `pkcs11:` keys; the PIN comes from KAKUIN_PKCS11_PIN or `pinFile`. */
+    pkcs11: { module: string; pinFile?: string };
+  };
   secrets: { directory: string };
   ca: {
     organization: string;
@@ -111,6 +125,10 @@ const FILE_OPTIONS: Record<string, (v: unknown, key: string) => unknown> = {
     return v;
   },
   'legacy.bodyLimitBytes': (v, k) => int(v, k, 1024, 64 * 1024 * 1024),
+  'enrollment.overlapHours': (v, k) => int(v, k, 0, 24 * 90),
+  'enrollment.importBodyLimitBytes': (v, k) => int(v, k, 1024, 256 * 1024 * 1024),
+  'enrollment.stationPerSecond': (v, k) => int(v, k, 0, 1_000_000),
+  'enrollment.stationBurst': (v, k) => int(v, k, 1, 10_000_000),
   publicHttpUrl: httpUrl,
   'tls.hostnames': hostnames,
   'tls.validityDays': (v, k) => int(v, k, 1, 825),
@@ -120,6 +138,8 @@ const FILE_OPTIONS: Record<string, (v: unknown, key: string) => unknown> = {
   'storage.synchronous': (v, k) => oneOf(v, k, ['NORMAL', 'FULL']),
   'keys.directory': str,
   'keys.passphraseFile': str,
+  'keys.pkcs11.module': str,
+  'keys.pkcs11.pinFile': str,
   'secrets.directory': str,
   'ca.organization': (v, k) => printable(v, k, 64),
   'ca.rootKeyAlgorithm': keyAlgorithm,
@@ -141,11 +161,14 @@ export const ENV_OPTIONS: Record<string, string> = {
   KAKUIN_LEGACY_PORT: 'legacy.port',
   KAKUIN_LEGACY_TOKEN_TTL_SECONDS: 'legacy.tokenTtlSeconds',
   KAKUIN_LEGACY_TRUST_PROXY: 'legacy.trustProxy',
+  KAKUIN_ENROLLMENT_STATION_PER_SECOND: 'enrollment.stationPerSecond',
   KAKUIN_PUBLIC_HTTP_URL: 'publicHttpUrl',
   KAKUIN_TLS_HOSTNAMES: 'tls.hostnames',
   KAKUIN_SQLITE_PATH: 'storage.path',
   KAKUIN_SQLITE_SYNCHRONOUS: 'storage.synchronous',
   KAKUIN_KEY_PASSPHRASE_FILE: 'keys.passphraseFile',
+  KAKUIN_PKCS11_MODULE: 'keys.pkcs11.module',
+  KAKUIN_PKCS11_PIN_FILE: 'keys.pkcs11.pinFile',
   KAKUIN_ORGANIZATION: 'ca.organization',
   KAKUIN_LOG_LEVEL: 'log.level',
   KAKUIN_CRL_COALESCE_MS: 'crl.coalesceMs',
@@ -156,7 +179,7 @@ export const ENV_OPTIONS: Record<string, string> = {
 };
 
 /** Options that exist only as environment variables (secrets and locations), read where they are used. */
-export const ENV_ONLY = ['KAKUIN_DATA_DIR', 'KAKUIN_CONFIG', 'KAKUIN_KEY_PASSPHRASE', 'KAKUIN_ADMIN_TOKEN'] as const;
+export const ENV_ONLY = ['KAKUIN_DATA_DIR', 'KAKUIN_CONFIG', 'KAKUIN_KEY_PASSPHRASE', 'KAKUIN_ADMIN_TOKEN', 'KAKUIN_PKCS11_PIN'] as const;
 
 export function configFileOptions(): string[] {
   return Object.keys(FILE_OPTIONS);
@@ -231,6 +254,12 @@ export function loadConfig(env: Env = process.env, cwd = process.cwd()): Readonl
       usualHoursUtc: get<string | undefined>('legacy.usualHoursUtc', undefined),
       bodyLimitBytes: get('legacy.bodyLimitBytes', 64 * 1024),
     },
+    enrollment: {
+      overlapHours: get('enrollment.overlapHours', 0),
+      importBodyLimitBytes: get('enrollment.importBodyLimitBytes', 16 * 1024 * 1024),
+      stationPerSecond: get('enrollment.stationPerSecond', 0),
+      stationBurst: get('enrollment.stationBurst', 10_000),
+    },
     publicHttpUrl: get('publicHttpUrl', `http://localhost:${ocspPort}`).replace(/\/+$/, ''),
     tls: {
       hostnames: get('tls.hostnames', ['localhost', '127.0.0.1', '::1']),
@@ -245,6 +274,11 @@ export function loadConfig(env: Env = process.env, cwd = process.cwd()): Readonl
     keys: {
       directory: within(get('keys.directory', 'keys')),
       passphraseFile: within(get('keys.passphraseFile', 'secrets/key-passphrase')),
+      pkcs11: {
+        // Debian's SoftHSM2; any PKCS#11 v2.40 module works.
+        module: get('keys.pkcs11.module', '/usr/lib/softhsm/libsofthsm2.so'),
+        ...(checked.has('keys.pkcs11.pinFile') ? { pinFile: within(get('keys.pkcs11.pinFile', '')) } : {}),
+      },
     },
     secrets: { directory: within(get('secrets.directory', 'secrets')) },
     ca: {

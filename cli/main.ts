@@ -3,7 +3,7 @@
  * The `kakuin` command. Every command reads the same configuration (docs/configuration.md).
  *
  *   kakuin serve                                  run the service (creates a development CA on first start)
- *   kakuin init                                   create the CA hierarchy in the data directory
+ *   kakuin init [--keys pkcs11:token=...]         create the CA hierarchy in the data directory
  *   kakuin issue --device ID --csr FILE [--out F] issue a device certificate from a PKCS#10 file
  *   kakuin ca show                                list the CAs
  *   kakuin token create --name NAME               create a named admin token (printed once)
@@ -20,16 +20,28 @@ import { isKakuinError, KakuinError } from '../errors/index.js';
 import { loadConfig, type KakuinConfig } from './config.js';
 import { createLogger, type Logger } from './logger.js';
 import { startBanner, startService } from './serve.js';
-import { caFiles, openKakuin } from './wiring.js';
+import { newPkcs11KeyUri, tokenOfKeysUri, tokenOfKeyUri } from '../hsm-adapters/pkcs11/index.js';
+import { rollOverDeviceCa } from '../ca/rollover.js';
+import { ceremonyCombine, ceremonySplit, CEREMONY_USAGE } from './ceremony.js';
+import { caCsr, caImport } from './offline-root.js';
+import { caFiles, openKakuin, preInitKeyRing } from './wiring.js';
 
 const USAGE = `usage: kakuin <command> [options]
 
 commands:
   serve                                      run the service; creates a development CA on first start
-  init                                       create the CA hierarchy (root, device issuing CA, infrastructure CA)
+  init [--keys pkcs11:token=LABEL]           create the CA hierarchy (root, device issuing CA, infrastructure CA);
+                                             --keys puts the CA and OCSP responder keys in a PKCS#11 token
   issue --device ID --csr FILE [--out FILE]  issue a device certificate for a registered device (PEM chain out)
   ca show                                    show the CAs: subject, serial, validity, fingerprint, key
+  ca csr --out-dir DIR [--keys URI]          offline root: make the device and infrastructure CA keys, write their CSRs
+  ca import --root F --device F --infrastructure F
+  ca rollover                                a new device issuing CA takes over issuance; the old one stays in service
+                                             offline root: record the root and the CA certificates it signed
   token create --name NAME                   create a named admin token; it is printed once
+  ceremony split --shares N --threshold M --out-dir DIR [--in FILE]
+                                             split the key store passphrase (or FILE) into N shares, M to rebuild
+  ceremony combine --out FILE SHARE_FILE...  rebuild a split secret from M shares into FILE
   help                                       this text
 
 configuration: KAKUIN_DATA_DIR (default ./data), KAKUIN_CONFIG, and the options in docs/configuration.md
@@ -49,6 +61,7 @@ async function main(argv: string[]): Promise<number> {
     case 'issue': return issue(config, logger, rest);
     case 'ca': return caCommand(config, logger, rest);
     case 'token': return tokenCommand(config, logger, rest);
+    case 'ceremony': return ceremonyCommand(config, rest);
     default:
       throw new KakuinError('KAKUIN_E_USAGE', `unknown command ${JSON.stringify(command)}\n\n${USAGE}`);
   }
@@ -81,11 +94,13 @@ async function serve(config: KakuinConfig, logger: Logger, rest: string[]): Prom
 }
 
 async function init(config: KakuinConfig, logger: Logger, rest: string[]): Promise<number> {
-  args(rest);
+  const { values } = args(rest, ['keys']);
+  // Checked before anything is written: a bad --keys must not leave a half-made data directory.
+  if (values.keys !== undefined && values.keys !== 'file:') tokenOfKeysUri(values.keys);
   const registry = await openSqliteRegistry({ path: config.storage.path, synchronous: config.storage.synchronous });
   const exists = await hierarchyExists(registry).finally(() => registry.close());
   if (exists) throw new KakuinError('KAKUIN_E_CA_EXISTS', `a CA hierarchy exists already in ${config.dataDir}; it is never overwritten`);
-  const kakuin = await openKakuin(config, logger, { bootstrap: true, actor: 'cli' });
+  const kakuin = await openKakuin(config, logger, { bootstrap: true, actor: 'cli', ...(values.keys ? { keys: values.keys } : {}) });
   try {
     const files = caFiles(config);
     process.stdout.write(`CA hierarchy created in ${config.dataDir}\n  root certificate  ${files.root}\n  device chain      ${files.chain}\n`);
@@ -122,8 +137,10 @@ async function issue(config: KakuinConfig, logger: Logger, rest: string[]): Prom
 }
 
 async function caCommand(config: KakuinConfig, logger: Logger, rest: string[]): Promise<number> {
-  const { positionals } = args(rest);
-  if (positionals[0] !== 'show') throw new KakuinError('KAKUIN_E_USAGE', 'kakuin ca show');
+  const { positionals, values } = args(rest, ['out-dir', 'keys', 'root', 'device', 'infrastructure']);
+  if (positionals[0] === 'csr' || positionals[0] === 'import') return offlineRootCommand(config, positionals[0], values);
+  if (positionals[0] === 'rollover') return rolloverCommand(config, logger);
+  if (positionals[0] !== 'show') throw new KakuinError('KAKUIN_E_USAGE', 'kakuin ca show | ca csr --out-dir DIR [--keys URI] | ca import --root F --device F --infrastructure F');
   const kakuin = await openKakuin(config, logger, { bootstrap: false, actor: 'cli' });
   try {
     for (const issuer of await kakuin.registry.listIssuers()) {
@@ -146,6 +163,44 @@ async function caCommand(config: KakuinConfig, logger: Logger, rest: string[]): 
   return 0;
 }
 
+async function rolloverCommand(config: KakuinConfig, logger: Logger): Promise<number> {
+  const kakuin = await openKakuin(config, logger, { bootstrap: false, actor: 'cli' });
+  try {
+    // The new CA's key goes where the current one's is: the same PKCS#11 token, or the software store.
+    const token = tokenOfKeyUri(kakuin.hierarchy.device.record.keyUri);
+    const ca = await rollOverDeviceCa(kakuin.registry, kakuin.keys, {
+      organization: config.ca.organization, rootKeyAlgorithm: config.ca.rootKeyAlgorithm, issuingKeyAlgorithm: config.ca.issuingKeyAlgorithm,
+      rootValidityYears: config.ca.rootValidityYears, issuingValidityYears: config.ca.issuingValidityYears,
+      keyUriFor: (id) => (token === undefined ? `file:${id}-ca` : newPkcs11KeyUri(token, `${id}-ca`)),
+      urls: kakuin.urls, actor: 'cli',
+    }, kakuin.hierarchy.root);
+    process.stdout.write(`device CA ${ca.id} created; it issues from the next start, ${kakuin.hierarchy.device.id} stays in service until it expires\n`);
+  } finally {
+    await kakuin.close();
+  }
+  return 0;
+}
+
+async function offlineRootCommand(config: KakuinConfig, command: 'csr' | 'import', values: Record<string, string | undefined>): Promise<number> {
+  const keys = preInitKeyRing(config, process.env);
+  try {
+    if (command === 'csr') {
+      if (!values['out-dir']) throw new KakuinError('KAKUIN_E_USAGE', 'kakuin ca csr --out-dir DIR [--keys pkcs11:token=...]');
+      for (const file of await caCsr(config, keys, values.keys, values['out-dir'])) process.stdout.write(`${file}\n`);
+      process.stdout.write('have the offline root sign these (CA:TRUE, pathlen:0, keyCertSign + cRLSign), then run `kakuin ca import`\n');
+    } else {
+      if (!values.root || !values.device || !values.infrastructure) {
+        throw new KakuinError('KAKUIN_E_USAGE', 'kakuin ca import --root ROOT.pem --device DEVICE-CA.pem --infrastructure INFRA-CA.pem');
+      }
+      await caImport(config, keys, { root: values.root, device: values.device, infrastructure: values.infrastructure });
+      process.stdout.write(`offline root and CA certificates recorded in ${config.dataDir}; \`kakuin serve\` now issues under them\n`);
+    }
+  } finally {
+    await keys.close();
+  }
+  return 0;
+}
+
 async function tokenCommand(config: KakuinConfig, logger: Logger, rest: string[]): Promise<number> {
   const { values, positionals } = args(rest, ['name']);
   if (positionals[0] !== 'create' || !values.name) throw new KakuinError('KAKUIN_E_USAGE', 'kakuin token create --name NAME');
@@ -157,6 +212,21 @@ async function tokenCommand(config: KakuinConfig, logger: Logger, rest: string[]
     await kakuin.close();
   }
   return 0;
+}
+
+async function ceremonyCommand(config: KakuinConfig, rest: string[]): Promise<number> {
+  const { values, positionals } = args(rest, ['shares', 'threshold', 'out-dir', 'in', 'out']);
+  const print = (line: string) => process.stdout.write(`${line}\n`);
+  switch (positionals[0]) {
+    case 'split':
+      await ceremonySplit(config, process.env, { shares: values.shares, threshold: values.threshold, outDir: values['out-dir'], in: values.in }, print);
+      return 0;
+    case 'combine':
+      await ceremonyCombine({ out: values.out }, positionals.slice(1), print);
+      return 0;
+    default:
+      throw new KakuinError('KAKUIN_E_USAGE', CEREMONY_USAGE);
+  }
 }
 
 main(process.argv.slice(2)).then(

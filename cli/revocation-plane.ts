@@ -42,7 +42,9 @@ function workerRegistryModule(): string {
 
 export async function startRevocationPlane(kakuin: Kakuin, logger: Logger): Promise<RevocationPlane> {
   const { config, registry, hierarchy } = kakuin;
-  const issuers = [hierarchy.root, hierarchy.device, hierarchy.infrastructure];
+  // An offline root publishes its own CRL and OCSP; kakuin serves those of the CAs whose keys it holds.
+  const issuers = [hierarchy.root, hierarchy.device, ...kakuin.previousDeviceCas, hierarchy.infrastructure]
+    .filter((i) => !kakuin.offlineIssuers.has(i.id));
 
   const crls = new CrlPublisher(
     registry, issuers, kakuin.urls,
@@ -91,7 +93,7 @@ export async function startRevocationPlane(kakuin: Kakuin, logger: Logger): Prom
           ensured.push(await ensureOcspSigner(registry, kakuin.keys, issuer, {
             organization: config.ca.organization, validityDays: config.ocsp.signerValidityDays,
             renewWithinDays: config.ocsp.signerRenewWithinDays, keyAlgorithm: 'ecdsa-p256',
-            keyUriFor: (id, generation) => `file:ocsp-${id}-${generation}`, actor: 'system',
+            keyUriFor: kakuin.ocspKeyUriFor, actor: 'system',
           }));
         }
         if (ensured.some((e) => e.rolled)) {

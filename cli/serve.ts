@@ -13,7 +13,9 @@ import { startDeviceGateway, type RunningGateway } from './device-gateway.js';
 import { startLegacyPath, type RunningLegacyPath } from './legacy-path.js';
 import { startRevocationPlane, type RevocationPlane } from './revocation-plane.js';
 import { tlsMaterialFor } from './tls-material.js';
+import { EnrollmentService, mountEnrollmentRoutes, StationQuota, StationRateLimit } from '../enrollment/index.js';
 import { caFiles, openKakuin, type Kakuin } from './wiring.js';
+import { toPem } from '../pkix/index.js';
 
 export interface RunningService {
   kakuin: Kakuin;
@@ -46,6 +48,13 @@ export async function startService(config: Readonly<KakuinConfig>, logger: Logge
     gateway = await startDeviceGateway(kakuin, plane, logger);
     legacy = await startLegacyPath(kakuin, plane, logger, gateway.sink);
     const legacyPath = legacy;
+    const revocation = plane.revocation;
+    const enrollment = new EnrollmentService(kakuin.registry, kakuin.deviceIssuer, revocation, {
+      overlapHours: config.enrollment.overlapHours,
+      stationQuota: new StationQuota(kakuin.registry),
+      stationRateLimit: new StationRateLimit(config.enrollment.stationPerSecond, config.enrollment.stationBurst),
+      onBackgroundError: (e) => logger.error('superseding a re-enrolled certificate failed', { cause: String(e) }),
+    });
     const app = createManagementApi({
       registry: kakuin.registry,
       issuer: kakuin.deviceIssuer,
@@ -55,9 +64,19 @@ export async function startService(config: Readonly<KakuinConfig>, logger: Logge
       authenticator: new AdminAuthenticator(kakuin.registry, kakuin.pepper, env.KAKUIN_ADMIN_TOKEN),
       logger,
       maxBodyBytes: config.api.maxBodyBytes,
-      extraRoutes: (app, helpers) => legacyPath.mountAdminRoutes(app, helpers),
+      extraRoutes: (app, helpers) => {
+        legacyPath.mountAdminRoutes(app, helpers);
+        mountEnrollmentRoutes(app, helpers, {
+          registry: kakuin.registry, revocation, enrollment, pepper: kakuin.pepper, maxImportBytes: config.enrollment.importBodyLimitBytes,
+        });
+      },
     });
-    const server = https.createServer({ ...tls, minVersion: 'TLSv1.2', handshakeTimeout: 10_000 }, app);
+    // Client certificates are asked for but optional: admins and stations use tokens, a device renewing
+    // by EST simplereenroll (RFC 7030 §4.2.2) shows its current certificate, verified against the device chain.
+    const server = https.createServer({
+      ...tls, minVersion: 'TLSv1.2', handshakeTimeout: 10_000,
+      requestCert: true, rejectUnauthorized: false, ca: kakuin.deviceIssuer.chain.map((der) => toPem('CERTIFICATE', der)),
+    }, app);
     // closeAllConnections() only knows HTTP connections; a socket still in its TLS handshake would
     // hold `close()` open until the handshake times out, so every socket is tracked for shutdown.
     const sockets = new Set<import('node:stream').Duplex>();
@@ -93,6 +112,7 @@ export async function startService(config: Readonly<KakuinConfig>, logger: Logge
           server.closeAllConnections();
           for (const socket of sockets) socket.destroy();
         });
+        enrollment.close();
         await legacyPath.close();
         await startedGateway.close();
         await started.close();

@@ -2,13 +2,16 @@
  * The composition root: the one place that knows every component and connects them
  * (smallstep's `ca/ca.go`). Nothing else imports `cli/`.
  */
-import { mkdirSync, writeFileSync } from 'node:fs';
+import { mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
-import { KeyRing } from '../hsm-adapters/index.js';
+import { KeyRing, type KeyAlgorithm, type KeyStore, type Signer } from '../hsm-adapters/index.js';
+import { newPkcs11KeyUri, Pkcs11KeyStore, tokenOfKeysUri, tokenOfKeyUri } from '../hsm-adapters/pkcs11/index.js';
 import { SoftwareKeyStore } from '../hsm-adapters/software/index.js';
 import { bootstrapHierarchy, hierarchyExists, loadHierarchy, type CaHierarchy } from '../ca/hierarchy.js';
 import { DeviceCertificateIssuer } from '../ca/issuance.js';
 import { ensureOcspSigner, type OcspSigner } from '../ca/ocsp-signers.js';
+import type { LoadedIssuer } from '../ca/issuer.js';
+import { deviceCasInService } from '../ca/rollover.js';
 import { createProofOfPossessionVerifier } from '../ca/pop-verifier.js';
 import { publicUrls, type PublicUrls } from '../ca/urls.js';
 import { openSqliteRegistry } from '../registry/sqlite/index.js';
@@ -17,6 +20,7 @@ import { toPem } from '../pkix/index.js';
 import { KakuinError } from '../errors/index.js';
 import type { KakuinConfig } from './config.js';
 import type { Logger } from './logger.js';
+import { OFFLINE_ROOT_KEY_URI, OfflineKeyStore } from './offline-root.js';
 import { ensurePrivateDir, keyPassphrase, pepper } from './secrets.js';
 
 export interface Kakuin {
@@ -34,6 +38,12 @@ export interface Kakuin {
   pepper: Buffer;
   /** True when this call created the CA hierarchy. */
   created: boolean;
+  /** Device CAs replaced by a rollover whose certificates have not expired: trusted, answering OCSP, publishing CRLs. */
+  previousDeviceCas: LoadedIssuer[];
+  /** CAs whose key is offline (an offline root): kakuin signs neither their CRLs nor OCSP responses. */
+  offlineIssuers: ReadonlySet<string>;
+  /** The key URI of an issuer's next OCSP responder key: in the CA key's PKCS#11 token, or a file. */
+  ocspKeyUriFor(issuerId: string, generation: number): string;
   close(): Promise<void>;
 }
 
@@ -42,6 +52,11 @@ export interface OpenOptions {
   bootstrap: boolean;
   actor: string;
   env?: Record<string, string | undefined>;
+  /**
+   * Where `init` puts the CA and responder keys: `file:` (the software store, the default) or a
+   * token-only `pkcs11:token=...` URI. Later opens follow the URIs recorded with each CA.
+   */
+  keys?: string;
 }
 
 /** Where the CA certificates are published for operators (`openssl verify -CAfile ...`). */
@@ -55,6 +70,7 @@ export async function openKakuin(config: Readonly<KakuinConfig>, logger: Logger,
   ensurePrivateDir(config.dataDir);
   ensurePrivateDir(config.secrets.directory);
   const registry = await openSqliteRegistry({ path: config.storage.path, synchronous: config.storage.synchronous });
+  let opened: KeyRing | undefined;
   try {
     const initialized = await hierarchyExists(registry);
     if (!initialized && !options.bootstrap) {
@@ -66,9 +82,10 @@ export async function openKakuin(config: Readonly<KakuinConfig>, logger: Logger,
         { file: config.keys.passphraseFile });
     }
     const softwareKeys = new SoftwareKeyStore({ directory: config.keys.directory, passphrase });
-    const keys = new KeyRing([softwareKeys]);
+    const keys = new KeyRing([softwareKeys, new DeferredKeyStore('pkcs11', () => openPkcs11(config, env)), new OfflineKeyStore(registry)]);
+    opened = keys;
     const urls = publicUrls(config.publicHttpUrl);
-    const hierarchy = initialized
+    const loaded = initialized
       ? await loadHierarchy(registry, keys)
       : await bootstrapHierarchy(registry, keys, {
         organization: config.ca.organization,
@@ -76,18 +93,31 @@ export async function openKakuin(config: Readonly<KakuinConfig>, logger: Logger,
         issuingKeyAlgorithm: config.ca.issuingKeyAlgorithm,
         rootValidityYears: config.ca.rootValidityYears,
         issuingValidityYears: config.ca.issuingValidityYears,
-        keyUriFor: (id) => `file:${id}-ca`,
+        keyUriFor: caKeyUriFor(options.keys),
         urls,
         actor: options.actor,
       });
+    // After a rollover the newest device CA issues; the earlier ones stay in service (ca/rollover.ts).
+    const deviceCas = await deviceCasInService(registry, keys, loaded.device);
+    const hierarchy: CaHierarchy = { ...loaded, device: deviceCas.current };
+    const previousDeviceCas = deviceCas.previous;
+    const inService = [hierarchy.root, hierarchy.device, ...previousDeviceCas, hierarchy.infrastructure];
     publishCaFiles(config, hierarchy);
+    const ocspKeyUriFor = (issuerId: string, generation: number): string => {
+      // A responder key lives where its CA's key lives: a CA kept in a token keeps its responder there too.
+      const ca = inService.find((i) => i.id === issuerId);
+      const token = ca ? tokenOfKeyUri(ca.record.keyUri) : undefined;
+      return token === undefined ? `file:ocsp-${issuerId}-${generation}` : newPkcs11KeyUri(token, `ocsp-${issuerId}-${generation}`);
+    };
     const signerPolicy = {
       organization: config.ca.organization, validityDays: config.ocsp.signerValidityDays,
       renewWithinDays: config.ocsp.signerRenewWithinDays, keyAlgorithm: 'ecdsa-p256' as const,
-      keyUriFor: (issuerId: string, generation: number) => `file:ocsp-${issuerId}-${generation}`, actor: options.actor,
+      keyUriFor: ocspKeyUriFor, actor: options.actor,
     };
     const ensured = [];
-    for (const issuer of [hierarchy.root, hierarchy.device, hierarchy.infrastructure]) {
+    const offlineIssuers = new Set(inService.filter((i) => i.record.keyUri === OFFLINE_ROOT_KEY_URI).map((i) => i.id));
+    for (const issuer of inService) {
+      if (offlineIssuers.has(issuer.id)) continue;
       ensured.push(await ensureOcspSigner(registry, keys, issuer, signerPolicy));
     }
     const verifier = createProofOfPossessionVerifier(config.ca.verifyWorkers);
@@ -103,6 +133,9 @@ export async function openKakuin(config: Readonly<KakuinConfig>, logger: Logger,
       config, registry, keys, softwareKeys, hierarchy, urls, deviceIssuer, pepper: pepper(config.secrets.directory),
       ocspSigners: ensured.map((e) => e.signer), ocspSignersRolled: ensured.some((e) => e.rolled),
       created: !initialized,
+      ocspKeyUriFor,
+      offlineIssuers,
+      previousDeviceCas,
       close: async () => {
         await verifier.close();
         await keys.close();
@@ -110,6 +143,8 @@ export async function openKakuin(config: Readonly<KakuinConfig>, logger: Logger,
       },
     };
   } catch (e) {
+    // Releases a PKCS#11 module (and its sessions) opened before the failure.
+    await opened?.close().catch(() => undefined);
     await registry.close();
     throw e;
   }
@@ -123,4 +158,59 @@ function publishCaFiles(config: KakuinConfig, h: CaHierarchy): void {
   writeFileSync(files.device, pem(h.device.record.certificateDer));
   writeFileSync(files.infrastructure, pem(h.infrastructure.record.certificateDer));
   writeFileSync(files.chain, pem(h.device.record.certificateDer) + pem(h.root.record.certificateDer));
+}
+
+/** `keyUriFor` of the CA hierarchy for `init --keys`. */
+function caKeyUriFor(keys: string | undefined): (id: string) => string {
+  if (keys === undefined || keys === 'file:') return (id) => `file:${id}-ca`;
+  const token = tokenOfKeysUri(keys);
+  return (id) => newPkcs11KeyUri(token, `${id}-ca`);
+}
+
+/** The PKCS#11 store, with the PIN from KAKUIN_PKCS11_PIN or `keys.pkcs11.pinFile` (never argv, never a URI). */
+function openPkcs11(config: Readonly<KakuinConfig>, env: Record<string, string | undefined>): Pkcs11KeyStore {
+  let pin = env.KAKUIN_PKCS11_PIN;
+  if (!pin && config.keys.pkcs11.pinFile) {
+    try {
+      pin = readFileSync(config.keys.pkcs11.pinFile, 'utf8').replace(/\r?\n$/, '');
+    } catch (cause) {
+      throw new KakuinError('KAKUIN_E_PKCS11_PIN', `cannot read the PKCS#11 PIN file ${config.keys.pkcs11.pinFile}`, { cause });
+    }
+  }
+  if (!pin) throw new KakuinError('KAKUIN_E_PKCS11_PIN', 'pkcs11: keys need the token PIN: set KAKUIN_PKCS11_PIN or keys.pkcs11.pinFile');
+  return new Pkcs11KeyStore({ modulePath: config.keys.pkcs11.module, pin });
+}
+
+/**
+ * A key store opened on first use, so that a process whose keys are all files never loads a
+ * PKCS#11 module (nor needs its PIN).
+ */
+class DeferredKeyStore implements KeyStore {
+  #store: KeyStore | undefined;
+
+  constructor(readonly scheme: string, private readonly open: () => KeyStore) {}
+
+  #get(): KeyStore {
+    this.#store ??= this.open();
+    return this.#store;
+  }
+
+  generate(uri: string, algorithm: KeyAlgorithm): Promise<Signer> { return this.#get().generate(uri, algorithm); }
+  load(uri: string): Promise<Signer> { return this.#get().load(uri); }
+  exists(uri: string): Promise<boolean> { return this.#get().exists(uri); }
+  async close(): Promise<void> { await this.#store?.close(); }
+}
+
+/**
+ * The key stores for `kakuin ca csr` / `ca import`, before any CA exists: the software store (its
+ * passphrase made as `init` makes it) and the PKCS#11 store, opened on first use.
+ */
+export function preInitKeyRing(config: Readonly<KakuinConfig>, env: Record<string, string | undefined>): KeyRing {
+  ensurePrivateDir(config.dataDir);
+  ensurePrivateDir(config.secrets.directory);
+  const { passphrase } = keyPassphrase(env, config.keys.passphraseFile, true);
+  return new KeyRing([
+    new SoftwareKeyStore({ directory: config.keys.directory, passphrase }),
+    new DeferredKeyStore('pkcs11', () => openPkcs11(config, env)),
+  ]);
 }

@@ -39,6 +39,11 @@ export const ERROR_CATALOGUE = {
   KAKUIN_E_KEY_PASSPHRASE: { status: 500, summary: 'The key store passphrase is missing or does not decrypt the key.' },
   KAKUIN_E_KEY_ALGORITHM: { status: 500, summary: 'The key algorithm is not supported by this key store.' },
   KAKUIN_E_SIGNING_FAILED: { status: 500, summary: 'The key store failed to produce a signature.' },
+  KAKUIN_E_KEY_OFFLINE: { status: 500, summary: 'The CA key is kept offline (an offline root); kakuin cannot sign with it.' },
+  KAKUIN_E_PKCS11_MODULE: { status: 500, summary: 'The PKCS#11 module cannot be loaded, initialised or opened, or returned something unusable.' },
+  KAKUIN_E_PKCS11_TOKEN_NOT_FOUND: { status: 500, summary: 'No token with the label a pkcs11: URI names is present in the module.' },
+  KAKUIN_E_PKCS11_PIN: { status: 500, summary: 'The PKCS#11 user PIN is missing, wrong or locked.' },
+  KAKUIN_E_CEREMONY_SHARES: { status: 500, summary: 'Key ceremony shares are too few, inconsistent or do not reproduce the check value.' },
 
   // ---- registry ---------------------------------------------------------------------------------
   KAKUIN_E_MANUFACTURER_NOT_FOUND: { status: 404, summary: 'No manufacturer with that id.' },
@@ -78,6 +83,16 @@ export const ERROR_CATALOGUE = {
   KAKUIN_E_LEGACY_LOCKED: { status: 429, summary: 'Too many failed legacy authentications for this device: locked until Retry-After.' },
   KAKUIN_E_LEGACY_THROTTLED: { status: 429, summary: 'Too many failed legacy authentications from this source or common auth ID: slow down (Retry-After).' },
   KAKUIN_E_LEGACY_TOKEN_INVALID: { status: 401, summary: 'The legacy token is missing, malformed, forged, expired, of another device, or killed (device or credentials changed).' },
+
+  // ---- production-line enrollment ------------------------------------------------------------------
+  KAKUIN_E_STATION_NOT_FOUND: { status: 404, summary: 'No factory station with that id.' },
+  KAKUIN_E_STATION_EXISTS: { status: 409, summary: 'The manufacturer already has a station with that name.' },
+  KAKUIN_E_DEVICE_NOT_REGISTERED: { status: 403, summary: 'Enrollment refused: the manufacturer did not pre-register a device with that serial number (recorded as an audit event).' },
+  KAKUIN_E_DEVICE_ALREADY_ENROLLED: { status: 409, summary: 'Enrollment refused: the device already has an active identity (a clone?) and no re-enrollment was allowed (recorded as an audit event).' },
+  KAKUIN_E_STATION_RATE_LIMITED: { status: 429, summary: 'The station exceeded its enrollment rate (enrollment.stationPerSecond, burst enrollment.stationBurst); in a batch only the items over it fail.' },
+  KAKUIN_E_STATION_QUOTA_EXHAUSTED: { status: 429, summary: 'The station has used up its issuance quota (POST /api/v1/stations/{id}/quota); an admin may raise it.' },
+  KAKUIN_E_BATCH_TOO_LARGE: { status: 413, summary: 'A batch or import has more items than the limit (10,000); the items beyond it are refused.' },
+  KAKUIN_E_BATCH_ITEM_MALFORMED: { status: 400, summary: 'One line of an NDJSON batch or one row of an import is not a valid item.' },
 
   // ---- configuration / CLI ----------------------------------------------------------------------
   KAKUIN_E_CONFIG: { status: 500, summary: 'The configuration file or an environment override is invalid.' },

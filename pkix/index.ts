@@ -20,3 +20,4 @@ export * from './crl.js';
 export * from './crl-read.js';
 export * from './ocsp-request.js';
 export * from './ocsp-response.js';
+export * from './pkcs7-certs-only.js';

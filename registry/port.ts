@@ -128,6 +128,12 @@ export interface AuditQuery {
   deviceId?: string;
   type?: string;
   since?: Date;
+  /** Exclusive. */
+  until?: Date;
+  /** Who acted, exactly (`station:<id>`): e.g. every certificate a station had issued. */
+  actor?: string;
+  /** Events with a larger id only: for paging through more than `limit`. */
+  afterId?: number;
   /** Default 100, at most 1000. */
   limit?: number;
 }
@@ -286,6 +292,22 @@ export interface FailureCount {
   previous: number;
 }
 
+// ---- production-line enrollment (issue 6) ----------------------------------------------------------
+
+/** A factory station: scoped to one manufacturer, authenticated by an API key (kept as an HMAC only). */
+export interface Station {
+  id: string;
+  manufacturerId: string;
+  name: string;
+  /** HMAC-SHA-256 of the API key under the pepper, lowercase hex. */
+  keyHmac: string;
+  createdAt: Date;
+  keyRotatedAt?: Date;
+  disabledAt?: Date;
+  /** Issuance quota: at most this many certificates through this station; undefined: none. */
+  maxIssuances?: number;
+}
+
 export interface Registry {
   /** Schema version after migrations. */
   schemaVersion(): Promise<number>;
@@ -397,6 +419,24 @@ export interface Registry {
   countLegacyFailures(keys: string[], windowStart: Date, windowMs: number): Promise<FailureCount[]>;
   /** Every device with enabled legacy credentials: for loading the kill switch at start. */
   listLegacyCredentialStates(): Promise<LegacyCredentialState[]>;
+
+  // ---- production-line enrollment (issue 6) ----
+  /** KAKUIN_E_MANUFACTURER_NOT_FOUND; KAKUIN_E_STATION_EXISTS for a duplicate name (per manufacturer) or key HMAC. */
+  createStation(input: { manufacturerId: string; name: string; keyHmac: string }, audit: NewAuditEvent): Promise<Station>;
+  /** KAKUIN_E_STATION_NOT_FOUND */
+  getStation(id: string): Promise<Station>;
+  findStationByKeyHmac(keyHmac: string): Promise<Station | undefined>;
+  listStations(manufacturerId: string): Promise<Station[]>;
+  /** Replace the key HMAC and/or disable; with its audit event, atomically. KAKUIN_E_STATION_NOT_FOUND. */
+  updateStation(id: string, change: { keyHmac?: string; disable?: boolean; maxIssuances?: number | null }, audit: NewAuditEvent): Promise<Station>;
+  /** Certificates issued through the station: `certificate.issued` audit events naming `station:<id>`. */
+  countStationIssuances(stationId: string): Promise<number>;
+  /** Set (replace) the device's re-enrollment allowance. KAKUIN_E_DEVICE_NOT_FOUND. */
+  allowReenrollment(deviceId: string, until: Date, audit: NewAuditEvent): Promise<void>;
+  /** The allowance's end, if one is pending. */
+  getReenrollmentAllowance(deviceId: string): Promise<Date | undefined>;
+  /** Remove the allowance (it is used up by the enrollment it allowed). True when one was removed. */
+  consumeReenrollmentAllowance(deviceId: string): Promise<boolean>;
 
   close(): Promise<void>;
 }

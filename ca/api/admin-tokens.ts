@@ -29,7 +29,7 @@ export async function createAdminToken(registry: Registry, pepper: Buffer, name:
   return { token, record };
 }
 
-/** Who is calling. Stations and devices join this union with their issues. */
+/** Who is calling. Devices join this union with their issue. */
 export interface AdminCaller {
   kind: 'admin';
   name: string;
@@ -37,7 +37,24 @@ export interface AdminCaller {
   actor: string;
 }
 
-export type Caller = AdminCaller;
+/** A factory station: it may enroll and read its own manufacturer's devices, nothing else. */
+export interface StationCaller {
+  kind: 'station';
+  stationId: string;
+  manufacturerId: string;
+  name: string;
+  /** `station:<id>` */
+  actor: string;
+}
+
+export type Caller = AdminCaller | StationCaller;
+
+const STATION_KEY_PREFIX = 'kkst_';
+
+/** A station API key: 256 random bits, shown once; the registry keeps its HMAC under the pepper. */
+export function newStationApiKey(): string {
+  return STATION_KEY_PREFIX + randomBytes(32).toString('base64url');
+}
 
 export class AdminAuthenticator {
   private readonly bootstrapHmac?: Buffer;
@@ -60,8 +77,32 @@ export class AdminAuthenticator {
     }
     // Looking up by HMAC leaks nothing useful through timing: the HMAC of a guess says nothing
     // about the HMAC of the real token.
+    if (m[1].startsWith(STATION_KEY_PREFIX)) return this.stationByHmac(hmac);
     const record = await this.registry.findAdminTokenByHmac(hmac);
     if (!record || record.disabledAt) return undefined;
     return { kind: 'admin', name: record.name, actor: `token:${record.name}` };
+  }
+
+  /**
+   * EST's HTTP Basic `<stationId>:<apiKey>` (RFC 7030 §3.2.3): the key decides, and the id must name
+   * the same station, so a key presented under another station's id is refused.
+   */
+  async authenticateBasic(authorization: string | undefined): Promise<StationCaller | undefined> {
+    const m = authorization ? /^Basic ([A-Za-z0-9+/=]{4,1024})$/.exec(authorization) : null;
+    if (!m) return undefined;
+    const decoded = Buffer.from(m[1], 'base64').toString('utf8');
+    const colon = decoded.indexOf(':');
+    if (colon < 1) return undefined;
+    const id = decoded.slice(0, colon);
+    const key = decoded.slice(colon + 1);
+    if (!key.startsWith(STATION_KEY_PREFIX) || key.length > 512) return undefined;
+    const caller = await this.stationByHmac(tokenHmac(this.pepper, key));
+    return caller?.stationId === id ? caller : undefined;
+  }
+
+  private async stationByHmac(hmac: string): Promise<StationCaller | undefined> {
+    const station = await this.registry.findStationByKeyHmac(hmac);
+    if (!station || station.disabledAt) return undefined;
+    return { kind: 'station', stationId: station.id, manufacturerId: station.manufacturerId, name: station.name, actor: `station:${station.id}` };
   }
 }

@@ -43,7 +43,17 @@ export interface ManagementApiDeps {
   /** Readiness of the device-facing side (the gateway's revocation-status freshness), for GET /readyz. */
   readiness?: () => { ready: boolean };
   /** Routes of other components (the legacy path's admin routes), mounted before the 404 handler with the API's helpers. */
-  extraRoutes?: (app: express.Express, helpers: { admin: RequestHandler; json: RequestHandler; body(req: Request): Record<string, unknown> }) => void;
+  extraRoutes?: (app: express.Express, helpers: ApiHelpers) => void;
+}
+
+/** What mounted routes share with the API: authentication, JSON parsing, the JSON-object body. */
+export interface ApiHelpers {
+  admin: RequestHandler;
+  /** Admits any of the given caller kinds (stations are scoped by the route itself). */
+  admit(...kinds: Caller['kind'][]): RequestHandler;
+  json: RequestHandler;
+  body(req: Request): Record<string, unknown>;
+  authenticator: AdminAuthenticator;
 }
 
 const DEVICE_STATUSES: readonly DeviceStatus[] = ['registered', 'active', 'suspended', 'revoked', 'retired'];
@@ -144,7 +154,7 @@ export function createManagementApi(deps: ManagementApiDeps): express.Express {
   });
 
   mountRevocationRoutes(app, { registry, revocation: deps.revocation, crls: deps.crls, admin, json, body });
-  deps.extraRoutes?.(app, { admin, json, body });
+  deps.extraRoutes?.(app, { admin, admit: (...kinds) => admit(deps.authenticator, ...kinds), json, body, authenticator: deps.authenticator });
 
   app.use(routeNotFound);
   app.use(errorHandler(logger));
@@ -152,14 +162,14 @@ export function createManagementApi(deps: ManagementApiDeps): express.Express {
 }
 
 /** Authentication and role check; it runs before any body is read. */
-function admit(authenticator: AdminAuthenticator, role: Caller['kind']): RequestHandler {
+function admit(authenticator: AdminAuthenticator, ...roles: Caller['kind'][]): RequestHandler {
   return async (req: Request, res: Response, next: NextFunction) => {
     const caller = await authenticator.authenticate(req.get('authorization'));
     if (!caller) {
       res.set('WWW-Authenticate', 'Bearer realm="kakuin"');
       throw new KakuinError('KAKUIN_E_UNAUTHENTICATED', 'a valid bearer token is required');
     }
-    if (caller.kind !== role) throw new KakuinError('KAKUIN_E_FORBIDDEN', `this route admits ${role} callers only`);
+    if (!roles.includes(caller.kind)) throw new KakuinError('KAKUIN_E_FORBIDDEN', `this route admits ${roles.join(' or ')} callers only`);
     req.caller = caller;
     next();
   };

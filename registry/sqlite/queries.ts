@@ -73,6 +73,19 @@ export function auditEventsQuery(query: AuditQuery): BuiltQuery {
     where.push('at >= ?');
     params.push(toMillis(query.since, 'since'));
   }
+  if (query.until !== undefined) {
+    where.push('at < ?');
+    params.push(toMillis(query.until, 'until'));
+  }
+  if (query.actor !== undefined) {
+    where.push('actor = ?');
+    params.push(String(query.actor));
+  }
+  if (query.afterId !== undefined) {
+    if (!Number.isSafeInteger(query.afterId) || query.afterId < 0) throw new KakuinError('KAKUIN_E_VALIDATION', 'afterId must be a non-negative integer');
+    where.push('id > ?');
+    params.push(query.afterId);
+  }
   params.push(normalizeLimit(query.limit));
   return { sql: `SELECT * FROM audit_events${whereClause(where)} ORDER BY id LIMIT ?`, params };
 }

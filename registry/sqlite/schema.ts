@@ -271,6 +271,38 @@ export const MIGRATIONS: readonly Migration[] = [
       CREATE INDEX legacy_failures_window ON legacy_failures (window_start);
     `,
   },
+  {
+    version: 4,
+    name: 'production-line enrollment: factory stations with API keys, re-enrollment allowances',
+    sql: `
+      -- A station belongs to one manufacturer; its API key is kept only as HMAC-SHA-256 under the
+      -- pepper (like admin tokens). Rotating the key replaces the HMAC; disabling sets disabled_at.
+      CREATE TABLE stations (
+        id              TEXT PRIMARY KEY,
+        manufacturer_id TEXT NOT NULL REFERENCES manufacturers (id),
+        name            TEXT NOT NULL,
+        key_hmac        TEXT NOT NULL UNIQUE,
+        created_at      INTEGER NOT NULL,
+        key_rotated_at  INTEGER,
+        disabled_at     INTEGER,
+        -- Issuance quota: at most this many certificates issued through the station (NULL: no quota).
+        max_issuances   INTEGER CHECK (max_issuances IS NULL OR max_issuances >= 0),
+        UNIQUE (manufacturer_id, name)
+      ) STRICT;
+
+      -- POST /api/v1/devices/{id}/allow-reenrollment: one pending allowance per device, consumed by
+      -- the enrollment it allows.
+      CREATE TABLE reenrollment_allowances (
+        device_id  TEXT PRIMARY KEY REFERENCES devices (id),
+        until      INTEGER NOT NULL,
+        created_at INTEGER NOT NULL
+      ) STRICT;
+
+      -- "Everything station X had issued between T1 and T2" (incident response) reads the audit trail:
+      -- a certificate.issued event commits in the same transaction as its certificate.
+      CREATE INDEX audit_events_actor ON audit_events (actor, type, at);
+    `,
+  },
 ];
 
 export const LATEST_SCHEMA_VERSION: number = MIGRATIONS[MIGRATIONS.length - 1].version;

@@ -15,7 +15,7 @@ import type Database from 'better-sqlite3';
 import { KakuinError, type ErrorCode } from '../../errors/index.js';
 import type {
   AdminToken, AuditEvent, AuditQuery, CommonAuthId, FailureCount, LegacyCredential, LegacyCredentialState, LegacyVerifierKind,
-  NewLegacyCredential, CertificateRecord, CertificateStatusRow, CrlRecord, Device, DeviceQuery,
+  NewLegacyCredential, Station, CertificateRecord, CertificateStatusRow, CrlRecord, Device, DeviceQuery,
   FeedEntry, IssuanceRecord, Issuer, Manufacturer, NewAuditEvent, NewDevice, Registry, StatusChange, StoredOcspResponse,
 } from '../port.js';
 import { checkStatusChange } from '../status-change.js';
@@ -33,6 +33,7 @@ import {
 } from './records.js';
 import { crlRow, ocspResponseRow, SignedObjectStore } from './signed-objects.js';
 import { LegacyCredentialStore } from './legacy-credentials.js';
+import { StationStore } from './stations.js';
 import { StatusChangeWriter, type PreparedStatusChange } from './status-change-writer.js';
 
 const ISSUER_KINDS = new Set(['root', 'device', 'station', 'infrastructure', 'ocsp-signer']);
@@ -78,6 +79,7 @@ export class SqliteRegistry implements Registry {
   private readonly statusReader: CertificateStatusReader;
   private readonly signedObjects: SignedObjectStore;
   private readonly legacy: LegacyCredentialStore;
+  private readonly stations: StationStore;
 
   /** Use openSqliteRegistry: it migrates the schema this constructor's statements rely on. */
   constructor(private readonly db: Database.Database, private readonly options: ResolvedOptions, private readonly version: number) {
@@ -92,6 +94,7 @@ export class SqliteRegistry implements Registry {
     this.statusReader = new CertificateStatusReader(db);
     this.signedObjects = new SignedObjectStore(db);
     this.legacy = new LegacyCredentialStore(db);
+    this.stations = new StationStore(db);
   }
 
   connectionSettings(): SqliteConnectionSettings {
@@ -413,6 +416,67 @@ export class SqliteRegistry implements Registry {
 
   async listLegacyCredentialStates(): Promise<LegacyCredentialState[]> {
     return this.read('listing legacy credentials', () => this.legacy.states());
+  }
+
+  // ---- production-line enrollment (SQL in stations.ts) ----
+
+  async createStation(input: { manufacturerId: string; name: string; keyHmac: string }, audit: NewAuditEvent): Promise<Station> {
+    requireObject(input, 'a new station');
+    const values = {
+      manufacturerId: requiredText(input.manufacturerId, 'manufacturerId'), name: requiredText(input.name, 'name'),
+      keyHmac: normalizeSha256Hex(input.keyHmac, 'keyHmac'),
+    };
+    const now = Date.now();
+    const event = auditEventValues(audit, now);
+    return this.write('creating a station', { foreignKey: { code: 'KAKUIN_E_MANUFACTURER_NOT_FOUND', message: 'no manufacturer with that id' } },
+      () => this.stations.create.immediate(values, event, now));
+  }
+
+  async getStation(id: string): Promise<Station> {
+    const found = typeof id === 'string' ? this.read('reading a station', () => this.stations.get(id)) : undefined;
+    if (found === undefined) throw new KakuinError('KAKUIN_E_STATION_NOT_FOUND', 'no station with that id');
+    return found;
+  }
+
+  async findStationByKeyHmac(keyHmac: string): Promise<Station | undefined> {
+    if (typeof keyHmac !== 'string') return undefined;
+    return this.read('reading a station', () => this.stations.findByKeyHmac(keyHmac.toLowerCase()));
+  }
+
+  async listStations(manufacturerId: string): Promise<Station[]> {
+    return this.read('listing stations', () => this.stations.list(requiredText(manufacturerId, 'manufacturerId')));
+  }
+
+  async updateStation(id: string, change: { keyHmac?: string; disable?: boolean; maxIssuances?: number | null }, audit: NewAuditEvent): Promise<Station> {
+    requireObject(change, 'a station change');
+    const q = change.maxIssuances;
+    if (q !== undefined && q !== null && (!Number.isSafeInteger(q) || q < 0)) throw new KakuinError('KAKUIN_E_VALIDATION', 'maxIssuances must be a non-negative integer or null');
+    const values = {
+      keyHmac: change.keyHmac === undefined ? undefined : normalizeSha256Hex(change.keyHmac, 'keyHmac'), disable: change.disable === true, maxIssuances: q,
+    };
+    const now = Date.now();
+    const event = auditEventValues(audit, now);
+    return this.write('updating a station', {}, () => this.stations.update.immediate(requiredText(id, 'id'), values, event, now));
+  }
+
+  async countStationIssuances(stationId: string): Promise<number> {
+    return this.read('counting station issuances', () => this.stations.issuances(requiredText(stationId, 'stationId')));
+  }
+
+  async allowReenrollment(deviceId: string, until: Date, audit: NewAuditEvent): Promise<void> {
+    const untilMs = optionalMillis(until, 'until');
+    if (untilMs === undefined || untilMs === null) throw new KakuinError('KAKUIN_E_VALIDATION', 'until is required');
+    const now = Date.now();
+    const event = auditEventValues(audit, now);
+    this.write('allowing re-enrollment', {}, () => this.stations.allow.immediate(requiredText(deviceId, 'deviceId'), untilMs, event, now));
+  }
+
+  async getReenrollmentAllowance(deviceId: string): Promise<Date | undefined> {
+    return this.read('reading a re-enrollment allowance', () => this.stations.allowance(requiredText(deviceId, 'deviceId')));
+  }
+
+  async consumeReenrollmentAllowance(deviceId: string): Promise<boolean> {
+    return this.write('consuming a re-enrollment allowance', {}, () => this.stations.consume(requiredText(deviceId, 'deviceId')));
   }
 
   /** Commits whatever issuances are still queued, then closes the file. Idempotent. */

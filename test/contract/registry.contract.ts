@@ -23,6 +23,7 @@ import {
 } from './registry-fixtures.js';
 import { runRevocationContract } from './registry-revocation.contract.js';
 import { runLegacyContract } from './registry-legacy.contract.js';
+import { runEnrollmentContract } from './registry-enrollment.contract.js';
 
 export {
   expectKakuinError, fakeCertificate, issuance, randomKeyHash, randomSerialHex, type OpenRegistry,
@@ -414,5 +415,6 @@ export function runRegistryContract(adapterName: string, open: OpenRegistry): vo
     runRevocationContract(() => registry);
     runCrlOcspContract(() => registry);
     runLegacyContract(() => registry);
+    runEnrollmentContract(() => registry);
   });
 }

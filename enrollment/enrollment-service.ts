@@ -1,0 +1,293 @@
+/**
+ * The one enrollment core behind REST (`POST /api/v1/enroll`), bulk batches and EST (DESIGN.md
+ * "Core flows" 2): find the pre-registered device within the caller's manufacturer, refuse
+ * unregistered devices and clones (with an audit event each), return the existing certificate when
+ * the same key asks again (idempotent retries), issue otherwise, and supersede the old identity when
+ * a re-enrollment was allowed.
+ */
+import type { KeyObject } from 'node:crypto';
+import { parseCertificate, readCsr, type ParsedCsr } from '../pkix/index.js';
+import type { CertificateRecord, Device, Registry } from '../registry/port.js';
+import { hasCode, isKakuinError, KakuinError } from '../errors/index.js';
+import type { DeviceCertificateIssuer } from '../ca/issuance.js';
+import { publicKeySha256 } from '../ca/records.js';
+import type { RevocationService } from '../ca/revocation.js';
+import { validateSerialNumber } from '../ca/devices.js';
+import { generateDeviceKey, toEncryptedPemBundle, toPkcs12, validateKeygen } from './server-keygen.js';
+import type { StationRateLimit } from './station-rate-limit.js';
+import type { StationQuota } from './station-quota.js';
+
+const OID_SERIAL_NUMBER = '2.5.4.5';
+const OID_SUBJECT_ALT_NAME = '2.5.29.17';
+
+export interface EnrollmentOptions {
+  /** Hours the superseded certificate stays good after a re-enrollment (0: revoked at once). */
+  overlapHours: number;
+  clock?: () => Date;
+  /** Per-station issuance quotas (stations only). */
+  stationQuota?: StationQuota;
+  /** Per-station enrollment rate limit (stations only; admins are not limited). */
+  stationRateLimit?: StationRateLimit;
+  /** Reports failures of a delayed supersession (the request that caused it has been answered). */
+  onBackgroundError?: (e: unknown) => void;
+}
+
+export interface EnrollRequest {
+  /** The manufacturer whose devices the caller may enroll (a station's own). */
+  manufacturerId: string;
+  /** The device's serial number; for EST it comes from the CSR subject. */
+  serialNumber?: unknown;
+  csr: Buffer | string;
+  /** `station:<id>` or `token:<name>` */
+  actor: string;
+}
+
+export interface KeygenEnrollRequest {
+  manufacturerId: string;
+  serialNumber: unknown;
+  keygen: unknown;
+  actor: string;
+}
+
+export interface KeygenEnrollment extends Enrollment {
+  /** PKCS#12 (key, certificate, chain), protected by the request's password; the key is not kept. */
+  pkcs12?: Buffer;
+  /** Or, with `format: "pem"`, the encrypted PKCS#8 key and the chain as PEM. */
+  pem?: string;
+}
+
+export interface Enrollment {
+  device: Device;
+  certificate: CertificateRecord;
+  der: Buffer;
+  chain: Buffer[];
+  /** True when an earlier certificate for the same device and key was returned (nothing issued). */
+  existing: boolean;
+  /** Serials of earlier certificates this one supersedes (revoked at once or after the overlap). */
+  supersedes: string[];
+}
+
+export class EnrollmentService {
+  /** Enrollments of one device run one after the other, so two requests cannot both pass the clone check. */
+  private readonly deviceLocks = new Map<string, Promise<unknown>>();
+  private readonly timers = new Set<NodeJS.Timeout>();
+
+  constructor(
+    private readonly registry: Registry,
+    private readonly issuer: DeviceCertificateIssuer,
+    private readonly revocation: RevocationService,
+    private readonly options: EnrollmentOptions,
+  ) {}
+
+  get chain(): Buffer[] {
+    return this.issuer.chain;
+  }
+
+  async enroll(request: EnrollRequest): Promise<Enrollment> {
+    this.limit(request.actor);
+    const csr = readCsr(request.csr);
+    const serialNumber = request.serialNumber === undefined ? subjectSerialNumber(csr) : validateSerialNumber(request.serialNumber);
+    const [device] = await this.registry.findDevices({ manufacturerId: request.manufacturerId, serialNumber, limit: 1 });
+    if (!device) {
+      await this.refuse(request, undefined, 'unregistered', { serialNumber });
+      throw new KakuinError('KAKUIN_E_DEVICE_NOT_REGISTERED', `no device with serial number ${JSON.stringify(serialNumber)} was pre-registered by this manufacturer`);
+    }
+    return this.serialized(device.id, () => this.enrollDevice(device, csr, request));
+  }
+
+  /**
+   * Server-side key generation. The key of an earlier keygen enrollment was not kept, so a retried
+   * keygen item cannot get "the same" answer: it gets a new key pair, and the earlier keygen
+   * certificate is superseded. A device whose live certificate came from its own CSR is still a clone case.
+   */
+  async enrollWithKeygen(request: KeygenEnrollRequest): Promise<KeygenEnrollment> {
+    const keygen = validateKeygen(request.keygen);
+    const { enrollment, privateKey } = await this.enrollWithServerKey({ ...request, serialNumber: validateSerialNumber(request.serialNumber) });
+    const certificates = [enrollment.der, ...enrollment.chain];
+    return keygen.format === 'pem'
+      ? { ...enrollment, pem: toEncryptedPemBundle(privateKey, certificates, keygen.password) }
+      : { ...enrollment, pkcs12: toPkcs12(privateKey, certificates, keygen.password, enrollment.device.serialNumber) };
+  }
+
+  /** The core of server-side key generation; the caller packages the key (PKCS#12, or PKCS#8 for EST serverkeygen). */
+  async enrollWithServerKey(request: { manufacturerId: string; serialNumber: string; actor: string }): Promise<{ enrollment: Enrollment; privateKey: KeyObject }> {
+    this.limit(request.actor);
+    const serialNumber = request.serialNumber;
+    const [device] = await this.registry.findDevices({ manufacturerId: request.manufacturerId, serialNumber, limit: 1 });
+    if (!device) {
+      await this.refuse(request, undefined, 'unregistered', { serialNumber });
+      throw new KakuinError('KAKUIN_E_DEVICE_NOT_REGISTERED', `no device with serial number ${JSON.stringify(serialNumber)} was pre-registered by this manufacturer`);
+    }
+    const generated = await generateDeviceKey(device.serialNumber);
+    const result = await this.serialized(device.id, async () => {
+      const r = await this.enrollDevice(device, readCsr(generated.csrDer), request, true);
+      // Inside the device's turn, so a concurrent retry sees this certificate marked as keygen-made.
+      await this.registry.appendAuditEvent({
+        type: 'enrollment.server-keygen', actor: request.actor, deviceId: device.id, serialHex: r.certificate.serialHex, details: {},
+      });
+      return r;
+    });
+    return { enrollment: result, privateKey: generated.privateKey };
+  }
+
+  /**
+   * EST simplereenroll (RFC 7030 §4.2.2): a device renews with its current certificate (mTLS). The
+   * certificate must be kakuin's record of it, still good, of a live device; the CSR must carry the
+   * same subject (and, if it has one, the same subjectAltName). The new certificate supersedes the old.
+   */
+  async reenrollWithCertificate(currentDer: Buffer, csrDer: Buffer): Promise<Enrollment> {
+    const current = parseCertificate(currentDer);
+    let record: CertificateRecord;
+    try {
+      record = await this.registry.getCertificate(current.serialHex);
+    } catch (e) {
+      if (hasCode(e, 'KAKUIN_E_CERTIFICATE_NOT_FOUND')) throw new KakuinError('KAKUIN_E_UNAUTHENTICATED', 'the client certificate is not one kakuin issued');
+      throw e;
+    }
+    if (!record.der.equals(currentDer) || record.deviceId === undefined) throw new KakuinError('KAKUIN_E_UNAUTHENTICATED', 'the client certificate is not a device certificate kakuin issued');
+    if (record.status !== 'good') throw new KakuinError('KAKUIN_E_UNAUTHENTICATED', `the client certificate is ${record.status}`);
+    const csr = readCsr(csrDer);
+    const sameSubject = JSON.stringify(csr.subject.attributes.map((a) => [a.oid, a.value])) === JSON.stringify(current.subject.attributes.map((a) => [a.oid, a.value]));
+    if (!sameSubject) throw new KakuinError('KAKUIN_E_CSR_SUBJECT_MISMATCH', 'RFC 7030 §4.2.2: the CSR subject must be identical to the current certificate\'s');
+    const csrSan = csr.requestedExtensions.find((x) => x.oid === OID_SUBJECT_ALT_NAME);
+    const certSan = current.extensions.find((x) => x.oid === OID_SUBJECT_ALT_NAME);
+    if (csrSan && (!certSan || !csrSan.value.equals(certSan.value))) {
+      throw new KakuinError('KAKUIN_E_CSR_SUBJECT_MISMATCH', 'RFC 7030 §4.2.2: the CSR subjectAltName must be identical to the current certificate\'s');
+    }
+    const deviceId = record.deviceId;
+    const actor = `device:${deviceId}`;
+    return this.serialized(deviceId, async () => {
+      const issued = await this.issuer.issue({ deviceId, csr: csr.rawDer, actor });
+      const device = await this.registry.getDevice(deviceId);
+      const supersedes = issued.record.serialHex === record.serialHex ? [] : [record];
+      await this.registry.appendAuditEvent({
+        type: 'enrollment.reenrolled', actor, deviceId, serialHex: issued.record.serialHex,
+        details: { supersedes: supersedes.map((c) => c.serialHex), overlapHours: this.options.overlapHours, via: 'est-simplereenroll' },
+      });
+      await this.supersede(supersedes, actor);
+      return { device, certificate: issued.record, der: issued.der, chain: issued.chain, existing: false, supersedes: supersedes.map((c) => c.serialHex) };
+    });
+  }
+
+  /** Stops delayed supersessions (they are not durable; see the README's factory-line section). */
+  close(): void {
+    for (const t of this.timers) clearTimeout(t);
+    this.timers.clear();
+  }
+
+  private async enrollDevice(device: Device, csr: ParsedCsr, request: { manufacturerId: string; actor: string }, keygen = false): Promise<Enrollment> {
+    const keyHash = publicKeySha256(csr.spki.rawDer);
+    const certificates = await this.registry.listCertificatesOfDevice(device.id);
+    const live = certificates.filter((c) => c.status !== 'revoked');
+    // A retry (dropped connection, crashed server) of the same key for the same device gets the same
+    // certificate: nothing new is issued.
+    const same = live.find((c) => c.publicKeySha256 === keyHash);
+    if (same) {
+      return { device, certificate: same, der: same.der, chain: this.issuer.chain, existing: true, supersedes: [] };
+    }
+    let supersedes: CertificateRecord[] = [];
+    if (live.length > 0) {
+      const until = await this.registry.getReenrollmentAllowance(device.id);
+      const allowed = (until !== undefined && until.getTime() >= this.now().getTime()) || (keygen && await this.allFromKeygen(device.id, live));
+      if (!allowed) {
+        await this.refuse(request, device, 'already-enrolled', { serialNumber: device.serialNumber, activeSerials: live.map((c) => c.serialHex) });
+        throw new KakuinError('KAKUIN_E_DEVICE_ALREADY_ENROLLED',
+          `device ${device.serialNumber} already has an active identity; a re-enrollment must be allowed first (POST /api/v1/devices/{id}/allow-reenrollment)`);
+      }
+      supersedes = live;
+    }
+    let issued;
+    const release = request.actor.startsWith('station:') && this.options.stationQuota
+      ? await this.options.stationQuota.reserve(request.actor.slice('station:'.length)) : undefined;
+    try {
+      issued = await this.issuer.issue({ deviceId: device.id, csr: csr.rawDer, actor: request.actor });
+    } catch (e) {
+      if (hasCode(e, 'KAKUIN_E_PUBLIC_KEY_IN_USE')) {
+        await this.refuse(request, device, 'public-key-in-use', { serialNumber: device.serialNumber, publicKeySha256: keyHash });
+      }
+      throw e;
+    } finally {
+      release?.();
+    }
+    if (supersedes.length > 0) {
+      if (!keygen || !(await this.allFromKeygen(device.id, supersedes))) await this.registry.consumeReenrollmentAllowance(device.id);
+      await this.registry.appendAuditEvent({
+        type: 'enrollment.reenrolled', actor: request.actor, deviceId: device.id, serialHex: issued.record.serialHex,
+        details: { supersedes: supersedes.map((c) => c.serialHex), overlapHours: this.options.overlapHours },
+      });
+      await this.supersede(supersedes, request.actor);
+    }
+    return {
+      device, certificate: issued.record, der: issued.der, chain: issued.chain, existing: false, supersedes: supersedes.map((c) => c.serialHex),
+    };
+  }
+
+  private async supersede(old: CertificateRecord[], actor: string): Promise<void> {
+    const revokeAll = async () => {
+      for (const c of old) {
+        try {
+          await this.revocation.revokeCertificate(c.serialHex, { reason: 'superseded' }, actor);
+        } catch (e) {
+          // Revoked meanwhile by an operator: nothing left to do.
+          if (!hasCode(e, 'KAKUIN_E_CERTIFICATE_STATE')) throw e;
+        }
+      }
+    };
+    if (this.options.overlapHours <= 0) {
+      await revokeAll();
+      return;
+    }
+    const timer = setTimeout(() => {
+      this.timers.delete(timer);
+      revokeAll().catch((e) => this.options.onBackgroundError?.(e));
+    }, this.options.overlapHours * 3_600_000);
+    timer.unref();
+    this.timers.add(timer);
+  }
+
+  private limit(actor: string): void {
+    if (actor.startsWith('station:')) this.options.stationRateLimit?.take(actor.slice('station:'.length));
+  }
+
+  private async allFromKeygen(deviceId: string, certificates: CertificateRecord[]): Promise<boolean> {
+    const events = await this.registry.listAuditEvents({ deviceId, type: 'enrollment.server-keygen', limit: 1000 });
+    const fromKeygen = new Set(events.map((e) => e.serialHex));
+    return certificates.every((c) => fromKeygen.has(c.serialHex));
+  }
+
+  private async refuse(request: { manufacturerId: string; actor: string }, device: Device | undefined, reason: string, details: Record<string, unknown>): Promise<void> {
+    await this.registry.appendAuditEvent({
+      type: 'enrollment.refused', actor: request.actor, deviceId: device?.id,
+      details: { reason, manufacturerId: request.manufacturerId, ...details },
+    });
+  }
+
+  private async serialized<T>(deviceId: string, fn: () => Promise<T>): Promise<T> {
+    const before = this.deviceLocks.get(deviceId) ?? Promise.resolve();
+    const run = before.then(fn, fn);
+    const settled = run.catch(() => undefined);
+    this.deviceLocks.set(deviceId, settled);
+    try {
+      return await run;
+    } finally {
+      if (this.deviceLocks.get(deviceId) === settled) this.deviceLocks.delete(deviceId);
+    }
+  }
+
+  private now(): Date {
+    return (this.options.clock ?? (() => new Date()))();
+  }
+}
+
+/** EST finds the device by the CSR subject's serialNumber (RFC 7030 leaves the mapping to the server). */
+export function subjectSerialNumber(csr: ParsedCsr): string {
+  const attr = csr.subject.attributes.find((a) => a.oid === OID_SERIAL_NUMBER);
+  if (!attr) throw new KakuinError('KAKUIN_E_VALIDATION', 'the CSR subject has no serialNumber attribute naming the device');
+  return validateSerialNumber(attr.value);
+}
+
+/** `{code, message}` of an item's failure; unexpected errors are not described to the client. */
+export function itemError(e: unknown): { code: string; message: string } {
+  if (isKakuinError(e)) return e.toJSON();
+  return { code: 'KAKUIN_E_INTERNAL', message: 'internal error' };
+}

@@ -1,0 +1,121 @@
+/**
+ * Production-line enrollment's tables (schema step 4): factory stations and re-enrollment
+ * allowances. Each write that an auditor must see (station created, key rotated, station disabled,
+ * re-enrollment allowed) commits with its audit event in one transaction.
+ */
+import { randomUUID } from 'node:crypto';
+import type Database from 'better-sqlite3';
+import { KakuinError } from '../../errors/index.js';
+import type { Station } from '../port.js';
+import type { auditEventValues } from './records.js';
+
+type AuditValues = ReturnType<typeof auditEventValues>;
+
+interface StationRow {
+  id: string;
+  manufacturer_id: string;
+  name: string;
+  key_hmac: string;
+  created_at: number;
+  key_rotated_at: number | null;
+  disabled_at: number | null;
+  max_issuances: number | null;
+}
+
+function stationFromRow(r: StationRow): Station {
+  return {
+    id: r.id, manufacturerId: r.manufacturer_id, name: r.name, keyHmac: r.key_hmac, createdAt: new Date(r.created_at),
+    ...(r.key_rotated_at !== null && { keyRotatedAt: new Date(r.key_rotated_at) }),
+    ...(r.disabled_at !== null && { disabledAt: new Date(r.disabled_at) }),
+    ...(r.max_issuances !== null && { maxIssuances: r.max_issuances }),
+  };
+}
+
+export class StationStore {
+  private readonly insertAudit: Database.Statement<[AuditValues]>;
+  private readonly byId: Database.Statement<[string], StationRow>;
+  private readonly byHmac: Database.Statement<[string], StationRow>;
+  private readonly ofManufacturer: Database.Statement<[string], StationRow>;
+  private readonly insertStation: Database.Statement<unknown[], StationRow>;
+  private readonly rotate: Database.Statement<unknown[]>;
+  private readonly disable: Database.Statement<unknown[]>;
+  private readonly setQuota: Database.Statement<unknown[]>;
+  private readonly issuedBy: Database.Statement<[string], { n: number }>;
+  private readonly deviceExists: Database.Statement<[string], { id: string }>;
+  private readonly upsertAllowance: Database.Statement<unknown[]>;
+  private readonly allowanceOf: Database.Statement<[string], { until: number }>;
+  private readonly deleteAllowance: Database.Statement<[string]>;
+  readonly create: Database.Transaction<(input: { manufacturerId: string; name: string; keyHmac: string }, audit: AuditValues, now: number) => Station>;
+  readonly update: Database.Transaction<(id: string, change: { keyHmac?: string; disable?: boolean; maxIssuances?: number | null }, audit: AuditValues, now: number) => Station>;
+  readonly allow: Database.Transaction<(deviceId: string, until: number, audit: AuditValues, now: number) => void>;
+
+  constructor(db: Database.Database) {
+    this.insertAudit = db.prepare(`INSERT INTO audit_events (at, type, actor, device_id, serial_hex, details)
+      VALUES (:at, :type, :actor, :device_id, :serial_hex, :details)`);
+    this.byId = db.prepare('SELECT * FROM stations WHERE id = ?');
+    this.byHmac = db.prepare('SELECT * FROM stations WHERE key_hmac = ?');
+    this.ofManufacturer = db.prepare('SELECT * FROM stations WHERE manufacturer_id = ? ORDER BY rowid');
+    this.insertStation = db.prepare(`INSERT INTO stations (id, manufacturer_id, name, key_hmac, created_at)
+      VALUES (?, ?, ?, ?, ?) RETURNING *`);
+    this.rotate = db.prepare('UPDATE stations SET key_hmac = ?, key_rotated_at = ? WHERE id = ?');
+    this.disable = db.prepare('UPDATE stations SET disabled_at = coalesce(disabled_at, ?) WHERE id = ?');
+    this.setQuota = db.prepare('UPDATE stations SET max_issuances = ? WHERE id = ?');
+    this.issuedBy = db.prepare(`SELECT count(*) AS n FROM audit_events WHERE actor = ? AND type = 'certificate.issued'`);
+    this.deviceExists = db.prepare('SELECT id FROM devices WHERE id = ?');
+    this.upsertAllowance = db.prepare(`INSERT INTO reenrollment_allowances (device_id, until, created_at) VALUES (?, ?, ?)
+      ON CONFLICT (device_id) DO UPDATE SET until = excluded.until, created_at = excluded.created_at`);
+    this.allowanceOf = db.prepare('SELECT until FROM reenrollment_allowances WHERE device_id = ?');
+    this.deleteAllowance = db.prepare('DELETE FROM reenrollment_allowances WHERE device_id = ?');
+
+    this.create = db.transaction((input, audit, now) => {
+      const row = this.insertStation.get(randomUUID(), input.manufacturerId, input.name, input.keyHmac, now) as StationRow;
+      this.insertAudit.run({ ...audit, details: withStation(audit.details, row.id) });
+      return stationFromRow(row);
+    });
+    this.update = db.transaction((id, change, audit, now) => {
+      if (this.byId.get(id) === undefined) throw new KakuinError('KAKUIN_E_STATION_NOT_FOUND', 'no station with that id');
+      if (change.keyHmac !== undefined) this.rotate.run(change.keyHmac, now, id);
+      if (change.disable) this.disable.run(now, id);
+      if (change.maxIssuances !== undefined) this.setQuota.run(change.maxIssuances, id);
+      this.insertAudit.run(audit);
+      return stationFromRow(this.byId.get(id)!);
+    });
+    this.allow = db.transaction((deviceId, until, audit, now) => {
+      if (this.deviceExists.get(deviceId) === undefined) throw new KakuinError('KAKUIN_E_DEVICE_NOT_FOUND', 'no device with that id');
+      this.upsertAllowance.run(deviceId, until, now);
+      this.insertAudit.run(audit);
+    });
+  }
+
+  get(id: string): Station | undefined {
+    const row = this.byId.get(id);
+    return row === undefined ? undefined : stationFromRow(row);
+  }
+
+  findByKeyHmac(keyHmac: string): Station | undefined {
+    const row = this.byHmac.get(keyHmac);
+    return row === undefined ? undefined : stationFromRow(row);
+  }
+
+  list(manufacturerId: string): Station[] {
+    return this.ofManufacturer.all(manufacturerId).map(stationFromRow);
+  }
+
+  issuances(stationId: string): number {
+    return this.issuedBy.get(`station:${stationId}`)!.n;
+  }
+
+  allowance(deviceId: string): Date | undefined {
+    const row = this.allowanceOf.get(deviceId);
+    return row === undefined ? undefined : new Date(row.until);
+  }
+
+  consume(deviceId: string): boolean {
+    return this.deleteAllowance.run(deviceId).changes > 0;
+  }
+}
+
+/** The station id is assigned inside the transaction, so the audit event learns it there. */
+function withStation(details: string | null, stationId: string): string {
+  return JSON.stringify({ ...(details === null ? {} : JSON.parse(details) as object), stationId });
+}

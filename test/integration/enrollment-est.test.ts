@@ -1,0 +1,186 @@
+/**
+ * EST (RFC 7030 / RFC 8951) with real peers: `curl` as the client (spawned asynchronously: the
+ * service runs in this process), `openssl req` for the CSR and `openssl pkcs7 -print_certs` on the
+ * replies.
+ */
+import { expect } from 'chai';
+import { spawn } from 'node:child_process';
+import { writeFileSync } from 'node:fs';
+import path from 'node:path';
+import { makeTempDir, opensslAsync, opensslBytes } from '../support/index.js';
+import { startTestService, type TestService } from '../support/service.js';
+import { apiAs, newFactory, opensslCsr, type Factory } from '../enrollment/support.js';
+
+interface CurlResult {
+  status: number;
+  headers: string;
+  body: string;
+}
+
+function curl(args: string[]): Promise<CurlResult> {
+  return new Promise((resolve, reject) => {
+    const child = spawn('curl', ['-sS', '-D', '-', ...args], { stdio: ['ignore', 'pipe', 'pipe'] });
+    const out: Buffer[] = [];
+    const err: Buffer[] = [];
+    child.stdout.on('data', (c: Buffer) => out.push(c));
+    child.stderr.on('data', (c: Buffer) => err.push(c));
+    child.on('error', reject);
+    child.on('close', (code) => {
+      if (code !== 0) {
+        reject(new Error(`curl exited ${code}: ${Buffer.concat(err).toString()}`));
+        return;
+      }
+      const text = Buffer.concat(out).toString('latin1');
+      const split = text.indexOf('\r\n\r\n');
+      const headers = text.slice(0, split);
+      resolve({ status: Number(/^HTTP\/[0-9.]+ (\d+)/.exec(headers)?.[1]), headers, body: text.slice(split + 4) });
+    });
+  });
+}
+
+describe('EST (RFC 7030) with curl and openssl', function () {
+  this.timeout(120_000);
+  let svc: TestService;
+  let tmp: { dir: string; cleanup: () => void };
+  let rootFile: string;
+  let a: Factory;
+  let b: Factory;
+
+  before(async () => {
+    tmp = makeTempDir();
+    svc = await startTestService();
+    rootFile = path.join(tmp.dir, 'root.pem');
+    writeFileSync(rootFile, svc.rootPem);
+    a = await newFactory(svc, 'EST Factory A');
+    b = await newFactory(svc, 'EST Factory B');
+    const imp = await apiAs(svc, a.apiKey)('POST', '/api/v1/devices/import', { body: [{ serialNumber: 'EST-0001' }, { serialNumber: 'EST-0002' }] });
+    expect(imp.status, imp.text).to.equal(201);
+  });
+
+  after(async () => {
+    await svc?.stop();
+    tmp?.cleanup();
+  });
+
+  /** The CSR as EST sends it: base64 DER, with line breaks. */
+  function estCsr(name: string, serialNumber: string): string {
+    const { csrFile } = opensslCsr(tmp.dir, name, `/serialNumber=${serialNumber}`);
+    const der = opensslBytes(['req', '-in', csrFile, '-outform', 'DER']);
+    const file = path.join(tmp.dir, `${name}.b64`);
+    writeFileSync(file, der.toString('base64').replace(/.{1,64}/g, '$&\n'));
+    return file;
+  }
+
+  async function printCerts(base64Body: string): Promise<string> {
+    const der = Buffer.from(base64Body.replace(/\s+/g, ''), 'base64');
+    const r = await opensslAsync(['pkcs7', '-inform', 'DER', '-print_certs', '-noout'], der);
+    expect(r.status, r.stderr).to.equal(0);
+    return r.stdout;
+  }
+
+  it('cacerts: base64 certs-only with the device issuing CA and the root, read by openssl pkcs7 -print_certs', async () => {
+    const r = await curl(['--cacert', rootFile, `${svc.url}/.well-known/est/cacerts`]);
+    expect(r.status).to.equal(200);
+    expect(r.headers).to.match(/content-type: application\/pkcs7-mime; ?smime-type=certs-only/i);
+    const printed = await printCerts(r.body);
+    expect(printed.match(/subject=/g)).to.have.length(2);
+  });
+
+  it('csrattrs: 204, no attributes asked for', async () => {
+    const r = await curl(['--cacert', rootFile, `${svc.url}/.well-known/est/csrattrs`]);
+    expect(r.status).to.equal(204);
+  });
+
+  it('simpleenroll without credentials: 401 with WWW-Authenticate: Basic', async () => {
+    const file = estCsr('nocred', 'EST-0001');
+    const r = await curl(['--cacert', rootFile, '-H', 'Content-Type: application/pkcs10', '--data-binary', `@${file}`, `${svc.url}/.well-known/est/simpleenroll`]);
+    expect(r.status).to.equal(401);
+    expect(r.headers).to.match(/www-authenticate: Basic/i);
+  });
+
+  it('simpleenroll with the station key: a certificate for the device named by the CSR subject, as certs-only', async () => {
+    const file = estCsr('est1', 'EST-0001');
+    const r = await curl(['--cacert', rootFile, '-u', `${a.stationId}:${a.apiKey}`, '-H', 'Content-Type: application/pkcs10',
+      '-H', 'Content-Transfer-Encoding: base64', '--data-binary', `@${file}`, `${svc.url}/.well-known/est/simpleenroll`]);
+    expect(r.status, r.body).to.equal(200);
+    expect(r.headers).to.match(/content-type: application\/pkcs7-mime; ?smime-type=certs-only/i);
+    const printed = await printCerts(r.body);
+    expect(printed).to.match(/subject=.*serialNumber\s*=\s*EST-0001/);
+    expect(printed).to.match(/issuer=/);
+    const events = await apiAs(svc, svc.adminToken)('GET', '/api/v1/audit-events?type=certificate.issued&limit=1000');
+    expect(events.json.events.some((e: { actor: string }) => e.actor === `station:${a.stationId}`)).to.equal(true);
+  });
+
+  it("simpleenroll by manufacturer B's station for A's device is refused", async () => {
+    const file = estCsr('est2-b', 'EST-0002');
+    const r = await curl(['--cacert', rootFile, '-u', `${b.stationId}:${b.apiKey}`, '--data-binary', `@${file}`, `${svc.url}/.well-known/est/simpleenroll`]);
+    expect(r.status).to.equal(403);
+    expect(JSON.parse(r.body).code).to.equal('KAKUIN_E_DEVICE_NOT_REGISTERED');
+  });
+
+  it("a station key presented under another station's id, or a wrong key, is refused with 401", async () => {
+    const file = estCsr('est2-mix', 'EST-0002');
+    const mixed = await curl(['--cacert', rootFile, '-u', `${b.stationId}:${a.apiKey}`, '--data-binary', `@${file}`, `${svc.url}/.well-known/est/simpleenroll`]);
+    expect(mixed.status).to.equal(401);
+    const wrong = await curl(['--cacert', rootFile, '-u', `${a.stationId}:kkst_wrongwrongwrongwrongwrong`, '--data-binary', `@${file}`, `${svc.url}/.well-known/est/simpleenroll`]);
+    expect(wrong.status).to.equal(401);
+  });
+
+  it('simpleenroll of a clone (a new key for an enrolled device) is refused with 409', async () => {
+    const file = estCsr('est1-clone', 'EST-0001');
+    const r = await curl(['--cacert', rootFile, '-u', `${a.stationId}:${a.apiKey}`, '--data-binary', `@${file}`, `${svc.url}/.well-known/est/simpleenroll`]);
+    expect(r.status).to.equal(409);
+    expect(JSON.parse(r.body).code).to.equal('KAKUIN_E_DEVICE_ALREADY_ENROLLED');
+  });
+
+  it('serverkeygen: multipart/mixed with an application/pkcs8 key and a certs-only certificate for it (openssl pkey, pkcs7)', async () => {
+    const imp = await apiAs(svc, a.apiKey)('POST', '/api/v1/devices/import', { body: [{ serialNumber: 'EST-K001' }] });
+    expect(imp.status, imp.text).to.equal(201);
+    const file = estCsr('estk1', 'EST-K001');
+    const r = await curl(['--cacert', rootFile, '-u', `${a.stationId}:${a.apiKey}`, '-H', 'Content-Type: application/pkcs10',
+      '--data-binary', `@${file}`, `${svc.url}/.well-known/est/serverkeygen`]);
+    expect(r.status, r.body).to.equal(200);
+    const boundary = /content-type: multipart\/mixed; ?boundary=([^\s;]+)/i.exec(r.headers)![1];
+    const parts = r.body.split(`--${boundary}`).slice(1, -1).map((p) => {
+      const [head, bodyText] = p.split('\r\n\r\n');
+      return { type: /Content-Type: ([^\r\n]+)/i.exec(head)![1], der: Buffer.from(bodyText.replace(/\s+/g, ''), 'base64') };
+    });
+    expect(parts.map((p) => p.type)).to.deep.equal(['application/pkcs8', 'application/pkcs7-mime; smime-type=certs-only']);
+    const keyPub = await opensslAsync(['pkey', '-inform', 'DER', '-pubout'], parts[0].der);
+    expect(keyPub.status, keyPub.stderr).to.equal(0);
+    const certs = await opensslAsync(['pkcs7', '-inform', 'DER', '-print_certs'], parts[1].der);
+    expect(certs.stdout).to.match(/serialNumber\s*=\s*EST-K001/);
+    const certPem = /-----BEGIN CERTIFICATE-----[\s\S]+?-----END CERTIFICATE-----/.exec(certs.stdout)![0];
+    const certPub = await opensslAsync(['x509', '-noout', '-pubkey'], certPem);
+    expect(certPub.stdout).to.equal(keyPub.stdout);
+  });
+
+  it('simplereenroll: a device renews over mTLS with its current certificate; the old one is superseded and then refused', async () => {
+    const imp = await apiAs(svc, a.apiKey)('POST', '/api/v1/devices/import', { body: [{ serialNumber: 'EST-R001' }] });
+    expect(imp.status, imp.text).to.equal(201);
+    const first = opensslCsr(tmp.dir, 'estr1', '/serialNumber=EST-R001');
+    const enrolled = await apiAs(svc, a.apiKey)('POST', '/api/v1/enroll', { body: { serialNumber: 'EST-R001', csr: first.csrPem } });
+    expect(enrolled.status, enrolled.text).to.equal(201);
+    const certFile = path.join(tmp.dir, 'estr1.pem');
+    writeFileSync(certFile, enrolled.json.certificate + enrolled.json.chain);
+    const renew = opensslCsr(tmp.dir, 'estr1-new', '/O=EST Factory A/serialNumber=EST-R001');
+    const der = opensslBytes(['req', '-in', renew.csrFile, '-outform', 'DER']);
+    const b64 = path.join(tmp.dir, 'estr1-new.b64');
+    writeFileSync(b64, der.toString('base64'));
+    const url = `${svc.url}/.well-known/est/simplereenroll`;
+    const noCert = await curl(['--cacert', rootFile, '--data-binary', `@${b64}`, url]);
+    expect(noCert.status).to.equal(401);
+    const wrongSubject = opensslCsr(tmp.dir, 'estr1-wrong', '/serialNumber=EST-R001');
+    const wb64 = path.join(tmp.dir, 'estr1-wrong.b64');
+    writeFileSync(wb64, opensslBytes(['req', '-in', wrongSubject.csrFile, '-outform', 'DER']).toString('base64'));
+    const mismatch = await curl(['--cacert', rootFile, '--cert', certFile, '--key', first.keyFile, '--data-binary', `@${wb64}`, url]);
+    expect(mismatch.status).to.equal(400);
+    const r = await curl(['--cacert', rootFile, '--cert', certFile, '--key', first.keyFile, '-H', 'Content-Type: application/pkcs10', '--data-binary', `@${b64}`, url]);
+    expect(r.status, r.body).to.equal(200);
+    expect(await printCerts(r.body)).to.match(/serialNumber\s*=\s*EST-R001/);
+    const old = await apiAs(svc, svc.adminToken)('GET', `/api/v1/certificates/${enrolled.json.serialHex}`);
+    expect(old.json).to.include({ status: 'revoked', reason: 'superseded' });
+    const again = await curl(['--cacert', rootFile, '--cert', certFile, '--key', first.keyFile, '--data-binary', `@${b64}`, url]);
+    expect(again.status).to.equal(401);
+  });
+});

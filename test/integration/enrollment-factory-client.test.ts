@@ -1,0 +1,49 @@
+import { expect } from 'chai';
+import { existsSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
+import path from 'node:path';
+import { makeTempDir, opensslAsync } from '../support/index.js';
+import { startTestService, type TestService } from '../support/service.js';
+import { runFactoryBatch } from '../../enrollment/factory-client.js';
+import { apiAs, newFactory, opensslCsr, type Factory } from '../enrollment/support.js';
+
+describe('factory client (kakuin enroll batch): one file per device, resumable', function () {
+  this.timeout(60_000);
+  let svc: TestService;
+  let tmp: { dir: string; cleanup: () => void };
+  let f: Factory;
+
+  before(async () => {
+    tmp = makeTempDir();
+    svc = await startTestService();
+    f = await newFactory(svc, 'Client factory');
+    await apiAs(svc, f.apiKey)('POST', '/api/v1/devices/import', { body: ['F-1', 'F-2', 'F-3', 'F/4'].map((serialNumber) => ({ serialNumber })) });
+  });
+
+  after(async () => {
+    await svc?.stop();
+    tmp?.cleanup();
+  });
+
+  it('writes a certificate (or PKCS#12) per device; a rerun after losing a file re-fetches only that one, issuing nothing new', async () => {
+    const lines = ['F-1', 'F-2', 'F/4'].map((s) => JSON.stringify({ serialNumber: s, csr: opensslCsr(tmp.dir, s.replace('/', '_'), `/serialNumber=${s.replace('/', '\\/')}`).csrPem }));
+    lines.push(JSON.stringify({ serialNumber: 'F-3', keygen: { password: 'a-long-enough-password' } }));
+    lines.push(JSON.stringify({ serialNumber: 'NOT-THERE', csr: opensslCsr(tmp.dir, 'nt', '/serialNumber=NOT-THERE').csrPem }));
+    const inFile = path.join(tmp.dir, 'devices.ndjson');
+    writeFileSync(inFile, `${lines.join('\n')}\n`);
+    const outDir = path.join(tmp.dir, 'certs');
+    const progress: number[] = [];
+    const first = await runFactoryBatch({ url: svc.url, apiKey: f.apiKey, caPem: svc.rootPem, inFile, outDir, progress: (d) => progress.push(d) });
+    expect(first).to.include({ sent: 5, skipped: 0, written: 4 });
+    expect(first.failed.map((x) => x.code)).to.deep.equal(['KAKUIN_E_DEVICE_NOT_REGISTERED']);
+    expect(progress).to.deep.equal([1, 2, 3, 4, 5]);
+    expect(readdirSync(outDir).sort()).to.deep.equal(['F-1.pem', 'F-2.pem', 'F-3.p12', 'F_4.pem']);
+    const x509 = await opensslAsync(['x509', '-in', path.join(outDir, 'F-1.pem'), '-noout', '-subject']);
+    expect(x509.stdout).to.match(/F-1/);
+    rmSync(path.join(outDir, 'F-2.pem'));
+    const second = await runFactoryBatch({ url: svc.url, apiKey: f.apiKey, caPem: svc.rootPem, inFile, outDir });
+    expect(second).to.include({ sent: 2, skipped: 3, written: 1 });
+    expect(existsSync(path.join(outDir, 'F-2.pem'))).to.equal(true);
+    const issued = await apiAs(svc, svc.adminToken)('GET', '/api/v1/audit-events?type=certificate.issued&limit=1000');
+    expect(issued.json.events.filter((e: { actor: string }) => e.actor === `station:${f.stationId}`)).to.have.length(4);
+  });
+});
