@@ -22,7 +22,9 @@ import type { Kakuin } from './wiring.js';
 export interface RunningLegacyPath {
   url: string;
   killSwitch: LegacyKillSwitch;
-  mountAdminRoutes(app: Express, helpers: { admin: RequestHandler; json: RequestHandler; body(req: Request): Record<string, unknown> }): void;
+  mountAdminRoutes(app: Express, helpers: {
+    admin: RequestHandler; admit(...kinds: ('admin' | 'station')[]): RequestHandler; json: RequestHandler; body(req: Request): Record<string, unknown>;
+  }): void;
   close(): Promise<void>;
 }
 
@@ -65,7 +67,8 @@ export async function startLegacyPath(kakuin: Kakuin, plane: RevocationPlane, lo
   return {
     url, killSwitch,
     mountAdminRoutes: (app, helpers) => mountLegacyAdminRoutes(app, {
-      registry, pepper, ...helpers, maxImportBytes: l.bodyLimitBytes * 16, afterChange: () => killSwitch.poke(),
+      registry, pepper, admin: helpers.admin, adminOrStation: helpers.admit('admin', 'station'), json: helpers.json, body: helpers.body,
+      maxImportBytes: l.bodyLimitBytes * 16, afterChange: () => killSwitch.poke(),
     }),
     close: async () => {
       await server.close();

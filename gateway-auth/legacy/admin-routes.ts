@@ -1,11 +1,14 @@
 /**
  * Admin routes of the legacy path, mounted into the management API by the composition root
- * (`extraRoutes`); all admit admins only:
+ * (`extraRoutes`):
  *
- *   POST   /api/v1/legacy/common-auth-ids {name, manufacturerId?, usualHoursUtc?}  → 201 {commonAuthId}
- *   POST   /api/v1/devices/{id}/legacy-credentials {commonAuthId, uniqueId}        → 201 {authSecret} (shown once)
- *   DELETE /api/v1/devices/{id}/legacy-credentials                                 → 200 {deviceId, generation}
- *   POST   /api/v1/legacy/import   JSON rows or text/csv                           → 201 {imported}
+ *   POST   /api/v1/legacy/common-auth-ids {name, manufacturerId?, usualHoursUtc?}  admin, station → 201 {commonAuthId}
+ *   POST   /api/v1/devices/{id}/legacy-credentials {commonAuthId, uniqueId}        admin, station → 201 {authSecret} (shown once)
+ *   DELETE /api/v1/devices/{id}/legacy-credentials                                 admin, station → 200 {deviceId, generation}
+ *   POST   /api/v1/legacy/import   JSON rows or text/csv                           admin          → 201 {imported}
+ *
+ * A station acts only within its manufacturer: its common auth IDs belong to that manufacturer, and
+ * it provisions only that manufacturer's devices with them (another's device looks unknown to it).
  */
 import express, { type Express, type Request, type RequestHandler } from 'express';
 import { KakuinError } from '../../errors/index.js';
@@ -16,6 +19,8 @@ import { generateAuthSecret, hmacVerifier } from './secrets.js';
 export interface LegacyAdminRouteDeps {
   registry: Registry;
   admin: RequestHandler;
+  /** Admits admins and factory stations. */
+  adminOrStation: RequestHandler;
   json: RequestHandler;
   body(req: Request): Record<string, unknown>;
   pepper: Buffer;
@@ -32,12 +37,31 @@ function text(v: unknown, name: string, max = 128): string {
 }
 
 export function mountLegacyAdminRoutes(app: Express, deps: LegacyAdminRouteDeps): void {
-  const { registry, admin, json } = deps;
+  const { registry, admin, adminOrStation, json } = deps;
+  /** The manufacturer a station is confined to; undefined for an admin. */
+  const stationScope = (req: Request): string | undefined => (req.caller?.kind === 'station' ? req.caller.manufacturerId : undefined);
+  /** A station may touch only devices (and common auth IDs) of its own manufacturer. */
+  const checkDeviceScope = async (req: Request, deviceId: string, commonAuthId?: string): Promise<void> => {
+    const scope = stationScope(req);
+    if (scope === undefined) return;
+    const device = await registry.getDevice(deviceId);
+    if (device.manufacturerId !== scope) throw new KakuinError('KAKUIN_E_DEVICE_NOT_FOUND', 'no device with that id');
+    if (commonAuthId !== undefined && (await registry.getCommonAuthId(commonAuthId)).manufacturerId !== scope) {
+      throw new KakuinError('KAKUIN_E_FORBIDDEN', 'a station may use only common auth IDs of its own manufacturer');
+    }
+  };
   const csv = express.text({ type: ['text/csv'], limit: deps.maxImportBytes });
   const importJson = express.json({ limit: deps.maxImportBytes, strict: true });
 
-  app.post('/api/v1/legacy/common-auth-ids', admin, json, async (req, res) => {
+  app.post('/api/v1/legacy/common-auth-ids', adminOrStation, json, async (req, res) => {
     const b = deps.body(req);
+    const scope = stationScope(req);
+    if (scope !== undefined) {
+      if (b.manufacturerId !== undefined && b.manufacturerId !== scope) {
+        throw new KakuinError('KAKUIN_E_FORBIDDEN', 'a station creates common auth IDs of its own manufacturer only');
+      }
+      b.manufacturerId = scope;
+    }
     const usual = b.usualHoursUtc;
     if (usual !== undefined && (typeof usual !== 'string' || !/^([01]\d|2[0-3])-([01]\d|2[0-4])$/.test(usual))) {
       throw new KakuinError('KAKUIN_E_VALIDATION', 'usualHoursUtc must be HH-HH (UTC), e.g. 06-22');
@@ -51,11 +75,12 @@ export function mountLegacyAdminRoutes(app: Express, deps: LegacyAdminRouteDeps)
     res.status(201).json({ commonAuthId: created.id });
   });
 
-  app.post('/api/v1/devices/:id/legacy-credentials', admin, json, async (req, res) => {
+  app.post('/api/v1/devices/:id/legacy-credentials', adminOrStation, json, async (req, res) => {
     const b = deps.body(req);
     const deviceId = String(req.params.id);
     const commonAuthId = text(b.commonAuthId, 'commonAuthId');
     const uniqueId = text(b.uniqueId, 'uniqueId', 256);
+    await checkDeviceScope(req, deviceId, commonAuthId);
     const authSecret = generateAuthSecret();
     const [cred] = await registry.putLegacyCredentials([{ deviceId, commonAuthId, uniqueId, verifierKind: 'hmac', verifier: hmacVerifier(deps.pepper, authSecret) }],
       [{ type: 'legacy.credentials-created', actor: req.caller!.actor, deviceId, details: { commonAuthId, uniqueId } }]);
@@ -63,8 +88,9 @@ export function mountLegacyAdminRoutes(app: Express, deps: LegacyAdminRouteDeps)
     res.status(201).json({ deviceId, commonAuthId, uniqueId, authSecret, generation: cred.generation });
   });
 
-  app.delete('/api/v1/devices/:id/legacy-credentials', admin, async (req, res) => {
+  app.delete('/api/v1/devices/:id/legacy-credentials', adminOrStation, async (req, res) => {
     const deviceId = String(req.params.id);
+    await checkDeviceScope(req, deviceId);
     const entry = await registry.deleteLegacyCredentials(deviceId, { type: 'legacy.credentials-deleted', actor: req.caller!.actor, deviceId });
     await deps.afterChange?.();
     res.json({ deviceId, generation: entry.generation, status: 'deleted' });

@@ -277,4 +277,28 @@ describe('legacy three-factor token path wired into kakuin serve', function () {
     expect((await api('GET', `/api/v1/audit-events?deviceId=${d.id}`)).json.events.length).to.equal(before);
     expect((await telemetryCurl(token, d.id)).code, 'the device still works').to.equal(202);
   });
+
+  it('lets a factory station provision legacy credentials for its own manufacturer only', async () => {
+    const st = await api('POST', `/api/v1/manufacturers/${mfr}/stations`, { body: { name: 'line-7' } });
+    expect(st.status, st.text).to.equal(201);
+    const station = (m: string, p: string, o: Parameters<typeof request>[4] = {}) => request(svc.url, svc.rootPem, m, p, { token: st.json.apiKey, ...o });
+    const own = await api('POST', '/api/v1/devices', { body: { manufacturerId: mfr, serialNumber: 'LG-STATION-1' } });
+    const cai2 = await station('POST', '/api/v1/legacy/common-auth-ids', { body: { name: 'line-7-meters' } });
+    expect(cai2.status, cai2.text).to.equal(201);
+    const cred = await station('POST', `/api/v1/devices/${own.json.id}/legacy-credentials`, { body: { commonAuthId: cai2.json.commonAuthId, uniqueId: '352099001761481' } });
+    expect(cred.status, cred.text).to.equal(201);
+    expect(cred.json.authSecret).to.be.a('string');
+    const tok = await legacy('POST', '/legacy/v1/token', { body: { commonAuthId: cai2.json.commonAuthId, uniqueId: '352099001761481', authSecret: cred.json.authSecret } });
+    expect(tok.status, tok.text).to.equal(200);
+
+    const otherMfr = (await api('POST', '/api/v1/manufacturers', { body: { name: 'Someone Else' } })).json.id;
+    const foreign = await api('POST', '/api/v1/devices', { body: { manufacturerId: otherMfr, serialNumber: 'LG-FOREIGN-1' } });
+    const refused = await station('POST', `/api/v1/devices/${foreign.json.id}/legacy-credentials`, { body: { commonAuthId: cai2.json.commonAuthId, uniqueId: '352099001761482' } });
+    expect(refused.status).to.equal(404);
+    expect(refused.json.code).to.equal('KAKUIN_E_DEVICE_NOT_FOUND');
+    const wrongMfr = await station('POST', '/api/v1/legacy/common-auth-ids', { body: { name: 'x', manufacturerId: otherMfr } });
+    expect(wrongMfr.status).to.equal(403);
+    const importRefused = await station('POST', '/api/v1/legacy/import', { body: [] });
+    expect(importRefused.status).to.equal(403);
+  });
 });
