@@ -74,12 +74,15 @@ describe('gateway-auth: ocsp status mode against openssl ocsp', function () {
   let index: string;
   let responder: Responder;
   let gw: RunningGateway;
+  let indexWrites = 0;
 
   function writeIndex(statuses: Partial<Record<keyof typeof devices, IndexStatus>>): void {
     const lines = Object.entries(statuses).map(([name, status]) => indexLine(devices[name as keyof typeof devices], status!));
     writeFileSync(index, `${lines.join('\n')}\n`);
-    // openssl ocsp reloads index.txt when its mtime changes (whole seconds): make sure it does.
-    const t = new Date(Date.now() + 5_000 + Math.random() * 60_000);
+    // openssl ocsp reloads index.txt when its mtime changes (whole seconds): every write gets a
+    // later mtime than the one before, so a reload can never be missed.
+    indexWrites += 1;
+    const t = new Date(Math.floor(Date.now() / 1000) * 1000 + 5_000 + indexWrites * 2_000);
     utimesSync(index, t, t);
   }
 
@@ -93,7 +96,9 @@ describe('gateway-auth: ocsp status mode against openssl ocsp', function () {
     writeIndex({ good: 'good', good2: 'good', revoked: 'revoked', held: 'held' });
     responder = await startOpensslOcsp(pki, index, 'ocsp-signer');
     gw = await startGateway(pki, {
-      statusSource: 'ocsp', ocsp: { url: responder.url, recheckIntervalMs: 200 }, telemetry: { sink: { record: async () => {} } },
+      // A generous request timeout: `openssl ocsp -port` (OpenSSL 3.0) spins forever on a connection
+      // closed without a request, so a client-side abort under load would wedge the responder.
+      statusSource: 'ocsp', ocsp: { url: responder.url, recheckIntervalMs: 200, timeoutMs: 10_000 }, telemetry: { sink: { record: async () => {} } },
     });
   });
 
