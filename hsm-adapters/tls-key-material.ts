@@ -6,7 +6,7 @@
 import type { KeyStore } from './port.js';
 
 export interface TlsKeyMaterial {
-  /** The private key as stored: an encrypted PKCS#8 PEM (`BEGIN ENCRYPTED PRIVATE KEY`). */
+  /** The private key as stored: an encrypted PKCS#8 PEM (label `ENCRYPTED PRIVATE KEY`). */
   readonly key: string;
   /** Decrypts `key`; pass both to `tls.createServer({ key, passphrase })` so it is decrypted in memory only. */
   readonly passphrase: string;
