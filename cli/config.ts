@@ -363,7 +363,8 @@ function keyAlgorithm(v: unknown, key: string): KeyAlgorithm {
   return oneOf(v, key, KEY_ALGORITHMS);
 }
 
-function httpUrl(v: unknown, key: string): string {
+/** An absolute URL whose scheme is one of `protocols`. */
+function urlOption(v: unknown, key: string, protocols: string[], what: string): string {
   const s = str(v, key);
   let u: URL;
   try {
@@ -371,21 +372,17 @@ function httpUrl(v: unknown, key: string): string {
   } catch {
     fail(key, 'must be an absolute URL');
   }
-  // RFC 5280 §4.2.1.13 / RFC 6960: relying parties fetch CRLs and OCSP over plain HTTP.
-  if (u.protocol !== 'http:') fail(key, 'must be an http:// URL (CRL and OCSP are fetched over plain HTTP)');
+  if (!protocols.includes(u.protocol)) fail(key, `must be ${what}`);
   return s;
 }
 
+function httpUrl(v: unknown, key: string): string {
+  // RFC 5280 §4.2.1.13 / RFC 6960: relying parties fetch CRLs and OCSP over plain HTTP.
+  return urlOption(v, key, ['http:'], 'an http:// URL (CRL and OCSP are fetched over plain HTTP)');
+}
+
 function anyHttpUrl(v: unknown, key: string): string {
-  const s = str(v, key);
-  let u: URL;
-  try {
-    u = new URL(s);
-  } catch {
-    fail(key, 'must be an absolute URL');
-  }
-  if (u.protocol !== 'http:' && u.protocol !== 'https:') fail(key, 'must be an http:// or https:// URL');
-  return s;
+  return urlOption(v, key, ['http:', 'https:'], 'an http:// or https:// URL');
 }
 
 function hostnames(v: unknown, key: string): string[] {

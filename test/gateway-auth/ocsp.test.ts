@@ -3,11 +3,11 @@ import { expect } from 'chai';
 import { spawn, type ChildProcess } from 'node:child_process';
 import { once } from 'node:events';
 import { utimesSync, writeFileSync } from 'node:fs';
-import net, { type AddressInfo } from 'node:net';
 import { ocspNoCheckExt } from '../../pkix/index.js';
 import { sleep, startGateway, type RunningGateway } from './harness.js';
 import { closedWithin, httpStatusOf, KeepAliveDevice, sClient } from './peers.js';
 import { createGatewayPki, issue, type GatewayPki, type TestDevice } from './pki.js';
+import { freePort } from '../support/index.js';
 
 /** `YYMMDDHHMMSSZ`, as openssl's index.txt writes times. */
 function indexTime(d: Date): string {
@@ -21,14 +21,6 @@ function indexLine(d: TestDevice, status: IndexStatus): string {
   const expiry = indexTime(d.cert.notAfter);
   const revoked = status === 'good' ? '' : `${indexTime(new Date(Date.now() - 60_000))},${status === 'held' ? 'certificateHold,holdInstructionReject' : 'keyCompromise'}`;
   return [status === 'good' ? 'V' : 'R', expiry, revoked, d.cert.serialHex, 'unknown', `/CN=device ${d.deviceId}`].join('\t');
-}
-
-async function freePort(): Promise<number> {
-  const s = net.createServer().listen(0, '127.0.0.1');
-  await once(s, 'listening');
-  const { port } = s.address() as AddressInfo;
-  await new Promise((resolve) => s.close(resolve));
-  return port;
 }
 
 interface Responder {

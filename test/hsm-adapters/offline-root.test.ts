@@ -5,22 +5,10 @@
  */
 import { spawnSync } from 'node:child_process';
 import { mkdirSync, writeFileSync } from 'node:fs';
-import { createServer } from 'node:net';
 import path from 'node:path';
 import { expect } from 'chai';
-import { makeTempDir, opensslAsync, opensslOk, repoPath } from '../support/index.js';
+import { freePort, makeTempDir, opensslAsync, opensslOk, repoPath } from '../support/index.js';
 import { request, startTestService, testEnv, type HttpResponse, type TestService } from '../support/service.js';
-
-async function freePort(): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const s = createServer();
-    s.once('error', reject);
-    s.listen(0, '127.0.0.1', () => {
-      const port = (s.address() as { port: number }).port;
-      s.close(() => resolve(port));
-    });
-  });
-}
 
 const SUB_CA_EXTENSIONS = `[v3]
 basicConstraints = critical, CA:TRUE, pathlen:0

@@ -5,23 +5,11 @@
  */
 import { spawnSync } from 'node:child_process';
 import { existsSync, mkdirSync, readdirSync, writeFileSync } from 'node:fs';
-import { createServer } from 'node:net';
 import path from 'node:path';
 import { expect } from 'chai';
-import { makeTempDir, opensslAsync, opensslOk, repoPath } from '../support/index.js';
+import { freePort, makeTempDir, opensslAsync, opensslOk, repoPath } from '../support/index.js';
 import { request, startTestService, testEnv, type HttpResponse, type TestService } from '../support/service.js';
 import { createToken, requireSoftHsm, softhsmConf, TEST_PIN } from './softhsm.js';
-
-async function freePort(): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const s = createServer();
-    s.once('error', reject);
-    s.listen(0, '127.0.0.1', () => {
-      const port = (s.address() as { port: number }).port;
-      s.close(() => resolve(port));
-    });
-  });
-}
 
 describe('a CA with its keys in a PKCS#11 token (SoftHSM2)', function () {
   this.timeout(120_000);

@@ -3,23 +3,11 @@
  * what independent verifiers see — `openssl ocsp` against kakuin's responder, `openssl verify
  * -crl_check` and `openssl crl` against its full and delta CRLs.
  */
-import { createServer } from 'node:net';
 import { writeFileSync } from 'node:fs';
 import path from 'node:path';
 import { expect } from 'chai';
-import { makeTempDir, openssl, opensslAsync, opensslOk } from '../support/index.js';
+import { freePort, makeTempDir, openssl, opensslAsync, opensslOk } from '../support/index.js';
 import { request, startTestService, type HttpResponse, type TestService } from '../support/service.js';
-
-async function freePort(): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const s = createServer();
-    s.once('error', reject);
-    s.listen(0, '127.0.0.1', () => {
-      const port = (s.address() as { port: number }).port;
-      s.close(() => resolve(port));
-    });
-  });
-}
 
 async function httpGet(url: string): Promise<{ status: number; body: Buffer; headers: Headers }> {
   const r = await fetch(url);
