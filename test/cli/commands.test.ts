@@ -4,14 +4,14 @@ import { readFileSync } from 'node:fs';
 import path from 'node:path';
 import { expect } from 'chai';
 import { openSqliteRegistry } from '../../registry/sqlite/index.js';
-import { makeTempDir, opensslOk, repoPath } from '../support/index.js';
+import { makeTempDir, opensslOk, cliMain } from '../support/index.js';
 
 describe('kakuin command', function () {
   this.timeout(60_000);
   let tmp: { dir: string; cleanup: () => void };
   let env: Record<string, string>;
   const kakuin = (...args: string[]) => {
-    const r = spawnSync(process.execPath, [repoPath('dist', 'cli', 'main.js'), ...args], { env: { ...process.env, ...env }, timeout: 30_000 });
+    const r = spawnSync(process.execPath, [cliMain, ...args], { env: { ...process.env, ...env }, timeout: 30_000 });
     return { status: r.status, stdout: r.stdout.toString(), stderr: r.stderr.toString() };
   };
 

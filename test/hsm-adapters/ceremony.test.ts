@@ -5,7 +5,7 @@ import { randomBytes } from 'node:crypto';
 import { expect } from 'chai';
 import { combineShares, splitSecret } from '../../hsm-adapters/ceremony/index.js';
 import { rejectsWithCode } from '../contract/keystore.contract.js';
-import { makeTempDir, repoPath } from '../support/index.js';
+import { makeTempDir, cliMain } from '../support/index.js';
 
 function subsets<T>(items: readonly T[], size: number): T[][] {
   if (size === 0) return [[]];
@@ -66,7 +66,7 @@ describe('key ceremony: split knowledge (Shamir, shamir-secret-sharing)', functi
       const passphrase = `ceremony-${randomBytes(12).toString('hex')}`;
       const env = { ...process.env, KAKUIN_DATA_DIR: path.join(tmp.dir, 'data'), KAKUIN_KEY_PASSPHRASE: passphrase, KAKUIN_LOG_LEVEL: 'error' };
       const kakuin = (...args: string[]) => {
-        const r = spawnSync(process.execPath, [repoPath('dist', 'cli', 'main.js'), ...args], { env, timeout: 30_000 });
+        const r = spawnSync(process.execPath, [cliMain, ...args], { env, timeout: 30_000 });
         return { status: r.status, stdout: r.stdout.toString(), stderr: r.stderr.toString() };
       };
       const outDir = path.join(tmp.dir, 'shares');

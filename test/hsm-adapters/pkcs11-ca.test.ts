@@ -7,7 +7,7 @@ import { spawnSync } from 'node:child_process';
 import { existsSync, mkdirSync, readdirSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import { expect } from 'chai';
-import { freePort, makeTempDir, opensslAsync, opensslOk, repoPath } from '../support/index.js';
+import { freePort, makeTempDir, opensslAsync, opensslOk, repoPath, cliMain } from '../support/index.js';
 import { request, startTestService, testEnv, type HttpResponse, type TestService } from '../support/service.js';
 import { createToken, requireSoftHsm, softhsmConf, TEST_PIN } from './softhsm.js';
 
@@ -20,7 +20,7 @@ describe('a CA with its keys in a PKCS#11 token (SoftHSM2)', function () {
   let svc: TestService | undefined;
   let ocspBase = '';
   const kakuin = (...args: string[]) => {
-    const r = spawnSync(process.execPath, [repoPath('dist', 'cli', 'main.js'), ...args], { env: { ...process.env, ...env }, timeout: 60_000 });
+    const r = spawnSync(process.execPath, [cliMain, ...args], { env: { ...process.env, ...env }, timeout: 60_000 });
     return { status: r.status, stdout: r.stdout.toString(), stderr: r.stderr.toString() };
   };
   const api = (method: string, p: string, options: Parameters<typeof request>[4] = {}): Promise<HttpResponse> =>

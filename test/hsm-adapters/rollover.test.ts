@@ -6,7 +6,7 @@ import { spawnSync } from 'node:child_process';
 import { copyFileSync, mkdirSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import { expect } from 'chai';
-import { freePort, makeTempDir, opensslAsync, opensslOk, repoPath } from '../support/index.js';
+import { freePort, makeTempDir, opensslAsync, opensslOk, repoPath, cliMain } from '../support/index.js';
 import { request, startTestService, testEnv, type HttpResponse, type TestService } from '../support/service.js';
 
 describe('device issuing CA rollover with an overlap', function () {
@@ -17,7 +17,7 @@ describe('device issuing CA rollover with an overlap', function () {
   let ocspBase = '';
   const f = (name: string) => path.join(tmp.dir, name);
   const kakuin = (...args: string[]) => {
-    const r = spawnSync(process.execPath, [repoPath('dist', 'cli', 'main.js'), ...args], { env: { ...process.env, ...env }, timeout: 60_000 });
+    const r = spawnSync(process.execPath, [cliMain, ...args], { env: { ...process.env, ...env }, timeout: 60_000 });
     return { status: r.status, stdout: r.stdout.toString(), stderr: r.stderr.toString() };
   };
   const api = (method: string, p: string, options: Parameters<typeof request>[4] = {}): Promise<HttpResponse> =>

@@ -4,6 +4,7 @@ import { existsSync, mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { createServer as createNetServer } from 'node:net';
 import path from 'node:path';
+import { fileURLToPath } from 'node:url';
 
 /** Tests run from the repository root (mocha is started there by `npm test`). */
 export const repoRoot = process.cwd();
@@ -11,6 +12,15 @@ export const repoRoot = process.cwd();
 export function repoPath(...parts: string[]): string {
   return path.join(repoRoot, ...parts);
 }
+
+/**
+ * The compiled output directory these tests were built into (`dist/` for `npm test`; another outDir
+ * when several builds coexist): child processes run the CLI from the same build as the test.
+ */
+export const buildRoot = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..', '..');
+
+/** `<build>/cli/main.js`: the `kakuin` command of this build. */
+export const cliMain = path.join(buildRoot, 'cli', 'main.js');
 
 /** `test/vectors/<name>`: vectors kept in the project. */
 export function vectorPath(...parts: string[]): string {

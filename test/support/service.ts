@@ -10,7 +10,7 @@ import path from 'node:path';
 import { loadConfig } from '../../cli/config.js';
 import { createLogger } from '../../cli/logger.js';
 import { startService, type RunningService } from '../../cli/serve.js';
-import { makeTempDir, repoPath } from './index.js';
+import { makeTempDir, cliMain } from './index.js';
 
 export interface TestService {
   service: RunningService;
@@ -115,7 +115,7 @@ export interface ChildService {
 
 /** `node dist/cli/main.js serve` as a child; resolves once it printed its API URL. */
 export async function spawnService(env: Record<string, string>): Promise<ChildService> {
-  const proc = spawn(process.execPath, [repoPath('dist', 'cli', 'main.js'), 'serve'], {
+  const proc = spawn(process.execPath, [cliMain, 'serve'], {
     env: { PATH: process.env.PATH ?? '', ...env }, stdio: ['ignore', 'pipe', 'pipe'],
   });
   let out = '';
