@@ -308,6 +308,14 @@ export interface Station {
   maxIssuances?: number;
 }
 
+/** A certificate waiting to be revoked as `superseded` at `at` (re-enrollment with `enrollment.overlapHours` > 0). */
+export interface PendingSupersede {
+  serialHex: string;
+  at: Date;
+  /** Who caused it (the re-enrollment's actor), for the revocation's audit event. */
+  actor: string;
+}
+
 export interface Registry {
   /** Schema version after migrations. */
   schemaVersion(): Promise<number>;
@@ -437,6 +445,36 @@ export interface Registry {
   getReenrollmentAllowance(deviceId: string): Promise<Date | undefined>;
   /** Remove the allowance (it is used up by the enrollment it allowed). True when one was removed. */
   consumeReenrollmentAllowance(deviceId: string): Promise<boolean>;
+
+  // ---- station certificates, profiles, durable supersede (issue 6, part 2) ----
+  /**
+   * Record a station's mTLS certificate (issued by the station CA, profile `station`), bound to the
+   * station, atomically with its audit event; like recordIssuance without a device (no key binding,
+   * no device change). KAKUIN_E_STATION_NOT_FOUND; KAKUIN_E_SERIAL_EXISTS; KAKUIN_E_ISSUER_NOT_FOUND;
+   * KAKUIN_E_VALIDATION for a malformed record.
+   */
+  recordStationCertificate(stationId: string, record: IssuanceRecord): Promise<CertificateRecord>;
+  /** The station a certificate was issued to; undefined when it is not a station certificate (or unknown). */
+  findStationOfCertificate(serialHex: string): Promise<string | undefined>;
+  /** The station's certificates (any status), oldest first. KAKUIN_E_STATION_NOT_FOUND. */
+  listStationCertificates(stationId: string): Promise<CertificateRecord[]>;
+  /**
+   * Replace the manufacturer's allowed device certificate profiles (names, validated by the caller
+   * against the configured ones), with its audit event, atomically. KAKUIN_E_MANUFACTURER_NOT_FOUND;
+   * KAKUIN_E_VALIDATION for a list that is not 1..32 non-empty strings.
+   */
+  setManufacturerProfiles(manufacturerId: string, profiles: string[], audit: NewAuditEvent): Promise<void>;
+  /** The manufacturer's allowed profiles; undefined when never set (then only `device` is allowed). */
+  getManufacturerProfiles(manufacturerId: string): Promise<string[] | undefined>;
+  /**
+   * Record pending supersessions (insert or replace by serial), durably: a sweeper revokes them when
+   * due, across restarts. KAKUIN_E_CERTIFICATE_NOT_FOUND for an unknown serial (nothing is recorded).
+   */
+  scheduleSupersede(entries: PendingSupersede[]): Promise<void>;
+  /** Pending supersessions with `at` <= now, earliest first, at most `limit` (default 100, at most 1000). */
+  listDueSupersedes(now: Date, limit?: number): Promise<PendingSupersede[]>;
+  /** Forget pending supersessions (done, or the certificate was revoked otherwise). Unknown serials are ignored. */
+  clearSupersedes(serialHexes: string[]): Promise<void>;
 
   close(): Promise<void>;
 }
