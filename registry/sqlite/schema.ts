@@ -303,6 +303,36 @@ export const MIGRATIONS: readonly Migration[] = [
       CREATE INDEX audit_events_actor ON audit_events (actor, type, at);
     `,
   },
+  {
+    version: 5,
+    name: 'station certificates, allowed profiles per manufacturer, durable pending supersessions',
+    sql: `
+      -- A station's mTLS certificate (station CA, profile 'station') is a certificates row without a
+      -- device; this binds it to its station.
+      CREATE TABLE station_certificates (
+        serial_hex TEXT PRIMARY KEY REFERENCES certificates (serial_hex),
+        station_id TEXT NOT NULL REFERENCES stations (id)
+      ) STRICT;
+      CREATE INDEX station_certificates_station ON station_certificates (station_id);
+
+      -- The device certificate profiles a manufacturer may ask for (a JSON array of names); no row:
+      -- only 'device'.
+      CREATE TABLE manufacturer_profiles (
+        manufacturer_id TEXT PRIMARY KEY REFERENCES manufacturers (id),
+        profiles        TEXT NOT NULL,
+        updated_at      INTEGER NOT NULL
+      ) STRICT;
+
+      -- enrollment.overlapHours > 0: the superseded certificate is revoked at 'at' by a sweeper,
+      -- which survives restarts because the pending revocation is a row, not a timer.
+      CREATE TABLE pending_supersedes (
+        serial_hex TEXT PRIMARY KEY REFERENCES certificates (serial_hex),
+        at         INTEGER NOT NULL,
+        actor      TEXT NOT NULL
+      ) STRICT;
+      CREATE INDEX pending_supersedes_at ON pending_supersedes (at);
+    `,
+  },
 ];
 
 export const LATEST_SCHEMA_VERSION: number = MIGRATIONS[MIGRATIONS.length - 1].version;

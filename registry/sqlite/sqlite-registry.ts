@@ -15,7 +15,7 @@ import type Database from 'better-sqlite3';
 import { KakuinError, type ErrorCode } from '../../errors/index.js';
 import type {
   AdminToken, AuditEvent, AuditQuery, CommonAuthId, FailureCount, LegacyCredential, LegacyCredentialState, LegacyVerifierKind,
-  NewLegacyCredential, Station, CertificateRecord, CertificateStatusRow, CrlRecord, Device, DeviceQuery,
+  NewLegacyCredential, PendingSupersede, Station, CertificateRecord, CertificateStatusRow, CrlRecord, Device, DeviceQuery,
   FeedEntry, IssuanceRecord, Issuer, Manufacturer, NewAuditEvent, NewDevice, Registry, StatusChange, StoredOcspResponse,
 } from '../port.js';
 import { checkStatusChange } from '../status-change.js';
@@ -27,8 +27,8 @@ import { IssuanceWriter, prepareIssuance, type PreparedIssuance } from './issuan
 import { auditEventsQuery, devicesQuery, StatementCache } from './queries.js';
 import {
   adminTokenFromRow, auditEventFromRow, auditEventValues, certificateFromRow, deviceFromRow, feedEntryFromRow, feedSeqValue,
-  issuerFromRow, manufacturerFromRow, normalizeFeedLimit, normalizeSha256Hex, optionalMillis, optionalText, requiredBytes,
-  requiredText, type AdminTokenRow, type AuditEventRow, type CertificateRow, type DeviceRow, type FeedRow,
+  issuerFromRow, manufacturerFromRow, normalizeFeedLimit, normalizeLimit, normalizeSerialHex, normalizeSha256Hex, optionalMillis, optionalText, requiredBytes,
+  requiredText, toMillis, type AdminTokenRow, type AuditEventRow, type CertificateRow, type DeviceRow, type FeedRow,
   type IssuerRow, type ManufacturerRow,
 } from './records.js';
 import { crlRow, ocspResponseRow, SignedObjectStore } from './signed-objects.js';
@@ -477,6 +477,61 @@ export class SqliteRegistry implements Registry {
 
   async consumeReenrollmentAllowance(deviceId: string): Promise<boolean> {
     return this.write('consuming a re-enrollment allowance', {}, () => this.stations.consume(requiredText(deviceId, 'deviceId')));
+  }
+
+  // ---- station certificates, profiles, durable supersede (SQL in stations.ts) ----
+
+  async recordStationCertificate(stationId: string, record: IssuanceRecord): Promise<CertificateRecord> {
+    const id = requiredText(stationId, 'stationId');
+    const prepared = prepareIssuance(record, Date.now());
+    // Queued issuances first: the serial check inside the transaction must see them.
+    this.assertWritable();
+    this.issuances.drain();
+    return this.write('recording a station certificate', {}, () => this.stations.recordCertificate.immediate(id, prepared));
+  }
+
+  async findStationOfCertificate(serialHex: string): Promise<string | undefined> {
+    if (typeof serialHex !== 'string') return undefined;
+    return this.read('reading a station certificate', () => this.stations.stationOfCertificate(serialHex.toUpperCase()));
+  }
+
+  async listStationCertificates(stationId: string): Promise<CertificateRecord[]> {
+    return this.read('listing station certificates', () => this.stations.certificates(requiredText(stationId, 'stationId')));
+  }
+
+  async setManufacturerProfiles(manufacturerId: string, profiles: string[], audit: NewAuditEvent): Promise<void> {
+    if (!Array.isArray(profiles) || profiles.length === 0 || profiles.length > 32
+      || !profiles.every((p) => typeof p === 'string' && p.length > 0 && p.length <= 64)) {
+      throw new KakuinError('KAKUIN_E_VALIDATION', 'profiles must be a list of 1 to 32 profile names');
+    }
+    const now = Date.now();
+    const event = auditEventValues(audit, now);
+    this.write('setting manufacturer profiles', {}, () =>
+      this.stations.setProfiles.immediate(requiredText(manufacturerId, 'manufacturerId'), [...new Set(profiles)], event, now));
+  }
+
+  async getManufacturerProfiles(manufacturerId: string): Promise<string[] | undefined> {
+    return this.read('reading manufacturer profiles', () => this.stations.profiles(requiredText(manufacturerId, 'manufacturerId')));
+  }
+
+  async scheduleSupersede(entries: PendingSupersede[]): Promise<void> {
+    if (!Array.isArray(entries)) throw new KakuinError('KAKUIN_E_VALIDATION', 'entries must be a list');
+    const values = entries.map((e) => {
+      requireObject(e, 'a pending supersession');
+      return { serialHex: normalizeSerialHex(e.serialHex), at: toMillis(e.at, 'at'), actor: requiredText(e.actor, 'actor') };
+    });
+    this.write('scheduling supersessions', {}, () => this.stations.schedule.immediate(values));
+  }
+
+  async listDueSupersedes(now: Date, limit?: number): Promise<PendingSupersede[]> {
+    const nowMs = toMillis(now, 'now');
+    return this.read('listing due supersessions', () => this.stations.due(nowMs, normalizeLimit(limit)));
+  }
+
+  async clearSupersedes(serialHexes: string[]): Promise<void> {
+    if (!Array.isArray(serialHexes)) throw new KakuinError('KAKUIN_E_VALIDATION', 'serialHexes must be a list');
+    const serials = serialHexes.map((s) => normalizeSerialHex(s));
+    this.write('clearing supersessions', {}, () => this.stations.clearSupersedes.immediate(serials));
   }
 
   /** Commits whatever issuances are still queued, then closes the file. Idempotent. */

@@ -2,12 +2,16 @@
  * Production-line enrollment's tables (schema step 4): factory stations and re-enrollment
  * allowances. Each write that an auditor must see (station created, key rotated, station disabled,
  * re-enrollment allowed) commits with its audit event in one transaction.
+ *
+ * Schema step 5: station certificates (a certificates row bound to its station), the allowed
+ * device profiles of each manufacturer, and pending supersessions (enrollment.overlapHours).
  */
 import { randomUUID } from 'node:crypto';
 import type Database from 'better-sqlite3';
 import { KakuinError } from '../../errors/index.js';
-import type { Station } from '../port.js';
-import type { auditEventValues } from './records.js';
+import type { CertificateRecord, PendingSupersede, Station } from '../port.js';
+import { certificateFromRow, type auditEventValues, type CertificateRow } from './records.js';
+import { IssuanceWriter, type PreparedIssuance } from './issuance.js';
 
 type AuditValues = ReturnType<typeof auditEventValues>;
 
@@ -48,6 +52,20 @@ export class StationStore {
   readonly create: Database.Transaction<(input: { manufacturerId: string; name: string; keyHmac: string }, audit: AuditValues, now: number) => Station>;
   readonly update: Database.Transaction<(id: string, change: { keyHmac?: string; disable?: boolean; maxIssuances?: number | null }, audit: AuditValues, now: number) => Station>;
   readonly allow: Database.Transaction<(deviceId: string, until: number, audit: AuditValues, now: number) => void>;
+  private readonly bindStationCertificate: Database.Statement<[string, string]>;
+  private readonly stationOf: Database.Statement<[string], { station_id: string }>;
+  private readonly certificatesOfStation: Database.Statement<[string], CertificateRow>;
+  private readonly manufacturerExists: Database.Statement<[string], { id: string }>;
+  private readonly upsertProfiles: Database.Statement<[string, string, number]>;
+  private readonly profilesOf: Database.Statement<[string], { profiles: string }>;
+  private readonly certificateExists: Database.Statement<[string], { serial_hex: string }>;
+  private readonly upsertSupersede: Database.Statement<[string, number, string]>;
+  private readonly dueSupersedes: Database.Statement<[number, number], { serial_hex: string; at: number; actor: string }>;
+  private readonly deleteSupersede: Database.Statement<[string]>;
+  readonly recordCertificate: Database.Transaction<(stationId: string, p: PreparedIssuance) => CertificateRecord>;
+  readonly setProfiles: Database.Transaction<(manufacturerId: string, profiles: string[], audit: AuditValues, now: number) => void>;
+  readonly schedule: Database.Transaction<(entries: { serialHex: string; at: number; actor: string }[]) => void>;
+  readonly clearSupersedes: Database.Transaction<(serials: string[]) => void>;
 
   constructor(db: Database.Database) {
     this.insertAudit = db.prepare(`INSERT INTO audit_events (at, type, actor, device_id, serial_hex, details)
@@ -79,6 +97,47 @@ export class StationStore {
       if (change.maxIssuances !== undefined) this.setQuota.run(change.maxIssuances, id);
       this.insertAudit.run(audit);
       return stationFromRow(this.byId.get(id)!);
+    });
+    this.bindStationCertificate = db.prepare('INSERT INTO station_certificates (serial_hex, station_id) VALUES (?, ?)');
+    this.stationOf = db.prepare('SELECT station_id FROM station_certificates WHERE serial_hex = ?');
+    this.certificatesOfStation = db.prepare(`SELECT c.* FROM certificates c JOIN station_certificates s ON s.serial_hex = c.serial_hex
+      WHERE s.station_id = ? ORDER BY c.created_at, c.rowid`);
+    this.manufacturerExists = db.prepare('SELECT id FROM manufacturers WHERE id = ?');
+    this.upsertProfiles = db.prepare(`INSERT INTO manufacturer_profiles (manufacturer_id, profiles, updated_at) VALUES (?, ?, ?)
+      ON CONFLICT (manufacturer_id) DO UPDATE SET profiles = excluded.profiles, updated_at = excluded.updated_at`);
+    this.profilesOf = db.prepare('SELECT profiles FROM manufacturer_profiles WHERE manufacturer_id = ?');
+    this.certificateExists = db.prepare('SELECT serial_hex FROM certificates WHERE serial_hex = ?');
+    this.upsertSupersede = db.prepare(`INSERT INTO pending_supersedes (serial_hex, at, actor) VALUES (?, ?, ?)
+      ON CONFLICT (serial_hex) DO UPDATE SET at = excluded.at, actor = excluded.actor`);
+    this.dueSupersedes = db.prepare('SELECT serial_hex, at, actor FROM pending_supersedes WHERE at <= ? ORDER BY at, serial_hex LIMIT ?');
+    this.deleteSupersede = db.prepare('DELETE FROM pending_supersedes WHERE serial_hex = ?');
+    const writer = new IssuanceWriter(db);
+
+    this.recordCertificate = db.transaction((stationId, p) => {
+      if (this.byId.get(stationId) === undefined) throw new KakuinError('KAKUIN_E_STATION_NOT_FOUND', 'no station with that id');
+      if (p.certificate.deviceId !== undefined) throw new KakuinError('KAKUIN_E_VALIDATION', 'a station certificate identifies no device');
+      if (this.certificateExists.get(p.certificate.serialHex) !== undefined) {
+        throw new KakuinError('KAKUIN_E_SERIAL_EXISTS', 'a certificate with that serial number is already recorded');
+      }
+      const record = writer.write(p);
+      this.bindStationCertificate.run(record.serialHex, stationId);
+      return record;
+    });
+    this.setProfiles = db.transaction((manufacturerId, profiles, audit, now) => {
+      if (this.manufacturerExists.get(manufacturerId) === undefined) throw new KakuinError('KAKUIN_E_MANUFACTURER_NOT_FOUND', 'no manufacturer with that id');
+      this.upsertProfiles.run(manufacturerId, JSON.stringify(profiles), now);
+      this.insertAudit.run(audit);
+    });
+    this.schedule = db.transaction((entries) => {
+      for (const e of entries) {
+        if (this.certificateExists.get(e.serialHex) === undefined) {
+          throw new KakuinError('KAKUIN_E_CERTIFICATE_NOT_FOUND', `no certificate with serial number ${e.serialHex}`);
+        }
+        this.upsertSupersede.run(e.serialHex, e.at, e.actor);
+      }
+    });
+    this.clearSupersedes = db.transaction((serials) => {
+      for (const serial of serials) this.deleteSupersede.run(serial);
     });
     this.allow = db.transaction((deviceId, until, audit, now) => {
       if (this.deviceExists.get(deviceId) === undefined) throw new KakuinError('KAKUIN_E_DEVICE_NOT_FOUND', 'no device with that id');
@@ -112,6 +171,24 @@ export class StationStore {
 
   consume(deviceId: string): boolean {
     return this.deleteAllowance.run(deviceId).changes > 0;
+  }
+
+  stationOfCertificate(serialHex: string): string | undefined {
+    return this.stationOf.get(serialHex)?.station_id;
+  }
+
+  certificates(stationId: string): CertificateRecord[] {
+    if (this.byId.get(stationId) === undefined) throw new KakuinError('KAKUIN_E_STATION_NOT_FOUND', 'no station with that id');
+    return this.certificatesOfStation.all(stationId).map(certificateFromRow);
+  }
+
+  profiles(manufacturerId: string): string[] | undefined {
+    const row = this.profilesOf.get(manufacturerId);
+    return row === undefined ? undefined : JSON.parse(row.profiles) as string[];
+  }
+
+  due(now: number, limit: number): PendingSupersede[] {
+    return this.dueSupersedes.all(now, limit).map((r) => ({ serialHex: r.serial_hex, at: new Date(r.at), actor: r.actor }));
   }
 }
 

@@ -1,11 +1,12 @@
 /**
  * Registry contract, production-line enrollment (issue 6): factory stations (key HMAC lookup,
- * rotation, disabling, scoping to a manufacturer) and re-enrollment allowances.
+ * rotation, disabling, scoping to a manufacturer), re-enrollment allowances, station certificates,
+ * allowed profiles per manufacturer and durable pending supersessions.
  */
 import { createHash, randomUUID } from 'node:crypto';
 import { expect } from 'chai';
 import type { Registry } from '../../registry/port.js';
-import { contractSteps, expectKakuinError } from './registry-fixtures.js';
+import { contractSteps, expectKakuinError, fakeCertificate, issuance, ISSUER_ID, randomSerialHex } from './registry-fixtures.js';
 
 const hmac = () => createHash('sha256').update(randomUUID()).digest('hex');
 
@@ -65,6 +66,70 @@ export function runEnrollmentContract(get: () => Registry): void {
       expect(await get().consumeReenrollmentAllowance(device.id)).to.equal(false);
       expect(await get().getReenrollmentAllowance(device.id)).to.equal(undefined);
       await expectKakuinError(get().allowReenrollment(randomUUID(), until, { type: 't', actor: 'a' }), 'KAKUIN_E_DEVICE_NOT_FOUND');
+    });
+    it('records a station certificate bound to its station, atomically with its audit event; refuses unknown stations and device-bound records', async function () {
+      const mfr = await steps.manufacturer();
+      const s = await get().createStation({ manufacturerId: mfr, name: 'line-c', keyHmac: hmac() }, { type: 'station.created', actor: 'token:test' });
+      const first = fakeCertificate({ issuerId: ISSUER_ID, profile: 'station' });
+      const recorded = await get().recordStationCertificate(s.id, issuance(first, 'token:test'));
+      expect(recorded).to.include({ serialHex: first.serialHex, profile: 'station', status: 'good' });
+      expect(recorded.deviceId).to.equal(undefined);
+      expect(await get().findStationOfCertificate(first.serialHex.toLowerCase())).to.equal(s.id);
+      expect((await get().getCertificate(first.serialHex)).profile).to.equal('station');
+      const second = fakeCertificate({ issuerId: ISSUER_ID, profile: 'station' });
+      await get().recordStationCertificate(s.id, issuance(second, 'token:test'));
+      expect((await get().listStationCertificates(s.id)).map((c) => c.serialHex)).to.deep.equal([first.serialHex, second.serialHex]);
+      const events = await get().listAuditEvents({ type: 'certificate.issued', limit: 1000 });
+      expect(events.filter((e) => e.serialHex === first.serialHex)).to.have.length(1);
+
+      const orphan = fakeCertificate({ issuerId: ISSUER_ID, profile: 'station' });
+      await expectKakuinError(get().recordStationCertificate(randomUUID(), issuance(orphan, 'token:test')), 'KAKUIN_E_STATION_NOT_FOUND');
+      await expectKakuinError(get().getCertificate(orphan.serialHex), 'KAKUIN_E_CERTIFICATE_NOT_FOUND');
+      await expectKakuinError(get().recordStationCertificate(s.id, issuance({ ...fakeCertificate({ issuerId: ISSUER_ID }), serialHex: first.serialHex }, 'token:test')), 'KAKUIN_E_SERIAL_EXISTS');
+      const device = await steps.device(mfr);
+      const bound = fakeCertificate({ issuerId: ISSUER_ID, deviceId: device.id });
+      await expectKakuinError(get().recordStationCertificate(s.id, issuance(bound, 'token:test')), 'KAKUIN_E_VALIDATION');
+      await expectKakuinError(get().getCertificate(bound.serialHex), 'KAKUIN_E_CERTIFICATE_NOT_FOUND');
+      expect(await get().findStationOfCertificate((await steps.issue()).serialHex)).to.equal(undefined);
+      await expectKakuinError(get().listStationCertificates(randomUUID()), 'KAKUIN_E_STATION_NOT_FOUND');
+    });
+
+    it('keeps a manufacturer\'s allowed profiles (replaced as a whole, with an audit event); refuses unknown manufacturers and bad lists', async function () {
+      const mfr = await steps.manufacturer();
+      expect(await get().getManufacturerProfiles(mfr)).to.equal(undefined);
+      await get().setManufacturerProfiles(mfr, ['device', 'short-lived'], { type: 'manufacturer.profiles-set', actor: 'token:test', details: { manufacturerId: mfr } });
+      expect(await get().getManufacturerProfiles(mfr)).to.deep.equal(['device', 'short-lived']);
+      await get().setManufacturerProfiles(mfr, ['short-lived'], { type: 'manufacturer.profiles-set', actor: 'token:test', details: { manufacturerId: mfr } });
+      expect(await get().getManufacturerProfiles(mfr)).to.deep.equal(['short-lived']);
+      const events = await get().listAuditEvents({ type: 'manufacturer.profiles-set', limit: 1000 });
+      expect(events.filter((e) => e.details?.manufacturerId === mfr)).to.have.length(2);
+      await expectKakuinError(get().setManufacturerProfiles(randomUUID(), ['device'], { type: 't', actor: 'a' }), 'KAKUIN_E_MANUFACTURER_NOT_FOUND');
+      await expectKakuinError(get().setManufacturerProfiles(mfr, [], { type: 't', actor: 'a' }), 'KAKUIN_E_VALIDATION');
+      await expectKakuinError(get().setManufacturerProfiles(mfr, [7 as unknown as string], { type: 't', actor: 'a' }), 'KAKUIN_E_VALIDATION');
+      expect(await get().getManufacturerProfiles(mfr)).to.deep.equal(['short-lived']);
+    });
+
+    it('keeps pending supersessions until cleared, lists only due ones earliest first, and refuses unknown certificates', async function () {
+      const a = await steps.issue();
+      const b = await steps.issue();
+      const t0 = new Date(Math.floor(Date.now() / 1000) * 1000 + 10 * 365 * 86_400_000);
+      await get().scheduleSupersede([
+        { serialHex: b.serialHex, at: new Date(t0.getTime() + 2000), actor: 'station:x' },
+        { serialHex: a.serialHex.toLowerCase(), at: new Date(t0.getTime() + 1000), actor: 'station:y' },
+      ]);
+      const mine = (list: { serialHex: string }[]) => list.filter((p) => p.serialHex === a.serialHex || p.serialHex === b.serialHex);
+      expect(mine(await get().listDueSupersedes(new Date(t0.getTime() + 500), 1000))).to.deep.equal([]);
+      expect(mine(await get().listDueSupersedes(new Date(t0.getTime() + 1000), 1000))).to.deep.equal([
+        { serialHex: a.serialHex, at: new Date(t0.getTime() + 1000), actor: 'station:y' },
+      ]);
+      expect(mine(await get().listDueSupersedes(new Date(t0.getTime() + 5000), 1000)).map((p) => p.serialHex)).to.deep.equal([a.serialHex, b.serialHex]);
+      await get().clearSupersedes([a.serialHex, randomSerialHex()]);
+      expect(mine(await get().listDueSupersedes(new Date(t0.getTime() + 5000), 1000)).map((p) => p.serialHex)).to.deep.equal([b.serialHex]);
+      await expectKakuinError(get().scheduleSupersede([
+        { serialHex: a.serialHex, at: t0, actor: 'x' }, { serialHex: randomSerialHex(), at: t0, actor: 'x' },
+      ]), 'KAKUIN_E_CERTIFICATE_NOT_FOUND');
+      expect(mine(await get().listDueSupersedes(new Date(t0.getTime() + 5000), 1000)).map((p) => p.serialHex), 'all or nothing').to.deep.equal([b.serialHex]);
+      await get().clearSupersedes([b.serialHex]);
     });
   });
 }
