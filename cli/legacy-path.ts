@@ -28,7 +28,7 @@ export interface RunningLegacyPath {
   close(): Promise<void>;
 }
 
-export async function startLegacyPath(kakuin: Kakuin, plane: RevocationPlane, logger: Logger, sink: TelemetrySink | undefined): Promise<RunningLegacyPath> {
+export async function startLegacyPath(kakuin: Kakuin, plane: Pick<RevocationPlane, 'afterChange'>, logger: Logger, sink: TelemetrySink | undefined): Promise<RunningLegacyPath> {
   const { config, registry, pepper } = kakuin;
   const l = config.legacy;
   const g = config.gateway;

@@ -2,7 +2,7 @@
 /**
  * The `kakuin` command. Every command reads the same configuration (docs/configuration.md).
  *
- *   kakuin serve                                  run the service (creates a development CA on first start)
+ *   kakuin serve [--role ca,ocsp,...]             run the service, or some of its roles (cli/roles.ts)
  *   kakuin init [--keys pkcs11:token=...]         create the CA hierarchy in the data directory
  *   kakuin issue --device ID --csr FILE [--out F] issue a device certificate from a PKCS#10 file
  *   kakuin ca show                                list the CAs
@@ -19,7 +19,8 @@ import { openSqliteRegistry } from '../registry/sqlite/index.js';
 import { isKakuinError, KakuinError } from '../errors/index.js';
 import { loadConfig, type KakuinConfig } from './config.js';
 import { createLogger, type Logger } from './logger.js';
-import { startBanner, startService } from './serve.js';
+import { rolesBanner, startBanner, startRoles, startService } from './serve.js';
+import { hasEveryRole, parseRoles } from './roles.js';
 import { newPkcs11KeyUri, tokenOfKeysUri, tokenOfKeyUri } from '../hsm-adapters/pkcs11/index.js';
 import { rollOverDeviceCa } from '../ca/rollover.js';
 import { ceremonyCombine, ceremonySplit, CEREMONY_USAGE } from './ceremony.js';
@@ -29,7 +30,8 @@ import { caFiles, openKakuin, preInitKeyRing } from './wiring.js';
 const USAGE = `usage: kakuin <command> [options]
 
 commands:
-  serve                                      run the service; creates a development CA on first start
+  serve [--role ROLE[,ROLE...]]              run the service; creates a development CA on first start (ca role);
+                                             roles: ca, enrollment, ocsp, gateway, legacy, all (default all)
   init [--keys pkcs11:token=LABEL]           create the CA hierarchy (root, device issuing CA, infrastructure CA);
                                              --keys puts the CA and OCSP responder keys in a PKCS#11 token
   issue --device ID --csr FILE [--out FILE]  issue a device certificate for a registered device (PEM chain out)
@@ -79,17 +81,30 @@ function args(rest: string[], names: string[] = []): { values: Record<string, st
 }
 
 async function serve(config: KakuinConfig, logger: Logger, rest: string[]): Promise<number> {
-  args(rest);
+  let roleValues: string[];
+  try {
+    roleValues = (parseArgs({ args: rest, options: { role: { type: 'string', multiple: true } }, strict: true }).values.role ?? []) as string[];
+  } catch (e) {
+    throw new KakuinError('KAKUIN_E_USAGE', (e as Error).message);
+  }
+  const roles = parseRoles(roleValues);
   // Signal handlers go in before anything is printed: a supervisor may send SIGTERM the moment it
   // sees the banner.
   let stopRequested: (signal: string) => void = () => {};
   const stopped = new Promise<string>((resolve) => { stopRequested = resolve; });
   process.once('SIGINT', () => stopRequested('SIGINT'));
   process.once('SIGTERM', () => stopRequested('SIGTERM'));
-  const service = await startService(config, logger);
-  process.stdout.write(startBanner(service));
-  logger.info('stopping', { signal: await stopped });
-  await service.close();
+  if (hasEveryRole(roles)) {
+    const service = await startService(config, logger);
+    process.stdout.write(startBanner(service));
+    logger.info('stopping', { signal: await stopped });
+    await service.close();
+  } else {
+    const service = await startRoles(config, logger, roles);
+    process.stdout.write(rolesBanner(service));
+    logger.info('stopping', { signal: await stopped });
+    await service.close();
+  }
   return 0;
 }
 

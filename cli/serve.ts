@@ -12,10 +12,22 @@ import { ensureFirstAdminToken } from './admin-bootstrap.js';
 import { startDeviceGateway, type RunningGateway } from './device-gateway.js';
 import { startLegacyPath, type RunningLegacyPath } from './legacy-path.js';
 import { startRevocationPlane, type RevocationPlane } from './revocation-plane.js';
-import { tlsMaterialFor } from './tls-material.js';
+import { tlsMaterialFor, type TlsMaterial } from './tls-material.js';
 import { EnrollmentService, mountEnrollmentRoutes, StationQuota, StationRateLimit } from '../enrollment/index.js';
 import { caFiles, openKakuin, type Kakuin } from './wiring.js';
 import { toPem } from '../pkix/index.js';
+import { RevocationService } from '../ca/revocation.js';
+import type { CrlPublisher } from '../ca/crl/crl-publisher.js';
+import { jsonLinesTelemetrySink } from '../gateway-auth/index.js';
+import { mountLegacyAdminRoutes } from '../gateway-auth/legacy/index.js';
+import type { KeyRing } from '../hsm-adapters/index.js';
+import type { SoftwareKeyStore } from '../hsm-adapters/software/index.js';
+import type { OcspResponder } from '../ocsp-responder/index.js';
+import type { FeedEntry, Registry } from '../registry/port.js';
+import {
+  needsWritableRegistry, openReadOnlyView, readTlsMaterial, ROLES, startCrlPublication, startGatewayRole, startOcspRole,
+  type GatewayRole, type Role,
+} from './roles.js';
 
 export interface RunningService {
   kakuin: Kakuin;
@@ -71,35 +83,8 @@ export async function startService(config: Readonly<KakuinConfig>, logger: Logge
         });
       },
     });
-    // Client certificates are asked for but optional: admins and stations use tokens, a device renewing
-    // by EST simplereenroll (RFC 7030 §4.2.2) shows its current certificate, verified against the device chain.
-    const server = https.createServer({
-      ...tls, minVersion: 'TLSv1.2', handshakeTimeout: 10_000,
-      requestCert: true, rejectUnauthorized: false, ca: kakuin.deviceIssuer.chain.map((der) => toPem('CERTIFICATE', der)),
-    }, app);
-    // closeAllConnections() only knows HTTP connections; a socket still in its TLS handshake would
-    // hold `close()` open until the handshake times out, so every socket is tracked for shutdown.
-    const sockets = new Set<import('node:stream').Duplex>();
-    server.on('connection', (socket) => {
-      sockets.add(socket);
-      socket.once('close', () => sockets.delete(socket));
-    });
-    server.on('tlsClientError', (_err, socket) => socket.destroy());
-    // Slow-loris bounds: a client must send its headers and body in time.
-    server.headersTimeout = 20_000;
-    server.requestTimeout = 60_000;
-    server.keepAliveTimeout = 5_000;
-    await new Promise<void>((resolve, reject) => {
-      server.once('error', reject);
-      server.listen(config.api.port, config.bindHost, () => {
-        server.off('error', reject);
-        resolve();
-      });
-    });
-    const port = (server.address() as AddressInfo).port;
-    const host = config.bindHost.includes(':') ? `[${config.bindHost}]` : config.bindHost;
-    const apiUrl = `https://${host === '0.0.0.0' ? 'localhost' : host}:${port}`;
-    logger.info('management API listening', { url: apiUrl });
+    const api = await listenManagementApi(kakuin, app, tls, logger);
+    const apiUrl = api.url;
     const started = plane;
     const startedGateway = gateway;
     return {
@@ -107,11 +92,7 @@ export async function startService(config: Readonly<KakuinConfig>, logger: Logge
       legacyUrl: legacyPath.url, legacy: legacyPath,
       initialAdminToken: admin.token, adminTokenFile: admin.file,
       close: async () => {
-        await new Promise<void>((resolve) => {
-          server.close(() => resolve());
-          server.closeAllConnections();
-          for (const socket of sockets) socket.destroy();
-        });
+        await api.close();
         enrollment.close();
         await legacyPath.close();
         await startedGateway.close();
@@ -126,6 +107,48 @@ export async function startService(config: Readonly<KakuinConfig>, logger: Logge
     await kakuin.close();
     throw e;
   }
+}
+
+/** The management API over HTTPS on api.port, as every process serving it runs it. */
+async function listenManagementApi(kakuin: Kakuin, app: import('express').Express, tls: TlsMaterial, logger: Logger): Promise<{ url: string; close(): Promise<void> }> {
+  const { config } = kakuin;
+  // Client certificates are asked for but optional: admins and stations use tokens, a device renewing
+  // by EST simplereenroll (RFC 7030 §4.2.2) shows its current certificate, verified against the device chain.
+  const server = https.createServer({
+    ...tls, minVersion: 'TLSv1.2', handshakeTimeout: 10_000,
+    requestCert: true, rejectUnauthorized: false, ca: kakuin.deviceIssuer.chain.map((der) => toPem('CERTIFICATE', der)),
+  }, app);
+  // closeAllConnections() only knows HTTP connections; a socket still in its TLS handshake would
+  // hold `close()` open until the handshake times out, so every socket is tracked for shutdown.
+  const sockets = new Set<import('node:stream').Duplex>();
+  server.on('connection', (socket) => {
+    sockets.add(socket);
+    socket.once('close', () => sockets.delete(socket));
+  });
+  server.on('tlsClientError', (_err, socket) => socket.destroy());
+  // Slow-loris bounds: a client must send its headers and body in time.
+  server.headersTimeout = 20_000;
+  server.requestTimeout = 60_000;
+  server.keepAliveTimeout = 5_000;
+  await new Promise<void>((resolve, reject) => {
+    server.once('error', reject);
+    server.listen(config.api.port, config.bindHost, () => {
+      server.off('error', reject);
+      resolve();
+    });
+  });
+  const port = (server.address() as AddressInfo).port;
+  const host = config.bindHost.includes(':') ? `[${config.bindHost}]` : config.bindHost;
+  const apiUrl = `https://${host === '0.0.0.0' ? 'localhost' : host}:${port}`;
+  logger.info('management API listening', { url: apiUrl });
+  return {
+    url: apiUrl,
+    close: () => new Promise<void>((resolve) => {
+      server.close(() => resolve());
+      server.closeAllConnections();
+      for (const socket of sockets) socket.destroy();
+    }),
+  };
 }
 
 /** What an operator needs to see once the service is up. */
@@ -151,5 +174,162 @@ export function startBanner(service: RunningService): string {
     lines.push('  admin token       KAKUIN_ADMIN_TOKEN');
   }
   lines.push('', `  try: curl --cacert ${files.root} -H "Authorization: Bearer $TOKEN" ${service.apiUrl}/api/v1/manufacturers`);
+  return `${lines.join('\n')}\n`;
+}
+
+/** A process running some of the roles (`kakuin serve --role ...`); the URLs of the listeners it runs. */
+export interface RunningRoles {
+  roles: ReadonlySet<Role>;
+  config: Readonly<KakuinConfig>;
+  apiUrl?: string;
+  httpUrl?: string;
+  gatewayUrl?: string;
+  legacyUrl?: string;
+  initialAdminToken?: string;
+  adminTokenFile?: string;
+  close(): Promise<void>;
+}
+
+/**
+ * `kakuin serve --role ...` for a subset of the roles (cli/roles.ts says what each does). With
+ * every role, use startService: one process, the revocation plane wired as one.
+ *
+ * A revocation call returns once the components of *this* process reflect it (its OCSP cache, its
+ * gateway's open connections, its legacy tokens); other processes follow the registry's feed
+ * within their poll interval (≤ 100 ms) and are not waited for.
+ */
+export async function startRoles(
+  config: Readonly<KakuinConfig>, logger: Logger, roles: ReadonlySet<Role>, env: Record<string, string | undefined> = process.env,
+): Promise<RunningRoles> {
+  const stops: (() => Promise<void>)[] = [];
+  const stopAll = async () => {
+    for (const stop of stops.reverse()) await stop().catch((e) => logger.error('stopping a component failed', { error: String(e) }));
+  };
+  try {
+    let kakuin: Kakuin | undefined;
+    let registry: Registry;
+    let keys: KeyRing;
+    let softwareKeys: SoftwareKeyStore;
+    if (needsWritableRegistry(roles)) {
+      // Only the ca role creates the CA hierarchy; enrollment or legacy alone need it made already.
+      kakuin = await openKakuin(config, logger, { bootstrap: roles.has('ca'), actor: 'system', env });
+      stops.push(kakuin.close);
+      if (kakuin.created) logger.info('development CA hierarchy created', { dataDir: config.dataDir });
+      ({ registry, keys, softwareKeys } = kakuin);
+    } else {
+      const view = await openReadOnlyView(config, env);
+      stops.push(view.close);
+      ({ registry, keys, softwareKeys } = view);
+    }
+    const result: RunningRoles = { roles, config, close: stopAll };
+    const afterChange: ((entries: FeedEntry[]) => Promise<void>)[] = [];
+
+    let crls: CrlPublisher | undefined;
+    if (roles.has('ca')) {
+      // The device-facing listeners' TLS certificates, for gateway and legacy processes that start later.
+      await tlsMaterialFor(kakuin!, 'gateway', logger);
+      await tlsMaterialFor(kakuin!, 'legacy', logger);
+      const publication = await startCrlPublication(kakuin!, logger);
+      stops.push(publication.close);
+      crls = publication.crls;
+    }
+    let responder: OcspResponder | undefined;
+    if (roles.has('ocsp')) {
+      const ocsp = await startOcspRole(config, registry, keys, logger);
+      stops.push(ocsp.close);
+      responder = ocsp.responder;
+      result.httpUrl = ocsp.httpUrl;
+    }
+    const sink = config.gateway.upstreamUrl || !(roles.has('gateway') || roles.has('legacy'))
+      ? undefined
+      // One writer per file: each process of a subset of the roles records into a file of its own.
+      : jsonLinesTelemetrySink(config.gateway.telemetryDir, `telemetry-${process.pid}.jsonl`);
+    if (sink) stops.push(() => sink.close());
+    let gateway: GatewayRole | undefined;
+    if (roles.has('gateway')) {
+      const tls = kakuin ? await tlsMaterialFor(kakuin, 'gateway', logger) : await readTlsMaterial(config, softwareKeys, 'gateway', logger);
+      gateway = await startGatewayRole({
+        config, registry, tls, logger, sink, ocspUrl: `${result.httpUrl ?? config.publicHttpUrl}/ocsp`,
+      });
+      stops.push(gateway.close);
+      const g = gateway.gateway;
+      afterChange.push(() => g.pokeFeed());
+      result.gatewayUrl = gateway.url;
+    }
+    let legacy: RunningLegacyPath | undefined;
+    if (roles.has('legacy')) {
+      legacy = await startLegacyPath(kakuin!, { afterChange }, logger, sink);
+      stops.push(legacy.close);
+      result.legacyUrl = legacy.url;
+    }
+
+    if (roles.has('ca') || roles.has('enrollment')) {
+      const k = kakuin!;
+      const revocation = new RevocationService(registry, async (entries) => {
+        if (entries.length === 0) return;
+        crls?.onFeedEntries(entries);
+        const seq = entries[entries.length - 1].seq;
+        const [ok] = await Promise.all([responder ? responder.waitForSeq(seq, 2000) : true, ...afterChange.map((f) => f(entries))]);
+        if (!ok) logger.warn('OCSP cache did not catch up with a revocation within 2 s', { seq });
+      });
+      const admin = await ensureFirstAdminToken(k, env);
+      result.initialAdminToken = admin.token;
+      result.adminTokenFile = admin.file;
+      const enrollment = roles.has('enrollment')
+        ? new EnrollmentService(registry, k.deviceIssuer, revocation, {
+          overlapHours: config.enrollment.overlapHours,
+          stationQuota: new StationQuota(registry),
+          stationRateLimit: new StationRateLimit(config.enrollment.stationPerSecond, config.enrollment.stationBurst),
+          onBackgroundError: (e) => logger.error('superseding a re-enrolled certificate failed', { cause: String(e) }),
+        })
+        : undefined;
+      if (enrollment) stops.push(async () => enrollment.close());
+      const legacyPath = legacy;
+      const app = createManagementApi({
+        registry, issuer: k.deviceIssuer, revocation, crls,
+        readiness: gateway ? () => gateway.gateway.readiness() : undefined,
+        authenticator: new AdminAuthenticator(registry, k.pepper, env.KAKUIN_ADMIN_TOKEN),
+        logger,
+        maxBodyBytes: config.api.maxBodyBytes,
+        extraRoutes: (app, helpers) => {
+          if (legacyPath) {
+            legacyPath.mountAdminRoutes(app, helpers);
+          } else {
+            // Legacy processes elsewhere follow the feed; there is no kill switch here to poke.
+            mountLegacyAdminRoutes(app, {
+              registry, pepper: k.pepper, admin: helpers.admin, adminOrStation: helpers.admit('admin', 'station'), json: helpers.json,
+              body: helpers.body, maxImportBytes: config.legacy.bodyLimitBytes * 16, afterChange: async () => {},
+            });
+          }
+          if (enrollment) {
+            mountEnrollmentRoutes(app, helpers, {
+              registry, revocation, enrollment, pepper: k.pepper, maxImportBytes: config.enrollment.importBodyLimitBytes,
+            });
+          }
+        },
+      });
+      const api = await listenManagementApi(k, app, await tlsMaterialFor(k, 'api', logger), logger);
+      stops.push(api.close);
+      result.apiUrl = api.url;
+    }
+    return result;
+  } catch (e) {
+    await stopAll();
+    throw e;
+  }
+}
+
+/** The start-up lines of a process running some of the roles. */
+export function rolesBanner(service: RunningRoles): string {
+  const files = caFiles(service.config);
+  const lines = [`kakuin is running (roles: ${ROLES.filter((r) => service.roles.has(r)).join(', ')})`];
+  if (service.apiUrl) lines.push(`  management API    ${service.apiUrl}/api/v1   (HTTPS, server certificate from the infrastructure CA)`);
+  if (service.httpUrl) lines.push(`  OCSP, CRLs        ${service.httpUrl}/ocsp, ${service.httpUrl}/crl/device.crl   (plain HTTP)`);
+  if (service.gatewayUrl) lines.push(`  device gateway    ${service.gatewayUrl}   (mTLS: device certificates only; POST /v1/telemetry)`);
+  if (service.legacyUrl) lines.push(`  legacy devices    ${service.legacyUrl}   (HTTPS: POST /legacy/v1/token, /legacy/v1/telemetry, /legacy/v1/certificate)`);
+  lines.push(`  root certificate  ${files.root}`, `  data directory    ${service.config.dataDir}`);
+  if (service.initialAdminToken) {
+    lines.push('', `  admin token (shown once; also kept in ${service.adminTokenFile}):`, `    ${service.initialAdminToken}`);
+  }
   return `${lines.join('\n')}\n`;
 }
