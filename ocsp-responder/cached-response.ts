@@ -11,19 +11,28 @@
  *    4..7   revocationTime, seconds since 1970 (0 unless revoked)
  *    8..11  thisUpdate (= producedAt), seconds since 1970
  *   12..15  nextUpdate, seconds since 1970
- *   16..35  SHA-1 of the OCSPResponse DER: the ETag (RFC 5019 §6.2)
- *   36..    the OCSPResponse DER
+ *   16..35  SHA-1 of the whole OCSPResponse DER: the ETag (RFC 5019 §6.2), computed when signed
+ *   36..37  certs tail id: 0 when the stored DER is the whole response; otherwise the response's
+ *           last bytes, BasicOCSPResponse `certs` ([0] EXPLICIT SEQUENCE OF Certificate, the same
+ *           for every response of one responder certificate), are left out and kept once
+ *           (internCertsTail); the wire bytes are the stored DER followed by that tail
+ *   38..39  reserved (0)
+ *   40..    the stored OCSPResponse DER (all of it, or all but the certs tail)
  *
- * Batches are packed into one allocation (`packResponses`): a re-signed batch is one
- * ArrayBuffer, not one per response, and is freed once every response of it has been replaced.
+ * Leaving the tail out halves what a million pre-signed responses take (a P-256 responder
+ * certificate is ~450 bytes of a ~750-byte response); it is a split, not a re-encoding, so the
+ * bytes served are exactly the bytes signed. The pre-signed cache keeps entries in one arena
+ * (response-arena.ts); live answers are packed into one allocation per batch (`packResponses`).
  */
 import * as nodeCrypto from 'node:crypto';
-import { CRL_REASON_CODES, crlReasonFromCode, type OcspCertStatus, type OcspErrorStatus, ocspErrorResponse } from '../pkix/index.js';
+import {
+  CRL_REASON_CODES, crlReasonFromCode, derExplicit, derSequence, type OcspCertStatus, type OcspErrorStatus, ocspErrorResponse,
+} from '../pkix/index.js';
 
 export const KIND_CACHEABLE = 0;
 export const KIND_NO_STORE = 1;
 export const KIND_ERROR = 2;
-export const HEADER_LENGTH = 36;
+export const HEADER_LENGTH = 40;
 const NO_REASON = 0xff;
 
 export interface SignedResponse {
@@ -39,7 +48,34 @@ function sha1(data: Buffer): Buffer {
   return oneShotHash !== undefined ? oneShotHash('sha1', data, 'buffer') : nodeCrypto.createHash('sha1').update(data).digest();
 }
 
-function writeHeader(out: Buffer, at: number, kind: number, epoch: number, r: SignedResponse): void {
+/** The certs tails in use, by id (index 0: none). Few: one per responder certificate this process signed with. */
+const tails: Buffer[] = [Buffer.alloc(0)];
+const tailIds = new Map<string, number>();
+
+/** The id of a certs tail (the same bytes get the same id); kept for the life of the process. */
+export function internCertsTail(tail: Buffer): number {
+  const key = tail.toString('base64');
+  let id = tailIds.get(key);
+  if (id === undefined) {
+    id = tails.length;
+    if (id > 0xffff) throw new RangeError('too many distinct OCSP responder certificates');
+    tails.push(Buffer.from(tail));
+    tailIds.set(key, id);
+  }
+  return id;
+}
+
+/** RFC 6960 §4.2.1 BasicOCSPResponse `certs [0] EXPLICIT SEQUENCE OF Certificate` holding the one responder certificate. */
+export function certsTailFor(responderCertificateDer: Buffer): Buffer {
+  return derExplicit(0, derSequence(responderCertificateDer));
+}
+
+/**
+ * Writes one entry (header + stored DER) at `at`; returns its length. With `tailId`, the DER's
+ * trailing certs bytes are left out when the DER ends with them (else the DER is kept whole).
+ * `out` must have room for HEADER_LENGTH + the whole DER.
+ */
+export function writeEntry(out: Buffer, at: number, kind: number, epoch: number, r: SignedResponse, tailId = 0): number {
   out[at] = kind;
   out[at + 1] = epoch & 0xff;
   const st = r.status;
@@ -55,13 +91,24 @@ function writeHeader(out: Buffer, at: number, kind: number, epoch: number, r: Si
   out.writeUInt32BE(Math.floor(r.thisUpdateMs / 1000), at + 8);
   out.writeUInt32BE(Math.floor(r.nextUpdateMs / 1000), at + 12);
   sha1(r.der).copy(out, at + 16);
-  r.der.copy(out, at + HEADER_LENGTH);
+  const der = r.der;
+  let stored = der.length;
+  if (tailId !== 0) {
+    const tail = tails[tailId];
+    if (tail === undefined) throw new RangeError(`no certs tail ${tailId}`);
+    if (der.length > tail.length && der.compare(tail, 0, tail.length, der.length - tail.length) === 0) stored = der.length - tail.length;
+    else tailId = 0;
+  }
+  out.writeUInt16BE(tailId, at + 36);
+  out.writeUInt16BE(0, at + 38);
+  der.copy(out, at + HEADER_LENGTH, 0, stored);
+  return HEADER_LENGTH + stored;
 }
 
 /**
  * Packs signed responses into one allocation; returns one view per response, in order.
- * `longLived` responses (the cache) get their own slab: a slab of the shared pool would keep
- * unrelated short-lived garbage alive for hours. A one-off live answer uses the pool.
+ * `longLived` responses get their own slab: a slab of the shared pool would keep unrelated
+ * short-lived garbage alive for hours. A one-off live answer uses the pool.
  */
 export function packResponses(responses: SignedResponse[], epoch: number, kind = KIND_CACHEABLE, longLived = true): Buffer[] {
   let total = 0;
@@ -70,8 +117,7 @@ export function packResponses(responses: SignedResponse[], epoch: number, kind =
   const out: Buffer[] = new Array(responses.length);
   let at = 0;
   for (let i = 0; i < responses.length; i++) {
-    const size = HEADER_LENGTH + responses[i].der.length;
-    writeHeader(slab, at, kind, epoch, responses[i]);
+    const size = writeEntry(slab, at, kind, epoch, responses[i]);
     out[i] = slab.subarray(at, at + size);
     at += size;
   }
@@ -112,14 +158,27 @@ export function nextUpdateSeconds(entry: Buffer): number {
   return entry.readUInt32BE(12);
 }
 
-/** The OCSPResponse DER (a view). */
-export function entryDer(entry: Buffer): Buffer {
+/** The stored part of the OCSPResponse DER (a view): all of it unless entryTail says otherwise. */
+export function entryBody(entry: Buffer): Buffer {
   return entry.subarray(HEADER_LENGTH);
+}
+
+/** The certs bytes that follow entryBody on the wire, or undefined when the body is the whole DER. */
+export function entryTail(entry: Buffer): Buffer | undefined {
+  const id = entry.readUInt16BE(36);
+  return id === 0 ? undefined : tails[id];
+}
+
+/** The whole OCSPResponse DER, as signed (a copy when the certs tail was left out; cold paths only). */
+export function entryDer(entry: Buffer): Buffer {
+  const tail = entryTail(entry);
+  const body = entry.subarray(HEADER_LENGTH);
+  return tail === undefined ? body : Buffer.concat([body, tail]);
 }
 
 /** The ETag value, quoted (RFC 9110 §8.8.3): the hex SHA-1 of the response, as RFC 5019 §6.2's example. */
 export function entryEtag(entry: Buffer): string {
-  return `"${entry.toString('hex', 16, HEADER_LENGTH)}"`;
+  return `"${entry.toString('hex', 16, 36)}"`;
 }
 
 /** The status the entry states. */

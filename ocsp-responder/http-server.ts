@@ -28,7 +28,7 @@
 import http from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { KakuinError, type ErrorCode } from '../errors/index.js';
-import { ERROR_ENTRIES, entryEtag, HEADER_LENGTH, KIND_CACHEABLE } from './cached-response.js';
+import { ERROR_ENTRIES, entryEtag, entryTail, HEADER_LENGTH, KIND_CACHEABLE } from './cached-response.js';
 import { decodeGetRequest } from './get-request.js';
 import { httpDate, isOcspRequestType, ocspCacheControl } from './http-headers.js';
 import { describeError, type Logger } from './logger.js';
@@ -252,6 +252,8 @@ export class OcspHttpServer {
   #sendOcsp(req: http.IncomingMessage, res: http.ServerResponse, entry: Buffer, isGet: boolean): void {
     if (res.writableEnded || res.destroyed) return;
     const der = entry.subarray(HEADER_LENGTH);
+    const tail = entryTail(entry);
+    const length = String(tail === undefined ? der.length : der.length + tail.length);
     if (isGet && entry[0] === KIND_CACHEABLE) {
       const thisUpdate = entry.readUInt32BE(8);
       const nextUpdate = entry.readUInt32BE(12);
@@ -267,13 +269,13 @@ export class OcspHttpServer {
         res.end();
         return;
       }
-      headers.push('Content-Length', String(der.length));
+      headers.push('Content-Length', length);
       res.writeHead(200, headers);
-      res.end(der);
+      endWith(res, der, tail);
       return;
     }
-    res.writeHead(200, ['Content-Type', OCSP_RESPONSE, 'Content-Length', String(der.length), 'Cache-Control', 'no-store']);
-    res.end(der);
+    res.writeHead(200, ['Content-Type', OCSP_RESPONSE, 'Content-Length', length, 'Cache-Control', 'no-store']);
+    endWith(res, der, tail);
   }
 
   // ---- CRLs, issuer certificates, health ---------------------------------------------------------
@@ -373,6 +375,20 @@ export class OcspHttpServer {
     }
     this.#send(res, INTERNAL);
   }
+}
+
+/**
+ * Sends the stored DER and, when it was left out of the entry, the responder's certs tail: corked,
+ * so both go out in one writev with the headers (end() uncorks fully), the bytes exactly as signed.
+ */
+function endWith(res: http.ServerResponse, body: Buffer, tail: Buffer | undefined): void {
+  if (tail === undefined) {
+    res.end(body);
+    return;
+  }
+  res.cork();
+  res.write(body);
+  res.end(tail);
 }
 
 function pathOf(url: string): string {

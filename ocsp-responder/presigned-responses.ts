@@ -12,15 +12,18 @@
  * - refresh: a timer re-signs every response past half its validity (RFC 6960 §4.2.2.1: a response
  *   past nextUpdate must not be relied on) and every response of a rolled-over responder.
  * All re-signing goes through one SigningQueue in small batches (DESIGN.md "The event loop").
+ * The responses live in one ResponseArena (response-arena.ts): no object per response, and the
+ * responder certificate each of them carries is kept once per identity, not once per response.
  */
 import type { OcspCertStatus } from '../pkix/index.js';
 import type { FeedEntry, StoredOcspResponse } from '../registry/port.js';
-import { entryEpoch, entryStates, entryStatus, packResponses, pastHalfLife, type SignedResponse } from './cached-response.js';
+import { certsTailFor, entryEpoch, entryStates, entryStatus, internCertsTail, KIND_CACHEABLE, pastHalfLife } from './cached-response.js';
 import { statusFromFeedEntry, statusFromParts } from './cert-status.js';
 import type { FeedFactory, FeedSubscription } from './feed.js';
 import type { IssuerIndex } from './issuer-index.js';
 import { describeError, type Logger } from './logger.js';
 import type { OcspRegistryView } from './registry-view.js';
+import { ResponseArena, type ResponseArenaOptions } from './response-arena.js';
 import type { ResponseSigner } from './response-signer.js';
 import type { PreparedIdentity } from './signing-identity.js';
 import { SigningQueue } from './signing-queue.js';
@@ -43,6 +46,8 @@ export interface PresignedResponsesOptions {
   onReplaced?: (issuerId: string, serialHex: string) => void;
   /** Called when the cache reflects the feed up to `seq`. */
   onFeedApplied?: (seq: number) => void;
+  /** Arena tuning (tests use small chunks). */
+  arena?: ResponseArenaOptions;
 }
 
 interface PendingItem {
@@ -62,7 +67,8 @@ export class PresignedResponses {
   readonly #o: PresignedResponsesOptions;
   readonly #batchSize: number;
   readonly #refreshIntervalMs: number;
-  readonly #maps = new Map<string, Map<string, Buffer>>();
+  readonly #arena: ResponseArena;
+  readonly #tailIds = new WeakMap<PreparedIdentity, number>();
   readonly #queue = new SigningQueue();
   #waiters: Waiter[] = [];
   #feed: FeedSubscription | undefined;
@@ -83,18 +89,21 @@ export class PresignedResponses {
     if (!Number.isInteger(this.#batchSize) || this.#batchSize < 1 || this.#batchSize > 10_000) throw new RangeError('batchSize must be 1 to 10000');
     this.#refreshIntervalMs = options.refreshIntervalMs ?? Math.min(options.signer.validityMs / 8, 600_000);
     if (!(this.#refreshIntervalMs >= 10)) throw new RangeError('refreshIntervalMs must be at least 10');
+    this.#arena = new ResponseArena(options.arena);
   }
 
   /** The hot path: the response for one certificate of one issuer, or undefined. */
   get(issuerId: string, serialHex: string): Buffer | undefined {
-    const map = this.#maps.get(issuerId);
-    return map === undefined ? undefined : map.get(serialHex);
+    return this.#arena.get(issuerId, serialHex);
   }
 
   get size(): number {
-    let n = 0;
-    for (const m of this.#maps.values()) n += m.size;
-    return n;
+    return this.#arena.size;
+  }
+
+  /** Entries, chunks and bytes of the arena (health, benchmarks). */
+  arenaStats(): ReturnType<ResponseArena['stats']> {
+    return this.#arena.stats();
   }
 
   /** The feed sequence number the cache reflects. */
@@ -109,8 +118,11 @@ export class PresignedResponses {
 
   stats(): Record<string, number | string | null> {
     const feedAt = this.#feed?.lastSuccessAt;
+    const arena = this.#arena.stats();
     return {
       responses: this.size,
+      arenaBytes: arena.allocatedBytes,
+      arenaDeadBytes: arena.deadBytes,
       appliedSeq: this.#appliedSeq,
       feedLastSuccessAt: feedAt === undefined ? null : new Date(feedAt).toISOString(),
       signedTotal: this.#signedTotal,
@@ -154,6 +166,7 @@ export class PresignedResponses {
     }
     this.#waiters = [];
     await this.#queue.whenIdle();
+    this.#arena.close();
   }
 
   /**
@@ -186,7 +199,7 @@ export class PresignedResponses {
    * and every response signed by an older responder certificate is re-signed.
    */
   async identitiesChanged(added: readonly PreparedIdentity[], removedIssuerIds: readonly string[]): Promise<void> {
-    for (const id of removedIssuerIds) this.#maps.delete(id);
+    for (const id of removedIssuerIds) this.#arena.deleteIssuer(id);
     if (!this.#started || this.#stopped) return;
     for (const identity of added) await this.#reconcile(identity);
     await this.refresh();
@@ -207,25 +220,28 @@ export class PresignedResponses {
       do {
         this.#sweepAgain = false;
         for (const identity of this.#o.identities().list()) {
-          const map = this.#maps.get(identity.issuerId);
-          if (map === undefined) continue;
+          const layout = this.#arena.layout;
           let batch: string[] = [];
-          let nowSeconds = this.#nowSeconds();
-          let scanned = 0;
-          for (const [serialHex, entry] of map) {
-            if (this.#stopped) return count;
+          const nowSeconds = this.#nowSeconds();
+          const stale = (serialHex: string, entry: Buffer): void => {
             if (entryEpoch(entry) !== identity.epoch || pastHalfLife(entry, nowSeconds)) batch.push(serialHex);
-            if (batch.length >= this.#batchSize) {
-              const serials = batch;
-              batch = [];
+          };
+          // Slot by slot, 8192 slots at a time between yields; a table rebuilt meanwhile (new
+          // certificates) renumbers the slots, so the sweep goes round again.
+          for (let slot = 0; slot >= 0;) {
+            if (this.#stopped) return count;
+            if (this.#arena.layout !== layout) {
+              this.#sweepAgain = true;
+              break;
+            }
+            slot = this.#arena.scan(identity.issuerId, slot, 8192, stale);
+            while (batch.length >= this.#batchSize || (slot < 0 && batch.length > 0)) {
+              const serials = batch.slice(0, this.#batchSize);
+              batch = batch.slice(this.#batchSize);
               count += await this.#queue.run(() => this.#resignFromCache(identity.issuerId, serials), 'background');
             }
-            if (++scanned % 8192 === 0) {
-              await yieldToIo();
-              nowSeconds = this.#nowSeconds();
-            }
+            if (slot >= 0) await yieldToIo();
           }
-          if (batch.length > 0) count += await this.#queue.run(() => this.#resignFromCache(identity.issuerId, batch), 'background');
         }
       } while (this.#sweepAgain && !this.#stopped);
       this.#lastRefreshAt = this.#o.signer.now();
@@ -241,30 +257,20 @@ export class PresignedResponses {
     return Math.floor(this.#o.signer.now() / 1000);
   }
 
-  #mapFor(issuerId: string): Map<string, Buffer> {
-    let map = this.#maps.get(issuerId);
-    if (map === undefined) {
-      map = new Map();
-      this.#maps.set(issuerId, map);
+  /** The certs tail every response of this identity ends with (its responder certificate), interned once. */
+  #tailId(identity: PreparedIdentity): number {
+    let id = this.#tailIds.get(identity);
+    if (id === undefined) {
+      id = internCertsTail(certsTailFor(identity.responderCertificateDer));
+      this.#tailIds.set(identity, id);
     }
-    return map;
+    return id;
   }
 
   /** Stored responses still usable as they are: by a current responder, SHA-1 CertID, not expired. */
   async #load(): Promise<void> {
     const index = this.#o.identities();
     const nowMs = this.#o.signer.now();
-    const groups = new Map<string, { serials: string[]; responses: SignedResponse[] }>();
-    const flush = (issuerId: string): void => {
-      const g = groups.get(issuerId);
-      const identity = index.get(issuerId);
-      if (g === undefined || identity === undefined || g.serials.length === 0) return;
-      const entries = packResponses(g.responses, identity.epoch);
-      const map = this.#mapFor(issuerId);
-      for (let i = 0; i < entries.length; i++) map.set(g.serials[i], entries[i]);
-      g.serials = [];
-      g.responses = [];
-    };
     let skipped = 0;
     await this.#o.registry.forEachOcspResponse(undefined, (r: StoredOcspResponse) => {
       const identity = index.get(r.issuerId);
@@ -274,22 +280,13 @@ export class PresignedResponses {
         skipped++;
         return;
       }
-      let g = groups.get(r.issuerId);
-      if (g === undefined) {
-        g = { serials: [], responses: [] };
-        groups.set(r.issuerId, g);
-      }
-      g.serials.push(usable.serialHex);
-      g.responses.push(usable.response);
-      if (g.serials.length >= 256) flush(r.issuerId);
+      this.#arena.set(r.issuerId, usable.serialHex, usable.response, identity.epoch, KIND_CACHEABLE, this.#tailId(identity));
     });
-    for (const issuerId of groups.keys()) flush(issuerId);
     if (skipped > 0) this.#o.logger.info('stored OCSP responses not reusable (expired or by an older responder) will be re-signed', { count: skipped });
   }
 
   /** Re-sign, in the background, every certificate of the issuer whose response is missing or states an old status. */
   async #reconcile(identity: PreparedIdentity): Promise<void> {
-    const map = this.#mapFor(identity.issuerId);
     const nowSeconds = this.#nowSeconds();
     const serials: string[] = [];
     const statuses: OcspCertStatus[] = [];
@@ -301,7 +298,7 @@ export class PresignedResponses {
         this.#o.logger.error('certificate status cannot be stated', { serialHex, cause: describeError(e) });
         return;
       }
-      const entry = map.get(serialHex);
+      const entry = this.#arena.get(identity.issuerId, serialHex);
       if (entry !== undefined && entryEpoch(entry) === identity.epoch && entryStates(entry, st) && !pastHalfLife(entry, nowSeconds)) return;
       serials.push(serialHex);
       statuses.push(st);
@@ -368,13 +365,12 @@ export class PresignedResponses {
 
   /** Runs inside the queue: re-signs with the status each response states now. */
   async #resignFromCache(issuerId: string, serials: string[]): Promise<number> {
-    const map = this.#maps.get(issuerId);
     const identity = this.#o.identities().get(issuerId);
-    if (map === undefined || identity === undefined) return 0;
+    if (identity === undefined) return 0;
     const nowSeconds = this.#nowSeconds();
     const items: PendingItem[] = [];
     for (const serialHex of serials) {
-      const entry = map.get(serialHex);
+      const entry = this.#arena.get(issuerId, serialHex);
       if (entry === undefined) continue;
       if (entryEpoch(entry) === identity.epoch && !pastHalfLife(entry, nowSeconds)) continue; // the feed re-signed it meanwhile
       items.push({ serialHex, status: entryStatus(entry) });
@@ -388,10 +384,10 @@ export class PresignedResponses {
     const identity = this.#o.identities().get(issuerId);
     if (identity === undefined || items.length === 0) return;
     const signed = await this.#o.signer.signEach(identity, items);
-    const entries = packResponses(signed, identity.epoch);
-    const map = this.#mapFor(issuerId);
+    if (this.#o.identities().get(issuerId) === undefined) return; // the issuer went while this batch was signed
+    const tailId = this.#tailId(identity);
     for (let i = 0; i < items.length; i++) {
-      map.set(items[i].serialHex, entries[i]);
+      this.#arena.set(issuerId, items[i].serialHex, signed[i], identity.epoch, KIND_CACHEABLE, tailId);
       this.#o.onReplaced?.(issuerId, items[i].serialHex);
     }
     this.#generation++;
