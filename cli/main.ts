@@ -26,6 +26,7 @@ import { rollOverDeviceCa } from '../ca/rollover.js';
 import { ceremonyCombine, ceremonySplit, CEREMONY_USAGE } from './ceremony.js';
 import { caCsr, caImport } from './offline-root.js';
 import { caFiles, openKakuin, preInitKeyRing } from './wiring.js';
+import { enrollCommand } from './enroll.js';
 
 const USAGE = `usage: kakuin <command> [options]
 
@@ -44,6 +45,9 @@ commands:
   ceremony split --shares N --threshold M --out-dir DIR [--in FILE]
                                              split the key store passphrase (or FILE) into N shares, M to rebuild
   ceremony combine --out FILE SHARE_FILE...  rebuild a split secret from M shares into FILE
+  enroll batch --in FILE --out DIR --url URL --cacert ROOT.pem
+                                             factory station: enroll the devices of an NDJSON file against a
+                                             remote kakuin, one certificate or PKCS#12 file per device; resumable
   help                                       this text
 
 configuration: KAKUIN_DATA_DIR (default ./data), KAKUIN_CONFIG, and the options in docs/configuration.md
@@ -55,6 +59,8 @@ async function main(argv: string[]): Promise<number> {
     process.stdout.write(USAGE);
     return command ? 0 : 2;
   }
+  // A factory station's client command: it talks to a remote kakuin and needs no local configuration.
+  if (command === 'enroll') return enrollCommand(rest);
   const config = loadConfig();
   const logger = createLogger(config.log.level);
   switch (command) {

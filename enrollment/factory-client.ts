@@ -1,103 +1,440 @@
 /**
  * The factory side of bulk enrollment (`kakuin enroll batch --in devices.ndjson --out certs/`):
- * sends the NDJSON lines to a remote kakuin's `POST /api/v1/enroll/batch` and writes one file per
- * device as results stream back: `<serialNumber>.pem` (certificate; for a `"format": "pem"` keygen item the
- * encrypted key and chain) or `<serialNumber>.p12` (keygen).
+ * sends the NDJSON lines, in chunks of at most MAX_BATCH_LINES, to a remote kakuin's
+ * `POST /api/v1/enroll/batch` and writes one file per device as results stream back:
+ * `<serialNumber>.pem` (certificate and chain; for a `"format": "pem"` keygen item the encrypted key
+ * and chain) or `<serialNumber>.p12` (keygen).
  *
- * Resumable: a device whose file exists is not sent again, and since the server answers a retried CSR
- * with the certificate it issued before, an interruption at any point loses nothing and issues
- * nothing twice. Files are written to a temporary name and renamed, so a file that exists is whole.
+ * Resumable: a device whose file exists is not sent again. Files are written to a temporary name and
+ * renamed, so a file that exists is whole; the journal (`.kakuin-enroll.journal`, NDJSON) records each
+ * written file with its certificate's fingerprint, and each keygen item before it is sent. Since the
+ * server answers a retried CSR with the certificate it issued before, an interruption at any point
+ * (Ctrl-C, kill -9, a dropped connection, a server restart) loses nothing and issues nothing twice
+ * for CSR items. A keygen item answered but not written cannot be recovered (the server keeps no
+ * key): sent again, it gets a new key pair that supersedes the earlier certificate, and the result
+ * says so (`keygenReissued`) so the operator is told.
+ *
+ * A dropped connection or a 5xx/429 answer is retried with exponential backoff, sending only the
+ * items of the chunk not yet answered; after `retries` failed attempts in a row the run stops with
+ * `unreachable` set (the command exits 3). One bad item fails alone: it goes to `failed` (and
+ * `<out>/errors.ndjson`) with its input line number and KAKUIN_E_* code.
  */
-import { createReadStream, existsSync, mkdirSync, renameSync, writeFileSync } from 'node:fs';
+import { createHash } from 'node:crypto';
+import { appendFileSync, existsSync, mkdirSync, readdirSync, readFileSync, renameSync, rmSync, writeFileSync } from 'node:fs';
 import https from 'node:https';
 import path from 'node:path';
-import { createInterface } from 'node:readline';
-import { KakuinError } from '../errors/index.js';
+import { ERROR_CATALOGUE, KakuinError, type ErrorCode } from '../errors/index.js';
+import { fromPem } from '../pkix/index.js';
+import { MAX_BATCH_LINES } from './batch.js';
+
+export const JOURNAL_FILE = '.kakuin-enroll.journal';
+export const ERRORS_FILE = 'errors.ndjson';
+const TEMP_FILE = /^\.[A-Za-z0-9][A-Za-z0-9._+=(),-]*\.\d+\.tmp$/;
 
 export interface FactoryBatchOptions {
   /** Base URL of the remote kakuin management API (`https://kakuin.example:8443`). */
   url: string;
+  /** The station's API key (sent as a bearer token). */
   apiKey: string;
   /** PEM of the CA to trust for the API's TLS certificate (kakuin's root). */
   caPem: string;
   inFile: string;
   outDir: string;
-  /** Called after each result with (done, total). */
+  /** Items per request (1 to 10,000; default 1,000). */
+  chunk?: number;
+  /** Requests in flight at once (default 2). */
+  concurrency?: number;
+  /** Failed attempts in a row before giving up (default 5); the backoff doubles from retryBaseMs (default 500 ms). */
+  retries?: number;
+  retryBaseMs?: number;
+  /** PKCS#12 password for keygen items that carry none (`"keygen": {}`); never logged or journaled. */
+  p12Password?: string;
+  /** Called after each result with (done, total) of the items sent in this run. */
   progress?: (done: number, total: number) => void;
+  /** Called before each retry. */
+  onRetry?: (info: { attempt: number; delayMs: number; reason: string }) => void;
+  /** Aborting stops the run: requests in flight are cut, what was written stays written. */
+  signal?: AbortSignal;
+}
+
+export interface FactoryItemFailure {
+  line: number;
+  serialNumber?: string;
+  code: string;
+  message: string;
 }
 
 export interface FactoryBatchResult {
+  /** Non-blank input lines. */
+  total: number;
+  /** Items sent to the server in this run. */
   sent: number;
+  /** Items whose file existed already. */
   skipped: number;
   written: number;
-  failed: { serialNumber?: string; code: string; message: string }[];
+  failed: FactoryItemFailure[];
+  /** Keygen items given a new key pair that supersedes an earlier certificate (an earlier answer was never written). */
+  keygenReissued: string[];
+  /** Keygen items an earlier run sent but never wrote (from the journal): sent again in this run. */
+  keygenRetried: string[];
+  /** Set when the server could not be reached after the retries. */
+  unreachable?: string;
+  /** Set when the run was aborted (signal). */
+  interrupted?: boolean;
 }
 
-/** A serial number as a file name: PrintableString minus the characters file systems dislike. */
+interface Item {
+  line: number;
+  serialNumber: string;
+  kind: 'csr' | 'keygen';
+  text: string;
+}
+
+/** One journal line. */
+type JournalEntry =
+  | { event: 'written'; serialNumber: string; file: string; serialHex?: string; sha256: string; at: string }
+  | { event: 'keygen-sent'; serialNumber: string; at: string };
+
+/**
+ * A serial number as a file name, or a KAKUIN_E_SERIAL_NOT_A_FILE_NAME error. Serial numbers are
+ * PrintableString; of its characters, `/` is a path separator and space, `'`, `?` and `:` are trouble
+ * on some file systems, so those are refused rather than mapped (mapping could make two devices share
+ * a file). A leading dot (hidden files, `..`) is refused too.
+ */
 export function certificateFileBase(serialNumber: string): string {
-  return serialNumber.replace(/[^A-Za-z0-9._-]/g, '_');
+  if (!/^[A-Za-z0-9][A-Za-z0-9._+=(),-]{0,63}$/.test(serialNumber)) {
+    throw new KakuinError('KAKUIN_E_SERIAL_NOT_A_FILE_NAME',
+      `serial number ${JSON.stringify(serialNumber.slice(0, 80))} cannot be a file name: use letters, digits and . _ + = ( ) , - (starting with a letter or digit, at most 64)`);
+  }
+  return serialNumber;
 }
 
 export async function runFactoryBatch(options: FactoryBatchOptions): Promise<FactoryBatchResult> {
+  const chunkSize = options.chunk ?? 1000;
+  if (!Number.isInteger(chunkSize) || chunkSize < 1 || chunkSize > MAX_BATCH_LINES) {
+    throw new KakuinError('KAKUIN_E_USAGE', `the chunk size must be 1 to ${MAX_BATCH_LINES}`);
+  }
+  const concurrency = options.concurrency ?? 2;
+  if (!Number.isInteger(concurrency) || concurrency < 1 || concurrency > 16) throw new KakuinError('KAKUIN_E_USAGE', 'the concurrency must be 1 to 16');
   mkdirSync(options.outDir, { recursive: true });
-  const lines: string[] = [];
-  let skipped = 0;
-  for await (const line of createInterface({ input: createReadStream(options.inFile), crlfDelay: Infinity })) {
-    if (line.trim().length === 0) continue;
-    let serialNumber: unknown;
-    try {
-      serialNumber = (JSON.parse(line) as { serialNumber?: unknown }).serialNumber;
-    } catch {
-      serialNumber = undefined;
+  const journalPath = path.join(options.outDir, JOURNAL_FILE);
+  const errorsPath = path.join(options.outDir, ERRORS_FILE);
+  const journal = readJournal(journalPath);
+  const journalAppend = (e: JournalEntry) => appendFileSync(journalPath, `${JSON.stringify(e)}\n`, { mode: 0o600 });
+  writeFileSync(errorsPath, '');
+  // Temporary files of a run killed between write and rename: never whole, never used.
+  for (const name of readdirSync(options.outDir)) if (TEMP_FILE.test(name)) rmSync(path.join(options.outDir, name), { force: true });
+
+  const result: FactoryBatchResult = { total: 0, sent: 0, skipped: 0, written: 0, failed: [], keygenReissued: [], keygenRetried: [] };
+  const fail = (f: FactoryItemFailure) => {
+    result.failed.push(f);
+    appendFileSync(errorsPath, `${JSON.stringify(f)}\n`);
+  };
+
+  const items: Item[] = [];
+  const seen = new Map<string, number>();
+  const lines = readFileSync(options.inFile, 'utf8').split('\n');
+  for (let i = 0; i < lines.length; i++) {
+    const text = lines[i].replace(/\r$/, '');
+    if (text.trim().length === 0) continue;
+    result.total++;
+    const line = i + 1;
+    const item = parseItem(text, line, options.p12Password);
+    if ('code' in item) {
+      fail(item);
+      continue;
     }
-    if (typeof serialNumber === 'string') {
-      const base = path.join(options.outDir, certificateFileBase(serialNumber));
-      if (existsSync(`${base}.pem`) || existsSync(`${base}.p12`)) {
-        skipped++;
-        continue;
+    const earlier = seen.get(item.serialNumber);
+    if (earlier !== undefined) {
+      fail({ line, serialNumber: item.serialNumber, code: 'KAKUIN_E_BATCH_ITEM_MALFORMED', message: `serial number already on line ${earlier}` });
+      continue;
+    }
+    seen.set(item.serialNumber, line);
+    const existing = existingFile(options.outDir, item.serialNumber);
+    if (existing) {
+      result.skipped++;
+      // Written, then killed before the journal line: the file is whole (renamed), so record it now.
+      if (journal.written.get(item.serialNumber) !== existing) {
+        journalAppend({ event: 'written', serialNumber: item.serialNumber, file: existing, sha256: sha256File(path.join(options.outDir, existing)), at: new Date().toISOString() });
+      }
+      continue;
+    }
+    if (item.kind === 'keygen' && journal.keygenSent.has(item.serialNumber)) result.keygenRetried.push(item.serialNumber);
+    items.push(item);
+  }
+  result.sent = items.length;
+  if (items.length === 0) return result;
+
+  const client = new BatchClient(options);
+  const chainPem = await client.withRetries(() => client.get('/api/v1/ca/chain'));
+  if (typeof chainPem !== 'string') {
+    result.unreachable = chainPem.unreachable;
+    return result;
+  }
+
+  const writeResult = (item: Item, r: BatchResultLine) => {
+    const base = path.join(options.outDir, item.serialNumber);
+    // A keygen result carries the (encrypted) key: PKCS#12, or the PEM bundle (key + chain) in place of the certificate.
+    const [file, data] = r.pkcs12 ? [`${base}.p12`, Buffer.from(r.pkcs12, 'base64')]
+      : [`${base}.pem`, Buffer.from(r.pem ?? `${r.certificate ?? ''}${chainPem}`)];
+    const temp = path.join(options.outDir, `.${item.serialNumber}.${process.pid}.tmp`);
+    writeFileSync(temp, data, { mode: 0o600 });
+    renameSync(temp, file);
+    const leaf = r.certificate ? fromPem(r.certificate, 'CERTIFICATE')[0] : undefined;
+    journalAppend({
+      event: 'written', serialNumber: item.serialNumber, file: path.basename(file), serialHex: r.serialHex,
+      sha256: createHash('sha256').update(leaf ?? data).digest('hex'), at: new Date().toISOString(),
+    });
+    // The server's word decides: a keygen item whose earlier answer was lost supersedes that certificate.
+    if (item.kind === 'keygen' && (r.supersedes?.length ?? 0) > 0) result.keygenReissued.push(item.serialNumber);
+    result.written++;
+  };
+
+  let done = 0;
+  const chunks: Item[][] = [];
+  for (let i = 0; i < items.length; i += chunkSize) chunks.push(items.slice(i, i + chunkSize));
+  const runChunk = async (chunk: Item[]) => {
+    let remaining = chunk;
+    for (const item of chunk) if (item.kind === 'keygen') journalAppend({ event: 'keygen-sent', serialNumber: item.serialNumber, at: new Date().toISOString() });
+    const outcome = await client.withRetries(async (madeProgress) => {
+      const sending = remaining;
+      const answered = new Set<number>();
+      try {
+        await client.postBatch(sending.map((i) => i.text), (r) => {
+          const item = typeof r.line === 'number' ? sending[r.line - 1] : undefined;
+          if (!item || answered.has(r.line!)) return;
+          answered.add(r.line!);
+          madeProgress();
+          if (r.error || !r.serialNumber) {
+            fail({ line: item.line, serialNumber: item.serialNumber, code: r.error?.code ?? 'KAKUIN_E_INTERNAL', message: r.error?.message ?? 'no result' });
+          } else {
+            writeResult(item, r);
+          }
+          done++;
+          options.progress?.(done, items.length);
+        });
+      } finally {
+        remaining = sending.filter((_, i) => !answered.has(i + 1));
+      }
+      if (remaining.length > 0) throw new TransientError(`the connection ended with ${remaining.length} items unanswered`);
+      return true;
+    });
+    if (outcome !== true) {
+      stopped = true;
+      throw outcome;
+    }
+  };
+  let next = 0;
+  let stopped = false;
+  const workers = Array.from({ length: Math.min(concurrency, chunks.length) }, async () => {
+    while (next < chunks.length && !stopped && !options.signal?.aborted) await runChunk(chunks[next++]);
+  });
+  const settled = await Promise.allSettled(workers);
+  for (const s of settled) {
+    if (s.status === 'fulfilled') continue;
+    const reason = s.reason as unknown;
+    if (reason && typeof reason === 'object' && 'unreachable' in reason) result.unreachable ??= (reason as { unreachable: string }).unreachable;
+    else if (!options.signal?.aborted) throw reason;
+  }
+  if (options.signal?.aborted) result.interrupted = true;
+  return result;
+}
+
+function parseItem(text: string, line: number, p12Password: string | undefined): Item | FactoryItemFailure {
+  let value: unknown;
+  try {
+    value = JSON.parse(text);
+  } catch {
+    return { line, code: 'KAKUIN_E_BATCH_ITEM_MALFORMED', message: 'the line is not valid JSON' };
+  }
+  if (typeof value !== 'object' || value === null || Array.isArray(value)) return { line, code: 'KAKUIN_E_BATCH_ITEM_MALFORMED', message: 'the line must be a JSON object' };
+  const it = value as Record<string, unknown>;
+  if (typeof it.serialNumber !== 'string') return { line, code: 'KAKUIN_E_BATCH_ITEM_MALFORMED', message: 'serialNumber must be a string' };
+  const serialNumber = it.serialNumber;
+  try {
+    certificateFileBase(serialNumber);
+  } catch (e) {
+    return { line, serialNumber, code: (e as KakuinError).code, message: (e as KakuinError).message };
+  }
+  if (it.keygen === undefined) return { line, serialNumber, kind: 'csr', text };
+  const keygen = it.keygen;
+  if (typeof keygen === 'object' && keygen !== null && !Array.isArray(keygen) && (keygen as { password?: unknown }).password === undefined && p12Password !== undefined) {
+    return { line, serialNumber, kind: 'keygen', text: JSON.stringify({ ...it, keygen: { ...keygen, password: p12Password } }) };
+  }
+  return { line, serialNumber, kind: 'keygen', text };
+}
+
+function existingFile(outDir: string, serialNumber: string): string | undefined {
+  for (const ext of ['.pem', '.p12']) if (existsSync(path.join(outDir, `${serialNumber}${ext}`))) return `${serialNumber}${ext}`;
+  return undefined;
+}
+
+function sha256File(file: string): string {
+  return createHash('sha256').update(readFileSync(file)).digest('hex');
+}
+
+function readJournal(file: string): { written: Map<string, string>; keygenSent: Set<string> } {
+  const written = new Map<string, string>();
+  const keygenSent = new Set<string>();
+  if (!existsSync(file)) return { written, keygenSent };
+  for (const l of readFileSync(file, 'utf8').split('\n')) {
+    let e: JournalEntry;
+    try {
+      e = JSON.parse(l) as JournalEntry;
+    } catch {
+      continue; // a line cut short by a kill: the file check decides
+    }
+    if (e?.event === 'written') {
+      written.set(e.serialNumber, e.file);
+      keygenSent.delete(e.serialNumber);
+    } else if (e?.event === 'keygen-sent') {
+      keygenSent.add(e.serialNumber);
+    }
+  }
+  return { written, keygenSent };
+}
+
+interface BatchResultLine {
+  line?: number;
+  serialNumber?: string;
+  serialHex?: string;
+  certificate?: string;
+  pkcs12?: string;
+  pem?: string;
+  supersedes?: string[];
+  error?: { code: string; message: string };
+}
+
+/** Worth retrying: the connection failed or dropped, or the server answered 5xx/429. */
+class TransientError extends Error {}
+
+const REQUEST_IDLE_MS = 120_000;
+
+class BatchClient {
+  constructor(private readonly options: FactoryBatchOptions) {}
+
+  private request(method: string, pathname: string, headers: Record<string, string>): https.RequestOptions & { url: URL } {
+    return {
+      url: new URL(pathname, this.options.url), method, ca: this.options.caPem, agent: false, signal: this.options.signal,
+      headers: { authorization: `Bearer ${this.options.apiKey}`, ...headers },
+    };
+  }
+
+  /** Runs `attempt` until it succeeds; `madeProgress` resets the count of failures in a row. */
+  async withRetries<T>(attempt: (madeProgress: () => void) => Promise<T>): Promise<T | { unreachable: string }> {
+    const retries = this.options.retries ?? 5;
+    const base = this.options.retryBaseMs ?? 500;
+    let failures = 0;
+    for (;;) {
+      let progressed = false;
+      try {
+        return await attempt(() => { progressed = true; });
+      } catch (e) {
+        if (this.options.signal?.aborted) throw e;
+        if (!(e instanceof TransientError) && !isNetworkError(e)) throw e;
+        failures = progressed ? 1 : failures + 1;
+        if (failures > retries) return { unreachable: `${(e as Error).message} (gave up after ${retries} retries)` };
+        const delayMs = Math.min(base * 2 ** (failures - 1), 30_000);
+        this.options.onRetry?.({ attempt: failures, delayMs, reason: (e as Error).message });
+        await new Promise((resolve) => setTimeout(resolve, delayMs));
       }
     }
-    lines.push(line);
   }
-  const result: FactoryBatchResult = { sent: lines.length, skipped, written: 0, failed: [] };
-  if (lines.length === 0) return result;
-  if (lines.length > 10_000) throw new KakuinError('KAKUIN_E_BATCH_TOO_LARGE', 'split the input into files of at most 10,000 devices');
-  const body = `${lines.join('\n')}\n`;
-  await new Promise<void>((resolve, reject) => {
-    const req = https.request(new URL('/api/v1/enroll/batch', options.url), {
-      method: 'POST', ca: options.caPem, agent: false,
-      headers: { authorization: `Bearer ${options.apiKey}`, 'content-type': 'application/x-ndjson', 'content-length': String(Buffer.byteLength(body)) },
-    }, (res) => {
-      if (res.statusCode !== 200) {
+
+  async get(pathname: string): Promise<string> {
+    const { url, ...o } = this.request('GET', pathname, {});
+    return new Promise((resolve, reject) => {
+      const req = https.request(url, o, (res) => {
         const chunks: Buffer[] = [];
         res.on('data', (c: Buffer) => chunks.push(c));
-        res.on('end', () => reject(new Error(`kakuin answered ${res.statusCode}: ${Buffer.concat(chunks).toString('utf8').slice(0, 500)}`)));
-        return;
-      }
-      res.setEncoding('utf8');
-      const out = createInterface({ input: res, crlfDelay: Infinity });
-      let done = 0;
-      out.on('line', (l) => {
-        if (l.trim().length === 0) return;
-        const r = JSON.parse(l) as { serialNumber?: string; certificate?: string; pkcs12?: string; pem?: string; error?: { code: string; message: string } };
-        done++;
-        if (r.error || !r.serialNumber) {
-          result.failed.push({ serialNumber: r.serialNumber, code: r.error?.code ?? 'KAKUIN_E_INTERNAL', message: r.error?.message ?? 'no result' });
-        } else {
-          const base = path.join(options.outDir, certificateFileBase(r.serialNumber));
-          // A keygen result carries the (encrypted) key: PKCS#12, or the PEM bundle (key + chain) in place of the certificate.
-          const [file, data] = r.pkcs12 ? [`${base}.p12`, Buffer.from(r.pkcs12, 'base64')] : [`${base}.pem`, Buffer.from(r.pem ?? r.certificate ?? '')];
-          writeFileSync(`${file}.tmp`, data, { mode: 0o600 });
-          renameSync(`${file}.tmp`, file);
-          result.written++;
-        }
-        options.progress?.(done, lines.length);
+        res.on('end', () => {
+          const text = Buffer.concat(chunks).toString('utf8');
+          if (res.statusCode === 200) resolve(text);
+          else reject(answerError(res.statusCode ?? 0, text));
+        });
+        res.on('error', reject);
       });
-      out.on('close', () => resolve());
-      res.on('error', reject);
+      req.setTimeout(REQUEST_IDLE_MS, () => req.destroy(new TransientError('the server did not answer in time')));
+      req.on('error', reject);
+      req.end();
     });
-    req.on('error', reject);
-    req.end(body);
-  });
-  return result;
+  }
+
+  /** POSTs the lines; `onResult` gets each result line as it arrives. Resolves when the reply ends. */
+  postBatch(lines: string[], onResult: (r: BatchResultLine) => void): Promise<void> {
+    const body = `${lines.join('\n')}\n`;
+    const { url, ...o } = this.request('POST', '/api/v1/enroll/batch', { 'content-type': 'application/x-ndjson', 'content-length': String(Buffer.byteLength(body)) });
+    return new Promise<void>((resolve, reject) => {
+      let settled = false;
+      const settle = (e?: Error) => {
+        if (settled) return;
+        settled = true;
+        if (e) {
+          reject(e);
+          req.destroy();
+        } else {
+          resolve();
+        }
+      };
+      const req = https.request(url, o, (res) => {
+        if (res.statusCode !== 200) {
+          const chunks: Buffer[] = [];
+          res.on('data', (c: Buffer) => chunks.push(c));
+          res.on('end', () => settle(answerError(res.statusCode ?? 0, Buffer.concat(chunks).toString('utf8'))));
+          res.on('error', (e) => settle(new TransientError(`the reply was cut off: ${e.message}`)));
+          return;
+        }
+        res.setEncoding('utf8');
+        let buf = '';
+        res.on('data', (c: string) => {
+          buf += c;
+          let nl: number;
+          while (!settled && (nl = buf.indexOf('\n')) >= 0) {
+            const l = buf.slice(0, nl);
+            buf = buf.slice(nl + 1);
+            if (l.trim().length === 0) continue;
+            let r: BatchResultLine;
+            try {
+              r = JSON.parse(l) as BatchResultLine;
+            } catch {
+              settle(new TransientError('the server sent a line that is not JSON'));
+              return;
+            }
+            try {
+              onResult(r);
+            } catch (e) {
+              settle(e as Error); // a local failure (disk full, ...): not worth retrying
+              return;
+            }
+          }
+        });
+        // The server went away mid-reply: 'error' (aborted), or 'close' before the reply was complete.
+        res.on('error', (e) => settle(new TransientError(`the reply was cut off: ${e.message}`)));
+        res.on('end', () => settle());
+        res.on('close', () => settle(res.complete ? undefined : new TransientError('the reply was cut off')));
+      });
+      req.setTimeout(REQUEST_IDLE_MS, () => req.destroy(new TransientError('the server did not answer in time')));
+      req.on('error', (e) => settle(e));
+      req.end(body);
+    });
+  }
+}
+
+function isNetworkError(e: unknown): boolean {
+  const code = (e as { code?: unknown })?.code;
+  return typeof code === 'string' && /^(ECONNREFUSED|ECONNRESET|EPIPE|ETIMEDOUT|EHOSTUNREACH|ENETUNREACH|EAI_AGAIN|ENOTFOUND|ECONNABORTED|UND_ERR_SOCKET|ERR_STREAM_PREMATURE_CLOSE)$/.test(code);
+}
+
+/** The server's answer to a whole request: 5xx and 429 are worth retrying, the rest is final. */
+function answerError(status: number, text: string): Error {
+  let code: string | undefined;
+  let message = text.slice(0, 500);
+  try {
+    const j = JSON.parse(text) as { code?: string; message?: string };
+    code = j.code;
+    message = j.message ?? message;
+  } catch { /* not JSON */ }
+  if (status >= 500 || status === 429) return new TransientError(`kakuin answered ${status}${code ? ` ${code}` : ''}: ${message}`);
+  const known = code !== undefined && code in ERROR_CATALOGUE ? code as ErrorCode : 'KAKUIN_E_BAD_REQUEST';
+  return new KakuinError(known, `kakuin answered ${status}: ${message}`, { status });
 }

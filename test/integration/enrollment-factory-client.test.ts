@@ -1,5 +1,5 @@
 import { expect } from 'chai';
-import { existsSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
+import { existsSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import { makeTempDir, opensslAsync } from '../support/index.js';
 import { startTestService, type TestService } from '../support/service.js';
@@ -33,17 +33,27 @@ describe('factory client (kakuin enroll batch): one file per device, resumable',
     const outDir = path.join(tmp.dir, 'certs');
     const progress: number[] = [];
     const first = await runFactoryBatch({ url: svc.url, apiKey: f.apiKey, caPem: svc.rootPem, inFile, outDir, progress: (d) => progress.push(d) });
-    expect(first).to.include({ sent: 5, skipped: 0, written: 4 });
-    expect(first.failed.map((x) => x.code)).to.deep.equal(['KAKUIN_E_DEVICE_NOT_REGISTERED']);
-    expect(progress).to.deep.equal([1, 2, 3, 4, 5]);
-    expect(readdirSync(outDir).sort()).to.deep.equal(['F-1.pem', 'F-2.pem', 'F-3.p12', 'F_4.pem']);
+    expect(first).to.include({ total: 5, sent: 4, skipped: 0, written: 3 });
+    // F/4 cannot be a file name: refused before sending (a path separator), the rest fail or succeed alone.
+    expect(first.failed.map((x) => [x.line, x.code])).to.deep.equal([[3, 'KAKUIN_E_SERIAL_NOT_A_FILE_NAME'], [5, 'KAKUIN_E_DEVICE_NOT_REGISTERED']]);
+    expect(progress).to.deep.equal([1, 2, 3, 4]);
+    expect(readdirSync(outDir).sort()).to.deep.equal(['.kakuin-enroll.journal', 'F-1.pem', 'F-2.pem', 'F-3.p12', 'errors.ndjson']);
     const x509 = await opensslAsync(['x509', '-in', path.join(outDir, 'F-1.pem'), '-noout', '-subject']);
     expect(x509.stdout).to.match(/F-1/);
+    // The .pem holds the chain: leaf, device CA, root.
+    expect(readFileSync(path.join(outDir, 'F-1.pem'), 'utf8').match(/BEGIN CERTIFICATE/g)).to.have.length(3);
     rmSync(path.join(outDir, 'F-2.pem'));
     const second = await runFactoryBatch({ url: svc.url, apiKey: f.apiKey, caPem: svc.rootPem, inFile, outDir });
-    expect(second).to.include({ sent: 2, skipped: 3, written: 1 });
+    expect(second).to.include({ sent: 2, skipped: 2, written: 1 });
+    expect(second.keygenReissued).to.deep.equal([]);
     expect(existsSync(path.join(outDir, 'F-2.pem'))).to.equal(true);
     const issued = await apiAs(svc, svc.adminToken)('GET', '/api/v1/audit-events?type=certificate.issued&limit=1000');
-    expect(issued.json.events.filter((e: { actor: string }) => e.actor === `station:${f.stationId}`)).to.have.length(4);
+    expect(issued.json.events.filter((e: { actor: string }) => e.actor === `station:${f.stationId}`)).to.have.length(3);
+
+    // A keygen answer lost before it was written: sent again, a new key pair supersedes the earlier certificate, and the result says so.
+    rmSync(path.join(outDir, 'F-3.p12'));
+    const third = await runFactoryBatch({ url: svc.url, apiKey: f.apiKey, caPem: svc.rootPem, inFile, outDir });
+    expect(third).to.include({ sent: 2, written: 1 });
+    expect(third.keygenReissued).to.deep.equal(['F-3']);
   });
 });
