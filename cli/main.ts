@@ -21,6 +21,7 @@ import { loadConfig, type KakuinConfig } from './config.js';
 import { createLogger, type Logger } from './logger.js';
 import { rolesBanner, startBanner, startRoles, startService } from './serve.js';
 import { hasEveryRole, parseRoles } from './roles.js';
+import { backupCommand, restoreCommand } from './backup.js';
 import { newPkcs11KeyUri, tokenOfKeysUri, tokenOfKeyUri } from '../hsm-adapters/pkcs11/index.js';
 import { rollOverDeviceCa } from '../ca/rollover.js';
 import { ceremonyCombine, ceremonySplit, CEREMONY_USAGE } from './ceremony.js';
@@ -42,6 +43,9 @@ commands:
   ca rollover                                a new device issuing CA takes over issuance; the old one stays in service
                                              offline root: record the root and the CA certificates it signed
   token create --name NAME                   create a named admin token; it is printed once
+  backup --out DIR                           online backup: registry (consistent while serving), encrypted keys,
+                                             CA/TLS certificates, pepper, config, manifest with SHA-256 of each file
+  restore --from DIR [--force]               restore a backup into an empty data directory (checks every hash first)
   ceremony split --shares N --threshold M --out-dir DIR [--in FILE]
                                              split the key store passphrase (or FILE) into N shares, M to rebuild
   ceremony combine --out FILE SHARE_FILE...  rebuild a split secret from M shares into FILE
@@ -70,6 +74,8 @@ async function main(argv: string[]): Promise<number> {
     case 'ca': return caCommand(config, logger, rest);
     case 'token': return tokenCommand(config, logger, rest);
     case 'ceremony': return ceremonyCommand(config, rest);
+    case 'backup': return backup(config, rest);
+    case 'restore': return restore(config, rest);
     default:
       throw new KakuinError('KAKUIN_E_USAGE', `unknown command ${JSON.stringify(command)}\n\n${USAGE}`);
   }
@@ -111,6 +117,24 @@ async function serve(config: KakuinConfig, logger: Logger, rest: string[]): Prom
     logger.info('stopping', { signal: await stopped });
     await service.close();
   }
+  return 0;
+}
+
+async function backup(config: KakuinConfig, rest: string[]): Promise<number> {
+  const { values } = args(rest, ['out']);
+  await backupCommand(config, process.env, values.out, (line) => process.stdout.write(`${line}\n`));
+  return 0;
+}
+
+async function restore(config: KakuinConfig, rest: string[]): Promise<number> {
+  let values: { from?: string; force?: boolean };
+  try {
+    values = parseArgs({ args: rest, options: { from: { type: 'string' }, force: { type: 'boolean' } }, strict: true }).values;
+  } catch (e) {
+    throw new KakuinError('KAKUIN_E_USAGE', (e as Error).message);
+  }
+  await restoreCommand(config, (env) => loadConfig(env), process.env, { from: values.from, force: values.force === true },
+    (line) => process.stdout.write(`${line}\n`));
   return 0;
 }
 

@@ -97,6 +97,8 @@ export const ERROR_CATALOGUE = {
   // ---- configuration / CLI ----------------------------------------------------------------------
   KAKUIN_E_CONFIG: { status: 500, summary: 'The configuration file or an environment override is invalid.' },
   KAKUIN_E_USAGE: { status: 400, summary: 'A `kakuin` command was called with missing or wrong arguments.' },
+  KAKUIN_E_BACKUP_INTEGRITY: { status: 500, summary: '`kakuin restore` (or `backup`) found a backup that does not match its manifest (a file missing, added or changed: its SHA-256 differs) or a damaged registry copy; nothing was restored.' },
+  KAKUIN_E_RESTORE_TARGET_NOT_EMPTY: { status: 500, summary: '`kakuin restore` refuses a data directory (or a registry, key or secret path) that already holds files, unless --force is given.' },
   KAKUIN_E_SERIAL_NOT_A_FILE_NAME: { status: 400, summary: '`kakuin enroll batch` refuses a device serial number that cannot safely be a file name (path separators, a leading dot, characters file systems dislike); the item goes to errors.ndjson.' },
   KAKUIN_E_SERVER_UNREACHABLE: { status: 503, summary: '`kakuin enroll batch` could not reach the kakuin server (connection refused or dropped, 5xx) after its retries with backoff; it exits 3 and a rerun resumes.' },
 } as const satisfies Record<string, { status: number; summary: string; retired?: boolean }>;
