@@ -98,6 +98,9 @@ export async function backupCommand(
   const outDir = path.resolve(out);
   if (!isEmptyOrMissing(outDir)) throw new KakuinError('KAKUIN_E_USAGE', `the backup directory ${outDir} must be new or empty`);
   if (isInside(config.dataDir, outDir)) throw new KakuinError('KAKUIN_E_USAGE', 'the backup directory must be outside the data directory');
+  if ((config.storage.type as string) !== 'sqlite') {
+    throw new KakuinError('KAKUIN_E_USAGE', `kakuin backup copies the SQLite registry; the ${config.storage.type} registry is backed up with its own tools (README "Backup and restore")`);
+  }
   const where = layout(config);
   if (!existsSync(where.registry)) throw new KakuinError('KAKUIN_E_CA_NOT_INITIALIZED', `no registry at ${where.registry}: nothing to back up`);
   ensurePrivateDir(outDir);
