@@ -2,7 +2,7 @@
  * EST (RFC 7030, with the RFC 8951 clarifications) under /.well-known/est/ on the management port.
  *
  *   GET  /.well-known/est/cacerts        anyone   base64 certs-only: the device issuing CA and the root (§4.1.3)
- *   GET  /.well-known/est/csrattrs       anyone   204: kakuin asks for no particular attributes (§4.5.2)
+ *   GET  /.well-known/est/csrattrs       anyone   base64 CsrAttrs (§4.5.2): a P-256 key, ecdsa-with-SHA256, the subject serialNumber
  *   POST /.well-known/est/simpleenroll   station (HTTP Basic `<stationId>:<apiKey>`)   base64 DER PKCS#10 → base64 certs-only
  *   POST /.well-known/est/simplereenroll device (mTLS with its current certificate)   base64 DER PKCS#10 → base64 certs-only;
  *                                        the certificate's status is read from the registry on every request, keep-alive or not
@@ -13,11 +13,16 @@
  * RFC 8951 §3: bodies are base64 whatever Content-Transfer-Encoding says (it is ignored), and
  * whitespace inside the base64 is allowed. The device is the one whose serial number the CSR subject's
  * serialNumber attribute names, within the station's manufacturer.
+ *
+ * Errors on these paths are text/plain (`KAKUIN_E_...: message`), not JSON, with the same statuses.
  */
 import type { TLSSocket } from 'node:tls';
 import express, { type Express, type NextFunction, type Request, type Response } from 'express';
 import { randomBytes } from 'node:crypto';
-import { encodeCertsOnly, readCsr } from '../pkix/index.js';
+import {
+  derOid, derSequence, derSet, encodeCertsOnly, OID_AT_SERIAL_NUMBER, OID_EC_PUBLIC_KEY, OID_ECDSA_WITH_SHA256, OID_P256, readCsr,
+} from '../pkix/index.js';
+import { routeNotFound } from '../ca/api/http-errors.js';
 import { subjectSerialNumber } from './enrollment-service.js';
 import { KakuinError } from '../errors/index.js';
 import type { AdminAuthenticator } from '../ca/api/admin-tokens.js';
@@ -69,7 +74,7 @@ export function mountEst(app: Express, deps: EstDeps): void {
   });
 
   app.get('/.well-known/est/csrattrs', (_req, res) => {
-    res.status(204).end();
+    res.status(200).set('Content-Type', 'application/csrattrs').set('Content-Transfer-Encoding', 'base64').send(base64Lines(CSR_ATTRS));
   });
 
   app.post('/.well-known/est/simpleenroll', station, raw, async (req, res) => {
@@ -100,4 +105,40 @@ export function mountEst(app: Express, deps: EstDeps): void {
     res.status(200).set('Content-Type', `multipart/mixed; boundary=${boundary}`)
       .send(`${part('application/pkcs8', pkcs8)}${part(CERTS_ONLY, encodeCertsOnly([r.der]))}--${boundary}--\r\n`);
   });
+
+  // Unknown EST paths and every error on these paths: text/plain (see plainTextErrors).
+  app.use('/.well-known/est', routeNotFound);
+  app.use('/.well-known/est', plainTextErrors);
 }
+
+/**
+ * RFC 7030 §4.2.3: an error reply without a CMC response carries "a plaintext human-readable error
+ * message"; EST clients print it rather than parse JSON. The API's one error handler still decides
+ * code, status (401 keeps its WWW-Authenticate: Basic) and logging: this only has its
+ * `{code, message}` written as `KAKUIN_E_...: message` text on this one response.
+ */
+function plainTextErrors(err: unknown, _req: Request, res: Response, next: NextFunction): void {
+  res.json = (body: unknown) => {
+    const { code, message } = (body ?? {}) as { code?: unknown; message?: unknown };
+    return res.type('text/plain; charset=utf-8').send(`${String(code)}: ${String(message)}\n`);
+  };
+  next(err);
+}
+
+/**
+ * The CSR attributes kakuin asks for (RFC 7030 §4.5.2, with the ASN.1 as RFC 8951 corrects it; as in
+ * RFC 7030's own example, the key type is an Attribute whose value names the curve):
+ *
+ *   CsrAttrs ::= SEQUENCE SIZE (0..MAX) OF AttrOrOID
+ *   AttrOrOID ::= CHOICE { oid OBJECT IDENTIFIER, attribute Attribute }
+ *   Attribute ::= SEQUENCE { type OBJECT IDENTIFIER, values SET SIZE(1..MAX) OF ANY }
+ *
+ * ecdsa-with-SHA256 (the signature kakuin's device profile expects), id-ecPublicKey with secp256r1
+ * (the key type; RSA-2048+ and P-384 are accepted too but P-256 is asked for), and the subject
+ * serialNumber attribute type (2.5.4.5), which names the device.
+ */
+const CSR_ATTRS = derSequence(
+  derOid(OID_ECDSA_WITH_SHA256),
+  derSequence(derOid(OID_EC_PUBLIC_KEY), derSet(derOid(OID_P256))),
+  derOid(OID_AT_SERIAL_NUMBER),
+);

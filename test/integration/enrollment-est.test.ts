@@ -86,9 +86,24 @@ describe('EST (RFC 7030) with curl and openssl', function () {
     expect(printed.match(/subject=/g)).to.have.length(2);
   });
 
-  it('csrattrs: 204, no attributes asked for', async () => {
+  it('csrattrs: base64 CsrAttrs naming ecdsa-with-SHA256, an id-ecPublicKey attribute with prime256v1, and serialNumber (openssl asn1parse)', async () => {
     const r = await curl(['--cacert', rootFile, `${svc.url}/.well-known/est/csrattrs`]);
-    expect(r.status).to.equal(204);
+    expect(r.status).to.equal(200);
+    expect(r.headers).to.match(/content-type: application\/csrattrs/i);
+    const der = Buffer.from(r.body.replace(/\s+/g, ''), 'base64');
+    const parsed = await opensslAsync(['asn1parse', '-inform', 'DER'], der);
+    expect(parsed.status, parsed.stderr).to.equal(0);
+    // CsrAttrs ::= SEQUENCE OF AttrOrOID: an OID, an Attribute { type, SET { value } }, an OID.
+    const lines = parsed.stdout.trim().split('\n').map((l) => l.replace(/^\s*\d+:d=/, 'd=').replace(/hl=\d+ l=\s*\d+ /, '').replace(/\s+/g, ' ').trim());
+    expect(lines).to.deep.equal([
+      'd=0 cons: SEQUENCE',
+      'd=1 prim: OBJECT :ecdsa-with-SHA256',
+      'd=1 cons: SEQUENCE',
+      'd=2 prim: OBJECT :id-ecPublicKey',
+      'd=2 cons: SET',
+      'd=3 prim: OBJECT :prime256v1',
+      'd=1 prim: OBJECT :serialNumber',
+    ]);
   });
 
   it('simpleenroll without credentials: 401 with WWW-Authenticate: Basic', async () => {
@@ -96,6 +111,26 @@ describe('EST (RFC 7030) with curl and openssl', function () {
     const r = await curl(['--cacert', rootFile, '-H', 'Content-Type: application/pkcs10', '--data-binary', `@${file}`, `${svc.url}/.well-known/est/simpleenroll`]);
     expect(r.status).to.equal(401);
     expect(r.headers).to.match(/www-authenticate: Basic/i);
+    // RFC 7030 §4.2.3: a plaintext human-readable error, not JSON.
+    expect(r.headers).to.match(/content-type: text\/plain/i);
+    expect(r.body).to.match(/^KAKUIN_E_UNAUTHENTICATED: /);
+  });
+
+  it('errors on EST paths are text/plain with the KAKUIN_E_* code, status unchanged (bad base64, unknown EST path)', async () => {
+    const bad = path.join(tmp.dir, 'bad.b64');
+    writeFileSync(bad, 'this is not base64 !!!');
+    const r = await curl(['--cacert', rootFile, '-u', `${a.stationId}:${a.apiKey}`, '--data-binary', `@${bad}`, `${svc.url}/.well-known/est/simpleenroll`]);
+    expect(r.status).to.equal(400);
+    expect(r.headers).to.match(/content-type: text\/plain/i);
+    expect(r.body).to.match(/^KAKUIN_E_PEM_MALFORMED: the body is not base64/);
+    const unknown = await curl(['--cacert', rootFile, `${svc.url}/.well-known/est/fullcmc`]);
+    expect(unknown.status).to.equal(404);
+    expect(unknown.headers).to.match(/content-type: text\/plain/i);
+    expect(unknown.body).to.match(/^KAKUIN_E_ROUTE_NOT_FOUND: /);
+    // The rest of the API keeps JSON errors.
+    const api = await curl(['--cacert', rootFile, `${svc.url}/api/v1/no-such-route`]);
+    expect(api.status).to.equal(404);
+    expect(JSON.parse(api.body).code).to.equal('KAKUIN_E_ROUTE_NOT_FOUND');
   });
 
   it('simpleenroll with the station key: a certificate for the device named by the CSR subject, as certs-only', async () => {
@@ -111,11 +146,25 @@ describe('EST (RFC 7030) with curl and openssl', function () {
     expect(events.json.events.some((e: { actor: string }) => e.actor === `station:${a.stationId}`)).to.equal(true);
   });
 
+  it('simpleenroll ignores Content-Transfer-Encoding (RFC 8951 §3): CRLF-wrapped base64 under "binary" is still base64', async () => {
+    const imp = await apiAs(svc, a.apiKey)('POST', '/api/v1/devices/import', { body: [{ serialNumber: 'EST-0003' }] });
+    expect(imp.status, imp.text).to.equal(201);
+    const { csrFile } = opensslCsr(tmp.dir, 'est3', '/serialNumber=EST-0003');
+    const der = opensslBytes(['req', '-in', csrFile, '-outform', 'DER']);
+    const file = path.join(tmp.dir, 'est3.b64');
+    writeFileSync(file, der.toString('base64').replace(/.{1,76}/g, '$&\r\n'));
+    const r = await curl(['--cacert', rootFile, '-u', `${a.stationId}:${a.apiKey}`, '-H', 'Content-Type: application/pkcs10',
+      '-H', 'Content-Transfer-Encoding: binary', '--data-binary', `@${file}`, `${svc.url}/.well-known/est/simpleenroll`]);
+    expect(r.status, r.body).to.equal(200);
+    expect(r.headers).to.match(/content-type: application\/pkcs7-mime; ?smime-type=certs-only/i);
+    expect(await printCerts(r.body)).to.match(/subject=.*serialNumber\s*=\s*EST-0003/);
+  });
+
   it("simpleenroll by manufacturer B's station for A's device is refused", async () => {
     const file = estCsr('est2-b', 'EST-0002');
     const r = await curl(['--cacert', rootFile, '-u', `${b.stationId}:${b.apiKey}`, '--data-binary', `@${file}`, `${svc.url}/.well-known/est/simpleenroll`]);
     expect(r.status).to.equal(403);
-    expect(JSON.parse(r.body).code).to.equal('KAKUIN_E_DEVICE_NOT_REGISTERED');
+    expect(r.body).to.match(/^KAKUIN_E_DEVICE_NOT_REGISTERED: /);
   });
 
   it("a station key presented under another station's id, or a wrong key, is refused with 401", async () => {
@@ -130,7 +179,7 @@ describe('EST (RFC 7030) with curl and openssl', function () {
     const file = estCsr('est1-clone', 'EST-0001');
     const r = await curl(['--cacert', rootFile, '-u', `${a.stationId}:${a.apiKey}`, '--data-binary', `@${file}`, `${svc.url}/.well-known/est/simpleenroll`]);
     expect(r.status).to.equal(409);
-    expect(JSON.parse(r.body).code).to.equal('KAKUIN_E_DEVICE_ALREADY_ENROLLED');
+    expect(r.body).to.match(/^KAKUIN_E_DEVICE_ALREADY_ENROLLED: /);
   });
 
   it('serverkeygen: multipart/mixed with an application/pkcs8 key and a certs-only certificate for it (openssl pkey, pkcs7)', async () => {
