@@ -66,7 +66,11 @@ export interface KakuinConfig {
   /** Base of the OCSP, CRL and caIssuers URLs written into certificates. */
   publicHttpUrl: string;
   tls: { hostnames: string[]; validityDays: number; renewWithinDays: number };
-  storage: { type: 'sqlite'; path: string; synchronous: 'NORMAL' | 'FULL' };
+  /**
+   * `sqlite` (embedded, `path`, `synchronous`) or `mongodb` (`uri`, `database`; docs/mongodb.md).
+   * The URI may carry credentials: log it only through redactUri (registry/mongodb).
+   */
+  storage: { type: 'sqlite' | 'mongodb'; path: string; synchronous: 'NORMAL' | 'FULL'; uri?: string; database: string };
   keys: {
     directory: string;
     passphraseFile: string;
@@ -133,9 +137,18 @@ const FILE_OPTIONS: Record<string, (v: unknown, key: string) => unknown> = {
   'tls.hostnames': hostnames,
   'tls.validityDays': (v, k) => int(v, k, 1, 825),
   'tls.renewWithinDays': (v, k) => int(v, k, 0, 365),
-  'storage.type': (v, k) => oneOf(v, k, ['sqlite']),
+  'storage.type': (v, k) => oneOf(v, k, ['sqlite', 'mongodb']),
   'storage.path': str,
   'storage.synchronous': (v, k) => oneOf(v, k, ['NORMAL', 'FULL']),
+  // The value is never echoed in an error: a connection string may carry a password.
+  'storage.uri': (v, k) => {
+    if (typeof v !== 'string' || !/^mongodb(\+srv)?:\/\/[^/?#]+/.test(v)) fail(k, 'must be a mongodb:// or mongodb+srv:// connection string');
+    return v;
+  },
+  'storage.database': (v, k) => {
+    if (typeof v !== 'string' || !/^[A-Za-z0-9_-]{1,63}$/.test(v)) fail(k, 'must be 1 to 63 letters, digits, _ or -');
+    return v;
+  },
   'keys.directory': str,
   'keys.passphraseFile': str,
   'keys.pkcs11.module': str,
@@ -166,6 +179,9 @@ export const ENV_OPTIONS: Record<string, string> = {
   KAKUIN_TLS_HOSTNAMES: 'tls.hostnames',
   KAKUIN_SQLITE_PATH: 'storage.path',
   KAKUIN_SQLITE_SYNCHRONOUS: 'storage.synchronous',
+  KAKUIN_STORAGE_TYPE: 'storage.type',
+  KAKUIN_MONGODB_URI: 'storage.uri',
+  KAKUIN_MONGODB_DATABASE: 'storage.database',
   KAKUIN_KEY_PASSPHRASE_FILE: 'keys.passphraseFile',
   KAKUIN_PKCS11_MODULE: 'keys.pkcs11.module',
   KAKUIN_PKCS11_PIN_FILE: 'keys.pkcs11.pinFile',
@@ -267,9 +283,11 @@ export function loadConfig(env: Env = process.env, cwd = process.cwd()): Readonl
       renewWithinDays: get('tls.renewWithinDays', 30),
     },
     storage: {
-      type: 'sqlite',
+      type: get<'sqlite' | 'mongodb'>('storage.type', 'sqlite'),
       path: within(get('storage.path', 'kakuin.db')),
       synchronous: get('storage.synchronous', 'NORMAL'),
+      ...(checked.has('storage.uri') && { uri: checked.get('storage.uri') as string }),
+      database: get('storage.database', 'kakuin'),
     },
     keys: {
       directory: within(get('keys.directory', 'keys')),
@@ -295,6 +313,9 @@ export function loadConfig(env: Env = process.env, cwd = process.cwd()): Readonl
     },
     log: { level: get('log.level', 'info') },
   };
+  if (config.storage.type === 'mongodb' && config.storage.uri === undefined) {
+    fail('storage.uri', 'is required when storage.type is mongodb (or set KAKUIN_MONGODB_URI)');
+  }
   if (config.ocsp.signerRenewWithinDays >= config.ocsp.signerValidityDays) {
     fail('ocsp.signerRenewWithinDays', 'must be less than ocsp.signerValidityDays');
   }

@@ -15,7 +15,6 @@ import { createAdminToken } from '../ca/api/admin-tokens.js';
 import { pemChain } from '../ca/api/representations.js';
 import { hierarchyExists } from '../ca/hierarchy.js';
 import { nameToString, parseCertificate } from '../pkix/index.js';
-import { openSqliteRegistry } from '../registry/sqlite/index.js';
 import { isKakuinError, KakuinError } from '../errors/index.js';
 import { loadConfig, type KakuinConfig } from './config.js';
 import { createLogger, type Logger } from './logger.js';
@@ -26,7 +25,7 @@ import { newPkcs11KeyUri, tokenOfKeysUri, tokenOfKeyUri } from '../hsm-adapters/
 import { rollOverDeviceCa } from '../ca/rollover.js';
 import { ceremonyCombine, ceremonySplit, CEREMONY_USAGE } from './ceremony.js';
 import { caCsr, caImport } from './offline-root.js';
-import { caFiles, openKakuin, preInitKeyRing } from './wiring.js';
+import { caFiles, openKakuin, openRegistry, preInitKeyRing } from './wiring.js';
 import { enrollCommand } from './enroll.js';
 
 const USAGE = `usage: kakuin <command> [options]
@@ -142,7 +141,7 @@ async function init(config: KakuinConfig, logger: Logger, rest: string[]): Promi
   const { values } = args(rest, ['keys']);
   // Checked before anything is written: a bad --keys must not leave a half-made data directory.
   if (values.keys !== undefined && values.keys !== 'file:') tokenOfKeysUri(values.keys);
-  const registry = await openSqliteRegistry({ path: config.storage.path, synchronous: config.storage.synchronous });
+  const registry = await openRegistry(config);
   const exists = await hierarchyExists(registry).finally(() => registry.close());
   if (exists) throw new KakuinError('KAKUIN_E_CA_EXISTS', `a CA hierarchy exists already in ${config.dataDir}; it is never overwritten`);
   const kakuin = await openKakuin(config, logger, { bootstrap: true, actor: 'cli', ...(values.keys ? { keys: values.keys } : {}) });

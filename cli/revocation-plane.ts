@@ -3,8 +3,6 @@
  * thread), the OCSP responder with its pre-signed responses, and the plain-HTTP listener that
  * serves OCSP, CRLs and CA certificates. All of them follow the registry's revocation feed.
  */
-import { fileURLToPath, pathToFileURL } from 'node:url';
-import path from 'node:path';
 import { CrlPublisher } from '../ca/crl/crl-publisher.js';
 import { WorkerCrlBodyBuilder } from '../ca/crl/crl-builder.js';
 import { ensureOcspSigner, type OcspSigner } from '../ca/ocsp-signers.js';
@@ -13,7 +11,7 @@ import { FeedFollower } from '../registry/feed-follower.js';
 import type { FeedEntry } from '../registry/port.js';
 import { createOcspHttpServer, OcspResponder, Publications, type OcspSigningIdentity } from '../ocsp-responder/index.js';
 import type { Logger } from './logger.js';
-import type { Kakuin } from './wiring.js';
+import { workerRegistry, type Kakuin } from './wiring.js';
 
 export interface RevocationPlane {
   revocation: RevocationService;
@@ -34,12 +32,6 @@ function identities(signers: OcspSigner[]): OcspSigningIdentity[] {
   }));
 }
 
-/** The module a CRL worker imports to open its own (read-only) registry connection. */
-function workerRegistryModule(): string {
-  const here = path.dirname(fileURLToPath(import.meta.url));
-  return pathToFileURL(path.join(here, '..', 'registry', 'sqlite', 'worker-open.js')).href;
-}
-
 export async function startRevocationPlane(kakuin: Kakuin, logger: Logger): Promise<RevocationPlane> {
   const { config, registry, hierarchy } = kakuin;
   // An offline root publishes its own CRL and OCSP; kakuin serves those of the CAs whose keys it holds.
@@ -48,7 +40,7 @@ export async function startRevocationPlane(kakuin: Kakuin, logger: Logger): Prom
 
   const crls = new CrlPublisher(
     registry, issuers, kakuin.urls,
-    new WorkerCrlBodyBuilder({ module: workerRegistryModule(), options: { path: config.storage.path } }),
+    new WorkerCrlBodyBuilder(workerRegistry(config)),
     {
       coalesceMs: config.crl.coalesceMs,
       fullValidityMs: config.crl.fullValidityHours * HOUR_MS,

@@ -4,6 +4,7 @@
  */
 import { mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
+import { fileURLToPath, pathToFileURL } from 'node:url';
 import { KeyRing, type KeyAlgorithm, type KeyStore, type Signer } from '../hsm-adapters/index.js';
 import { newPkcs11KeyUri, Pkcs11KeyStore, tokenOfKeysUri, tokenOfKeyUri } from '../hsm-adapters/pkcs11/index.js';
 import { SoftwareKeyStore } from '../hsm-adapters/software/index.js';
@@ -16,6 +17,7 @@ import { createProofOfPossessionVerifier } from '../ca/pop-verifier.js';
 import { publicUrls, type PublicUrls } from '../ca/urls.js';
 import { openSqliteRegistry } from '../registry/sqlite/index.js';
 import type { Registry } from '../registry/port.js';
+import type { WorkerRegistrySpec } from '../ca/crl/crl-builder.js';
 import { toPem } from '../pkix/index.js';
 import { KakuinError } from '../errors/index.js';
 import type { KakuinConfig } from './config.js';
@@ -65,11 +67,36 @@ export function caFiles(config: KakuinConfig) {
   return { dir, root: path.join(dir, 'root.pem'), device: path.join(dir, 'device.pem'), infrastructure: path.join(dir, 'infrastructure.pem'), chain: path.join(dir, 'device-chain.pem') };
 }
 
+/**
+ * Opens the registry `storage.type` names: the embedded SQLite file, or MongoDB (the driver is
+ * loaded only then). Read-only openings are for the OCSP and gateway roles and worker threads.
+ */
+export async function openRegistry(config: Readonly<KakuinConfig>, options: { readonly?: boolean } = {}): Promise<Registry> {
+  const storage = config.storage;
+  if (storage.type === 'mongodb') {
+    const { openMongoRegistry } = await import('../registry/mongodb/index.js');
+    return openMongoRegistry({ uri: storage.uri!, database: storage.database, readonly: options.readonly === true });
+  }
+  return options.readonly === true
+    ? openSqliteRegistry({ path: storage.path, readonly: true })
+    : openSqliteRegistry({ path: storage.path, synchronous: storage.synchronous });
+}
+
+/** The module (and its options) a CRL worker thread opens its own read-only registry with. */
+export function workerRegistry(config: Readonly<KakuinConfig>): WorkerRegistrySpec {
+  const here = path.dirname(fileURLToPath(import.meta.url));
+  const storage = config.storage;
+  const module = (adapter: string) => pathToFileURL(path.join(here, '..', 'registry', adapter, 'worker-open.js')).href;
+  return storage.type === 'mongodb'
+    ? { module: module('mongodb'), options: { uri: storage.uri, database: storage.database } }
+    : { module: module('sqlite'), options: { path: storage.path } };
+}
+
 export async function openKakuin(config: Readonly<KakuinConfig>, logger: Logger, options: OpenOptions): Promise<Kakuin> {
   const env = options.env ?? process.env;
   ensurePrivateDir(config.dataDir);
   ensurePrivateDir(config.secrets.directory);
-  const registry = await openSqliteRegistry({ path: config.storage.path, synchronous: config.storage.synchronous });
+  const registry = await openRegistry(config);
   let opened: KeyRing | undefined;
   try {
     const initialized = await hierarchyExists(registry);
