@@ -11,6 +11,7 @@ import type { Socket } from 'node:net';
 import path from 'node:path';
 import { expect } from 'chai';
 import { encodeCertId, encodeOcspRequest, fromPem, parseCertificate, parseOcspResponse } from '../../pkix/index.js';
+import { openSqliteRegistry } from '../../registry/sqlite/index.js';
 import { cliMain, makeTempDir, opensslOk } from '../support/index.js';
 import { request, testEnv } from '../support/service.js';
 
@@ -180,21 +181,37 @@ describe('roles: separate processes sharing one registry', function () {
     });
     expect(refused).to.match(/^error /);
     fresh.destroy();
+    // The OCSP processes signed every answer in memory: nothing was stored in the (shared) registry.
+    const registry = await openSqliteRegistry({ path: path.join(dataDir, 'kakuin.db'), readonly: true });
+    let stored = 0;
+    await registry.forEachOcspResponse(undefined, () => { stored++; });
+    await registry.close();
+    expect(stored, 'OCSP responses stored by the ocsp role').to.equal(0);
     console.log(`      revoke → OCSP revoked ${ocspRevokedAt! - returnedAt} ms / ${ocsp2RevokedAt! - returnedAt} ms, gateway closed ${closedAt! - returnedAt} ms`);
   });
 
-  it('refuses an unknown role with KAKUIN_E_USAGE', async () => {
+  it('refuses an unknown role (KAKUIN_E_USAGE), and an ocsp or gateway process before a ca process made the CA', async () => {
     const dir = makeTempDir();
-    try {
-      const child = spawn(process.execPath, [cliMain, 'serve', '--role', 'ca,hsm'], {
-        env: { PATH: process.env.PATH ?? '', ...testEnv(dir.dir) }, stdio: ['ignore', 'pipe', 'pipe'],
+    const run = (roles: string) => new Promise<{ code: number | null; err: string }>((resolve) => {
+      const child = spawn(process.execPath, [cliMain, 'serve', '--role', roles], {
+        env: { PATH: process.env.PATH ?? '', ...testEnv(path.join(dir.dir, 'data'), { KAKUIN_OCSP_PORT: '0', KAKUIN_GATEWAY_PORT: '0' }) },
+        stdio: ['ignore', 'pipe', 'pipe'],
       });
       let err = '';
+      child.stdout.resume();
       child.stderr.on('data', (c: Buffer) => { err += c.toString(); });
-      const code = await new Promise<number | null>((resolve) => child.once('exit', resolve));
-      expect(code).to.equal(2);
-      expect(err).to.contain('KAKUIN_E_USAGE');
-      expect(err).to.contain('"hsm"');
+      child.once('exit', (code) => resolve({ code, err }));
+    });
+    try {
+      const unknown = await run('ca,hsm');
+      expect(unknown.code).to.equal(2);
+      expect(unknown.err).to.contain('KAKUIN_E_USAGE');
+      expect(unknown.err).to.contain('"hsm"');
+      for (const roles of ['ocsp', 'gateway']) {
+        const early = await run(roles);
+        expect(early.code, early.err).to.equal(1);
+        expect(early.err).to.contain('KAKUIN_E_CA_NOT_INITIALIZED');
+      }
     } finally {
       dir.cleanup();
     }
