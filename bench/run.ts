@@ -13,6 +13,7 @@ import { benchGateway } from './gateway.js';
 import { benchLegacy } from './legacy.js';
 import { benchHsm } from './hsm.js';
 import { benchEnrollment } from './enrollment.js';
+import { benchScale } from './scale.js';
 
 const json = process.argv.includes('--json');
 const scale = Number(process.env.KAKUIN_BENCH_SCALE ?? '1');
@@ -76,6 +77,10 @@ async function main(): Promise<void> {
   log(`  pre-registration import  ${enr.enrollment_import_devices_per_s.toLocaleString('en')} devices/s`);
   log(`  batch enrollment         ${enr.enrollment_batch_devices_per_s.toLocaleString('en')} devices/s  (target ≥ 3,000/s)`);
   log(`  EST simpleenroll         ${enr.enrollment_est_simpleenroll_per_s.toLocaleString('en')} /s  (target ≥ 1,000/s)`);
+
+  log('\n1M scale (issue 8): registry lookups over a million devices; an OCSP responder process over a million pre-signed responses');
+  const big = await benchScale(scale, log);
+  Object.assign(figures, big);
 
   if (json) process.stdout.write(`${JSON.stringify(figures)}\n`);
 }

@@ -431,6 +431,11 @@ export class ResponseArena {
   }
 }
 
+/** The hash of a key as the index computes it (exported for the collision test). */
+export function arenaKeyHash(issuerNo: number, serial: Buffer): number {
+  return hashKey(issuerNo, serial, serial.length);
+}
+
 /** FNV-1a over the issuer number and the serial bytes (the key length is part of the compare, not the hash). */
 function hashKey(issuerNo: number, bytes: Buffer, keyLength: number): number {
   let h = Math.imul(0x811c9dc5 ^ issuerNo, 0x01000193);
