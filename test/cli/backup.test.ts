@@ -87,13 +87,25 @@ describe('kakuin backup and restore', function () {
     good = first;
     revoked = second;
 
-    // The service keeps writing (device registrations) while the backup runs.
+    // The service keeps issuing (then registering devices) while the backup runs.
+    const pending: { deviceId: string; csr: string }[] = [];
+    for (let i = 0; i < 6; i++) {
+      const serial = `BK-I${i}`;
+      const dev = await api(source!.url, 'POST', '/api/v1/devices', { body: { manufacturerId: mfr.json.id, serialNumber: serial } });
+      const csr = opensslOk(['req', '-new', '-newkey', 'ec', '-pkeyopt', 'ec_paramgen_curve:P-256', '-nodes', '-keyout', path.join(tmp.dir, `${serial}.key`), '-subj', `/serialNumber=${serial}`]);
+      pending.push({ deviceId: dev.json.id, csr });
+    }
     let writing = true;
     let written = 0;
+    let issuedDuring = 0;
     const writer = (async () => {
       while (writing) {
-        const r = await api(source!.url, 'POST', '/api/v1/devices', { body: { manufacturerId: mfr.json.id, serialNumber: `BK-W${String(written).padStart(5, '0')}` } });
+        const next = pending.shift();
+        const r = next
+          ? await api(source!.url, 'POST', `/api/v1/devices/${next.deviceId}/certificates`, { body: next.csr, contentType: 'application/pkcs10' })
+          : await api(source!.url, 'POST', '/api/v1/devices', { body: { manufacturerId: mfr.json.id, serialNumber: `BK-W${String(written).padStart(5, '0')}` } });
         expect(r.status, r.text).to.equal(201);
+        if (next) issuedDuring++;
         written++;
       }
     })();
@@ -102,7 +114,7 @@ describe('kakuin backup and restore', function () {
     writing = false;
     await writer;
     expect(backup.code, backup.stderr).to.equal(0);
-    expect(written, 'registrations made while the backup ran').to.be.greaterThan(0);
+    expect(issuedDuring, 'certificates issued while the backup ran').to.be.greaterThan(0);
     expect(backup.stdout).to.contain('KAKUIN_KEY_PASSPHRASE');
     const manifest = JSON.parse(readFileSync(path.join(backupDir, 'manifest.json'), 'utf8'));
     expect(manifest).to.include({ format: 'kakuin-backup', version: 1, storage: 'sqlite' });
