@@ -1,8 +1,8 @@
 /**
  * Bootstrap of the CA hierarchy (DESIGN.md "Identities"): a root, the device issuing CA (the only
- * issuer the gateway accepts for device clients) and the infrastructure CA (TLS server
- * certificates of kakuin's own listeners — never the device CA). The station CA and the OCSP
- * signers come with their issues.
+ * issuer the gateway accepts for device clients), the infrastructure CA (TLS server certificates
+ * of kakuin's own listeners — never the device CA) and the station CA (factory stations' mTLS
+ * client certificates — never accepted by the gateway). The OCSP signers come with their issue.
  *
  * Bootstrap is resumable: each CA that is already recorded is loaded, each missing one is created,
  * so a crash half-way through `init` is repaired by running it again.
@@ -36,6 +36,12 @@ export interface CaHierarchy {
   root: LoadedIssuer;
   device: LoadedIssuer;
   infrastructure: LoadedIssuer;
+  /**
+   * Issues station certificates. Created by bootstrap, and on the first open of a data dir made
+   * before it existed (obtainStationCa); undefined only when the root is offline and no station CA
+   * was made: then stations authenticate by API key alone.
+   */
+  station?: LoadedIssuer;
 }
 
 export const HIERARCHY_ISSUERS = ['root', 'device', 'infrastructure'] as const;
@@ -76,7 +82,30 @@ export async function bootstrapHierarchy(registry: Registry, keys: KeyRing, opti
     createSubordinate(registry, keys, options, root, 'device', 'device', 'Device Issuing CA', now));
   const infrastructure = await obtain('infrastructure', () =>
     createSubordinate(registry, keys, options, root, 'infrastructure', 'infrastructure', 'Infrastructure CA', now));
-  return { root, device, infrastructure };
+  const station = await obtain(STATION_CA_ID, () => createStationCa(registry, keys, options, root, now));
+  return { root, device, infrastructure, station };
+}
+
+export const STATION_CA_ID = 'station';
+
+/**
+ * The station CA of a hierarchy: loaded when recorded, else created under the root (data dirs
+ * initialised before station certificates existed get one on their next open). Undefined when the
+ * root's key is offline: kakuin cannot sign a new CA then (an operator can import one later).
+ */
+export async function obtainStationCa(registry: Registry, keys: KeyRing, options: HierarchyOptions, root: LoadedIssuer, now = new Date()): Promise<LoadedIssuer | undefined> {
+  const record = (await registry.listIssuers()).find((i) => i.id === STATION_CA_ID);
+  if (record) return issuerFromParts(record, await keys.load(record.keyUri));
+  try {
+    return await createStationCa(registry, keys, options, root, now);
+  } catch (e) {
+    if (hasCode(e, 'KAKUIN_E_KEY_OFFLINE')) return undefined;
+    throw e;
+  }
+}
+
+function createStationCa(registry: Registry, keys: KeyRing, options: HierarchyOptions, root: LoadedIssuer, now: Date): Promise<LoadedIssuer> {
+  return createSubordinate(registry, keys, options, root, STATION_CA_ID, 'station', 'Station CA', now);
 }
 
 async function keyFor(keys: KeyRing, uri: string, algorithm: KeyAlgorithm) {

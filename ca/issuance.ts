@@ -13,7 +13,7 @@ import {
 import type { CertificateRecord, Device, Registry } from '../registry/port.js';
 import { hasCode, KakuinError } from '../errors/index.js';
 import { signCertificate, tbsFor, type LoadedIssuer } from './issuer.js';
-import { deviceUri, validityWindow, type DeviceProfilePolicy } from './profiles.js';
+import { DEVICE_PROFILE_NAME, deviceUri, validityWindow, type DeviceProfilePolicy, type DeviceProfiles } from './profiles.js';
 import { issuanceCertificateFields, NO_WELL_DEFINED_EXPIRATION, publicKeySha256 } from './records.js';
 import { createProofOfPossessionVerifier, type ProofOfPossessionVerifier } from './pop-verifier.js';
 import { newCertificateSerial, serialToHex } from './serial.js';
@@ -30,6 +30,10 @@ export interface IssueDeviceCertificateRequest {
   csr: Buffer | string;
   /** Who asked, for the audit event: `token:<name>`, `cli`, ... */
   actor: string;
+  /** A named device profile (`profiles`); default `device`. Whether the caller may use it is the caller's check. */
+  profile?: string;
+  /** Added to the `certificate.issued` audit event, in the issuance's transaction (e.g. `keygen: true`). */
+  auditDetails?: Record<string, unknown>;
 }
 
 export interface IssuedCertificate {
@@ -44,6 +48,8 @@ export class DeviceCertificateIssuer {
   private readonly fixedExtensionsBefore: Buffer[];
   private readonly fixedExtensionsAfter: Buffer[];
   private readonly manufacturerNames = new Map<string, string>();
+  /** Named device profiles beside `device` (set by the composition root from `ca.profiles`). */
+  profiles: DeviceProfiles = new Map();
 
   constructor(
     private readonly registry: Registry,
@@ -70,7 +76,15 @@ export class DeviceCertificateIssuer {
     return this.issuer.id;
   }
 
+  /** The names of the device profiles this issuer can shape. */
+  profileNames(): string[] {
+    return [DEVICE_PROFILE_NAME, ...[...this.profiles.keys()].filter((n) => n !== DEVICE_PROFILE_NAME)];
+  }
+
   async issue(request: IssueDeviceCertificateRequest): Promise<IssuedCertificate> {
+    const profileName = request.profile ?? DEVICE_PROFILE_NAME;
+    const policy = profileName === DEVICE_PROFILE_NAME ? this.profile : this.profiles.get(profileName);
+    if (policy === undefined) throw new KakuinError('KAKUIN_E_PROFILE_UNKNOWN', `no certificate profile named ${JSON.stringify(profileName)} is configured`);
     // Parse, then proof of possession and key policy (in the verifier pool) while the device
     // record is read: together they refuse most bad input before anything is built.
     const csr = readCsr(request.csr);
@@ -94,7 +108,7 @@ export class DeviceCertificateIssuer {
     }
     const variable = [subjectAltNameExt(names), subjectKeyIdentifierExt(keyIdentifier(csr.spki))];
     const extensions = [...this.fixedExtensionsBefore, ...variable, ...this.fixedExtensionsAfter];
-    const { notBefore, notAfter } = validityWindow(this.profile, this.clock());
+    const { notBefore, notAfter } = validityWindow(policy, this.clock());
 
     // A serial collision (127 × 2^120 values) is all but impossible; one retry with a new serial
     // covers it without a special path.
@@ -106,10 +120,10 @@ export class DeviceCertificateIssuer {
       try {
         const record = await this.registry.recordIssuance({
           certificate: issuanceCertificateFields({
-            serialHex, issuerId: this.issuer.id, deviceId: device.id, profile: 'device', der, spkiDer: csr.spki.rawDer,
+            serialHex, issuerId: this.issuer.id, deviceId: device.id, profile: profileName, der, spkiDer: csr.spki.rawDer,
             notBefore, notAfter: notAfter === 'no-well-defined-expiration' ? NO_WELL_DEFINED_EXPIRATION : notAfter,
           }),
-          audit: { type: 'certificate.issued', actor: request.actor, deviceId: device.id, serialHex, details: { profile: 'device', issuerId: this.issuer.id } },
+          audit: { type: 'certificate.issued', actor: request.actor, deviceId: device.id, serialHex, details: { ...request.auditDetails, profile: profileName, issuerId: this.issuer.id } },
         });
         return { record, der, chain: this.chain };
       } catch (e) {

@@ -53,3 +53,47 @@ export function deviceIdFromUri(uri: string): string | undefined {
   const m = /^urn:kakuin:device:([A-Za-z0-9-]{1,64})$/.exec(uri);
   return m ? m[1] : undefined;
 }
+
+/** The profile every enrollment gets unless it names another; shaped by `ca.device`. */
+export const DEVICE_PROFILE_NAME = 'device';
+
+/**
+ * Named device profiles (`ca.profiles` in the config, plus `device` from `ca.device`): same shape
+ * as `device` (subject, SAN, clientAuth), different lifetime. A manufacturer may use only the ones
+ * an admin allowed it (POST /api/v1/manufacturers/{id}/profiles); with no list, only `device`.
+ */
+export type DeviceProfiles = ReadonlyMap<string, DeviceProfilePolicy>;
+
+/** Profile names: lowercase, as they appear in URLs (EST's arbitrary label, RFC 7030 §3.2.2). */
+export const PROFILE_NAME = /^[a-z0-9][a-z0-9-]{0,31}$/;
+
+/** Names no configured device profile may take: they shape other kinds of certificate. */
+export const RESERVED_PROFILE_NAMES: ReadonlySet<string> = new Set(['station', 'tls-server', 'ocsp-signer', 'root-ca', 'sub-ca']);
+
+/** The default extra profile: a month-long certificate for test benches and pilot runs. */
+export const DEFAULT_EXTRA_PROFILES: Record<string, DeviceProfilePolicy> = {
+  'short-lived': { validity: { days: 30 }, backdateSeconds: 3600 },
+};
+
+export function deviceProfiles(device: DeviceProfilePolicy, extra: Record<string, DeviceProfilePolicy> = DEFAULT_EXTRA_PROFILES): DeviceProfiles {
+  return new Map([[DEVICE_PROFILE_NAME, device], ...Object.entries(extra)]);
+}
+
+/**
+ * Station certificates (mTLS client certificates of factory stations, issued by the station CA):
+ * subject O=<manufacturer name>, CN=<station name>, serialNumber=<station id>; SAN URI
+ * `urn:kakuin:station:<id>`; keyUsage digitalSignature; extKeyUsage clientAuth. Short-lived: a
+ * station is rotated by issuing it a new certificate.
+ */
+export const STATION_PROFILE_NAME = 'station';
+
+export interface StationProfilePolicy {
+  validity: { days: number };
+  backdateSeconds: number;
+}
+
+export const DEFAULT_STATION_PROFILE: StationProfilePolicy = { validity: { days: 365 }, backdateSeconds: 300 };
+
+export function stationUri(stationId: string): string {
+  return `urn:kakuin:station:${stationId}`;
+}

@@ -55,7 +55,7 @@ export interface KakuinConfig {
     bodyLimitBytes: number;
   };
   enrollment: {
-    /** Hours a superseded certificate stays good after an allowed re-enrollment (0: revoked at once). */
+    /** Hours (fractions allowed) a superseded certificate stays good after an allowed re-enrollment (0: revoked at once). */
     overlapHours: number;
     /** Largest pre-registration upload (POST /api/v1/devices/import), in bytes. */
     importBodyLimitBytes: number;
@@ -85,6 +85,10 @@ export interface KakuinConfig {
     rootValidityYears: number;
     issuingValidityYears: number;
     device: { validityDays: number | 'no-well-defined-expiration'; backdateSeconds: number };
+    /** Named device profiles beside `device` (a manufacturer uses those an admin allowed it). */
+    profiles: Record<string, { validityDays: number | 'no-well-defined-expiration'; backdateSeconds: number }>;
+    /** Station certificates (mTLS client certificates of factory stations, from the station CA). */
+    station: { validityDays: number };
     /** Worker threads checking CSR signatures; 0 checks on the main thread. */
     verifyWorkers: number;
   };
@@ -129,7 +133,10 @@ const FILE_OPTIONS: Record<string, (v: unknown, key: string) => unknown> = {
     return v;
   },
   'legacy.bodyLimitBytes': (v, k) => int(v, k, 1024, 64 * 1024 * 1024),
-  'enrollment.overlapHours': (v, k) => int(v, k, 0, 24 * 90),
+  'enrollment.overlapHours': (v, k) => {
+    if (typeof v !== 'number' || !Number.isFinite(v) || v < 0 || v > 24 * 90) fail(k, `must be a number of hours from 0 to ${24 * 90}`);
+    return v;
+  },
   'enrollment.importBodyLimitBytes': (v, k) => int(v, k, 1024, 256 * 1024 * 1024),
   'enrollment.stationPerSecond': (v, k) => int(v, k, 0, 1_000_000),
   'enrollment.stationBurst': (v, k) => int(v, k, 1, 10_000_000),
@@ -161,6 +168,8 @@ const FILE_OPTIONS: Record<string, (v: unknown, key: string) => unknown> = {
   'ca.issuingValidityYears': (v, k) => int(v, k, 1, 30),
   'ca.device.validityDays': (v, k) => (v === 'no-well-defined-expiration' ? v : int(v, k, 1, 36500)),
   'ca.device.backdateSeconds': (v, k) => int(v, k, 0, 7 * 86400),
+  'ca.profiles': deviceProfilesOption,
+  'ca.station.validityDays': (v, k) => int(v, k, 1, 3650),
   'ca.verifyWorkers': (v, k) => int(v, k, 0, 64),
   'log.level': (v, k) => oneOf(v, k, ['debug', 'info', 'warn', 'error']),
 };
@@ -309,6 +318,8 @@ export function loadConfig(env: Env = process.env, cwd = process.cwd()): Readonl
         validityDays: get('ca.device.validityDays', 3650),
         backdateSeconds: get('ca.device.backdateSeconds', 3600),
       },
+      profiles: get('ca.profiles', { 'short-lived': { validityDays: 30, backdateSeconds: 3600 } }),
+      station: { validityDays: get('ca.station.validityDays', 365) },
       verifyWorkers: get('ca.verifyWorkers', defaultVerifierWorkers()),
     },
     log: { level: get('log.level', 'info') },
@@ -369,6 +380,25 @@ function bool(v: unknown, key: string): boolean {
 function int(v: unknown, key: string, min: number, max: number): number {
   if (typeof v !== 'number' || !Number.isInteger(v) || v < min || v > max) fail(key, `must be an integer from ${min} to ${max}`);
   return v;
+}
+
+/** `ca.profiles`: `{"<name>": {"validityDays": n | "no-well-defined-expiration", "backdateSeconds"?: n}}`. */
+function deviceProfilesOption(v: unknown, key: string): KakuinConfig['ca']['profiles'] {
+  if (typeof v !== 'object' || v === null || Array.isArray(v)) fail(key, 'must be an object of named profiles');
+  const out: KakuinConfig['ca']['profiles'] = {};
+  for (const [name, p] of Object.entries(v as Json)) {
+    if (!/^[a-z0-9][a-z0-9-]{0,31}$/.test(name) || ['device', 'station', 'tls-server', 'ocsp-signer', 'root-ca', 'sub-ca'].includes(name)) {
+      fail(`${key}.${name}`, 'is not a usable profile name (lowercase letters, digits, -; not device, station or another built-in)');
+    }
+    if (typeof p !== 'object' || p === null || Array.isArray(p)) fail(`${key}.${name}`, 'must be an object {validityDays, backdateSeconds?}');
+    const { validityDays, backdateSeconds = 3600, ...rest } = p as Json;
+    if (Object.keys(rest).length > 0) fail(`${key}.${name}`, `has unknown fields: ${Object.keys(rest).join(', ')}`);
+    out[name] = {
+      validityDays: validityDays === 'no-well-defined-expiration' ? validityDays : int(validityDays, `${key}.${name}.validityDays`, 1, 36500),
+      backdateSeconds: int(backdateSeconds, `${key}.${name}.backdateSeconds`, 0, 7 * 86400),
+    };
+  }
+  return out;
 }
 
 function port(v: unknown, key: string): number {

@@ -80,6 +80,7 @@ export async function startService(config: Readonly<KakuinConfig>, logger: Logge
         legacyPath.mountAdminRoutes(app, helpers);
         mountEnrollmentRoutes(app, helpers, {
           registry: kakuin.registry, revocation, enrollment, pepper: kakuin.pepper, maxImportBytes: config.enrollment.importBodyLimitBytes,
+          stationCertificates: kakuin.stationCertificates,
         });
       },
     });
@@ -116,7 +117,9 @@ async function listenManagementApi(kakuin: Kakuin, app: import('express').Expres
   // by EST simplereenroll (RFC 7030 §4.2.2) shows its current certificate, verified against the device chain.
   const server = https.createServer({
     ...tls, minVersion: 'TLSv1.2', handshakeTimeout: 10_000,
-    requestCert: true, rejectUnauthorized: false, ca: kakuin.deviceIssuer.chain.map((der) => toPem('CERTIFICATE', der)),
+    requestCert: true, rejectUnauthorized: false,
+    // ... and a station may authenticate by its station certificate (enrollment/station-certificate-auth.ts).
+    ca: [...kakuin.deviceIssuer.chain, ...(kakuin.stationCertificates ? [kakuin.stationCertificates.caCertificateDer] : [])].map((der) => toPem('CERTIFICATE', der)),
   }, app);
   // closeAllConnections() only knows HTTP connections; a socket still in its TLS handshake would
   // hold `close()` open until the handshake times out, so every socket is tracked for shutdown.
@@ -304,6 +307,7 @@ export async function startRoles(
           if (enrollment) {
             mountEnrollmentRoutes(app, helpers, {
               registry, revocation, enrollment, pepper: k.pepper, maxImportBytes: config.enrollment.importBodyLimitBytes,
+              stationCertificates: k.stationCertificates,
             });
           }
         },

@@ -8,7 +8,9 @@ import { fileURLToPath, pathToFileURL } from 'node:url';
 import { KeyRing, type KeyAlgorithm, type KeyStore, type Signer } from '../hsm-adapters/index.js';
 import { newPkcs11KeyUri, Pkcs11KeyStore, tokenOfKeysUri, tokenOfKeyUri } from '../hsm-adapters/pkcs11/index.js';
 import { SoftwareKeyStore } from '../hsm-adapters/software/index.js';
-import { bootstrapHierarchy, hierarchyExists, loadHierarchy, type CaHierarchy } from '../ca/hierarchy.js';
+import { bootstrapHierarchy, hierarchyExists, loadHierarchy, obtainStationCa, type CaHierarchy, type HierarchyOptions } from '../ca/hierarchy.js';
+import { deviceProfiles } from '../ca/profiles.js';
+import { StationCertificateIssuer } from '../ca/station-certificates.js';
 import { DeviceCertificateIssuer } from '../ca/issuance.js';
 import { ensureOcspSigner, type OcspSigner } from '../ca/ocsp-signers.js';
 import type { LoadedIssuer } from '../ca/issuer.js';
@@ -33,6 +35,8 @@ export interface Kakuin {
   hierarchy: CaHierarchy;
   urls: PublicUrls;
   deviceIssuer: DeviceCertificateIssuer;
+  /** Issues station certificates (the station CA); undefined when the root is offline and there is no station CA. */
+  stationCertificates?: StationCertificateIssuer;
   /** Delegated OCSP responders, one per CA (root, device, infrastructure). */
   ocspSigners: OcspSigner[];
   /** True when a responder certificate was created or rolled over by this open: re-sign stored responses. */
@@ -112,18 +116,21 @@ export async function openKakuin(config: Readonly<KakuinConfig>, logger: Logger,
     const keys = new KeyRing([softwareKeys, new DeferredKeyStore('pkcs11', () => openPkcs11(config, env)), new OfflineKeyStore(registry)]);
     opened = keys;
     const urls = publicUrls(config.publicHttpUrl);
+    const hierarchyOptions: HierarchyOptions = {
+      organization: config.ca.organization,
+      rootKeyAlgorithm: config.ca.rootKeyAlgorithm,
+      issuingKeyAlgorithm: config.ca.issuingKeyAlgorithm,
+      rootValidityYears: config.ca.rootValidityYears,
+      issuingValidityYears: config.ca.issuingValidityYears,
+      keyUriFor: caKeyUriFor(options.keys),
+      urls,
+      actor: options.actor,
+    };
     const loaded = initialized
       ? await loadHierarchy(registry, keys)
-      : await bootstrapHierarchy(registry, keys, {
-        organization: config.ca.organization,
-        rootKeyAlgorithm: config.ca.rootKeyAlgorithm,
-        issuingKeyAlgorithm: config.ca.issuingKeyAlgorithm,
-        rootValidityYears: config.ca.rootValidityYears,
-        issuingValidityYears: config.ca.issuingValidityYears,
-        keyUriFor: caKeyUriFor(options.keys),
-        urls,
-        actor: options.actor,
-      });
+      : await bootstrapHierarchy(registry, keys, hierarchyOptions);
+    // Data dirs made before the station CA existed get it on their next open (resumable like bootstrap).
+    loaded.station ??= await obtainStationCa(registry, keys, hierarchyOptions, loaded.root);
     // After a rollover the newest device CA issues; the earlier ones stay in service (ca/rollover.ts).
     const deviceCas = await deviceCasInService(registry, keys, loaded.device);
     const hierarchy: CaHierarchy = { ...loaded, device: deviceCas.current };
@@ -156,7 +163,16 @@ export async function openKakuin(config: Readonly<KakuinConfig>, logger: Logger,
       },
       verifier,
     );
+    deviceIssuer.profiles = deviceProfiles(
+      { validity: deviceIssuerValidity(config.ca.device.validityDays), backdateSeconds: config.ca.device.backdateSeconds },
+      Object.fromEntries(Object.entries(config.ca.profiles).map(([name, p]) => [name, { validity: deviceIssuerValidity(p.validityDays), backdateSeconds: p.backdateSeconds }])),
+    );
+    const stationCertificates = hierarchy.station && new StationCertificateIssuer(
+      registry, hierarchy.station, [hierarchy.station.record.certificateDer, hierarchy.root.record.certificateDer],
+      { validity: { days: config.ca.station.validityDays }, backdateSeconds: 300 }, verifier,
+    );
     return {
+      stationCertificates,
       config, registry, keys, softwareKeys, hierarchy, urls, deviceIssuer, pepper: pepper(config.secrets.directory),
       ocspSigners: ensured.map((e) => e.signer), ocspSignersRolled: ensured.some((e) => e.rolled),
       created: !initialized,
@@ -175,6 +191,10 @@ export async function openKakuin(config: Readonly<KakuinConfig>, logger: Logger,
     await registry.close();
     throw e;
   }
+}
+
+function deviceIssuerValidity(days: number | 'no-well-defined-expiration') {
+  return days === 'no-well-defined-expiration' ? days : { days };
 }
 
 function publishCaFiles(config: KakuinConfig, h: CaHierarchy): void {

@@ -1,5 +1,5 @@
 /**
- * Bulk enrollment: an NDJSON stream in (one `{"serialNumber", "csr"}` per line, at most
+ * Bulk enrollment: an NDJSON stream in (one `{"serialNumber", "csr", "profile"?}` per line, at most
  * MAX_BATCH_LINES), an NDJSON stream out, one line per item in input order:
  * `{"line", "serialNumber", "serialHex", "certificate", "existing"}` or `{"line", "serialNumber", "error": {code, message}}`.
  *
@@ -95,14 +95,14 @@ async function enrollItem(line: string | typeof OVERLONG, lineNo: number, enroll
     serialNumber = it.serialNumber;
     if (it.keygen !== undefined) {
       if (it.csr !== undefined) throw new KakuinError('KAKUIN_E_BATCH_ITEM_MALFORMED', 'an item has either csr or keygen, not both');
-      const k = await enrollment.enrollWithKeygen({ manufacturerId: scope.manufacturerId, serialNumber: it.serialNumber, keygen: it.keygen, actor: scope.actor });
+      const k = await enrollment.enrollWithKeygen({ manufacturerId: scope.manufacturerId, serialNumber: it.serialNumber, keygen: it.keygen, actor: scope.actor, profile: it.profile });
       return {
         line: lineNo, serialNumber: k.device.serialNumber, deviceId: k.device.id, serialHex: k.certificate.serialHex,
         certificate: pemChain([k.der]), pkcs12: k.pkcs12?.toString('base64'), pem: k.pem, supersedes: k.supersedes,
       };
     }
     if (typeof it.csr !== 'string' || it.csr.length === 0) throw new KakuinError('KAKUIN_E_BATCH_ITEM_MALFORMED', 'csr must be a PEM string');
-    const result = await enrollment.enroll({ manufacturerId: scope.manufacturerId, serialNumber: it.serialNumber, csr: it.csr, actor: scope.actor });
+    const result = await enrollment.enroll({ manufacturerId: scope.manufacturerId, serialNumber: it.serialNumber, csr: it.csr, actor: scope.actor, profile: it.profile });
     return {
       line: lineNo, serialNumber: result.device.serialNumber, deviceId: result.device.id, serialHex: result.certificate.serialHex,
       certificate: pemChain([result.der]), existing: result.existing,

@@ -4,6 +4,11 @@
  * unregistered devices and clones (with an audit event each), return the existing certificate when
  * the same key asks again (idempotent retries), issue otherwise, and supersede the old identity when
  * a re-enrollment was allowed.
+ *
+ * A request may name a certificate profile (`device` unless it does); the manufacturer must be
+ * allowed it (registry.getManufacturerProfiles; no list: `device` only). With `overlapHours` > 0 the
+ * superseded certificate is a pending supersession in the registry, revoked by the sweeper
+ * (supersede-sweeper.ts), which this service starts and stops.
  */
 import type { KeyObject } from 'node:crypto';
 import { parseCertificate, readCsr, type ParsedCsr } from '../pkix/index.js';
@@ -16,6 +21,8 @@ import { validateSerialNumber } from '../ca/devices.js';
 import { generateDeviceKey, toEncryptedPemBundle, toPkcs12, validateKeygen } from './server-keygen.js';
 import type { StationRateLimit } from './station-rate-limit.js';
 import type { StationQuota } from './station-quota.js';
+import { SupersedeSweeper } from './supersede-sweeper.js';
+import { DEVICE_PROFILE_NAME } from '../ca/profiles.js';
 
 const OID_SERIAL_NUMBER = '2.5.4.5';
 const OID_SUBJECT_ALT_NAME = '2.5.29.17';
@@ -30,6 +37,8 @@ export interface EnrollmentOptions {
   stationRateLimit?: StationRateLimit;
   /** Reports failures of a delayed supersession (the request that caused it has been answered). */
   onBackgroundError?: (e: unknown) => void;
+  /** How often the supersede sweeper looks for due rows (default 60 s; sooner for rows this process scheduled). */
+  sweepIntervalMs?: number;
 }
 
 export interface EnrollRequest {
@@ -40,6 +49,8 @@ export interface EnrollRequest {
   csr: Buffer | string;
   /** `station:<id>` or `token:<name>` */
   actor: string;
+  /** A certificate profile name; default `device`. */
+  profile?: unknown;
 }
 
 export interface KeygenEnrollRequest {
@@ -47,6 +58,7 @@ export interface KeygenEnrollRequest {
   serialNumber: unknown;
   keygen: unknown;
   actor: string;
+  profile?: unknown;
 }
 
 export interface KeygenEnrollment extends Enrollment {
@@ -70,21 +82,33 @@ export interface Enrollment {
 export class EnrollmentService {
   /** Enrollments of one device run one after the other, so two requests cannot both pass the clone check. */
   private readonly deviceLocks = new Map<string, Promise<unknown>>();
-  private readonly timers = new Set<NodeJS.Timeout>();
+  readonly sweeper: SupersedeSweeper;
 
   constructor(
     private readonly registry: Registry,
     private readonly issuer: DeviceCertificateIssuer,
     private readonly revocation: RevocationService,
     private readonly options: EnrollmentOptions,
-  ) {}
+  ) {
+    this.sweeper = new SupersedeSweeper(registry, revocation, {
+      intervalMs: options.sweepIntervalMs ?? 60_000, clock: options.clock, onError: options.onBackgroundError,
+    });
+    // On start too: rows that fell due while no process ran are revoked now.
+    this.sweeper.start();
+  }
 
   get chain(): Buffer[] {
     return this.issuer.chain;
   }
 
+  /** The configured device profiles (`device` first). */
+  profileNames(): string[] {
+    return this.issuer.profileNames();
+  }
+
   async enroll(request: EnrollRequest): Promise<Enrollment> {
     this.limit(request.actor);
+    const profile = await this.allowedProfile(request.manufacturerId, request.profile);
     const csr = readCsr(request.csr);
     const serialNumber = request.serialNumber === undefined ? subjectSerialNumber(csr) : validateSerialNumber(request.serialNumber);
     const [device] = await this.registry.findDevices({ manufacturerId: request.manufacturerId, serialNumber, limit: 1 });
@@ -92,7 +116,26 @@ export class EnrollmentService {
       await this.refuse(request, undefined, 'unregistered', { serialNumber });
       throw new KakuinError('KAKUIN_E_DEVICE_NOT_REGISTERED', `no device with serial number ${JSON.stringify(serialNumber)} was pre-registered by this manufacturer`);
     }
-    return this.serialized(device.id, () => this.enrollDevice(device, csr, request));
+    return this.serialized(device.id, () => this.enrollDevice(device, csr, { ...request, profile }));
+  }
+
+  /**
+   * The profile a request may use: a configured one (KAKUIN_E_PROFILE_UNKNOWN) that the
+   * manufacturer is allowed (KAKUIN_E_PROFILE_NOT_ALLOWED); `device` when none is named.
+   */
+  async allowedProfile(manufacturerId: string, requested: unknown): Promise<string> {
+    if (requested === undefined || requested === null) requested = DEVICE_PROFILE_NAME;
+    if (typeof requested !== 'string' || requested.length === 0 || requested.length > 64) {
+      throw new KakuinError('KAKUIN_E_VALIDATION', 'profile must be a profile name');
+    }
+    if (!this.issuer.profileNames().includes(requested)) {
+      throw new KakuinError('KAKUIN_E_PROFILE_UNKNOWN', `no certificate profile named ${JSON.stringify(requested)} is configured`);
+    }
+    const allowed = (await this.registry.getManufacturerProfiles(manufacturerId)) ?? [DEVICE_PROFILE_NAME];
+    if (!allowed.includes(requested)) {
+      throw new KakuinError('KAKUIN_E_PROFILE_NOT_ALLOWED', `the manufacturer is not allowed the ${JSON.stringify(requested)} profile`);
+    }
+    return requested;
   }
 
   /**
@@ -102,7 +145,7 @@ export class EnrollmentService {
    */
   async enrollWithKeygen(request: KeygenEnrollRequest): Promise<KeygenEnrollment> {
     const keygen = validateKeygen(request.keygen);
-    const { enrollment, privateKey } = await this.enrollWithServerKey({ ...request, serialNumber: validateSerialNumber(request.serialNumber) });
+    const { enrollment, privateKey } = await this.enrollWithServerKey({ ...request, serialNumber: validateSerialNumber(request.serialNumber), profile: request.profile });
     const certificates = [enrollment.der, ...enrollment.chain];
     return keygen.format === 'pem'
       ? { ...enrollment, pem: toEncryptedPemBundle(privateKey, certificates, keygen.password) }
@@ -110,8 +153,9 @@ export class EnrollmentService {
   }
 
   /** The core of server-side key generation; the caller packages the key (PKCS#12, or PKCS#8 for EST serverkeygen). */
-  async enrollWithServerKey(request: { manufacturerId: string; serialNumber: string; actor: string }): Promise<{ enrollment: Enrollment; privateKey: KeyObject }> {
+  async enrollWithServerKey(request: { manufacturerId: string; serialNumber: string; actor: string; profile?: unknown }): Promise<{ enrollment: Enrollment; privateKey: KeyObject }> {
     this.limit(request.actor);
+    const profile = await this.allowedProfile(request.manufacturerId, request.profile);
     const serialNumber = request.serialNumber;
     const [device] = await this.registry.findDevices({ manufacturerId: request.manufacturerId, serialNumber, limit: 1 });
     if (!device) {
@@ -119,14 +163,9 @@ export class EnrollmentService {
       throw new KakuinError('KAKUIN_E_DEVICE_NOT_REGISTERED', `no device with serial number ${JSON.stringify(serialNumber)} was pre-registered by this manufacturer`);
     }
     const generated = await generateDeviceKey(device.serialNumber);
-    const result = await this.serialized(device.id, async () => {
-      const r = await this.enrollDevice(device, readCsr(generated.csrDer), request, true);
-      // Inside the device's turn, so a concurrent retry sees this certificate marked as keygen-made.
-      await this.registry.appendAuditEvent({
-        type: 'enrollment.server-keygen', actor: request.actor, deviceId: device.id, serialHex: r.certificate.serialHex, details: {},
-      });
-      return r;
-    });
+    // The keygen marker is in the certificate.issued event, committed with the certificate: a crash
+    // between issuing and marking cannot make a retried keygen item look like a clone.
+    const result = await this.serialized(device.id, () => this.enrollDevice(device, readCsr(generated.csrDer), { ...request, profile }, true));
     return { enrollment: result, privateKey: generated.privateKey };
   }
 
@@ -169,13 +208,12 @@ export class EnrollmentService {
     });
   }
 
-  /** Stops delayed supersessions (they are not durable; see the README's factory-line section). */
+  /** Stops the supersede sweeper (pending supersessions stay in the registry for the next start). */
   close(): void {
-    for (const t of this.timers) clearTimeout(t);
-    this.timers.clear();
+    this.sweeper.close();
   }
 
-  private async enrollDevice(device: Device, csr: ParsedCsr, request: { manufacturerId: string; actor: string }, keygen = false): Promise<Enrollment> {
+  private async enrollDevice(device: Device, csr: ParsedCsr, request: { manufacturerId: string; actor: string; profile: string }, keygen = false): Promise<Enrollment> {
     const keyHash = publicKeySha256(csr.spki.rawDer);
     const certificates = await this.registry.listCertificatesOfDevice(device.id);
     const live = certificates.filter((c) => c.status !== 'revoked');
@@ -200,7 +238,9 @@ export class EnrollmentService {
     const release = request.actor.startsWith('station:') && this.options.stationQuota
       ? await this.options.stationQuota.reserve(request.actor.slice('station:'.length)) : undefined;
     try {
-      issued = await this.issuer.issue({ deviceId: device.id, csr: csr.rawDer, actor: request.actor });
+      issued = await this.issuer.issue({
+        deviceId: device.id, csr: csr.rawDer, actor: request.actor, profile: request.profile, ...(keygen && { auditDetails: { keygen: true } }),
+      });
     } catch (e) {
       if (hasCode(e, 'KAKUIN_E_PUBLIC_KEY_IN_USE')) {
         await this.refuse(request, device, 'public-key-in-use', { serialNumber: device.serialNumber, publicKeySha256: keyHash });
@@ -237,21 +277,23 @@ export class EnrollmentService {
       await revokeAll();
       return;
     }
-    const timer = setTimeout(() => {
-      this.timers.delete(timer);
-      revokeAll().catch((e) => this.options.onBackgroundError?.(e));
-    }, this.options.overlapHours * 3_600_000);
-    timer.unref();
-    this.timers.add(timer);
+    const at = new Date(this.now().getTime() + this.options.overlapHours * 3_600_000);
+    await this.registry.scheduleSupersede(old.map((c) => ({ serialHex: c.serialHex, at, actor })));
+    this.sweeper.wakeAt(at);
   }
 
   private limit(actor: string): void {
     if (actor.startsWith('station:')) this.options.stationRateLimit?.take(actor.slice('station:'.length));
   }
 
+  /** Whether each certificate was made by server-side keygen: its certificate.issued event says `keygen: true`. */
   private async allFromKeygen(deviceId: string, certificates: CertificateRecord[]): Promise<boolean> {
-    const events = await this.registry.listAuditEvents({ deviceId, type: 'enrollment.server-keygen', limit: 1000 });
-    const fromKeygen = new Set(events.map((e) => e.serialHex));
+    const [issued, older] = await Promise.all([
+      this.registry.listAuditEvents({ deviceId, type: 'certificate.issued', limit: 1000 }),
+      // Certificates issued before the marker moved into the issuance transaction.
+      this.registry.listAuditEvents({ deviceId, type: 'enrollment.server-keygen', limit: 1000 }),
+    ]);
+    const fromKeygen = new Set([...issued.filter((e) => e.details?.keygen === true), ...older].map((e) => e.serialHex));
     return certificates.every((c) => fromKeygen.has(c.serialHex));
   }
 

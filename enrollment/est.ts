@@ -3,7 +3,8 @@
  *
  *   GET  /.well-known/est/cacerts        anyone   base64 certs-only: the device issuing CA and the root (§4.1.3)
  *   GET  /.well-known/est/csrattrs       anyone   base64 CsrAttrs (§4.5.2): a P-256 key, ecdsa-with-SHA256, the subject serialNumber
- *   POST /.well-known/est/simpleenroll   station (HTTP Basic `<stationId>:<apiKey>`)   base64 DER PKCS#10 → base64 certs-only
+ *   POST /.well-known/est/simpleenroll   station (HTTP Basic `<stationId>:<apiKey>`, or its station certificate over mTLS)
+ *                                        base64 DER PKCS#10 → base64 certs-only
  *   POST /.well-known/est/simplereenroll device (mTLS with its current certificate)   base64 DER PKCS#10 → base64 certs-only;
  *                                        the certificate's status is read from the registry on every request, keep-alive or not
  *   POST /.well-known/est/serverkeygen   station (HTTP Basic)   base64 DER PKCS#10 naming the device → multipart/mixed:
@@ -15,6 +16,9 @@
  * serialNumber attribute names, within the station's manufacturer.
  *
  * Errors on these paths are text/plain (`KAKUIN_E_...: message`), not JSON, with the same statuses.
+ *
+ * A certificate profile is chosen by RFC 7030 §3.2.2's arbitrary label:
+ * `/.well-known/est/<profile>/simpleenroll` (and `/serverkeygen`); without a label, `device`.
  */
 import type { TLSSocket } from 'node:tls';
 import express, { type Express, type NextFunction, type Request, type Response } from 'express';
@@ -24,9 +28,10 @@ import {
 } from '../pkix/index.js';
 import { routeNotFound } from '../ca/api/http-errors.js';
 import { subjectSerialNumber } from './enrollment-service.js';
-import { KakuinError } from '../errors/index.js';
+import { hasCode, KakuinError } from '../errors/index.js';
 import type { AdminAuthenticator } from '../ca/api/admin-tokens.js';
 import type { EnrollmentService } from './enrollment-service.js';
+import type { StationCertificateAuthenticator } from './station-certificate-auth.js';
 
 const CERTS_ONLY = 'application/pkcs7-mime; smime-type=certs-only';
 const MAX_CSR_BYTES = 64 * 1024;
@@ -34,6 +39,8 @@ const MAX_CSR_BYTES = 64 * 1024;
 export interface EstDeps {
   enrollment: EnrollmentService;
   authenticator: AdminAuthenticator;
+  /** Stations may authenticate by their station certificate (TLS client authentication) instead. */
+  certificates?: StationCertificateAuthenticator;
 }
 
 /** Base64 with a line break every 64 characters, as RFC 7030 servers commonly send it. */
@@ -55,14 +62,24 @@ export function estBody(raw: unknown): Buffer {
 }
 
 export function mountEst(app: Express, deps: EstDeps): void {
-  const { enrollment, authenticator } = deps;
+  const { enrollment, authenticator, certificates } = deps;
   const raw = express.raw({ type: () => true, limit: MAX_CSR_BYTES });
 
   // RFC 7030 §3.2.3: without (valid) credentials the server answers 401 with a Basic challenge.
   const station = async (req: Request, res: Response, next: NextFunction) => {
-    const caller = await authenticator.authenticateBasic(req.get('authorization'));
+    const authorization = req.get('authorization');
+    const challenge = () => res.set('WWW-Authenticate', 'Basic realm="kakuin EST", charset="UTF-8"');
+    let caller;
+    try {
+      caller = authorization === undefined && certificates
+        ? await certificates.authenticate(req)
+        : await authenticator.authenticateBasic(authorization);
+    } catch (e) {
+      if (hasCode(e, 'KAKUIN_E_UNAUTHENTICATED')) challenge();
+      throw e;
+    }
     if (!caller) {
-      res.set('WWW-Authenticate', 'Basic realm="kakuin EST", charset="UTF-8"');
+      challenge();
       throw new KakuinError('KAKUIN_E_UNAUTHENTICATED', 'EST requires HTTP Basic credentials: <stationId>:<apiKey>');
     }
     req.caller = caller;
@@ -77,10 +94,10 @@ export function mountEst(app: Express, deps: EstDeps): void {
     res.status(200).set('Content-Type', 'application/csrattrs').set('Content-Transfer-Encoding', 'base64').send(base64Lines(CSR_ATTRS));
   });
 
-  app.post('/.well-known/est/simpleenroll', station, raw, async (req, res) => {
+  app.post(['/.well-known/est/simpleenroll', '/.well-known/est/:label/simpleenroll'], station, raw, async (req, res) => {
     const caller = req.caller!;
     if (caller.kind !== 'station') throw new KakuinError('KAKUIN_E_FORBIDDEN', 'EST enrollment admits stations only');
-    const r = await enrollment.enroll({ manufacturerId: caller.manufacturerId, csr: estBody(req.body), actor: caller.actor });
+    const r = await enrollment.enroll({ manufacturerId: caller.manufacturerId, csr: estBody(req.body), actor: caller.actor, profile: req.params.label });
     sendCertsOnly(res, [r.der]);
   });
 
@@ -94,11 +111,11 @@ export function mountEst(app: Express, deps: EstDeps): void {
     sendCertsOnly(res, [r.der]);
   });
 
-  app.post('/.well-known/est/serverkeygen', station, raw, async (req, res) => {
+  app.post(['/.well-known/est/serverkeygen', '/.well-known/est/:label/serverkeygen'], station, raw, async (req, res) => {
     const caller = req.caller!;
     if (caller.kind !== 'station') throw new KakuinError('KAKUIN_E_FORBIDDEN', 'EST enrollment admits stations only');
     const serialNumber = subjectSerialNumber(readCsr(estBody(req.body)));
-    const { enrollment: r, privateKey } = await enrollment.enrollWithServerKey({ manufacturerId: caller.manufacturerId, serialNumber, actor: caller.actor });
+    const { enrollment: r, privateKey } = await enrollment.enrollWithServerKey({ manufacturerId: caller.manufacturerId, serialNumber, actor: caller.actor, profile: req.params.label });
     const pkcs8 = privateKey.export({ type: 'pkcs8', format: 'der' });
     const boundary = `est-${randomBytes(12).toString('hex')}`;
     const part = (type: string, der: Buffer) => `--${boundary}\r\nContent-Type: ${type}\r\nContent-Transfer-Encoding: base64\r\n\r\n${base64Lines(der)}`;

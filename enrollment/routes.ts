@@ -1,32 +1,42 @@
 /**
  * Production-line enrollment on the management API. Each route states the callers it admits;
  * a station is always scoped to its own manufacturer (it never names one), an admin names one.
+ * A station authenticates by its API key (Bearer) or, without an Authorization header, by its
+ * station certificate on the TLS connection (station-certificate-auth.ts).
  *
  *   POST /api/v1/manufacturers/{id}/stations {name}      admin    → 201 {id, apiKey} (the key shown once)
  *   GET  /api/v1/manufacturers/{id}/stations             admin
  *   POST /api/v1/stations/{id}/rotate-key                admin    → {id, apiKey} (the old key stops working at once)
  *   POST /api/v1/stations/{id}/disable                   admin
+ *   POST /api/v1/stations/{id}/certificate {csr, overlapHours?}        admin  → 201 {serialHex, certificate, chain, supersedes}
+ *        (the station CA issues; the station's earlier certificates are revoked as superseded, at once or after overlapHours)
+ *   GET  /api/v1/stations/{id}/certificates              admin
+ *   POST /api/v1/manufacturers/{id}/profiles {profiles: [..]}         admin  the device profiles it may enroll with
+ *   GET  /api/v1/manufacturers/{id}/profiles             admin
  *   POST /api/v1/stations/{id}/quota {maxIssuances: n | null}          admin  → station (with issued count)
  *   POST /api/v1/stations/{id}/revoke-issued {since, until, reason?}   admin  → {revoked, alreadyRevoked}
  *   POST /api/v1/devices/import[?manufacturerId=]        station, admin   JSON array or text/csv → {registered, errors}
  *   GET  /api/v1/station/devices?serialNumber=           station  its own manufacturer's devices
  *   POST /api/v1/devices/{id}/allow-reenrollment {until} admin
- *   POST /api/v1/enroll {serialNumber, csr | keygen: {password}, manufacturerId?}   station, admin → 201 {certificate, chain, pkcs12?, ...} (200 when existing)
- *   POST /api/v1/enroll/batch[?manufacturerId=]          station, admin   NDJSON in, NDJSON out
+ *   POST /api/v1/enroll {serialNumber, csr | keygen: {password}, manufacturerId?, profile?}   station, admin → 201 {certificate, chain, pkcs12?, ...} (200 when existing)
+ *   POST /api/v1/enroll/batch[?manufacturerId=]          station, admin   NDJSON in (items may name a profile), NDJSON out
  * and EST under /.well-known/est/ (est.ts).
  */
-import express, { type Express, type Request } from 'express';
+import express, { type Express, type Request, type RequestHandler } from 'express';
 import type { Registry } from '../registry/port.js';
 import { KakuinError } from '../errors/index.js';
 import { newStationApiKey, tokenHmac, type Caller } from '../ca/api/admin-tokens.js';
 import type { ApiHelpers } from '../ca/api/management-api.js';
-import { deviceJson, pemChain } from '../ca/api/representations.js';
+import { certificateSummaryJson, deviceJson, pemChain } from '../ca/api/representations.js';
 import { importDevices, parseImportCsv } from './device-import.js';
 import { runBatch } from './batch.js';
 import type { EnrollmentService } from './enrollment-service.js';
 import type { RevocationService } from '../ca/revocation.js';
 import { revokeIssuedByStation } from './station-incident.js';
 import { mountEst } from './est.js';
+import { StationCertificateAuthenticator } from './station-certificate-auth.js';
+import type { StationCertificateIssuer } from '../ca/station-certificates.js';
+import { PROFILE_NAME } from '../ca/profiles.js';
 
 export interface EnrollmentRouteDeps {
   registry: Registry;
@@ -35,6 +45,8 @@ export interface EnrollmentRouteDeps {
   pepper: Buffer;
   /** Largest import upload (JSON or CSV), in bytes. */
   maxImportBytes: number;
+  /** Issues station certificates; absent when there is no station CA (offline root). */
+  stationCertificates?: StationCertificateIssuer;
 }
 
 const STATION_NAME = /^[A-Za-z0-9][A-Za-z0-9 ._@-]{0,63}$/;
@@ -63,8 +75,21 @@ function stationJson(s: { id: string; manufacturerId: string; name: string; crea
 export function mountEnrollmentRoutes(app: Express, helpers: ApiHelpers, deps: EnrollmentRouteDeps): void {
   const { registry, enrollment, pepper } = deps;
   const { admin, json, body } = helpers;
-  const stationOrAdmin = helpers.admit('station', 'admin');
-  const station = helpers.admit('station');
+  const certificates = new StationCertificateAuthenticator(registry);
+  // Without an Authorization header, a client certificate may authenticate a station.
+  const byCertificateOr = (tokenAdmission: RequestHandler): RequestHandler => async (req, res, next) => {
+    if (req.get('authorization') === undefined) {
+      const caller = await certificates.authenticate(req);
+      if (caller) {
+        req.caller = caller;
+        next();
+        return;
+      }
+    }
+    await tokenAdmission(req, res, next);
+  };
+  const stationOrAdmin = byCertificateOr(helpers.admit('station', 'admin'));
+  const station = byCertificateOr(helpers.admit('station'));
   const importJson = express.json({ limit: deps.maxImportBytes, strict: true });
   const importCsv = express.text({ type: 'text/csv', limit: deps.maxImportBytes });
 
@@ -95,6 +120,40 @@ export function mountEnrollmentRoutes(app: Express, helpers: ApiHelpers, deps: E
     const s = await registry.updateStation(String(req.params.id), { disable: true },
       { type: 'station.disabled', actor: req.caller!.actor, details: { stationId: String(req.params.id) } });
     res.json(stationJson(s));
+  });
+
+  app.post('/api/v1/stations/:id/certificate', admin, json, async (req, res) => {
+    const b = body(req);
+    if (!deps.stationCertificates) throw new KakuinError('KAKUIN_E_STATION_CA_UNAVAILABLE', 'there is no station CA (the root is offline); stations use API keys');
+    if (typeof b.csr !== 'string' || b.csr.length === 0) throw new KakuinError('KAKUIN_E_VALIDATION', 'csr must be a PEM string');
+    const issued = await deps.stationCertificates.issue(String(req.params.id), b.csr, { actor: req.caller!.actor, overlapHours: b.overlapHours, revocation: deps.revocation });
+    res.status(201).location(`/api/v1/certificates/${issued.record.serialHex}`).json({
+      stationId: String(req.params.id), serialHex: issued.record.serialHex, certificate: pemChain([issued.der]), chain: pemChain(issued.chain),
+      supersedes: issued.supersedes, supersedeAt: issued.supersedeAt?.toISOString(),
+    });
+  });
+
+  app.get('/api/v1/stations/:id/certificates', admin, async (req, res) => {
+    res.json({ certificates: (await registry.listStationCertificates(String(req.params.id))).map(certificateSummaryJson) });
+  });
+
+  app.post('/api/v1/manufacturers/:id/profiles', admin, json, async (req, res) => {
+    const profiles = body(req).profiles;
+    if (!Array.isArray(profiles) || profiles.length === 0 || profiles.length > 32 || !profiles.every((p) => typeof p === 'string' && PROFILE_NAME.test(p))) {
+      throw new KakuinError('KAKUIN_E_VALIDATION', 'profiles must be a list of 1 to 32 profile names');
+    }
+    const known = enrollment.profileNames();
+    const unknown = profiles.find((p) => !known.includes(p));
+    if (unknown !== undefined) throw new KakuinError('KAKUIN_E_PROFILE_UNKNOWN', `no certificate profile named ${JSON.stringify(unknown)} is configured (known: ${known.join(', ')})`);
+    const id = String(req.params.id);
+    await registry.setManufacturerProfiles(id, profiles, { type: 'manufacturer.profiles-set', actor: req.caller!.actor, details: { manufacturerId: id, profiles } });
+    res.json({ manufacturerId: id, profiles });
+  });
+
+  app.get('/api/v1/manufacturers/:id/profiles', admin, async (req, res) => {
+    const id = String(req.params.id);
+    await registry.getManufacturer(id);
+    res.json({ manufacturerId: id, profiles: (await registry.getManufacturerProfiles(id)) ?? ['device'], configured: enrollment.profileNames() });
   });
 
   app.post('/api/v1/stations/:id/quota', admin, json, async (req, res) => {
@@ -163,7 +222,7 @@ export function mountEnrollmentRoutes(app: Express, helpers: ApiHelpers, deps: E
     const manufacturerId = scopeOf(req.caller!, b.manufacturerId);
     if (b.keygen !== undefined) {
       if (b.csr !== undefined) throw new KakuinError('KAKUIN_E_VALIDATION', 'send either csr or keygen, not both');
-      const k = await enrollment.enrollWithKeygen({ manufacturerId, serialNumber: b.serialNumber, keygen: b.keygen, actor: req.caller!.actor });
+      const k = await enrollment.enrollWithKeygen({ manufacturerId, serialNumber: b.serialNumber, keygen: b.keygen, actor: req.caller!.actor, profile: b.profile });
       res.status(201).location(`/api/v1/certificates/${k.certificate.serialHex}`).json({
         deviceId: k.device.id, serialNumber: k.device.serialNumber, serialHex: k.certificate.serialHex,
         certificate: pemChain([k.der]), chain: pemChain(k.chain), pkcs12: k.pkcs12?.toString('base64'), pem: k.pem, supersedes: k.supersedes,
@@ -171,7 +230,7 @@ export function mountEnrollmentRoutes(app: Express, helpers: ApiHelpers, deps: E
       return;
     }
     if (typeof b.csr !== 'string' || b.csr.length === 0) throw new KakuinError('KAKUIN_E_VALIDATION', 'csr must be a PEM string (or keygen: {password})');
-    const r = await enrollment.enroll({ manufacturerId, serialNumber: b.serialNumber, csr: b.csr, actor: req.caller!.actor });
+    const r = await enrollment.enroll({ manufacturerId, serialNumber: b.serialNumber, csr: b.csr, actor: req.caller!.actor, profile: b.profile });
     res.status(r.existing ? 200 : 201).location(`/api/v1/certificates/${r.certificate.serialHex}`).json({
       deviceId: r.device.id, serialNumber: r.device.serialNumber, serialHex: r.certificate.serialHex,
       certificate: pemChain([r.der]), chain: pemChain(r.chain), existing: r.existing, supersedes: r.supersedes,
@@ -190,5 +249,5 @@ export function mountEnrollmentRoutes(app: Express, helpers: ApiHelpers, deps: E
     res.end();
   });
 
-  mountEst(app, { enrollment, authenticator: helpers.authenticator });
+  mountEst(app, { enrollment, authenticator: helpers.authenticator, certificates });
 }
