@@ -93,6 +93,7 @@ export const ERROR_CATALOGUE = {
   KAKUIN_E_STATION_QUOTA_EXHAUSTED: { status: 429, summary: 'The station has used up its issuance quota (POST /api/v1/stations/{id}/quota); an admin may raise it.' },
   KAKUIN_E_BATCH_TOO_LARGE: { status: 413, summary: 'A batch or import has more items than the limit (10,000); the items beyond it are refused.' },
   KAKUIN_E_BATCH_ITEM_MALFORMED: { status: 400, summary: 'One line of an NDJSON batch or one row of an import is not a valid item.' },
+  KAKUIN_E_CSV_MALFORMED: { status: 400, summary: 'A CSV import is not RFC 4180 CSV (an unclosed quote, text after a closing quote, an overlong row); the message names the line; nothing was imported.' },
   KAKUIN_E_PROFILE_UNKNOWN: { status: 400, summary: 'No certificate profile of that name is configured (`device` and `ca.profiles`).' },
   KAKUIN_E_PROFILE_NOT_ALLOWED: { status: 403, summary: 'The manufacturer is not allowed that certificate profile (POST /api/v1/manufacturers/{id}/profiles); without a list only `device` is.' },
   KAKUIN_E_STATION_CA_UNAVAILABLE: { status: 503, summary: 'There is no station CA to issue station certificates (the root is offline and none was made); stations use API keys.' },
