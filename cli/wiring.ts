@@ -130,7 +130,10 @@ export async function openKakuin(config: Readonly<KakuinConfig>, logger: Logger,
       ? await loadHierarchy(registry, keys)
       : await bootstrapHierarchy(registry, keys, hierarchyOptions);
     // Data dirs made before the station CA existed get it on their next open (resumable like bootstrap).
-    loaded.station ??= await obtainStationCa(registry, keys, hierarchyOptions, loaded.root);
+    // Its key goes where the root's is: a root in a PKCS#11 token keeps the station CA key there too.
+    const rootToken = tokenOfKeyUri(loaded.root.record.keyUri);
+    loaded.station ??= await obtainStationCa(registry, keys, rootToken === undefined ? hierarchyOptions
+      : { ...hierarchyOptions, keyUriFor: (id) => newPkcs11KeyUri(rootToken, `${id}-ca`) }, loaded.root);
     // After a rollover the newest device CA issues; the earlier ones stay in service (ca/rollover.ts).
     const deviceCas = await deviceCasInService(registry, keys, loaded.device);
     const hierarchy: CaHierarchy = { ...loaded, device: deviceCas.current };
