@@ -8,7 +8,7 @@
  * single-node replica set (`mongod --replSet rs0` + `rs.initiate()`) costs nothing more to run and
  * gives transactions; see docs/mongodb.md.
  */
-import { MongoClient, MongoServerError, type Db, type MongoClientOptions } from 'mongodb';
+import { MongoClient, MongoError, MongoServerError, type Db, type MongoClientOptions } from 'mongodb';
 import { KakuinError } from '../../errors/index.js';
 import { COLLECTIONS, type MetaDoc } from './documents.js';
 import { redactUri, toKakuinError } from './driver-errors.js';
@@ -72,8 +72,16 @@ export async function connect(options: MongoRegistryOptions): Promise<OpenedData
   } catch (e) {
     await client.close().catch(() => undefined);
     if (e instanceof KakuinError) throw e;
+    if (isAuthenticationFailure(e)) {
+      throw new KakuinError('KAKUIN_E_CONFIG', `MongoDB at ${where} refused kakuin's authentication (check the user and password in storage.uri)`, { cause: e });
+    }
     throw toKakuinError(e, { operation: `connecting to ${where}` });
   }
+}
+
+/** AuthenticationFailed (18), or the driver's wrapper of it during the handshake. */
+export function isAuthenticationFailure(e: unknown): boolean {
+  return e instanceof MongoError && (e.code === 18 || e.name === 'MongoMissingCredentialsError' || (e.cause instanceof MongoError && e.cause.code === 18));
 }
 
 async function readSchemaVersion(db: Db): Promise<number> {
