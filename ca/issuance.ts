@@ -26,8 +26,14 @@ const ISSUABLE_STATES = new Set<Device['status']>(['registered', 'active']);
 
 export interface IssueDeviceCertificateRequest {
   deviceId: string;
-  /** PKCS#10 request, PEM or DER. */
-  csr: Buffer | string;
+  /** PKCS#10 request, PEM or DER, or already parsed by the caller (it is not parsed twice). */
+  csr: Buffer | string | ParsedCsr;
+  /**
+   * The device record as the caller has just read it, so it is not read again. Its state is checked
+   * here and once more inside the transaction that records the certificate, so a record that went
+   * stale meanwhile (revoked, suspended) still gets no certificate.
+   */
+  device?: Device;
   /** Who asked, for the audit event: `token:<name>`, `cli`, ... */
   actor: string;
   /** A named device profile (`profiles`); default `device`. Whether the caller may use it is the caller's check. */
@@ -87,8 +93,9 @@ export class DeviceCertificateIssuer {
     if (policy === undefined) throw new KakuinError('KAKUIN_E_PROFILE_UNKNOWN', `no certificate profile named ${JSON.stringify(profileName)} is configured`);
     // Parse, then proof of possession and key policy (in the verifier pool) while the device
     // record is read: together they refuse most bad input before anything is built.
-    const csr = readCsr(request.csr);
-    const [device] = await Promise.all([this.registry.getDevice(request.deviceId), this.verifier.verify(csr.rawDer)]);
+    const csr = isParsedCsr(request.csr) ? request.csr : readCsr(request.csr);
+    const known = request.device !== undefined && request.device.id === request.deviceId ? request.device : undefined;
+    const [device] = await Promise.all([known ?? this.registry.getDevice(request.deviceId), this.verifier.verify(csr.rawDer)]);
     if (!ISSUABLE_STATES.has(device.status)) {
       throw new KakuinError('KAKUIN_E_DEVICE_STATE', `device ${device.id} is ${device.status}; only registered or active devices get certificates`);
     }
@@ -141,6 +148,10 @@ export class DeviceCertificateIssuer {
     }
     return name;
   }
+}
+
+function isParsedCsr(csr: Buffer | string | ParsedCsr): csr is ParsedCsr {
+  return typeof csr === 'object' && !Buffer.isBuffer(csr) && Buffer.isBuffer((csr as ParsedCsr).rawDer);
 }
 
 /**

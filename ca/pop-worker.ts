@@ -2,17 +2,26 @@
 import { parentPort } from 'node:worker_threads';
 import { readCsr, verifyCsr } from '../pkix/index.js';
 import { isKakuinError } from '../errors/index.js';
-import type { VerifierReply } from './pop-verifier.js';
+import type { VerifierReply, VerifierRequest } from './pop-verifier.js';
 
-parentPort!.on('message', (msg: { id: number; der: Uint8Array }) => {
-  let reply: VerifierReply;
+function verifyOne(id: number, der: Buffer): VerifierReply {
   try {
-    verifyCsr(readCsr(Buffer.from(msg.der.buffer, msg.der.byteOffset, msg.der.byteLength)));
-    reply = { id: msg.id };
+    verifyCsr(readCsr(der));
+    return { id };
   } catch (e) {
-    reply = isKakuinError(e)
-      ? { id: msg.id, error: { code: e.code, message: e.message } }
-      : { id: msg.id, error: { code: 'KAKUIN_E_INTERNAL', message: 'CSR verification failed' } };
+    return isKakuinError(e)
+      ? { id, error: { code: e.code, message: e.message } }
+      : { id, error: { code: 'KAKUIN_E_INTERNAL', message: 'CSR verification failed' } };
   }
-  parentPort!.postMessage(reply);
+}
+
+parentPort!.on('message', (msg: VerifierRequest) => {
+  const all = Buffer.from(msg.ders.buffer, msg.ders.byteOffset, msg.ders.byteLength);
+  const replies: VerifierReply[] = [];
+  let start = 0;
+  msg.ids.forEach((id, i) => {
+    replies.push(verifyOne(id, all.subarray(start, msg.ends[i])));
+    start = msg.ends[i];
+  });
+  parentPort!.postMessage(replies);
 });

@@ -239,7 +239,7 @@ export class EnrollmentService {
       ? await this.options.stationQuota.reserve(request.actor.slice('station:'.length)) : undefined;
     try {
       issued = await this.issuer.issue({
-        deviceId: device.id, csr: csr.rawDer, actor: request.actor, profile: request.profile, ...(keygen && { auditDetails: { keygen: true } }),
+        deviceId: device.id, device, csr, actor: request.actor, profile: request.profile, ...(keygen && { auditDetails: { keygen: true } }),
       });
     } catch (e) {
       if (hasCode(e, 'KAKUIN_E_PUBLIC_KEY_IN_USE')) {
