@@ -59,6 +59,8 @@ export interface KakuinConfig {
     overlapHours: number;
     /** Largest pre-registration upload (POST /api/v1/devices/import), in bytes. */
     importBodyLimitBytes: number;
+    /** Largest NDJSON batch body (POST /api/v1/enroll/batch), in bytes. */
+    batchBodyLimitBytes: number;
     /** Enrollments per second per station (token bucket; 0: unlimited) and the bucket's size. */
     stationPerSecond: number;
     stationBurst: number;
@@ -138,6 +140,7 @@ const FILE_OPTIONS: Record<string, (v: unknown, key: string) => unknown> = {
     return v;
   },
   'enrollment.importBodyLimitBytes': (v, k) => int(v, k, 1024, 256 * 1024 * 1024),
+  'enrollment.batchBodyLimitBytes': (v, k) => int(v, k, 1024, 1024 * 1024 * 1024),
   'enrollment.stationPerSecond': (v, k) => int(v, k, 0, 1_000_000),
   'enrollment.stationBurst': (v, k) => int(v, k, 1, 10_000_000),
   publicHttpUrl: httpUrl,
@@ -282,6 +285,7 @@ export function loadConfig(env: Env = process.env, cwd = process.cwd()): Readonl
     enrollment: {
       overlapHours: get('enrollment.overlapHours', 0),
       importBodyLimitBytes: get('enrollment.importBodyLimitBytes', 16 * 1024 * 1024),
+      batchBodyLimitBytes: get('enrollment.batchBodyLimitBytes', 64 * 1024 * 1024),
       stationPerSecond: get('enrollment.stationPerSecond', 0),
       stationBurst: get('enrollment.stationBurst', 10_000),
     },

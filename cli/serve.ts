@@ -79,7 +79,7 @@ export async function startService(config: Readonly<KakuinConfig>, logger: Logge
       extraRoutes: (app, helpers) => {
         legacyPath.mountAdminRoutes(app, helpers);
         mountEnrollmentRoutes(app, helpers, {
-          registry: kakuin.registry, revocation, enrollment, pepper: kakuin.pepper, maxImportBytes: config.enrollment.importBodyLimitBytes,
+          registry: kakuin.registry, revocation, enrollment, pepper: kakuin.pepper, maxImportBytes: config.enrollment.importBodyLimitBytes, maxBatchBytes: config.enrollment.batchBodyLimitBytes,
           stationCertificates: kakuin.stationCertificates,
         });
       },
@@ -306,7 +306,7 @@ export async function startRoles(
           }
           if (enrollment) {
             mountEnrollmentRoutes(app, helpers, {
-              registry, revocation, enrollment, pepper: k.pepper, maxImportBytes: config.enrollment.importBodyLimitBytes,
+              registry, revocation, enrollment, pepper: k.pepper, maxImportBytes: config.enrollment.importBodyLimitBytes, maxBatchBytes: config.enrollment.batchBodyLimitBytes,
               stationCertificates: k.stationCertificates,
             });
           }

@@ -16,24 +16,61 @@ import { KakuinError } from '../errors/index.js';
 import { itemError, type EnrollmentService } from './enrollment-service.js';
 
 export const MAX_BATCH_LINES = 10_000;
+/** Default bound on a whole batch body (10,000 items of a few KiB fit many times over). */
+export const DEFAULT_MAX_BATCH_BYTES = 64 * 1024 * 1024;
 /** A line holds one CSR (an RSA-4096 CSR in PEM is under 2 KiB); anything far larger is not an item. */
 const MAX_LINE_CHARS = 64 * 1024;
+/** Items in flight: enough that the verifier pool and the group commit see large batches. */
 const WINDOW = 256;
+/** Answers are written in chunks of about this size (one TLS record train), not a write per line. */
+const OUTPUT_CHUNK_CHARS = 32 * 1024;
 
 type ItemResult = Record<string, unknown>;
 
+interface InFlight {
+  promise: Promise<ItemResult>;
+  result?: ItemResult;
+}
+
+export interface BatchOutcome {
+  items: number;
+  failed: number;
+  /** The body passed `maxBodyBytes`: the rest was not read, and the connection should be closed. */
+  bodyTooLarge: boolean;
+}
+
 export async function runBatch(
   input: Readable, output: Writable, enrollment: EnrollmentService, scope: { manufacturerId: string; actor: string },
-): Promise<{ items: number; failed: number }> {
-  const lines = boundedLines(input, MAX_LINE_CHARS);
-  const pending: Promise<ItemResult>[] = [];
+  options: { maxBodyBytes?: number } = {},
+): Promise<BatchOutcome> {
+  const maxBodyBytes = options.maxBodyBytes ?? DEFAULT_MAX_BATCH_BYTES;
+  const bound = { maxBytes: maxBodyBytes, exceeded: false };
+  const lines = boundedLines(input, MAX_LINE_CHARS, bound);
+  const pending: InFlight[] = [];
   let lineNo = 0;
   let items = 0;
   let failed = 0;
-  const flushOne = async () => {
-    const result = await pending.shift()!;
-    if (result.error) failed++;
-    if (!output.write(`${JSON.stringify(result)}\n`)) await new Promise((resolve) => output.once('drain', resolve));
+  let out = '';
+  const write = async () => {
+    const chunk = out;
+    out = '';
+    if (chunk.length > 0 && !output.write(chunk)) await new Promise((resolve) => output.once('drain', resolve));
+  };
+  const take = (r: ItemResult) => {
+    if (r.error) failed++;
+    out += `${JSON.stringify(r)}\n`;
+  };
+  /** Moves every settled item at the head into the output, in input order. */
+  const collectSettled = async () => {
+    while (pending.length > 0 && pending[0].result !== undefined) {
+      take(pending.shift()!.result!);
+      if (out.length >= OUTPUT_CHUNK_CHARS) await write();
+    }
+  };
+  const push = (promise: Promise<ItemResult>) => {
+    const entry: InFlight = { promise };
+    promise.then((r) => { entry.result = r; });
+    pending.push(entry);
   };
   for await (const line of lines) {
     lineNo++;
@@ -42,25 +79,56 @@ export async function runBatch(
     // Past the limit the rest is read and dropped (not left unread: the reply goes on the same connection).
     if (items > MAX_BATCH_LINES + 1) continue;
     if (items === MAX_BATCH_LINES + 1) {
-      pending.push(Promise.resolve({ line: lineNo, error: new KakuinError('KAKUIN_E_BATCH_TOO_LARGE', `a batch holds at most ${MAX_BATCH_LINES} items; this and later lines were not processed`).toJSON() }));
+      push(Promise.resolve({ line: lineNo, error: new KakuinError('KAKUIN_E_BATCH_TOO_LARGE', `a batch holds at most ${MAX_BATCH_LINES} items; this and later lines were not processed`).toJSON() }));
       continue;
     }
-    pending.push(enrollItem(line, lineNo, enrollment, scope));
-    if (pending.length >= WINDOW) await flushOne();
+    push(enrollItem(line, lineNo, enrollment, scope));
+    if (pending.length >= WINDOW) {
+      take(await pending.shift()!.promise);
+      await collectSettled();
+    }
   }
-  while (pending.length > 0) await flushOne();
-  return { items: Math.min(items, MAX_BATCH_LINES + 1), failed };
+  if (bound.exceeded) {
+    push(Promise.resolve({
+      line: lineNo + 1,
+      error: new KakuinError('KAKUIN_E_BATCH_BODY_TOO_LARGE', `a batch body holds at most ${maxBodyBytes} bytes; this and later lines were not processed`).toJSON(),
+    }));
+  }
+  while (pending.length > 0) {
+    take(await pending.shift()!.promise);
+    await collectSettled();
+    if (pending.length > 0 && pending[0].result === undefined) await write();
+  }
+  await write();
+  return { items: Math.min(items, MAX_BATCH_LINES + 1), failed, bodyTooLarge: bound.exceeded };
 }
 
 /**
  * Lines of a text stream, like readline, but a line longer than `max` is not held in memory: it is
  * yielded as a marker (one per overlong line) and the rest of it skipped, so one endless line cannot
  * exhaust memory.
+ *
+ * With `bound`, reading stops before the chunk that would take the input past `bound.maxBytes`
+ * bytes: that chunk and the unfinished line before it are dropped, and `bound.exceeded` is set.
  */
-export async function* boundedLines(input: AsyncIterable<string | Buffer>, max: number): AsyncGenerator<string | typeof OVERLONG> {
+export async function* boundedLines(
+  input: AsyncIterable<string | Buffer>, max: number, bound?: { maxBytes: number; exceeded: boolean },
+): AsyncGenerator<string | typeof OVERLONG> {
   let buf = '';
   let skipping = false;
-  for await (const chunk of input) {
+  let total = 0;
+  // Iterated by hand: leaving a `for await` early would destroy the input stream (for a request, its
+  // socket, before the answer is written). Past the bound the input is simply no longer read.
+  const chunks = input[Symbol.asyncIterator]();
+  for (let next = await chunks.next(); !next.done; next = await chunks.next()) {
+    const chunk = next.value;
+    if (bound) {
+      total += typeof chunk === 'string' ? Buffer.byteLength(chunk, 'utf8') : chunk.length;
+      if (total > bound.maxBytes) {
+        bound.exceeded = true;
+        return;
+      }
+    }
     buf += typeof chunk === 'string' ? chunk : chunk.toString('utf8');
     let nl: number;
     while ((nl = buf.indexOf('\n')) >= 0) {

@@ -29,7 +29,7 @@ import { newStationApiKey, tokenHmac, type Caller } from '../ca/api/admin-tokens
 import type { ApiHelpers } from '../ca/api/management-api.js';
 import { certificateSummaryJson, deviceJson, pemChain } from '../ca/api/representations.js';
 import { importDevices, parseImportCsv } from './device-import.js';
-import { runBatch } from './batch.js';
+import { DEFAULT_MAX_BATCH_BYTES, runBatch } from './batch.js';
 import type { EnrollmentService } from './enrollment-service.js';
 import type { RevocationService } from '../ca/revocation.js';
 import { revokeIssuedByStation } from './station-incident.js';
@@ -45,6 +45,8 @@ export interface EnrollmentRouteDeps {
   pepper: Buffer;
   /** Largest import upload (JSON or CSV), in bytes. */
   maxImportBytes: number;
+  /** Largest NDJSON batch body, in bytes (default DEFAULT_MAX_BATCH_BYTES). */
+  maxBatchBytes?: number;
   /** Issues station certificates; absent when there is no station CA (offline root). */
   stationCertificates?: StationCertificateIssuer;
 }
@@ -242,10 +244,26 @@ export function mountEnrollmentRoutes(app: Express, helpers: ApiHelpers, deps: E
     if (!req.is(['application/x-ndjson', 'application/jsonl', 'application/json-seq', 'text/plain'])) {
       throw new KakuinError('KAKUIN_E_UNSUPPORTED_MEDIA_TYPE', 'send the batch as application/x-ndjson, one JSON object per line');
     }
+    const maxBodyBytes = deps.maxBatchBytes ?? DEFAULT_MAX_BATCH_BYTES;
+    const declared = Number(req.get('content-length'));
+    if (Number.isFinite(declared) && declared > maxBodyBytes) {
+      // Refused before reading; the unread body must not be drained on this connection.
+      res.set('Connection', 'close');
+      throw new KakuinError('KAKUIN_E_BATCH_BODY_TOO_LARGE', `a batch body holds at most ${maxBodyBytes} bytes`);
+    }
     await registry.getManufacturer(manufacturerId);
     req.setEncoding('utf8');
     res.status(200).type('application/x-ndjson');
-    await runBatch(req, res, enrollment, { manufacturerId, actor: req.caller!.actor });
+    const outcome = await runBatch(req, res, enrollment, { manufacturerId, actor: req.caller!.actor }, { maxBodyBytes });
+    if (outcome.bodyTooLarge) {
+      // The rest of the body was not read: close the connection once the answer is out, rather than
+      // read (and drop) a body of any size.
+      const socket = req.socket;
+      res.once('finish', () => {
+        socket.end();
+        setTimeout(() => socket.destroy(), 1000).unref();
+      });
+    }
     res.end();
   });
 

@@ -92,6 +92,7 @@ export const ERROR_CATALOGUE = {
   KAKUIN_E_STATION_RATE_LIMITED: { status: 429, summary: 'The station exceeded its enrollment rate (enrollment.stationPerSecond, burst enrollment.stationBurst); in a batch only the items over it fail.' },
   KAKUIN_E_STATION_QUOTA_EXHAUSTED: { status: 429, summary: 'The station has used up its issuance quota (POST /api/v1/stations/{id}/quota); an admin may raise it.' },
   KAKUIN_E_BATCH_TOO_LARGE: { status: 413, summary: 'A batch or import has more items than the limit (10,000); the items beyond it are refused.' },
+  KAKUIN_E_BATCH_BODY_TOO_LARGE: { status: 413, summary: 'An NDJSON batch body is larger than `enrollment.batchBodyLimitBytes`: refused before reading when it declares its length, otherwise the lines past the limit are not processed and the connection is closed.' },
   KAKUIN_E_BATCH_ITEM_MALFORMED: { status: 400, summary: 'One line of an NDJSON batch or one row of an import is not a valid item.' },
   KAKUIN_E_CSV_MALFORMED: { status: 400, summary: 'A CSV import is not RFC 4180 CSV (an unclosed quote, text after a closing quote, an overlong row); the message names the line; nothing was imported.' },
   KAKUIN_E_PROFILE_UNKNOWN: { status: 400, summary: 'No certificate profile of that name is configured (`device` and `ca.profiles`).' },
