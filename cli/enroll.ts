@@ -8,6 +8,7 @@
  * 2 usage, 3 the server could not be reached after the retries, 130 interrupted (SIGINT/SIGTERM).
  * A rerun resumes. The API key and PKCS#12 passwords are never printed.
  */
+import { createPrivateKey, X509Certificate } from 'node:crypto';
 import { accessSync, constants, readFileSync } from 'node:fs';
 import path from 'node:path';
 import { parseArgs } from 'node:util';
@@ -16,10 +17,11 @@ import { KakuinError } from '../errors/index.js';
 import { ERRORS_FILE, JOURNAL_FILE, runFactoryBatch } from '../enrollment/factory-client.js';
 
 export const ENROLL_USAGE = `usage: kakuin enroll batch --in DEVICES.ndjson --out DIR --url https://HOST:PORT --cacert ROOT.pem
-                          [--api-key-file FILE] [--p12-password-file FILE]
+                          [--api-key-file FILE | --cert STATION.pem --key STATION.key] [--p12-password-file FILE]
                           [--chunk N] [--concurrency N] [--retries N] [--no-progress]
 
-  The station API key comes from --api-key-file or the environment variable KAKUIN_STATION_API_KEY.
+  The station authenticates with its certificate (--cert, --key: TLS client authentication) or its
+  API key (--api-key-file, or the environment variable KAKUIN_STATION_API_KEY).
   Writes DIR/<serialNumber>.pem (certificate and chain) or DIR/<serialNumber>.p12 (keygen items),
   DIR/${ERRORS_FILE} (failed items) and DIR/${JOURNAL_FILE}; a rerun skips the devices done.
   Exit: 0 all enrolled, 1 some items failed, 2 usage, 3 server unreachable after retries.
@@ -52,6 +54,14 @@ function secretFile(file: string, what: string): string {
   return secret;
 }
 
+function readable(file: string, option: string): string {
+  try {
+    return readFileSync(file, 'utf8');
+  } catch (e) {
+    throw usage(`cannot read ${option} ${file}: ${(e as NodeJS.ErrnoException).code ?? (e as Error).message}`);
+  }
+}
+
 export async function enrollCommand(rest: string[], env: NodeJS.ProcessEnv = process.env): Promise<number> {
   let parsed;
   try {
@@ -59,7 +69,7 @@ export async function enrollCommand(rest: string[], env: NodeJS.ProcessEnv = pro
       args: rest, allowPositionals: true, strict: true,
       options: {
         in: { type: 'string' }, out: { type: 'string' }, url: { type: 'string' }, cacert: { type: 'string' },
-        'api-key-file': { type: 'string' }, 'p12-password-file': { type: 'string' },
+        'api-key-file': { type: 'string' }, 'p12-password-file': { type: 'string' }, cert: { type: 'string' }, key: { type: 'string' },
         chunk: { type: 'string' }, concurrency: { type: 'string' }, retries: { type: 'string' },
         'no-progress': { type: 'boolean' },
       },
@@ -77,15 +87,24 @@ export async function enrollCommand(rest: string[], env: NodeJS.ProcessEnv = pro
     throw usage(`--url ${JSON.stringify(values.url)} is not a URL`);
   }
   if (url.protocol !== 'https:') throw usage('--url must be https:// (the management API is HTTPS only)');
-  const apiKey = values['api-key-file'] ? secretFile(values['api-key-file'], 'API key') : env.KAKUIN_STATION_API_KEY?.trim();
-  if (!apiKey) throw usage('give the station API key with --api-key-file FILE or KAKUIN_STATION_API_KEY');
-  const p12Password = values['p12-password-file'] ? secretFile(values['p12-password-file'], 'PKCS#12 password') : undefined;
-  let caPem: string;
-  try {
-    caPem = readFileSync(values.cacert, 'utf8');
-  } catch (e) {
-    throw usage(`cannot read --cacert ${values.cacert}: ${(e as NodeJS.ErrnoException).code ?? (e as Error).message}`);
+  let apiKey: string | undefined;
+  let clientCertificate: { certPem: string; keyPem: string } | undefined;
+  if (values.cert !== undefined || values.key !== undefined) {
+    if (!values.cert || !values.key) throw usage('--cert and --key go together');
+    if (values['api-key-file']) throw usage('authenticate with --cert/--key or with --api-key-file, not both');
+    clientCertificate = { certPem: readable(values.cert, '--cert'), keyPem: readable(values.key, '--key') };
+    try {
+      new X509Certificate(clientCertificate.certPem);
+      createPrivateKey(clientCertificate.keyPem);
+    } catch {
+      throw usage('--key must be an unencrypted PEM private key and --cert a PEM certificate');
+    }
+  } else {
+    apiKey = values['api-key-file'] ? secretFile(values['api-key-file'], 'API key') : env.KAKUIN_STATION_API_KEY?.trim();
+    if (!apiKey) throw usage('give the station API key with --api-key-file FILE or KAKUIN_STATION_API_KEY, or its certificate with --cert and --key');
   }
+  const p12Password = values['p12-password-file'] ? secretFile(values['p12-password-file'], 'PKCS#12 password') : undefined;
+  const caPem = readable(values.cacert, '--cacert');
   try {
     accessSync(values.in, constants.R_OK);
   } catch (e) {
@@ -103,7 +122,7 @@ export async function enrollCommand(rest: string[], env: NodeJS.ProcessEnv = pro
   let result;
   try {
     result = await runFactoryBatch({
-      url: url.origin, apiKey, caPem, inFile: values.in, outDir: values.out, chunk, concurrency, retries, p12Password,
+      url: url.origin, apiKey, clientCertificate, caPem, inFile: values.in, outDir: values.out, chunk, concurrency, retries, p12Password,
       signal: abort.signal, progress: progress.update,
       onRetry: ({ attempt, delayMs, reason }) => progress.log(`kakuin enroll: ${reason}; retry ${attempt}/${retries} in ${(delayMs / 1000).toFixed(1)} s`),
     });

@@ -34,8 +34,10 @@ const TEMP_FILE = /^\.[A-Za-z0-9][A-Za-z0-9._+=(),-]*\.\d+\.tmp$/;
 export interface FactoryBatchOptions {
   /** Base URL of the remote kakuin management API (`https://kakuin.example:8443`). */
   url: string;
-  /** The station's API key (sent as a bearer token). */
-  apiKey: string;
+  /** The station's API key (sent as a bearer token), or */
+  apiKey?: string;
+  /** the station's certificate and key (TLS client authentication; the certificate PEM may carry its chain). */
+  clientCertificate?: { certPem: string; keyPem: string };
   /** PEM of the CA to trust for the API's TLS certificate (kakuin's root). */
   caPem: string;
   inFile: string;
@@ -316,7 +318,8 @@ class BatchClient {
   private request(method: string, pathname: string, headers: Record<string, string>): https.RequestOptions & { url: URL } {
     return {
       url: new URL(pathname, this.options.url), method, ca: this.options.caPem, agent: false, signal: this.options.signal,
-      headers: { authorization: `Bearer ${this.options.apiKey}`, ...headers },
+      ...(this.options.clientCertificate && { cert: this.options.clientCertificate.certPem, key: this.options.clientCertificate.keyPem }),
+      headers: { ...(this.options.apiKey !== undefined && { authorization: `Bearer ${this.options.apiKey}` }), ...headers },
     };
   }
 

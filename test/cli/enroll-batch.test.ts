@@ -18,10 +18,20 @@ const P12_PASSWORD = 'factory-p12-password-not-secret';
 
 /** A P-256 CSR naming the device in its subject serialNumber (node:crypto + pkix: fast enough for hundreds). */
 function csrPem(serialNumber: string): string {
-  const { privateKey, publicKey } = generateKeyPairSync('ec', { namedCurve: 'P-256' });
-  const info = encodeCertificationRequestInfo(encodeName([{ type: 'serialNumber', value: serialNumber }]), publicKey.export({ type: 'spki', format: 'der' }));
-  return toPem('CERTIFICATE REQUEST', encodeCertificationRequest(info, 'ecdsa-with-SHA256', sign('sha256', info, privateKey)));
+  return csrAndKey([{ type: 'serialNumber', value: serialNumber }]).csrPem;
 }
+
+function csrAndKey(subject: Parameters<typeof encodeName>[0]): { csrPem: string; keyPem: string } {
+  const { privateKey, publicKey } = generateKeyPairSync('ec', { namedCurve: 'P-256' });
+  const info = encodeCertificationRequestInfo(encodeName(subject), publicKey.export({ type: 'spki', format: 'der' }));
+  return {
+    csrPem: toPem('CERTIFICATE REQUEST', encodeCertificationRequest(info, 'ecdsa-with-SHA256', sign('sha256', info, privateKey))),
+    keyPem: privateKey.export({ type: 'pkcs8', format: 'pem' }) as string,
+  };
+}
+
+/** Every listener on a free port: other test files may run beside this one. */
+const PORTS = { KAKUIN_OCSP_PORT: '0', KAKUIN_GATEWAY_PORT: '0', KAKUIN_LEGACY_PORT: '0' };
 
 interface CliRun {
   child: ChildProcess;
@@ -106,12 +116,12 @@ describe('kakuin enroll batch (the factory command)', function () {
     let env: Record<string, string>;
 
     before(async () => {
-      svc = await startTestService();
+      svc = await startTestService({ env: PORTS });
       rootFile = path.join(tmp.dir, 'root.pem');
       writeFileSync(rootFile, svc.rootPem);
       f = await newFactory(svc, 'CLI factory');
       env = { KAKUIN_STATION_API_KEY: f.apiKey };
-      const serials = [...Array.from({ length: 12 }, (_, i) => `OK-${i}`), 'KG-1', 'KG-2', 'BAD-1', 'BAD-2',
+      const serials = [...Array.from({ length: 12 }, (_, i) => `OK-${i}`), 'KG-1', 'KG-2', 'BAD-1', 'BAD-2', 'MTLS-1', 'MTLS-2',
         ...Array.from({ length: 400 }, (_, i) => `KILL-${i}`)];
       const imp = await apiAs(svc, f.apiKey)('POST', '/api/v1/devices/import', { body: serials.map((serialNumber) => ({ serialNumber })) });
       expect(imp.status, imp.text).to.equal(201);
@@ -194,6 +204,34 @@ describe('kakuin enroll batch (the factory command)', function () {
       expect(r.stdout).to.match(/5 failed/);
     });
 
+    it('a station authenticates with its certificate (--cert/--key) instead of an API key', async () => {
+      const { csrPem: stationCsr, keyPem } = csrAndKey([{ type: 'CN', value: 'line-1' }]);
+      const issued = await apiAs(svc, svc.adminToken)('POST', `/api/v1/stations/${f.stationId}/certificate`, { body: { csr: stationCsr } });
+      expect(issued.status, issued.text).to.equal(201);
+      const certFile = path.join(tmp.dir, 'station.pem');
+      const keyFile = path.join(tmp.dir, 'station.key');
+      writeFileSync(certFile, issued.json.certificate + issued.json.chain);
+      writeFileSync(keyFile, keyPem);
+      const inFile = path.join(tmp.dir, 'mtls.ndjson');
+      writeFileSync(inFile, ['MTLS-1', 'MTLS-2'].map((s) => JSON.stringify({ serialNumber: s, csr: csrPem(s) })).join('\n'));
+      const outDir = path.join(tmp.dir, 'mtls-out');
+      const before = await issuedBy(svc, f);
+      const r = await runCli(['--in', inFile, '--out', outDir, '--url', svc.url, '--cacert', rootFile, '--cert', certFile, '--key', keyFile], {}).done;
+      expect(r.code, r.stderr + r.stdout).to.equal(0);
+      expect(readdirSync(outDir).filter((n) => n.endsWith('.pem')).sort()).to.deep.equal(['MTLS-1.pem', 'MTLS-2.pem']);
+      expect(await issuedBy(svc, f)).to.equal(before + 2);
+      // A file that is not a private key is a usage error; a wrong API key is refused by the server: exit 1, its code, nothing written.
+      const notKey = await runCli(['--in', inFile, '--out', path.join(tmp.dir, 'mtls-none'), '--url', svc.url, '--cacert', rootFile, '--cert', certFile, '--key', inFile], {}).done;
+      expect(notKey.code).to.equal(2);
+      expect(notKey.stderr).to.match(/KAKUIN_E_USAGE: --key/);
+      const wrongKey = 'kkst_this-is-not-a-station-key-000000000000';
+      const refused = await runCli(['--in', inFile, '--out', path.join(tmp.dir, 'mtls-none'), '--url', svc.url, '--cacert', rootFile], { KAKUIN_STATION_API_KEY: wrongKey }).done;
+      expect(refused.code).to.equal(1);
+      expect(refused.stderr).to.match(/KAKUIN_E_UNAUTHENTICATED/);
+      expect(refused.stderr + refused.stdout).to.not.include(wrongKey);
+      expect(readdirSync(path.join(tmp.dir, 'mtls-none')).filter((n) => n.endsWith('.pem'))).to.deep.equal([]);
+    });
+
     it('usage errors exit 2 and name the problem', async () => {
       const inFile = path.join(tmp.dir, 'ok.ndjson');
       const outDir = path.join(tmp.dir, 'usage-out');
@@ -211,14 +249,23 @@ describe('kakuin enroll batch (the factory command)', function () {
       expect(existsSync(outDir)).to.equal(false);
     });
 
-    it('killed with SIGKILL mid-way, a rerun completes: one file per device, each the device\'s one good certificate, nothing issued twice', async () => {
+    it('interrupted by Ctrl-C, then killed with SIGKILL mid-way, a rerun completes: one file per device, each the device\'s one good certificate, nothing issued twice', async () => {
       const serials = Array.from({ length: 400 }, (_, i) => `KILL-${i}`);
       const inFile = path.join(tmp.dir, 'kill.ndjson');
       writeFileSync(inFile, `${serials.map((s) => JSON.stringify({ serialNumber: s, csr: csrPem(s) })).join('\n')}\n`);
       const outDir = path.join(tmp.dir, 'kill-out');
       const args = ['--in', inFile, '--out', outDir, '--url', svc.url, '--cacert', rootFile, '--chunk', '20', '--concurrency', '1'];
-      const first = runCli(args, env);
+      // Ctrl-C: the command stops, says so and exits 130; then a kill -9 of the rerun.
+      const interrupted = runCli(args, env);
       await waitFor('the first written device', () => journalLines(outDir).length > 0);
+      interrupted.child.kill('SIGINT');
+      const stopped = await interrupted.done;
+      expect(stopped.code, stopped.stderr).to.equal(130);
+      expect(stopped.stderr).to.match(/interrupted; rerun the same command to resume/);
+      const afterInterrupt = journalLines(outDir).length;
+      expect(afterInterrupt).to.be.lessThan(400);
+      const first = runCli(args, env);
+      await waitFor('more written devices', () => journalLines(outDir).length > afterInterrupt);
       first.child.kill('SIGKILL');
       const killed = await first.done;
       expect(killed.signal).to.equal('SIGKILL');
@@ -231,7 +278,7 @@ describe('kakuin enroll batch (the factory command)', function () {
       expect(readdirSync(outDir).filter((n) => n.includes('.tmp'))).to.deep.equal([]);
       await expectOneGoodCertificateEach(svc, f, outDir, serials);
       // Issued at most once per device: items the server answered before the kill were answered again from the registry.
-      expect(await issuedBy(svc, f)).to.equal(14 + 1 + 400);
+      expect(await issuedBy(svc, f)).to.equal(14 + 1 + 2 + 400);
     });
   });
 
@@ -243,7 +290,7 @@ describe('kakuin enroll batch (the factory command)', function () {
 
     before(async () => {
       const dataDir = path.join(tmp.dir, 'server-data');
-      env = testEnv(dataDir, { KAKUIN_API_PORT: String(await freePort()), KAKUIN_OCSP_PORT: '0', KAKUIN_GATEWAY_PORT: '0' });
+      env = testEnv(dataDir, { ...PORTS, KAKUIN_API_PORT: String(await freePort()) });
       child = await spawnService(env);
       admin = { url: child.url, rootPem: readFileSync(path.join(dataDir, 'ca', 'root.pem'), 'utf8'), adminToken: env.KAKUIN_ADMIN_TOKEN };
       rootFile = path.join(tmp.dir, 'server-root.pem');
