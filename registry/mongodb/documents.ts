@@ -63,7 +63,11 @@ export interface AuditEventDoc {
   actor: string;
   deviceId?: string;
   serialHex?: string;
-  details?: Record<string, unknown>;
+  /**
+   * JSON text, as on SQLite: details are free-form (keys may hold `.` or start with `$`, which
+   * MongoDB field names restrict), and an audit record must read back exactly as written.
+   */
+  details?: string;
 }
 export interface FeedDoc {
   _id: number; // seq
@@ -234,7 +238,8 @@ export function adminTokenFromDoc(d: AdminTokenDoc): AdminToken {
 export function auditEventFromDoc(d: AuditEventDoc): AuditEvent {
   return {
     id: d._id, at: d.at, type: d.type, actor: d.actor,
-    ...present('deviceId', d.deviceId), ...present('serialHex', d.serialHex), ...present('details', d.details),
+    ...present('deviceId', d.deviceId), ...present('serialHex', d.serialHex),
+    ...(typeof d.details === 'string' && { details: JSON.parse(d.details) as Record<string, unknown> }),
   };
 }
 
@@ -245,7 +250,7 @@ export function auditEventDoc(id: number, v: {
   return {
     _id: id, at: new Date(v.at), type: v.type, actor: v.actor,
     ...present('deviceId', v.device_id), ...present('serialHex', v.serial_hex),
-    ...(v.details !== null && { details: JSON.parse(v.details) as Record<string, unknown> }),
+    ...present('details', v.details),
   };
 }
 

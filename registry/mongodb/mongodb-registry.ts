@@ -37,6 +37,7 @@ import {
   auditEventsFind, crlReplaceFilter, deltaChangedFilter, deltaReleasedFilter, devicesFind, dueSupersedesFind, failureId, feedFind,
   fullCrlFilter, legacyFactorsFilter, legacyVerifiersFilter, LEGACY_STATES_PIPELINE, staleFailuresFilter, STREAM_OPTIONS,
 } from './queries.js';
+import { InFlight, WriteQueue } from './write-queue.js';
 import { appendFeed, FEED_COUNTER, insertAudit, writeIssuance, writeStatusChange, type AuditValues } from './transaction-bodies.js';
 
 const ISSUER_KINDS = new Set(['root', 'device', 'station', 'infrastructure', 'ocsp-signer']);
@@ -67,6 +68,8 @@ function key(value: unknown): string | undefined {
 
 export class MongoRegistry implements Registry {
   private closed = false;
+  private readonly writes = new WriteQueue();
+  private readonly inFlight = new InFlight();
 
   /** Use openMongoRegistry: it checks the deployment and prepares the collections this class relies on. */
   constructor(private readonly client: MongoClient, private readonly db: Db, private readonly version: number, private readonly readonly: boolean) {}
@@ -155,9 +158,10 @@ export class MongoRegistry implements Registry {
       updatedAt: now,
       ord: new ObjectId(),
     };
-    await this.transaction('creating a device', async (session) => {
-      await this.requireManufacturer(doc.manufacturerId, session);
-      await this.col<DeviceDoc>(COLLECTIONS.devices).insertOne(doc, { session });
+    // Manufacturers are never deleted: checking first and inserting after needs no transaction.
+    await this.write('creating a device', async () => {
+      await this.requireManufacturer(doc.manufacturerId);
+      await this.col<DeviceDoc>(COLLECTIONS.devices).insertOne(doc);
     });
     return deviceFromDoc(doc);
   }
@@ -357,9 +361,9 @@ export class MongoRegistry implements Registry {
       _id: randomUUID(), name: requiredText(input.name, 'name'), createdAt: new Date(),
       ...(manufacturerId !== null && { manufacturerId }), ...(usualHoursUtc !== null && { usualHoursUtc }),
     };
-    await this.transaction('creating a common auth ID', async (session) => {
-      if (doc.manufacturerId !== undefined) await this.requireManufacturer(doc.manufacturerId, session);
-      await this.col<CommonAuthIdDoc>(COLLECTIONS.commonAuthIds).insertOne(doc, { session });
+    await this.write('creating a common auth ID', async () => {
+      if (doc.manufacturerId !== undefined) await this.requireManufacturer(doc.manufacturerId);
+      await this.col<CommonAuthIdDoc>(COLLECTIONS.commonAuthIds).insertOne(doc);
     });
     return commonAuthIdFromDoc(doc);
   }
@@ -666,7 +670,9 @@ export class MongoRegistry implements Registry {
   /** Closes the client. Idempotent. */
   async close(): Promise<void> {
     if (this.closed) return;
+    // New calls are refused from here on; the ones already made (a queued issuance) finish first.
     this.closed = true;
+    await this.inFlight.settled();
     try {
       await this.client.close();
     } catch (e) {
@@ -723,30 +729,26 @@ export class MongoRegistry implements Registry {
     if (this.readonly) throw new KakuinError('KAKUIN_E_INTERNAL', 'this registry was opened read-only and cannot write');
   }
 
-  private async read<T>(operation: string, fn: () => Promise<T>): Promise<T> {
+  private read<T>(operation: string, fn: () => Promise<T>): Promise<T> {
     this.assertOpen();
-    try {
-      return await fn();
-    } catch (e) {
-      throw toKakuinError(e, { operation });
-    }
+    return this.inFlight.track(translated(operation, fn));
   }
 
-  private async write<T>(operation: string, fn: () => Promise<T>): Promise<T> {
+  private write<T>(operation: string, fn: () => Promise<T>): Promise<T> {
     this.assertWritable();
-    try {
-      return await fn();
-    } catch (e) {
-      throw toKakuinError(e, { operation });
-    }
+    return this.inFlight.track(translated(operation, fn));
   }
 
   /**
    * Runs `body` in one multi-document transaction (retried by the driver on transient conflicts,
    * so `body` must not keep state across attempts). A KakuinError thrown by `body` aborts it.
    */
-  private async transaction<T>(operation: string, body: (session: ClientSession) => Promise<T>): Promise<T> {
+  private transaction<T>(operation: string, body: (session: ClientSession) => Promise<T>): Promise<T> {
     this.assertWritable();
+    return this.inFlight.track(this.writes.run(() => this.runTransaction(operation, body)));
+  }
+
+  private async runTransaction<T>(operation: string, body: (session: ClientSession) => Promise<T>): Promise<T> {
     const session = this.client.startSession();
     try {
       let result: { value: T } | undefined;
@@ -766,8 +768,12 @@ export class MongoRegistry implements Registry {
    * Runs a streaming read. An exception thrown by the caller's callback ends the walk and reaches
    * the caller as it was thrown (it is the caller's, not the driver's); anything else is mapped.
    */
-  private async stream<F extends (...args: never[]) => void>(operation: string, callback: F, walk: (guarded: F) => Promise<void>): Promise<void> {
+  private stream<F extends (...args: never[]) => void>(operation: string, callback: F, walk: (guarded: F) => Promise<void>): Promise<void> {
     this.assertOpen();
+    return this.inFlight.track(this.walk(operation, callback, walk));
+  }
+
+  private async walk<F extends (...args: never[]) => void>(operation: string, callback: F, walk: (guarded: F) => Promise<void>): Promise<void> {
     let thrown: { error: unknown } | undefined;
     const guarded = ((...args: Parameters<F>) => {
       try {
@@ -783,6 +789,14 @@ export class MongoRegistry implements Registry {
       if (thrown !== undefined && thrown.error === e) throw e;
       throw toKakuinError(e, { operation });
     }
+  }
+}
+
+async function translated<T>(operation: string, fn: () => Promise<T>): Promise<T> {
+  try {
+    return await fn();
+  } catch (e) {
+    throw toKakuinError(e, { operation });
   }
 }
 

@@ -51,7 +51,8 @@ export async function insertAudit(db: Db, session: ClientSession, events: AuditV
   const first = await reserve(db, session, AUDIT_COUNTER, events.length);
   const docs = events.map((v, i) => {
     const doc = auditEventDoc(first + i, v);
-    return stationId === undefined ? doc : { ...doc, details: { ...(doc.details ?? {}), stationId } };
+    // The station id is assigned inside the transaction, so its audit event learns it here.
+    return stationId === undefined ? doc : { ...doc, details: JSON.stringify({ ...(doc.details === undefined ? {} : JSON.parse(doc.details) as object), stationId }) };
   });
   await db.collection<AuditEventDoc>(COLLECTIONS.auditEvents).insertMany(docs, { session });
   return first;

@@ -23,6 +23,7 @@ import {
 } from '../../registry/mongodb/documents.js';
 import { conflictingIndex, isUnavailable, redactUri, toKakuinError } from '../../registry/mongodb/driver-errors.js';
 import { INDEXES, UNIQUE_INDEX_CODES } from '../../registry/mongodb/indexes.js';
+import { InFlight, WriteQueue } from '../../registry/mongodb/write-queue.js';
 import { openMongoRegistry } from '../../registry/mongodb/index.js';
 import {
   auditEventsFind, certificateTransitionFilter, counterIncrement, crlReplaceFilter, deltaChangedFilter, deltaReleasedFilter, devicesFind,
@@ -290,9 +291,14 @@ describe('registry/mongodb: documents', function () {
     expect(back.der.equals(Buffer.from([1, 2, 3]))).to.equal(true);
   });
 
-  it('audit events keep details as a document and the given id', function () {
+  it('audit events keep the given id and details exactly, even keys MongoDB field names restrict', function () {
     const doc = auditEventDoc(7, { at: 10, type: 't', actor: 'cli', device_id: null, serial_hex: 'AB', details: '{"n":1}' });
     expect(auditEventFromDoc(roundTrip(doc))).to.deep.equal({ id: 7, at: new Date(10), type: 't', actor: 'cli', serialHex: 'AB', details: { n: 1 } });
+    const odd = { $where: 'x', 'a.b': [1, { 'c.d': null }], big: 2 ** 53 - 1 };
+    const stored = roundTrip(auditEventDoc(8, { at: 11, type: 't', actor: 'cli', device_id: 'd', serial_hex: null, details: JSON.stringify(odd) }));
+    expect(typeof stored.details).to.equal('string');
+    expect(auditEventFromDoc(stored).details).to.deep.equal(odd);
+    expect(auditEventFromDoc(stored)).to.not.have.property('serialHex');
   });
 });
 
@@ -374,6 +380,42 @@ describe('registry/mongodb: driver errors', function () {
     expect(redactUri('mongodb://kakuin:s3cret@db1:27017,db2/?replicaSet=rs0')).to.equal('mongodb://***@db1:27017,db2/?replicaSet=rs0');
     expect(redactUri('mongodb+srv://u:p%40ss@cluster0.example.net/kakuin')).to.equal('mongodb+srv://***@cluster0.example.net/kakuin');
     expect(redactUri('mongodb://db1:27017/')).to.equal('mongodb://db1:27017/');
+  });
+});
+
+describe('registry/mongodb: write queue and close', function () {
+  const tick = () => new Promise<void>((resolve) => setImmediate(resolve));
+
+  it('runs queued writes one at a time, in order, and a failure does not stop the next', async function () {
+    const queue = new WriteQueue();
+    const log: string[] = [];
+    let running = 0;
+    const job = (name: string, fail = false) => queue.run(async () => {
+      running++;
+      expect(running, name).to.equal(1);
+      log.push(`start ${name}`);
+      await tick();
+      log.push(`end ${name}`);
+      running--;
+      if (fail) throw new Error(name);
+      return name;
+    });
+    const outcomes = await Promise.allSettled([job('a'), job('b', true), job('c')]);
+    expect(outcomes.map((o) => o.status)).to.deep.equal(['fulfilled', 'rejected', 'fulfilled']);
+    expect(log).to.deep.equal(['start a', 'end a', 'start b', 'end b', 'start c', 'end c']);
+  });
+
+  it('waits for every operation in flight, including ones that fail', async function () {
+    const inFlight = new InFlight();
+    let done = 0;
+    const slow = (ms: number, fail: boolean) => inFlight.track(new Promise<void>((resolve, reject) => setTimeout(() => {
+      done++;
+      if (fail) reject(new Error('x')); else resolve();
+    }, ms)));
+    slow(20, false).catch(() => undefined);
+    slow(5, true).catch(() => undefined);
+    await inFlight.settled();
+    expect(done).to.equal(2);
   });
 });
 
