@@ -21,7 +21,6 @@
  */
 import { existsSync, readFileSync } from 'node:fs';
 import path from 'node:path';
-import { fileURLToPath, pathToFileURL } from 'node:url';
 import { CrlPublisher } from '../ca/crl/crl-publisher.js';
 import { WorkerCrlBodyBuilder } from '../ca/crl/crl-builder.js';
 import { ensureOcspSigner, ocspSignerId } from '../ca/ocsp-signers.js';
@@ -34,13 +33,12 @@ import { createOcspHttpServer, OcspResponder, Publications, type OcspSigningIden
 import { fromPem, parseCertificate } from '../pkix/index.js';
 import { FeedFollower } from '../registry/feed-follower.js';
 import type { Issuer, Registry } from '../registry/port.js';
-import { openSqliteRegistry } from '../registry/sqlite/index.js';
 import type { KakuinConfig } from './config.js';
 import type { Logger } from './logger.js';
 import { OFFLINE_ROOT_KEY_URI } from './offline-root.js';
 import { keyPassphrase } from './secrets.js';
 import type { TlsMaterial } from './tls-material.js';
-import type { Kakuin } from './wiring.js';
+import { openRegistry, workerRegistry, type Kakuin } from './wiring.js';
 
 export const ROLES = ['ca', 'enrollment', 'ocsp', 'gateway', 'legacy'] as const;
 export type Role = (typeof ROLES)[number];
@@ -81,11 +79,11 @@ export interface ReadOnlyView {
 }
 
 export async function openReadOnlyView(config: Readonly<KakuinConfig>, env: Record<string, string | undefined>): Promise<ReadOnlyView> {
-  if (!existsSync(config.storage.path)) {
+  if (config.storage.type === 'sqlite' && !existsSync(config.storage.path)) {
     throw new KakuinError('KAKUIN_E_CA_NOT_INITIALIZED',
       `no registry at ${config.storage.path}: start a process with the ca role (or run \`kakuin init\`) first`);
   }
-  const registry = await openSqliteRegistry({ path: config.storage.path, readonly: true });
+  const registry = await openRegistry(config, { readonly: true });
   try {
     const { passphrase } = keyPassphrase(env, config.keys.passphraseFile, false);
     const softwareKeys = new SoftwareKeyStore({ directory: config.keys.directory, passphrase });
@@ -254,12 +252,6 @@ export async function startOcspRole(config: Readonly<KakuinConfig>, registry: Re
   }
 }
 
-/** The module a CRL worker imports to open its own (read-only) registry connection. */
-function workerRegistryModule(): string {
-  const here = path.dirname(fileURLToPath(import.meta.url));
-  return pathToFileURL(path.join(here, '..', 'registry', 'sqlite', 'worker-open.js')).href;
-}
-
 export interface CrlPublication {
   crls: CrlPublisher;
   close(): Promise<void>;
@@ -275,7 +267,7 @@ export async function startCrlPublication(kakuin: Kakuin, logger: Logger): Promi
     .filter((i) => !kakuin.offlineIssuers.has(i.id));
   const crls = new CrlPublisher(
     registry, issuers, kakuin.urls,
-    new WorkerCrlBodyBuilder({ module: workerRegistryModule(), options: { path: config.storage.path } }),
+    new WorkerCrlBodyBuilder(workerRegistry(config)),
     {
       coalesceMs: config.crl.coalesceMs,
       fullValidityMs: config.crl.fullValidityHours * HOUR_MS,
