@@ -21,6 +21,7 @@ import { createLogger, type Logger } from './logger.js';
 import { rolesBanner, startBanner, startRoles, startService } from './serve.js';
 import { hasEveryRole, parseRoles } from './roles.js';
 import { backupCommand, restoreCommand } from './backup.js';
+import { ensurePrivateDir } from './secrets.js';
 import { newPkcs11KeyUri, tokenOfKeysUri, tokenOfKeyUri } from '../hsm-adapters/pkcs11/index.js';
 import { rollOverDeviceCa } from '../ca/rollover.js';
 import { ceremonyCombine, ceremonySplit, CEREMONY_USAGE } from './ceremony.js';
@@ -141,6 +142,8 @@ async function init(config: KakuinConfig, logger: Logger, rest: string[]): Promi
   const { values } = args(rest, ['keys']);
   // Checked before anything is written: a bad --keys must not leave a half-made data directory.
   if (values.keys !== undefined && values.keys !== 'file:') tokenOfKeysUri(values.keys);
+  // The registry file goes into the data directory: on a first `init` it does not exist yet.
+  ensurePrivateDir(config.dataDir);
   const registry = await openRegistry(config);
   const exists = await hierarchyExists(registry).finally(() => registry.close());
   if (exists) throw new KakuinError('KAKUIN_E_CA_EXISTS', `a CA hierarchy exists already in ${config.dataDir}; it is never overwritten`);

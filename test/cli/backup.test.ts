@@ -148,6 +148,27 @@ describe('kakuin backup and restore', function () {
     expect(await ocspStatus(ocspUrl, ocspRequest(good.certificate))).to.equal('good');
   });
 
+  it('in a development setup (passphrase file in the data directory) backs it up with a warning, and the restored CA opens', async () => {
+    // No KAKUIN_KEY_PASSPHRASE: `init` generates the passphrase file beside the keys.
+    const devEnv = { KAKUIN_DATA_DIR: path.join(tmp.dir, 'dev', 'data'), KAKUIN_LOG_LEVEL: 'error' };
+    const init = await kakuin(['init'], devEnv);
+    expect(init.code, init.stderr).to.equal(0);
+    const out = path.join(tmp.dir, 'dev-backup');
+    const b = await kakuin(['backup', '--out', out], devEnv);
+    expect(b.code, b.stderr).to.equal(0);
+    expect(b.stdout).to.contain('WARNING');
+    const manifest = JSON.parse(readFileSync(path.join(out, 'manifest.json'), 'utf8'));
+    expect(manifest.files.map((f: { path: string }) => f.path)).to.include.members(['secrets/key-passphrase', 'config/kakuin.json']);
+    const restoredEnv = { ...devEnv, KAKUIN_DATA_DIR: path.join(tmp.dir, 'dev', 'restored') };
+    const r = await kakuin(['restore', '--from', out], restoredEnv);
+    expect(r.code, r.stderr).to.equal(0);
+    const before = await kakuin(['ca', 'show'], devEnv);
+    const after = await kakuin(['ca', 'show'], restoredEnv);
+    expect(after.code, after.stderr).to.equal(0);
+    expect(after.stdout).to.contain('device (device)');
+    expect(after.stdout).to.equal(before.stdout);
+  });
+
   it('refuses a tampered backup with KAKUIN_E_BACKUP_INTEGRITY and restores nothing', async () => {
     const tampered = path.join(tmp.dir, 'tampered');
     cpSync(backupDir, tampered, { recursive: true });
