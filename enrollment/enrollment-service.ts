@@ -221,7 +221,14 @@ export class EnrollmentService {
     // certificate: nothing new is issued.
     const same = live.find((c) => c.publicKeySha256 === keyHash);
     if (same) {
-      return { device, certificate: same, der: same.der, chain: this.issuer.chain, existing: true, supersedes: [] };
+      // Issued under an allowance but interrupted (a crash) before superseding the older ones: the
+      // retry finishes it. The `enrollment.reenrolled` event is written last, as the mark of a finished one.
+      const older = live.slice(0, live.indexOf(same));
+      const finish = older.length > 0
+        && (await this.registry.getReenrollmentAllowance(device.id)) !== undefined
+        && !(await this.reenrollmentFinished(device.id, same.serialHex));
+      if (finish) await this.finishReenrollment(device, same.serialHex, older, request.actor, false);
+      return { device, certificate: same, der: same.der, chain: this.issuer.chain, existing: true, supersedes: finish ? older.map((c) => c.serialHex) : [] };
     }
     let supersedes: CertificateRecord[] = [];
     if (live.length > 0) {
@@ -249,17 +256,29 @@ export class EnrollmentService {
     } finally {
       release?.();
     }
-    if (supersedes.length > 0) {
-      if (!keygen || !(await this.allFromKeygen(device.id, supersedes))) await this.registry.consumeReenrollmentAllowance(device.id);
-      await this.registry.appendAuditEvent({
-        type: 'enrollment.reenrolled', actor: request.actor, deviceId: device.id, serialHex: issued.record.serialHex,
-        details: { supersedes: supersedes.map((c) => c.serialHex), overlapHours: this.options.overlapHours },
-      });
-      await this.supersede(supersedes, request.actor);
-    }
+    if (supersedes.length > 0) await this.finishReenrollment(device, issued.record.serialHex, supersedes, request.actor, keygen);
     return {
       device, certificate: issued.record, der: issued.der, chain: issued.chain, existing: false, supersedes: supersedes.map((c) => c.serialHex),
     };
+  }
+
+  /**
+   * Supersede (revoke now, or record the pending revocation), then use up the allowance, then the
+   * `enrollment.reenrolled` event: in that order, so that a crash before the supersession leaves the
+   * allowance and no mark, and the retry of the same CSR finishes the job.
+   */
+  private async finishReenrollment(device: Device, newSerialHex: string, supersedes: CertificateRecord[], actor: string, keygen: boolean): Promise<void> {
+    await this.supersede(supersedes, actor);
+    if (!keygen || !(await this.allFromKeygen(device.id, supersedes))) await this.registry.consumeReenrollmentAllowance(device.id);
+    await this.registry.appendAuditEvent({
+      type: 'enrollment.reenrolled', actor, deviceId: device.id, serialHex: newSerialHex,
+      details: { supersedes: supersedes.map((c) => c.serialHex), overlapHours: this.options.overlapHours },
+    });
+  }
+
+  private async reenrollmentFinished(deviceId: string, serialHex: string): Promise<boolean> {
+    const events = await this.registry.listAuditEvents({ deviceId, type: 'enrollment.reenrolled', limit: 1000 });
+    return events.some((e) => e.serialHex === serialHex);
   }
 
   private async supersede(old: CertificateRecord[], actor: string): Promise<void> {

@@ -331,6 +331,40 @@ describe('factory stations: certificate profiles per manufacturer', function () 
     expect(retry.status, retry.text).to.equal(201);
     expect(retry.json.supersedes).to.deep.equal([first.json.serialHex]);
   });
+  it('a re-enrollment interrupted between issuing and superseding (a crash) is finished by the retry of the same CSR', async () => {
+    const imp = await station('POST', '/api/v1/devices/import', { body: [{ serialNumber: 'PR-C1' }, { serialNumber: 'PR-C2' }] });
+    expect(imp.status, imp.text).to.equal(201);
+    const setUp = async (serialNumber: string, allow: boolean) => {
+      const old = await station('POST', '/api/v1/enroll', { body: { serialNumber, csr: opensslCsr(tmp.dir, `${serialNumber}-a`, `/serialNumber=${serialNumber}`).csrPem } });
+      expect(old.status, old.text).to.equal(201);
+      if (allow) {
+        const r = await admin('POST', `/api/v1/devices/${old.json.deviceId}/allow-reenrollment`, { body: { until: new Date(Date.now() + 3_600_000).toISOString() } });
+        expect(r.status, r.text).to.equal(200);
+      }
+      // What a crash right after issuing leaves: a second good certificate, nothing superseded, no mark.
+      const csr = opensslCsr(tmp.dir, `${serialNumber}-b`, `/serialNumber=${serialNumber}`).csrPem;
+      const issued = await admin('POST', `/api/v1/devices/${old.json.deviceId}/certificates`, { body: { csr } });
+      expect(issued.status, issued.text).to.equal(201);
+      return { old: old.json.serialHex as string, csr, deviceId: old.json.deviceId as string };
+    };
+    const c1 = await setUp('PR-C1', true);
+    const retry = await station('POST', '/api/v1/enroll', { body: { serialNumber: 'PR-C1', csr: c1.csr } });
+    expect(retry.status, retry.text).to.equal(200);
+    expect(retry.json).to.include({ existing: true });
+    expect(retry.json.supersedes).to.deep.equal([c1.old]);
+    expect((await admin('GET', `/api/v1/certificates/${c1.old}`)).json).to.include({ status: 'revoked', reason: 'superseded' });
+    const third = await station('POST', '/api/v1/enroll', { body: { serialNumber: 'PR-C1', csr: opensslCsr(tmp.dir, 'PR-C1-c', '/serialNumber=PR-C1').csrPem } });
+    expect(third.status, 'the allowance was used up').to.equal(409);
+    const again = await station('POST', '/api/v1/enroll', { body: { serialNumber: 'PR-C1', csr: c1.csr } });
+    expect(again.json.supersedes, 'finished once').to.deep.equal([]);
+
+    // Without an allowance a second certificate (an admin issued it) is left alone.
+    const c2 = await setUp('PR-C2', false);
+    const plain = await station('POST', '/api/v1/enroll', { body: { serialNumber: 'PR-C2', csr: c2.csr } });
+    expect(plain.status, plain.text).to.equal(200);
+    expect(plain.json.supersedes).to.deep.equal([]);
+    expect((await admin('GET', `/api/v1/certificates/${c2.old}`)).json.status).to.equal('good');
+  });
 });
 
 describe('factory stations: durable supersession and the station CA on existing data dirs', function () {
