@@ -7,7 +7,7 @@ import { readFileSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import { expect } from 'chai';
 import { openSqliteRegistry } from '../../registry/sqlite/index.js';
-import { makeTempDir, opensslOk } from '../support/index.js';
+import { cliMain, makeTempDir, opensslOk } from '../support/index.js';
 import { spawnService, type ChildService } from '../support/service.js';
 
 function curl(args: string[], input?: string): { status: number; body: string } {
@@ -119,7 +119,7 @@ describe('kakuin serve as a process, with curl and openssl', function () {
   });
 
   it('refuses a key passphrase shorter than 16 characters', async () => {
-    const r = spawnSync(process.execPath, ['dist/cli/main.js', 'serve'], {
+    const r = spawnSync(process.execPath, [cliMain, 'serve'], {
       env: { ...process.env, ...env, KAKUIN_KEY_PASSPHRASE: 'short' }, timeout: 30_000,
     });
     expect(r.status).to.equal(1);
@@ -127,7 +127,7 @@ describe('kakuin serve as a process, with curl and openssl', function () {
   });
 
   it('refuses to start with a wrong key passphrase, with a clear code', async () => {
-    const r = spawnSync(process.execPath, ['dist/cli/main.js', 'serve'], {
+    const r = spawnSync(process.execPath, [cliMain, 'serve'], {
       env: { ...process.env, ...env, KAKUIN_KEY_PASSPHRASE: 'wrong-but-long-enough-passphrase' }, timeout: 30_000,
     });
     expect(r.status).to.equal(1);
