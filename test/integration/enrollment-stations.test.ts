@@ -220,6 +220,9 @@ describe('factory stations: station certificates (mTLS) with curl and openssl', 
     expect(asDevice.status).to.equal(401);
 
     const station = await stationCertificate(a, 'sta-a-gw');
+    // Nor is a station certificate a device's: EST simplereenroll refuses it.
+    const renew = await curl([...asCert(station), '--data-binary', `@${estCsrFile('sta-renew', 'STA-0003')}`, `${svc.url}/.well-known/est/simplereenroll`]);
+    expect(renew.status).to.equal(401);
     let status: number | undefined;
     try {
       status = (await curl([...asCert(station), '-X', 'POST', '--data-binary', '{}', `${svc.service.gatewayUrl}/v1/telemetry`])).status;
