@@ -16,7 +16,10 @@
  *           last bytes, BasicOCSPResponse `certs` ([0] EXPLICIT SEQUENCE OF Certificate, the same
  *           for every response of one responder certificate), are left out and kept once
  *           (internCertsTail); the wire bytes are the stored DER followed by that tail
- *   38..39  reserved (0)
+ *   38      flags: bit 0 = the ETag is not computed yet (a response loaded at start: its SHA-1 is
+ *           taken at its first GET instead, so a start over a million stored responses does not
+ *           hash them all; entryEtag fills it in place)
+ *   39      reserved (0)
  *   40..    the stored OCSPResponse DER (all of it, or all but the certs tail)
  *
  * Leaving the tail out halves what a million pre-signed responses take (a P-256 responder
@@ -34,6 +37,7 @@ export const KIND_NO_STORE = 1;
 export const KIND_ERROR = 2;
 export const HEADER_LENGTH = 40;
 const NO_REASON = 0xff;
+const ETAG_PENDING = 1;
 
 export interface SignedResponse {
   der: Buffer;
@@ -75,7 +79,7 @@ export function certsTailFor(responderCertificateDer: Buffer): Buffer {
  * trailing certs bytes are left out when the DER ends with them (else the DER is kept whole).
  * `out` must have room for HEADER_LENGTH + the whole DER.
  */
-export function writeEntry(out: Buffer, at: number, kind: number, epoch: number, r: SignedResponse, tailId = 0): number {
+export function writeEntry(out: Buffer, at: number, kind: number, epoch: number, r: SignedResponse, tailId = 0, deferEtag = false): number {
   out[at] = kind;
   out[at + 1] = epoch & 0xff;
   const st = r.status;
@@ -90,7 +94,8 @@ export function writeEntry(out: Buffer, at: number, kind: number, epoch: number,
   }
   out.writeUInt32BE(Math.floor(r.thisUpdateMs / 1000), at + 8);
   out.writeUInt32BE(Math.floor(r.nextUpdateMs / 1000), at + 12);
-  sha1(r.der).copy(out, at + 16);
+  if (deferEtag) out.fill(0, at + 16, at + 36);
+  else sha1(r.der).copy(out, at + 16);
   const der = r.der;
   let stored = der.length;
   if (tailId !== 0) {
@@ -100,7 +105,8 @@ export function writeEntry(out: Buffer, at: number, kind: number, epoch: number,
     else tailId = 0;
   }
   out.writeUInt16BE(tailId, at + 36);
-  out.writeUInt16BE(0, at + 38);
+  out[at + 38] = deferEtag ? ETAG_PENDING : 0;
+  out[at + 39] = 0;
   der.copy(out, at + HEADER_LENGTH, 0, stored);
   return HEADER_LENGTH + stored;
 }
@@ -178,6 +184,13 @@ export function entryDer(entry: Buffer): Buffer {
 
 /** The ETag value, quoted (RFC 9110 §8.8.3): the hex SHA-1 of the response, as RFC 5019 §6.2's example. */
 export function entryEtag(entry: Buffer): string {
+  if ((entry[38] & ETAG_PENDING) !== 0) {
+    const tail = entryTail(entry);
+    const hash = nodeCrypto.createHash('sha1').update(entry.subarray(HEADER_LENGTH));
+    if (tail !== undefined) hash.update(tail);
+    hash.digest().copy(entry, 16);
+    entry[38] &= ~ETAG_PENDING;
+  }
   return `"${entry.toString('hex', 16, 36)}"`;
 }
 

@@ -280,7 +280,7 @@ export class PresignedResponses {
         skipped++;
         return;
       }
-      this.#arena.set(r.issuerId, usable.serialHex, usable.response, identity.epoch, KIND_CACHEABLE, this.#tailId(identity));
+      this.#arena.set(r.issuerId, usable.serialHex, usable.response, identity.epoch, KIND_CACHEABLE, this.#tailId(identity), true);
     });
     if (skipped > 0) this.#o.logger.info('stored OCSP responses not reusable (expired or by an older responder) will be re-signed', { count: skipped });
   }

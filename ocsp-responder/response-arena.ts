@@ -130,7 +130,7 @@ export class ResponseArena {
    * Stores (or replaces) the response of one certificate. `tailId` names the constant `certs`
    * bytes (cached-response.ts internCertsTail) when the DER ends with them: they are not stored.
    */
-  set(issuerId: string, serialHex: string, response: SignedResponse, epoch: number, kind: number, tailId = 0): void {
+  set(issuerId: string, serialHex: string, response: SignedResponse, epoch: number, kind: number, tailId = 0, deferEtag = false): void {
     if (this.#closed) throw new Error('the response arena is closed');
     if (!this.#loadKey(serialHex)) throw new RangeError(`serial ${JSON.stringify(serialHex)} is not 1 to ${MAX_SERIAL_BYTES} bytes of hex`);
     const issuerNo = this.#issuerNo(issuerId);
@@ -146,7 +146,7 @@ export class ResponseArena {
     chunk.writeUInt16BE(issuerNo, at + 5);
     chunk[at + 7] = keyLength;
     this.#scratch.copy(chunk, at + PREFIX, 0, serialBytes);
-    const entryLength = writeEntry(chunk, at + PREFIX + serialBytes, kind, epoch, response, tailId);
+    const entryLength = writeEntry(chunk, at + PREFIX + serialBytes, kind, epoch, response, tailId, deferEtag);
     const length = PREFIX + serialBytes + entryLength;
     chunk.writeUInt32BE(length, at);
     this.#chunkUsed[chunkNo] = at + length;

@@ -16,6 +16,10 @@ import {
   type OcspResponseRow,
 } from './records.js';
 
+const OCSP_COLUMNS = 'issuer_id, serial_hex, der, this_update, next_update';
+/** A row of OCSP_COLUMNS in raw mode. */
+type RawOcspRow = [string, string, Buffer, number, number];
+
 /** RFC 5280 §5.2.3: CRLNumber ::= INTEGER (0..MAX), at most 20 octets: below 2^159 as a DER INTEGER. */
 const CRL_NUMBER_LIMIT = 1n << 159n;
 
@@ -68,8 +72,8 @@ export class SignedObjectStore {
   private readonly latestCrl: Database.Statement<[string, string], CrlRow>;
   private readonly upsertOcsp: Database.Statement<[OcspResponseRow]>;
   private readonly ocspResponse: Database.Statement<[string, string], OcspResponseRow>;
-  private readonly ocspOfIssuer: Database.Statement<[string], OcspResponseRow>;
-  private readonly ocspAll: Database.Statement<[], OcspResponseRow>;
+  private readonly ocspOfIssuer: Database.Statement<[string]>;
+  private readonly ocspAll: Database.Statement<[]>;
   private readonly putOcspBatch: Database.Transaction<(rows: OcspResponseRow[]) => void>;
 
   constructor(db: Database.Database) {
@@ -88,8 +92,10 @@ export class SignedObjectStore {
       ON CONFLICT (issuer_id, serial_hex) DO UPDATE SET der = excluded.der, this_update = excluded.this_update,
         next_update = excluded.next_update`);
     this.ocspResponse = db.prepare('SELECT * FROM ocsp_responses WHERE issuer_id = ? AND serial_hex = ?');
-    this.ocspOfIssuer = db.prepare('SELECT * FROM ocsp_responses WHERE issuer_id = ?');
-    this.ocspAll = db.prepare('SELECT * FROM ocsp_responses');
+    // Raw rows (arrays) for the walks: a responder start reads every response (a million at fleet
+    // scale), and named-column row objects cost a third more than building the records directly.
+    this.ocspOfIssuer = db.prepare(`SELECT ${OCSP_COLUMNS} FROM ocsp_responses WHERE issuer_id = ?`).raw(true);
+    this.ocspAll = db.prepare(`SELECT ${OCSP_COLUMNS} FROM ocsp_responses`).raw(true);
     this.putOcspBatch = db.transaction((rows: OcspResponseRow[]) => {
       for (const row of rows) this.upsertOcsp.run(row);
     });
@@ -118,7 +124,7 @@ export class SignedObjectStore {
   }
 
   forEachOcspResponse(issuerId: string | undefined, row: (r: StoredOcspResponse) => void): void {
-    const rows = issuerId === undefined ? this.ocspAll.iterate() : this.ocspOfIssuer.iterate(issuerId);
-    for (const r of rows) row(ocspResponseFromRow(r));
+    const rows = (issuerId === undefined ? this.ocspAll.iterate() : this.ocspOfIssuer.iterate(issuerId)) as IterableIterator<RawOcspRow>;
+    for (const r of rows) row({ issuerId: r[0], serialHex: r[1], der: r[2], thisUpdate: new Date(r[3]), nextUpdate: new Date(r[4]) });
   }
 }
