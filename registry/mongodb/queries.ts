@@ -66,7 +66,7 @@ export function auditEventsFind(query: AuditQuery): BuiltFind<AuditEventDoc> {
   return { filter: filter as Filter<AuditEventDoc>, sort: { _id: 1 }, limit: normalizeLimit(query.limit) };
 }
 
-/** readFeed: seq > afterSeq, ascending. Seqs commit in order (see feedCounterUpdate), so this never skips one. */
+/** readFeed: seq > afterSeq, ascending. Seqs commit in order (see counterIncrement), so this never skips one. */
 export function feedFind(afterSeq: number, limit: number | undefined): BuiltFind<FeedDoc> {
   return { filter: { _id: { $gt: afterSeq } }, sort: { _id: 1 }, limit: normalizeFeedLimit(limit) };
 }
