@@ -16,22 +16,23 @@
  *
  * A dropped connection or a 5xx/429 answer is retried with exponential backoff, sending only the
  * items of the chunk not yet answered; after `retries` failed attempts in a row the run stops with
- * `unreachable` set (the command exits 3). One bad item fails alone: it goes to `failed` (and
- * `<out>/errors.ndjson`) with its input line number and KAKUIN_E_* code.
+ * `unreachable` set (the command exits 3). Items refused "for now" (the station's rate limit, a busy
+ * registry) are sent again in later rounds with the same backoff. One bad item fails alone: it goes
+ * to `failed` (and `<out>/errors.ndjson`) with its input line number and KAKUIN_E_* code.
  */
 import { createHash } from 'node:crypto';
 import { appendFileSync, existsSync, mkdirSync, readdirSync, readFileSync, renameSync, rmSync, writeFileSync } from 'node:fs';
-import https from 'node:https';
 import path from 'node:path';
-import { ERROR_CATALOGUE, KakuinError, type ErrorCode } from '../errors/index.js';
+import { KakuinError } from '../errors/index.js';
 import { fromPem } from '../pkix/index.js';
 import { MAX_BATCH_LINES } from './batch.js';
+import { BatchClient, sleep, TransientError, type BatchClientOptions, type BatchResultLine } from './factory-http.js';
 
 export const JOURNAL_FILE = '.kakuin-enroll.journal';
 export const ERRORS_FILE = 'errors.ndjson';
 const TEMP_FILE = /^\.[A-Za-z0-9][A-Za-z0-9._+=(),-]*\.\d+\.tmp$/;
 
-export interface FactoryBatchOptions {
+export interface FactoryBatchOptions extends BatchClientOptions {
   /** Base URL of the remote kakuin management API (`https://kakuin.example:8443`). */
   url: string;
   /** The station's API key (sent as a bearer token), or */
@@ -193,8 +194,9 @@ export async function runFactoryBatch(options: FactoryBatchOptions): Promise<Fac
   };
 
   let done = 0;
-  const chunks: Item[][] = [];
-  for (let i = 0; i < items.length; i += chunkSize) chunks.push(items.slice(i, i + chunkSize));
+  let stopped = false;
+  /** Items the server could not take just now (rate limit, busy registry): sent again in a later round. */
+  let deferred: { item: Item; failure: FactoryItemFailure }[] = [];
   const runChunk = async (chunk: Item[]) => {
     let remaining = chunk;
     for (const item of chunk) if (item.kind === 'keygen') journalAppend({ event: 'keygen-sent', serialNumber: item.serialNumber, at: new Date().toISOString() });
@@ -208,7 +210,12 @@ export async function runFactoryBatch(options: FactoryBatchOptions): Promise<Fac
           answered.add(r.line!);
           madeProgress();
           if (r.error || !r.serialNumber) {
-            fail({ line: item.line, serialNumber: item.serialNumber, code: r.error?.code ?? 'KAKUIN_E_INTERNAL', message: r.error?.message ?? 'no result' });
+            const failure = { line: item.line, serialNumber: item.serialNumber, code: r.error?.code ?? 'KAKUIN_E_INTERNAL', message: r.error?.message ?? 'no result' };
+            if (RETRYABLE_ITEM_CODES.has(failure.code)) {
+              deferred.push({ item, failure });
+              return;
+            }
+            fail(failure);
           } else {
             writeResult(item, r);
           }
@@ -226,21 +233,38 @@ export async function runFactoryBatch(options: FactoryBatchOptions): Promise<Fac
       throw outcome;
     }
   };
-  let next = 0;
-  let stopped = false;
-  const workers = Array.from({ length: Math.min(concurrency, chunks.length) }, async () => {
-    while (next < chunks.length && !stopped && !options.signal?.aborted) await runChunk(chunks[next++]);
-  });
-  const settled = await Promise.allSettled(workers);
-  for (const s of settled) {
-    if (s.status === 'fulfilled') continue;
-    const reason = s.reason as unknown;
-    if (reason && typeof reason === 'object' && 'unreachable' in reason) result.unreachable ??= (reason as { unreachable: string }).unreachable;
-    else if (!options.signal?.aborted) throw reason;
+  const runRound = async (roundItems: Item[]) => {
+    const chunks: Item[][] = [];
+    for (let i = 0; i < roundItems.length; i += chunkSize) chunks.push(roundItems.slice(i, i + chunkSize));
+    let next = 0;
+    const workers = Array.from({ length: Math.min(concurrency, chunks.length) }, async () => {
+      while (next < chunks.length && !stopped && !options.signal?.aborted) await runChunk(chunks[next++]);
+    });
+    for (const s of await Promise.allSettled(workers)) {
+      if (s.status === 'fulfilled') continue;
+      const reason = s.reason as unknown;
+      if (reason && typeof reason === 'object' && 'unreachable' in reason) result.unreachable ??= (reason as { unreachable: string }).unreachable;
+      else if (!options.signal?.aborted) throw reason;
+    }
+  };
+  await runRound(items);
+  const retries = options.retries ?? 5;
+  for (let round = 1; deferred.length > 0 && round <= retries && !stopped && !options.signal?.aborted; round++) {
+    const again = deferred.map((d) => d.item);
+    deferred = [];
+    const delayMs = Math.min((options.retryBaseMs ?? 500) * 2 ** (round - 1), 30_000);
+    options.onRetry?.({ attempt: round, delayMs, reason: `${again.length} items were refused for now (rate limit or busy registry)` });
+    await sleep(delayMs, options.signal);
+    await runRound(again);
   }
+  for (const d of deferred) fail(d.failure);
   if (options.signal?.aborted) result.interrupted = true;
   return result;
 }
+
+/** Per-item answers that mean "not now" rather than "never": the item is sent again after a pause. */
+const RETRYABLE_ITEM_CODES = new Set(['KAKUIN_E_STATION_RATE_LIMITED', 'KAKUIN_E_REGISTRY_UNAVAILABLE']);
+
 
 function parseItem(text: string, line: number, p12Password: string | undefined): Item | FactoryItemFailure {
   let value: unknown;
@@ -294,150 +318,4 @@ function readJournal(file: string): { written: Map<string, string>; keygenSent: 
     }
   }
   return { written, keygenSent };
-}
-
-interface BatchResultLine {
-  line?: number;
-  serialNumber?: string;
-  serialHex?: string;
-  certificate?: string;
-  pkcs12?: string;
-  pem?: string;
-  supersedes?: string[];
-  error?: { code: string; message: string };
-}
-
-/** Worth retrying: the connection failed or dropped, or the server answered 5xx/429. */
-class TransientError extends Error {}
-
-const REQUEST_IDLE_MS = 120_000;
-
-class BatchClient {
-  constructor(private readonly options: FactoryBatchOptions) {}
-
-  private request(method: string, pathname: string, headers: Record<string, string>): https.RequestOptions & { url: URL } {
-    return {
-      url: new URL(pathname, this.options.url), method, ca: this.options.caPem, agent: false, signal: this.options.signal,
-      ...(this.options.clientCertificate && { cert: this.options.clientCertificate.certPem, key: this.options.clientCertificate.keyPem }),
-      headers: { ...(this.options.apiKey !== undefined && { authorization: `Bearer ${this.options.apiKey}` }), ...headers },
-    };
-  }
-
-  /** Runs `attempt` until it succeeds; `madeProgress` resets the count of failures in a row. */
-  async withRetries<T>(attempt: (madeProgress: () => void) => Promise<T>): Promise<T | { unreachable: string }> {
-    const retries = this.options.retries ?? 5;
-    const base = this.options.retryBaseMs ?? 500;
-    let failures = 0;
-    for (;;) {
-      let progressed = false;
-      try {
-        return await attempt(() => { progressed = true; });
-      } catch (e) {
-        if (this.options.signal?.aborted) throw e;
-        if (!(e instanceof TransientError) && !isNetworkError(e)) throw e;
-        failures = progressed ? 1 : failures + 1;
-        if (failures > retries) return { unreachable: `${(e as Error).message} (gave up after ${retries} retries)` };
-        const delayMs = Math.min(base * 2 ** (failures - 1), 30_000);
-        this.options.onRetry?.({ attempt: failures, delayMs, reason: (e as Error).message });
-        await new Promise((resolve) => setTimeout(resolve, delayMs));
-      }
-    }
-  }
-
-  async get(pathname: string): Promise<string> {
-    const { url, ...o } = this.request('GET', pathname, {});
-    return new Promise((resolve, reject) => {
-      const req = https.request(url, o, (res) => {
-        const chunks: Buffer[] = [];
-        res.on('data', (c: Buffer) => chunks.push(c));
-        res.on('end', () => {
-          const text = Buffer.concat(chunks).toString('utf8');
-          if (res.statusCode === 200) resolve(text);
-          else reject(answerError(res.statusCode ?? 0, text));
-        });
-        res.on('error', reject);
-      });
-      req.setTimeout(REQUEST_IDLE_MS, () => req.destroy(new TransientError('the server did not answer in time')));
-      req.on('error', reject);
-      req.end();
-    });
-  }
-
-  /** POSTs the lines; `onResult` gets each result line as it arrives. Resolves when the reply ends. */
-  postBatch(lines: string[], onResult: (r: BatchResultLine) => void): Promise<void> {
-    const body = `${lines.join('\n')}\n`;
-    const { url, ...o } = this.request('POST', '/api/v1/enroll/batch', { 'content-type': 'application/x-ndjson', 'content-length': String(Buffer.byteLength(body)) });
-    return new Promise<void>((resolve, reject) => {
-      let settled = false;
-      const settle = (e?: Error) => {
-        if (settled) return;
-        settled = true;
-        if (e) {
-          reject(e);
-          req.destroy();
-        } else {
-          resolve();
-        }
-      };
-      const req = https.request(url, o, (res) => {
-        if (res.statusCode !== 200) {
-          const chunks: Buffer[] = [];
-          res.on('data', (c: Buffer) => chunks.push(c));
-          res.on('end', () => settle(answerError(res.statusCode ?? 0, Buffer.concat(chunks).toString('utf8'))));
-          res.on('error', (e) => settle(new TransientError(`the reply was cut off: ${e.message}`)));
-          return;
-        }
-        res.setEncoding('utf8');
-        let buf = '';
-        res.on('data', (c: string) => {
-          buf += c;
-          let nl: number;
-          while (!settled && (nl = buf.indexOf('\n')) >= 0) {
-            const l = buf.slice(0, nl);
-            buf = buf.slice(nl + 1);
-            if (l.trim().length === 0) continue;
-            let r: BatchResultLine;
-            try {
-              r = JSON.parse(l) as BatchResultLine;
-            } catch {
-              settle(new TransientError('the server sent a line that is not JSON'));
-              return;
-            }
-            try {
-              onResult(r);
-            } catch (e) {
-              settle(e as Error); // a local failure (disk full, ...): not worth retrying
-              return;
-            }
-          }
-        });
-        // The server went away mid-reply: 'error' (aborted), or 'close' before the reply was complete.
-        res.on('error', (e) => settle(new TransientError(`the reply was cut off: ${e.message}`)));
-        res.on('end', () => settle());
-        res.on('close', () => settle(res.complete ? undefined : new TransientError('the reply was cut off')));
-      });
-      req.setTimeout(REQUEST_IDLE_MS, () => req.destroy(new TransientError('the server did not answer in time')));
-      req.on('error', (e) => settle(e));
-      req.end(body);
-    });
-  }
-}
-
-function isNetworkError(e: unknown): boolean {
-  const code = (e as { code?: unknown })?.code;
-  return typeof code === 'string' && /^(ECONNREFUSED|ECONNRESET|EPIPE|ETIMEDOUT|EHOSTUNREACH|ENETUNREACH|EAI_AGAIN|ENOTFOUND|ECONNABORTED|UND_ERR_SOCKET|ERR_STREAM_PREMATURE_CLOSE)$/.test(code);
-}
-
-/** The server's answer to a whole request: 5xx and 429 are worth retrying, the rest is final. */
-function answerError(status: number, text: string): Error {
-  let code: string | undefined;
-  let message = text.slice(0, 500);
-  try {
-    const j = JSON.parse(text) as { code?: string; message?: string };
-    code = j.code;
-    message = j.message ?? message;
-  } catch { /* not JSON */ }
-  if (status >= 500 || status === 429) return new TransientError(`kakuin answered ${status}${code ? ` ${code}` : ''}: ${message}`);
-  const known = code !== undefined && code in ERROR_CATALOGUE ? code as ErrorCode : 'KAKUIN_E_BAD_REQUEST';
-  return new KakuinError(known, `kakuin answered ${status}: ${message}`, { status });
 }

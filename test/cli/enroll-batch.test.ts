@@ -122,7 +122,7 @@ describe('kakuin enroll batch (the factory command)', function () {
       f = await newFactory(svc, 'CLI factory');
       env = { KAKUIN_STATION_API_KEY: f.apiKey };
       const serials = [...Array.from({ length: 12 }, (_, i) => `OK-${i}`), 'KG-1', 'KG-2', 'BAD-1', 'BAD-2', 'MTLS-1', 'MTLS-2',
-        ...Array.from({ length: 400 }, (_, i) => `KILL-${i}`)];
+        ...Array.from({ length: 250 }, (_, i) => `KILL-${i}`)];
       const imp = await apiAs(svc, f.apiKey)('POST', '/api/v1/devices/import', { body: serials.map((serialNumber) => ({ serialNumber })) });
       expect(imp.status, imp.text).to.equal(201);
     });
@@ -250,7 +250,7 @@ describe('kakuin enroll batch (the factory command)', function () {
     });
 
     it('interrupted by Ctrl-C, then killed with SIGKILL mid-way, a rerun completes: one file per device, each the device\'s one good certificate, nothing issued twice', async () => {
-      const serials = Array.from({ length: 400 }, (_, i) => `KILL-${i}`);
+      const serials = Array.from({ length: 250 }, (_, i) => `KILL-${i}`);
       const inFile = path.join(tmp.dir, 'kill.ndjson');
       writeFileSync(inFile, `${serials.map((s) => JSON.stringify({ serialNumber: s, csr: csrPem(s) })).join('\n')}\n`);
       const outDir = path.join(tmp.dir, 'kill-out');
@@ -263,22 +263,52 @@ describe('kakuin enroll batch (the factory command)', function () {
       expect(stopped.code, stopped.stderr).to.equal(130);
       expect(stopped.stderr).to.match(/interrupted; rerun the same command to resume/);
       const afterInterrupt = journalLines(outDir).length;
-      expect(afterInterrupt).to.be.lessThan(400);
+      expect(afterInterrupt).to.be.lessThan(250);
       const first = runCli(args, env);
       await waitFor('more written devices', () => journalLines(outDir).length > afterInterrupt);
       first.child.kill('SIGKILL');
       const killed = await first.done;
       expect(killed.signal).to.equal('SIGKILL');
       const writtenBefore = readdirSync(outDir).filter((n) => n.endsWith('.pem')).length;
-      expect(writtenBefore).to.be.greaterThan(0).and.lessThan(400);
+      expect(writtenBefore).to.be.greaterThan(0).and.lessThan(250);
 
       const second = await runCli(args, env).done;
       expect(second.code, second.stderr + second.stdout).to.equal(0);
-      expect(second.stdout).to.match(new RegExp(`${writtenBefore} done already, ${400 - writtenBefore} sent`));
+      expect(second.stdout).to.match(new RegExp(`${writtenBefore} done already, ${250 - writtenBefore} sent`));
       expect(readdirSync(outDir).filter((n) => n.includes('.tmp'))).to.deep.equal([]);
       await expectOneGoodCertificateEach(svc, f, outDir, serials);
       // Issued at most once per device: items the server answered before the kill were answered again from the registry.
-      expect(await issuedBy(svc, f)).to.equal(14 + 1 + 2 + 400);
+      expect(await issuedBy(svc, f)).to.equal(14 + 1 + 2 + 250);
+    });
+  });
+
+  describe('against kakuin with a station rate limit', () => {
+    let svc: TestService;
+    let f: Factory;
+
+    before(async () => {
+      const config = path.join(tmp.dir, 'rate-limited.json');
+      writeFileSync(config, JSON.stringify({ enrollment: { stationPerSecond: 40, stationBurst: 20 } }));
+      svc = await startTestService({ env: { ...PORTS, KAKUIN_CONFIG: config } });
+      f = await newFactory(svc, 'Paced factory');
+      const imp = await apiAs(svc, f.apiKey)('POST', '/api/v1/devices/import', { body: Array.from({ length: 80 }, (_, i) => ({ serialNumber: `P-${i}` })) });
+      expect(imp.status, imp.text).to.equal(201);
+    });
+    after(async () => svc?.stop());
+
+    it('items refused as rate-limited are sent again after a pause, in the same run: all enrolled, exit 0', async () => {
+      const rootFile = path.join(tmp.dir, 'paced-root.pem');
+      writeFileSync(rootFile, svc.rootPem);
+      const serials = Array.from({ length: 80 }, (_, i) => `P-${i}`);
+      const inFile = path.join(tmp.dir, 'paced.ndjson');
+      writeFileSync(inFile, serials.map((s) => JSON.stringify({ serialNumber: s, csr: csrPem(s) })).join('\n'));
+      const outDir = path.join(tmp.dir, 'paced-out');
+      const r = await runCli(['--in', inFile, '--out', outDir, '--url', svc.url, '--cacert', rootFile, '--no-progress'], { KAKUIN_STATION_API_KEY: f.apiKey }).done;
+      expect(r.code, r.stderr + r.stdout).to.equal(0);
+      expect(r.stderr).to.match(/items were refused for now \(rate limit or busy registry\); retry 1\//);
+      expect(r.stdout).to.match(/80 written .* 0 failed/);
+      expect(readdirSync(outDir).filter((n) => n.endsWith('.pem'))).to.have.length(80);
+      expect(await issuedBy(svc, f)).to.equal(80);
     });
   });
 
