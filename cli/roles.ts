@@ -3,9 +3,11 @@
  * needs when it runs only some of them. Every process of an installation shares one registry.
  *
  *   ca          creates the CA hierarchy on an empty registry, keeps the OCSP responder and TLS
- *               certificates fresh, publishes CRLs, and serves the management API (admin routes)
+ *               certificates fresh, publishes CRLs, pre-signs and stores one OCSP response per
+ *               certificate, and serves the management API (admin routes)
  *   enrollment  the management API with the enrollment routes (stations, pre-registration, EST)
- *   ocsp        the plain-HTTP listener: OCSP (signed in memory from the registry, never stored),
+ *   ocsp        the plain-HTTP listener: OCSP (loads the responses the ca role pre-signed and stored,
+ *               signs what is missing or changed in memory, never stores),
  *               CRLs and CA certificates; opens the registry read-only
  *   gateway     the mTLS device gateway, following the revocation feed; opens the registry read-only
  *   legacy      the legacy three-factor token path (writes failure counts and locks)
@@ -23,7 +25,7 @@ import { existsSync, readFileSync } from 'node:fs';
 import path from 'node:path';
 import { CrlPublisher } from '../ca/crl/crl-publisher.js';
 import { WorkerCrlBodyBuilder } from '../ca/crl/crl-builder.js';
-import { ensureOcspSigner, ocspSignerId } from '../ca/ocsp-signers.js';
+import { ensureOcspSigner, ocspSignerId, type OcspSigner } from '../ca/ocsp-signers.js';
 import { KakuinError, hasCode } from '../errors/index.js';
 import { KeyRing, type KeyAlgorithm, type KeyStore, type Signer } from '../hsm-adapters/index.js';
 import { Pkcs11KeyStore } from '../hsm-adapters/pkcs11/index.js';
@@ -252,6 +254,12 @@ export async function startOcspRole(config: Readonly<KakuinConfig>, registry: Re
   }
 }
 
+function presignerIdentities(signers: OcspSigner[]): OcspSigningIdentity[] {
+  return signers.map((s) => ({
+    issuerId: s.issuer.id, issuerCertificateDer: s.issuer.record.certificateDer, responderCertificateDer: s.certificateDer, signer: s.signer,
+  }));
+}
+
 export interface CrlPublication {
   crls: CrlPublisher;
   close(): Promise<void>;
@@ -281,27 +289,46 @@ export async function startCrlPublication(kakuin: Kakuin, logger: Logger): Promi
     onEntries: (entries) => crls.onFeedEntries(entries),
     onError: (e) => logger.warn('revocation feed read failed; retrying', { error: String(e) }),
   });
+  // The pre-signer: an OCSP responder without a listener that keeps one stored, signed response per
+  // certificate (new certificates, status changes, refresh past half-life, responder rollover), so
+  // an ocsp process starts by loading them instead of signing every response itself.
+  const presigner = new OcspResponder({
+    registry, identities: presignerIdentities(kakuin.ocspSigners), logger,
+    validityMs: config.ocsp.validityHours * HOUR_MS,
+    live: { ratePerSecond: config.ocsp.liveRatePerSecond },
+  });
   await crls.start();
+  try {
+    await presigner.start();
+  } catch (e) {
+    await crls.stop().catch(() => undefined);
+    throw e;
+  }
   follower.start();
   const rollover = setInterval(() => {
     (async () => {
+      const ensured = [];
       for (const issuer of issuers) {
-        const { rolled } = await ensureOcspSigner(registry, kakuin.keys, issuer, {
+        ensured.push(await ensureOcspSigner(registry, kakuin.keys, issuer, {
           organization: config.ca.organization, validityDays: config.ocsp.signerValidityDays,
           renewWithinDays: config.ocsp.signerRenewWithinDays, keyAlgorithm: 'ecdsa-p256',
           keyUriFor: kakuin.ocspKeyUriFor, actor: 'system',
-        });
-        if (rolled) logger.info('OCSP responder certificate rolled over; OCSP processes load it from the registry', { issuerId: issuer.id });
+        }));
+      }
+      if (ensured.some((e) => e.rolled)) {
+        logger.info('OCSP responder certificates rolled over; re-signing stored responses (OCSP processes load them from the registry)');
+        await presigner.setIdentities(presignerIdentities(ensured.map((e) => e.signer)));
       }
     })().catch((e) => logger.error('OCSP responder rollover failed', { error: String(e) }));
   }, 12 * HOUR_MS);
   rollover.unref();
-  logger.info('CRL publication (ca role)', { issuers: issuers.map((i) => i.id) });
+  logger.info('CRL publication and OCSP response pre-signing (ca role)', { issuers: issuers.map((i) => i.id) });
   return {
     crls,
     close: async () => {
       clearInterval(rollover);
       follower.stop();
+      await presigner.stop();
       await crls.stop();
     },
   };
