@@ -158,7 +158,7 @@ export async function runFactoryBatch(options: FactoryBatchOptions): Promise<Fac
       result.skipped++;
       // Written, then killed before the journal line: the file is whole (renamed), so record it now.
       if (journal.written.get(item.serialNumber) !== existing) {
-        journalAppend({ event: 'written', serialNumber: item.serialNumber, file: existing, sha256: sha256File(path.join(options.outDir, existing)), at: new Date().toISOString() });
+        journalAppend({ event: 'written', serialNumber: item.serialNumber, file: existing, sha256: fileFingerprint(path.join(options.outDir, existing)), at: new Date().toISOString() });
       }
       continue;
     }
@@ -295,8 +295,18 @@ function existingFile(outDir: string, serialNumber: string): string | undefined 
   return undefined;
 }
 
-function sha256File(file: string): string {
-  return createHash('sha256').update(readFileSync(file)).digest('hex');
+/** As journaled: the SHA-256 of the leaf certificate (the first in a .pem), of the whole file for a .p12. */
+function fileFingerprint(file: string): string {
+  const data = readFileSync(file);
+  let leaf: Buffer | undefined;
+  if (file.endsWith('.pem')) {
+    try {
+      leaf = fromPem(data.toString('utf8'), 'CERTIFICATE')[0];
+    } catch {
+      leaf = undefined;
+    }
+  }
+  return createHash('sha256').update(leaf ?? data).digest('hex');
 }
 
 function readJournal(file: string): { written: Map<string, string>; keygenSent: Set<string> } {

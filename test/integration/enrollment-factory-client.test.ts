@@ -1,4 +1,5 @@
 import { expect } from 'chai';
+import { createHash, X509Certificate } from 'node:crypto';
 import { existsSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import { makeTempDir, opensslAsync } from '../support/index.js';
@@ -42,8 +43,15 @@ describe('factory client (kakuin enroll batch): one file per device, resumable',
     expect(x509.stdout).to.match(/F-1/);
     // The .pem holds the chain: leaf, device CA, root.
     expect(readFileSync(path.join(outDir, 'F-1.pem'), 'utf8').match(/BEGIN CERTIFICATE/g)).to.have.length(3);
+    const journal = () => readFileSync(path.join(outDir, '.kakuin-enroll.journal'), 'utf8').trim().split('\n').map((l) => JSON.parse(l) as { event: string; serialNumber: string; sha256?: string });
+    const f1 = journal().find((e) => e.event === 'written' && e.serialNumber === 'F-1')!;
+    expect(f1.sha256).to.equal(createHash('sha256').update(new X509Certificate(readFileSync(path.join(outDir, 'F-1.pem'))).raw).digest('hex'));
     rmSync(path.join(outDir, 'F-2.pem'));
+    // A journal lost (or a kill between rename and journal line): files that exist are whole and are journaled again.
+    rmSync(path.join(outDir, '.kakuin-enroll.journal'));
     const second = await runFactoryBatch({ url: svc.url, apiKey: f.apiKey, caPem: svc.rootPem, inFile, outDir });
+    expect(journal().filter((e) => e.event === 'written').map((e) => e.serialNumber).sort()).to.deep.equal(['F-1', 'F-2', 'F-3']);
+    expect(journal().find((e) => e.serialNumber === 'F-1')!.sha256).to.equal(f1.sha256);
     expect(second).to.include({ sent: 2, skipped: 2, written: 1 });
     expect(second.keygenReissued).to.deep.equal([]);
     expect(existsSync(path.join(outDir, 'F-2.pem'))).to.equal(true);
