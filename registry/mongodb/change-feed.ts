@@ -45,6 +45,7 @@ export class MongoChangeFeed {
   private running = false;
   private loop: Promise<void> | undefined;
   private retryTimer: NodeJS.Timeout | undefined;
+  private endPause: (() => void) | undefined;
 
   constructor(private readonly db: Db, private readonly options: ChangeFeedOptions) {
     if (typeof options.consumer !== 'string' || options.consumer.length === 0) throw new TypeError('consumer must be a non-empty string');
@@ -59,6 +60,7 @@ export class MongoChangeFeed {
   async stop(): Promise<void> {
     this.running = false;
     if (this.retryTimer !== undefined) clearTimeout(this.retryTimer);
+    this.endPause?.();
     await this.stream?.close().catch(() => undefined);
     await this.loop;
   }
@@ -81,12 +83,18 @@ export class MongoChangeFeed {
       } catch (e) {
         if (!this.running) return;
         this.options.onError?.(e);
-        await new Promise<void>((resolve) => {
-          this.retryTimer = setTimeout(resolve, this.options.retryMs ?? 1000);
-          this.retryTimer.unref();
-        });
       }
+      // A failed stream, or one the server ended (an invalidate event): reopen after a pause.
+      if (this.running) await this.pause();
     }
+  }
+
+  private pause(): Promise<void> {
+    return new Promise<void>((resolve) => {
+      this.endPause = resolve;
+      this.retryTimer = setTimeout(resolve, this.options.retryMs ?? 1000);
+      this.retryTimer.unref();
+    });
   }
 
   private async follow(resume: { resumeAfter?: ResumeToken }): Promise<void> {
