@@ -21,7 +21,9 @@
  * to `failed` (and `<out>/errors.ndjson`) with its input line number and KAKUIN_E_* code.
  */
 import { createHash } from 'node:crypto';
-import { appendFileSync, existsSync, mkdirSync, readdirSync, readFileSync, renameSync, rmSync, writeFileSync } from 'node:fs';
+import {
+  appendFileSync, closeSync, existsSync, fsyncSync, mkdirSync, openSync, readdirSync, readFileSync, renameSync, rmSync, statSync, writeFileSync, writeSync,
+} from 'node:fs';
 import path from 'node:path';
 import { KakuinError } from '../errors/index.js';
 import { fromPem } from '../pkix/index.js';
@@ -181,7 +183,14 @@ export async function runFactoryBatch(options: FactoryBatchOptions): Promise<Fac
     const [file, data] = r.pkcs12 ? [`${base}.p12`, Buffer.from(r.pkcs12, 'base64')]
       : [`${base}.pem`, Buffer.from(r.pem ?? `${r.certificate ?? ''}${chainPem}`)];
     const temp = path.join(options.outDir, `.${item.serialNumber}.${process.pid}.tmp`);
-    writeFileSync(temp, data, { mode: 0o600 });
+    // fsync before the rename: after a power cut, a name must not point at an empty file.
+    const fd = openSync(temp, 'w', 0o600);
+    try {
+      writeSync(fd, data);
+      fsyncSync(fd);
+    } finally {
+      closeSync(fd);
+    }
     renameSync(temp, file);
     const leaf = r.certificate ? fromPem(r.certificate, 'CERTIFICATE')[0] : undefined;
     journalAppend({
@@ -290,8 +299,16 @@ function parseItem(text: string, line: number, p12Password: string | undefined):
   return { line, serialNumber, kind: 'keygen', text };
 }
 
+/** The device's file, if one exists and is not empty (an empty one is left by a crash of an older writer: fetched again). */
 function existingFile(outDir: string, serialNumber: string): string | undefined {
-  for (const ext of ['.pem', '.p12']) if (existsSync(path.join(outDir, `${serialNumber}${ext}`))) return `${serialNumber}${ext}`;
+  for (const ext of ['.pem', '.p12']) {
+    const name = `${serialNumber}${ext}`;
+    try {
+      if (statSync(path.join(outDir, name)).size > 0) return name;
+    } catch {
+      // absent
+    }
+  }
   return undefined;
 }
 

@@ -58,6 +58,12 @@ describe('factory client (kakuin enroll batch): one file per device, resumable',
     const issued = await apiAs(svc, svc.adminToken)('GET', '/api/v1/audit-events?type=certificate.issued&limit=1000');
     expect(issued.json.events.filter((e: { actor: string }) => e.actor === `station:${f.stationId}`)).to.have.length(3);
 
+    // An empty file (a crash of a writer that did not fsync) does not count as done: fetched again, nothing issued.
+    writeFileSync(path.join(outDir, 'F-1.pem'), '');
+    const refetched = await runFactoryBatch({ url: svc.url, apiKey: f.apiKey, caPem: svc.rootPem, inFile, outDir });
+    expect(refetched).to.include({ sent: 2, skipped: 2, written: 1 });
+    expect(createHash('sha256').update(new X509Certificate(readFileSync(path.join(outDir, 'F-1.pem'))).raw).digest('hex')).to.equal(f1.sha256);
+
     // A keygen answer lost before it was written: sent again, a new key pair supersedes the earlier certificate, and the result says so.
     rmSync(path.join(outDir, 'F-3.p12'));
     const third = await runFactoryBatch({ url: svc.url, apiKey: f.apiKey, caPem: svc.rootPem, inFile, outDir });
