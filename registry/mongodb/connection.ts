@@ -102,7 +102,7 @@ function checkVersion(version: number): void {
  * them up front keeps the first transactions free of catalog conflicts) and their indexes.
  * Both are idempotent, so every writing process runs this at start.
  */
-async function prepareSchema(db: Db): Promise<number> {
+export async function prepareSchema(db: Db): Promise<number> {
   const meta = await db.collection<MetaDoc>(COLLECTIONS.meta).findOne({ _id: 'schema' });
   if (meta !== null) checkVersion(meta.version);
   const existing = new Set((await db.listCollections({}, { nameOnly: true }).toArray()).map((c) => c.name));
