@@ -18,11 +18,16 @@ import {
   encodeCertificationRequest, encodeCertificationRequestInfo, encodeName, fromPem, parseCertificate, toPem, verifyCertificateSignature,
 } from '../pkix/index.js';
 import type { Registry } from '../registry/port.js';
-import { openSqliteRegistry } from '../registry/sqlite/index.js';
 import type { KakuinConfig } from './config.js';
 
 export const OFFLINE_ROOT_KEY_URI = 'offline:root';
 const SUBORDINATES = [['device', 'Device Issuing CA'], ['infrastructure', 'Infrastructure CA']] as const;
+
+/** The registry storage.type names (SQLite or MongoDB); imported when used: wiring.ts imports this module. */
+async function openConfiguredRegistry(config: Readonly<KakuinConfig>) {
+  const { openRegistry } = await import('./wiring.js');
+  return openRegistry(config);
+}
 
 function pendingFile(config: Readonly<KakuinConfig>): string {
   return path.join(config.dataDir, 'ca-pending.json');
@@ -30,7 +35,7 @@ function pendingFile(config: Readonly<KakuinConfig>): string {
 
 /** `kakuin ca csr`: keys and PKCS#10 requests for the two CAs an offline root is to sign. */
 export async function caCsr(config: Readonly<KakuinConfig>, keys: KeyRing, keysOption: string | undefined, outDir: string): Promise<string[]> {
-  const registry = await openSqliteRegistry({ path: config.storage.path, synchronous: config.storage.synchronous });
+  const registry = await openConfiguredRegistry(config);
   try {
     if (await hierarchyExists(registry)) throw new KakuinError('KAKUIN_E_CA_EXISTS', `a CA hierarchy exists already in ${config.dataDir}`);
   } finally {
@@ -83,7 +88,7 @@ export async function caImport(
     if (why) throw new KakuinError('KAKUIN_E_VALIDATION', `${files[id]} is refused as the ${id} CA certificate: ${why}`);
     subordinates.push({ id, der });
   }
-  const registry = await openSqliteRegistry({ path: config.storage.path, synchronous: config.storage.synchronous });
+  const registry = await openConfiguredRegistry(config);
   try {
     if (await hierarchyExists(registry)) throw new KakuinError('KAKUIN_E_CA_EXISTS', `a CA hierarchy exists already in ${config.dataDir}`);
     await registry.putIssuer({ id: 'root', kind: 'root', certificateDer: rootDer, keyUri: OFFLINE_ROOT_KEY_URI });
