@@ -57,6 +57,8 @@ export class BatchClient {
         return await attempt(() => { progressed = true; });
       } catch (e) {
         if (this.options.signal?.aborted) throw e;
+        // A server whose certificate does not verify is not kakuin (or --cacert is wrong): retrying cannot help.
+        if (isTlsVerificationError(e)) return { unreachable: `TLS: the server's certificate does not verify against --cacert (${(e as Error).message})` };
         if (!(e instanceof TransientError) && !isNetworkError(e)) throw e;
         failures = progressed ? 1 : failures + 1;
         if (failures > retries) return { unreachable: `${(e as Error).message} (gave up after ${retries} retries)` };
@@ -144,6 +146,11 @@ export class BatchClient {
       req.end(body);
     });
   }
+}
+
+function isTlsVerificationError(e: unknown): boolean {
+  const code = (e as { code?: unknown })?.code;
+  return typeof code === 'string' && /^(ERR_TLS_CERT_ALTNAME_INVALID|UNABLE_TO_VERIFY_LEAF_SIGNATURE|UNABLE_TO_GET_ISSUER_CERT(_LOCALLY)?|SELF_SIGNED_CERT_IN_CHAIN|DEPTH_ZERO_SELF_SIGNED_CERT|CERT_[A-Z_]+)$/.test(code);
 }
 
 export function isNetworkError(e: unknown): boolean {

@@ -249,6 +249,21 @@ describe('kakuin enroll batch (the factory command)', function () {
       expect(existsSync(outDir)).to.equal(false);
     });
 
+    it('a server whose certificate does not verify against --cacert is not retried: exit 3, TLS named, nothing written', async () => {
+      const otherCa = path.join(tmp.dir, 'other-ca.pem');
+      const made = await opensslAsync(['req', '-x509', '-newkey', 'ec', '-pkeyopt', 'ec_paramgen_curve:P-256', '-nodes', '-keyout', path.join(tmp.dir, 'other-ca.key'),
+        '-subj', '/CN=Not kakuin', '-days', '1', '-out', otherCa]);
+      expect(made.status, made.stderr).to.equal(0);
+      const inFile = path.join(tmp.dir, 'tls.ndjson');
+      writeFileSync(inFile, `${JSON.stringify({ serialNumber: 'OK-0', csr: csrPem('OK-0') })}\n`);
+      const outDir = path.join(tmp.dir, 'tls-out');
+      const r = await runCli(['--in', inFile, '--out', outDir, '--url', svc.url, '--cacert', otherCa], env).done;
+      expect(r.code, r.stderr).to.equal(3);
+      expect(r.stderr).to.match(/KAKUIN_E_SERVER_UNREACHABLE: TLS: the server's certificate does not verify/);
+      expect(r.stderr).to.not.match(/retry/);
+      expect(readdirSync(outDir).filter((n) => n.endsWith('.pem'))).to.deep.equal([]);
+    });
+
     it('interrupted by Ctrl-C, then killed with SIGKILL mid-way, a rerun completes: one file per device, each the device\'s one good certificate, nothing issued twice', async () => {
       const serials = Array.from({ length: 250 }, (_, i) => `KILL-${i}`);
       const inFile = path.join(tmp.dir, 'kill.ndjson');
