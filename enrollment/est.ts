@@ -86,11 +86,12 @@ export function mountEst(app: Express, deps: EstDeps): void {
     next();
   };
 
-  app.get('/.well-known/est/cacerts', (_req, res) => {
+  // RFC 7030 §3.2.2: a label selects a CA/profile for every operation, so these answer under a label too (the same).
+  app.get(['/.well-known/est/cacerts', '/.well-known/est/:label/cacerts'], (_req, res) => {
     sendCertsOnly(res, enrollment.chain);
   });
 
-  app.get('/.well-known/est/csrattrs', (_req, res) => {
+  app.get(['/.well-known/est/csrattrs', '/.well-known/est/:label/csrattrs'], (_req, res) => {
     res.status(200).set('Content-Type', 'application/csrattrs').set('Content-Transfer-Encoding', 'base64').send(base64Lines(CSR_ATTRS));
   });
 

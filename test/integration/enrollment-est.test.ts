@@ -84,6 +84,10 @@ describe('EST (RFC 7030) with curl and openssl', function () {
     expect(r.headers).to.match(/content-type: application\/pkcs7-mime; ?smime-type=certs-only/i);
     const printed = await printCerts(r.body);
     expect(printed.match(/subject=/g)).to.have.length(2);
+    // Under an RFC 7030 §3.2.2 label the same.
+    const labelled = await curl(['--cacert', rootFile, `${svc.url}/.well-known/est/device/cacerts`]);
+    expect(labelled.status).to.equal(200);
+    expect(labelled.body.replace(/\s+/g, '')).to.equal(r.body.replace(/\s+/g, ''));
   });
 
   it('csrattrs: base64 CsrAttrs naming ecdsa-with-SHA256, an id-ecPublicKey attribute with prime256v1, and serialNumber (openssl asn1parse)', async () => {
@@ -104,6 +108,9 @@ describe('EST (RFC 7030) with curl and openssl', function () {
       'd=3 prim: OBJECT :prime256v1',
       'd=1 prim: OBJECT :serialNumber',
     ]);
+    const labelled = await curl(['--cacert', rootFile, `${svc.url}/.well-known/est/device/csrattrs`]);
+    expect(labelled.status).to.equal(200);
+    expect(labelled.body).to.equal(r.body);
   });
 
   it('simpleenroll without credentials: 401 with WWW-Authenticate: Basic', async () => {
