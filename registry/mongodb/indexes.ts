@@ -35,9 +35,13 @@ export const INDEXES: Readonly<Partial<Record<CollectionName, readonly IndexDesc
     { name: 'certificates_station', key: { stationId: 1, ord: 1 }, partialFilterExpression: { stationId: { $type: 'string' } } },
     { name: 'certificates_public_key', key: { publicKeySha256: 1 } },
     // Full and delta CRLs: only revoked and held certificates are in it (a CRL never scans good ones).
+    // `$gt: 'good'` selects exactly 'held' and 'revoked' (the three statuses sort good < held <
+    // revoked). Older servers accept only equality, $exists, comparisons, $type and $and in a
+    // partial filter (no $in), and a query `status: {$in: ['revoked', 'held']}` is still answered
+    // from this index, both values being > 'good'.
     {
       name: 'certificates_on_crl', key: { issuerId: 1, statusSeq: 1 },
-      partialFilterExpression: { status: { $in: ['revoked', 'held'] } },
+      partialFilterExpression: { status: { $gt: 'good' } },
     },
     { name: 'certificates_released', key: { issuerId: 1, releasedSeq: 1 }, partialFilterExpression: { releasedSeq: { $type: 'number' } } },
     { name: 'certificates_issuer', key: { issuerId: 1, _id: 1 } },
