@@ -16,6 +16,7 @@
 import { MongoServerError, type ChangeStream, type ChangeStreamDocument, type Db, type ResumeToken } from 'mongodb';
 import type { FeedEntry } from '../port.js';
 import { COLLECTIONS, feedEntryFromDoc, type FeedCursorDoc, type FeedDoc } from './documents.js';
+import { MongoRegistry } from './mongodb-registry.js';
 
 /** Only inserts: feed entries are appended, never changed. */
 export const FEED_CHANGE_PIPELINE = [{ $match: { operationType: 'insert' } }] as const;
@@ -112,4 +113,25 @@ export class MongoChangeFeed {
       await this.stream.close().catch(() => undefined);
     }
   }
+}
+
+/**
+ * For the composition root: when `registry` is the MongoDB adapter, start a change feed that calls
+ * `wake` (a FeedFollower's `poke`) on every committed feed entry; undefined for other adapters
+ * (SQLite followers poll a local file, every 100 ms). The follower still reads `readFeed` and
+ * decides what is delivered; the stream only makes it read at once.
+ */
+export function startFeedWakeUp(
+  registry: unknown, consumer: string, wake: () => void, onError?: (error: unknown) => void,
+): MongoChangeFeed | undefined {
+  if (!(registry instanceof MongoRegistry)) return undefined;
+  const feed = new MongoChangeFeed(registry.database(), {
+    consumer,
+    onChange: () => { wake(); },
+    // The stream starts from now: the follower's own position covers whatever came before.
+    onResumeLost: () => { wake(); },
+    ...(onError !== undefined && { onError }),
+  });
+  feed.start();
+  return feed;
 }

@@ -4,8 +4,9 @@
  * failed delivery is not recorded as done.
  */
 import { expect } from 'chai';
-import { MongoServerError, type Db } from 'mongodb';
-import { CHANGE_STREAM_HISTORY_LOST, MongoChangeFeed } from '../../registry/mongodb/change-feed.js';
+import { MongoServerError, type Db, type MongoClient } from 'mongodb';
+import { CHANGE_STREAM_HISTORY_LOST, MongoChangeFeed, startFeedWakeUp } from '../../registry/mongodb/change-feed.js';
+import { MongoRegistry } from '../../registry/mongodb/mongodb-registry.js';
 import { COLLECTIONS, feedDoc, type FeedDoc } from '../../registry/mongodb/documents.js';
 import type { FeedEntry } from '../../registry/port.js';
 
@@ -160,5 +161,18 @@ describe('registry/mongodb: change feed', function () {
     await feed.stop();
     expect(Date.now() - started).to.be.below(1000);
     expect(db.watches).to.have.length(1);
+  });
+
+  it('wakes a follower on each change when the registry is MongoDB, and does nothing for another adapter', async function () {
+    const db = new FakeDb();
+    db.scripts.push({ changes: [change(1), change(2), change(3)] });
+    const registry = new MongoRegistry({} as MongoClient, db as unknown as Db, 1, true);
+    let pokes = 0;
+    const feed = startFeedWakeUp(registry, 'ocsp-a', () => { pokes++; });
+    expect(feed).to.be.instanceOf(MongoChangeFeed);
+    await waitFor(() => pokes === 3, 'three pokes');
+    await feed!.stop();
+    expect(db.cursors.get('ocsp-a')).to.deep.equal({ resumeToken: { _data: 'token-3' } });
+    expect(startFeedWakeUp({ readFeed: async () => [] }, 'x', () => { pokes++; })).to.equal(undefined);
   });
 });
