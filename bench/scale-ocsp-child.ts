@@ -7,7 +7,9 @@
 import { createPrivateKey } from 'node:crypto';
 import { readFileSync } from 'node:fs';
 import { SoftwareSigner } from '../hsm-adapters/software/index.js';
-import { createOcspHttpServer, type Logger, OcspResponder, Publications } from '../ocsp-responder/index.js';
+import path from 'node:path';
+import { fileURLToPath, pathToFileURL } from 'node:url';
+import { createOcspHttpServer, type Logger, OcspResponder, Publications, withWorkerWalks } from '../ocsp-responder/index.js';
 import { openSqliteRegistry } from '../registry/sqlite/index.js';
 import type { ScaleFixtureMeta } from './scale-keys.js';
 
@@ -21,8 +23,12 @@ async function main(): Promise<void> {
   const t0 = performance.now();
   const meta = JSON.parse(readFileSync(process.argv[3], 'utf8')) as ScaleFixtureMeta;
   const registry = await openSqliteRegistry({ path: process.argv[2], readonly: true });
+  // The two whole-registry walks in worker threads, each on a read-only connection of its own
+  // (as the CRL builder opens one); KAKUIN_SCALE_INLINE_WALKS=1 walks on the event loop instead.
+  const workerOpen = pathToFileURL(path.join(path.dirname(fileURLToPath(import.meta.url)), '..', 'registry', 'sqlite', 'worker-open.js')).href;
+  const view = process.env.KAKUIN_SCALE_INLINE_WALKS === '1' ? registry : withWorkerWalks(registry, { module: workerOpen, options: { path: process.argv[2] } });
   const responder = new OcspResponder({
-    registry, logger: stderrLogger, validityMs: meta.validityMs, persistResponses: false,
+    registry: view, logger: stderrLogger, validityMs: meta.validityMs, persistResponses: false,
     identities: [{
       issuerId: 'device', issuerCertificateDer: Buffer.from(meta.caCertDerB64, 'base64'),
       responderCertificateDer: Buffer.from(meta.responderCertDerB64, 'base64'),

@@ -9,6 +9,7 @@ export { IssuerIndex, hasPresignedShape } from './issuer-index.js';
 export { ResponseSigner, DEFAULT_VALIDITY_MS, type ResponseSignerOptions, type SingleResponseInput } from './response-signer.js';
 export { PresignedResponses, type PresignedResponsesOptions } from './presigned-responses.js';
 export { ResponseArena, arenaKeyHash, type ResponseArenaOptions, type ResponseArenaStats } from './response-arena.js';
+export { withWorkerWalks, type WalkRegistrySpec } from './worker-walks.js';
 export { OcspResponder, type OcspResponderOptions } from './ocsp-responder.js';
 export { LiveLimiter, type LiveLimits } from './live-limiter.js';
 export { type FeedFactory, type FeedHandlers, type FeedSubscription, feedFollowerFactory } from './feed.js';

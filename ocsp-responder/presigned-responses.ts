@@ -143,10 +143,15 @@ export class PresignedResponses {
     if (this.#started) throw new Error('PresignedResponses already started');
     this.#started = true;
     const seq0 = await this.#o.registry.latestFeedSeq();
+    // The status walks run beside the load when the registry view can (worker-walks.ts, a remote
+    // store); their rows wait until the arena is loaded.
+    const identities = this.#o.identities().list();
+    const walks = identities.map((identity) => this.#statusesOf(identity));
+    for (const w of walks) w.catch(() => undefined); // awaited below; not unhandled if the load fails first
     await this.#load();
-    for (const identity of this.#o.identities().list()) {
+    for (let k = 0; k < identities.length; k++) {
       if (this.#stopped) return;
-      await this.#reconcile(identity);
+      await this.#reconcileFrom(identities[k], await walks[k]);
     }
     if (this.#stopped) return;
     this.#advance(seq0);
@@ -287,7 +292,11 @@ export class PresignedResponses {
 
   /** Re-sign, in the background, every certificate of the issuer whose response is missing or states an old status. */
   async #reconcile(identity: PreparedIdentity): Promise<void> {
-    const nowSeconds = this.#nowSeconds();
+    await this.#reconcileFrom(identity, await this.#statusesOf(identity));
+  }
+
+  /** Every certificate status of the issuer (kept: at start they are compared once the arena is loaded). */
+  async #statusesOf(identity: PreparedIdentity): Promise<{ serials: string[]; statuses: OcspCertStatus[] }> {
     const serials: string[] = [];
     const statuses: OcspCertStatus[] = [];
     await this.#o.registry.forEachCertificateStatus(identity.issuerId, (serialHex, status, revokedAtMs, reason) => {
@@ -298,11 +307,23 @@ export class PresignedResponses {
         this.#o.logger.error('certificate status cannot be stated', { serialHex, cause: describeError(e) });
         return;
       }
-      const entry = this.#arena.get(identity.issuerId, serialHex);
-      if (entry !== undefined && entryEpoch(entry) === identity.epoch && entryStates(entry, st) && !pastHalfLife(entry, nowSeconds)) return;
       serials.push(serialHex);
       statuses.push(st);
     });
+    return { serials, statuses };
+  }
+
+  async #reconcileFrom(identity: PreparedIdentity, all: { serials: string[]; statuses: OcspCertStatus[] }): Promise<void> {
+    const nowSeconds = this.#nowSeconds();
+    const serials: string[] = [];
+    const statuses: OcspCertStatus[] = [];
+    for (let i = 0; i < all.serials.length; i++) {
+      const st = all.statuses[i];
+      const entry = this.#arena.get(identity.issuerId, all.serials[i]);
+      if (entry !== undefined && entryEpoch(entry) === identity.epoch && entryStates(entry, st) && !pastHalfLife(entry, nowSeconds)) continue;
+      serials.push(all.serials[i]);
+      statuses.push(st);
+    }
     for (let i = 0; i < serials.length && !this.#stopped; i += this.#batchSize) {
       const items: PendingItem[] = [];
       for (let j = i; j < Math.min(serials.length, i + this.#batchSize); j++) items.push({ serialHex: serials[j], status: statuses[j] });
