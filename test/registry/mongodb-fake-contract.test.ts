@@ -6,10 +6,13 @@
  * behaviour (isolation, write conflicts, snapshot reads): that is the run of
  * test/contract/mongodb-contract.test.ts against a replica set (KAKUIN_TEST_MONGODB_URI).
  */
+import { expect } from 'chai';
 import type { Db, MongoClient } from 'mongodb';
-import { prepareSchema } from '../../registry/mongodb/connection.js';
+import { MONGODB_SCHEMA_VERSION, prepareSchema } from '../../registry/mongodb/connection.js';
+import { COLLECTIONS } from '../../registry/mongodb/documents.js';
+import { INDEXES } from '../../registry/mongodb/indexes.js';
 import { MongoRegistry } from '../../registry/mongodb/index.js';
-import { runRegistryContract } from '../contract/registry.contract.js';
+import { expectKakuinError, runRegistryContract } from '../contract/registry.contract.js';
 import { FakeClient, FakeDb } from './mongodb-fake-driver.js';
 
 runRegistryContract('mongodb adapter over an in-memory driver stand-in (not a MongoDB server)', async () => {
@@ -18,4 +21,38 @@ runRegistryContract('mongodb adapter over an in-memory driver stand-in (not a Mo
   const version = await prepareSchema(db as unknown as Db);
   const registry = new MongoRegistry(client as unknown as MongoClient, db as unknown as Db, version, false);
   return { registry, cleanup: () => registry.close() };
+});
+
+describe('registry/mongodb over the driver stand-in: schema and roles', function () {
+  it('creates every collection and every declared index, idempotently', async function () {
+    const db = new FakeDb();
+    expect(await prepareSchema(db as unknown as Db)).to.equal(MONGODB_SCHEMA_VERSION);
+    expect(await prepareSchema(db as unknown as Db)).to.equal(MONGODB_SCHEMA_VERSION);
+    const names = (await db.listCollections().toArray()).map((c) => c.name).sort();
+    expect(names).to.deep.equal(Object.values(COLLECTIONS).sort());
+    for (const [collection, specs] of Object.entries(INDEXES)) {
+      expect(db.collection(collection).indexes.map((i) => i.name), collection).to.deep.equal((specs ?? []).map((s) => s.name));
+    }
+    expect(await db.collection(COLLECTIONS.meta).findOne({ _id: 'schema' })).to.deep.equal({ _id: 'schema', version: MONGODB_SCHEMA_VERSION });
+  });
+
+  it('refuses a database written by a newer kakuin with KAKUIN_E_SCHEMA_TOO_NEW', async function () {
+    const db = new FakeDb();
+    await db.collection(COLLECTIONS.meta).insertOne({ _id: 'schema', version: MONGODB_SCHEMA_VERSION + 1 });
+    await expectKakuinError(prepareSchema(db as unknown as Db), 'KAKUIN_E_SCHEMA_TOO_NEW');
+  });
+
+  it('a read-only opening (OCSP, gateway, CRL worker) reads and refuses every write', async function () {
+    const db = new FakeDb();
+    await prepareSchema(db as unknown as Db);
+    const writer = new MongoRegistry(new FakeClient() as unknown as MongoClient, db as unknown as Db, 1, false);
+    const m = await writer.createManufacturer({ name: 'acme' });
+    const reader = new MongoRegistry(new FakeClient() as unknown as MongoClient, db as unknown as Db, 1, true);
+    expect(await reader.getManufacturer(m.id)).to.deep.equal(m);
+    expect(await reader.latestFeedSeq()).to.equal(0);
+    await expectKakuinError(reader.createManufacturer({ name: 'other' }), 'KAKUIN_E_INTERNAL');
+    await expectKakuinError(reader.applyStatusChange({ device: { id: 'x', from: ['active'], to: 'revoked' }, certificates: [], audit: [] }), 'KAKUIN_E_INTERNAL');
+    await expectKakuinError(reader.nextCrlNumber('device'), 'KAKUIN_E_INTERNAL');
+    expect(await writer.listManufacturers()).to.have.length(1);
+  });
 });
