@@ -31,7 +31,7 @@ import { KeyRing, type KeyAlgorithm, type KeyStore, type Signer } from '../hsm-a
 import { Pkcs11KeyStore } from '../hsm-adapters/pkcs11/index.js';
 import { SoftwareKeyStore } from '../hsm-adapters/software/index.js';
 import { createDeviceGateway, type DeviceGateway, type TelemetrySink } from '../gateway-auth/index.js';
-import { createOcspHttpServer, OcspResponder, Publications, type OcspSigningIdentity } from '../ocsp-responder/index.js';
+import { createOcspHttpServer, OcspResponder, Publications, type OcspSigningIdentity, withWorkerWalks } from '../ocsp-responder/index.js';
 import { fromPem, parseCertificate } from '../pkix/index.js';
 import { FeedFollower } from '../registry/feed-follower.js';
 import type { Issuer, Registry } from '../registry/port.js';
@@ -213,7 +213,9 @@ export async function startOcspRole(config: Readonly<KakuinConfig>, registry: Re
   const fingerprint = (ids: OcspSigningIdentity[]) => ids.map((i) => `${i.issuerId}:${i.responderCertificateDer.toString('base64')}`).join('|');
   let current = fingerprint(identities);
   const responder = new OcspResponder({
-    registry, identities, logger, persistResponses: false,
+    // The start's two whole-registry walks run in worker threads on connections of their own
+    // (ocsp-responder/worker-walks.ts): a million responses load in seconds, off the event loop.
+    registry: withWorkerWalks(registry, workerRegistry(config)), identities, logger, persistResponses: false,
     validityMs: config.ocsp.validityHours * HOUR_MS,
     live: { ratePerSecond: config.ocsp.liveRatePerSecond },
   });
