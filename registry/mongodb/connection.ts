@@ -84,9 +84,10 @@ export function isAuthenticationFailure(e: unknown): boolean {
   return e instanceof MongoError && (e.code === 18 || e.name === 'MongoMissingCredentialsError' || (e.cause instanceof MongoError && e.cause.code === 18));
 }
 
-async function readSchemaVersion(db: Db): Promise<number> {
+export async function readSchemaVersion(db: Db): Promise<number> {
   const meta = await db.collection<MetaDoc>(COLLECTIONS.meta).findOne({ _id: 'schema' });
-  if (meta === null) throw new KakuinError('KAKUIN_E_REGISTRY_UNAVAILABLE', 'the MongoDB registry has not been created yet: start a process with the ca role first');
+  // As a read-only role finds a missing SQLite file (cli/roles.ts).
+  if (meta === null) throw new KakuinError('KAKUIN_E_CA_NOT_INITIALIZED', 'the MongoDB registry has not been created yet: start a process with the ca role (or run `kakuin init`) first');
   checkVersion(meta.version);
   return meta.version;
 }

@@ -8,7 +8,7 @@
  */
 import { expect } from 'chai';
 import type { Db, MongoClient } from 'mongodb';
-import { MONGODB_SCHEMA_VERSION, prepareSchema } from '../../registry/mongodb/connection.js';
+import { MONGODB_SCHEMA_VERSION, prepareSchema, readSchemaVersion } from '../../registry/mongodb/connection.js';
 import { COLLECTIONS } from '../../registry/mongodb/documents.js';
 import { INDEXES } from '../../registry/mongodb/indexes.js';
 import { MongoRegistry } from '../../registry/mongodb/index.js';
@@ -36,10 +36,20 @@ describe('registry/mongodb over the driver stand-in: schema and roles', function
     expect(await db.collection(COLLECTIONS.meta).findOne({ _id: 'schema' })).to.deep.equal({ _id: 'schema', version: MONGODB_SCHEMA_VERSION });
   });
 
-  it('refuses a database written by a newer kakuin with KAKUIN_E_SCHEMA_TOO_NEW', async function () {
+  it('refuses a database written by a newer kakuin with KAKUIN_E_SCHEMA_TOO_NEW, for writers and readers', async function () {
     const db = new FakeDb();
     await db.collection(COLLECTIONS.meta).insertOne({ _id: 'schema', version: MONGODB_SCHEMA_VERSION + 1 });
     await expectKakuinError(prepareSchema(db as unknown as Db), 'KAKUIN_E_SCHEMA_TOO_NEW');
+    await expectKakuinError(readSchemaVersion(db as unknown as Db), 'KAKUIN_E_SCHEMA_TOO_NEW');
+  });
+
+  it('a read-only role on a database no ca process has prepared is KAKUIN_E_CA_NOT_INITIALIZED, and creates nothing', async function () {
+    const db = new FakeDb();
+    await expectKakuinError(readSchemaVersion(db as unknown as Db), 'KAKUIN_E_CA_NOT_INITIALIZED');
+    const names = (await db.listCollections().toArray()).map((c) => c.name);
+    expect(names).to.not.include(COLLECTIONS.devices).and.not.include(COLLECTIONS.certificates);
+    await prepareSchema(db as unknown as Db);
+    expect(await readSchemaVersion(db as unknown as Db)).to.equal(MONGODB_SCHEMA_VERSION);
   });
 
   it('a read-only opening (OCSP, gateway, CRL worker) reads and refuses every write', async function () {
