@@ -4,9 +4,11 @@
  *   (a) registry lookups through the port (async API) by certificate serial (getCertificate) and
  *       by device identifier (findDevices by serialNumber, by mac), random keys, one at a time —
  *       target ≥ 100,000/s each;
- *   (b) an OCSP responder process (registry read-only, persistResponses: false, as `serve --role
- *       ocsp` runs it) over 1,000,000 stored pre-signed responses: time from spawn to the first
- *       correct answer for a random serial, and its peak RSS (VmHWM) — targets ≤ 10 s, ≤ 1 GB.
+ *   (b) an OCSP responder process (registry read-only, persistResponses: false, its start's two
+ *       registry walks in worker threads: as `serve --role ocsp` runs it) over 1,000,000 stored
+ *       pre-signed responses: time from spawn to the first correct answer for a random serial, its
+ *       CPU time and its peak RSS (VmHWM) — targets ≤ 10 s, ≤ 1 GB; then the same with the walks
+ *       on the event loop, for comparison.
  *
  * The fixture — N devices, N real certificates signed by a bench CA (pkix + node:crypto, in
  * worker threads), N pre-signed OCSP responses signed by the responder's own ResponseSigner — is
@@ -224,7 +226,7 @@ interface ChildReady {
 }
 
 /** (b): spawn → first correct answer, peak RSS, then a few hundred more random answers checked. */
-async function ocspProcess(fixture: ScaleFixture, log: (line: string) => void): Promise<Record<string, number>> {
+async function ocspProcess(fixture: ScaleFixture, log: (line: string) => void, inlineWalks: boolean): Promise<Record<string, number>> {
   const { meta } = fixture;
   const ca = parseCertificate(Buffer.from(meta.caCertDerB64, 'base64'));
   const responderSpki = parseCertificate(Buffer.from(meta.responderCertDerB64, 'base64')).spki;
@@ -238,7 +240,9 @@ async function ocspProcess(fixture: ScaleFixture, log: (line: string) => void): 
   };
 
   const t0 = performance.now();
-  const child = spawn(process.execPath, [path.join(here, 'scale-ocsp-child.js'), fixture.dbPath, fixture.metaPath], { stdio: ['ignore', 'pipe', 'inherit'] });
+  const child = spawn(process.execPath, [path.join(here, 'scale-ocsp-child.js'), fixture.dbPath, fixture.metaPath], {
+    stdio: ['ignore', 'pipe', 'inherit'], env: { ...process.env, KAKUIN_SCALE_INLINE_WALKS: inlineWalks ? '1' : '0' },
+  });
   try {
     const ready = await new Promise<ChildReady>((resolve, reject) => {
       let out = '';
@@ -262,12 +266,14 @@ async function ocspProcess(fixture: ScaleFixture, log: (line: string) => void): 
     }
     const peakAfterKb = procStatusKb(child.pid!, 'VmHWM');
     const rssKb = procStatusKb(child.pid!, 'VmRSS');
-    log(`  OCSP responder process over ${ready.responses.toLocaleString('en')} stored responses (read-only registry, persistResponses false)`);
+    log(inlineWalks
+      ? '  the same, with both registry walks on the event loop (no worker threads), for comparison'
+      : `  OCSP responder process over ${ready.responses.toLocaleString('en')} stored responses (read-only registry, persistResponses false, registry walks in worker threads as the ocsp role runs them)`);
     log(`    spawn → first correct answer  ${(firstAnswerMs / 1000).toFixed(2)} s  (target ≤ 10 s; responder.start ${(ready.startMs / 1000).toFixed(2)} s, re-signed at start ${ready.signedAtStart})`);
-    log(`    CPU time of the responder     ${cpuSeconds.toFixed(2)} s until then (user + system; ≈ the wall time on an idle machine)`);
+    log(`    CPU time of the responder     ${cpuSeconds.toFixed(2)} s until then (user + system, all threads)`);
     log(`    peak RSS (VmHWM)              ${Math.round(peakRssKb / 1024)} MB at the first answer, ${Math.round(peakAfterKb / 1024)} MB after ${more} more checked answers, RSS now ${Math.round(rssKb / 1024)} MB  (target ≤ 1 GB)`);
     log(`    arena                         ${(ready.arenaBytes / 1048576).toFixed(0)} MiB allocated, ${(ready.arenaLiveBytes / ready.responses).toFixed(0)} bytes per response live (responder certificate kept once)`);
-    return {
+    const figures: Record<string, number> = {
       scale_ocsp_responses: ready.responses,
       scale_ocsp_first_answer_s: Number((firstAnswerMs / 1000).toFixed(2)),
       scale_ocsp_responder_start_s: Number((ready.startMs / 1000).toFixed(2)),
@@ -275,6 +281,12 @@ async function ocspProcess(fixture: ScaleFixture, log: (line: string) => void): 
       scale_ocsp_peak_rss_mb: Math.round(Math.max(peakRssKb, peakAfterKb) / 1024),
       scale_ocsp_arena_mb: Math.round(ready.arenaBytes / 1048576),
       scale_ocsp_arena_bytes_per_response: Math.round(ready.arenaLiveBytes / ready.responses),
+    };
+    if (!inlineWalks) return figures;
+    return {
+      scale_ocsp_inline_walks_first_answer_s: figures.scale_ocsp_first_answer_s,
+      scale_ocsp_inline_walks_first_answer_cpu_s: figures.scale_ocsp_first_answer_cpu_s,
+      scale_ocsp_inline_walks_peak_rss_mb: figures.scale_ocsp_peak_rss_mb,
     };
   } finally {
     child.kill('SIGTERM');
@@ -322,7 +334,8 @@ export async function benchScale(scale: number, log: (line: string) => void): Pr
     await registry.close();
   }
 
-  Object.assign(figures, await ocspProcess(fixture, log));
+  Object.assign(figures, await ocspProcess(fixture, log, false));
+  Object.assign(figures, await ocspProcess(fixture, log, true));
   // Figures of a shared machine are only as good as its idle time: say how busy it was.
   figures.scale_loadavg_1m = Number(loadavg()[0].toFixed(1));
   log(`  load average (1 min) at the end: ${figures.scale_loadavg_1m} on ${availableParallelism()} CPUs`);
