@@ -81,6 +81,7 @@ export class PresignedResponses {
   #sweeping = false;
   #sweepAgain = false;
   #started = false;
+  #loaded = false;
   #stopped = false;
 
   constructor(options: PresignedResponsesOptions) {
@@ -144,11 +145,15 @@ export class PresignedResponses {
     this.#started = true;
     const seq0 = await this.#o.registry.latestFeedSeq();
     // The status walks run beside the load when the registry view can (worker-walks.ts, a remote
-    // store); their rows wait until the arena is loaded.
+    // store): rows read before the arena is loaded are kept until it is. A synchronous adapter
+    // finishes the load inside this call, so its statuses are compared as they come.
     const identities = this.#o.identities().list();
+    const loading = this.#load();
+    loading.catch(() => undefined); // awaited below
+    await yieldToIo();
     const walks = identities.map((identity) => this.#statusesOf(identity));
     for (const w of walks) w.catch(() => undefined); // awaited below; not unhandled if the load fails first
-    await this.#load();
+    await loading;
     for (let k = 0; k < identities.length; k++) {
       if (this.#stopped) return;
       await this.#reconcileFrom(identities[k], await walks[k]);
@@ -287,6 +292,7 @@ export class PresignedResponses {
       }
       this.#arena.set(r.issuerId, usable.serialHex, usable.response, identity.epoch, KIND_CACHEABLE, this.#tailId(identity), true);
     });
+    this.#loaded = true;
     if (skipped > 0) this.#o.logger.info('stored OCSP responses not reusable (expired or by an older responder) will be re-signed', { count: skipped });
   }
 
@@ -295,10 +301,14 @@ export class PresignedResponses {
     await this.#reconcileFrom(identity, await this.#statusesOf(identity));
   }
 
-  /** Every certificate status of the issuer (kept: at start they are compared once the arena is loaded). */
+  /**
+   * The certificate statuses of the issuer that may need a new response: once the arena is loaded,
+   * only those it does not state; before (the load still running beside this walk), all of them.
+   */
   async #statusesOf(identity: PreparedIdentity): Promise<{ serials: string[]; statuses: OcspCertStatus[] }> {
     const serials: string[] = [];
     const statuses: OcspCertStatus[] = [];
+    const nowSeconds = this.#nowSeconds();
     await this.#o.registry.forEachCertificateStatus(identity.issuerId, (serialHex, status, revokedAtMs, reason) => {
       let st: OcspCertStatus;
       try {
@@ -307,10 +317,17 @@ export class PresignedResponses {
         this.#o.logger.error('certificate status cannot be stated', { serialHex, cause: describeError(e) });
         return;
       }
+      if (this.#loaded && this.#states(identity, serialHex, st, nowSeconds)) return;
       serials.push(serialHex);
       statuses.push(st);
     });
     return { serials, statuses };
+  }
+
+  /** True when the arena holds a fresh response of the identity in force that states `st`. */
+  #states(identity: PreparedIdentity, serialHex: string, st: OcspCertStatus, nowSeconds: number): boolean {
+    const entry = this.#arena.get(identity.issuerId, serialHex);
+    return entry !== undefined && entryEpoch(entry) === identity.epoch && entryStates(entry, st) && !pastHalfLife(entry, nowSeconds);
   }
 
   async #reconcileFrom(identity: PreparedIdentity, all: { serials: string[]; statuses: OcspCertStatus[] }): Promise<void> {
@@ -318,11 +335,9 @@ export class PresignedResponses {
     const serials: string[] = [];
     const statuses: OcspCertStatus[] = [];
     for (let i = 0; i < all.serials.length; i++) {
-      const st = all.statuses[i];
-      const entry = this.#arena.get(identity.issuerId, all.serials[i]);
-      if (entry !== undefined && entryEpoch(entry) === identity.epoch && entryStates(entry, st) && !pastHalfLife(entry, nowSeconds)) continue;
+      if (this.#states(identity, all.serials[i], all.statuses[i], nowSeconds)) continue;
       serials.push(all.serials[i]);
-      statuses.push(st);
+      statuses.push(all.statuses[i]);
     }
     for (let i = 0; i < serials.length && !this.#stopped; i += this.#batchSize) {
       const items: PendingItem[] = [];
