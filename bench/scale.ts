@@ -37,6 +37,7 @@ import {
 import { openSqliteRegistry } from '../registry/sqlite/index.js';
 import type { Registry } from '../registry/port.js';
 import { scaleDevice, type ScaleBatch, type ScaleDevice, type ScaleFixtureMeta, type ScaleWorkerData } from './scale-keys.js';
+import type { LookupWorkerData } from './scale-lookup-worker.js';
 
 const DAY = 86_400_000;
 const VALIDITY_MS = 30 * DAY;
@@ -191,6 +192,34 @@ async function lookupsPerSecond(count: number, devices: number, lookup: (d: Scal
   return { wall: Math.round(count / ((performance.now() - t0) / 1000)), cpu: Math.round(count / ((cpu.user + cpu.system) / 1e6)) };
 }
 
+/**
+ * Aggregate lookups per second over `connections` read-only connections, one worker thread each,
+ * started together: what the registry file serves to several role processes at once.
+ */
+async function parallelLookupsPerSecond(dbPath: string, kind: LookupWorkerData['kind'], count: number, devices: number, connections: number): Promise<number> {
+  const workers = Array.from({ length: connections }, () => new Worker(path.join(here, 'scale-lookup-worker.js'), {
+    workerData: { dbPath, kind, count, devices } satisfies LookupWorkerData,
+  }));
+  try {
+    const next = (w: Worker): Promise<{ ready?: boolean; ms?: number; error?: string }> => new Promise((resolve, reject) => {
+      w.once('message', resolve);
+      w.once('error', reject);
+    });
+    const ready = await Promise.all(workers.map(next));
+    const failed = ready.find((m) => m.error !== undefined);
+    if (failed) throw new Error(failed.error);
+    const t0 = performance.now();
+    const done = workers.map(next);
+    for (const w of workers) w.postMessage('go');
+    const results = await Promise.all(done);
+    const bad = results.find((m) => m.error !== undefined);
+    if (bad) throw new Error(bad.error);
+    return Math.round((count * connections) / ((performance.now() - t0) / 1000));
+  } finally {
+    await Promise.all(workers.map((w) => w.terminate()));
+  }
+}
+
 function post(port: number, body: Buffer): Promise<Buffer> {
   return new Promise((resolve, reject) => {
     const req = http.request({ host: '127.0.0.1', port, path: '/ocsp', method: 'POST', agent: false, headers: { 'Content-Type': 'application/ocsp-request', 'Content-Length': body.length } }, (res) => {
@@ -331,6 +360,23 @@ export async function benchScale(scale: number, log: (line: string) => void): Pr
   } finally {
     await registry.close();
   }
+  const connections = Math.max(2, availableParallelism());
+  const parallelCount = Math.max(20_000, Math.min(100_000, devices / 10));
+  const parallel = {
+    serial: await parallelLookupsPerSecond(fixture.dbPath, 'serial', parallelCount, devices, connections),
+    serialNumber: await parallelLookupsPerSecond(fixture.dbPath, 'serialNumber', parallelCount, devices, connections),
+    mac: await parallelLookupsPerSecond(fixture.dbPath, 'mac', parallelCount, devices, connections),
+  };
+  log(`  the same over ${connections} read-only connections at once (one worker thread each, as several role processes read one file; ${parallelCount.toLocaleString('en')} lookups each)`);
+  log(`    getCertificate(serial)         ${parallel.serial.toLocaleString('en')} /s in all`);
+  log(`    findDevices({ serialNumber })  ${parallel.serialNumber.toLocaleString('en')} /s in all`);
+  log(`    findDevices({ mac })           ${parallel.mac.toLocaleString('en')} /s in all`);
+  Object.assign(figures, {
+    scale_lookup_connections: connections,
+    scale_lookup_certificate_by_serial_all_connections_per_s: parallel.serial,
+    scale_lookup_device_by_serial_number_all_connections_per_s: parallel.serialNumber,
+    scale_lookup_device_by_mac_all_connections_per_s: parallel.mac,
+  });
 
   Object.assign(figures, await ocspProcess(fixture, log, false));
   Object.assign(figures, await ocspProcess(fixture, log, true));
