@@ -24,6 +24,7 @@ import type { KeyRing } from '../hsm-adapters/index.js';
 import type { SoftwareKeyStore } from '../hsm-adapters/software/index.js';
 import type { OcspResponder } from '../ocsp-responder/index.js';
 import type { FeedEntry, Registry } from '../registry/port.js';
+import { SqliteRegistry } from '../registry/sqlite/index.js';
 import {
   needsWritableRegistry, openReadOnlyView, readTlsMaterial, ROLES, startCrlPublication, startGatewayRole, startOcspRole,
   type GatewayRole, type Role,
@@ -47,8 +48,20 @@ export interface RunningService {
   close(): Promise<void>;
 }
 
+/**
+ * The process that issues writes at production-line rates: its SQLite WAL checkpoints run in a
+ * worker thread (registry/sqlite/wal-checkpointer.ts), not inside its group commits.
+ */
+function checkpointOffTheEventLoop(registry: Registry, logger: Logger): void {
+  if (!(registry instanceof SqliteRegistry)) return;
+  registry.checkpointInBackground({
+    onError: (e) => logger.error('the WAL checkpoint worker failed; the registry checkpoints on its own again', { cause: String(e) }),
+  });
+}
+
 export async function startService(config: Readonly<KakuinConfig>, logger: Logger, env: Record<string, string | undefined> = process.env): Promise<RunningService> {
   const kakuin = await openKakuin(config, logger, { bootstrap: true, actor: 'system', env });
+  checkpointOffTheEventLoop(kakuin.registry, logger);
   let plane: RevocationPlane | undefined;
   let gateway: RunningGateway | undefined;
   let legacy: RunningLegacyPath | undefined;
@@ -217,6 +230,7 @@ export async function startRoles(
       // Only the ca role creates the CA hierarchy; enrollment or legacy alone need it made already.
       kakuin = await openKakuin(config, logger, { bootstrap: roles.has('ca'), actor: 'system', env });
       stops.push(kakuin.close);
+      checkpointOffTheEventLoop(kakuin.registry, logger);
       if (kakuin.created) logger.info('development CA hierarchy created', { dataDir: config.dataDir });
       ({ registry, keys, softwareKeys } = kakuin);
     } else {

@@ -35,6 +35,7 @@ import { crlRow, ocspResponseRow, SignedObjectStore } from './signed-objects.js'
 import { LegacyCredentialStore } from './legacy-credentials.js';
 import { StationStore } from './stations.js';
 import { StatusChangeWriter, type PreparedStatusChange } from './status-change-writer.js';
+import { WalCheckpointer, type WalCheckpointerOptions } from './wal-checkpointer.js';
 
 const ISSUER_KINDS = new Set(['root', 'device', 'station', 'infrastructure', 'ocsp-signer']);
 
@@ -80,6 +81,7 @@ export class SqliteRegistry implements Registry {
   private readonly signedObjects: SignedObjectStore;
   private readonly legacy: LegacyCredentialStore;
   private readonly stations: StationStore;
+  private checkpointer: WalCheckpointer | undefined;
 
   /** Use openSqliteRegistry: it migrates the schema this constructor's statements rely on. */
   constructor(private readonly db: Database.Database, private readonly options: ResolvedOptions, private readonly version: number) {
@@ -105,6 +107,21 @@ export class SqliteRegistry implements Registry {
       busyTimeoutMs: this.db.pragma('busy_timeout', { simple: true }) as number,
       readonly: this.db.readonly,
     }));
+  }
+
+  /**
+   * Runs WAL checkpoints in a worker thread from now until close (wal-checkpointer.ts): for the
+   * process that writes at high rates (the issuing CA). Idempotent; nothing to do when read-only.
+   */
+  checkpointInBackground(options: WalCheckpointerOptions = {}): void {
+    this.assertOpen();
+    if (this.options.readonly || this.checkpointer !== undefined || this.db.memory) return;
+    this.checkpointer = new WalCheckpointer(this.db, { path: this.options.path, synchronous: this.options.synchronous }, options);
+  }
+
+  /** WAL checkpoints the background worker has run (0 without one). */
+  get backgroundCheckpoints(): number {
+    return this.checkpointer?.checkpoints ?? 0;
   }
 
   async schemaVersion(): Promise<number> {
@@ -539,6 +556,7 @@ export class SqliteRegistry implements Registry {
     if (this.closed) return;
     if (!this.options.readonly) this.issuances.drain();
     this.closed = true;
+    await this.checkpointer?.stop();
     try {
       this.db.close();
     } catch (e) {
