@@ -13,7 +13,7 @@
 import type { Readable, Writable } from 'node:stream';
 import { pemChain } from '../ca/api/representations.js';
 import { KakuinError } from '../errors/index.js';
-import { itemError, type EnrollmentService } from './enrollment-service.js';
+import { itemError, SharedReads, type EnrollmentService } from './enrollment-service.js';
 
 export const MAX_BATCH_LINES = 10_000;
 /** Default bound on a whole batch body (10,000 items of a few KiB fit many times over). */
@@ -47,6 +47,7 @@ export async function runBatch(
   const bound = { maxBytes: maxBodyBytes, exceeded: false };
   const lines = boundedLines(input, MAX_LINE_CHARS, bound);
   const pending: InFlight[] = [];
+  const shared = new SharedReads();
   let lineNo = 0;
   let items = 0;
   let failed = 0;
@@ -82,7 +83,7 @@ export async function runBatch(
       push(Promise.resolve({ line: lineNo, error: new KakuinError('KAKUIN_E_BATCH_TOO_LARGE', `a batch holds at most ${MAX_BATCH_LINES} items; this and later lines were not processed`).toJSON() }));
       continue;
     }
-    push(enrollItem(line, lineNo, enrollment, scope));
+    push(enrollItem(line, lineNo, enrollment, scope, shared));
     if (pending.length >= WINDOW) {
       take(await pending.shift()!.promise);
       await collectSettled();
@@ -148,7 +149,9 @@ export async function* boundedLines(
 
 export const OVERLONG: unique symbol = Symbol('overlong line');
 
-async function enrollItem(line: string | typeof OVERLONG, lineNo: number, enrollment: EnrollmentService, scope: { manufacturerId: string; actor: string }): Promise<ItemResult> {
+async function enrollItem(
+  line: string | typeof OVERLONG, lineNo: number, enrollment: EnrollmentService, scope: { manufacturerId: string; actor: string }, shared: SharedReads,
+): Promise<ItemResult> {
   let serialNumber: unknown;
   try {
     if (line === OVERLONG) throw new KakuinError('KAKUIN_E_BATCH_ITEM_MALFORMED', `a line holds at most ${MAX_LINE_CHARS} characters`);
@@ -170,7 +173,7 @@ async function enrollItem(line: string | typeof OVERLONG, lineNo: number, enroll
       };
     }
     if (typeof it.csr !== 'string' || it.csr.length === 0) throw new KakuinError('KAKUIN_E_BATCH_ITEM_MALFORMED', 'csr must be a PEM string');
-    const result = await enrollment.enroll({ manufacturerId: scope.manufacturerId, serialNumber: it.serialNumber, csr: it.csr, actor: scope.actor, profile: it.profile });
+    const result = await enrollment.enroll({ manufacturerId: scope.manufacturerId, serialNumber: it.serialNumber, csr: it.csr, actor: scope.actor, profile: it.profile }, shared);
     return {
       line: lineNo, serialNumber: result.device.serialNumber, deviceId: result.device.id, serialHex: result.certificate.serialHex,
       certificate: pemChain([result.der]), existing: result.existing,

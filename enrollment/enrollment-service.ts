@@ -68,6 +68,11 @@ export interface KeygenEnrollment extends Enrollment {
   pem?: string;
 }
 
+/** Reads shared by the items of one request (see EnrollmentService.enroll); one per batch. */
+export class SharedReads {
+  readonly profiles = new Map<string, Promise<string[] | undefined>>();
+}
+
 export interface Enrollment {
   device: Device;
   certificate: CertificateRecord;
@@ -106,9 +111,13 @@ export class EnrollmentService {
     return this.issuer.profileNames();
   }
 
-  async enroll(request: EnrollRequest): Promise<Enrollment> {
+  /**
+   * `shared`: reads the items of one batch share (bulk batches): the manufacturer's allowed
+   * profiles are read once per batch, so a change of them applies from the next batch on.
+   */
+  async enroll(request: EnrollRequest, shared?: SharedReads): Promise<Enrollment> {
     this.limit(request.actor);
-    const profile = await this.allowedProfile(request.manufacturerId, request.profile);
+    const profile = await this.allowedProfile(request.manufacturerId, request.profile, shared);
     const csr = readCsr(request.csr);
     const serialNumber = request.serialNumber === undefined ? subjectSerialNumber(csr) : validateSerialNumber(request.serialNumber);
     const [device] = await this.registry.findDevices({ manufacturerId: request.manufacturerId, serialNumber, limit: 1 });
@@ -123,7 +132,7 @@ export class EnrollmentService {
    * The profile a request may use: a configured one (KAKUIN_E_PROFILE_UNKNOWN) that the
    * manufacturer is allowed (KAKUIN_E_PROFILE_NOT_ALLOWED); `device` when none is named.
    */
-  async allowedProfile(manufacturerId: string, requested: unknown): Promise<string> {
+  async allowedProfile(manufacturerId: string, requested: unknown, shared?: SharedReads): Promise<string> {
     if (requested === undefined || requested === null) requested = DEVICE_PROFILE_NAME;
     if (typeof requested !== 'string' || requested.length === 0 || requested.length > 64) {
       throw new KakuinError('KAKUIN_E_VALIDATION', 'profile must be a profile name');
@@ -131,11 +140,23 @@ export class EnrollmentService {
     if (!this.issuer.profileNames().includes(requested)) {
       throw new KakuinError('KAKUIN_E_PROFILE_UNKNOWN', `no certificate profile named ${JSON.stringify(requested)} is configured`);
     }
-    const allowed = (await this.registry.getManufacturerProfiles(manufacturerId)) ?? [DEVICE_PROFILE_NAME];
+    const allowed = (await this.manufacturerProfiles(manufacturerId, shared)) ?? [DEVICE_PROFILE_NAME];
     if (!allowed.includes(requested)) {
       throw new KakuinError('KAKUIN_E_PROFILE_NOT_ALLOWED', `the manufacturer is not allowed the ${JSON.stringify(requested)} profile`);
     }
     return requested;
+  }
+
+  private manufacturerProfiles(manufacturerId: string, shared: SharedReads | undefined): Promise<string[] | undefined> {
+    if (shared === undefined) return this.registry.getManufacturerProfiles(manufacturerId);
+    let read = shared.profiles.get(manufacturerId);
+    if (read === undefined) {
+      read = this.registry.getManufacturerProfiles(manufacturerId);
+      shared.profiles.set(manufacturerId, read);
+      // A failed read is not kept: the next item reads again.
+      read.catch(() => shared.profiles.delete(manufacturerId));
+    }
+    return read;
   }
 
   /**

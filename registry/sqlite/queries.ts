@@ -53,7 +53,13 @@ export function devicesQuery(query: DeviceQuery): BuiltQuery {
     where.push(`${column} = ?`);
     params.push(value);
   }
-  params.push(normalizeLimit(query.limit));
+  const limit = normalizeLimit(query.limit);
+  // The enrollment lookup. (manufacturer_id, serial_number) is UNIQUE, so at most one row matches
+  // and ORDER BY / LIMIT (limit ≥ 1) change nothing; a bound LIMIT would double the lookup's time.
+  if (where.length === 2 && query.manufacturerId !== undefined && query.serialNumber !== undefined) {
+    return { sql: 'SELECT * FROM devices WHERE manufacturer_id = ? AND serial_number = ?', params };
+  }
+  params.push(limit);
   return { sql: `SELECT * FROM devices${whereClause(where)} ORDER BY rowid LIMIT ?`, params };
 }
 
