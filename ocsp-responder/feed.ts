@@ -27,7 +27,7 @@ export type FeedFactory = (afterSeq: number, handlers: FeedHandlers) => FeedSubs
 
 /** Follows the feed with the registry's FeedFollower (DESIGN.md "Storage": polling every ≤ 100 ms). */
 export function feedFollowerFactory(
-  registry: Pick<Registry, 'readFeed'>, options: { pollIntervalMs?: number; batchSize?: number } = {},
+  registry: Pick<Registry, 'readFeed' | 'watchFeed'>, options: { pollIntervalMs?: number; batchSize?: number } = {},
 ): FeedFactory {
   return (afterSeq, handlers) => new FeedFollower(registry, {
     afterSeq, pollIntervalMs: options.pollIntervalMs, batchSize: options.batchSize, onEntries: handlers.onEntries, onError: handlers.onError,

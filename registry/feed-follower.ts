@@ -41,6 +41,7 @@ export class FeedFollower {
   private successAt: Date | undefined;
   private running = false;
   private polling: Promise<void> | undefined;
+  private unwatch: (() => void) | undefined;
   private pollAgain = false;
   private timer: NodeJS.Timeout | undefined;
   /** Resolvers of poke() promises, settled when a poll that started after the poke ends. */
@@ -48,7 +49,7 @@ export class FeedFollower {
   private readonly pollIntervalMs: number;
   private readonly batchSize: number;
 
-  constructor(private readonly registry: Pick<Registry, 'readFeed'>, private readonly options: FeedFollowerOptions) {
+  constructor(private readonly registry: Pick<Registry, 'readFeed' | 'watchFeed'>, private readonly options: FeedFollowerOptions) {
     if (registry === null || typeof registry !== 'object' || typeof registry.readFeed !== 'function') {
       throw new TypeError('FeedFollower needs a registry with readFeed');
     }
@@ -80,12 +81,17 @@ export class FeedFollower {
   start(): void {
     if (this.running) return;
     this.running = true;
+    // Where the registry can tell us of commits by other processes (a MongoDB change stream), a
+    // commit is read at once instead of at the next poll; the polls go on regardless.
+    this.unwatch = this.registry.watchFeed?.(() => { void this.poke(); });
     this.schedule(0);
   }
 
   /** Stops polling; resolves when a poll in progress has settled. No `onEntries` call starts after stop(). */
   async stop(): Promise<void> {
     this.running = false;
+    this.unwatch?.();
+    this.unwatch = undefined;
     if (this.timer !== undefined) clearTimeout(this.timer);
     this.timer = undefined;
     await this.polling;

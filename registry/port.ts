@@ -377,6 +377,13 @@ export interface Registry {
   /** The highest feed seq committed (0 when empty). */
   latestFeedSeq(): Promise<number>;
   /**
+   * Optional low-latency wake-up: calls `wake` soon after feed entries are committed by any process
+   * (MongoDB: a change stream). Advisory only — followers still read `readFeed` and poll anyway;
+   * this shortens the wait from one poll interval to one round trip. Returns a function that stops it.
+   * Adapters whose followers poll a local file cheaply (SQLite) leave it out.
+   */
+  watchFeed?(wake: () => void): () => void;
+  /**
    * Calls `row` for each certificate of the issuer that belongs on a CRL: for a full CRL
    * (`changedAfterSeq` undefined) every revoked or held certificate; for a delta CRL those revoked
    * or held after that feed seq, plus those released from hold after it (status `good`, listed as

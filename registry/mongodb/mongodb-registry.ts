@@ -12,7 +12,7 @@
  * insertion order (`ord`); audit events in increasing id order.
  */
 import { randomUUID } from 'node:crypto';
-import { ObjectId, type ClientSession, type Db, type MongoClient } from 'mongodb';
+import { ObjectId, type ChangeStream, type ClientSession, type Db, type MongoClient } from 'mongodb';
 import { KakuinError } from '../../errors/index.js';
 import type {
   AdminToken, AuditEvent, AuditQuery, CertificateRecord, CertificateStatusRow, CommonAuthId, CrlRecord, Device, DeviceQuery,
@@ -423,7 +423,65 @@ export class MongoRegistry implements Registry {
     return this.enrollment.clearSupersedes(serialHexes);
   }
 
+  /**
+   * One change stream on the feed collection per registry, shared by every follower of this
+   * process: each committed feed entry (any process) wakes them. Nothing is resumed or saved — a
+   * follower's own seq covers what happened while the stream was down (MongoChangeFeed in
+   * change-feed.ts is the resumable stream, with saved tokens, for consumers that need one).
+   */
+  watchFeed(wake: () => void): () => void {
+    this.wakers.add(wake);
+    if (this.wakeStream === undefined) this.openWakeStream();
+    return () => {
+      this.wakers.delete(wake);
+      if (this.wakers.size === 0) this.closeWakeStream();
+    };
+  }
+
+  private readonly wakers = new Set<() => void>();
+  private wakeStream: ChangeStream | undefined;
+  private wakeRetry: NodeJS.Timeout | undefined;
+
+  private openWakeStream(): void {
+    let stream: ChangeStream;
+    try {
+      stream = this.p.db.collection(COLLECTIONS.feed).watch([{ $match: { operationType: 'insert' } }]);
+    } catch {
+      this.retryWakeStream();
+      return;
+    }
+    this.wakeStream = stream;
+    stream.on('change', () => {
+      for (const wake of this.wakers) wake();
+    });
+    stream.on('error', () => {
+      // The followers' polls carry on; the stream is reopened after a second.
+      if (this.wakeStream === stream) this.wakeStream = undefined;
+      stream.close().catch(() => undefined);
+      this.retryWakeStream();
+    });
+  }
+
+  private retryWakeStream(): void {
+    if (this.wakeRetry !== undefined || this.wakers.size === 0) return;
+    this.wakeRetry = setTimeout(() => {
+      this.wakeRetry = undefined;
+      if (this.wakers.size > 0 && this.wakeStream === undefined) this.openWakeStream();
+    }, 1000);
+    this.wakeRetry.unref();
+  }
+
+  private closeWakeStream(): void {
+    if (this.wakeRetry !== undefined) clearTimeout(this.wakeRetry);
+    this.wakeRetry = undefined;
+    const stream = this.wakeStream;
+    this.wakeStream = undefined;
+    stream?.close().catch(() => undefined);
+  }
+
   close(): Promise<void> {
+    this.wakers.clear();
+    this.closeWakeStream();
     return this.p.close();
   }
 

@@ -242,4 +242,33 @@ describe('registry FeedFollower', function () {
     expect(() => new FeedFollower(feed, { afterSeq: 0, onEntries: undefined as unknown as () => void })).to.throw(TypeError);
     expect(() => new FeedFollower({} as MemoryFeed, { afterSeq: 0, onEntries })).to.throw(TypeError);
   });
+  it('reads at once when the registry wakes it (a change stream), long before the next poll, and stops watching on stop', async () => {
+    let wake: (() => void) | undefined;
+    let unwatched = 0;
+    const watched = Object.assign(feed, {
+      watchFeed(w: () => void) {
+        wake = w;
+        return () => { unwatched++; };
+      },
+    });
+    const f = new FeedFollower(watched, {
+      afterSeq: 0, pollIntervalMs: 60_000,
+      onEntries: (entries) => { batches.push(entries.map((e) => e.seq)); },
+      onError: (e) => { errors.push(e); },
+    });
+    followers.push(f);
+    f.start();
+    await waitFor(() => feed.reads === 1, 'the first poll');
+    expect(wake, 'watchFeed called by start').to.be.a('function');
+    feed.append(2);
+    wake!();
+    await waitFor(() => batches.length === 1, 'the woken read', 500);
+    expect(batches).to.deep.equal([[1, 2]]);
+    await f.stop();
+    expect(unwatched).to.equal(1);
+    feed.append(1);
+    wake!();
+    await sleep(30);
+    expect(batches, 'nothing read after stop').to.deep.equal([[1, 2]]);
+  });
 });
