@@ -68,7 +68,7 @@ export interface OpenOptions {
 /** Where the CA certificates are published for operators (`openssl verify -CAfile ...`). */
 export function caFiles(config: KakuinConfig) {
   const dir = path.join(config.dataDir, 'ca');
-  return { dir, root: path.join(dir, 'root.pem'), device: path.join(dir, 'device.pem'), infrastructure: path.join(dir, 'infrastructure.pem'), chain: path.join(dir, 'device-chain.pem') };
+  return { dir, root: path.join(dir, 'root.pem'), device: path.join(dir, 'device.pem'), infrastructure: path.join(dir, 'infrastructure.pem'), chain: path.join(dir, 'device-chain.pem'), station: path.join(dir, 'station.pem') };
 }
 
 /**
@@ -208,6 +208,8 @@ function publishCaFiles(config: KakuinConfig, h: CaHierarchy): void {
   writeFileSync(files.device, pem(h.device.record.certificateDer));
   writeFileSync(files.infrastructure, pem(h.infrastructure.record.certificateDer));
   writeFileSync(files.chain, pem(h.device.record.certificateDer) + pem(h.root.record.certificateDer));
+  // The station CA (issues the factory stations' mTLS certificates): for operators checking one.
+  if (h.station) writeFileSync(files.station, pem(h.station.record.certificateDer));
 }
 
 /** `keyUriFor` of the CA hierarchy for `init --keys`. */

@@ -468,6 +468,10 @@ describe('factory stations: durable supersession and the station CA on existing 
       writeFileSync(root, svc.rootPem);
       const verify = await opensslAsync(['verify', '-CAfile', root, '-untrusted', chain, leaf]);
       expect(verify.status, verify.stdout + verify.stderr).to.equal(0);
+      // The station CA is published beside the others for operators, and verifies to the root.
+      const published = await opensslAsync(['verify', '-CAfile', root, path.join(dir, 'ca', 'station.pem')]);
+      expect(published.status, published.stdout + published.stderr).to.equal(0);
+      expect(readFileSync(path.join(dir, 'ca', 'station.pem'), 'utf8')).to.equal(r.json.chain.split(/(?<=-----END CERTIFICATE-----\n)/)[0]);
     } finally {
       await svc.stop();
     }
