@@ -10,6 +10,7 @@ import { RevocationService } from '../ca/revocation.js';
 import { FeedFollower } from '../registry/feed-follower.js';
 import type { FeedEntry } from '../registry/port.js';
 import { createOcspHttpServer, OcspResponder, Publications, type OcspSigningIdentity } from '../ocsp-responder/index.js';
+import type { LoadedIssuer } from '../ca/issuer.js';
 import type { Logger } from './logger.js';
 import { workerRegistry, type Kakuin } from './wiring.js';
 
@@ -26,7 +27,33 @@ export interface RevocationPlane {
 
 const HOUR_MS = 3600_000;
 
-function identities(signers: OcspSigner[]): OcspSigningIdentity[] {
+/**
+ * Responder certificates are short-lived: twice a day, roll over those due (ca/ocsp-signers.ts) and
+ * have `responder` re-sign with the new ones. The ca role and `kakuin serve` both run it.
+ */
+export function scheduleResponderRollover(kakuin: Kakuin, issuers: LoadedIssuer[], responder: OcspResponder, logger: Logger): NodeJS.Timeout {
+  const { config, registry } = kakuin;
+  const timer = setInterval(() => {
+    (async () => {
+      const ensured = [];
+      for (const issuer of issuers) {
+        ensured.push(await ensureOcspSigner(registry, kakuin.keys, issuer, {
+          organization: config.ca.organization, validityDays: config.ocsp.signerValidityDays,
+          renewWithinDays: config.ocsp.signerRenewWithinDays, keyAlgorithm: 'ecdsa-p256',
+          keyUriFor: kakuin.ocspKeyUriFor, actor: 'system',
+        }));
+      }
+      if (ensured.some((e) => e.rolled)) {
+        logger.info('OCSP responder certificates rolled over; re-signing stored responses');
+        await responder.setIdentities(ocspIdentities(ensured.map((e) => e.signer)));
+      }
+    })().catch((e) => logger.error('OCSP responder rollover failed', { error: String(e) }));
+  }, 12 * HOUR_MS);
+  timer.unref();
+  return timer;
+}
+
+export function ocspIdentities(signers: OcspSigner[]): OcspSigningIdentity[] {
   return signers.map((s) => ({
     issuerId: s.issuer.id, issuerCertificateDer: s.issuer.record.certificateDer, responderCertificateDer: s.certificateDer, signer: s.signer,
   }));
@@ -51,7 +78,7 @@ export async function startRevocationPlane(kakuin: Kakuin, logger: Logger): Prom
   );
   const responder = new OcspResponder({
     registry,
-    identities: identities(kakuin.ocspSigners),
+    identities: ocspIdentities(kakuin.ocspSigners),
     logger,
     validityMs: config.ocsp.validityHours * HOUR_MS,
     live: { ratePerSecond: config.ocsp.liveRatePerSecond },
@@ -77,24 +104,7 @@ export async function startRevocationPlane(kakuin: Kakuin, logger: Logger): Prom
     const httpUrl = `http://${host === '0.0.0.0' ? 'localhost' : host}:${address.port}`;
     logger.info('OCSP, CRL and CA certificate listener', { url: httpUrl, publicUrl: config.publicHttpUrl });
 
-    // Responder certificates are short-lived: check twice a day, roll over and re-sign when due.
-    const rollover = setInterval(() => {
-      (async () => {
-        const ensured = [];
-        for (const issuer of issuers) {
-          ensured.push(await ensureOcspSigner(registry, kakuin.keys, issuer, {
-            organization: config.ca.organization, validityDays: config.ocsp.signerValidityDays,
-            renewWithinDays: config.ocsp.signerRenewWithinDays, keyAlgorithm: 'ecdsa-p256',
-            keyUriFor: kakuin.ocspKeyUriFor, actor: 'system',
-          }));
-        }
-        if (ensured.some((e) => e.rolled)) {
-          logger.info('OCSP responder certificates rolled over; re-signing stored responses');
-          await responder.setIdentities(identities(ensured.map((e) => e.signer)));
-        }
-      })().catch((e) => logger.error('OCSP responder rollover failed', { error: String(e) }));
-    }, 12 * HOUR_MS);
-    rollover.unref();
+    const rollover = scheduleResponderRollover(kakuin, issuers, responder, logger);
     stops.push(async () => clearInterval(rollover));
 
     // When a revocation call returns, this process's OCSP answers already reflect it, and the

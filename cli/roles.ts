@@ -25,7 +25,7 @@ import { existsSync, readFileSync } from 'node:fs';
 import path from 'node:path';
 import { CrlPublisher } from '../ca/crl/crl-publisher.js';
 import { WorkerCrlBodyBuilder } from '../ca/crl/crl-builder.js';
-import { ensureOcspSigner, ocspSignerId, type OcspSigner } from '../ca/ocsp-signers.js';
+import { ocspSignerId } from '../ca/ocsp-signers.js';
 import { KakuinError, hasCode } from '../errors/index.js';
 import { KeyRing, type KeyAlgorithm, type KeyStore, type Signer } from '../hsm-adapters/index.js';
 import { Pkcs11KeyStore } from '../hsm-adapters/pkcs11/index.js';
@@ -40,6 +40,7 @@ import type { Logger } from './logger.js';
 import { OFFLINE_ROOT_KEY_URI } from './offline-root.js';
 import { keyPassphrase } from './secrets.js';
 import type { TlsMaterial } from './tls-material.js';
+import { ocspIdentities, scheduleResponderRollover } from './revocation-plane.js';
 import { openRegistry, workerRegistry, type Kakuin } from './wiring.js';
 
 export const ROLES = ['ca', 'enrollment', 'ocsp', 'gateway', 'legacy'] as const;
@@ -256,12 +257,6 @@ export async function startOcspRole(config: Readonly<KakuinConfig>, registry: Re
   }
 }
 
-function presignerIdentities(signers: OcspSigner[]): OcspSigningIdentity[] {
-  return signers.map((s) => ({
-    issuerId: s.issuer.id, issuerCertificateDer: s.issuer.record.certificateDer, responderCertificateDer: s.certificateDer, signer: s.signer,
-  }));
-}
-
 export interface CrlPublication {
   crls: CrlPublisher;
   close(): Promise<void>;
@@ -295,7 +290,7 @@ export async function startCrlPublication(kakuin: Kakuin, logger: Logger): Promi
   // certificate (new certificates, status changes, refresh past half-life, responder rollover), so
   // an ocsp process starts by loading them instead of signing every response itself.
   const presigner = new OcspResponder({
-    registry, identities: presignerIdentities(kakuin.ocspSigners), logger,
+    registry, identities: ocspIdentities(kakuin.ocspSigners), logger,
     validityMs: config.ocsp.validityHours * HOUR_MS,
     live: { ratePerSecond: config.ocsp.liveRatePerSecond },
   });
@@ -307,23 +302,7 @@ export async function startCrlPublication(kakuin: Kakuin, logger: Logger): Promi
     throw e;
   }
   follower.start();
-  const rollover = setInterval(() => {
-    (async () => {
-      const ensured = [];
-      for (const issuer of issuers) {
-        ensured.push(await ensureOcspSigner(registry, kakuin.keys, issuer, {
-          organization: config.ca.organization, validityDays: config.ocsp.signerValidityDays,
-          renewWithinDays: config.ocsp.signerRenewWithinDays, keyAlgorithm: 'ecdsa-p256',
-          keyUriFor: kakuin.ocspKeyUriFor, actor: 'system',
-        }));
-      }
-      if (ensured.some((e) => e.rolled)) {
-        logger.info('OCSP responder certificates rolled over; re-signing stored responses (OCSP processes load them from the registry)');
-        await presigner.setIdentities(presignerIdentities(ensured.map((e) => e.signer)));
-      }
-    })().catch((e) => logger.error('OCSP responder rollover failed', { error: String(e) }));
-  }, 12 * HOUR_MS);
-  rollover.unref();
+  const rollover = scheduleResponderRollover(kakuin, issuers, presigner, logger);
   logger.info('CRL publication and OCSP response pre-signing (ca role)', { issuers: issuers.map((i) => i.id) });
   return {
     crls,

@@ -4,39 +4,11 @@
  * replies.
  */
 import { expect } from 'chai';
-import { spawn } from 'node:child_process';
 import { writeFileSync } from 'node:fs';
 import path from 'node:path';
 import { makeTempDir, opensslAsync, opensslBytes } from '../support/index.js';
 import { startTestService, type TestService } from '../support/service.js';
-import { apiAs, newFactory, opensslCsr, type Factory } from '../enrollment/support.js';
-
-interface CurlResult {
-  status: number;
-  headers: string;
-  body: string;
-}
-
-function curl(args: string[]): Promise<CurlResult> {
-  return new Promise((resolve, reject) => {
-    const child = spawn('curl', ['-sS', '-D', '-', ...args], { stdio: ['ignore', 'pipe', 'pipe'] });
-    const out: Buffer[] = [];
-    const err: Buffer[] = [];
-    child.stdout.on('data', (c: Buffer) => out.push(c));
-    child.stderr.on('data', (c: Buffer) => err.push(c));
-    child.on('error', reject);
-    child.on('close', (code) => {
-      if (code !== 0) {
-        reject(new Error(`curl exited ${code}: ${Buffer.concat(err).toString()}`));
-        return;
-      }
-      const text = Buffer.concat(out).toString('latin1');
-      const split = text.indexOf('\r\n\r\n');
-      const headers = text.slice(0, split);
-      resolve({ status: Number(/^HTTP\/[0-9.]+ (\d+)/.exec(headers)?.[1]), headers, body: text.slice(split + 4) });
-    });
-  });
-}
+import { apiAs, curl, newFactory, opensslCsr, type Factory } from '../enrollment/support.js';
 
 describe('EST (RFC 7030) with curl and openssl', function () {
   this.timeout(120_000);
