@@ -36,6 +36,7 @@ import { LegacyCredentialStore } from './legacy-credentials.js';
 import { StationStore } from './stations.js';
 import { StatusChangeWriter, type PreparedStatusChange } from './status-change-writer.js';
 import { WalCheckpointer, type WalCheckpointerOptions } from './wal-checkpointer.js';
+import { RecentFeedEntries } from './recent-feed.js';
 
 const ISSUER_KINDS = new Set(['root', 'device', 'station', 'infrastructure', 'ocsp-signer']);
 
@@ -82,6 +83,8 @@ export class SqliteRegistry implements Registry {
   private readonly legacy: LegacyCredentialStore;
   private readonly stations: StationStore;
   private checkpointer: WalCheckpointer | undefined;
+  /** The feed's newest entries, read once for all the followers of this process (recent-feed.ts). */
+  private readonly recentFeed = new RecentFeedEntries();
 
   /** Use openSqliteRegistry: it migrates the schema this constructor's statements rely on. */
   constructor(private readonly db: Database.Database, private readonly options: ResolvedOptions, private readonly version: number) {
@@ -306,8 +309,8 @@ export class SqliteRegistry implements Registry {
   async readFeed(afterSeq: number, limit?: number): Promise<FeedEntry[]> {
     const after = feedSeqValue(afterSeq, 'afterSeq');
     const n = normalizeFeedLimit(limit);
-    return this.read('reading the revocation feed', () => this.statements.get<FeedRow>(
-      'SELECT * FROM revocation_feed WHERE seq > ? ORDER BY seq LIMIT ?').all(after, n).map(feedEntryFromRow));
+    const statement = this.statements.get<FeedRow>('SELECT * FROM revocation_feed WHERE seq > ? ORDER BY seq LIMIT ?');
+    return this.read('reading the revocation feed', () => this.recentFeed.read(after, n, (a, k) => statement.all(a, k).map(feedEntryFromRow)));
   }
 
   async latestFeedSeq(): Promise<number> {
