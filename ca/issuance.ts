@@ -14,7 +14,7 @@ import type { CertificateRecord, Device, Registry } from '../registry/port.js';
 import { hasCode, KakuinError } from '../errors/index.js';
 import { signCertificate, tbsFor, type LoadedIssuer } from './issuer.js';
 import { DEVICE_PROFILE_NAME, deviceUri, validityWindow, type DeviceProfilePolicy, type DeviceProfiles } from './profiles.js';
-import { issuanceCertificateFields, NO_WELL_DEFINED_EXPIRATION, publicKeySha256 } from './records.js';
+import { issuanceCertificateFields, NO_WELL_DEFINED_EXPIRATION } from './records.js';
 import { createProofOfPossessionVerifier, type ProofOfPossessionVerifier } from './pop-verifier.js';
 import { newCertificateSerial, serialToHex } from './serial.js';
 import type { PublicUrls } from './urls.js';
@@ -100,11 +100,9 @@ export class DeviceCertificateIssuer {
       throw new KakuinError('KAKUIN_E_DEVICE_STATE', `device ${device.id} is ${device.status}; only registered or active devices get certificates`);
     }
     checkSubjectAgainstDevice(csr, device);
-    const keyHash = publicKeySha256(csr.spki.rawDer);
-    const boundTo = await this.registry.findDeviceIdByPublicKey(keyHash);
-    if (boundTo !== undefined && boundTo !== device.id) {
-      throw new KakuinError('KAKUIN_E_PUBLIC_KEY_IN_USE', 'this public key is already bound to another device');
-    }
+    // A public key bound to another device is refused (KAKUIN_E_PUBLIC_KEY_IN_USE) by the
+    // transaction that records the certificate, against the binding's primary key: a read here
+    // first would only repeat that check, once per issuance, and could not replace it.
     const subject = encodeName([
       { type: 'O', value: await this.manufacturerName(device.manufacturerId) },
       { type: 'serialNumber', value: device.serialNumber },
