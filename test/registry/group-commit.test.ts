@@ -44,6 +44,26 @@ describe('registry/sqlite group commit', function () {
 
   const count = () => (db.prepare('SELECT count(*) AS c FROM t').get() as { c: number }).c;
 
+  it('applies each item of a batch once when none refuses; with a refusal, runs the batch again in savepoints', async function () {
+    const applied = new Map<number, number>();
+    const insert = db.prepare('INSERT INTO t (n, note) VALUES (?, ?)');
+    const gc = new GroupCommit(db, (item: { n: number; fail?: boolean }) => {
+      applied.set(item.n, (applied.get(item.n) ?? 0) + 1);
+      insert.run(item.n, `row ${item.n}`);
+      if (item.fail) throw new KakuinError('KAKUIN_E_VALIDATION', `item ${item.n} refused`);
+      return item.n;
+    }, { toError: (e) => toKakuinError(e, { operation: 'test' }), isFatal: (e) => e.code === 'KAKUIN_E_REGISTRY_UNAVAILABLE', onCommit: (n) => batches.push(n) });
+    await Promise.all(Array.from({ length: 10 }, (_, n) => gc.submit({ n })));
+    expect([...applied.values()]).to.deep.equal(Array(10).fill(1));
+    applied.clear();
+    const settled = await Promise.allSettled(Array.from({ length: 10 }, (_, n) => gc.submit({ n: 100 + n, fail: n === 4 })));
+    expect(settled.map((r) => r.status)).to.deep.equal(Array.from({ length: 10 }, (_, n) => (n === 4 ? 'rejected' : 'fulfilled')));
+    // The whole try reached item 4 and stopped; the savepoint run applied all ten.
+    expect([...applied.entries()].map(([n, k]) => [n - 100, k])).to.deep.equal(Array.from({ length: 10 }, (_, n) => [n, n <= 4 ? 2 : 1]));
+    expect(count()).to.equal(19);
+    expect(batches).to.deep.equal([10, 10]);
+  });
+
   it('commits 250 calls made in one turn in transactions of 100, 100 and 50', async function () {
     const gc = groupCommit();
     const results = await Promise.all(Array.from({ length: 250 }, (_, n) => gc.submit({ n })));
