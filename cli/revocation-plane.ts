@@ -9,7 +9,7 @@ import { ensureOcspSigner, type OcspSigner } from '../ca/ocsp-signers.js';
 import { RevocationService } from '../ca/revocation.js';
 import { FeedFollower } from '../registry/feed-follower.js';
 import type { FeedEntry } from '../registry/port.js';
-import { createOcspHttpServer, OcspResponder, Publications, type OcspSigningIdentity } from '../ocsp-responder/index.js';
+import { createOcspHttpServer, OcspResponder, Publications, type OcspSigningIdentity, withWorkerWalks } from '../ocsp-responder/index.js';
 import type { LoadedIssuer } from '../ca/issuer.js';
 import type { Logger } from './logger.js';
 import { workerRegistry, type Kakuin } from './wiring.js';
@@ -77,7 +77,9 @@ export async function startRevocationPlane(kakuin: Kakuin, logger: Logger): Prom
     logger,
   );
   const responder = new OcspResponder({
-    registry,
+    // The start's two whole-registry walks (stored responses, certificate statuses) run in worker
+    // threads on connections of their own, as in the ocsp role: a million load in seconds.
+    registry: withWorkerWalks(registry, workerRegistry(config)),
     identities: ocspIdentities(kakuin.ocspSigners),
     logger,
     validityMs: config.ocsp.validityHours * HOUR_MS,

@@ -290,7 +290,7 @@ export async function startCrlPublication(kakuin: Kakuin, logger: Logger): Promi
   // certificate (new certificates, status changes, refresh past half-life, responder rollover), so
   // an ocsp process starts by loading them instead of signing every response itself.
   const presigner = new OcspResponder({
-    registry, identities: ocspIdentities(kakuin.ocspSigners), logger,
+    registry: withWorkerWalks(registry, workerRegistry(config)), identities: ocspIdentities(kakuin.ocspSigners), logger,
     validityMs: config.ocsp.validityHours * HOUR_MS,
     live: { ratePerSecond: config.ocsp.liveRatePerSecond },
   });

@@ -8,6 +8,7 @@ import type { Registry } from '../registry/port.js';
 
 export type OcspRegistryView = Pick<Registry,
   | 'readFeed'
+  | 'watchFeed'
   | 'latestFeedSeq'
   | 'forEachCertificateStatus'
   | 'putOcspResponses'

@@ -28,6 +28,8 @@ const STATUS_NAMES: CertificateStatus[] = ['good', 'revoked', 'held'];
 export function withWorkerWalks(view: OcspRegistryView, spec: WalkRegistrySpec): OcspRegistryView {
   return {
     readFeed: (afterSeq, limit) => view.readFeed(afterSeq, limit),
+    // The change-stream wake-up (MongoDB) stays with the registry it came from.
+    ...(view.watchFeed !== undefined && { watchFeed: (wake: () => void) => view.watchFeed!(wake) }),
     latestFeedSeq: () => view.latestFeedSeq(),
     putOcspResponses: (responses) => view.putOcspResponses(responses),
     getLatestCrl: (issuerId, kind) => view.getLatestCrl(issuerId, kind),

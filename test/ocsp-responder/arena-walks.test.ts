@@ -41,6 +41,18 @@ describe('ocsp-responder: registry walks in worker threads', function () {
     await fx.cleanup();
   });
 
+  it('keeps the registry\'s change-stream wake-up (watchFeed) when there is one, and adds none otherwise', function () {
+    const spec = { module: 'unused', options: {} };
+    let woken = 0;
+    let stopped = 0;
+    const withWatch = withWorkerWalks({ ...fx.registry, readFeed: fx.registry.readFeed.bind(fx.registry),
+      watchFeed: (wake: () => void) => { wake(); woken++; return () => { stopped++; }; } } as never, spec);
+    const stop = withWatch.watchFeed!(() => { woken++; });
+    stop();
+    expect({ woken, stopped }).to.deep.equal({ woken: 2, stopped: 1 });
+    expect(withWorkerWalks(fx.registry, spec).watchFeed, 'SQLite has no wake-up').to.equal(undefined);
+  });
+
   it('delivers the same stored responses and certificate statuses as the adapter does', async function () {
     const view = withWorkerWalks(fx.registry, { module: workerOpen, options: { path: fx.dbPath } });
     const direct: StoredOcspResponse[] = [];
