@@ -70,6 +70,8 @@ export async function scaleFixture(devices: number, log: (line: string) => void)
     const meta = JSON.parse(readFileSync(metaPath, 'utf8')) as ScaleFixtureMeta;
     if (meta.devices === devices && Date.now() < meta.builtAtMs + meta.validityMs / 2 - DAY) {
       log(`  fixture ${path.relative(process.cwd(), dbPath)} reused (built in ${meta.buildSeconds} s on ${new Date(meta.builtAtMs).toISOString()})`);
+      // A fixture made by an older kakuin gets this one's migrations (the readers open it read-only).
+      await (await openSqliteRegistry({ path: dbPath })).close();
       return { dbPath, metaPath, meta, reused: true };
     }
   }
