@@ -59,14 +59,18 @@ export function ocspIdentities(signers: OcspSigner[]): OcspSigningIdentity[] {
   }));
 }
 
-export async function startRevocationPlane(kakuin: Kakuin, logger: Logger): Promise<RevocationPlane> {
-  const { config, registry, hierarchy } = kakuin;
-  // An offline root publishes its own CRL and OCSP; kakuin serves those of the CAs whose keys it holds.
-  const issuers = [hierarchy.root, hierarchy.device, ...kakuin.previousDeviceCas, hierarchy.infrastructure]
+/** The CAs whose CRLs and OCSP responses kakuin signs: an offline root publishes its own. */
+export function servedIssuers(kakuin: Kakuin): LoadedIssuer[] {
+  const { hierarchy } = kakuin;
+  return [hierarchy.root, hierarchy.device, ...kakuin.previousDeviceCas, hierarchy.infrastructure]
     .filter((i) => !kakuin.offlineIssuers.has(i.id));
+}
 
-  const crls = new CrlPublisher(
-    registry, issuers, kakuin.urls,
+/** CRL publication for `issuers` as configured, bodies built in a worker thread on its own connection. */
+export function crlPublisherFor(kakuin: Kakuin, issuers: LoadedIssuer[], logger: Logger): CrlPublisher {
+  const { config } = kakuin;
+  return new CrlPublisher(
+    kakuin.registry, issuers, kakuin.urls,
     new WorkerCrlBodyBuilder(workerRegistry(config)),
     {
       coalesceMs: config.crl.coalesceMs,
@@ -76,6 +80,12 @@ export async function startRevocationPlane(kakuin: Kakuin, logger: Logger): Prom
     },
     logger,
   );
+}
+
+export async function startRevocationPlane(kakuin: Kakuin, logger: Logger): Promise<RevocationPlane> {
+  const { config, registry } = kakuin;
+  const issuers = servedIssuers(kakuin);
+  const crls = crlPublisherFor(kakuin, issuers, logger);
   const responder = new OcspResponder({
     // The start's two whole-registry walks (stored responses, certificate statuses) run in worker
     // threads on connections of their own, as in the ocsp role: a million load in seconds.

@@ -23,8 +23,7 @@
  */
 import { existsSync, readFileSync } from 'node:fs';
 import path from 'node:path';
-import { CrlPublisher } from '../ca/crl/crl-publisher.js';
-import { WorkerCrlBodyBuilder } from '../ca/crl/crl-builder.js';
+import type { CrlPublisher } from '../ca/crl/crl-publisher.js';
 import { ocspSignerId } from '../ca/ocsp-signers.js';
 import { KakuinError, hasCode } from '../errors/index.js';
 import { KeyRing, type KeyAlgorithm, type KeyStore, type Signer } from '../hsm-adapters/index.js';
@@ -40,7 +39,7 @@ import type { Logger } from './logger.js';
 import { OFFLINE_ROOT_KEY_URI } from './offline-root.js';
 import { keyPassphrase } from './secrets.js';
 import type { TlsMaterial } from './tls-material.js';
-import { ocspIdentities, scheduleResponderRollover } from './revocation-plane.js';
+import { crlPublisherFor, ocspIdentities, scheduleResponderRollover, servedIssuers } from './revocation-plane.js';
 import { openRegistry, workerRegistry, type Kakuin } from './wiring.js';
 
 export const ROLES = ['ca', 'enrollment', 'ocsp', 'gateway', 'legacy'] as const;
@@ -267,20 +266,9 @@ export interface CrlPublication {
  * responder certificate rollover (OCSP processes pick the new certificates up from the registry).
  */
 export async function startCrlPublication(kakuin: Kakuin, logger: Logger): Promise<CrlPublication> {
-  const { config, registry, hierarchy } = kakuin;
-  const issuers = [hierarchy.root, hierarchy.device, ...kakuin.previousDeviceCas, hierarchy.infrastructure]
-    .filter((i) => !kakuin.offlineIssuers.has(i.id));
-  const crls = new CrlPublisher(
-    registry, issuers, kakuin.urls,
-    new WorkerCrlBodyBuilder(workerRegistry(config)),
-    {
-      coalesceMs: config.crl.coalesceMs,
-      fullValidityMs: config.crl.fullValidityHours * HOUR_MS,
-      fullRebuildMs: config.crl.fullRebuildMinutes * 60_000,
-      deltaValidityMs: config.crl.deltaValidityMinutes * 60_000,
-    },
-    logger,
-  );
+  const { config, registry } = kakuin;
+  const issuers = servedIssuers(kakuin);
+  const crls = crlPublisherFor(kakuin, issuers, logger);
   const follower = new FeedFollower(registry, {
     afterSeq: await registry.latestFeedSeq(),
     onEntries: (entries) => crls.onFeedEntries(entries),
