@@ -107,10 +107,10 @@ export function validateDeviceRegistration(input: DeviceRegistration): NewDevice
 
 /** Register a device (status `registered`) and record who did it. */
 export async function registerDevice(registry: Registry, input: DeviceRegistration, actor: string): Promise<Device> {
-  const device = await registry.createDevice(validateDeviceRegistration(input));
-  await registry.appendAuditEvent({
-    type: 'device.registered', actor, deviceId: device.id,
-    details: { manufacturerId: device.manufacturerId, serialNumber: device.serialNumber },
+  const valid = validateDeviceRegistration(input);
+  // One transaction: a crash never leaves a device without its registration event.
+  return registry.createDevice(valid, {
+    type: 'device.registered', actor,
+    details: { manufacturerId: valid.manufacturerId, serialNumber: valid.serialNumber },
   });
-  return device;
 }

@@ -338,8 +338,9 @@ export interface Registry {
   /**
    * Create a device in status `registered`. KAKUIN_E_MANUFACTURER_NOT_FOUND; KAKUIN_E_DEVICE_EXISTS
    * when the manufacturer already has that serial number, MAC, IMEI or hardware id.
+   * `audit`, when given, is appended for the new device (its deviceId) in the same transaction.
    */
-  createDevice(input: NewDevice): Promise<Device>;
+  createDevice(input: NewDevice, audit?: Omit<NewAuditEvent, 'deviceId'>): Promise<Device>;
   /** KAKUIN_E_DEVICE_NOT_FOUND */
   getDevice(id: string): Promise<Device>;
   findDevices(query: DeviceQuery): Promise<Device[]>;

@@ -116,7 +116,7 @@ export class MongoRegistry implements Registry {
 
   // ---- devices ----
 
-  async createDevice(input: NewDevice): Promise<Device> {
+  async createDevice(input: NewDevice, audit?: Omit<NewAuditEvent, 'deviceId'>): Promise<Device> {
     requireObject(input, 'a new device');
     const now = new Date();
     const ids = input.identifiers ?? {};
@@ -143,11 +143,22 @@ export class MongoRegistry implements Registry {
       updatedAt: now,
       ord: new ObjectId(),
     };
-    // Manufacturers are never deleted: checking first and inserting after needs no transaction.
-    await this.p.write('creating a device', async () => {
-      await this.p.requireManufacturer(doc.manufacturerId);
-      await this.p.col<DeviceDoc>(COLLECTIONS.devices).insertOne(doc);
-    });
+    if (audit === undefined) {
+      // Manufacturers are never deleted: checking first and inserting after needs no transaction.
+      await this.p.write('creating a device', async () => {
+        await this.p.requireManufacturer(doc.manufacturerId);
+        await this.p.col<DeviceDoc>(COLLECTIONS.devices).insertOne(doc);
+      });
+    } else {
+      requireObject(audit, 'an audit event');
+      // The device and its audit event commit together.
+      const values = auditEventValues({ ...audit, deviceId: doc._id }, now.getTime());
+      await this.p.transaction('creating a device', async (session) => {
+        await this.p.requireManufacturer(doc.manufacturerId, session);
+        await this.p.col<DeviceDoc>(COLLECTIONS.devices).insertOne(doc, { session });
+        await insertAudit(this.p.db, session, [values]);
+      });
+    }
     return deviceFromDoc(doc);
   }
 

@@ -186,7 +186,7 @@ export class SqliteRegistry implements Registry {
 
   // ---- devices ----
 
-  async createDevice(input: NewDevice): Promise<Device> {
+  async createDevice(input: NewDevice, audit?: Omit<NewAuditEvent, 'deviceId'>): Promise<Device> {
     requireObject(input, 'a new device');
     const now = Date.now();
     const ids = input.identifiers ?? {};
@@ -206,9 +206,19 @@ export class SqliteRegistry implements Registry {
       updated_at: now,
     };
     const foreignKey = { code: 'KAKUIN_E_MANUFACTURER_NOT_FOUND' as ErrorCode, message: 'no manufacturer with that id' };
-    this.write('creating a device', { foreignKey }, () => this.statements.get(`
+    if (audit !== undefined) requireObject(audit, 'an audit event');
+    const auditValues = audit === undefined ? undefined : auditEventValues({ ...audit, deviceId: row.id }, now);
+    const insertDevice = this.statements.get(`
       INSERT INTO devices (id, manufacturer_id, serial_number, mac, imei, hardware_id, model, hw_type, hw_serial_hex, status, created_at, updated_at)
-      VALUES (:id, :manufacturer_id, :serial_number, :mac, :imei, :hardware_id, :model, :hw_type, :hw_serial_hex, :status, :created_at, :updated_at)`).run(row));
+      VALUES (:id, :manufacturer_id, :serial_number, :mac, :imei, :hardware_id, :model, :hw_type, :hw_serial_hex, :status, :created_at, :updated_at)`);
+    const insertAudit = this.statements.get(`
+      INSERT INTO audit_events (at, type, actor, device_id, serial_hex, details)
+      VALUES (:at, :type, :actor, :device_id, :serial_hex, :details)`);
+    // The device and its audit event commit together: a crash leaves neither or both.
+    this.write('creating a device', { foreignKey }, () => this.db.transaction(() => {
+      insertDevice.run(row);
+      if (auditValues !== undefined) insertAudit.run(auditValues);
+    }).immediate());
     return deviceFromRow(row);
   }
 

@@ -166,6 +166,18 @@ export function runRegistryContract(adapterName: string, open: OpenRegistry): vo
         expect(await registry.findDevices({ manufacturerId: m })).to.have.length(3);
       });
 
+      it('appends the registration audit event with the device, in one transaction; a refused device appends none', async function () {
+        const m = await manufacturer();
+        const audit = { type: 'device.registered', actor: 'token:test', details: { serialNumber: 'SN-AUD' } };
+        const created = await registry.createDevice({ manufacturerId: m, serialNumber: 'SN-AUD' }, audit);
+        const events = await registry.listAuditEvents({ deviceId: created.id });
+        expect(events.map((e) => [e.type, e.actor, e.deviceId, e.details])).to.deep.equal([['device.registered', 'token:test', created.id, { serialNumber: 'SN-AUD' }]]);
+        const before = (await registry.listAuditEvents({ type: 'device.registered', limit: 1000 })).length;
+        await expectKakuinError(registry.createDevice({ manufacturerId: m, serialNumber: 'SN-AUD' }, audit), 'KAKUIN_E_DEVICE_EXISTS');
+        await expectKakuinError(registry.createDevice({ manufacturerId: randomUUID(), serialNumber: 'SN-AUD2' }, audit), 'KAKUIN_E_MANUFACTURER_NOT_FOUND');
+        expect((await registry.listAuditEvents({ type: 'device.registered', limit: 1000 })).length, 'no event for a refused device').to.equal(before);
+      });
+
       it('refuses an unknown device id with KAKUIN_E_DEVICE_NOT_FOUND', async function () {
         await expectKakuinError(registry.getDevice(randomUUID()), 'KAKUIN_E_DEVICE_NOT_FOUND');
       });
