@@ -10,7 +10,7 @@ import { KakuinError } from '../../errors/index.js';
 import type {
   CommonAuthId, FailureCount, FeedEntry, LegacyCredential, LegacyCredentialState, LegacyVerifierKind, NewAuditEvent, NewLegacyCredential,
 } from '../port.js';
-import { auditEventValues, optionalMillis, optionalText, requiredText } from '../sqlite/records.js';
+import { auditEventValues, normalizeNewLegacyCredentials, optionalMillis, optionalText, requiredText } from '../sqlite/records.js';
 import {
   COLLECTIONS, commonAuthIdFromDoc, legacyCredentialFromDoc, type CommonAuthIdDoc, type DeviceDoc, type LegacyCredentialDoc,
   type LegacyFailureDoc,
@@ -46,15 +46,7 @@ export class LegacyStore {
   }
 
   async putLegacyCredentials(credentials: NewLegacyCredential[], audit: NewAuditEvent[]): Promise<LegacyCredential[]> {
-    if (!Array.isArray(credentials) || !Array.isArray(audit)) throw new KakuinError('KAKUIN_E_VALIDATION', 'credentials and audit must be arrays');
-    const creds = credentials.map((c, i): NewLegacyCredential => {
-      requireObject(c, `credentials[${i}]`);
-      if (c.verifierKind !== 'hmac' && c.verifierKind !== 'scrypt') throw new KakuinError('KAKUIN_E_VALIDATION', `credentials[${i}].verifierKind must be hmac or scrypt`);
-      return {
-        deviceId: requiredText(c.deviceId, `credentials[${i}].deviceId`), commonAuthId: requiredText(c.commonAuthId, `credentials[${i}].commonAuthId`),
-        uniqueId: requiredText(c.uniqueId, `credentials[${i}].uniqueId`), verifierKind: c.verifierKind, verifier: requiredText(c.verifier, `credentials[${i}].verifier`),
-      };
-    });
+    const creds = normalizeNewLegacyCredentials(credentials, audit);
     const now = Date.now();
     const events = audit.map((a) => auditEventValues(a, now));
     return this.p.transaction('setting legacy credentials', async (session) => {

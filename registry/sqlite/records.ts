@@ -8,7 +8,7 @@ import { KakuinError } from '../../errors/index.js';
 import type {
   LegacyCredentialStatus,
   AdminToken, AuditEvent, CertificateRecord, CertificateStatus, CrlReason, CrlRecord, Device, DeviceIdentifiers,
-  DeviceStatus, FeedEntry, Issuer, IssuerKind, Manufacturer, NewAuditEvent, StoredOcspResponse,
+  DeviceStatus, FeedEntry, Issuer, IssuerKind, Manufacturer, NewAuditEvent, NewLegacyCredential, StoredOcspResponse,
 } from '../port.js';
 
 export interface IssuerRow {
@@ -328,4 +328,20 @@ export function auditEventValues(event: NewAuditEvent, now: number): {
     serial_hex: event.serialHex === undefined ? null : requiredText(event.serialHex, 'audit.serialHex').toUpperCase(),
     details,
   };
+}
+
+/**
+ * The checked, normalised input of putLegacyCredentials (every adapter): KAKUIN_E_VALIDATION for
+ * anything that is not an array of well-formed credentials with an array of audit events.
+ */
+export function normalizeNewLegacyCredentials(credentials: unknown, audit: unknown): NewLegacyCredential[] {
+  if (!Array.isArray(credentials) || !Array.isArray(audit)) throw new KakuinError('KAKUIN_E_VALIDATION', 'credentials and audit must be arrays');
+  return credentials.map((c: NewLegacyCredential, i): NewLegacyCredential => {
+    if (c === null || typeof c !== 'object') throw new KakuinError('KAKUIN_E_VALIDATION', `credentials[${i}] must be an object`);
+    if (c.verifierKind !== 'hmac' && c.verifierKind !== 'scrypt') throw new KakuinError('KAKUIN_E_VALIDATION', `credentials[${i}].verifierKind must be hmac or scrypt`);
+    return {
+      deviceId: requiredText(c.deviceId, `credentials[${i}].deviceId`), commonAuthId: requiredText(c.commonAuthId, `credentials[${i}].commonAuthId`),
+      uniqueId: requiredText(c.uniqueId, `credentials[${i}].uniqueId`), verifierKind: c.verifierKind, verifier: requiredText(c.verifier, `credentials[${i}].verifier`),
+    };
+  });
 }

@@ -27,7 +27,7 @@ import { IssuanceWriter, prepareIssuance, type PreparedIssuance } from './issuan
 import { auditEventsQuery, devicesQuery, StatementCache } from './queries.js';
 import {
   adminTokenFromRow, auditEventFromRow, auditEventValues, certificateFromRow, deviceFromRow, feedEntryFromRow, feedSeqValue,
-  issuerFromRow, manufacturerFromRow, normalizeFeedLimit, normalizeLimit, normalizeSerialHex, normalizeSha256Hex, optionalMillis, optionalText, requiredBytes,
+  issuerFromRow, manufacturerFromRow, normalizeFeedLimit, normalizeLimit, normalizeNewLegacyCredentials, normalizeSerialHex, normalizeSha256Hex, optionalMillis, optionalText, requiredBytes,
   requiredText, toMillis, type AdminTokenRow, type AuditEventRow, type CertificateRow, type DeviceRow, type FeedRow,
   type IssuerRow, type ManufacturerRow,
 } from './records.js';
@@ -394,15 +394,7 @@ export class SqliteRegistry implements Registry {
   }
 
   async putLegacyCredentials(credentials: NewLegacyCredential[], audit: NewAuditEvent[]): Promise<LegacyCredential[]> {
-    if (!Array.isArray(credentials) || !Array.isArray(audit)) throw new KakuinError('KAKUIN_E_VALIDATION', 'credentials and audit must be arrays');
-    const creds = credentials.map((c, i): NewLegacyCredential => {
-      requireObject(c, `credentials[${i}]`);
-      if (c.verifierKind !== 'hmac' && c.verifierKind !== 'scrypt') throw new KakuinError('KAKUIN_E_VALIDATION', `credentials[${i}].verifierKind must be hmac or scrypt`);
-      return {
-        deviceId: requiredText(c.deviceId, `credentials[${i}].deviceId`), commonAuthId: requiredText(c.commonAuthId, `credentials[${i}].commonAuthId`),
-        uniqueId: requiredText(c.uniqueId, `credentials[${i}].uniqueId`), verifierKind: c.verifierKind, verifier: requiredText(c.verifier, `credentials[${i}].verifier`),
-      };
-    });
+    const creds = normalizeNewLegacyCredentials(credentials, audit);
     const now = Date.now();
     const events = audit.map((a) => auditEventValues(a, now));
     return this.write('setting legacy credentials', {}, () => this.legacy.putAll.immediate(creds, events, now));

@@ -4,13 +4,12 @@
  * backup, and a revoked one is still revoked in OCSP. A tampered backup is refused and restores nothing.
  */
 import { spawn } from 'node:child_process';
-import http from 'node:http';
 import { cpSync, existsSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import { expect } from 'chai';
-import { encodeCertId, encodeOcspRequest, fromPem, parseCertificate, parseOcspResponse } from '../../pkix/index.js';
+import { encodeCertId, encodeOcspRequest, fromPem, parseCertificate } from '../../pkix/index.js';
 import { cliMain, makeTempDir, opensslOk } from '../support/index.js';
-import { request, spawnService, testEnv, type ChildService } from '../support/service.js';
+import { ocspStatus, request, spawnService, testEnv, type ChildService } from '../support/service.js';
 
 /** `kakuin ARGS` as a child process (async: nothing blocks while the service child runs). */
 function kakuin(args: string[], env: Record<string, string>): Promise<{ code: number | null; stdout: string; stderr: string }> {
@@ -28,23 +27,6 @@ function stopChild(svc: ChildService | undefined): Promise<void> {
   if (!svc || svc.proc.exitCode !== null) return Promise.resolve();
   svc.proc.kill('SIGTERM');
   return svc.exited.then(() => undefined);
-}
-
-function ocspStatus(url: string, der: Buffer): Promise<string> {
-  return new Promise((resolve, reject) => {
-    const req = http.request(`${url}/ocsp`, {
-      method: 'POST', agent: false, headers: { 'content-type': 'application/ocsp-request', 'content-length': der.length },
-    }, (res) => {
-      const chunks: Buffer[] = [];
-      res.on('data', (c: Buffer) => chunks.push(c));
-      res.on('end', () => {
-        const resp = parseOcspResponse(Buffer.concat(chunks));
-        resolve(resp.status === 'successful' ? resp.responses[0].certStatus.status : resp.status);
-      });
-    });
-    req.on('error', reject);
-    req.end(der);
-  });
 }
 
 describe('kakuin backup and restore', function () {

@@ -6,7 +6,7 @@ import { spawnSync } from 'node:child_process';
 import { copyFileSync, mkdirSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import { expect } from 'chai';
-import { freePort, makeTempDir, opensslAsync, opensslOk, repoPath, cliMain } from '../support/index.js';
+import { freePort, makeTempDir, opensslAsync, opensslOk, cliMain } from '../support/index.js';
 import { request, startTestService, testEnv, type HttpResponse, type TestService } from '../support/service.js';
 
 describe('device issuing CA rollover with an overlap', function () {

@@ -4,7 +4,6 @@
  * through the API reaches the other two within 1 s.
  */
 import { spawn, type ChildProcess } from 'node:child_process';
-import http from 'node:http';
 import https from 'node:https';
 import { readFileSync } from 'node:fs';
 import type { Socket } from 'node:net';
@@ -13,7 +12,7 @@ import { expect } from 'chai';
 import { encodeCertId, encodeOcspRequest, fromPem, parseCertificate, parseOcspResponse } from '../../pkix/index.js';
 import { openSqliteRegistry } from '../../registry/sqlite/index.js';
 import { cliMain, makeTempDir, opensslOk } from '../support/index.js';
-import { request, testEnv } from '../support/service.js';
+import { ocspStatus, request, testEnv } from '../support/service.js';
 
 interface RoleProcess {
   proc: ChildProcess;
@@ -53,28 +52,6 @@ function stop(p: RoleProcess | undefined): Promise<void> {
   return new Promise((resolve) => {
     p.proc.once('exit', () => resolve());
     p.proc.kill('SIGTERM');
-  });
-}
-
-/** POST one DER OCSP request; the status of its single response. */
-function ocspStatus(url: string, der: Buffer): Promise<string> {
-  return new Promise((resolve, reject) => {
-    const req = http.request(`${url}/ocsp`, {
-      method: 'POST', agent: false, headers: { 'content-type': 'application/ocsp-request', 'content-length': der.length },
-    }, (res) => {
-      const chunks: Buffer[] = [];
-      res.on('data', (c: Buffer) => chunks.push(c));
-      res.on('end', () => {
-        try {
-          const resp = parseOcspResponse(Buffer.concat(chunks));
-          resolve(resp.status === 'successful' ? resp.responses[0].certStatus.status : resp.status);
-        } catch (e) {
-          reject(e);
-        }
-      });
-    });
-    req.on('error', reject);
-    req.end(der);
   });
 }
 

@@ -4,12 +4,14 @@
  */
 import { spawn, type ChildProcess } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
+import http from 'node:http';
 import https from 'node:https';
 import { readFileSync } from 'node:fs';
 import path from 'node:path';
 import { loadConfig } from '../../cli/config.js';
 import { createLogger } from '../../cli/logger.js';
 import { startService, type RunningService } from '../../cli/serve.js';
+import { parseOcspResponse } from '../../pkix/index.js';
 import { makeTempDir, cliMain } from './index.js';
 
 export interface TestService {
@@ -138,4 +140,26 @@ export async function spawnService(env: Record<string, string>): Promise<ChildSe
     });
   });
   return { proc, url, stdout: () => out, stderr: () => err, exited };
+}
+
+/** POST one DER OCSP request to `<url>/ocsp`; the status of its single response (or the error status). */
+export function ocspStatus(url: string, der: Buffer): Promise<string> {
+  return new Promise((resolve, reject) => {
+    const req = http.request(`${url}/ocsp`, {
+      method: 'POST', agent: false, headers: { 'content-type': 'application/ocsp-request', 'content-length': der.length },
+    }, (res) => {
+      const chunks: Buffer[] = [];
+      res.on('data', (c: Buffer) => chunks.push(c));
+      res.on('end', () => {
+        try {
+          const resp = parseOcspResponse(Buffer.concat(chunks));
+          resolve(resp.status === 'successful' ? resp.responses[0].certStatus.status : resp.status);
+        } catch (e) {
+          reject(e);
+        }
+      });
+    });
+    req.on('error', reject);
+    req.end(der);
+  });
 }
