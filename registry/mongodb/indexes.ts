@@ -33,7 +33,6 @@ export const INDEXES: Readonly<Partial<Record<CollectionName, readonly IndexDesc
     // _id is the serial: unique across all issuers.
     { name: 'certificates_device', key: { deviceId: 1, ord: 1 }, partialFilterExpression: { deviceId: { $type: 'string' } } },
     { name: 'certificates_station', key: { stationId: 1, ord: 1 }, partialFilterExpression: { stationId: { $type: 'string' } } },
-    { name: 'certificates_public_key', key: { publicKeySha256: 1 } },
     // Full and delta CRLs: only revoked and held certificates are in it (a CRL never scans good ones).
     // `$gt: 'good'` selects exactly 'held' and 'revoked' (the three statuses sort good < held <
     // revoked). Older servers accept only equality, $exists, comparisons, $type and $and in a

@@ -19,6 +19,7 @@ import type {
   FailureCount, FeedEntry, IssuanceRecord, Issuer, LegacyCredential, LegacyCredentialState, LegacyVerifierKind, Manufacturer,
   NewAuditEvent, NewDevice, NewLegacyCredential, PendingSupersede, Registry, Station, StatusChange, StoredOcspResponse,
 } from '../port.js';
+import { newDeviceId } from '../ids.js';
 import { checkStatusChange } from '../status-change.js';
 import { prepareIssuance } from '../sqlite/issuance.js';
 import { auditEventValues, feedSeqValue, normalizeSha256Hex, optionalMillis, optionalText, requiredBytes, requiredText } from '../sqlite/records.js';
@@ -130,7 +131,7 @@ export class MongoRegistry implements Registry {
     if (hardwareId !== null) identifiers.hardwareId = hardwareId;
     const model = optionalText(input.model, 'model');
     const doc: DeviceDoc = {
-      _id: randomUUID(),
+      _id: newDeviceId(),
       manufacturerId: requiredText(input.manufacturerId, 'manufacturerId'),
       serialNumber: requiredText(input.serialNumber, 'serialNumber'),
       identifiers,

@@ -333,6 +333,15 @@ export const MIGRATIONS: readonly Migration[] = [
       CREATE INDEX pending_supersedes_at ON pending_supersedes (at);
     `,
   },
+  {
+    version: 6,
+    name: 'drop the unused index of certificates by public key',
+    sql: `
+      -- "Is this key bound to another device?" reads public_key_bindings (its primary key); no query
+      -- ever read certificates by public key, and the index cost a random-page write per issuance.
+      DROP INDEX IF EXISTS certificates_public_key;
+    `,
+  },
 ];
 
 export const LATEST_SCHEMA_VERSION: number = MIGRATIONS[MIGRATIONS.length - 1].version;

@@ -18,6 +18,7 @@ import type {
   NewLegacyCredential, PendingSupersede, Station, CertificateRecord, CertificateStatusRow, CrlRecord, Device, DeviceQuery,
   FeedEntry, IssuanceRecord, Issuer, Manufacturer, NewAuditEvent, NewDevice, Registry, StatusChange, StoredOcspResponse,
 } from '../port.js';
+import { newDeviceId } from '../ids.js';
 import { checkStatusChange } from '../status-change.js';
 import { CertificateStatusReader } from './certificate-status-reader.js';
 import { openDatabase, resolveOptions, type ResolvedOptions, type SqliteRegistryOptions } from './connection.js';
@@ -192,7 +193,7 @@ export class SqliteRegistry implements Registry {
     const ids = input.identifiers ?? {};
     const hw = input.hardwareModuleName;
     const row: DeviceRow = {
-      id: randomUUID(),
+      id: newDeviceId(now),
       manufacturer_id: requiredText(input.manufacturerId, 'manufacturerId'),
       serial_number: requiredText(input.serialNumber, 'serialNumber'),
       mac: optionalText(ids.mac, 'identifiers.mac'),
