@@ -13,7 +13,8 @@
 import type { Readable, Writable } from 'node:stream';
 import { pemChain } from '../ca/api/representations.js';
 import { KakuinError } from '../errors/index.js';
-import { itemError, SharedReads, type EnrollmentService } from './enrollment-service.js';
+import { itemError, type EnrollmentService } from './enrollment-service.js';
+import { SharedReads } from './shared-reads.js';
 
 export const MAX_BATCH_LINES = 10_000;
 /** Default bound on a whole batch body (10,000 items of a few KiB fit many times over). */

@@ -22,6 +22,7 @@ import { generateDeviceKey, toEncryptedPemBundle, toPkcs12, validateKeygen } fro
 import type { StationRateLimit } from './station-rate-limit.js';
 import type { StationQuota } from './station-quota.js';
 import { SupersedeSweeper } from './supersede-sweeper.js';
+import { readOnce, type SharedReads } from './shared-reads.js';
 import { DEVICE_PROFILE_NAME } from '../ca/profiles.js';
 
 const OID_SERIAL_NUMBER = '2.5.4.5';
@@ -68,11 +69,6 @@ export interface KeygenEnrollment extends Enrollment {
   pem?: string;
 }
 
-/** Reads shared by the items of one request (see EnrollmentService.enroll); one per batch. */
-export class SharedReads {
-  readonly profiles = new Map<string, Promise<string[] | undefined>>();
-}
-
 export interface Enrollment {
   device: Device;
   certificate: CertificateRecord;
@@ -113,7 +109,8 @@ export class EnrollmentService {
 
   /**
    * `shared`: reads the items of one batch share (bulk batches): the manufacturer's allowed
-   * profiles are read once per batch, so a change of them applies from the next batch on.
+   * profiles and the station's quota setting are read once per batch, so a change of them applies
+   * from the next batch on (the count of issuances against the quota is read per item).
    */
   async enroll(request: EnrollRequest, shared?: SharedReads): Promise<Enrollment> {
     this.limit(request.actor);
@@ -125,7 +122,7 @@ export class EnrollmentService {
       await this.refuse(request, undefined, 'unregistered', { serialNumber });
       throw new KakuinError('KAKUIN_E_DEVICE_NOT_REGISTERED', `no device with serial number ${JSON.stringify(serialNumber)} was pre-registered by this manufacturer`);
     }
-    return this.serialized(device.id, () => this.enrollDevice(device, csr, { ...request, profile }));
+    return this.serialized(device.id, () => this.enrollDevice(device, csr, { ...request, profile }, false, shared));
   }
 
   /**
@@ -148,16 +145,9 @@ export class EnrollmentService {
   }
 
   private manufacturerProfiles(manufacturerId: string, shared: SharedReads | undefined): Promise<string[] | undefined> {
-    if (shared === undefined) return this.registry.getManufacturerProfiles(manufacturerId);
-    let read = shared.profiles.get(manufacturerId);
-    if (read === undefined) {
-      read = this.registry.getManufacturerProfiles(manufacturerId);
-      shared.profiles.set(manufacturerId, read);
-      // A failed read is not kept: the next item reads again.
-      read.catch(() => shared.profiles.delete(manufacturerId));
-    }
-    return read;
+    return readOnce(shared?.profiles, manufacturerId, () => this.registry.getManufacturerProfiles(manufacturerId));
   }
+
 
   /**
    * Server-side key generation. The key of an earlier keygen enrollment was not kept, so a retried
@@ -234,7 +224,9 @@ export class EnrollmentService {
     this.sweeper.close();
   }
 
-  private async enrollDevice(device: Device, csr: ParsedCsr, request: { manufacturerId: string; actor: string; profile: string }, keygen = false): Promise<Enrollment> {
+  private async enrollDevice(
+    device: Device, csr: ParsedCsr, request: { manufacturerId: string; actor: string; profile: string }, keygen = false, shared?: SharedReads,
+  ): Promise<Enrollment> {
     const keyHash = publicKeySha256(csr.spki.rawDer);
     const certificates = await this.registry.listCertificatesOfDevice(device.id);
     const live = certificates.filter((c) => c.status !== 'revoked');
@@ -264,7 +256,7 @@ export class EnrollmentService {
     }
     let issued;
     const release = request.actor.startsWith('station:') && this.options.stationQuota
-      ? await this.options.stationQuota.reserve(request.actor.slice('station:'.length)) : undefined;
+      ? await this.options.stationQuota.reserve(request.actor.slice('station:'.length), shared?.stations) : undefined;
     try {
       issued = await this.issuer.issue({
         deviceId: device.id, device, csr, actor: request.actor, profile: request.profile, ...(keygen && { auditDetails: { keygen: true } }),

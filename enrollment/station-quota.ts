@@ -5,16 +5,21 @@
  * counted too, so concurrent batch items cannot overshoot the quota; near the limit one may be
  * refused a moment early while another is committing.
  */
-import type { Registry } from '../registry/port.js';
+import type { Registry, Station } from '../registry/port.js';
 import { KakuinError } from '../errors/index.js';
+import { readOnce } from './shared-reads.js';
 
 export class StationQuota {
   private readonly inFlight = new Map<string, number>();
 
   constructor(private readonly registry: Registry) {}
 
-  /** Reserves one issuance for the station or throws KAKUIN_E_STATION_QUOTA_EXHAUSTED; call the returned release after. */
-  async reserve(stationId: string): Promise<() => void> {
+  /**
+   * Reserves one issuance for the station or throws KAKUIN_E_STATION_QUOTA_EXHAUSTED; call the
+   * returned release after. `stations`: station reads shared by the items of one batch (the quota
+   * setting is then read once per batch; without a quota, nothing else is read).
+   */
+  async reserve(stationId: string, stations?: Map<string, Promise<Station>>): Promise<() => void> {
     this.inFlight.set(stationId, (this.inFlight.get(stationId) ?? 0) + 1);
     const release = () => {
       const n = (this.inFlight.get(stationId) ?? 1) - 1;
@@ -22,7 +27,7 @@ export class StationQuota {
       else this.inFlight.set(stationId, n);
     };
     try {
-      const station = await this.registry.getStation(stationId);
+      const station = await readOnce(stations, stationId, () => this.registry.getStation(stationId));
       if (station.maxIssuances === undefined) return release;
       const issued = await this.registry.countStationIssuances(stationId);
       if (issued + (this.inFlight.get(stationId) ?? 0) > station.maxIssuances) {
@@ -34,4 +39,5 @@ export class StationQuota {
       throw e;
     }
   }
+
 }

@@ -1,9 +1,11 @@
-/** The reads the items of one bulk batch share (enrollment-service.ts SharedReads): the manufacturer's allowed profiles. */
+/** The reads the items of one bulk batch share (enrollment/shared-reads.ts): the manufacturer's allowed profiles, the station's quota. */
 import { expect } from 'chai';
 import type { DeviceCertificateIssuer } from '../../ca/issuance.js';
 import type { RevocationService } from '../../ca/revocation.js';
-import { EnrollmentService, SharedReads } from '../../enrollment/enrollment-service.js';
-import type { Registry } from '../../registry/port.js';
+import { EnrollmentService } from '../../enrollment/enrollment-service.js';
+import { SharedReads } from '../../enrollment/shared-reads.js';
+import { StationQuota } from '../../enrollment/station-quota.js';
+import type { Registry, Station } from '../../registry/port.js';
 
 describe('enrollment shared reads', function () {
   let profiles: string[] | undefined;
@@ -60,5 +62,37 @@ describe('enrollment shared reads', function () {
     expect(await service.allowedProfile('m1', 'gateway', batch)).to.equal('gateway');
     expect(await service.allowedProfile('m1', 'gateway', batch)).to.equal('gateway');
     expect(reads).to.equal(4);
+  });
+
+  it('reads the station (its quota) once per batch; the issued count is read per item, so the quota holds', async function () {
+    let stationReads = 0;
+    let countReads = 0;
+    let issued = 0;
+    const station = { id: 's1', maxIssuances: 3 } as unknown as Station;
+    const registry = {
+      getStation: async () => {
+        stationReads++;
+        return station;
+      },
+      countStationIssuances: async () => {
+        countReads++;
+        return issued;
+      },
+    } as unknown as Registry;
+    const quota = new StationQuota(registry);
+    const batch = new SharedReads();
+    const outcomes: string[] = [];
+    for (let i = 0; i < 5; i++) {
+      await quota.reserve('s1', batch.stations).then((release) => {
+        issued++;
+        release();
+        outcomes.push('ok');
+      }, (e: { code?: string }) => outcomes.push(e.code ?? 'error'));
+    }
+    expect(outcomes).to.deep.equal(['ok', 'ok', 'ok', 'KAKUIN_E_STATION_QUOTA_EXHAUSTED', 'KAKUIN_E_STATION_QUOTA_EXHAUSTED']);
+    expect(stationReads).to.equal(1);
+    expect(countReads).to.equal(5);
+    await quota.reserve('s1').catch(() => undefined);
+    expect(stationReads).to.equal(2);
   });
 });
