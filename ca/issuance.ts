@@ -54,6 +54,7 @@ export class DeviceCertificateIssuer {
   private readonly fixedExtensionsBefore: Buffer[];
   private readonly fixedExtensionsAfter: Buffer[];
   private readonly manufacturerNames = new Map<string, string>();
+  private readonly chains = new Map<string, Promise<Buffer[]>>();
   /** Named device profiles beside `device` (set by the composition root from `ca.profiles`). */
   profiles: DeviceProfiles = new Map();
 
@@ -80,6 +81,35 @@ export class DeviceCertificateIssuer {
 
   get issuerId(): string {
     return this.issuer.id;
+  }
+
+  /**
+   * The chain (issuing CA first, root last) of a certificate issued by `issuerId`: this issuer's
+   * own chain, or, for a certificate of an earlier device CA (before a rollover), that CA's
+   * certificate and its parents from the registry. Issuers never change, so chains are cached.
+   */
+  chainOf(issuerId: string): Promise<Buffer[]> {
+    if (issuerId === this.issuer.id) return Promise.resolve(this.chain);
+    let chain = this.chains.get(issuerId);
+    if (chain === undefined) {
+      chain = this.readChain(issuerId);
+      this.chains.set(issuerId, chain);
+      chain.catch(() => this.chains.delete(issuerId));
+    }
+    return chain;
+  }
+
+  private async readChain(issuerId: string): Promise<Buffer[]> {
+    const chain: Buffer[] = [];
+    const seen = new Set<string>();
+    for (let id: string | undefined = issuerId; id !== undefined; ) {
+      if (seen.has(id)) throw new KakuinError('KAKUIN_E_INTERNAL', `the issuer records loop at ${JSON.stringify(id)}`);
+      seen.add(id);
+      const record = await this.registry.getIssuer(id);
+      chain.push(record.certificateDer);
+      id = record.parentId;
+    }
+    return chain;
   }
 
   /** The names of the device profiles this issuer can shape. */

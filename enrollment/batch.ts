@@ -1,7 +1,9 @@
 /**
  * Bulk enrollment: an NDJSON stream in (one `{"serialNumber", "csr", "profile"?}` per line, at most
  * MAX_BATCH_LINES), an NDJSON stream out, one line per item in input order:
- * `{"line", "serialNumber", "serialHex", "certificate", "existing"}` or `{"line", "serialNumber", "error": {code, message}}`.
+ * `{"line", "serialNumber", "serialHex", "issuerId", "certificate", "existing"}` or `{"line", "serialNumber", "error": {code, message}}`.
+ * `certificate` is the certificate alone; its chain is `GET /api/v1/ca/chain?issuer=<issuerId>` (a retried
+ * item may answer with a certificate of an earlier device CA, from before a rollover).
  *
  * A keygen item (`"keygen": {"password"}` instead of `csr`) gets `"pkcs12"` (base64) as well; retried,
  * it gets a new key pair and supersedes the earlier keygen certificate (that key was not kept).
@@ -169,14 +171,14 @@ async function enrollItem(
       if (it.csr !== undefined) throw new KakuinError('KAKUIN_E_BATCH_ITEM_MALFORMED', 'an item has either csr or keygen, not both');
       const k = await enrollment.enrollWithKeygen({ manufacturerId: scope.manufacturerId, serialNumber: it.serialNumber, keygen: it.keygen, actor: scope.actor, profile: it.profile });
       return {
-        line: lineNo, serialNumber: k.device.serialNumber, deviceId: k.device.id, serialHex: k.certificate.serialHex,
+        line: lineNo, serialNumber: k.device.serialNumber, deviceId: k.device.id, serialHex: k.certificate.serialHex, issuerId: k.certificate.issuerId,
         certificate: pemChain([k.der]), pkcs12: k.pkcs12?.toString('base64'), pem: k.pem, supersedes: k.supersedes,
       };
     }
     if (typeof it.csr !== 'string' || it.csr.length === 0) throw new KakuinError('KAKUIN_E_BATCH_ITEM_MALFORMED', 'csr must be a PEM string');
     const result = await enrollment.enroll({ manufacturerId: scope.manufacturerId, serialNumber: it.serialNumber, csr: it.csr, actor: scope.actor, profile: it.profile }, shared);
     return {
-      line: lineNo, serialNumber: result.device.serialNumber, deviceId: result.device.id, serialHex: result.certificate.serialHex,
+      line: lineNo, serialNumber: result.device.serialNumber, deviceId: result.device.id, serialHex: result.certificate.serialHex, issuerId: result.certificate.issuerId,
       certificate: pemChain([result.der]), existing: result.existing,
     };
   } catch (e) {

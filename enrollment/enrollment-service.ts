@@ -241,7 +241,7 @@ export class EnrollmentService {
         && (await this.registry.getReenrollmentAllowance(device.id)) !== undefined
         && !(await this.reenrollmentFinished(device.id, same.serialHex));
       if (finish) await this.finishReenrollment(device, same.serialHex, older, request.actor, false);
-      return { device, certificate: same, der: same.der, chain: this.issuer.chain, existing: true, supersedes: finish ? older.map((c) => c.serialHex) : [] };
+      return { device, certificate: same, der: same.der, chain: await this.issuer.chainOf(same.issuerId), existing: true, supersedes: finish ? older.map((c) => c.serialHex) : [] };
     }
     let supersedes: CertificateRecord[] = [];
     if (live.length > 0) {

@@ -25,7 +25,7 @@ import {
   appendFileSync, closeSync, existsSync, fsyncSync, mkdirSync, openSync, readdirSync, readFileSync, renameSync, rmSync, statSync, writeFileSync, writeSync,
 } from 'node:fs';
 import path from 'node:path';
-import { KakuinError } from '../errors/index.js';
+import { isKakuinError, KakuinError } from '../errors/index.js';
 import { fromPem } from '../pkix/index.js';
 import { MAX_BATCH_LINES } from './batch.js';
 import { BatchClient, sleep, TransientError, type BatchClientOptions, type BatchResultLine } from './factory-http.js';
@@ -177,11 +177,39 @@ export async function runFactoryBatch(options: FactoryBatchOptions): Promise<Fac
     return result;
   }
 
+  // Chains by issuer id: a retried item may be answered with a certificate of an earlier device CA
+  // (issued before a rollover), whose chain is not the current one. Fetched once per issuer.
+  const chains = new Map<string, string>();
+  const chainOf = (r: BatchResultLine) => (r.issuerId === undefined ? chainPem : chains.get(r.issuerId));
+  /** Answers whose issuer's chain is not fetched yet: written when the chunk's reply has ended. */
+  let awaitingChain: { item: Item; r: BatchResultLine }[] = [];
+  const fetchChains = async () => {
+    const waiting = awaitingChain;
+    awaitingChain = [];
+    for (const issuerId of new Set(waiting.map((w) => w.r.issuerId!))) {
+      if (chains.has(issuerId)) continue;
+      try {
+        const pem = await client.withRetries(() => client.get(`/api/v1/ca/chain?issuer=${encodeURIComponent(issuerId)}`));
+        if (typeof pem !== 'string') {
+          stopped = true;
+          throw pem;
+        }
+        chains.set(issuerId, pem);
+      } catch (e) {
+        if (!isKakuinError(e)) throw e;
+        for (const w of waiting) {
+          if (w.r.issuerId === issuerId) fail({ line: w.item.line, serialNumber: w.item.serialNumber, code: e.code, message: `the chain of the certificate: ${e.message}` });
+        }
+      }
+    }
+    for (const w of waiting) if (chains.has(w.r.issuerId!)) writeResult(w.item, w.r);
+  };
+
   const writeResult = (item: Item, r: BatchResultLine) => {
     const base = path.join(options.outDir, item.serialNumber);
     // A keygen result carries the (encrypted) key: PKCS#12, or the PEM bundle (key + chain) in place of the certificate.
     const [file, data] = r.pkcs12 ? [`${base}.p12`, Buffer.from(r.pkcs12, 'base64')]
-      : [`${base}.pem`, Buffer.from(r.pem ?? `${r.certificate ?? ''}${chainPem}`)];
+      : [`${base}.pem`, Buffer.from(r.pem ?? `${r.certificate ?? ''}${chainOf(r) ?? ''}`)];
     const temp = path.join(options.outDir, `.${item.serialNumber}.${process.pid}.tmp`);
     // fsync before the rename: after a power cut, a name must not point at an empty file.
     const fd = openSync(temp, 'w', 0o600);
@@ -225,6 +253,8 @@ export async function runFactoryBatch(options: FactoryBatchOptions): Promise<Fac
               return;
             }
             fail(failure);
+          } else if (r.pkcs12 === undefined && r.pem === undefined && chainOf(r) === undefined) {
+            awaitingChain.push({ item, r });
           } else {
             writeResult(item, r);
           }
@@ -241,6 +271,7 @@ export async function runFactoryBatch(options: FactoryBatchOptions): Promise<Fac
       stopped = true;
       throw outcome;
     }
+    if (awaitingChain.length > 0) await fetchChains();
   };
   const runRound = async (roundItems: Item[]) => {
     const chunks: Item[][] = [];

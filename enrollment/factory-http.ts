@@ -23,6 +23,8 @@ export interface BatchResultLine {
   line?: number;
   serialNumber?: string;
   serialHex?: string;
+  /** The CA that issued `certificate` (its chain: GET /api/v1/ca/chain?issuer=<id>); older servers leave it out. */
+  issuerId?: string;
   certificate?: string;
   pkcs12?: string;
   pem?: string;

@@ -52,6 +52,7 @@ export const ERROR_CATALOGUE = {
   KAKUIN_E_DEVICE_EXISTS: { status: 409, summary: 'The manufacturer already has a device with that serial number or identifier.' },
   KAKUIN_E_CERTIFICATE_NOT_FOUND: { status: 404, summary: 'No certificate with that serial number.' },
   KAKUIN_E_ISSUER_NOT_FOUND: { status: 500, summary: 'The named issuing CA does not exist (run `kakuin init`).' },
+  KAKUIN_E_ISSUER_UNKNOWN: { status: 404, summary: 'No CA with that issuer id (`GET /api/v1/ca/chain?issuer=`).' },
   KAKUIN_E_SERIAL_EXISTS: { status: 409, summary: 'A certificate with that serial number is already recorded.' },
   KAKUIN_E_PUBLIC_KEY_IN_USE: { status: 409, summary: 'The public key is already bound to another device.' },
   KAKUIN_E_TOKEN_EXISTS: { status: 409, summary: 'An admin token with that name exists already.' },

@@ -10,7 +10,7 @@
  *   POST /api/v1/devices/{id}/certificates          admin   PKCS#10 (PEM, DER, base64; or JSON {csr}) → 201 {certificate, chain}
  *   GET  /api/v1/certificates/{serialHex}           admin
  *   GET  /api/v1/audit-events?deviceId=&type=&since=&limit=   admin
- *   GET  /api/v1/ca/chain                           anyone  PEM, issuing CA first, root last
+ *   GET  /api/v1/ca/chain[?issuer=<id>]             anyone  PEM, issuing CA first, root last (default: the device CA that issues now)
  *   GET  /healthz                                   anyone
  *   GET  /readyz                                    anyone  503 while revocation status is stale (gateway fails closed)
  * and the revocation routes in revocation-routes.ts (admin), and whatever `extraRoutes` mounts (the
@@ -18,7 +18,7 @@
  */
 import express, { type NextFunction, type Request, type RequestHandler, type Response } from 'express';
 import type { DeviceQuery, DeviceStatus, Registry } from '../../registry/port.js';
-import { KakuinError } from '../../errors/index.js';
+import { hasCode, KakuinError } from '../../errors/index.js';
 import { registerDevice } from '../devices.js';
 import type { DeviceCertificateIssuer } from '../issuance.js';
 import type { CrlPublisher } from '../crl/crl-publisher.js';
@@ -89,8 +89,23 @@ export function createManagementApi(deps: ManagementApiDeps): express.Express {
     res.status(r.ready ? 200 : 503).json(r);
   });
 
-  app.get('/api/v1/ca/chain', (_req, res) => {
-    res.type(PEM_CHAIN).send(pemChain(issuer.chain));
+  // ?issuer=<id>: the chain of a certificate issued by that CA (an earlier device CA after a
+  // rollover; bulk batch results name each certificate's issuerId). CA certificates are public.
+  app.get('/api/v1/ca/chain', async (req, res) => {
+    const requested = req.query.issuer;
+    if (requested === undefined) {
+      res.type(PEM_CHAIN).send(pemChain(issuer.chain));
+      return;
+    }
+    if (typeof requested !== 'string' || !/^[a-z0-9][a-z0-9-]{0,63}$/.test(requested)) {
+      throw new KakuinError('KAKUIN_E_VALIDATION', 'issuer must be an issuer id (lowercase letters, digits, "-")');
+    }
+    try {
+      res.type(PEM_CHAIN).send(pemChain(await issuer.chainOf(requested)));
+    } catch (e) {
+      if (hasCode(e, 'KAKUIN_E_ISSUER_NOT_FOUND')) throw new KakuinError('KAKUIN_E_ISSUER_UNKNOWN', `no CA with issuer id ${JSON.stringify(requested)}`);
+      throw e;
+    }
   });
 
   app.post('/api/v1/manufacturers', admin, json, async (req, res) => {
