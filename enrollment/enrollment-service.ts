@@ -207,15 +207,24 @@ export class EnrollmentService {
     const deviceId = record.deviceId;
     const actor = `device:${deviceId}`;
     return this.serialized(deviceId, async () => {
-      const issued = await this.issuer.issue({ deviceId, csr: csr.rawDer, actor });
+      // A retry after a crash between issuing and superseding (the current certificate is still
+      // good): the certificate issued then, for this key, after the current one, is the answer.
+      // Nothing is issued twice.
+      const keyHash = publicKeySha256(csr.spki.rawDer);
+      const certificates = await this.registry.listCertificatesOfDevice(deviceId);
+      const newer = certificates.slice(certificates.findIndex((c) => c.serialHex === record.serialHex) + 1);
+      const answered = newer.find((c) => c.status === 'good' && c.publicKeySha256 === keyHash);
+      const issued = answered === undefined
+        ? await this.issuer.issue({ deviceId, csr: csr.rawDer, actor })
+        : { record: answered, der: answered.der, chain: await this.issuer.chainOf(answered.issuerId) };
       const device = await this.registry.getDevice(deviceId);
       const supersedes = issued.record.serialHex === record.serialHex ? [] : [record];
       await this.registry.appendAuditEvent({
         type: 'enrollment.reenrolled', actor, deviceId, serialHex: issued.record.serialHex,
-        details: { supersedes: supersedes.map((c) => c.serialHex), overlapHours: this.options.overlapHours, via: 'est-simplereenroll' },
+        details: { supersedes: supersedes.map((c) => c.serialHex), overlapHours: this.options.overlapHours, via: 'est-simplereenroll', ...(answered && { retried: true }) },
       });
       await this.supersede(supersedes, actor);
-      return { device, certificate: issued.record, der: issued.der, chain: issued.chain, existing: false, supersedes: supersedes.map((c) => c.serialHex) };
+      return { device, certificate: issued.record, der: issued.der, chain: issued.chain, existing: answered !== undefined, supersedes: supersedes.map((c) => c.serialHex) };
     });
   }
 

@@ -211,4 +211,36 @@ describe('EST (RFC 7030) with curl and openssl', function () {
     const again = await curl(['--cacert', rootFile, '--cert', certFile, '--key', first.keyFile, '--data-binary', `@${b64}`, url]);
     expect(again.status).to.equal(401);
   });
+
+  it('simplereenroll retried after a crash between issuing and superseding answers the certificate issued then: nothing issued twice', async () => {
+    const admin = apiAs(svc, svc.adminToken);
+    const imp = await apiAs(svc, a.apiKey)('POST', '/api/v1/devices/import', { body: [{ serialNumber: 'EST-R002' }] });
+    expect(imp.status, imp.text).to.equal(201);
+    const first = opensslCsr(tmp.dir, 'estr2', '/serialNumber=EST-R002');
+    const enrolled = await apiAs(svc, a.apiKey)('POST', '/api/v1/enroll', { body: { serialNumber: 'EST-R002', csr: first.csrPem } });
+    expect(enrolled.status, enrolled.text).to.equal(201);
+    const certFile = path.join(tmp.dir, 'estr2.pem');
+    writeFileSync(certFile, enrolled.json.certificate + enrolled.json.chain);
+    const renew = opensslCsr(tmp.dir, 'estr2-new', '/O=EST Factory A/serialNumber=EST-R002');
+    const b64 = path.join(tmp.dir, 'estr2-new.b64');
+    writeFileSync(b64, opensslBytes(['req', '-in', renew.csrFile, '-outform', 'DER']).toString('base64'));
+    // The state a crash right after the renewal's issuance leaves: the new certificate recorded, the
+    // current one not yet superseded (made here through the admin issuance route).
+    const deviceId = enrolled.json.deviceId as string;
+    const crashed = await admin('POST', `/api/v1/devices/${deviceId}/certificates`, { body: renew.csrPem, contentType: 'application/pkcs10' });
+    expect(crashed.status, crashed.text).to.equal(201);
+    const before = (await admin('GET', `/api/v1/devices/${deviceId}`)).json.certificates as { serialHex: string; status: string }[];
+    expect(before.map((c) => c.status)).to.deep.equal(['good', 'good']);
+
+    const url = `${svc.url}/.well-known/est/simplereenroll`;
+    const r = await curl(['--cacert', rootFile, '--cert', certFile, '--key', first.keyFile, '-H', 'Content-Type: application/pkcs10', '--data-binary', `@${b64}`, url]);
+    expect(r.status, r.body).to.equal(200);
+    const pem = await opensslAsync(['pkcs7', '-inform', 'DER', '-print_certs'], Buffer.from(r.body.replace(/\s+/g, ''), 'base64'));
+    const serial = await opensslAsync(['x509', '-noout', '-serial'], /-----BEGIN CERTIFICATE-----[\s\S]+?-----END CERTIFICATE-----/.exec(pem.stdout)![0]);
+    expect(serial.stdout.trim().replace(/^serial=/, '')).to.equal(crashed.json.serialHex);
+    const after = (await admin('GET', `/api/v1/devices/${deviceId}`)).json.certificates as { serialHex: string; status: string }[];
+    expect(after).to.have.length(2);
+    expect((await admin('GET', `/api/v1/certificates/${enrolled.json.serialHex}`)).json).to.include({ status: 'revoked', reason: 'superseded' });
+    expect(after.find((c) => c.serialHex === crashed.json.serialHex)).to.include({ status: 'good' });
+  });
 });
