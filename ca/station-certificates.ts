@@ -10,10 +10,14 @@
  *
  * Rotation: a new certificate supersedes the station's earlier good ones, revoked at once, or kept
  * for an overlap (a pending supersession in the registry, revoked by the enrollment sweeper).
+ *
+ * Like every CA kakuin runs, the station CA publishes CRLs (`/crl/station.crl`) and answers OCSP,
+ * and its certificates point at both (CRL distribution point, authorityInfoAccess): a verifier other
+ * than kakuin (a VPN concentrator at the factory, say) can check a station certificate too.
  */
 import {
-  authorityKeyIdentifierExt, basicConstraintsExt, encodeName, extKeyUsageExt, keyIdentifier, keyUsageExt, readCsr,
-  subjectAltNameExt, subjectKeyIdentifierExt,
+  authorityInfoAccessExt, authorityKeyIdentifierExt, basicConstraintsExt, crlDistributionPointsExt, encodeName, extKeyUsageExt,
+  keyIdentifier, keyUsageExt, readCsr, subjectAltNameExt, subjectKeyIdentifierExt,
 } from '../pkix/index.js';
 import type { CertificateRecord, Registry } from '../registry/port.js';
 import { hasCode, KakuinError } from '../errors/index.js';
@@ -24,6 +28,7 @@ import type { ProofOfPossessionVerifier } from './pop-verifier.js';
 import { createProofOfPossessionVerifier } from './pop-verifier.js';
 import type { RevocationService } from './revocation.js';
 import { newCertificateSerial, serialToHex } from './serial.js';
+import type { PublicUrls } from './urls.js';
 
 export interface IssuedStationCertificate {
   record: CertificateRecord;
@@ -43,6 +48,7 @@ export class StationCertificateIssuer {
     private readonly issuer: LoadedIssuer,
     /** Station CA first, root last. */
     readonly chain: Buffer[],
+    private readonly urls: PublicUrls,
     private readonly policy: StationProfilePolicy,
     private readonly verifier: ProofOfPossessionVerifier = createProofOfPossessionVerifier(0),
     private readonly clock: () => Date = () => new Date(),
@@ -84,6 +90,8 @@ export class StationCertificateIssuer {
       subjectAltNameExt([{ uri: stationUri(station.id) }]),
       subjectKeyIdentifierExt(keyIdentifier(csr.spki)),
       authorityKeyIdentifierExt(this.issuer.keyId),
+      crlDistributionPointsExt([this.urls.crl(this.issuer.id)]),
+      authorityInfoAccessExt({ ocsp: [this.urls.ocsp], caIssuers: [this.urls.caIssuers(this.issuer.id)] }),
     ];
     const now = this.clock();
     const { notBefore, notAfter } = validityWindow(this.policy, now);

@@ -62,7 +62,7 @@ export function ocspIdentities(signers: OcspSigner[]): OcspSigningIdentity[] {
 /** The CAs whose CRLs and OCSP responses kakuin signs: an offline root publishes its own. */
 export function servedIssuers(kakuin: Kakuin): LoadedIssuer[] {
   const { hierarchy } = kakuin;
-  return [hierarchy.root, hierarchy.device, ...kakuin.previousDeviceCas, hierarchy.infrastructure]
+  return [hierarchy.root, hierarchy.device, ...kakuin.previousDeviceCas, hierarchy.infrastructure, ...(hierarchy.station ? [hierarchy.station] : [])]
     .filter((i) => !kakuin.offlineIssuers.has(i.id));
 }
 

@@ -159,7 +159,9 @@ export async function caRecords(registry: Registry, now = Date.now()): Promise<C
   const devices = all.filter((i) => i.kind === 'device').sort((a, b) => generation(a.id) - generation(b.id));
   const current = devices[devices.length - 1];
   const deviceCas = [current, ...devices.slice(0, -1).reverse().filter(unexpired)];
-  const served = [root, ...deviceCas, infrastructure].filter((i) => i.keyUri !== OFFLINE_ROOT_KEY_URI);
+  // The station CA exists unless the root was offline when the data dir was made (or first opened since).
+  const station = byId.get('station');
+  const served = [root, ...deviceCas, infrastructure, ...(station ? [station] : [])].filter((i) => i.keyUri !== OFFLINE_ROOT_KEY_URI);
   return { root, deviceCas, served };
 }
 

@@ -138,7 +138,7 @@ export async function openKakuin(config: Readonly<KakuinConfig>, logger: Logger,
     const deviceCas = await deviceCasInService(registry, keys, loaded.device);
     const hierarchy: CaHierarchy = { ...loaded, device: deviceCas.current };
     const previousDeviceCas = deviceCas.previous;
-    const inService = [hierarchy.root, hierarchy.device, ...previousDeviceCas, hierarchy.infrastructure];
+    const inService = [hierarchy.root, hierarchy.device, ...previousDeviceCas, hierarchy.infrastructure, ...(hierarchy.station ? [hierarchy.station] : [])];
     publishCaFiles(config, hierarchy);
     const ocspKeyUriFor = (issuerId: string, generation: number): string => {
       // A responder key lives where its CA's key lives: a CA kept in a token keeps its responder there too.
@@ -171,7 +171,7 @@ export async function openKakuin(config: Readonly<KakuinConfig>, logger: Logger,
       Object.fromEntries(Object.entries(config.ca.profiles).map(([name, p]) => [name, { validity: deviceIssuerValidity(p.validityDays), backdateSeconds: p.backdateSeconds }])),
     );
     const stationCertificates = hierarchy.station && new StationCertificateIssuer(
-      registry, hierarchy.station, [hierarchy.station.record.certificateDer, hierarchy.root.record.certificateDer],
+      registry, hierarchy.station, [hierarchy.station.record.certificateDer, hierarchy.root.record.certificateDer], urls,
       { validity: { days: config.ca.station.validityDays }, backdateSeconds: 300 }, verifier,
     );
     return {

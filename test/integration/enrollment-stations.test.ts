@@ -182,6 +182,35 @@ describe('factory stations: station certificates (mTLS) with curl and openssl', 
     expect(est.headers).to.match(/www-authenticate: Basic/i);
   });
 
+  it('the station CA answers OCSP and publishes a CRL: a station certificate names both, and its supersession shows in each (openssl ocsp, openssl crl)', async () => {
+    const httpUrl = svc.service.httpUrl;
+    const stationCaFile = path.join(tmp.dir, 'station-ca.pem');
+    writeFileSync(stationCaFile, readFileSync(path.join(svc.dataDir, 'ca', 'station.pem')));
+    const first = await stationCertificate(a, 'sta-a-pub1');
+    const text = (await opensslAsync(['x509', '-in', first.certFile, '-noout', '-ext', 'crlDistributionPoints,authorityInfoAccess'])).stdout;
+    expect(text).to.match(/\/crl\/station\.crl/);
+    expect(text).to.match(/OCSP - URI:\S+\/ocsp/);
+    expect(text).to.match(/CA Issuers - URI:\S+\/ca\/station\.cer/);
+    const ocsp = async (certFile: string) => (await opensslAsync(['ocsp', '-issuer', stationCaFile, '-cert', certFile, '-url', `${httpUrl}/ocsp`,
+      '-CAfile', rootFile, '-timeout', '10'])).stdout;
+    await waitFor('the station certificate good over OCSP', async () => (await ocsp(first.certFile)).includes(`${first.certFile}: good`), 10_000);
+    const second = await stationCertificate(a, 'sta-a-pub2');
+    expect(second.json.supersedes).to.deep.equal([first.serialHex]);
+    await waitFor('the superseded station certificate revoked over OCSP', async () => (await ocsp(first.certFile)).includes(`${first.certFile}: revoked`), 10_000);
+    expect(await ocsp(first.certFile)).to.match(/Reason: superseded/);
+    const crlFile = path.join(tmp.dir, 'station.crl');
+    await waitFor('the station CRL listing the superseded certificate', async () => {
+      // A revocation shows in the delta CRL within crl.coalesceMs; the full one is rebuilt on its schedule.
+      const r = await fetch(`${httpUrl}/crl/station-delta.crl`);
+      if (r.status !== 200) return false;
+      writeFileSync(crlFile, Buffer.from(await r.arrayBuffer()));
+      return (await opensslAsync(['crl', '-inform', 'DER', '-in', crlFile, '-noout', '-text'])).stdout.includes(`Serial Number: ${first.serialHex}`);
+    }, 10_000);
+    const checked = await opensslAsync(['crl', '-inform', 'DER', '-in', crlFile, '-CAfile', stationCaFile, '-noout']);
+    expect(checked.status, checked.stderr).to.equal(0);
+    expect(checked.stderr).to.match(/verify OK/);
+  });
+
   it('a device certificate is not a station credential, and the gateway does not take a station certificate for a device', async () => {
     const csr = opensslCsr(tmp.dir, 'sta-dev-3', '/serialNumber=STA-0003');
     const enrolled = await apiAs(svc, a.apiKey)('POST', '/api/v1/enroll', { body: { serialNumber: 'STA-0003', csr: csr.csrPem } });
@@ -419,10 +448,20 @@ describe('factory stations: durable supersession and the station CA on existing 
     const dir = path.join(tmp.dir, 'old-data');
     let svc = await startTestService({ dataDir: dir, env: PORTS });
     await svc.stop();
-    // Make it look like a data dir from before station certificates: no station CA recorded.
+    // Make it look like a data dir from before station certificates: no station CA recorded, nor
+    // anything it made (its OCSP responder and that one's certificate, its CRLs, stored responses).
     const db = new Database(path.join(dir, 'kakuin.db'));
     try {
-      expect(db.prepare(`DELETE FROM issuers WHERE id = 'station'`).run().changes).to.equal(1);
+      db.transaction(() => {
+        const ids = ['station', 'ocsp-station'];
+        const where = `IN (${ids.map(() => '?').join(', ')})`;
+        db.prepare(`DELETE FROM ocsp_responses WHERE issuer_id ${where}`).run(...ids);
+        db.prepare(`DELETE FROM crls WHERE issuer_id ${where}`).run(...ids);
+        db.prepare(`DELETE FROM crl_numbers WHERE issuer_id ${where}`).run(...ids);
+        db.prepare(`DELETE FROM certificates WHERE issuer_id ${where}`).run(...ids);
+        expect(db.prepare(`DELETE FROM issuers WHERE id = 'ocsp-station'`).run().changes).to.equal(1);
+        expect(db.prepare(`DELETE FROM issuers WHERE id = 'station'`).run().changes).to.equal(1);
+      })();
     } finally {
       db.close();
     }
