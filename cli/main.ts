@@ -38,10 +38,12 @@ commands:
                                              --keys puts the CA and OCSP responder keys in a PKCS#11 token
   issue --device ID --csr FILE [--out FILE]  issue a device certificate for a registered device (PEM chain out)
   ca show                                    show the CAs: subject, serial, validity, fingerprint, key
-  ca csr --out-dir DIR [--keys URI]          offline root: make the device and infrastructure CA keys, write their CSRs
-  ca import --root F --device F --infrastructure F
-  ca rollover                                a new device issuing CA takes over issuance; the old one stays in service
+  ca csr --out-dir DIR [--keys URI]          offline root: make the device, infrastructure and station CA keys,
+                                             write their CSRs
+  ca import --root F --device F --infrastructure F [--station F]
                                              offline root: record the root and the CA certificates it signed
+                                             (later: --root F --station F adds the station CA)
+  ca rollover                                a new device issuing CA takes over issuance; the old one stays in service
   token create --name NAME                   create a named admin token; it is printed once
   backup --out DIR                           online backup: registry (consistent while serving), encrypted keys,
                                              CA/TLS certificates, pepper, config, manifest with SHA-256 of each file
@@ -184,10 +186,10 @@ async function issue(config: KakuinConfig, logger: Logger, rest: string[]): Prom
 }
 
 async function caCommand(config: KakuinConfig, logger: Logger, rest: string[]): Promise<number> {
-  const { positionals, values } = args(rest, ['out-dir', 'keys', 'root', 'device', 'infrastructure']);
+  const { positionals, values } = args(rest, ['out-dir', 'keys', 'root', 'device', 'infrastructure', 'station']);
   if (positionals[0] === 'csr' || positionals[0] === 'import') return offlineRootCommand(config, positionals[0], values);
   if (positionals[0] === 'rollover') return rolloverCommand(config, logger);
-  if (positionals[0] !== 'show') throw new KakuinError('KAKUIN_E_USAGE', 'kakuin ca show | ca csr --out-dir DIR [--keys URI] | ca import --root F --device F --infrastructure F');
+  if (positionals[0] !== 'show') throw new KakuinError('KAKUIN_E_USAGE', 'kakuin ca show | ca csr --out-dir DIR [--keys URI] | ca import --root F --device F --infrastructure F [--station F] | ca rollover');
   const kakuin = await openKakuin(config, logger, { bootstrap: false, actor: 'cli' });
   try {
     for (const issuer of await kakuin.registry.listIssuers()) {
@@ -236,11 +238,12 @@ async function offlineRootCommand(config: KakuinConfig, command: 'csr' | 'import
       for (const file of await caCsr(config, keys, values.keys, values['out-dir'])) process.stdout.write(`${file}\n`);
       process.stdout.write('have the offline root sign these (CA:TRUE, pathlen:0, keyCertSign + cRLSign), then run `kakuin ca import`\n');
     } else {
-      if (!values.root || !values.device || !values.infrastructure) {
-        throw new KakuinError('KAKUIN_E_USAGE', 'kakuin ca import --root ROOT.pem --device DEVICE-CA.pem --infrastructure INFRA-CA.pem');
+      if (!values.root || (!values.station && (!values.device || !values.infrastructure))) {
+        throw new KakuinError('KAKUIN_E_USAGE', 'kakuin ca import --root ROOT.pem --device DEVICE-CA.pem --infrastructure INFRA-CA.pem [--station STATION-CA.pem]');
       }
-      await caImport(config, keys, { root: values.root, device: values.device, infrastructure: values.infrastructure });
-      process.stdout.write(`offline root and CA certificates recorded in ${config.dataDir}; \`kakuin serve\` now issues under them\n`);
+      const { recorded } = await caImport(config, keys, { root: values.root, device: values.device, infrastructure: values.infrastructure, station: values.station });
+      process.stdout.write(`recorded in ${config.dataDir}: ${recorded.map((id) => `${id} CA`).join(', ')}${recorded.includes('device') ? ' and the offline root' : ''}; \`kakuin serve\` now issues under them\n`);
+      if (!recorded.includes('station')) process.stdout.write('no station CA: stations authenticate by API key (add one later with `kakuin ca import --root F --station F`)\n');
     }
   } finally {
     await keys.close();

@@ -1,8 +1,10 @@
 /**
- * An offline root: `kakuin ca csr` makes the device and infrastructure CA keys (in the software
- * store or a PKCS#11 token) and writes their PKCS#10 requests; the root, kept offline (another
- * kakuin, `openssl ca`), signs them; `kakuin ca import` records the root certificate (without a key)
- * and the two CA certificates after checking that each was signed by that root for the pending key.
+ * An offline root: `kakuin ca csr` makes the device, infrastructure and station CA keys (in the
+ * software store or a PKCS#11 token) and writes their PKCS#10 requests; the root, kept offline
+ * (another kakuin, `openssl ca`), signs them; `kakuin ca import` records the root certificate
+ * (without a key) and the CA certificates after checking that each was signed by that root for the
+ * pending key. The station CA is optional: without it stations authenticate by API key alone, and
+ * it can be imported later (`kakuin ca import --root R --station S` on an existing hierarchy).
  *
  * The root's key is never here, so kakuin neither signs the root's CRL nor answers OCSP for it: the
  * offline root publishes those itself. Its issuer record names the key `offline:root`.
@@ -21,7 +23,8 @@ import type { Registry } from '../registry/port.js';
 import type { KakuinConfig } from './config.js';
 
 export const OFFLINE_ROOT_KEY_URI = 'offline:root';
-const SUBORDINATES = [['device', 'Device Issuing CA'], ['infrastructure', 'Infrastructure CA']] as const;
+const SUBORDINATES = [['device', 'Device Issuing CA'], ['infrastructure', 'Infrastructure CA'], ['station', 'Station CA']] as const;
+type SubordinateId = (typeof SUBORDINATES)[number][0];
 
 /** The registry storage.type names (SQLite or MongoDB); imported when used: wiring.ts imports this module. */
 async function openConfiguredRegistry(config: Readonly<KakuinConfig>) {
@@ -33,7 +36,7 @@ function pendingFile(config: Readonly<KakuinConfig>): string {
   return path.join(config.dataDir, 'ca-pending.json');
 }
 
-/** `kakuin ca csr`: keys and PKCS#10 requests for the two CAs an offline root is to sign. */
+/** `kakuin ca csr`: keys and PKCS#10 requests for the CAs an offline root is to sign. */
 export async function caCsr(config: Readonly<KakuinConfig>, keys: KeyRing, keysOption: string | undefined, outDir: string): Promise<string[]> {
   const registry = await openConfiguredRegistry(config);
   try {
@@ -61,12 +64,27 @@ export async function caCsr(config: Readonly<KakuinConfig>, keys: KeyRing, keysO
   return written;
 }
 
-/** `kakuin ca import`: record the offline root and the two CA certificates it signed. */
+/**
+ * `kakuin ca import`: record the offline root and the CA certificates it signed. On a new data dir
+ * the device and infrastructure CAs are required and the station CA optional; on an existing
+ * hierarchy under the same root, only a station CA not yet recorded is taken.
+ */
 export async function caImport(
-  config: Readonly<KakuinConfig>, keys: KeyRing, files: { root: string; device: string; infrastructure: string },
-): Promise<void> {
+  config: Readonly<KakuinConfig>, keys: KeyRing, files: { root: string; device?: string; infrastructure?: string; station?: string },
+): Promise<{ recorded: SubordinateId[] }> {
+  const registry = await openConfiguredRegistry(config);
+  try {
+    if (await hierarchyExists(registry)) {
+      if (files.device !== undefined || files.infrastructure !== undefined) {
+        throw new KakuinError('KAKUIN_E_CA_EXISTS', `a CA hierarchy exists already in ${config.dataDir}; only a station CA can be added (--root and --station)`);
+      }
+      if ((await registry.listIssuers()).some((i) => i.id === 'station')) throw new KakuinError('KAKUIN_E_CA_EXISTS', 'a station CA is recorded already');
+    }
+  } finally {
+    await registry.close();
+  }
   if (!existsSync(pendingFile(config))) throw new KakuinError('KAKUIN_E_USAGE', 'no pending CA keys: run `kakuin ca csr` first');
-  const pending = JSON.parse(readFileSync(pendingFile(config), 'utf8')) as Record<string, string>;
+  const pending = JSON.parse(readFileSync(pendingFile(config), 'utf8')) as Partial<Record<SubordinateId, string>>;
   const pem = (file: string) => {
     const [der] = fromPem(readFileSync(file, 'utf8'), 'CERTIFICATE');
     if (!der) throw new KakuinError('KAKUIN_E_PEM_MALFORMED', `${file} holds no certificate`);
@@ -77,28 +95,45 @@ export async function caImport(
   if (!root.basicConstraints?.ca || !root.subject.rawDer.equals(root.issuer.rawDer) || !verifyCertificateSignature(root, root.spki)) {
     throw new KakuinError('KAKUIN_E_VALIDATION', `${files.root} is not a self-signed CA certificate`);
   }
-  const subordinates: { id: string; der: Buffer }[] = [];
+  const subordinates: { id: SubordinateId; der: Buffer }[] = [];
   for (const [id] of SUBORDINATES) {
-    const der = pem(files[id]);
+    const file = files[id];
+    if (file === undefined) continue;
+    const uri = pending[id];
+    if (uri === undefined) throw new KakuinError('KAKUIN_E_USAGE', `no pending ${id} CA key: run \`kakuin ca csr\` first`);
+    const der = pem(file);
     const cert = parseCertificate(der);
-    const signer = await keys.load(pending[id]);
+    const signer = await keys.load(uri);
     const why = !cert.basicConstraints?.ca ? 'it is not a CA certificate'
       : !cert.issuer.rawDer.equals(root.subject.rawDer) || !verifyCertificateSignature(cert, root.spki) ? 'the root did not sign it'
-        : !cert.spki.rawDer.equals(signer.publicKeySpki) ? `it is not for the pending key ${pending[id]}` : undefined;
-    if (why) throw new KakuinError('KAKUIN_E_VALIDATION', `${files[id]} is refused as the ${id} CA certificate: ${why}`);
+        : !cert.spki.rawDer.equals(signer.publicKeySpki) ? `it is not for the pending key ${uri}` : undefined;
+    if (why) throw new KakuinError('KAKUIN_E_VALIDATION', `${file} is refused as the ${id} CA certificate: ${why}`);
     subordinates.push({ id, der });
   }
-  const registry = await openConfiguredRegistry(config);
+  const writer = await openConfiguredRegistry(config);
   try {
-    if (await hierarchyExists(registry)) throw new KakuinError('KAKUIN_E_CA_EXISTS', `a CA hierarchy exists already in ${config.dataDir}`);
-    await registry.putIssuer({ id: 'root', kind: 'root', certificateDer: rootDer, keyUri: OFFLINE_ROOT_KEY_URI });
-    for (const s of subordinates) {
-      await registry.putIssuer({ id: s.id, kind: s.id as 'device' | 'infrastructure', certificateDer: s.der, keyUri: pending[s.id], parentId: 'root' });
+    if (await hierarchyExists(writer)) {
+      // Later: only the station CA, under the root already recorded.
+      const recordedRoot = await writer.getIssuer('root');
+      if (!recordedRoot.certificateDer.equals(rootDer)) throw new KakuinError('KAKUIN_E_VALIDATION', `${files.root} is not the root recorded in ${config.dataDir}`);
+      // Checked again here: another process may have recorded one since the first look.
+      if ((await writer.listIssuers()).some((i) => i.id === 'station')) throw new KakuinError('KAKUIN_E_CA_EXISTS', 'a station CA is recorded already');
+    } else if (!files.device || !files.infrastructure) {
+      throw new KakuinError('KAKUIN_E_USAGE', 'kakuin ca import --root ROOT.pem --device DEVICE-CA.pem --infrastructure INFRA-CA.pem [--station STATION-CA.pem]');
+    } else {
+      await writer.putIssuer({ id: 'root', kind: 'root', certificateDer: rootDer, keyUri: OFFLINE_ROOT_KEY_URI });
+    }
+    for (const x of subordinates) {
+      await writer.putIssuer({ id: x.id, kind: x.id, certificateDer: x.der, keyUri: pending[x.id]!, parentId: 'root' });
+      delete pending[x.id];
     }
   } finally {
-    await registry.close();
+    await writer.close();
   }
-  rmSync(pendingFile(config));
+  // A station CA key not imported yet stays pending for a later import.
+  if (pending.station !== undefined) writeFileSync(pendingFile(config), `${JSON.stringify(pending, null, 2)}\n`, { mode: 0o600 });
+  else rmSync(pendingFile(config));
+  return { recorded: subordinates.map((x) => x.id) };
 }
 
 /**

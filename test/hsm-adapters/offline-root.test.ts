@@ -52,11 +52,11 @@ describe('offline root: kakuin ca csr, an openssl-made root signs, kakuin ca imp
     tmp?.cleanup();
   });
 
-  it('ca csr writes PKCS#10 requests for the device and infrastructure CAs that openssl verifies', function () {
+  it('ca csr writes PKCS#10 requests for the device, infrastructure and station CAs that openssl verifies', function () {
     mkdirSync(f('csrs'));
     const r = kakuin('ca', 'csr', '--out-dir', f('csrs'));
     expect(r.status, r.stderr).to.equal(0);
-    for (const id of ['device', 'infrastructure']) {
+    for (const id of ['device', 'infrastructure', 'station']) {
       const text = opensslOk(['req', '-in', f(`csrs/${id}-ca.csr`), '-verify', '-noout', '-subject']) ;
       expect(text).to.match(/subject=.*CN ?= ?kakuin/i);
     }
@@ -96,5 +96,39 @@ describe('offline root: kakuin ca csr, an openssl-made root signs, kakuin ca imp
     writeFileSync(f('device.crl.pem'), opensslOk(['crl', '-inform', 'DER', '-outform', 'PEM'], Buffer.from(await crl.arrayBuffer())));
     expect(opensslOk(['verify', '-crl_check', '-CAfile', f('offline-root.pem'), '-untrusted', f('device-ca.pem'), '-CRLfile', f('device.crl.pem'), f('dev.pem')]))
       .to.include(': OK');
+  });
+
+  it('without --station stations use API keys; ca import --root --station adds the station CA later, and it issues station certificates that chain to the offline root', async function () {
+    // The import above left the station CA out.
+    const none = await api('POST', '/api/v1/manufacturers', { body: { name: 'Offline Stations' } });
+    const station = await api('POST', `/api/v1/manufacturers/${none.json.id}/stations`, { body: { name: 'line-1' } });
+    opensslOk(['req', '-new', '-newkey', 'ec', '-pkeyopt', 'ec_paramgen_curve:P-256', '-nodes', '-keyout', f('sta.key'), '-subj', '/CN=line-1', '-out', f('sta.csr')]);
+    const csr = opensslOk(['req', '-in', f('sta.csr')]);
+    const refused = await api('POST', `/api/v1/stations/${station.json.id}/certificate`, { body: { csr } });
+    expect([refused.status, refused.json.code]).to.deep.equal([503, 'KAKUIN_E_STATION_CA_UNAVAILABLE']);
+    await svc!.stop();
+    svc = undefined;
+
+    signWith('other-root', f('csrs/station-ca.csr'), f('station-by-other.pem'));
+    const wrong = kakuin('ca', 'import', '--root', f('other-root.pem'), '--station', f('station-by-other.pem'));
+    expect(wrong.status).to.equal(1);
+    expect(wrong.stderr).to.include('KAKUIN_E_VALIDATION');
+    signWith('offline-root', f('csrs/station-ca.csr'), f('station-ca.pem'));
+    const again = kakuin('ca', 'import', '--root', f('offline-root.pem'), '--device', f('device-ca.pem'), '--infrastructure', f('infrastructure-ca.pem'), '--station', f('station-ca.pem'));
+    expect(again.status).to.equal(1);
+    expect(again.stderr).to.include('KAKUIN_E_CA_EXISTS');
+    const added = kakuin('ca', 'import', '--root', f('offline-root.pem'), '--station', f('station-ca.pem'));
+    expect(added.status, added.stderr).to.equal(0);
+    expect(added.stdout).to.include('station CA');
+    expect(kakuin('ca', 'import', '--root', f('offline-root.pem'), '--station', f('station-ca.pem')).status).to.equal(1);
+
+    svc = await startTestService({ dataDir: env.KAKUIN_DATA_DIR, env });
+    const issued = await api('POST', `/api/v1/stations/${station.json.id}/certificate`, { body: { csr } });
+    expect(issued.status, issued.text).to.equal(201);
+    writeFileSync(f('sta.pem'), issued.json.certificate);
+    expect(opensslOk(['verify', '-CAfile', f('offline-root.pem'), '-untrusted', f('station-ca.pem'), '-purpose', 'sslclient', f('sta.pem')])).to.include(': OK');
+    const r = await opensslAsync(['ocsp', '-issuer', f('station-ca.pem'), '-cert', f('sta.pem'), '-url', `${ocspBase}/ocsp`, '-CAfile', f('offline-root.pem'), '-timeout', '10']);
+    expect(r.stdout + r.stderr).to.match(/Response verify OK/);
+    expect(r.stdout).to.include(`${f('sta.pem')}: good`);
   });
 });
