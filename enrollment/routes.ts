@@ -126,7 +126,7 @@ export function mountEnrollmentRoutes(app: Express, helpers: ApiHelpers, deps: E
 
   app.post('/api/v1/stations/:id/certificate', admin, json, async (req, res) => {
     const b = body(req);
-    if (!deps.stationCertificates) throw new KakuinError('KAKUIN_E_STATION_CA_UNAVAILABLE', 'there is no station CA (the root is offline); stations use API keys');
+    if (!deps.stationCertificates) throw new KakuinError('KAKUIN_E_STATION_CA_UNAVAILABLE', 'there is no station CA (the root is offline and none was imported: kakuin ca import --root F --station F); stations use API keys');
     if (typeof b.csr !== 'string' || b.csr.length === 0) throw new KakuinError('KAKUIN_E_VALIDATION', 'csr must be a PEM string');
     const issued = await deps.stationCertificates.issue(String(req.params.id), b.csr, { actor: req.caller!.actor, overlapHours: b.overlapHours, revocation: deps.revocation });
     res.status(201).location(`/api/v1/certificates/${issued.record.serialHex}`).json({
