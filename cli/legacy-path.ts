@@ -14,6 +14,7 @@ import type { TelemetrySink } from '../gateway-auth/index.js';
 import {
   createLegacyServer, LegacyAbuseGuard, LegacyAuthService, LegacyKillSwitch, LegacyTokenSigner, mountLegacyAdminRoutes,
 } from '../gateway-auth/legacy/index.js';
+import { StationCertificateAuthenticator, stationCertificateOr } from '../enrollment/index.js';
 import type { Logger } from './logger.js';
 import type { RevocationPlane } from './revocation-plane.js';
 import { tlsMaterialFor } from './tls-material.js';
@@ -67,7 +68,7 @@ export async function startLegacyPath(kakuin: Kakuin, plane: Pick<RevocationPlan
   return {
     url, killSwitch,
     mountAdminRoutes: (app, helpers) => mountLegacyAdminRoutes(app, {
-      registry, pepper, admin: helpers.admin, adminOrStation: helpers.admit('admin', 'station'), json: helpers.json, body: helpers.body,
+      registry, pepper, admin: helpers.admin, adminOrStation: stationCertificateOr(new StationCertificateAuthenticator(registry), helpers.admit('admin', 'station')), json: helpers.json, body: helpers.body,
       maxImportBytes: l.bodyLimitBytes * 16, afterChange: () => killSwitch.poke(),
     }),
     close: async () => {

@@ -13,7 +13,9 @@ import { startDeviceGateway, type RunningGateway } from './device-gateway.js';
 import { startLegacyPath, type RunningLegacyPath } from './legacy-path.js';
 import { startRevocationPlane, type RevocationPlane } from './revocation-plane.js';
 import { tlsMaterialFor, type TlsMaterial } from './tls-material.js';
-import { EnrollmentService, mountEnrollmentRoutes, StationQuota, StationRateLimit } from '../enrollment/index.js';
+import {
+  EnrollmentService, mountEnrollmentRoutes, StationCertificateAuthenticator, stationCertificateOr, StationQuota, StationRateLimit,
+} from '../enrollment/index.js';
 import { caFiles, openKakuin, type Kakuin } from './wiring.js';
 import { toPem } from '../pkix/index.js';
 import { RevocationService } from '../ca/revocation.js';
@@ -314,7 +316,7 @@ export async function startRoles(
           } else {
             // Legacy processes elsewhere follow the feed; there is no kill switch here to poke.
             mountLegacyAdminRoutes(app, {
-              registry, pepper: k.pepper, admin: helpers.admin, adminOrStation: helpers.admit('admin', 'station'), json: helpers.json,
+              registry, pepper: k.pepper, admin: helpers.admin, adminOrStation: stationCertificateOr(new StationCertificateAuthenticator(registry), helpers.admit('admin', 'station')), json: helpers.json,
               body: helpers.body, maxImportBytes: config.legacy.bodyLimitBytes * 16, afterChange: async () => {},
             });
           }

@@ -9,3 +9,4 @@ export { MAX_IMPORT_ROWS } from './device-import.js';
 export { StationRateLimit } from './station-rate-limit.js';
 export { runFactoryBatch, type FactoryBatchOptions, type FactoryBatchResult } from './factory-client.js';
 export { StationQuota } from './station-quota.js';
+export { StationCertificateAuthenticator, stationCertificateOr } from './station-certificate-auth.js';

@@ -34,7 +34,7 @@ import type { EnrollmentService } from './enrollment-service.js';
 import type { RevocationService } from '../ca/revocation.js';
 import { revokeIssuedByStation } from './station-incident.js';
 import { mountEst } from './est.js';
-import { StationCertificateAuthenticator } from './station-certificate-auth.js';
+import { StationCertificateAuthenticator, stationCertificateOr } from './station-certificate-auth.js';
 import type { StationCertificateIssuer } from '../ca/station-certificates.js';
 import { PROFILE_NAME } from '../ca/profiles.js';
 
@@ -79,17 +79,7 @@ export function mountEnrollmentRoutes(app: Express, helpers: ApiHelpers, deps: E
   const { admin, json, body } = helpers;
   const certificates = new StationCertificateAuthenticator(registry);
   // Without an Authorization header, a client certificate may authenticate a station.
-  const byCertificateOr = (tokenAdmission: RequestHandler): RequestHandler => async (req, res, next) => {
-    if (req.get('authorization') === undefined) {
-      const caller = await certificates.authenticate(req);
-      if (caller) {
-        req.caller = caller;
-        next();
-        return;
-      }
-    }
-    await tokenAdmission(req, res, next);
-  };
+  const byCertificateOr = (tokenAdmission: RequestHandler): RequestHandler => stationCertificateOr(certificates, tokenAdmission);
   const stationOrAdmin = byCertificateOr(helpers.admit('station', 'admin'));
   const station = byCertificateOr(helpers.admit('station'));
   const importJson = express.json({ limit: deps.maxImportBytes, strict: true });

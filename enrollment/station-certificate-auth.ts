@@ -11,7 +11,7 @@
  * Anything else is KAKUIN_E_UNAUTHENTICATED; the reason goes to the log, not to the client.
  */
 import type { TLSSocket } from 'node:tls';
-import type { Request } from 'express';
+import type { Request, RequestHandler } from 'express';
 import { parseCertificate, verifyCertificateSignature, type ParsedCertificate } from '../pkix/index.js';
 import type { Registry } from '../registry/port.js';
 import { hasCode, KakuinError } from '../errors/index.js';
@@ -81,4 +81,23 @@ export class StationCertificateAuthenticator {
     }
     return this.stationCa;
   }
+}
+
+/**
+ * For routes that admit stations: a request without an Authorization header that shows a client
+ * certificate is authenticated by it (a station, or KAKUIN_E_UNAUTHENTICATED); any other request
+ * goes to `tokenAdmission` (API keys, admin tokens, and their roles).
+ */
+export function stationCertificateOr(authenticator: StationCertificateAuthenticator, tokenAdmission: RequestHandler): RequestHandler {
+  return async (req, res, next) => {
+    if (req.get('authorization') === undefined) {
+      const caller = await authenticator.authenticate(req);
+      if (caller) {
+        req.caller = caller;
+        next();
+        return;
+      }
+    }
+    await tokenAdmission(req, res, next);
+  };
 }

@@ -9,6 +9,8 @@
  *
  * A station acts only within its manufacturer: its common auth IDs belong to that manufacturer, and
  * it provisions only that manufacturer's devices with them (another's device looks unknown to it).
+ * A station authenticates by API key or by its station certificate: the composition root passes an
+ * `adminOrStation` that takes both (enrollment/station-certificate-auth.ts).
  */
 import express, { type Express, type Request, type RequestHandler } from 'express';
 import { KakuinError } from '../../errors/index.js';

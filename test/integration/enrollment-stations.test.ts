@@ -211,6 +211,24 @@ describe('factory stations: station certificates (mTLS) with curl and openssl', 
     expect(checked.stderr).to.match(/verify OK/);
   });
 
+  it('a station certificate also authenticates the legacy provisioning routes, within its manufacturer; the admin-only import stays admin-only', async () => {
+    const c = await stationCertificate(a, 'sta-a-legacy');
+    const post = (p: string, body: unknown) => curl([...asCert(c), '-H', 'Content-Type: application/json', '--data-binary', JSON.stringify(body), `${svc.url}${p}`]);
+    const cid = await post('/api/v1/legacy/common-auth-ids', { name: 'legacy-by-cert' });
+    expect(cid.status, cid.body).to.equal(201);
+    const commonAuthId = JSON.parse(cid.body).commonAuthId as string;
+    const devicesOf = async (f: Factory) => (await admin('GET', `/api/v1/devices?manufacturerId=${f.manufacturerId}&limit=100`)).json.devices as { id: string; serialNumber: string }[];
+    const own = (await devicesOf(a)).find((d) => d.serialNumber === 'STA-0002')!;
+    const provisioned = await post(`/api/v1/devices/${own.id}/legacy-credentials`, { commonAuthId, uniqueId: 'uid-sta-0002' });
+    expect(provisioned.status, provisioned.body).to.equal(201);
+    expect(JSON.parse(provisioned.body).authSecret).to.be.a('string');
+    const other = (await devicesOf(b)).find((d) => d.serialNumber === 'STB-0001')!;
+    const foreign = await post(`/api/v1/devices/${other.id}/legacy-credentials`, { commonAuthId, uniqueId: 'uid-stb-0001' });
+    expect(foreign.status).to.be.oneOf([403, 404]);
+    const imported = await curl([...asCert(c), '-H', 'Content-Type: application/json', '--data-binary', '[]', `${svc.url}/api/v1/legacy/import`]);
+    expect(imported.status).to.equal(401);
+  });
+
   it('a device certificate is not a station credential, and the gateway does not take a station certificate for a device', async () => {
     const csr = opensslCsr(tmp.dir, 'sta-dev-3', '/serialNumber=STA-0003');
     const enrolled = await apiAs(svc, a.apiKey)('POST', '/api/v1/enroll', { body: { serialNumber: 'STA-0003', csr: csr.csrPem } });
