@@ -18,7 +18,12 @@ import { Worker } from 'node:worker_threads';
 import type Database from 'better-sqlite3';
 
 export interface WalCheckpointerOptions {
-  /** Time between two passive checkpoints. Default 20 ms. */
+  /**
+   * Time between two passive checkpoints. Default 100 ms: a page written again within that time
+   * (the tail pages of the appended tables and indexes, written by every group commit) is copied
+   * once, not once per commit. Against 20 ms, the enrollment benchmark's server CPU fell ~5% per
+   * device; 250 ms and 1 s gained nothing more.
+   */
   intervalMs?: number;
   /** The writer's own automatic-checkpoint threshold while the worker runs. Default 16,384 pages (64 MiB). */
   backstopPages?: number;
@@ -41,7 +46,7 @@ export class WalCheckpointer {
   readonly #exited: Promise<void>;
 
   constructor(db: Database.Database, spec: Omit<WalCheckpointerSpec, 'intervalMs'>, options: WalCheckpointerOptions = {}) {
-    const intervalMs = options.intervalMs ?? 20;
+    const intervalMs = options.intervalMs ?? 100;
     const backstopPages = options.backstopPages ?? 16_384;
     if (!Number.isInteger(intervalMs) || intervalMs < 1) throw new RangeError('intervalMs must be a positive integer');
     if (!Number.isInteger(backstopPages) || backstopPages < 1) throw new RangeError('backstopPages must be a positive integer');
