@@ -183,18 +183,26 @@ describe('EST (RFC 7030) with curl and openssl', function () {
     expect(certPub.stdout).to.equal(keyPub.stdout);
   });
 
-  it('simplereenroll: a device renews over mTLS with its current certificate; the old one is superseded and then refused', async () => {
-    const imp = await apiAs(svc, a.apiKey)('POST', '/api/v1/devices/import', { body: [{ serialNumber: 'EST-R001' }] });
+  /**
+   * A device of factory A enrolled over REST (its key and certificate + chain in files), and the
+   * base64 DER of a renewal CSR with a new key and the subject its certificate has.
+   */
+  async function enrolledForRenewal(name: string, serialNumber: string) {
+    const imp = await apiAs(svc, a.apiKey)('POST', '/api/v1/devices/import', { body: [{ serialNumber }] });
     expect(imp.status, imp.text).to.equal(201);
-    const first = opensslCsr(tmp.dir, 'estr1', '/serialNumber=EST-R001');
-    const enrolled = await apiAs(svc, a.apiKey)('POST', '/api/v1/enroll', { body: { serialNumber: 'EST-R001', csr: first.csrPem } });
+    const first = opensslCsr(tmp.dir, name, `/serialNumber=${serialNumber}`);
+    const enrolled = await apiAs(svc, a.apiKey)('POST', '/api/v1/enroll', { body: { serialNumber, csr: first.csrPem } });
     expect(enrolled.status, enrolled.text).to.equal(201);
-    const certFile = path.join(tmp.dir, 'estr1.pem');
+    const certFile = path.join(tmp.dir, `${name}.pem`);
     writeFileSync(certFile, enrolled.json.certificate + enrolled.json.chain);
-    const renew = opensslCsr(tmp.dir, 'estr1-new', '/O=EST Factory A/serialNumber=EST-R001');
-    const der = opensslBytes(['req', '-in', renew.csrFile, '-outform', 'DER']);
-    const b64 = path.join(tmp.dir, 'estr1-new.b64');
-    writeFileSync(b64, der.toString('base64'));
+    const renew = opensslCsr(tmp.dir, `${name}-new`, `/O=EST Factory A/serialNumber=${serialNumber}`);
+    const b64 = path.join(tmp.dir, `${name}-new.b64`);
+    writeFileSync(b64, opensslBytes(['req', '-in', renew.csrFile, '-outform', 'DER']).toString('base64'));
+    return { first, enrolled, certFile, renew, b64 };
+  }
+
+  it('simplereenroll: a device renews over mTLS with its current certificate; the old one is superseded and then refused', async () => {
+    const { first, enrolled, certFile, b64 } = await enrolledForRenewal('estr1', 'EST-R001');
     const url = `${svc.url}/.well-known/est/simplereenroll`;
     const noCert = await curl(['--cacert', rootFile, '--data-binary', `@${b64}`, url]);
     expect(noCert.status).to.equal(401);
@@ -214,16 +222,7 @@ describe('EST (RFC 7030) with curl and openssl', function () {
 
   it('simplereenroll retried after a crash between issuing and superseding answers the certificate issued then: nothing issued twice', async () => {
     const admin = apiAs(svc, svc.adminToken);
-    const imp = await apiAs(svc, a.apiKey)('POST', '/api/v1/devices/import', { body: [{ serialNumber: 'EST-R002' }] });
-    expect(imp.status, imp.text).to.equal(201);
-    const first = opensslCsr(tmp.dir, 'estr2', '/serialNumber=EST-R002');
-    const enrolled = await apiAs(svc, a.apiKey)('POST', '/api/v1/enroll', { body: { serialNumber: 'EST-R002', csr: first.csrPem } });
-    expect(enrolled.status, enrolled.text).to.equal(201);
-    const certFile = path.join(tmp.dir, 'estr2.pem');
-    writeFileSync(certFile, enrolled.json.certificate + enrolled.json.chain);
-    const renew = opensslCsr(tmp.dir, 'estr2-new', '/O=EST Factory A/serialNumber=EST-R002');
-    const b64 = path.join(tmp.dir, 'estr2-new.b64');
-    writeFileSync(b64, opensslBytes(['req', '-in', renew.csrFile, '-outform', 'DER']).toString('base64'));
+    const { first, enrolled, certFile, renew, b64 } = await enrolledForRenewal('estr2', 'EST-R002');
     // The state a crash right after the renewal's issuance leaves: the new certificate recorded, the
     // current one not yet superseded (made here through the admin issuance route).
     const deviceId = enrolled.json.deviceId as string;
