@@ -55,6 +55,8 @@ export class DeviceCertificateIssuer {
   private readonly fixedExtensionsAfter: Buffer[];
   private readonly manufacturerNames = new Map<string, string>();
   private readonly chains = new Map<string, Promise<Buffer[]>>();
+  /** Device certificates this issuer recorded since the process started (GET /metrics). */
+  issuedCount = 0;
   /** Named device profiles beside `device` (set by the composition root from `ca.profiles`). */
   profiles: DeviceProfiles = new Map();
 
@@ -160,6 +162,7 @@ export class DeviceCertificateIssuer {
           }),
           audit: { type: 'certificate.issued', actor: request.actor, deviceId: device.id, serialHex, details: { ...request.auditDetails, profile: profileName, issuerId: this.issuer.id } },
         });
+        this.issuedCount++;
         return { record, der, chain: this.chain };
       } catch (e) {
         if (attempt === 0 && hasCode(e, 'KAKUIN_E_SERIAL_EXISTS')) continue;

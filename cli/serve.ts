@@ -12,6 +12,7 @@ import { ensureFirstAdminToken } from './admin-bootstrap.js';
 import { startDeviceGateway, type RunningGateway } from './device-gateway.js';
 import { startLegacyPath, type RunningLegacyPath } from './legacy-path.js';
 import { startRevocationPlane, type RevocationPlane } from './revocation-plane.js';
+import { caCertificatesOf, metricsCollector } from './metrics.js';
 import { tlsMaterialFor, type TlsMaterial } from './tls-material.js';
 import {
   EnrollmentService, mountEnrollmentRoutes, StationCertificateAuthenticator, stationCertificateOr, StationQuota, StationRateLimit,
@@ -88,6 +89,10 @@ export async function startService(config: Readonly<KakuinConfig>, logger: Logge
       revocation: plane.revocation,
       crls: plane.crls,
       readiness: () => gateway!.gateway.readiness(),
+      metrics: metricsCollector({
+        registry: kakuin.registry, caCertificates: caCertificatesOf(kakuin), issuedCount: () => kakuin.deviceIssuer.issuedCount,
+        responder: plane.responder, gateway: gateway.gateway, enrollment,
+      }),
       authenticator: new AdminAuthenticator(kakuin.registry, kakuin.pepper, env.KAKUIN_ADMIN_TOKEN),
       logger,
       maxBodyBytes: config.api.maxBodyBytes,
@@ -307,6 +312,9 @@ export async function startRoles(
       const app = createManagementApi({
         registry, issuer: k.deviceIssuer, revocation, crls,
         readiness: gateway ? () => gateway.gateway.readiness() : undefined,
+        metrics: metricsCollector({
+          registry, caCertificates: caCertificatesOf(k), issuedCount: () => k.deviceIssuer.issuedCount, responder, gateway: gateway?.gateway, enrollment,
+        }),
         authenticator: new AdminAuthenticator(registry, k.pepper, env.KAKUIN_ADMIN_TOKEN),
         logger,
         maxBodyBytes: config.api.maxBodyBytes,

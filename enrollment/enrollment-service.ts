@@ -84,6 +84,8 @@ export class EnrollmentService {
   /** Enrollments of one device run one after the other, so two requests cannot both pass the clone check. */
   private readonly deviceLocks = new Map<string, Promise<unknown>>();
   readonly sweeper: SupersedeSweeper;
+  /** Outcomes of enrollment requests in this process since it started (GET /metrics). */
+  readonly outcomes = { issued: 0, existing: 0, refused: new Map<string, number>() };
 
   constructor(
     private readonly registry: Registry,
@@ -112,7 +114,11 @@ export class EnrollmentService {
    * profiles and the station's quota setting are read once per batch, so a change of them applies
    * from the next batch on (the count of issuances against the quota is read per item).
    */
-  async enroll(request: EnrollRequest, shared?: SharedReads): Promise<Enrollment> {
+  enroll(request: EnrollRequest, shared?: SharedReads): Promise<Enrollment> {
+    return this.tracked(() => this.enrollOnce(request, shared), (r) => r);
+  }
+
+  private async enrollOnce(request: EnrollRequest, shared?: SharedReads): Promise<Enrollment> {
     this.limit(request.actor);
     const profile = await this.allowedProfile(request.manufacturerId, request.profile, shared);
     const csr = readCsr(request.csr);
@@ -155,7 +161,13 @@ export class EnrollmentService {
    * certificate is superseded. A device whose live certificate came from its own CSR is still a clone case.
    */
   async enrollWithKeygen(request: KeygenEnrollRequest): Promise<KeygenEnrollment> {
-    const keygen = validateKeygen(request.keygen);
+    let keygen: ReturnType<typeof validateKeygen>;
+    try {
+      keygen = validateKeygen(request.keygen);
+    } catch (e) {
+      this.countRefusal(e);
+      throw e;
+    }
     const { enrollment, privateKey } = await this.enrollWithServerKey({ ...request, serialNumber: validateSerialNumber(request.serialNumber), profile: request.profile });
     const certificates = [enrollment.der, ...enrollment.chain];
     return keygen.format === 'pem'
@@ -164,7 +176,11 @@ export class EnrollmentService {
   }
 
   /** The core of server-side key generation; the caller packages the key (PKCS#12, or PKCS#8 for EST serverkeygen). */
-  async enrollWithServerKey(request: { manufacturerId: string; serialNumber: string; actor: string; profile?: unknown }): Promise<{ enrollment: Enrollment; privateKey: KeyObject }> {
+  enrollWithServerKey(request: { manufacturerId: string; serialNumber: string; actor: string; profile?: unknown }): Promise<{ enrollment: Enrollment; privateKey: KeyObject }> {
+    return this.tracked(() => this.enrollWithServerKeyOnce(request), (r) => r.enrollment);
+  }
+
+  private async enrollWithServerKeyOnce(request: { manufacturerId: string; serialNumber: string; actor: string; profile?: unknown }): Promise<{ enrollment: Enrollment; privateKey: KeyObject }> {
     this.limit(request.actor);
     const profile = await this.allowedProfile(request.manufacturerId, request.profile);
     const serialNumber = request.serialNumber;
@@ -185,7 +201,11 @@ export class EnrollmentService {
    * certificate must be kakuin's record of it, still good, of a live device; the CSR must carry the
    * same subject (and, if it has one, the same subjectAltName). The new certificate supersedes the old.
    */
-  async reenrollWithCertificate(currentDer: Buffer, csrDer: Buffer): Promise<Enrollment> {
+  reenrollWithCertificate(currentDer: Buffer, csrDer: Buffer): Promise<Enrollment> {
+    return this.tracked(() => this.reenrollOnce(currentDer, csrDer), (r) => r);
+  }
+
+  private async reenrollOnce(currentDer: Buffer, csrDer: Buffer): Promise<Enrollment> {
     const current = parseCertificate(currentDer);
     let record: CertificateRecord;
     try {
@@ -226,6 +246,24 @@ export class EnrollmentService {
       await this.supersede(supersedes, actor);
       return { device, certificate: issued.record, der: issued.der, chain: issued.chain, existing: answered !== undefined, supersedes: supersedes.map((c) => c.serialHex) };
     });
+  }
+
+  /** Counts the outcome of one enrollment request (issued, an earlier certificate returned, or refused by code). */
+  private async tracked<T>(run: () => Promise<T>, enrollmentOf: (result: T) => Enrollment): Promise<T> {
+    try {
+      const result = await run();
+      if (enrollmentOf(result).existing) this.outcomes.existing++;
+      else this.outcomes.issued++;
+      return result;
+    } catch (e) {
+      this.countRefusal(e);
+      throw e;
+    }
+  }
+
+  private countRefusal(e: unknown): void {
+    const code = isKakuinError(e) ? e.code : 'KAKUIN_E_INTERNAL';
+    this.outcomes.refused.set(code, (this.outcomes.refused.get(code) ?? 0) + 1);
   }
 
   /** Stops the supersede sweeper (pending supersessions stay in the registry for the next start). */

@@ -13,6 +13,7 @@
  *   GET  /api/v1/ca/chain[?issuer=<id>]             anyone  PEM, issuing CA first, root last (default: the device CA that issues now)
  *   GET  /healthz                                   anyone
  *   GET  /readyz                                    anyone  503 while revocation status is stale (gateway fails closed)
+ *   GET  /metrics                                   admin   Prometheus text format: what this process serves (cli/metrics.ts)
  * and the revocation routes in revocation-routes.ts (admin), and whatever `extraRoutes` mounts (the
  * legacy path's admin routes, gateway-auth/legacy/admin-routes.ts).
  */
@@ -27,6 +28,7 @@ import { normalizeSerialHex } from '../serial.js';
 import { mountRevocationRoutes } from './revocation-routes.js';
 import type { AdminAuthenticator, Caller } from './admin-tokens.js';
 import { errorHandler, routeNotFound, type Logger } from './http-errors.js';
+import { PROMETHEUS_CONTENT_TYPE, renderPrometheus, type MetricFamily } from './prometheus.js';
 import {
   auditEventJson, certificateJson, certificateSummaryJson, deviceJson, manufacturerJson, pemChain,
 } from './representations.js';
@@ -42,6 +44,8 @@ export interface ManagementApiDeps {
   maxBodyBytes: number;
   /** Readiness of the device-facing side (the gateway's revocation-status freshness), for GET /readyz. */
   readiness?: () => { ready: boolean };
+  /** The metric families of this process, for GET /metrics (admin). */
+  metrics?: () => Promise<MetricFamily[]>;
   /** Routes of other components (the legacy path's admin routes), mounted before the 404 handler with the API's helpers. */
   extraRoutes?: (app: express.Express, helpers: ApiHelpers) => void;
 }
@@ -87,6 +91,11 @@ export function createManagementApi(deps: ManagementApiDeps): express.Express {
   app.get('/readyz', (_req, res) => {
     const r = deps.readiness?.() ?? { ready: true };
     res.status(r.ready ? 200 : 503).json(r);
+  });
+
+  // Admin only (it tells how busy each part is and what is refused); Prometheus scrapes with a bearer token.
+  app.get('/metrics', admin, async (_req, res) => {
+    res.type(PROMETHEUS_CONTENT_TYPE).send(renderPrometheus(deps.metrics ? await deps.metrics() : []));
   });
 
   // ?issuer=<id>: the chain of a certificate issued by that CA (an earlier device CA after a

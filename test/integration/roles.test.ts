@@ -93,6 +93,13 @@ describe('roles: separate processes sharing one registry', function () {
     opensslOk(['req', '-new', '-newkey', 'ec', '-pkeyopt', 'ec_paramgen_curve:P-256', '-nodes', '-keyout', keyFile, '-subj', '/serialNumber=RL-0001', '-out', csrFile]);
     const issued = await api('POST', `/api/v1/devices/${dev.json.id}/certificates`, { body: opensslOk(['req', '-in', csrFile]), contentType: 'application/pkcs10' });
     expect(issued.status, issued.text).to.equal(201);
+    // Its /metrics reports what it runs: no OCSP listener or gateway figures, the CAs' expiry.
+    const metrics = await api('GET', '/metrics');
+    expect(metrics.status, metrics.text).to.equal(200);
+    expect(metrics.text).to.match(/^kakuin_ca_certificate_not_after_seconds\{issuer="device"\} \d+/m);
+    expect(metrics.text).to.match(/^kakuin_device_certificates_issued_total 1$/m);
+    expect(metrics.text).to.match(/^kakuin_enrollments_total\{outcome="issued"\} 0$/m);
+    expect(metrics.text).to.not.match(/kakuin_gateway_|kakuin_ocsp_responses_total/);
 
     // The OCSP request for the device certificate (SHA-1 CertID, no nonce: the pre-signed path).
     const deviceCa = parseCertificate(fromPem(readFileSync(path.join(dataDir, 'ca', 'device.pem'), 'utf8'), 'CERTIFICATE')[0]);
