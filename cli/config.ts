@@ -64,6 +64,8 @@ export interface KakuinConfig {
     /** Enrollments per second per station (token bucket; 0: unlimited) and the bucket's size. */
     stationPerSecond: number;
     stationBurst: number;
+    /** A station API key stops working this many days after it was made or rotated; 0: never. */
+    stationKeyMaxAgeDays: number;
   };
   /** Base of the OCSP, CRL and caIssuers URLs written into certificates. */
   publicHttpUrl: string;
@@ -143,6 +145,7 @@ const FILE_OPTIONS: Record<string, (v: unknown, key: string) => unknown> = {
   'enrollment.batchBodyLimitBytes': (v, k) => int(v, k, 1024, 1024 * 1024 * 1024),
   'enrollment.stationPerSecond': (v, k) => int(v, k, 0, 1_000_000),
   'enrollment.stationBurst': (v, k) => int(v, k, 1, 10_000_000),
+  'enrollment.stationKeyMaxAgeDays': (v, k) => int(v, k, 0, 3650),
   publicHttpUrl: httpUrl,
   'tls.hostnames': hostnames,
   'tls.validityDays': (v, k) => int(v, k, 1, 825),
@@ -187,6 +190,7 @@ export const ENV_OPTIONS: Record<string, string> = {
   KAKUIN_LEGACY_TOKEN_TTL_SECONDS: 'legacy.tokenTtlSeconds',
   KAKUIN_LEGACY_TRUST_PROXY: 'legacy.trustProxy',
   KAKUIN_ENROLLMENT_STATION_PER_SECOND: 'enrollment.stationPerSecond',
+  KAKUIN_ENROLLMENT_STATION_KEY_MAX_AGE_DAYS: 'enrollment.stationKeyMaxAgeDays',
   KAKUIN_PUBLIC_HTTP_URL: 'publicHttpUrl',
   KAKUIN_TLS_HOSTNAMES: 'tls.hostnames',
   KAKUIN_SQLITE_PATH: 'storage.path',
@@ -288,6 +292,7 @@ export function loadConfig(env: Env = process.env, cwd = process.cwd()): Readonl
       batchBodyLimitBytes: get('enrollment.batchBodyLimitBytes', 64 * 1024 * 1024),
       stationPerSecond: get('enrollment.stationPerSecond', 0),
       stationBurst: get('enrollment.stationBurst', 10_000),
+      stationKeyMaxAgeDays: get('enrollment.stationKeyMaxAgeDays', 365),
     },
     publicHttpUrl: get('publicHttpUrl', `http://localhost:${ocspPort}`).replace(/\/+$/, ''),
     tls: {

@@ -62,6 +62,10 @@ function checkpointOffTheEventLoop(registry: Registry, logger: Logger): void {
   });
 }
 
+function stationKeyMaxAgeMs(config: Readonly<KakuinConfig>): number {
+  return config.enrollment.stationKeyMaxAgeDays * 24 * 3600_000;
+}
+
 export async function startService(config: Readonly<KakuinConfig>, logger: Logger, env: Record<string, string | undefined> = process.env): Promise<RunningService> {
   const kakuin = await openKakuin(config, logger, { bootstrap: true, actor: 'system', env });
   checkpointOffTheEventLoop(kakuin.registry, logger);
@@ -93,7 +97,7 @@ export async function startService(config: Readonly<KakuinConfig>, logger: Logge
         registry: kakuin.registry, caCertificates: caCertificatesOf(kakuin), issuedCount: () => kakuin.deviceIssuer.issuedCount,
         responder: plane.responder, gateway: gateway.gateway, enrollment,
       }),
-      authenticator: new AdminAuthenticator(kakuin.registry, kakuin.pepper, env.KAKUIN_ADMIN_TOKEN),
+      authenticator: new AdminAuthenticator(kakuin.registry, kakuin.pepper, env.KAKUIN_ADMIN_TOKEN, { stationKeyMaxAgeMs: stationKeyMaxAgeMs(config) }),
       logger,
       maxBodyBytes: config.api.maxBodyBytes,
       extraRoutes: (app, helpers) => {
@@ -315,7 +319,7 @@ export async function startRoles(
         metrics: metricsCollector({
           registry, caCertificates: caCertificatesOf(k), issuedCount: () => k.deviceIssuer.issuedCount, responder, gateway: gateway?.gateway, enrollment,
         }),
-        authenticator: new AdminAuthenticator(registry, k.pepper, env.KAKUIN_ADMIN_TOKEN),
+        authenticator: new AdminAuthenticator(registry, k.pepper, env.KAKUIN_ADMIN_TOKEN, { stationKeyMaxAgeMs: stationKeyMaxAgeMs(config) }),
         logger,
         maxBodyBytes: config.api.maxBodyBytes,
         extraRoutes: (app, helpers) => {

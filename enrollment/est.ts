@@ -75,7 +75,7 @@ export function mountEst(app: Express, deps: EstDeps): void {
         ? await certificates.authenticate(req)
         : await authenticator.authenticateBasic(authorization);
     } catch (e) {
-      if (hasCode(e, 'KAKUIN_E_UNAUTHENTICATED')) challenge();
+      if (hasCode(e, 'KAKUIN_E_UNAUTHENTICATED') || hasCode(e, 'KAKUIN_E_STATION_KEY_EXPIRED')) challenge();
       throw e;
     }
     if (!caller) {

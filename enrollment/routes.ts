@@ -23,7 +23,7 @@
  * and EST under /.well-known/est/ (est.ts).
  */
 import express, { type Express, type Request, type RequestHandler } from 'express';
-import type { Registry } from '../registry/port.js';
+import type { Registry, Station } from '../registry/port.js';
 import { KakuinError } from '../errors/index.js';
 import { newStationApiKey, tokenHmac, type Caller } from '../ca/api/admin-tokens.js';
 import type { ApiHelpers } from '../ca/api/management-api.js';
@@ -67,16 +67,15 @@ export function scopeOf(caller: Caller, named: unknown): string {
   return named;
 }
 
-function stationJson(s: { id: string; manufacturerId: string; name: string; createdAt: Date; keyRotatedAt?: Date; disabledAt?: Date }) {
-  return {
-    id: s.id, manufacturerId: s.manufacturerId, name: s.name, createdAt: s.createdAt.toISOString(),
-    keyRotatedAt: s.keyRotatedAt?.toISOString(), disabledAt: s.disabledAt?.toISOString(),
-  };
-}
 
 export function mountEnrollmentRoutes(app: Express, helpers: ApiHelpers, deps: EnrollmentRouteDeps): void {
   const { registry, enrollment, pepper } = deps;
   const { admin, json, body } = helpers;
+  const stationJson = (s: Station) => ({
+    id: s.id, manufacturerId: s.manufacturerId, name: s.name, createdAt: s.createdAt.toISOString(),
+    keyRotatedAt: s.keyRotatedAt?.toISOString(), keyExpiresAt: helpers.authenticator.stationKeyExpiresAt(s)?.toISOString(),
+    disabledAt: s.disabledAt?.toISOString(),
+  });
   const certificates = new StationCertificateAuthenticator(registry);
   // Without an Authorization header, a client certificate may authenticate a station.
   const byCertificateOr = (tokenAdmission: RequestHandler): RequestHandler => stationCertificateOr(certificates, tokenAdmission);
@@ -93,7 +92,7 @@ export function mountEnrollmentRoutes(app: Express, helpers: ApiHelpers, deps: E
     const apiKey = newStationApiKey();
     const s = await registry.createStation({ manufacturerId: String(req.params.id), name, keyHmac: tokenHmac(pepper, apiKey) },
       { type: 'station.created', actor: req.caller!.actor, details: { manufacturerId: String(req.params.id), name } });
-    res.status(201).json({ id: s.id, manufacturerId: s.manufacturerId, name: s.name, apiKey });
+    res.status(201).json({ id: s.id, manufacturerId: s.manufacturerId, name: s.name, apiKey, keyExpiresAt: helpers.authenticator.stationKeyExpiresAt(s)?.toISOString() });
   });
 
   app.get('/api/v1/manufacturers/:id/stations', admin, async (req, res) => {
@@ -105,7 +104,7 @@ export function mountEnrollmentRoutes(app: Express, helpers: ApiHelpers, deps: E
     const apiKey = newStationApiKey();
     const s = await registry.updateStation(String(req.params.id), { keyHmac: tokenHmac(pepper, apiKey) },
       { type: 'station.key-rotated', actor: req.caller!.actor, details: { stationId: String(req.params.id) } });
-    res.json({ id: s.id, apiKey });
+    res.json({ id: s.id, apiKey, keyExpiresAt: helpers.authenticator.stationKeyExpiresAt(s)?.toISOString() });
   });
 
   app.post('/api/v1/stations/:id/disable', admin, async (req, res) => {

@@ -98,6 +98,7 @@ export const ERROR_CATALOGUE = {
   KAKUIN_E_CSV_MALFORMED: { status: 400, summary: 'A CSV import is not RFC 4180 CSV (an unclosed quote, text after a closing quote, an overlong row); the message names the line; nothing was imported.' },
   KAKUIN_E_PROFILE_UNKNOWN: { status: 400, summary: 'No certificate profile of that name is configured (`device` and `ca.profiles`).' },
   KAKUIN_E_PROFILE_NOT_ALLOWED: { status: 403, summary: 'The manufacturer is not allowed that certificate profile (POST /api/v1/manufacturers/{id}/profiles); without a list only `device` is.' },
+  KAKUIN_E_STATION_KEY_EXPIRED: { status: 401, summary: 'The station API key is older than `enrollment.stationKeyMaxAgeDays`; an admin rotates it.' },
   KAKUIN_E_STATION_CA_UNAVAILABLE: { status: 503, summary: 'There is no station CA to issue station certificates (the root is offline and none was imported: `kakuin ca import --root F --station F`); stations use API keys.' },
 
   // ---- configuration / CLI ----------------------------------------------------------------------

@@ -4,7 +4,7 @@
  * database file yields no usable token and checking one costs a single HMAC.
  */
 import { createHmac, randomBytes, timingSafeEqual } from 'node:crypto';
-import type { AdminToken, Registry } from '../../registry/port.js';
+import type { AdminToken, Registry, Station } from '../../registry/port.js';
 import { KakuinError } from '../../errors/index.js';
 
 const TOKEN_PREFIX = 'kkadm_';
@@ -56,15 +56,34 @@ export function newStationApiKey(): string {
   return STATION_KEY_PREFIX + randomBytes(32).toString('base64url');
 }
 
+export interface AuthenticatorOptions {
+  /**
+   * A station API key is refused this long after it was made or last rotated
+   * (`enrollment.stationKeyMaxAgeDays`; KAKUIN_E_STATION_KEY_EXPIRED). 0: keys never expire.
+   */
+  stationKeyMaxAgeMs?: number;
+  now?: () => number;
+}
+
 export class AdminAuthenticator {
   private readonly bootstrapHmac?: Buffer;
+  private readonly stationKeyMaxAgeMs: number;
+  private readonly now: () => number;
 
   /**
    * @param bootstrapToken `KAKUIN_ADMIN_TOKEN`, accepted as the admin named `bootstrap` without
    *   being stored, so an operator can always get in with the environment they control.
    */
-  constructor(private readonly registry: Registry, private readonly pepper: Buffer, bootstrapToken?: string) {
+  constructor(private readonly registry: Registry, private readonly pepper: Buffer, bootstrapToken?: string, options: AuthenticatorOptions = {}) {
     if (bootstrapToken) this.bootstrapHmac = Buffer.from(tokenHmac(pepper, bootstrapToken), 'hex');
+    this.stationKeyMaxAgeMs = options.stationKeyMaxAgeMs ?? 0;
+    this.now = options.now ?? Date.now;
+  }
+
+  /** When the station's current API key stops working; undefined when keys do not expire. */
+  stationKeyExpiresAt(station: Pick<Station, 'createdAt' | 'keyRotatedAt'>): Date | undefined {
+    if (this.stationKeyMaxAgeMs <= 0) return undefined;
+    return new Date((station.keyRotatedAt ?? station.createdAt).getTime() + this.stationKeyMaxAgeMs);
   }
 
   /** The caller named by an `Authorization` header, or undefined. */
@@ -103,6 +122,12 @@ export class AdminAuthenticator {
   private async stationByHmac(hmac: string): Promise<StationCaller | undefined> {
     const station = await this.registry.findStationByKeyHmac(hmac);
     if (!station || station.disabledAt) return undefined;
+    // The right key, past its age: said as such, so the line knows to have it rotated (a guessed
+    // key cannot get here: it would have to match the HMAC of a real one).
+    const expiresAt = this.stationKeyExpiresAt(station);
+    if (expiresAt !== undefined && this.now() >= expiresAt.getTime()) {
+      throw new KakuinError('KAKUIN_E_STATION_KEY_EXPIRED', `the station's API key expired at ${expiresAt.toISOString()}; an admin rotates it (POST /api/v1/stations/{id}/rotate-key)`);
+    }
     return { kind: 'station', stationId: station.id, manufacturerId: station.manufacturerId, name: station.name, actor: `station:${station.id}` };
   }
 }

@@ -229,6 +229,38 @@ describe('factory stations: station certificates (mTLS) with curl and openssl', 
     expect(imported.status).to.equal(401);
   });
 
+  it('a station API key expires enrollment.stationKeyMaxAgeDays (365) after it was made or rotated: KAKUIN_E_STATION_KEY_EXPIRED on REST and EST, rotation revives the station', async () => {
+    const made = await admin('POST', `/api/v1/manufacturers/${a.manufacturerId}/stations`, { body: { name: 'line-aging' } });
+    expect(made.status, made.text).to.equal(201);
+    const expiresIn = Date.parse(made.json.keyExpiresAt) - Date.now();
+    expect(expiresIn).to.be.within(364.9 * 86_400_000, 365 * 86_400_000);
+    const listed = (await admin('GET', `/api/v1/manufacturers/${a.manufacturerId}/stations`)).json.stations as { id: string; keyExpiresAt: string }[];
+    expect(listed.find((x) => x.id === made.json.id)!.keyExpiresAt).to.equal(made.json.keyExpiresAt);
+    const key = made.json.apiKey as string;
+    expect((await apiAs(svc, key)('GET', '/api/v1/station/devices')).status).to.equal(200);
+
+    // The key made 366 days ago (the registry row aged by hand).
+    const db = new Database(path.join(svc.dataDir, 'kakuin.db'));
+    try {
+      db.prepare('UPDATE stations SET created_at = created_at - ? WHERE id = ?').run(366 * 86_400_000, made.json.id);
+    } finally {
+      db.close();
+    }
+    const rest = await apiAs(svc, key)('GET', '/api/v1/station/devices');
+    expect([rest.status, rest.json.code]).to.deep.equal([401, 'KAKUIN_E_STATION_KEY_EXPIRED']);
+    expect(rest.json.message).to.match(/rotate/);
+    const est = await curl(['--cacert', rootFile, '-u', `${made.json.id}:${key}`, '--data-binary', `@${estCsrFile('sta-aging', 'STA-0003')}`, `${svc.url}/.well-known/est/simpleenroll`]);
+    expect(est.status).to.equal(401);
+    expect(est.headers).to.match(/www-authenticate: Basic/i);
+    expect(est.body).to.match(/^KAKUIN_E_STATION_KEY_EXPIRED: /);
+
+    const rotated = await admin('POST', `/api/v1/stations/${made.json.id}/rotate-key`);
+    expect(rotated.status, rotated.text).to.equal(200);
+    expect(Date.parse(rotated.json.keyExpiresAt) - Date.now()).to.be.within(364.9 * 86_400_000, 365 * 86_400_000);
+    expect((await apiAs(svc, rotated.json.apiKey)('GET', '/api/v1/station/devices')).status).to.equal(200);
+    expect((await apiAs(svc, key)('GET', '/api/v1/station/devices')).status).to.equal(401);
+  });
+
   it('a device certificate is not a station credential, and the gateway does not take a station certificate for a device', async () => {
     const csr = opensslCsr(tmp.dir, 'sta-dev-3', '/serialNumber=STA-0003');
     const enrolled = await apiAs(svc, a.apiKey)('POST', '/api/v1/enroll', { body: { serialNumber: 'STA-0003', csr: csr.csrPem } });
