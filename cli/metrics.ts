@@ -9,13 +9,15 @@ import type { MetricFamily } from '../ca/api/prometheus.js';
 import type { OcspResponder } from '../ocsp-responder/index.js';
 import type { DeviceGateway } from '../gateway-auth/index.js';
 import type { EnrollmentService } from '../enrollment/index.js';
-import type { Registry } from '../registry/port.js';
+import type { Registry, Station } from '../registry/port.js';
 import type { Kakuin } from './wiring.js';
 
 export interface MetricSources {
   registry: Registry;
   /** The CA certificates this process knows (issuer id → DER). */
   caCertificates: () => { issuerId: string; der: Buffer }[];
+  /** When each enabled station's API key expires (undefined: keys do not expire). */
+  stationKeyExpiresAt?: (station: Station) => Date | undefined;
   /** Device certificates issued by this process (every path: enrollment, admin, EST). */
   issuedCount?: () => number;
   responder?: OcspResponder;
@@ -55,6 +57,18 @@ export function metricsCollector(sources: MetricSources): () => Promise<MetricFa
       gauge('kakuin_ca_certificate_not_after_seconds', 'When each CA certificate expires (Unix time).',
         sources.caCertificates().map((c) => ({ labels: { issuer: c.issuerId }, value: notAfter(c.der) }))),
     );
+
+    if (sources.stationKeyExpiresAt) {
+      // A station whose key expires stops the line: alert weeks ahead. Few rows (stations, not devices).
+      const samples: MetricFamily['samples'] = [];
+      for (const m of await sources.registry.listManufacturers()) {
+        for (const s of await sources.registry.listStations(m.id)) {
+          const at = s.disabledAt ? undefined : sources.stationKeyExpiresAt(s);
+          if (at !== undefined) samples.push({ labels: { station: s.id, manufacturer: m.name, name: s.name }, value: at.getTime() / 1000 });
+        }
+      }
+      families.push(gauge('kakuin_station_key_expires_seconds', 'When each enabled station\'s API key expires (Unix time); rotate before.', samples));
+    }
 
     if (sources.issuedCount) {
       families.push(counter('kakuin_device_certificates_issued_total', 'Device certificates issued and recorded by this process.', [{ value: sources.issuedCount() }]));

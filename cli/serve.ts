@@ -87,6 +87,7 @@ export async function startService(config: Readonly<KakuinConfig>, logger: Logge
       stationRateLimit: new StationRateLimit(config.enrollment.stationPerSecond, config.enrollment.stationBurst),
       onBackgroundError: (e) => logger.error('superseding a re-enrolled certificate failed', { cause: String(e) }),
     });
+    const authenticator = new AdminAuthenticator(kakuin.registry, kakuin.pepper, env.KAKUIN_ADMIN_TOKEN, { stationKeyMaxAgeMs: stationKeyMaxAgeMs(config) });
     const app = createManagementApi({
       registry: kakuin.registry,
       issuer: kakuin.deviceIssuer,
@@ -95,9 +96,10 @@ export async function startService(config: Readonly<KakuinConfig>, logger: Logge
       readiness: () => gateway!.gateway.readiness(),
       metrics: metricsCollector({
         registry: kakuin.registry, caCertificates: caCertificatesOf(kakuin), issuedCount: () => kakuin.deviceIssuer.issuedCount,
+        stationKeyExpiresAt: (s) => authenticator.stationKeyExpiresAt(s),
         responder: plane.responder, gateway: gateway.gateway, enrollment,
       }),
-      authenticator: new AdminAuthenticator(kakuin.registry, kakuin.pepper, env.KAKUIN_ADMIN_TOKEN, { stationKeyMaxAgeMs: stationKeyMaxAgeMs(config) }),
+      authenticator,
       logger,
       maxBodyBytes: config.api.maxBodyBytes,
       extraRoutes: (app, helpers) => {
@@ -313,13 +315,15 @@ export async function startRoles(
         : undefined;
       if (enrollment) stops.push(async () => enrollment.close());
       const legacyPath = legacy;
+      const authenticator = new AdminAuthenticator(registry, k.pepper, env.KAKUIN_ADMIN_TOKEN, { stationKeyMaxAgeMs: stationKeyMaxAgeMs(config) });
       const app = createManagementApi({
         registry, issuer: k.deviceIssuer, revocation, crls,
         readiness: gateway ? () => gateway.gateway.readiness() : undefined,
         metrics: metricsCollector({
           registry, caCertificates: caCertificatesOf(k), issuedCount: () => k.deviceIssuer.issuedCount, responder, gateway: gateway?.gateway, enrollment,
+          stationKeyExpiresAt: (s) => authenticator.stationKeyExpiresAt(s),
         }),
-        authenticator: new AdminAuthenticator(registry, k.pepper, env.KAKUIN_ADMIN_TOKEN, { stationKeyMaxAgeMs: stationKeyMaxAgeMs(config) }),
+        authenticator,
         logger,
         maxBodyBytes: config.api.maxBodyBytes,
         extraRoutes: (app, helpers) => {

@@ -90,6 +90,8 @@ describe('GET /metrics', function () {
     expect(after.get('kakuin_gateway_ready')).to.equal(1);
     expect(after.get('kakuin_gateway_open_connections')).to.equal(0);
     expect(after.get('process_resident_memory_bytes')).to.be.greaterThan(10_000_000);
+    const keyExpiry = after.get(`kakuin_station_key_expires_seconds{station="${f.stationId}",manufacturer="Metrics Factory",name="line-1"}`);
+    expect(keyExpiry! - Date.now() / 1000).to.be.within(364.9 * 86_400, 365 * 86_400);
     for (const issuer of ['root', 'device', 'infrastructure', 'station']) {
       expect(after.get(`kakuin_ocsp_responder_not_after_seconds{issuer="${issuer}"}`), issuer).to.be.greaterThan(Date.now() / 1000);
     }
