@@ -243,7 +243,8 @@ export class EnrollmentService {
         type: 'enrollment.reenrolled', actor, deviceId, serialHex: issued.record.serialHex,
         details: { supersedes: supersedes.map((c) => c.serialHex), overlapHours: this.options.overlapHours, via: 'est-simplereenroll', ...(answered && { retried: true }) },
       });
-      await this.supersede(supersedes, actor);
+      // The overlap counts from the new certificate's issuance: a retry must not extend it.
+      await this.supersede(supersedes, actor, issued.record.createdAt);
       return { device, certificate: issued.record, der: issued.der, chain: issued.chain, existing: answered !== undefined, supersedes: supersedes.map((c) => c.serialHex) };
     });
   }
@@ -287,7 +288,7 @@ export class EnrollmentService {
       const finish = older.length > 0
         && (await this.registry.getReenrollmentAllowance(device.id)) !== undefined
         && !(await this.reenrollmentFinished(device.id, same.serialHex));
-      if (finish) await this.finishReenrollment(device, same.serialHex, older, request.actor, false);
+      if (finish) await this.finishReenrollment(device, same, older, request.actor, false);
       return { device, certificate: same, der: same.der, chain: await this.issuer.chainOf(same.issuerId), existing: true, supersedes: finish ? older.map((c) => c.serialHex) : [] };
     }
     let supersedes: CertificateRecord[] = [];
@@ -316,7 +317,7 @@ export class EnrollmentService {
     } finally {
       release?.();
     }
-    if (supersedes.length > 0) await this.finishReenrollment(device, issued.record.serialHex, supersedes, request.actor, keygen);
+    if (supersedes.length > 0) await this.finishReenrollment(device, issued.record, supersedes, request.actor, keygen);
     return {
       device, certificate: issued.record, der: issued.der, chain: issued.chain, existing: false, supersedes: supersedes.map((c) => c.serialHex),
     };
@@ -327,8 +328,9 @@ export class EnrollmentService {
    * `enrollment.reenrolled` event: in that order, so that a crash before the supersession leaves the
    * allowance and no mark, and the retry of the same CSR finishes the job.
    */
-  private async finishReenrollment(device: Device, newSerialHex: string, supersedes: CertificateRecord[], actor: string, keygen: boolean): Promise<void> {
-    await this.supersede(supersedes, actor);
+  private async finishReenrollment(device: Device, issued: CertificateRecord, supersedes: CertificateRecord[], actor: string, keygen: boolean): Promise<void> {
+    const newSerialHex = issued.serialHex;
+    await this.supersede(supersedes, actor, issued.createdAt);
     if (!keygen || !(await this.allFromKeygen(device.id, supersedes))) await this.registry.consumeReenrollmentAllowance(device.id);
     await this.registry.appendAuditEvent({
       type: 'enrollment.reenrolled', actor, deviceId: device.id, serialHex: newSerialHex,
@@ -341,7 +343,8 @@ export class EnrollmentService {
     return events.some((e) => e.serialHex === serialHex);
   }
 
-  private async supersede(old: CertificateRecord[], actor: string): Promise<void> {
+  /** Revoke `old` as superseded now, or `enrollment.overlapHours` after `since` (the new certificate's issuance). */
+  private async supersede(old: CertificateRecord[], actor: string, since: Date): Promise<void> {
     const revokeAll = async () => {
       for (const c of old) {
         try {
@@ -352,11 +355,11 @@ export class EnrollmentService {
         }
       }
     };
-    if (this.options.overlapHours <= 0) {
+    const at = new Date(since.getTime() + this.options.overlapHours * 3_600_000);
+    if (this.options.overlapHours <= 0 || at.getTime() <= this.now().getTime()) {
       await revokeAll();
       return;
     }
-    const at = new Date(this.now().getTime() + this.options.overlapHours * 3_600_000);
     await this.registry.scheduleSupersede(old.map((c) => ({ serialHex: c.serialHex, at, actor })));
     this.sweeper.wakeAt(at);
   }

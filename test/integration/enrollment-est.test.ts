@@ -5,6 +5,7 @@
  */
 import { expect } from 'chai';
 import { writeFileSync } from 'node:fs';
+import Database from 'better-sqlite3';
 import path from 'node:path';
 import { makeTempDir, opensslAsync, opensslBytes } from '../support/index.js';
 import { startTestService, type TestService } from '../support/service.js';
@@ -241,5 +242,63 @@ describe('EST (RFC 7030) with curl and openssl', function () {
     expect(after).to.have.length(2);
     expect((await admin('GET', `/api/v1/certificates/${enrolled.json.serialHex}`)).json).to.include({ status: 'revoked', reason: 'superseded' });
     expect(after.find((c) => c.serialHex === crashed.json.serialHex)).to.include({ status: 'good' });
+  });
+});
+
+describe('EST simplereenroll with an overlap: retries do not extend it', function () {
+  this.timeout(60_000);
+  let svc: TestService;
+  let tmp: { dir: string; cleanup: () => void };
+
+  before(async () => {
+    tmp = makeTempDir();
+    const config = path.join(tmp.dir, 'kakuin.json');
+    writeFileSync(config, JSON.stringify({ enrollment: { overlapHours: 1 } }));
+    svc = await startTestService({ env: { KAKUIN_OCSP_PORT: '0', KAKUIN_GATEWAY_PORT: '0', KAKUIN_CONFIG: config } });
+  });
+  after(async () => {
+    await svc?.stop();
+    tmp?.cleanup();
+  });
+
+  it('the superseded certificate is due overlapHours after the renewal, however often the device retries it', async () => {
+    const rootFile = path.join(tmp.dir, 'root.pem');
+    writeFileSync(rootFile, svc.rootPem);
+    const f = await newFactory(svc, 'EST Overlap Factory');
+    expect((await apiAs(svc, f.apiKey)('POST', '/api/v1/devices/import', { body: [{ serialNumber: 'EST-O001' }] })).status).to.equal(201);
+    const first = opensslCsr(tmp.dir, 'esto1', '/serialNumber=EST-O001');
+    const enrolled = await apiAs(svc, f.apiKey)('POST', '/api/v1/enroll', { body: { serialNumber: 'EST-O001', csr: first.csrPem } });
+    expect(enrolled.status, enrolled.text).to.equal(201);
+    const certFile = path.join(tmp.dir, 'esto1.pem');
+    writeFileSync(certFile, enrolled.json.certificate + enrolled.json.chain);
+    const renew = opensslCsr(tmp.dir, 'esto1-new', '/O=EST Overlap Factory/serialNumber=EST-O001');
+    const b64 = path.join(tmp.dir, 'esto1-new.b64');
+    writeFileSync(b64, opensslBytes(['req', '-in', renew.csrFile, '-outform', 'DER']).toString('base64'));
+    const url = `${svc.url}/.well-known/est/simplereenroll`;
+    const dueAt = () => {
+      const db = new Database(path.join(svc.dataDir, 'kakuin.db'), { readonly: true });
+      try {
+        return (db.prepare('SELECT at FROM pending_supersedes WHERE serial_hex = ?').get(enrolled.json.serialHex) as { at: number } | undefined)?.at;
+      } finally {
+        db.close();
+      }
+    };
+    const serials: string[] = [];
+    const dues: (number | undefined)[] = [];
+    for (let i = 0; i < 3; i++) {
+      const r = await curl(['--cacert', rootFile, '--cert', certFile, '--key', first.keyFile, '-H', 'Content-Type: application/pkcs10', '--data-binary', `@${b64}`, url]);
+      expect(r.status, r.body).to.equal(200);
+      const pem = await opensslAsync(['pkcs7', '-inform', 'DER', '-print_certs'], Buffer.from(r.body.replace(/\s+/g, ''), 'base64'));
+      serials.push((await opensslAsync(['x509', '-noout', '-serial'], /-----BEGIN CERTIFICATE-----[\s\S]+?-----END CERTIFICATE-----/.exec(pem.stdout)![0])).stdout.trim());
+      dues.push(dueAt());
+      await new Promise((resolve) => setTimeout(resolve, 1100));
+    }
+    expect(new Set(serials).size, 'one renewal certificate, answered three times').to.equal(1);
+    const renewal = (await apiAs(svc, svc.adminToken)('GET', `/api/v1/certificates/${serials[0].replace(/^serial=/, '')}`)).json;
+    expect(dues[0]).to.be.a('number');
+    expect(dues).to.deep.equal([dues[0], dues[0], dues[0]]);
+    // Due an hour after the renewal certificate was recorded (its notBefore is backdated; the record's time is not exposed).
+    expect(dues[0]! - Date.parse(renewal.notBefore)).to.be.within(3_600_000, 3_600_000 + 3_600_000 + 60_000);
+    expect((await apiAs(svc, svc.adminToken)('GET', `/api/v1/certificates/${enrolled.json.serialHex}`)).json.status).to.equal('good');
   });
 });
