@@ -303,6 +303,11 @@ export interface Station {
   keyHmac: string;
   createdAt: Date;
   keyRotatedAt?: Date;
+  /**
+   * Set on stations that existed before API keys could expire (the upgrade's time): their key's
+   * age counts from here, not from a creation or rotation that may lie years back.
+   */
+  keyAgeFrom?: Date;
   disabledAt?: Date;
   /** Issuance quota: at most this many certificates through this station; undefined: none. */
   maxIssuances?: number;

@@ -81,9 +81,10 @@ export class AdminAuthenticator {
   }
 
   /** When the station's current API key stops working; undefined when keys do not expire. */
-  stationKeyExpiresAt(station: Pick<Station, 'createdAt' | 'keyRotatedAt'>): Date | undefined {
+  stationKeyExpiresAt(station: Pick<Station, 'createdAt' | 'keyRotatedAt' | 'keyAgeFrom'>): Date | undefined {
     if (this.stationKeyMaxAgeMs <= 0) return undefined;
-    return new Date((station.keyRotatedAt ?? station.createdAt).getTime() + this.stationKeyMaxAgeMs);
+    const from = Math.max((station.keyRotatedAt ?? station.createdAt).getTime(), station.keyAgeFrom?.getTime() ?? 0);
+    return new Date(from + this.stationKeyMaxAgeMs);
   }
 
   /** The caller named by an `Authorization` header, or undefined. */

@@ -14,7 +14,8 @@ import { COLLECTIONS, type MetaDoc } from './documents.js';
 import { redactUri, toKakuinError } from './driver-errors.js';
 import { INDEXES } from './indexes.js';
 
-export const MONGODB_SCHEMA_VERSION = 1;
+/** 2: stations made before API keys could expire carry `keyAgeFrom` (the upgrade's time). */
+export const MONGODB_SCHEMA_VERSION = 2;
 
 export interface MongoRegistryOptions {
   /** mongodb:// or mongodb+srv:// connection string; connection options go in its query string. */
@@ -118,6 +119,10 @@ export async function prepareSchema(db: Db): Promise<number> {
   }
   for (const [name, specs] of Object.entries(INDEXES)) {
     if (specs !== undefined && specs.length > 0) await db.collection(name).createIndexes([...specs]);
+  }
+  if (meta !== null && meta.version < 2) {
+    // Version 1 knew no key expiry: the age of the keys of its stations counts from this upgrade.
+    await db.collection(COLLECTIONS.stations).updateMany({ keyAgeFrom: { $exists: false } }, { $set: { keyAgeFrom: new Date() } });
   }
   await db.collection<MetaDoc>(COLLECTIONS.meta).updateOne(
     { _id: 'schema' }, { $max: { version: MONGODB_SCHEMA_VERSION } }, { upsert: true });

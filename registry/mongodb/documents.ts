@@ -116,7 +116,7 @@ export interface LegacyCredentialDoc {
 }
 export interface LegacyFailureDoc { _id: string; key: string; windowStart: Date; count: number }
 export interface StationDoc {
-  _id: string; manufacturerId: string; name: string; keyHmac: string; createdAt: Date; keyRotatedAt?: Date; disabledAt?: Date;
+  _id: string; manufacturerId: string; name: string; keyHmac: string; createdAt: Date; keyRotatedAt?: Date; keyAgeFrom?: Date; disabledAt?: Date;
   maxIssuances?: number; ord: ObjectId;
 }
 export interface AllowanceDoc { _id: string; until: Date; createdAt: Date }
@@ -342,7 +342,8 @@ export function legacyCredentialFromDoc(d: LegacyCredentialDoc): LegacyCredentia
 export function stationFromDoc(d: StationDoc): Station {
   return {
     id: d._id, manufacturerId: d.manufacturerId, name: d.name, keyHmac: d.keyHmac, createdAt: d.createdAt,
-    ...present('keyRotatedAt', d.keyRotatedAt), ...present('disabledAt', d.disabledAt), ...present('maxIssuances', d.maxIssuances),
+    ...present('keyRotatedAt', d.keyRotatedAt), ...present('keyAgeFrom', d.keyAgeFrom), ...present('disabledAt', d.disabledAt),
+    ...present('maxIssuances', d.maxIssuances),
   };
 }
 

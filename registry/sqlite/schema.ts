@@ -342,6 +342,17 @@ export const MIGRATIONS: readonly Migration[] = [
       DROP INDEX IF EXISTS certificates_public_key;
     `,
   },
+  {
+    version: 7,
+    name: 'station API keys expire: the age of keys made before counts from this upgrade',
+    sql: `
+      -- enrollment.stationKeyMaxAgeDays counts a key's age from its creation or last rotation; a
+      -- station made before keys could expire would be locked out the moment it upgrades. Its age
+      -- counts from now instead (NULL for stations made from here on).
+      ALTER TABLE stations ADD COLUMN key_age_from INTEGER;
+      UPDATE stations SET key_age_from = CAST(strftime('%s', 'now') AS INTEGER) * 1000;
+    `,
+  },
 ];
 
 export const LATEST_SCHEMA_VERSION: number = MIGRATIONS[MIGRATIONS.length - 1].version;

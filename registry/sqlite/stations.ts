@@ -22,6 +22,7 @@ interface StationRow {
   key_hmac: string;
   created_at: number;
   key_rotated_at: number | null;
+  key_age_from: number | null;
   disabled_at: number | null;
   max_issuances: number | null;
 }
@@ -30,6 +31,7 @@ function stationFromRow(r: StationRow): Station {
   return {
     id: r.id, manufacturerId: r.manufacturer_id, name: r.name, keyHmac: r.key_hmac, createdAt: new Date(r.created_at),
     ...(r.key_rotated_at !== null && { keyRotatedAt: new Date(r.key_rotated_at) }),
+    ...(r.key_age_from !== null && { keyAgeFrom: new Date(r.key_age_from) }),
     ...(r.disabled_at !== null && { disabledAt: new Date(r.disabled_at) }),
     ...(r.max_issuances !== null && { maxIssuances: r.max_issuances }),
   };

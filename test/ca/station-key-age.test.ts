@@ -36,4 +36,13 @@ describe('station API key age', function () {
     expect(at(t0, 0).stationKeyExpiresAt(station)).to.equal(undefined);
     expect(await at(t0 + 700 * DAY, 365).authenticate(`Bearer ${newStationApiKey()}`)).to.equal(undefined);
   });
+
+  it('a station that existed before keys expired counts from the upgrade (keyAgeFrom), not from its creation years back', async () => {
+    station.keyAgeFrom = new Date(t0 + 1000 * DAY);
+    expect((await at(t0 + 1300 * DAY, 365).authenticate(`Bearer ${key}`))?.kind).to.equal('station');
+    expect(await code(at(t0 + 1365 * DAY, 365).authenticate(`Bearer ${key}`))).to.equal('KAKUIN_E_STATION_KEY_EXPIRED');
+    // A rotation after the upgrade counts from the rotation.
+    station.keyRotatedAt = new Date(t0 + 1200 * DAY);
+    expect(at(t0, 365).stationKeyExpiresAt(station)?.getTime()).to.equal(t0 + 1565 * DAY);
+  });
 });

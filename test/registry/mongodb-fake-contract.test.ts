@@ -36,6 +36,27 @@ describe('registry/mongodb over the driver stand-in: schema and roles', function
     expect(await db.collection(COLLECTIONS.meta).findOne({ _id: 'schema' })).to.deep.equal({ _id: 'schema', version: MONGODB_SCHEMA_VERSION });
   });
 
+  it('upgrading a version-1 database: the keys of stations made before count their age from the upgrade; later stations from their creation', async function () {
+    const db = new FakeDb();
+    await prepareSchema(db as unknown as Db);
+    await db.collection(COLLECTIONS.meta).updateOne({ _id: 'schema' }, { $set: { version: 1 } });
+    const old = new Date(Date.now() - 400 * 86_400_000);
+    await db.collection(COLLECTIONS.stations).insertOne({ _id: 'old-station', manufacturerId: 'm', name: 'old', keyHmac: 'a'.repeat(64), createdAt: old });
+    const before = Date.now();
+    expect(await prepareSchema(db as unknown as Db)).to.equal(MONGODB_SCHEMA_VERSION);
+    const registry = new MongoRegistry(new FakeClient() as unknown as MongoClient, db as unknown as Db, MONGODB_SCHEMA_VERSION, false);
+    const upgraded = await registry.getStation('old-station');
+    expect(upgraded.createdAt.getTime()).to.equal(old.getTime());
+    expect(upgraded.keyAgeFrom!.getTime()).to.be.within(before, Date.now());
+    const m = await registry.createManufacturer({ name: 'After the upgrade' });
+    const fresh = await registry.createStation({ manufacturerId: m.id, name: 'new', keyHmac: 'b'.repeat(64) }, { type: 'station.created', actor: 'test' });
+    expect(fresh.keyAgeFrom).to.equal(undefined);
+    // Once at version 2, a restart changes nothing.
+    await prepareSchema(db as unknown as Db);
+    expect((await registry.getStation(fresh.id)).keyAgeFrom).to.equal(undefined);
+    await registry.close();
+  });
+
   it('refuses a database written by a newer kakuin with KAKUIN_E_SCHEMA_TOO_NEW, for writers and readers', async function () {
     const db = new FakeDb();
     await db.collection(COLLECTIONS.meta).insertOne({ _id: 'schema', version: MONGODB_SCHEMA_VERSION + 1 });

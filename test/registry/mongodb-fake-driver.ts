@@ -292,6 +292,16 @@ export class FakeCollection {
     return { matchedCount: result.matched ? 1 : 0, modifiedCount: result.matched ? 1 : 0, upsertedCount: result.matched ? 0 : result.doc === null ? 0 : 1 };
   }
 
+  async updateMany(filter: Filter, update: Record<string, Record<string, unknown>>, options: { session?: Session } = {}) {
+    const found = this.all(filter);
+    for (const d of found) {
+      const doc = store(d) as Doc;
+      applyUpdate(doc, update, false);
+      this.put(doc, d, options.session);
+    }
+    return { matchedCount: found.length, modifiedCount: found.length };
+  }
+
   async findOneAndUpdate(filter: Filter, update: Record<string, Record<string, unknown>>, options: { upsert?: boolean; session?: Session; returnDocument?: 'after' | 'before' } = {}) {
     const result = await this.update(filter, update, options);
     if (options.returnDocument !== 'after') throw new Error('the fake driver returns documents after the update only');

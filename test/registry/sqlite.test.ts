@@ -113,6 +113,28 @@ describe('registry/sqlite', function () {
       });
     });
 
+    it('step 7 makes the keys of existing stations count their age from the upgrade; stations made later count from their creation', async function () {
+      const old = Date.now() - 400 * 86_400_000;
+      const before = Date.now() - 1000;
+      raw((db) => {
+        expect(migrate(db, MIGRATIONS.slice(0, 6))).to.equal(6);
+        db.prepare(`INSERT INTO manufacturers (id, name, created_at) VALUES ('m-1', 'Old Works', ?)`).run(old);
+        db.prepare(`INSERT INTO stations (id, manufacturer_id, name, key_hmac, created_at) VALUES ('s-1', 'm-1', 'line', ?, ?)`).run('c'.repeat(64), old);
+        expect(migrate(db, MIGRATIONS)).to.equal(LATEST_SCHEMA_VERSION);
+      });
+      const registry = await openSqliteRegistry({ path: file });
+      try {
+        const upgraded = await registry.getStation('s-1');
+        expect(upgraded.createdAt.getTime()).to.equal(old);
+        expect(upgraded.keyAgeFrom!.getTime()).to.be.within(before, Date.now());
+        const fresh = await registry.createStation({ manufacturerId: 'm-1', name: 'new line', keyHmac: 'd'.repeat(64) }, { type: 'station.created', actor: 'test' });
+        expect(fresh.keyAgeFrom).to.equal(undefined);
+        expect((await registry.getStation(fresh.id)).keyAgeFrom).to.equal(undefined);
+      } finally {
+        await registry.close();
+      }
+    });
+
     it('step 3 rebuilds the revocation feed keeping every entry, its seq, and the AUTOINCREMENT counter', function () {
       raw((db) => {
         expect(migrate(db, MIGRATIONS.slice(0, 2))).to.equal(2);
