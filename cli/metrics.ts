@@ -53,22 +53,32 @@ export function metricsCollector(sources: MetricSources): () => Promise<MetricFa
       counter('process_cpu_seconds_total', 'User and system CPU time of this process.', [{ value: (cpu.user + cpu.system) / 1e6 }]),
       gauge('process_resident_memory_bytes', 'Resident memory of this process.', [{ value: process.memoryUsage.rss() }]),
       gauge('process_start_time_seconds', 'When this process started (Unix time).', [{ value: Math.round(Date.now() / 1000 - process.uptime()) }]),
-      gauge('kakuin_registry_feed_seq', 'The newest revocation feed sequence number in the registry.', [{ value: await sources.registry.latestFeedSeq() }]),
       gauge('kakuin_ca_certificate_not_after_seconds', 'When each CA certificate expires (Unix time).',
         sources.caCertificates().map((c) => ({ labels: { issuer: c.issuerId }, value: notAfter(c.der) }))),
     );
 
-    if (sources.stationKeyExpiresAt) {
-      // A station whose key expires stops the line: alert weeks ahead. Few rows (stations, not devices).
-      const samples: MetricFamily['samples'] = [];
-      for (const m of await sources.registry.listManufacturers()) {
-        for (const s of await sources.registry.listStations(m.id)) {
-          const at = s.disabledAt ? undefined : sources.stationKeyExpiresAt(s);
-          if (at !== undefined) samples.push({ labels: { station: s.id, manufacturer: m.name, name: s.name }, value: at.getTime() / 1000 });
+    // What needs the registry: a scrape during a registry outage still reports everything else
+    // (the gateway's readiness and the OCSP lag matter most then), and says the registry is down.
+    const fromRegistry: MetricFamily[] = [];
+    let registryUp = 1;
+    try {
+      fromRegistry.push(gauge('kakuin_registry_feed_seq', 'The newest revocation feed sequence number in the registry.', [{ value: await sources.registry.latestFeedSeq() }]));
+      if (sources.stationKeyExpiresAt) {
+        // A station whose key expires stops the line: alert weeks ahead. Few rows (stations, not devices).
+        const samples: MetricFamily['samples'] = [];
+        for (const m of await sources.registry.listManufacturers()) {
+          for (const s of await sources.registry.listStations(m.id)) {
+            const at = s.disabledAt ? undefined : sources.stationKeyExpiresAt(s);
+            if (at !== undefined) samples.push({ labels: { station: s.id, manufacturer: m.name, name: s.name }, value: at.getTime() / 1000 });
+          }
         }
+        fromRegistry.push(gauge('kakuin_station_key_expires_seconds', 'When each enabled station\'s API key expires (Unix time); rotate before.', samples));
       }
-      families.push(gauge('kakuin_station_key_expires_seconds', 'When each enabled station\'s API key expires (Unix time); rotate before.', samples));
+    } catch {
+      registryUp = 0;
+      fromRegistry.length = 0;
     }
+    families.push(gauge('kakuin_metrics_registry_up', '1 when this scrape could read the registry.', [{ value: registryUp }]), ...fromRegistry);
 
     if (sources.issuedCount) {
       families.push(counter('kakuin_device_certificates_issued_total', 'Device certificates issued and recorded by this process.', [{ value: sources.issuedCount() }]));
@@ -76,6 +86,7 @@ export function metricsCollector(sources: MetricSources): () => Promise<MetricFa
 
     const r = sources.responder;
     if (r) {
+      // health() reads the registry's newest seq; without it the lag is NaN, the rest still reported.
       const h = await r.health();
       const c = h.counters as Record<string, number>;
       const feed = h.feed as { appliedSeq: number; lagEntries: number | null; lastReadAgeMs: number | null };

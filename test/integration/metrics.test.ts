@@ -7,6 +7,8 @@ import { expect } from 'chai';
 import { writeFileSync } from 'node:fs';
 import path from 'node:path';
 import { renderPrometheus } from '../../ca/api/prometheus.js';
+import { metricsCollector } from '../../cli/metrics.js';
+import type { Registry } from '../../registry/port.js';
 import { makeTempDir, opensslAsync } from '../support/index.js';
 import { request, startTestService, type TestService } from '../support/service.js';
 import { apiAs, newFactory, opensslCsr } from '../enrollment/support.js';
@@ -97,6 +99,17 @@ describe('GET /metrics', function () {
     }
     const end = (await opensslAsync(['x509', '-in', path.join(svc.dataDir, 'ca', 'root.pem'), '-noout', '-enddate'])).stdout.trim().replace(/^notAfter=/, '');
     expect(after.get('kakuin_ca_certificate_not_after_seconds{issuer="root"}')).to.equal(Date.parse(end) / 1000);
+  });
+
+  it('a scrape while the registry is unreachable still answers, with kakuin_metrics_registry_up 0', async () => {
+    const down = async () => { throw new Error('registry unavailable'); };
+    const registry = { latestFeedSeq: down, listManufacturers: down, listStations: down } as unknown as Registry;
+    const collect = metricsCollector({ registry, caCertificates: () => [], stationKeyExpiresAt: () => new Date(), issuedCount: () => 7 });
+    const samples = parse(renderPrometheus(await collect()));
+    expect(samples.get('kakuin_metrics_registry_up')).to.equal(0);
+    expect(samples.has('kakuin_registry_feed_seq')).to.equal(false);
+    expect(samples.get('kakuin_device_certificates_issued_total')).to.equal(7);
+    expect((await scrape()).get('kakuin_metrics_registry_up')).to.equal(1);
   });
 
   it('renders the text format: escaped label values, NaN, and refuses bad names', () => {
