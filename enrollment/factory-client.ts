@@ -171,7 +171,11 @@ export async function runFactoryBatch(options: FactoryBatchOptions): Promise<Fac
   if (items.length === 0) return result;
 
   const client = new BatchClient(options);
-  const chainPem = await client.withRetries(() => client.get('/api/v1/ca/chain'));
+  let currentIssuerId: string | undefined;
+  const chainPem = await client.withRetries(() => client.get('/api/v1/ca/chain', (h) => {
+    const id = h['kakuin-issuer-id'];
+    if (typeof id === 'string' && id.length > 0) currentIssuerId = id;
+  }));
   if (typeof chainPem !== 'string') {
     result.unreachable = chainPem.unreachable;
     return result;
@@ -180,12 +184,15 @@ export async function runFactoryBatch(options: FactoryBatchOptions): Promise<Fac
   // Chains by issuer id: a retried item may be answered with a certificate of an earlier device CA
   // (issued before a rollover), whose chain is not the current one. Fetched once per issuer.
   const chains = new Map<string, string>();
+  // The CA issuing now (named by the server): its certificates are written as they arrive.
+  if (currentIssuerId !== undefined) chains.set(currentIssuerId, chainPem);
   const chainOf = (r: BatchResultLine) => (r.issuerId === undefined ? chainPem : chains.get(r.issuerId));
   /** Answers whose issuer's chain is not fetched yet: written when the chunk's reply has ended. */
   let awaitingChain: { item: Item; r: BatchResultLine }[] = [];
   const fetchChains = async () => {
     const waiting = awaitingChain;
     awaitingChain = [];
+    const failed = new Set<string>();
     for (const issuerId of new Set(waiting.map((w) => w.r.issuerId!))) {
       if (chains.has(issuerId)) continue;
       try {
@@ -197,12 +204,14 @@ export async function runFactoryBatch(options: FactoryBatchOptions): Promise<Fac
         chains.set(issuerId, pem);
       } catch (e) {
         if (!isKakuinError(e)) throw e;
+        failed.add(issuerId);
         for (const w of waiting) {
           if (w.r.issuerId === issuerId) fail({ line: w.item.line, serialNumber: w.item.serialNumber, code: e.code, message: `the chain of the certificate: ${e.message}` });
         }
       }
     }
-    for (const w of waiting) if (chains.has(w.r.issuerId!)) writeResult(w.item, w.r);
+    // An item failed above is not written, even if another chunk fetched the same chain meanwhile.
+    for (const w of waiting) if (!failed.has(w.r.issuerId!) && chains.has(w.r.issuerId!)) writeResult(w.item, w.r);
   };
 
   const writeResult = (item: Item, r: BatchResultLine) => {

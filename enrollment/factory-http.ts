@@ -71,7 +71,8 @@ export class BatchClient {
     }
   }
 
-  async get(pathname: string): Promise<string> {
+  /** GETs `pathname`; `onHeaders` sees the response headers of a 200. */
+  async get(pathname: string, onHeaders?: (headers: import('node:http').IncomingHttpHeaders) => void): Promise<string> {
     const { url, ...o } = this.request('GET', pathname, {});
     return new Promise((resolve, reject) => {
       const req = https.request(url, o, (res) => {
@@ -79,7 +80,10 @@ export class BatchClient {
         res.on('data', (c: Buffer) => chunks.push(c));
         res.on('end', () => {
           const text = Buffer.concat(chunks).toString('utf8');
-          if (res.statusCode === 200) resolve(text);
+          if (res.statusCode === 200) {
+            onHeaders?.(res.headers);
+            resolve(text);
+          }
           else reject(answerError(res.statusCode ?? 0, text));
         });
         res.on('error', reject);

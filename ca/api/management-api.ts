@@ -103,7 +103,9 @@ export function createManagementApi(deps: ManagementApiDeps): express.Express {
   app.get('/api/v1/ca/chain', async (req, res) => {
     const requested = req.query.issuer;
     if (requested === undefined) {
-      res.type(PEM_CHAIN).send(pemChain(issuer.chain));
+      // Which CA this is: a batch result names its certificate's issuerId, and a client that knows
+      // the id of this chain needs no further request for certificates of the CA issuing now.
+      res.type(PEM_CHAIN).set('Kakuin-Issuer-Id', issuer.issuerId).send(pemChain(issuer.chain));
       return;
     }
     if (typeof requested !== 'string' || !/^[a-z0-9][a-z0-9-]{0,63}$/.test(requested)) {

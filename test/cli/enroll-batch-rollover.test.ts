@@ -68,7 +68,10 @@ describe('kakuin enroll batch across a device CA rollover', function () {
     const rolled = spawnSync(process.execPath, [cliMain, 'ca', 'rollover'], { env: { ...process.env, ...env }, timeout: 60_000 });
     expect(rolled.status, rolled.stderr.toString()).to.equal(0);
     svc = await startTestService({ dataDir: f('data'), env });
-    const current = fromPem((await apiAs(svc, factory.apiKey)('GET', '/api/v1/ca/chain')).text, 'CERTIFICATE').map((der) => new X509Certificate(der));
+    const currentChain = await apiAs(svc, factory.apiKey)('GET', '/api/v1/ca/chain');
+    // The chain says which CA it is, so a client needs no other request for that CA's certificates.
+    expect(currentChain.headers['kakuin-issuer-id']).to.equal('device-2');
+    const current = fromPem(currentChain.text, 'CERTIFICATE').map((der) => new X509Certificate(der));
     expect(current[0].subject).to.include('Device Issuing CA 2');
 
     // The same input into a fresh directory: every item is a retry the server answers with the
