@@ -108,6 +108,8 @@ export class DeviceCertificateIssuer {
       if (seen.has(id)) throw new KakuinError('KAKUIN_E_INTERNAL', `the issuer records loop at ${JSON.stringify(id)}`);
       seen.add(id);
       const record = await this.registry.getIssuer(id);
+      // CAs only: an OCSP responder's record is not a CA (and changes at every responder rollover).
+      if (record.kind === 'ocsp-signer') throw new KakuinError('KAKUIN_E_ISSUER_NOT_FOUND', `${JSON.stringify(id)} is not a CA`);
       chain.push(record.certificateDer);
       id = record.parentId;
     }

@@ -162,13 +162,15 @@ export class EnrollmentService {
    */
   async enrollWithKeygen(request: KeygenEnrollRequest): Promise<KeygenEnrollment> {
     let keygen: ReturnType<typeof validateKeygen>;
+    let serialNumber: string;
     try {
       keygen = validateKeygen(request.keygen);
+      serialNumber = validateSerialNumber(request.serialNumber);
     } catch (e) {
       this.countRefusal(e);
       throw e;
     }
-    const { enrollment, privateKey } = await this.enrollWithServerKey({ ...request, serialNumber: validateSerialNumber(request.serialNumber), profile: request.profile });
+    const { enrollment, privateKey } = await this.enrollWithServerKey({ ...request, serialNumber, profile: request.profile });
     const certificates = [enrollment.der, ...enrollment.chain];
     return keygen.format === 'pem'
       ? { ...enrollment, pem: toEncryptedPemBundle(privateKey, certificates, keygen.password) }

@@ -190,7 +190,14 @@ export function createManagementApi(deps: ManagementApiDeps): express.Express {
 /** Authentication and role check; it runs before any body is read. */
 function admit(authenticator: AdminAuthenticator, ...roles: Caller['kind'][]): RequestHandler {
   return async (req: Request, res: Response, next: NextFunction) => {
-    const caller = await authenticator.authenticate(req.get('authorization'));
+    let caller;
+    try {
+      caller = await authenticator.authenticate(req.get('authorization'));
+    } catch (e) {
+      // An expired station key is a 401 too (RFC 6750 §3: with the challenge).
+      if (hasCode(e, 'KAKUIN_E_STATION_KEY_EXPIRED')) res.set('WWW-Authenticate', 'Bearer realm="kakuin", error="invalid_token"');
+      throw e;
+    }
     if (!caller) {
       res.set('WWW-Authenticate', 'Bearer realm="kakuin"');
       throw new KakuinError('KAKUIN_E_UNAUTHENTICATED', 'a valid bearer token is required');

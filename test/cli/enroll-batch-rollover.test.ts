@@ -98,6 +98,8 @@ describe('kakuin enroll batch across a device CA rollover', function () {
     expect((await api('GET', '/api/v1/ca/chain?issuer=device-2')).text).to.equal((await api('GET', '/api/v1/ca/chain')).text);
     const unknown = await api('GET', '/api/v1/ca/chain?issuer=device-99');
     expect([unknown.status, unknown.json.code]).to.deep.equal([404, 'KAKUIN_E_ISSUER_UNKNOWN']);
+    const responder = await api('GET', '/api/v1/ca/chain?issuer=ocsp-device');
+    expect([responder.status, responder.json.code], 'an OCSP responder is not a CA').to.deep.equal([404, 'KAKUIN_E_ISSUER_UNKNOWN']);
     const bad = await api('GET', '/api/v1/ca/chain?issuer=Not%20An%20Id');
     expect([bad.status, bad.json.code]).to.deep.equal([400, 'KAKUIN_E_VALIDATION']);
   });

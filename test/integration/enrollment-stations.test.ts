@@ -248,6 +248,7 @@ describe('factory stations: station certificates (mTLS) with curl and openssl', 
     }
     const rest = await apiAs(svc, key)('GET', '/api/v1/station/devices');
     expect([rest.status, rest.json.code]).to.deep.equal([401, 'KAKUIN_E_STATION_KEY_EXPIRED']);
+    expect(String(rest.headers['www-authenticate'])).to.match(/^Bearer /);
     expect(rest.json.message).to.match(/rotate/);
     const est = await curl(['--cacert', rootFile, '-u', `${made.json.id}:${key}`, '--data-binary', `@${estCsrFile('sta-aging', 'STA-0003')}`, `${svc.url}/.well-known/est/simpleenroll`]);
     expect(est.status).to.equal(401);
