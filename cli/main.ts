@@ -39,7 +39,7 @@ commands:
   issue --device ID --csr FILE [--out FILE]  issue a device certificate for a registered device (PEM chain out)
   ca show                                    show the CAs: subject, serial, validity, fingerprint, key
   ca csr --out-dir DIR [--keys URI]          offline root: make the device, infrastructure and station CA keys,
-                                             write their CSRs
+                                             write their CSRs (on an existing hierarchy: the station CA's only)
   ca import --root F --device F --infrastructure F [--station F]
                                              offline root: record the root and the CA certificates it signed
                                              (later: --root F --station F adds the station CA)

@@ -36,18 +36,28 @@ function pendingFile(config: Readonly<KakuinConfig>): string {
   return path.join(config.dataDir, 'ca-pending.json');
 }
 
-/** `kakuin ca csr`: keys and PKCS#10 requests for the CAs an offline root is to sign. */
+/**
+ * `kakuin ca csr`: keys and PKCS#10 requests for the CAs an offline root is to sign. On an existing
+ * hierarchy without a station CA (an offline root imported without one, or before station CAs
+ * existed), only the station CA's key and request.
+ */
 export async function caCsr(config: Readonly<KakuinConfig>, keys: KeyRing, keysOption: string | undefined, outDir: string): Promise<string[]> {
   const registry = await openConfiguredRegistry(config);
+  let wanted: readonly (typeof SUBORDINATES)[number][] = SUBORDINATES;
   try {
-    if (await hierarchyExists(registry)) throw new KakuinError('KAKUIN_E_CA_EXISTS', `a CA hierarchy exists already in ${config.dataDir}`);
+    if (await hierarchyExists(registry)) {
+      if ((await registry.listIssuers()).some((i) => i.id === 'station')) {
+        throw new KakuinError('KAKUIN_E_CA_EXISTS', `a CA hierarchy with a station CA exists already in ${config.dataDir}`);
+      }
+      wanted = SUBORDINATES.filter(([id]) => id === 'station');
+    }
   } finally {
     await registry.close();
   }
   const token = keysOption && keysOption !== 'file:' ? tokenOfKeysUri(keysOption) : undefined;
   const pending: Record<string, string> = existsSync(pendingFile(config)) ? JSON.parse(readFileSync(pendingFile(config), 'utf8')) : {};
   const written: string[] = [];
-  for (const [id, cn] of SUBORDINATES) {
+  for (const [id, cn] of wanted) {
     // A key made by an earlier `ca csr` is reused, so a lost request can be written again.
     const uri = pending[id] ?? (token === undefined ? `file:${id}-ca` : newPkcs11KeyUri(token, `${id}-ca`));
     const algorithm: KeyAlgorithm = config.ca.issuingKeyAlgorithm;

@@ -4,7 +4,7 @@
  * and publishes CRLs under them, checked with `openssl verify` and `openssl ocsp`.
  */
 import { spawnSync } from 'node:child_process';
-import { mkdirSync, writeFileSync } from 'node:fs';
+import { mkdirSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import { expect } from 'chai';
 import { freePort, makeTempDir, opensslAsync, opensslOk, cliMain } from '../support/index.js';
@@ -109,11 +109,18 @@ describe('offline root: kakuin ca csr, an openssl-made root signs, kakuin ca imp
     await svc!.stop();
     svc = undefined;
 
-    signWith('other-root', f('csrs/station-ca.csr'), f('station-by-other.pem'));
+    // A data dir whose pending station key is gone (imported by an older kakuin, or the request was
+    // lost): ca csr on the existing hierarchy makes the station CA's key and request only.
+    rmSync(f('data/ca-pending.json'), { force: true });
+    mkdirSync(f('csrs2'));
+    const again0 = kakuin('ca', 'csr', '--out-dir', f('csrs2'));
+    expect(again0.status, again0.stderr).to.equal(0);
+    expect(readdirSync(f('csrs2'))).to.deep.equal(['station-ca.csr']);
+    signWith('other-root', f('csrs2/station-ca.csr'), f('station-by-other.pem'));
     const wrong = kakuin('ca', 'import', '--root', f('other-root.pem'), '--station', f('station-by-other.pem'));
     expect(wrong.status).to.equal(1);
     expect(wrong.stderr).to.include('KAKUIN_E_VALIDATION');
-    signWith('offline-root', f('csrs/station-ca.csr'), f('station-ca.pem'));
+    signWith('offline-root', f('csrs2/station-ca.csr'), f('station-ca.pem'));
     const again = kakuin('ca', 'import', '--root', f('offline-root.pem'), '--device', f('device-ca.pem'), '--infrastructure', f('infrastructure-ca.pem'), '--station', f('station-ca.pem'));
     expect(again.status).to.equal(1);
     expect(again.stderr).to.include('KAKUIN_E_CA_EXISTS');
@@ -121,6 +128,7 @@ describe('offline root: kakuin ca csr, an openssl-made root signs, kakuin ca imp
     expect(added.status, added.stderr).to.equal(0);
     expect(added.stdout).to.include('station CA');
     expect(kakuin('ca', 'import', '--root', f('offline-root.pem'), '--station', f('station-ca.pem')).status).to.equal(1);
+    expect(kakuin('ca', 'csr', '--out-dir', f('csrs2')).stderr, 'nothing left to request').to.include('KAKUIN_E_CA_EXISTS');
 
     svc = await startTestService({ dataDir: env.KAKUIN_DATA_DIR, env });
     const issued = await api('POST', `/api/v1/stations/${station.json.id}/certificate`, { body: { csr } });
