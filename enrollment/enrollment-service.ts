@@ -154,7 +154,6 @@ export class EnrollmentService {
     return readOnce(shared?.profiles, manufacturerId, () => this.registry.getManufacturerProfiles(manufacturerId));
   }
 
-
   /**
    * Server-side key generation. The key of an earlier keygen enrollment was not kept, so a retried
    * keygen item cannot get "the same" answer: it gets a new key pair, and the earlier keygen
