@@ -35,7 +35,8 @@ function serial(): Buffer {
   return s;
 }
 
-function certificate(o: { issuerName: Buffer; issuerKey: KeyObject; issuerKeyId: Buffer; subject: Buffer; spki: Buffer; serial: Buffer; extensions: Buffer[]; days: number }): Buffer {
+/** A certificate signed directly with node:crypto (fixture building, not the CA's code path). */
+export function fixtureCertificate(o: { issuerName: Buffer; issuerKey: KeyObject; issuerKeyId: Buffer; subject: Buffer; spki: Buffer; serial: Buffer; extensions: Buffer[]; days: number }): Buffer {
   const now = Date.now();
   const tbs = encodeTbsCertificate({
     serial: o.serial, signatureAlgorithm: 'ecdsa-with-SHA256', issuer: o.issuerName, subject: o.subject, spki: o.spki,
@@ -56,12 +57,12 @@ export async function createOcspBenchFixture(count: number): Promise<OcspBenchFi
   const caSpki = caKeys.publicKey.export({ type: 'spki', format: 'der' });
   const caName = encodeName([{ type: 'O', value: 'kakuin bench' }, { type: 'CN', value: 'Device CA' }]);
   const caKeyId = keyIdentifier(caSpki);
-  const caDer = certificate({
+  const caDer = fixtureCertificate({
     issuerName: caName, issuerKey: caKeys.privateKey, issuerKeyId: caKeyId, subject: caName, spki: caSpki, serial: serial(), days: 3650,
     extensions: [basicConstraintsExt({ ca: true }), keyUsageExt(['digitalSignature', 'keyCertSign', 'cRLSign'])],
   });
   const rKeys = generateKeyPairSync('ec', { namedCurve: 'P-256' });
-  const rDer = certificate({
+  const rDer = fixtureCertificate({
     issuerName: caName, issuerKey: caKeys.privateKey, issuerKeyId: caKeyId, subject: encodeName([{ type: 'CN', value: 'OCSP responder' }]),
     spki: rKeys.publicKey.export({ type: 'spki', format: 'der' }), serial: serial(), days: 90,
     extensions: [basicConstraintsExt({ ca: false }), keyUsageExt(['digitalSignature']), extKeyUsageExt(['OCSPSigning']), ocspNoCheckExt()],
@@ -77,7 +78,7 @@ export async function createOcspBenchFixture(count: number): Promise<OcspBenchFi
   for (let i = 0; i < count; i++) {
     const s = serial();
     const subject = encodeName([{ type: 'CN', value: `device-${i}` }]);
-    const der = certificate({
+    const der = fixtureCertificate({
       issuerName: caName, issuerKey: caKeys.privateKey, issuerKeyId: caKeyId, subject, spki: leafKey, serial: s, days: 365,
       extensions: [basicConstraintsExt({ ca: false }), keyUsageExt(['digitalSignature']), extKeyUsageExt(['clientAuth'])],
     });

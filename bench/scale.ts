@@ -21,7 +21,7 @@
  * `node dist/bench/scale.js [--json]` runs this benchmark alone.
  */
 import { spawn } from 'node:child_process';
-import { generateKeyPairSync, type KeyObject, sign } from 'node:crypto';
+import { generateKeyPairSync } from 'node:crypto';
 import { existsSync, mkdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import http from 'node:http';
 import { availableParallelism, loadavg } from 'node:os';
@@ -30,14 +30,15 @@ import { fileURLToPath, pathToFileURL } from 'node:url';
 import { Worker } from 'node:worker_threads';
 import Database from 'better-sqlite3';
 import {
-  authorityKeyIdentifierExt, basicConstraintsExt, encodeCertId, encodeCertificate, encodeName, encodeOcspRequest, encodeTbsCertificate,
-  extKeyUsageExt, keyIdentifier, keyUsageExt, ocspNoCheckExt, parseCertificate, parseOcspResponse, parseSpki, subjectKeyIdentifierExt,
+  basicConstraintsExt, encodeCertId, encodeName, encodeOcspRequest,
+  extKeyUsageExt, keyIdentifier, keyUsageExt, ocspNoCheckExt, parseCertificate, parseOcspResponse, parseSpki,
   verifyOcspResponseSignature,
 } from '../pkix/index.js';
 import { openSqliteRegistry } from '../registry/sqlite/index.js';
 import type { Registry } from '../registry/port.js';
 import { scaleDevice, type ScaleBatch, type ScaleDevice, type ScaleFixtureMeta, type ScaleWorkerData } from './scale-keys.js';
 import type { LookupWorkerData } from './scale-lookup-worker.js';
+import { fixtureCertificate } from './ocsp-fixtures.js';
 
 const DAY = 86_400_000;
 const VALIDITY_MS = 30 * DAY;
@@ -48,16 +49,6 @@ export interface ScaleFixture {
   metaPath: string;
   meta: ScaleFixtureMeta;
   reused: boolean;
-}
-
-function certificate(o: { issuerName: Buffer; issuerKey: KeyObject; issuerKeyId: Buffer; subject: Buffer; spki: Buffer; serial: Buffer; extensions: Buffer[]; days: number }): Buffer {
-  const now = Date.now();
-  const tbs = encodeTbsCertificate({
-    serial: o.serial, signatureAlgorithm: 'ecdsa-with-SHA256', issuer: o.issuerName, subject: o.subject, spki: o.spki,
-    notBefore: new Date(now - DAY), notAfter: new Date(now + o.days * DAY),
-    extensions: [...o.extensions, subjectKeyIdentifierExt(keyIdentifier(o.spki)), authorityKeyIdentifierExt(o.issuerKeyId)],
-  });
-  return encodeCertificate(tbs, 'ecdsa-with-SHA256', sign('sha256', tbs, { key: o.issuerKey, dsaEncoding: 'der' }));
 }
 
 /** The fixture for `devices`, built unless a usable one is cached. */
@@ -84,12 +75,12 @@ export async function scaleFixture(devices: number, log: (line: string) => void)
   const caSpki = caKeys.publicKey.export({ type: 'spki', format: 'der' });
   const caName = encodeName([{ type: 'O', value: 'kakuin scale bench' }, { type: 'CN', value: 'Device CA' }]);
   const caKeyId = keyIdentifier(caSpki);
-  const caDer = certificate({
+  const caDer = fixtureCertificate({
     issuerName: caName, issuerKey: caKeys.privateKey, issuerKeyId: caKeyId, subject: caName, spki: caSpki, serial: Buffer.from([0x01, 0x01]), days: 3650,
     extensions: [basicConstraintsExt({ ca: true }), keyUsageExt(['digitalSignature', 'keyCertSign', 'cRLSign'])],
   });
   const rKeys = generateKeyPairSync('ec', { namedCurve: 'P-256' });
-  const responderDer = certificate({
+  const responderDer = fixtureCertificate({
     issuerName: caName, issuerKey: caKeys.privateKey, issuerKeyId: caKeyId,
     subject: encodeName([{ type: 'O', value: 'kakuin scale bench' }, { type: 'CN', value: 'Device CA OCSP responder' }]),
     spki: rKeys.publicKey.export({ type: 'spki', format: 'der' }), serial: Buffer.from([0x01, 0x02]), days: 365,
