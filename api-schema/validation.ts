@@ -1,0 +1,90 @@
+/**
+ * A zod failure as one KakuinError. A typo must never be taken for "not given" (a revocation with
+ * `reasn` would be permanent as `unspecified`), so an unknown name wins over every other problem:
+ * it usually explains them (a misspelled required field is also a missing one).
+ *
+ *   unknown field or filter         → KAKUIN_E_UNKNOWN_FIELD {field, accepted}
+ *   a value of the wrong JSON type  → KAKUIN_E_INVALID_FIELD {field} (or the route's own code)
+ *   missing, out of range, bad form → KAKUIN_E_VALIDATION {field}
+ */
+import { z } from 'zod';
+import { KakuinError, type ErrorCode } from '../errors/index.js';
+
+export type InputPlace = 'body' | 'query';
+
+/** The object schema that stands at `path` inside `schema`, unwrapping optional/default/pipe wrappers. */
+function objectAt(schema: z.ZodType, path: readonly PropertyKey[]): z.ZodObject | undefined {
+  let s: z.ZodType | undefined = schema;
+  const unwrap = (t: z.ZodType): z.ZodType => {
+    let cur = t;
+    for (let i = 0; i < 8; i++) {
+      const def = (cur as unknown as { def: { type: string; innerType?: z.ZodType; in?: z.ZodType; element?: z.ZodType } }).def;
+      if ((def.type === 'optional' || def.type === 'nullable' || def.type === 'default' || def.type === 'prefault') && def.innerType) cur = def.innerType;
+      else if (def.type === 'pipe' && def.in) cur = def.in;
+      else break;
+    }
+    return cur;
+  };
+  for (const key of path) {
+    if (s === undefined) return undefined;
+    s = unwrap(s);
+    if (s instanceof z.ZodObject) s = s.shape[String(key)] as z.ZodType | undefined;
+    else if (s instanceof z.ZodArray) s = s.element as z.ZodType;
+    else return undefined;
+  }
+  if (s === undefined) return undefined;
+  s = unwrap(s);
+  return s instanceof z.ZodObject ? s : undefined;
+}
+
+function dotted(path: readonly PropertyKey[]): string {
+  return path.map(String).join('.');
+}
+
+export interface ParseOptions {
+  place: InputPlace;
+  /** The code for a value of the wrong type (default KAKUIN_E_INVALID_FIELD). */
+  wrongTypeCode?: ErrorCode;
+}
+
+/** Parse `input` with `schema`, or throw the KakuinError that says what is wrong. */
+export function parseInput<S extends z.ZodType>(schema: S, input: unknown, o: ParseOptions): z.output<S> {
+  const r = schema.safeParse(input, { reportInput: true });
+  if (r.success) return r.data;
+  throw inputError(schema, r.error.issues, o);
+}
+
+export function inputError(schema: z.ZodType, issues: readonly z.core.$ZodIssue[], o: ParseOptions): KakuinError {
+  const what = o.place === 'query' ? 'query parameter' : 'field';
+  const unknown = issues.find((i) => i.code === 'unrecognized_keys');
+  if (unknown && unknown.code === 'unrecognized_keys') {
+    const name = unknown.keys[0];
+    const field = dotted([...unknown.path, name]);
+    const accepted = Object.keys(objectAt(schema, unknown.path)?.shape ?? {});
+    const known = accepted.length > 0 ? `; this route takes ${accepted.join(', ')}` : '; this route takes none';
+    return new KakuinError('KAKUIN_E_UNKNOWN_FIELD', `unknown ${what} ${JSON.stringify(field)}${known}`, { field, accepted });
+  }
+  const issue = issues[0];
+  const field = dotted(issue.path);
+  const named = field === '' ? (o.place === 'query' ? 'the query string' : 'the body') : `${what} ${JSON.stringify(field)}`;
+  const input = (issue as { input?: unknown }).input;
+  if (issue.code === 'invalid_type' && input !== undefined) {
+    return new KakuinError(o.wrongTypeCode ?? 'KAKUIN_E_INVALID_FIELD', `${named} must be ${expected(issue.expected)}${o.place === 'query' ? ' (given once)' : ''}`, { field });
+  }
+  if (issue.code === 'invalid_type') {
+    return new KakuinError('KAKUIN_E_VALIDATION', `${named} is required`, { field });
+  }
+  return new KakuinError('KAKUIN_E_VALIDATION', `${named}: ${issue.message}`, { field });
+}
+
+function expected(t: string): string {
+  switch (t) {
+    case 'object': return 'a JSON object';
+    case 'array': return 'a list';
+    case 'string': return 'a string';
+    case 'number': return 'a number';
+    case 'int': return 'an integer';
+    case 'boolean': return 'true or false';
+    default: return `of type ${t}`;
+  }
+}
