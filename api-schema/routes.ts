@@ -6,7 +6,7 @@
  * OpenAPI document (openapi.ts), and `undeclaredRoutes` lets a test find a route that was put on
  * the app some other way.
  */
-import type { Express, NextFunction, Request, RequestHandler, Response, Router } from 'express';
+import type { ErrorRequestHandler, Express, NextFunction, Request, RequestHandler, Response } from 'express';
 import { z } from 'zod';
 import { KakuinError, type ErrorCode } from '../errors/index.js';
 import { parseInput } from './validation.js';
@@ -23,6 +23,8 @@ export interface MediaBody {
   parser?: RequestHandler;
   /** What the body is, for the OpenAPI document. */
   description: string;
+  /** Other media types read the same way (`text/plain` for PEM, ...). */
+  alsoAs?: string[];
 }
 
 export interface BodySpec<B extends z.ZodType> {
@@ -83,6 +85,14 @@ function hasBody(req: Request): boolean {
   return req.headers['content-length'] !== '0' && (req.headers['content-type'] !== undefined || req.headers['transfer-encoding'] !== undefined);
 }
 
+/** The ApiRoutes of each app, so a test can hold an app's routes against its declarations. */
+const TABLES = new WeakMap<Express, ApiRoutes>();
+
+/** The declared routes of an app built with ApiRoutes. */
+export function routesOf(app: Express): ApiRoutes | undefined {
+  return TABLES.get(app);
+}
+
 export class ApiRoutes {
   private readonly list: DeclaredRoute[] = [];
 
@@ -90,7 +100,14 @@ export class ApiRoutes {
    * @param app the express app (or router) the routes go on
    * @param json the JSON body parser for routes that declare a JSON body (with the API's size limit)
    */
-  constructor(private readonly app: Express | Router, private readonly json: RequestHandler) {}
+  constructor(private readonly app: Express, private readonly json: RequestHandler) {
+    TABLES.set(app, this);
+  }
+
+  /** Middleware that is not a route (a 404 or error handler for a path prefix). */
+  use(path: string, ...handlers: (RequestHandler | ErrorRequestHandler)[]): void {
+    this.app.use(path, ...handlers);
+  }
 
   /** Every route added, in order. */
   declared(): readonly DeclaredRoute[] {
@@ -101,7 +118,7 @@ export class ApiRoutes {
     const query = (spec.query ?? NO_QUERY) as z.ZodType;
     // A POST without a declared body takes none; GET and DELETE never read one.
     const bodySpec: BodySpec<z.ZodType> | undefined = spec.body ?? (spec.method === 'post' ? { json: NO_BODY, optional: true } : undefined);
-    const media = Object.fromEntries(Object.entries(bodySpec?.media ?? {}).map(([t, m]) => [t, m.description]));
+    const media = Object.fromEntries(Object.entries(bodySpec?.media ?? {}).flatMap(([t, m]) => [t, ...(m.alsoAs ?? [])].map((x) => [x, m.description])));
     this.list.push({
       method: spec.method, path: spec.path, summary: spec.summary, callers: spec.callers, query,
       body: bodySpec && { json: bodySpec.json, optional: bodySpec.optional === true, media },
@@ -123,21 +140,22 @@ export class ApiRoutes {
           body = parseInput(bodySpec.json, b, { place: 'body', wrongTypeCode });
         } else if (bodySpec.optional && !hasBody(req)) {
           body = parseInput(bodySpec.json, {}, { place: 'body', wrongTypeCode });
-        } else if (!Object.keys(bodySpec.media ?? {}).some((t) => req.is(t))) {
-          const types = ['application/json', ...Object.keys(bodySpec.media ?? {})];
+        } else if (!Object.keys(media).some((t) => req.is(t))) {
+          const types = ['application/json', ...Object.keys(media)];
           throw new KakuinError('KAKUIN_E_UNSUPPORTED_MEDIA_TYPE', `this route takes ${types.join(' or ')}`);
         }
       }
       await spec.handler({ req, res, query: q as z.output<Q>, body: body as z.output<B>, params: req.params as Record<string, string> });
       void next;
     };
-    this.app[spec.method](expressPath(spec.path), ...(spec.use ?? []), ...parsers, validate);
+    const chain: RequestHandler[] = [...(spec.use ?? []), ...parsers, validate];
+    this.app[spec.method](expressPath(spec.path), ...chain);
   }
 }
 
-/** Routes on the app that no ApiRoutes declared: `METHOD path` (express syntax). */
-export function undeclaredRoutes(app: Express, ...tables: ApiRoutes[]): string[] {
-  const declared = new Set(tables.flatMap((t) => t.declared().map((r) => `${r.method.toUpperCase()} ${expressPath(r.path)}`)));
+/** Routes on the app that its ApiRoutes did not declare: `METHOD path` (express syntax). */
+export function undeclaredRoutes(app: Express): string[] {
+  const declared = new Set((routesOf(app)?.declared() ?? []).map((r) => `${r.method.toUpperCase()} ${expressPath(r.path)}`));
   const found: string[] = [];
   const stack = (app as unknown as { router: { stack: { route?: { path: string | string[]; methods: Record<string, boolean> } }[] } }).router.stack;
   for (const layer of stack) {

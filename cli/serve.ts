@@ -102,9 +102,10 @@ export async function startService(config: Readonly<KakuinConfig>, logger: Logge
       authenticator,
       logger,
       maxBodyBytes: config.api.maxBodyBytes,
-      extraRoutes: (app, helpers) => {
-        legacyPath.mountAdminRoutes(app, helpers);
-        mountEnrollmentRoutes(app, helpers, {
+      pepper: kakuin.pepper,
+      extraRoutes: (routes, helpers) => {
+        legacyPath.mountAdminRoutes(routes, helpers);
+        mountEnrollmentRoutes(routes, helpers, {
           registry: kakuin.registry, revocation, enrollment, pepper: kakuin.pepper, maxImportBytes: config.enrollment.importBodyLimitBytes, maxBatchBytes: config.enrollment.batchBodyLimitBytes,
           stationCertificates: kakuin.stationCertificates,
         });
@@ -326,18 +327,19 @@ export async function startRoles(
         authenticator,
         logger,
         maxBodyBytes: config.api.maxBodyBytes,
-        extraRoutes: (app, helpers) => {
+        pepper: k.pepper,
+        extraRoutes: (routes, helpers) => {
           if (legacyPath) {
-            legacyPath.mountAdminRoutes(app, helpers);
+            legacyPath.mountAdminRoutes(routes, helpers);
           } else {
             // Legacy processes elsewhere follow the feed; there is no kill switch here to poke.
-            mountLegacyAdminRoutes(app, {
-              registry, pepper: k.pepper, admin: helpers.admin, adminOrStation: stationCertificateOr(new StationCertificateAuthenticator(registry), helpers.admit('admin', 'station')), json: helpers.json,
-              body: helpers.body, maxImportBytes: config.legacy.bodyLimitBytes * 16, afterChange: async () => {},
+            mountLegacyAdminRoutes(routes, {
+              registry, pepper: k.pepper, admin: helpers.admin, adminOrStation: stationCertificateOr(new StationCertificateAuthenticator(registry), helpers.admit('admin', 'station')),
+              maxImportBytes: config.legacy.bodyLimitBytes * 16, afterChange: async () => {},
             });
           }
           if (enrollment) {
-            mountEnrollmentRoutes(app, helpers, {
+            mountEnrollmentRoutes(routes, helpers, {
               registry, revocation, enrollment, pepper: k.pepper, maxImportBytes: config.enrollment.importBodyLimitBytes, maxBatchBytes: config.enrollment.batchBodyLimitBytes,
               stationCertificates: k.stationCertificates,
             });
