@@ -45,6 +45,8 @@ export interface ParseOptions {
   place: InputPlace;
   /** The code for a value of the wrong type (default KAKUIN_E_INVALID_FIELD). */
   wrongTypeCode?: ErrorCode;
+  /** Where `input` sits in the request (field names are reported from the top). */
+  at?: readonly string[];
 }
 
 /** Parse `input` with `schema`, or throw the KakuinError that says what is wrong. */
@@ -59,13 +61,13 @@ export function inputError(schema: z.ZodType, issues: readonly z.core.$ZodIssue[
   const unknown = issues.find((i) => i.code === 'unrecognized_keys');
   if (unknown && unknown.code === 'unrecognized_keys') {
     const name = unknown.keys[0];
-    const field = dotted([...unknown.path, name]);
+    const field = dotted([...(o.at ?? []), ...unknown.path, name]);
     const accepted = Object.keys(objectAt(schema, unknown.path)?.shape ?? {});
     const known = accepted.length > 0 ? `; this route takes ${accepted.join(', ')}` : '; this route takes none';
     return new KakuinError('KAKUIN_E_UNKNOWN_FIELD', `unknown ${what} ${JSON.stringify(field)}${known}`, { field, accepted });
   }
   const issue = issues[0];
-  const field = dotted(issue.path);
+  const field = dotted([...(o.at ?? []), ...issue.path]);
   const named = field === '' ? (o.place === 'query' ? 'the query string' : 'the body') : `${what} ${JSON.stringify(field)}`;
   const input = (issue as { input?: unknown }).input;
   if (issue.code === 'invalid_type' && input !== undefined) {

@@ -4,6 +4,7 @@
  */
 import https from 'node:https';
 import type { AddressInfo } from 'node:net';
+import type { Express } from 'express';
 import { AdminAuthenticator } from '../ca/api/admin-tokens.js';
 import { createManagementApi } from '../ca/api/management-api.js';
 import type { KakuinConfig } from './config.js';
@@ -36,6 +37,8 @@ import {
 export interface RunningService {
   kakuin: Kakuin;
   apiUrl: string;
+  /** The management API's express app (its declared routes: api-schema/routes.ts `routesOf`). */
+  apiApp: Express;
   /** The plain-HTTP listener (OCSP, CRLs, CA certificates) as bound. */
   httpUrl: string;
   plane: RevocationPlane;
@@ -116,7 +119,7 @@ export async function startService(config: Readonly<KakuinConfig>, logger: Logge
     const started = plane;
     const startedGateway = gateway;
     return {
-      kakuin, apiUrl, httpUrl: started.httpUrl, plane: started, gatewayUrl: startedGateway.url, gateway: startedGateway,
+      kakuin, apiUrl, apiApp: app, httpUrl: started.httpUrl, plane: started, gatewayUrl: startedGateway.url, gateway: startedGateway,
       legacyUrl: legacyPath.url, legacy: legacyPath,
       initialAdminToken: admin.token, adminTokenFile: admin.file,
       close: async () => {
