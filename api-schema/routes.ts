@@ -81,8 +81,10 @@ export function expressPath(path: string): string {
   return path.replace(/\{([A-Za-z][A-Za-z0-9]*)\}/g, ':$1');
 }
 
+/** As type-is and body-parser decide it (RFC 9112 §6.3): a body is there when its length is said and not 0, or it is chunked. */
 function hasBody(req: Request): boolean {
-  return req.headers['content-length'] !== '0' && (req.headers['content-type'] !== undefined || req.headers['transfer-encoding'] !== undefined);
+  const length = req.headers['content-length'];
+  return req.headers['transfer-encoding'] !== undefined || (length !== undefined && length !== '0');
 }
 
 /** The ApiRoutes of each app, so a test can hold an app's routes against its declarations. */

@@ -5,18 +5,18 @@
  * station certificate on the TLS connection (station-certificate-auth.ts).
  *
  *   POST /api/v1/manufacturers/{id}/stations {name}      admin    → 201 {id, apiKey} (the key shown once)
- *   GET  /api/v1/manufacturers/{id}/stations             admin
+ *   GET  /api/v1/manufacturers/{id}/stations?limit=&after=   admin  → {stations, next?}
  *   POST /api/v1/stations/{id}/rotate-key                admin    → {id, apiKey} (the old key stops working at once)
  *   POST /api/v1/stations/{id}/disable                   admin
  *   POST /api/v1/stations/{id}/certificate {csr, overlapHours?}        admin  → 201 {serialHex, certificate, chain, supersedes}
  *        (the station CA issues; the station's earlier certificates are revoked as superseded, at once or after overlapHours)
- *   GET  /api/v1/stations/{id}/certificates              admin
+ *   GET  /api/v1/stations/{id}/certificates?limit=&after=    admin  → {certificates, next?}
  *   POST /api/v1/manufacturers/{id}/profiles {profiles: [..]}         admin  the device profiles it may enroll with
  *   GET  /api/v1/manufacturers/{id}/profiles             admin
  *   POST /api/v1/stations/{id}/quota {maxIssuances: n | null}          admin  → station (with issued count)
  *   POST /api/v1/stations/{id}/revoke-issued {since, until, reason?}   admin  → {revoked, alreadyRevoked}
  *   POST /api/v1/devices/import[?manufacturerId=]        station, admin   JSON array or text/csv → {registered, errors}
- *   GET  /api/v1/station/devices?serialNumber=           station  its own manufacturer's devices
+ *   GET  /api/v1/station/devices?serialNumber=&limit=&after=  station  its own manufacturer's devices → {devices, next?}
  *   POST /api/v1/devices/{id}/allow-reenrollment {until} admin
  *   POST /api/v1/enroll {serialNumber, csr | keygen: {password}, manufacturerId?, profile?}   station, admin → 201 {certificate, chain, pkcs12?, ...} (200 when existing)
  *   POST /api/v1/enroll/batch[?manufacturerId=]          station, admin   NDJSON in (items may name a profile), NDJSON out

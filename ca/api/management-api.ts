@@ -1,21 +1,25 @@
 /**
  * The management API (express, served over HTTPS by the composition root). Every route states the
  * callers it admits; today that is admins (named bearer tokens) or anyone for public CA material.
+ * Every route is declared through ApiRoutes (api-schema/routes.ts) with the schemas of its query
+ * and body: what a route does not declare it refuses (KAKUIN_E_UNKNOWN_FIELD), and the same
+ * declarations are the OpenAPI document. Lists take `?limit=&after=` and answer `{<items>, next?}`.
  *
  *   POST /api/v1/manufacturers                      admin   {name} → 201 {id}
  *   GET  /api/v1/manufacturers                      admin
  *   POST /api/v1/devices                            admin   {manufacturerId, serialNumber, identifiers?, model?, hardwareModuleName?} → 201 {id}
- *   GET  /api/v1/devices?serialNumber=&mac=&imei=&hardwareId=&status=&manufacturerId=&limit=   admin
+ *   GET  /api/v1/devices?serialNumber=&mac=&imei=&hardwareId=&status=&manufacturerId=&limit=&after=   admin → {devices, next?}
  *   GET  /api/v1/devices/{id}                       admin
  *   POST /api/v1/devices/{id}/certificates          admin   PKCS#10 (PEM, DER, base64; or JSON {csr}) → 201 {certificate, chain}
  *   GET  /api/v1/certificates/{serialHex}           admin
- *   GET  /api/v1/audit-events?deviceId=&type=&since=&limit=   admin
+ *   GET  /api/v1/audit-events?deviceId=&type=&actor=&since=&until=&limit=&after=|afterId=   admin → {events, next?}
  *   GET  /api/v1/ca/chain[?issuer=<id>]             anyone  PEM, issuing CA first, root last (default: the device CA that issues now)
+ *   GET  /api/v1/openapi.json                       admin   OpenAPI 3.1, from the declared schemas
  *   GET  /healthz                                   anyone
  *   GET  /readyz                                    anyone  503 while revocation status is stale (gateway fails closed)
  *   GET  /metrics                                   admin   Prometheus text format: what this process serves (cli/metrics.ts)
- * and the revocation routes in revocation-routes.ts (admin), and whatever `extraRoutes` mounts (the
- * legacy path's admin routes, gateway-auth/legacy/admin-routes.ts).
+ * and the token routes (admin-token-routes.ts), the revocation routes (revocation-routes.ts), and
+ * whatever `extraRoutes` declares (enrollment/routes.ts, gateway-auth/legacy/admin-routes.ts).
  */
 import express, { type NextFunction, type Request, type RequestHandler, type Response } from 'express';
 import { z } from 'zod';

@@ -16,7 +16,7 @@ import { KakuinError } from '../../errors/index.js';
 
 const quiet = { info() {}, warn() {}, error() {} };
 
-async function serve(app: express.Express): Promise<{ post(p: string, body: string, type?: string): Promise<{ status: number; json: any }>; close(): Promise<void> }> {
+async function serve(app: express.Express): Promise<{ post(p: string, body: string | undefined, type?: string): Promise<{ status: number; json: any }>; close(): Promise<void> }> {
   const server = http.createServer(app);
   await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
   const port = (server.address() as AddressInfo).port;
@@ -61,8 +61,10 @@ describe('declared routes (api-schema)', () => {
       expect((await s.post('/t', 'name=a', 'application/x-www-form-urlencoded')).status).to.equal(415);
       expect((await s.post('/t?debug=1', '{"name":"a"}')).json).to.deep.include({ code: 'KAKUIN_E_UNKNOWN_FIELD', field: 'debug', accepted: [] });
       expect((await s.post('/none', '{}')).json).to.deep.equal({ ok: true });
+      expect((await s.post('/none', undefined)).json, 'no body, a JSON Content-Type (curl -X POST -H ...)').to.deep.equal({ ok: true });
+      expect((await s.post('/none', '')).json).to.deep.equal({ ok: true });
       expect((await s.post('/none', '{"force":true}')).json).to.deep.include({ code: 'KAKUIN_E_UNKNOWN_FIELD', field: 'force' });
-      expect(ran).to.equal(2);
+      expect(ran).to.equal(4);
     } finally {
       await s.close();
     }
