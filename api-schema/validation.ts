@@ -12,29 +12,49 @@ import { KakuinError, type ErrorCode } from '../errors/index.js';
 
 export type InputPlace = 'body' | 'query';
 
-/** The object schema that stands at `path` inside `schema`, unwrapping optional/default/pipe wrappers. */
-function objectAt(schema: z.ZodType, path: readonly PropertyKey[]): z.ZodObject | undefined {
-  let s: z.ZodType | undefined = schema;
-  const unwrap = (t: z.ZodType): z.ZodType => {
-    let cur = t;
-    for (let i = 0; i < 8; i++) {
-      const def = (cur as unknown as { def: { type: string; innerType?: z.ZodType; in?: z.ZodType; element?: z.ZodType } }).def;
-      if ((def.type === 'optional' || def.type === 'nullable' || def.type === 'default' || def.type === 'prefault') && def.innerType) cur = def.innerType;
-      else if (def.type === 'pipe' && def.in) cur = def.in;
-      else break;
-    }
-    return cur;
-  };
-  for (const key of path) {
-    if (s === undefined) return undefined;
-    s = unwrap(s);
-    if (s instanceof z.ZodObject) s = s.shape[String(key)] as z.ZodType | undefined;
-    else if (s instanceof z.ZodArray) s = s.element as z.ZodType;
-    else return undefined;
+/** Optional, default and pipe wrappers off: the schema that judges the value. */
+function unwrap(t: z.ZodType): z.ZodType {
+  let cur = t;
+  for (let i = 0; i < 8; i++) {
+    const def = (cur as unknown as { def: { type: string; innerType?: z.ZodType; in?: z.ZodType } }).def;
+    if ((def.type === 'optional' || def.type === 'nullable' || def.type === 'default' || def.type === 'prefault') && def.innerType) cur = def.innerType;
+    else if (def.type === 'pipe' && def.in) cur = def.in;
+    else break;
   }
-  if (s === undefined) return undefined;
-  s = unwrap(s);
-  return s instanceof z.ZodObject ? s : undefined;
+  return cur;
+}
+
+/** The object schema that stands at `path` inside `schema` (through arrays and unions), if any. */
+function objectAt(schema: z.ZodType, path: readonly PropertyKey[]): z.ZodObject | undefined {
+  const s = unwrap(schema);
+  if (s instanceof z.ZodUnion) {
+    for (const option of s.options as readonly z.ZodType[]) {
+      const found = objectAt(option, path);
+      if (found) return found;
+    }
+    return undefined;
+  }
+  if (path.length === 0) return s instanceof z.ZodObject ? s : undefined;
+  const [key, ...rest] = path;
+  if (s instanceof z.ZodObject) {
+    const next = s.shape[String(key)] as z.ZodType | undefined;
+    return next === undefined ? undefined : objectAt(next, rest);
+  }
+  if (s instanceof z.ZodArray && typeof key === 'number') return objectAt(s.element as z.ZodType, rest);
+  return undefined;
+}
+
+/**
+ * The issues that explain a failure: for a value none of a union's forms took, those of the form
+ * whose type the value has (`{credentials: "no"}` is the object form with a bad member).
+ */
+function explaining(issues: readonly z.core.$ZodIssue[]): z.core.$ZodIssue[] {
+  return issues.flatMap((i) => {
+    if (i.code !== 'invalid_union') return [i];
+    const fits = i.errors.find((branch) => !branch.some((b) => b.code === 'invalid_type' && b.path.length === 0));
+    if (!fits) return [i];
+    return explaining(fits.map((b) => ({ ...b, path: [...i.path, ...b.path] }) as z.core.$ZodIssue));
+  });
 }
 
 function dotted(path: readonly PropertyKey[]): string {
@@ -56,7 +76,8 @@ export function parseInput<S extends z.ZodType>(schema: S, input: unknown, o: Pa
   throw inputError(schema, r.error.issues, o);
 }
 
-export function inputError(schema: z.ZodType, issues: readonly z.core.$ZodIssue[], o: ParseOptions): KakuinError {
+export function inputError(schema: z.ZodType, reported: readonly z.core.$ZodIssue[], o: ParseOptions): KakuinError {
+  const issues = explaining(reported);
   const what = o.place === 'query' ? 'query parameter' : 'field';
   const unknown = issues.find((i) => i.code === 'unrecognized_keys');
   if (unknown && unknown.code === 'unrecognized_keys') {

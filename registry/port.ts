@@ -358,7 +358,7 @@ export interface Registry {
   createManufacturer(input: { name: string }): Promise<Manufacturer>;
   /** KAKUIN_E_MANUFACTURER_NOT_FOUND */
   getManufacturer(id: string): Promise<Manufacturer>;
-  listManufacturers(): Promise<Manufacturer[]>;
+  listManufacturers(page?: ListPage): Promise<Manufacturer[]>;
 
   // ---- devices ----
   /**

@@ -6,7 +6,7 @@
  * declarations are the OpenAPI document. Lists take `?limit=&after=` and answer `{<items>, next?}`.
  *
  *   POST /api/v1/manufacturers                      admin   {name} → 201 {id}
- *   GET  /api/v1/manufacturers                      admin
+ *   GET  /api/v1/manufacturers?limit=&after=        admin   → {manufacturers, next?}
  *   POST /api/v1/devices                            admin   {manufacturerId, serialNumber, identifiers?, model?, hardwareModuleName?} → 201 {id}
  *   GET  /api/v1/devices?serialNumber=&mac=&imei=&hardwareId=&status=&manufacturerId=&limit=&after=   admin → {devices, next?}
  *   GET  /api/v1/devices/{id}                       admin
@@ -162,8 +162,10 @@ export function createManagementApi(deps: ManagementApiDeps): express.Express {
 
   routes.add({
     method: 'get', path: '/api/v1/manufacturers', summary: 'list manufacturers', callers: ['admin'], use: [admin],
-    handler: async ({ res }) => {
-      res.json({ manufacturers: (await registry.listManufacturers()).map(manufacturerJson) });
+    query: z.strictObject({ ...pageQuery }), response: { status: 200, description: '{manufacturers, next?}' },
+    handler: async ({ res, query }) => {
+      const page = await readPage((afterKey, limit) => registry.listManufacturers({ afterKey, limit }), (m) => m.id, query);
+      res.json(pageJson('manufacturers', page, manufacturerJson));
     },
   });
 

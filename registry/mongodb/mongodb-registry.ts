@@ -111,9 +111,9 @@ export class MongoRegistry implements Registry {
     return manufacturerFromDoc(doc);
   }
 
-  async listManufacturers(): Promise<Manufacturer[]> {
+  async listManufacturers(page?: ListPage): Promise<Manufacturer[]> {
     return this.p.read('listing manufacturers', async () =>
-      (await this.p.col<ManufacturerDoc>(COLLECTIONS.manufacturers).find({}).sort({ ord: 1 }).toArray()).map(manufacturerFromDoc));
+      (await pageFind(this.p.col<ManufacturerDoc>(COLLECTIONS.manufacturers), {}, '_id', page)).map(manufacturerFromDoc));
   }
 
   // ---- devices ----

@@ -180,9 +180,8 @@ export class SqliteRegistry implements Registry {
     return manufacturerFromRow(row);
   }
 
-  async listManufacturers(): Promise<Manufacturer[]> {
-    return this.read('listing manufacturers', () =>
-      this.statements.get<ManufacturerRow>('SELECT * FROM manufacturers ORDER BY rowid').all().map(manufacturerFromRow));
+  async listManufacturers(page?: ListPage): Promise<Manufacturer[]> {
+    return this.read('listing manufacturers', () => this.pageOf('manufacturers', 'id', '', [], page).map((r) => manufacturerFromRow(r as unknown as ManufacturerRow)));
   }
 
   // ---- devices ----

@@ -85,6 +85,22 @@ describe('declared routes (api-schema)', () => {
     });
   });
 
+  it('inside a union (a list, or an object holding one) names the form the value has', () => {
+    const row = z.strictObject({ deviceId: z.string(), authSecret: z.string() });
+    const schema = z.union([z.array(row), z.strictObject({ credentials: z.array(row) })]);
+    const fail = (v: unknown) => {
+      try {
+        parseInput(schema, v, { place: 'body' });
+      } catch (err) {
+        return (err as KakuinError).toJSON();
+      }
+      throw new Error('accepted');
+    };
+    expect(fail([{ deviceId: 'd', authsecret: 's' }])).to.deep.include({ code: 'KAKUIN_E_UNKNOWN_FIELD', field: '0.authsecret', accepted: ['deviceId', 'authSecret'] });
+    expect(fail({ credentials: 'no' })).to.deep.include({ code: 'KAKUIN_E_INVALID_FIELD', field: 'credentials' });
+    expect(fail({ credentials: [{ deviceId: 'd', authSecret: 's', extra: 1 }] })).to.deep.include({ code: 'KAKUIN_E_UNKNOWN_FIELD', field: 'credentials.0.extra' });
+  });
+
   it('a page knows whether another follows, also at the largest page size', async () => {
     const items = Array.from({ length: 2500 }, (_, i) => i + 1);
     let reads = 0;

@@ -49,8 +49,12 @@ export function runPagingContract(get: () => Registry): void {
       await expectKakuinError(get().findDevices({ afterId: 'dev_no-such-device' }), 'KAKUIN_E_VALIDATION');
     });
 
-    it('pages through stations, station certificates and admin tokens; refuses a cursor that names nothing', async function () {
+    it('pages through manufacturers, stations, station certificates and admin tokens; refuses a cursor that names nothing', async function () {
+      const before = (await get().listManufacturers()).map((m) => m.id);
       const mfr = await steps.manufacturer();
+      const more = [await steps.manufacturer(), await steps.manufacturer()];
+      expect(await walk((p) => get().listManufacturers(p), (m) => m.id, 2)).to.deep.equal([...before, mfr, ...more]);
+      await expectKakuinError(get().listManufacturers({ afterKey: randomUUID() }), 'KAKUIN_E_VALIDATION');
       const stations: string[] = [];
       for (let i = 0; i < 5; i++) {
         stations.push((await get().createStation({ manufacturerId: mfr, name: `line-${i}`, keyHmac: hmac() }, { type: 'station.created', actor: 'token:test' })).id);
