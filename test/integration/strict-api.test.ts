@@ -9,6 +9,7 @@ import path from 'node:path';
 import { expect } from 'chai';
 import { cliMain, makeTempDir, opensslOk, repoPath } from '../support/index.js';
 import { request, startTestService, type HttpResponse, type TestService } from '../support/service.js';
+import { Validator } from '@seriousme/openapi-schema-validator';
 import { routesOf, undeclaredRoutes } from '../../api-schema/routes.js';
 
 describe('strict management API: unknown input, paging, token lifecycle', function () {
@@ -255,6 +256,11 @@ describe('strict management API: unknown input, paging, token lifecycle', functi
       expect(r.status).to.equal(200);
       const doc = r.json;
       expect(doc.openapi).to.equal('3.1.0');
+      // Checked against the OpenAPI 3.1 specification's own JSON Schema (an independent validator).
+      const validator = new Validator();
+      const verdict = await validator.validate(doc);
+      expect(verdict, JSON.stringify(verdict.errors?.slice(0, 3))).to.deep.equal({ valid: true });
+      expect(validator.version).to.equal('3.1');
       const list = doc.paths['/api/v1/devices'].get;
       expect(list.parameters.map((p: { name: string }) => p.name)).to.include.members(['serialNumber', 'limit', 'after']);
       const create = doc.paths['/api/v1/devices'].post.requestBody.content['application/json'].schema;
