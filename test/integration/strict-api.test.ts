@@ -274,15 +274,20 @@ describe('strict management API: unknown input, paging, token lifecycle', functi
       expect(documented.sort()).to.deep.equal(declared.map((d) => `${d.method} ${d.path}`).sort());
     });
 
-    it('the README route table ("## Management API") lists exactly the declared routes and their query parameters', async () => {
-      const doc = (await api('GET', '/api/v1/openapi.json')).json as { paths: Record<string, Record<string, { parameters?: { name: string; in: string }[] }>> };
+    it('the README route table ("## Management API") lists exactly the declared routes, their query parameters and callers', async () => {
+      const doc = (await api('GET', '/api/v1/openapi.json')).json as { paths: Record<string, Record<string, { parameters?: { name: string; in: string }[]; 'x-kakuin-callers': string[] }>> };
       const readme = readFileSync(repoPath('README.md'), 'utf8');
       const section = readme.slice(readme.indexOf('## Management API'), readme.indexOf('\n## ', readme.indexOf('## Management API') + 5));
-      const listed = readmeRoutes(section);
+      const callers = new Map<string, string[]>();
+      const listed = readmeRoutes(section, callers);
       const norm = (p: string) => p.replace(/\{[^}]+\}/g, '{}');
       const documented = new Map<string, string[]>();
+      const declaredCallers = new Map<string, string[]>();
       for (const [p, ops] of Object.entries(doc.paths)) {
-        for (const [m, op] of Object.entries(ops)) documented.set(`${m.toUpperCase()} ${norm(p)}`, (op.parameters ?? []).filter((x) => x.in === 'query').map((x) => x.name));
+        for (const [m, op] of Object.entries(ops)) {
+          documented.set(`${m.toUpperCase()} ${norm(p)}`, (op.parameters ?? []).filter((x) => x.in === 'query').map((x) => x.name));
+          declaredCallers.set(`${m.toUpperCase()} ${norm(p)}`, [...op['x-kakuin-callers']].sort());
+        }
       }
       expect([...listed.keys()].filter((k) => !documented.has(k)), 'README routes that do not exist').to.deep.equal([]);
       expect([...documented.keys()].filter((k) => !listed.has(k)), 'routes missing from the README table').to.deep.equal([]);
@@ -290,6 +295,7 @@ describe('strict management API: unknown input, paging, token lifecycle', functi
         if (names === undefined) continue;
         expect([...names].sort(), `query parameters of ${k} in the README`).to.deep.equal([...documented.get(k)!].sort());
       }
+      for (const [k, c] of callers) expect(c, `callers of ${k} in the README`).to.deep.equal(declaredCallers.get(k));
     });
   });
 });
@@ -307,18 +313,23 @@ function parentOf(p: string): string {
  * path before it), and `GET` / `GET .../x` in the third ("`GET` lists them"). `[<x>/]` is an
  * optional path segment; `?a=&b=` lists query parameters (undefined where the row gives none).
  */
-function readmeRoutes(section: string): Map<string, string[] | undefined> {
+function readmeRoutes(section: string, callers = new Map<string, string[]>()): Map<string, string[] | undefined> {
   const routes = new Map<string, string[] | undefined>();
+  let rowCallers: string[] = [];
   const add = (method: string, raw: string) => {
     const q = /[[]?\?([^\]\s]*)\]?$/.exec(raw);
     const names = q ? q[1].split('&').map((x) => x.split('=')[0]).filter((x) => x.length > 0) : undefined;
     const p = (q ? raw.slice(0, q.index) : raw).replace(/\{[^}]+\}/g, '{}');
     const variants = /\[<[^>]+>\/\]/.test(p) ? [p.replace(/\[<[^>]+>\/\]/, ''), p.replace(/\[<[^>]+>\/\]/, '{}/')] : [p];
-    for (const v of variants) routes.set(`${method} ${v}`, names ?? routes.get(`${method} ${v}`));
+    for (const v of variants) {
+      routes.set(`${method} ${v}`, names ?? routes.get(`${method} ${v}`));
+      callers.set(`${method} ${v}`, rowCallers);
+    }
   };
   for (const line of section.split('\n')) {
     if (!line.startsWith('| `')) continue;
     const cells = line.split(/(?<!\\)\|/).map((c) => c.trim());
+    rowCallers = [...new Set(cells[2].replace(/\([^)]*\)/g, '').match(/\b(anyone|admin|station|device)\b/g) ?? [])].sort();
     let previous: { method: string; path: string } | undefined;
     for (const code of cells[1].match(/`[^`]+`/g) ?? []) {
       const text = code.slice(1, -1);
