@@ -6,7 +6,8 @@
  * management API with `mountAdminRoutes`.
  */
 import { readFileSync } from 'node:fs';
-import type { Express, Request, RequestHandler } from 'express';
+import type { RequestHandler } from 'express';
+import type { ApiRoutes } from '../api-schema/routes.js';
 import { pemChain } from '../ca/api/representations.js';
 import { KakuinError } from '../errors/index.js';
 import { TelemetryUpstream } from '../gateway-auth/upstream.js';
@@ -23,8 +24,8 @@ import type { Kakuin } from './wiring.js';
 export interface RunningLegacyPath {
   url: string;
   killSwitch: LegacyKillSwitch;
-  mountAdminRoutes(app: Express, helpers: {
-    admin: RequestHandler; admit(...kinds: ('admin' | 'station')[]): RequestHandler; json: RequestHandler; body(req: Request): Record<string, unknown>;
+  mountAdminRoutes(routes: ApiRoutes, helpers: {
+    admin: RequestHandler; admit(...kinds: ('admin' | 'station')[]): RequestHandler;
   }): void;
   close(): Promise<void>;
 }
@@ -67,8 +68,8 @@ export async function startLegacyPath(kakuin: Kakuin, plane: Pick<RevocationPlan
   plane.afterChange.push(() => killSwitch.poke());
   return {
     url, killSwitch,
-    mountAdminRoutes: (app, helpers) => mountLegacyAdminRoutes(app, {
-      registry, pepper, admin: helpers.admin, adminOrStation: stationCertificateOr(new StationCertificateAuthenticator(registry), helpers.admit('admin', 'station')), json: helpers.json, body: helpers.body,
+    mountAdminRoutes: (routes, helpers) => mountLegacyAdminRoutes(routes, {
+      registry, pepper, admin: helpers.admin, adminOrStation: stationCertificateOr(new StationCertificateAuthenticator(registry), helpers.admit('admin', 'station')),
       maxImportBytes: l.bodyLimitBytes * 16, afterChange: () => killSwitch.poke(),
     }),
     close: async () => {

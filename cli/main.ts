@@ -6,12 +6,13 @@
  *   kakuin init [--keys pkcs11:token=...]         create the CA hierarchy in the data directory
  *   kakuin issue --device ID --csr FILE [--out F] issue a device certificate from a PKCS#10 file
  *   kakuin ca show                                list the CAs
- *   kakuin token create --name NAME               create a named admin token (printed once)
+ *   kakuin token create --name NAME [--expires T] create a named admin token (printed once)
+ *   kakuin token list | token revoke --name NAME  the tokens (created, last used, expiry); revoke one for good
  */
 import { createHash } from 'node:crypto';
 import { readFileSync, writeFileSync } from 'node:fs';
 import { parseArgs } from 'node:util';
-import { createAdminToken } from '../ca/api/admin-tokens.js';
+import { adminTokenJson, createAdminToken, revokeAdminToken } from '../ca/api/admin-tokens.js';
 import { pemChain } from '../ca/api/representations.js';
 import { hierarchyExists } from '../ca/hierarchy.js';
 import { nameToString, parseCertificate } from '../pkix/index.js';
@@ -44,7 +45,9 @@ commands:
                                              offline root: record the root and the CA certificates it signed
                                              (later: --root F --station F adds the station CA)
   ca rollover                                a new device issuing CA takes over issuance; the old one stays in service
-  token create --name NAME                   create a named admin token; it is printed once
+  token create --name NAME [--expires ISO]   create a named admin token (role admin); it is printed once
+  token list                                 admin tokens: role, status, created, last used, expiry
+  token revoke --name NAME                   revoke a token for good: it fails at once in every process
   backup --out DIR                           online backup: registry (consistent while serving), encrypted keys,
                                              CA/TLS certificates, pepper, config, manifest with SHA-256 of each file
   restore --from DIR [--force]               restore a backup into an empty data directory (checks every hash first)
@@ -252,12 +255,32 @@ async function offlineRootCommand(config: KakuinConfig, command: 'csr' | 'import
 }
 
 async function tokenCommand(config: KakuinConfig, logger: Logger, rest: string[]): Promise<number> {
-  const { values, positionals } = args(rest, ['name']);
-  if (positionals[0] !== 'create' || !values.name) throw new KakuinError('KAKUIN_E_USAGE', 'kakuin token create --name NAME');
+  const { values, positionals } = args(rest, ['name', 'expires']);
+  const usage = 'kakuin token create --name NAME [--expires ISO-TIME] | token list | token revoke --name NAME';
+  const action = positionals[0];
+  if (!(action === 'create' || action === 'revoke' || action === 'list') || (action !== 'list' && !values.name)) throw new KakuinError('KAKUIN_E_USAGE', usage);
+  let expiresAt: Date | undefined;
+  if (values.expires !== undefined) {
+    if (action !== 'create') throw new KakuinError('KAKUIN_E_USAGE', usage);
+    expiresAt = new Date(values.expires);
+    if (Number.isNaN(expiresAt.getTime())) throw new KakuinError('KAKUIN_E_USAGE', '--expires takes an ISO 8601 time (2027-01-31T00:00:00Z)');
+  }
   const kakuin = await openKakuin(config, logger, { bootstrap: false, actor: 'cli' });
   try {
-    const { token } = await createAdminToken(kakuin.registry, kakuin.pepper, values.name, 'cli');
-    process.stdout.write(`admin token ${values.name} (shown once, store it now):\n${token}\n`);
+    if (action === 'create') {
+      const { token, record } = await createAdminToken(kakuin.registry, kakuin.pepper, values.name!, 'cli', { expiresAt });
+      const until = record.expiresAt ? `, expires ${record.expiresAt.toISOString()}` : '';
+      process.stdout.write(`admin token ${values.name} (role ${record.role}${until}; shown once, store it now):\n${token}\n`);
+    } else if (action === 'revoke') {
+      const t = await revokeAdminToken(kakuin.registry, values.name!, 'cli');
+      process.stdout.write(`admin token ${t.name} revoked at ${t.disabledAt!.toISOString()}\n`);
+    } else {
+      const rows = (await kakuin.registry.listAdminTokens()).map((t) => adminTokenJson(t));
+      const cells = [['NAME', 'ROLE', 'STATUS', 'CREATED', 'LAST USED', 'EXPIRES'],
+        ...rows.map((t) => [t.name, t.role, t.status, t.createdAt, t.lastUsedAt ?? '-', t.expiresAt ?? '-'])];
+      const widths = cells[0].map((_, i) => Math.max(...cells.map((r) => r[i].length)));
+      for (const r of cells) process.stdout.write(`${r.map((c, i) => c.padEnd(widths[i])).join('  ').trimEnd()}\n`);
+    }
   } finally {
     await kakuin.close();
   }

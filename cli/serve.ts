@@ -4,6 +4,7 @@
  */
 import https from 'node:https';
 import type { AddressInfo } from 'node:net';
+import type { Express } from 'express';
 import { AdminAuthenticator } from '../ca/api/admin-tokens.js';
 import { createManagementApi } from '../ca/api/management-api.js';
 import type { KakuinConfig } from './config.js';
@@ -36,6 +37,8 @@ import {
 export interface RunningService {
   kakuin: Kakuin;
   apiUrl: string;
+  /** The management API's express app (its declared routes: api-schema/routes.ts `routesOf`). */
+  apiApp: Express;
   /** The plain-HTTP listener (OCSP, CRLs, CA certificates) as bound. */
   httpUrl: string;
   plane: RevocationPlane;
@@ -102,9 +105,10 @@ export async function startService(config: Readonly<KakuinConfig>, logger: Logge
       authenticator,
       logger,
       maxBodyBytes: config.api.maxBodyBytes,
-      extraRoutes: (app, helpers) => {
-        legacyPath.mountAdminRoutes(app, helpers);
-        mountEnrollmentRoutes(app, helpers, {
+      pepper: kakuin.pepper,
+      extraRoutes: (routes, helpers) => {
+        legacyPath.mountAdminRoutes(routes, helpers);
+        mountEnrollmentRoutes(routes, helpers, {
           registry: kakuin.registry, revocation, enrollment, pepper: kakuin.pepper, maxImportBytes: config.enrollment.importBodyLimitBytes, maxBatchBytes: config.enrollment.batchBodyLimitBytes,
           stationCertificates: kakuin.stationCertificates,
         });
@@ -115,7 +119,7 @@ export async function startService(config: Readonly<KakuinConfig>, logger: Logge
     const started = plane;
     const startedGateway = gateway;
     return {
-      kakuin, apiUrl, httpUrl: started.httpUrl, plane: started, gatewayUrl: startedGateway.url, gateway: startedGateway,
+      kakuin, apiUrl, apiApp: app, httpUrl: started.httpUrl, plane: started, gatewayUrl: startedGateway.url, gateway: startedGateway,
       legacyUrl: legacyPath.url, legacy: legacyPath,
       initialAdminToken: admin.token, adminTokenFile: admin.file,
       close: async () => {
@@ -326,18 +330,19 @@ export async function startRoles(
         authenticator,
         logger,
         maxBodyBytes: config.api.maxBodyBytes,
-        extraRoutes: (app, helpers) => {
+        pepper: k.pepper,
+        extraRoutes: (routes, helpers) => {
           if (legacyPath) {
-            legacyPath.mountAdminRoutes(app, helpers);
+            legacyPath.mountAdminRoutes(routes, helpers);
           } else {
             // Legacy processes elsewhere follow the feed; there is no kill switch here to poke.
-            mountLegacyAdminRoutes(app, {
-              registry, pepper: k.pepper, admin: helpers.admin, adminOrStation: stationCertificateOr(new StationCertificateAuthenticator(registry), helpers.admit('admin', 'station')), json: helpers.json,
-              body: helpers.body, maxImportBytes: config.legacy.bodyLimitBytes * 16, afterChange: async () => {},
+            mountLegacyAdminRoutes(routes, {
+              registry, pepper: k.pepper, admin: helpers.admin, adminOrStation: stationCertificateOr(new StationCertificateAuthenticator(registry), helpers.admit('admin', 'station')),
+              maxImportBytes: config.legacy.bodyLimitBytes * 16, afterChange: async () => {},
             });
           }
           if (enrollment) {
-            mountEnrollmentRoutes(app, helpers, {
+            mountEnrollmentRoutes(routes, helpers, {
               registry, revocation, enrollment, pepper: k.pepper, maxImportBytes: config.enrollment.importBodyLimitBytes, maxBatchBytes: config.enrollment.batchBodyLimitBytes,
               stationCertificates: k.stationCertificates,
             });

@@ -12,6 +12,8 @@
  * alone. Retrying a whole batch is safe: a CSR already enrolled for its device returns the same
  * certificate (`existing: true`) and nothing new is issued.
  */
+import { z } from 'zod';
+import { parseInput } from '../api-schema/validation.js';
 import type { Readable, Writable } from 'node:stream';
 import { pemChain } from '../ca/api/representations.js';
 import { KakuinError } from '../errors/index.js';
@@ -152,6 +154,11 @@ export async function* boundedLines(
 
 export const OVERLONG: unique symbol = Symbol('overlong line');
 
+/** The names a batch line may use (as POST /api/v1/enroll, without manufacturerId: the batch names it once). */
+const anything = z.unknown().optional();
+const BATCH_ITEM_NAMES = z.strictObject({ serialNumber: anything, csr: anything, keygen: anything, profile: anything });
+const BATCH_KEYGEN_NAMES = z.strictObject({ password: anything, format: anything });
+
 async function enrollItem(
   line: string | typeof OVERLONG, lineNo: number, enrollment: EnrollmentService, scope: { manufacturerId: string; actor: string }, shared: SharedReads,
 ): Promise<ItemResult> {
@@ -167,6 +174,9 @@ async function enrollItem(
     if (typeof item !== 'object' || item === null || Array.isArray(item)) throw new KakuinError('KAKUIN_E_BATCH_ITEM_MALFORMED', 'the line must be a JSON object');
     const it = item as Record<string, unknown>;
     serialNumber = it.serialNumber;
+    // Only the names are checked here (a typo fails its line alone); the values are the domain's to judge, with its codes.
+    parseInput(BATCH_ITEM_NAMES, it, { place: 'body' });
+    if (typeof it.keygen === 'object' && it.keygen !== null && !Array.isArray(it.keygen)) parseInput(BATCH_KEYGEN_NAMES, it.keygen, { place: 'body', at: ['keygen'] });
     if (it.keygen !== undefined) {
       if (it.csr !== undefined) throw new KakuinError('KAKUIN_E_BATCH_ITEM_MALFORMED', 'an item has either csr or keygen, not both');
       const k = await enrollment.enrollWithKeygen({ manufacturerId: scope.manufacturerId, serialNumber: it.serialNumber, keygen: it.keygen, actor: scope.actor, profile: it.profile });

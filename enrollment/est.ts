@@ -21,7 +21,8 @@
  * `/.well-known/est/<profile>/simpleenroll` (and `/serverkeygen`); without a label, `device`.
  */
 import type { TLSSocket } from 'node:tls';
-import express, { type Express, type NextFunction, type Request, type Response } from 'express';
+import express, { type NextFunction, type Request, type Response } from 'express';
+import type { ApiRoutes } from '../api-schema/routes.js';
 import { randomBytes } from 'node:crypto';
 import {
   derOid, derSequence, derSet, encodeCertsOnly, OID_AT_SERIAL_NUMBER, OID_EC_PUBLIC_KEY, OID_ECDSA_WITH_SHA256, OID_P256, readCsr,
@@ -61,7 +62,7 @@ export function estBody(raw: unknown): Buffer {
   return Buffer.from(compact, 'base64');
 }
 
-export function mountEst(app: Express, deps: EstDeps): void {
+export function mountEst(routes: ApiRoutes, deps: EstDeps): void {
   const { enrollment, authenticator, certificates } = deps;
   const raw = express.raw({ type: () => true, limit: MAX_CSR_BYTES });
 
@@ -86,47 +87,73 @@ export function mountEst(app: Express, deps: EstDeps): void {
     next();
   };
 
+  const base64Csr = { 'application/pkcs10': { parser: raw, description: 'base64 DER PKCS#10 (RFC 8951 §3: any Content-Transfer-Encoding, whitespace allowed; raw DER too)' } };
   // RFC 7030 §3.2.2: a label selects a CA/profile for every operation, so these answer under a label too (the same).
-  app.get(['/.well-known/est/cacerts', '/.well-known/est/:label/cacerts'], (_req, res) => {
-    sendCertsOnly(res, enrollment.chain);
+  const labelled = (op: string) => [`/.well-known/est/${op}`, `/.well-known/est/{label}/${op}`];
+
+  for (const path of labelled('cacerts')) {
+    routes.add({
+      method: 'get', path, summary: 'EST: base64 certs-only, the device issuing CA and the root', callers: ['anyone'],
+      handler: ({ res }) => sendCertsOnly(res, enrollment.chain),
+    });
+  }
+
+  for (const path of labelled('csrattrs')) {
+    routes.add({
+      method: 'get', path, summary: 'EST: base64 CsrAttrs', callers: ['anyone'],
+      handler: ({ res }) => {
+        res.status(200).set('Content-Type', 'application/csrattrs').set('Content-Transfer-Encoding', 'base64').send(base64Lines(CSR_ATTRS));
+      },
+    });
+  }
+
+  for (const path of labelled('simpleenroll')) {
+    routes.add({
+      method: 'post', path, summary: 'EST enrollment: base64 DER CSR → base64 certs-only', callers: ['station'], use: [station],
+      body: { media: base64Csr },
+      handler: async ({ req, res }) => {
+        const caller = req.caller!;
+        if (caller.kind !== 'station') throw new KakuinError('KAKUIN_E_FORBIDDEN', 'EST enrollment admits stations only');
+        const r = await enrollment.enroll({ manufacturerId: caller.manufacturerId, csr: estBody(req.body), actor: caller.actor, profile: req.params.label });
+        sendCertsOnly(res, [r.der]);
+      },
+    });
+  }
+
+  routes.add({
+    method: 'post', path: '/.well-known/est/simplereenroll', summary: 'EST renewal over mTLS with the current certificate', callers: ['device'],
+    body: { media: base64Csr },
+    handler: async ({ req, res }) => {
+      const socket = req.socket as TLSSocket;
+      const peer = typeof socket.getPeerCertificate === 'function' ? socket.getPeerCertificate() : undefined;
+      if (!socket.authorized || !peer?.raw) {
+        throw new KakuinError('KAKUIN_E_UNAUTHENTICATED', 'simplereenroll needs the device\'s current certificate (TLS client authentication)');
+      }
+      const r = await enrollment.reenrollWithCertificate(peer.raw, estBody(req.body));
+      sendCertsOnly(res, [r.der]);
+    },
   });
 
-  app.get(['/.well-known/est/csrattrs', '/.well-known/est/:label/csrattrs'], (_req, res) => {
-    res.status(200).set('Content-Type', 'application/csrattrs').set('Content-Transfer-Encoding', 'base64').send(base64Lines(CSR_ATTRS));
-  });
-
-  app.post(['/.well-known/est/simpleenroll', '/.well-known/est/:label/simpleenroll'], station, raw, async (req, res) => {
-    const caller = req.caller!;
-    if (caller.kind !== 'station') throw new KakuinError('KAKUIN_E_FORBIDDEN', 'EST enrollment admits stations only');
-    const r = await enrollment.enroll({ manufacturerId: caller.manufacturerId, csr: estBody(req.body), actor: caller.actor, profile: req.params.label });
-    sendCertsOnly(res, [r.der]);
-  });
-
-  app.post('/.well-known/est/simplereenroll', raw, async (req, res) => {
-    const socket = req.socket as TLSSocket;
-    const peer = typeof socket.getPeerCertificate === 'function' ? socket.getPeerCertificate() : undefined;
-    if (!socket.authorized || !peer?.raw) {
-      throw new KakuinError('KAKUIN_E_UNAUTHENTICATED', 'simplereenroll needs the device\'s current certificate (TLS client authentication)');
-    }
-    const r = await enrollment.reenrollWithCertificate(peer.raw, estBody(req.body));
-    sendCertsOnly(res, [r.der]);
-  });
-
-  app.post(['/.well-known/est/serverkeygen', '/.well-known/est/:label/serverkeygen'], station, raw, async (req, res) => {
-    const caller = req.caller!;
-    if (caller.kind !== 'station') throw new KakuinError('KAKUIN_E_FORBIDDEN', 'EST enrollment admits stations only');
-    const serialNumber = subjectSerialNumber(readCsr(estBody(req.body)));
-    const { enrollment: r, privateKey } = await enrollment.enrollWithServerKey({ manufacturerId: caller.manufacturerId, serialNumber, actor: caller.actor, profile: req.params.label });
-    const pkcs8 = privateKey.export({ type: 'pkcs8', format: 'der' });
-    const boundary = `est-${randomBytes(12).toString('hex')}`;
-    const part = (type: string, der: Buffer) => `--${boundary}\r\nContent-Type: ${type}\r\nContent-Transfer-Encoding: base64\r\n\r\n${base64Lines(der)}`;
-    res.status(200).set('Content-Type', `multipart/mixed; boundary=${boundary}`)
-      .send(`${part('application/pkcs8', pkcs8)}${part(CERTS_ONLY, encodeCertsOnly([r.der]))}--${boundary}--\r\n`);
-  });
+  for (const path of labelled('serverkeygen')) {
+    routes.add({
+      method: 'post', path, summary: 'EST server-side key generation → multipart/mixed: PKCS#8 key + certs-only', callers: ['station'], use: [station],
+      body: { media: base64Csr },
+      handler: async ({ req, res }) => {
+        const caller = req.caller!;
+        if (caller.kind !== 'station') throw new KakuinError('KAKUIN_E_FORBIDDEN', 'EST enrollment admits stations only');
+        const serialNumber = subjectSerialNumber(readCsr(estBody(req.body)));
+        const { enrollment: r, privateKey } = await enrollment.enrollWithServerKey({ manufacturerId: caller.manufacturerId, serialNumber, actor: caller.actor, profile: req.params.label });
+        const pkcs8 = privateKey.export({ type: 'pkcs8', format: 'der' });
+        const boundary = `est-${randomBytes(12).toString('hex')}`;
+        const part = (type: string, der: Buffer) => `--${boundary}\r\nContent-Type: ${type}\r\nContent-Transfer-Encoding: base64\r\n\r\n${base64Lines(der)}`;
+        res.status(200).set('Content-Type', `multipart/mixed; boundary=${boundary}`)
+          .send(`${part('application/pkcs8', pkcs8)}${part(CERTS_ONLY, encodeCertsOnly([r.der]))}--${boundary}--\r\n`);
+      },
+    });
+  }
 
   // Unknown EST paths and every error on these paths: text/plain (see plainTextErrors).
-  app.use('/.well-known/est', routeNotFound);
-  app.use('/.well-known/est', plainTextErrors);
+  routes.use('/.well-known/est', routeNotFound, plainTextErrors);
 }
 
 /**

@@ -13,6 +13,8 @@ export const ERROR_CATALOGUE = {
   KAKUIN_E_INTERNAL: { status: 500, summary: 'An unexpected internal error; the cause is logged, not sent.' },
   KAKUIN_E_BAD_REQUEST: { status: 400, summary: 'The request body or parameters could not be read.' },
   KAKUIN_E_VALIDATION: { status: 400, summary: 'A field is missing, has the wrong type or is out of range.' },
+  KAKUIN_E_UNKNOWN_FIELD: { status: 400, summary: 'The body or query string names a field or filter this route does not know (a typo?); `field` names it, `accepted` lists the known names. Nothing was changed.' },
+  KAKUIN_E_INVALID_FIELD: { status: 400, summary: 'A field or query parameter has the wrong JSON type (a number where a string belongs, a list for a single value); `field` names it.' },
   KAKUIN_E_BODY_TOO_LARGE: { status: 413, summary: 'The request body exceeds the configured limit.' },
   KAKUIN_E_UNSUPPORTED_MEDIA_TYPE: { status: 415, summary: 'The Content-Type is not one this route accepts.' },
   KAKUIN_E_NOT_ACCEPTABLE: { status: 406, summary: 'No representation matches the Accept header.' },
@@ -56,6 +58,8 @@ export const ERROR_CATALOGUE = {
   KAKUIN_E_SERIAL_EXISTS: { status: 409, summary: 'A certificate with that serial number is already recorded.' },
   KAKUIN_E_PUBLIC_KEY_IN_USE: { status: 409, summary: 'The public key is already bound to another device.' },
   KAKUIN_E_TOKEN_EXISTS: { status: 409, summary: 'An admin token with that name exists already.' },
+  KAKUIN_E_TOKEN_NOT_FOUND: { status: 404, summary: 'No admin token with that name.' },
+  KAKUIN_E_TOKEN_STATE: { status: 409, summary: 'The admin token is revoked already (a revoked token never comes back; create a new one).' },
   KAKUIN_E_REGISTRY_UNAVAILABLE: { status: 503, summary: 'The registry cannot be reached or is busy; retry.' },
   KAKUIN_E_SCHEMA_TOO_NEW: { status: 500, summary: 'The registry schema is newer than this kakuin; upgrade kakuin.' },
 
@@ -116,16 +120,27 @@ export type ErrorCode = keyof typeof ERROR_CATALOGUE;
 export class KakuinError extends Error {
   readonly code: ErrorCode;
   readonly status: number;
+  /** The request field or query parameter at fault (dotted path), when one is. */
+  readonly field?: string;
+  /** The names a route accepts where `field` stands (KAKUIN_E_UNKNOWN_FIELD). */
+  readonly accepted?: readonly string[];
 
-  constructor(code: ErrorCode, message: string, options?: { cause?: unknown; status?: number }) {
+  constructor(code: ErrorCode, message: string, options?: { cause?: unknown; status?: number; field?: string; accepted?: readonly string[] }) {
     super(message, options?.cause === undefined ? undefined : { cause: options.cause });
     this.name = 'KakuinError';
     this.code = code;
     this.status = options?.status ?? ERROR_CATALOGUE[code].status;
+    if (options?.field !== undefined) this.field = options.field;
+    if (options?.accepted !== undefined) this.accepted = options.accepted;
   }
 
-  toJSON(): { code: ErrorCode; message: string } {
-    return { code: this.code, message: this.message };
+  /** `{code, message}`, with `field` and `accepted` when they are known. */
+  toJSON(): { code: ErrorCode; message: string; field?: string; accepted?: readonly string[] } {
+    return {
+      code: this.code, message: this.message,
+      ...(this.field !== undefined && { field: this.field }),
+      ...(this.accepted !== undefined && { accepted: this.accepted }),
+    };
   }
 }
 

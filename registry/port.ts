@@ -96,7 +96,12 @@ export interface AdminToken {
   tokenHmac: string;
   role: 'admin';
   createdAt: Date;
+  /** Revoked (or disabled): the token authenticates no one from then on. */
   disabledAt?: Date;
+  /** The token stops working then; undefined: it does not expire. */
+  expiresAt?: Date;
+  /** When the token last authenticated a request (recorded at most once a minute per token). */
+  lastUsedAt?: Date;
 }
 
 export interface AuditEvent {
@@ -120,7 +125,23 @@ export interface DeviceQuery {
   imei?: string;
   hardwareId?: string;
   status?: DeviceStatus;
+  /**
+   * Paging: only devices listed after the device with this id (in the adapter's stable listing
+   * order, oldest first). KAKUIN_E_VALIDATION when no device has that id.
+   */
+  afterId?: string;
   /** Default 100, at most 1000. */
+  limit?: number;
+}
+
+/**
+ * Paging through a short list (a manufacturer's stations, a station's certificates, the admin
+ * tokens): at most `limit` (at most 1000) items listed after the one whose key is `afterKey`
+ * (a station id, a serial number, a token name), oldest first. Without it, the whole list.
+ * KAKUIN_E_VALIDATION when `afterKey` names no item of the list.
+ */
+export interface ListPage {
+  afterKey?: string;
   limit?: number;
 }
 
@@ -337,7 +358,7 @@ export interface Registry {
   createManufacturer(input: { name: string }): Promise<Manufacturer>;
   /** KAKUIN_E_MANUFACTURER_NOT_FOUND */
   getManufacturer(id: string): Promise<Manufacturer>;
-  listManufacturers(): Promise<Manufacturer[]>;
+  listManufacturers(page?: ListPage): Promise<Manufacturer[]>;
 
   // ---- devices ----
   /**
@@ -366,10 +387,21 @@ export interface Registry {
   findDeviceIdByPublicKey(publicKeySha256: string): Promise<string | undefined>;
 
   // ---- admin tokens ----
-  /** KAKUIN_E_TOKEN_EXISTS on a duplicate name. */
-  createAdminToken(input: { name: string; tokenHmac: string; role: 'admin' }): Promise<AdminToken>;
+  /**
+   * KAKUIN_E_TOKEN_EXISTS on a duplicate name. `audit`, when given, is appended in the same
+   * transaction (a token and its `token.created` event exist together or not at all).
+   */
+  createAdminToken(input: { name: string; tokenHmac: string; role: 'admin'; expiresAt?: Date }, audit?: NewAuditEvent): Promise<AdminToken>;
   findAdminTokenByHmac(tokenHmac: string): Promise<AdminToken | undefined>;
-  listAdminTokens(): Promise<AdminToken[]>;
+  listAdminTokens(page?: ListPage): Promise<AdminToken[]>;
+  /**
+   * Revoke the named token at `at`, atomically with its audit event. Every process checks a token
+   * against this record on each request (nothing caches it), so it fails everywhere from the commit
+   * on. KAKUIN_E_TOKEN_NOT_FOUND; KAKUIN_E_TOKEN_STATE when it is revoked already.
+   */
+  revokeAdminToken(name: string, at: Date, audit: NewAuditEvent): Promise<AdminToken>;
+  /** Record that the token authenticated a request at `at` (best effort, never a transaction of its own the caller waits on). */
+  touchAdminToken(name: string, at: Date): Promise<void>;
 
   // ---- audit ----
   appendAuditEvent(event: NewAuditEvent): Promise<AuditEvent>;
@@ -447,7 +479,7 @@ export interface Registry {
   /** KAKUIN_E_STATION_NOT_FOUND */
   getStation(id: string): Promise<Station>;
   findStationByKeyHmac(keyHmac: string): Promise<Station | undefined>;
-  listStations(manufacturerId: string): Promise<Station[]>;
+  listStations(manufacturerId: string, page?: ListPage): Promise<Station[]>;
   /** Replace the key HMAC and/or disable; with its audit event, atomically. KAKUIN_E_STATION_NOT_FOUND. */
   updateStation(id: string, change: { keyHmac?: string; disable?: boolean; maxIssuances?: number | null }, audit: NewAuditEvent): Promise<Station>;
   /** Certificates issued through the station: `certificate.issued` audit events naming `station:<id>`. */
@@ -470,7 +502,7 @@ export interface Registry {
   /** The station a certificate was issued to; undefined when it is not a station certificate (or unknown). */
   findStationOfCertificate(serialHex: string): Promise<string | undefined>;
   /** The station's certificates (any status), oldest first. KAKUIN_E_STATION_NOT_FOUND. */
-  listStationCertificates(stationId: string): Promise<CertificateRecord[]>;
+  listStationCertificates(stationId: string, page?: ListPage): Promise<CertificateRecord[]>;
   /**
    * Replace the manufacturer's allowed device certificate profiles (names, validated by the caller
    * against the configured ones), with its audit event, atomically. KAKUIN_E_MANUFACTURER_NOT_FOUND;

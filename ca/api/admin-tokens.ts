@@ -5,6 +5,9 @@
  */
 import { createHmac, randomBytes, timingSafeEqual } from 'node:crypto';
 import type { AdminToken, Registry, Station } from '../../registry/port.js';
+
+/** A token's last use is written at most this often (per token and process): an admin API call is not worth a write each. */
+const LAST_USED_RESOLUTION_MS = 60_000;
 import { KakuinError } from '../../errors/index.js';
 
 const TOKEN_PREFIX = 'kkadm_';
@@ -19,14 +22,43 @@ export function tokenHmac(pepper: Buffer, token: string): string {
 
 const TOKEN_NAME = /^[A-Za-z0-9][A-Za-z0-9._@-]{0,63}$/;
 
-export async function createAdminToken(registry: Registry, pepper: Buffer, name: string, actor: string): Promise<{ token: string; record: AdminToken }> {
+export function checkTokenName(name: string): string {
   if (!TOKEN_NAME.test(name)) {
-    throw new KakuinError('KAKUIN_E_VALIDATION', 'a token name is 1 to 64 characters: letters, digits, . _ @ -, starting with a letter or digit');
+    throw new KakuinError('KAKUIN_E_VALIDATION', 'a token name is 1 to 64 characters: letters, digits, . _ @ -, starting with a letter or digit', { field: 'name' });
+  }
+  return name;
+}
+
+/**
+ * A new admin token (256 random bits, the secret returned once), with its `token.created` audit
+ * event in the same transaction. `expiresAt`, when given, must lie in the future.
+ */
+export async function createAdminToken(registry: Registry, pepper: Buffer, name: string, actor: string, options: { expiresAt?: Date; now?: Date } = {}): Promise<{ token: string; record: AdminToken }> {
+  checkTokenName(name);
+  const now = options.now ?? new Date();
+  const expiresAt = options.expiresAt;
+  if (expiresAt !== undefined && (Number.isNaN(expiresAt.getTime()) || expiresAt.getTime() <= now.getTime())) {
+    throw new KakuinError('KAKUIN_E_VALIDATION', 'expiresAt must be an ISO 8601 time in the future', { field: 'expiresAt' });
   }
   const token = newAdminTokenSecret();
-  const record = await registry.createAdminToken({ name, tokenHmac: tokenHmac(pepper, token), role: 'admin' });
-  await registry.appendAuditEvent({ type: 'token.created', actor, details: { name, role: 'admin' } });
+  const record = await registry.createAdminToken({ name, tokenHmac: tokenHmac(pepper, token), role: 'admin', ...(expiresAt && { expiresAt }) },
+    { type: 'token.created', actor, details: { name, role: 'admin', ...(expiresAt && { expiresAt: expiresAt.toISOString() }) } });
   return { token, record };
+}
+
+/** Revoke a token by name, with its `token.revoked` audit event; it authenticates no request from the commit on, in any process. */
+export async function revokeAdminToken(registry: Registry, name: string, actor: string, now = new Date()): Promise<AdminToken> {
+  checkTokenName(name);
+  return registry.revokeAdminToken(name, now, { type: 'token.revoked', actor, details: { name } });
+}
+
+/** How a token is shown (never its secret or HMAC). */
+export function adminTokenJson(t: AdminToken, now = Date.now()) {
+  const status = t.disabledAt !== undefined ? 'revoked' : t.expiresAt !== undefined && t.expiresAt.getTime() <= now ? 'expired' : 'active';
+  return {
+    name: t.name, role: t.role, status, createdAt: t.createdAt.toISOString(),
+    lastUsedAt: t.lastUsedAt?.toISOString(), expiresAt: t.expiresAt?.toISOString(), revokedAt: t.disabledAt?.toISOString(),
+  };
 }
 
 /** Who is calling. Devices join this union with their issue. */
@@ -69,6 +101,7 @@ export class AdminAuthenticator {
   private readonly bootstrapHmac?: Buffer;
   private readonly stationKeyMaxAgeMs: number;
   private readonly now: () => number;
+  private readonly lastUseWritten = new Map<string, number>();
 
   /**
    * @param bootstrapToken `KAKUIN_ADMIN_TOKEN`, accepted as the admin named `bootstrap` without
@@ -98,8 +131,12 @@ export class AdminAuthenticator {
     // Looking up by HMAC leaks nothing useful through timing: the HMAC of a guess says nothing
     // about the HMAC of the real token.
     if (m[1].startsWith(STATION_KEY_PREFIX)) return this.stationByHmac(hmac);
+    // Read on every request, never cached: a revocation committed by any process holds from the next request on.
     const record = await this.registry.findAdminTokenByHmac(hmac);
     if (!record || record.disabledAt) return undefined;
+    const now = this.now();
+    if (record.expiresAt !== undefined && now >= record.expiresAt.getTime()) return undefined;
+    this.noteUse(record.name, now);
     return { kind: 'admin', name: record.name, actor: `token:${record.name}` };
   }
 
@@ -118,6 +155,14 @@ export class AdminAuthenticator {
     if (!key.startsWith(STATION_KEY_PREFIX) || key.length > 512) return undefined;
     const caller = await this.stationByHmac(tokenHmac(this.pepper, key));
     return caller?.stationId === id ? caller : undefined;
+  }
+
+  /** Records the token's last use, at most once a minute; a failed write never fails the request. */
+  private noteUse(name: string, now: number): void {
+    const last = this.lastUseWritten.get(name);
+    if (last !== undefined && now - last < LAST_USED_RESOLUTION_MS) return;
+    this.lastUseWritten.set(name, now);
+    this.registry.touchAdminToken(name, new Date(now)).catch(() => this.lastUseWritten.delete(name));
   }
 
   private async stationByHmac(hmac: string): Promise<StationCaller | undefined> {

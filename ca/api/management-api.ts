@@ -1,24 +1,34 @@
 /**
  * The management API (express, served over HTTPS by the composition root). Every route states the
  * callers it admits; today that is admins (named bearer tokens) or anyone for public CA material.
+ * Every route is declared through ApiRoutes (api-schema/routes.ts) with the schemas of its query
+ * and body: what a route does not declare it refuses (KAKUIN_E_UNKNOWN_FIELD), and the same
+ * declarations are the OpenAPI document. Lists take `?limit=&after=` and answer `{<items>, next?}`.
  *
  *   POST /api/v1/manufacturers                      admin   {name} → 201 {id}
- *   GET  /api/v1/manufacturers                      admin
+ *   GET  /api/v1/manufacturers?limit=&after=        admin   → {manufacturers, next?}
  *   POST /api/v1/devices                            admin   {manufacturerId, serialNumber, identifiers?, model?, hardwareModuleName?} → 201 {id}
- *   GET  /api/v1/devices?serialNumber=&mac=&imei=&hardwareId=&status=&manufacturerId=&limit=   admin
+ *   GET  /api/v1/devices?serialNumber=&mac=&imei=&hardwareId=&status=&manufacturerId=&limit=&after=   admin → {devices, next?}
  *   GET  /api/v1/devices/{id}                       admin
  *   POST /api/v1/devices/{id}/certificates          admin   PKCS#10 (PEM, DER, base64; or JSON {csr}) → 201 {certificate, chain}
  *   GET  /api/v1/certificates/{serialHex}           admin
- *   GET  /api/v1/audit-events?deviceId=&type=&since=&limit=   admin
+ *   GET  /api/v1/audit-events?deviceId=&type=&actor=&since=&until=&limit=&after=|afterId=   admin → {events, next?}
  *   GET  /api/v1/ca/chain[?issuer=<id>]             anyone  PEM, issuing CA first, root last (default: the device CA that issues now)
+ *   GET  /api/v1/openapi.json                       admin   OpenAPI 3.1, from the declared schemas
  *   GET  /healthz                                   anyone
  *   GET  /readyz                                    anyone  503 while revocation status is stale (gateway fails closed)
  *   GET  /metrics                                   admin   Prometheus text format: what this process serves (cli/metrics.ts)
- * and the revocation routes in revocation-routes.ts (admin), and whatever `extraRoutes` mounts (the
- * legacy path's admin routes, gateway-auth/legacy/admin-routes.ts).
+ * and the token routes (admin-token-routes.ts), the revocation routes (revocation-routes.ts), and
+ * whatever `extraRoutes` declares (enrollment/routes.ts, gateway-auth/legacy/admin-routes.ts).
  */
 import express, { type NextFunction, type Request, type RequestHandler, type Response } from 'express';
-import type { DeviceQuery, DeviceStatus, Registry } from '../../registry/port.js';
+import { z } from 'zod';
+import type { DeviceStatus, Registry } from '../../registry/port.js';
+import { ApiRoutes } from '../../api-schema/routes.js';
+import { openApiDocument } from '../../api-schema/openapi.js';
+import { pageJson, pageQuery, readPage } from '../../api-schema/paging.js';
+import { isoTime, queryText } from '../../api-schema/fields.js';
+import { mountAdminTokenRoutes } from './admin-token-routes.js';
 import { hasCode, KakuinError } from '../../errors/index.js';
 import { registerDevice } from '../devices.js';
 import type { DeviceCertificateIssuer } from '../issuance.js';
@@ -46,21 +56,21 @@ export interface ManagementApiDeps {
   readiness?: () => { ready: boolean };
   /** The metric families of this process, for GET /metrics (admin). */
   metrics?: () => Promise<MetricFamily[]>;
-  /** Routes of other components (the legacy path's admin routes), mounted before the 404 handler with the API's helpers. */
-  extraRoutes?: (app: express.Express, helpers: ApiHelpers) => void;
+  /** The pepper admin tokens are kept under (HMAC-SHA-256), for POST /api/v1/tokens. */
+  pepper: Buffer;
+  /** Routes of other components (the legacy path's admin routes, enrollment), declared before the 404 handler with the API's helpers. */
+  extraRoutes?: (routes: ApiRoutes, helpers: ApiHelpers) => void;
 }
 
-/** What mounted routes share with the API: authentication, JSON parsing, the JSON-object body. */
+/** What mounted routes share with the API: authentication (their inputs are declared on the ApiRoutes). */
 export interface ApiHelpers {
   admin: RequestHandler;
   /** Admits any of the given caller kinds (stations are scoped by the route itself). */
   admit(...kinds: Caller['kind'][]): RequestHandler;
-  json: RequestHandler;
-  body(req: Request): Record<string, unknown>;
   authenticator: AdminAuthenticator;
 }
 
-const DEVICE_STATUSES: readonly DeviceStatus[] = ['registered', 'active', 'suspended', 'revoked', 'retired'];
+const DEVICE_STATUSES = ['registered', 'active', 'suspended', 'revoked', 'retired'] as const satisfies readonly DeviceStatus[];
 const PEM_CHAIN = 'application/pem-certificate-chain';
 
 declare module 'express-serve-static-core' {
@@ -82,110 +92,194 @@ export function createManagementApi(deps: ManagementApiDeps): express.Express {
   const json = express.json({ limit: deps.maxBodyBytes, strict: true });
   const csrBody = express.raw({ type: ['application/pkcs10', 'application/x-pem-file', 'text/plain'], limit: deps.maxBodyBytes });
   const admin = admit(deps.authenticator, 'admin');
+  const routes = new ApiRoutes(app, json);
 
-  app.get('/healthz', (_req, res) => {
-    res.json({ status: 'ok' });
+  routes.add({
+    method: 'get', path: '/healthz', summary: 'liveness', callers: ['anyone'],
+    handler: ({ res }) => res.json({ status: 'ok' }),
   });
 
   // For load balancers and orchestrators: 503 while the gateway cannot confirm revocation status.
-  app.get('/readyz', (_req, res) => {
-    const r = deps.readiness?.() ?? { ready: true };
-    res.status(r.ready ? 200 : 503).json(r);
+  routes.add({
+    method: 'get', path: '/readyz', summary: 'readiness: 503 while the gateway cannot confirm revocation status', callers: ['anyone'],
+    handler: ({ res }) => {
+      const r = deps.readiness?.() ?? { ready: true };
+      res.status(r.ready ? 200 : 503).json(r);
+    },
   });
 
   // Admin only (it tells how busy each part is and what is refused); Prometheus scrapes with a bearer token.
-  app.get('/metrics', admin, async (_req, res) => {
-    res.type(PROMETHEUS_CONTENT_TYPE).send(renderPrometheus(deps.metrics ? await deps.metrics() : []));
+  routes.add({
+    method: 'get', path: '/metrics', summary: 'Prometheus text format', callers: ['admin'], use: [admin],
+    handler: async ({ res }) => {
+      res.type(PROMETHEUS_CONTENT_TYPE).send(renderPrometheus(deps.metrics ? await deps.metrics() : []));
+    },
+  });
+
+  // Admin only: it maps every route (the callers of each included), which an anonymous scanner need not be told.
+  routes.add({
+    method: 'get', path: '/api/v1/openapi.json', summary: 'this API as an OpenAPI 3.1 document, rendered from the schemas that validate each request', callers: ['admin'], use: [admin],
+    handler: ({ res }) => {
+      res.json(openApiDocument({ title: 'kakuin management API', version: 'v1' }, routes.declared()));
+    },
   });
 
   // ?issuer=<id>: the chain of a certificate issued by that CA (an earlier device CA after a
   // rollover; bulk batch results name each certificate's issuerId). CA certificates are public.
-  app.get('/api/v1/ca/chain', async (req, res) => {
-    const requested = req.query.issuer;
-    if (requested === undefined) {
-      // Which CA this is: a batch result names its certificate's issuerId, and a client that knows
-      // the id of this chain needs no further request for certificates of the CA issuing now.
-      res.type(PEM_CHAIN).set('Kakuin-Issuer-Id', issuer.issuerId).send(pemChain(issuer.chain));
-      return;
-    }
-    if (typeof requested !== 'string' || !/^[a-z0-9][a-z0-9-]{0,63}$/.test(requested)) {
-      throw new KakuinError('KAKUIN_E_VALIDATION', 'issuer must be an issuer id (lowercase letters, digits, "-")');
-    }
-    try {
-      res.type(PEM_CHAIN).send(pemChain(await issuer.chainOf(requested)));
-    } catch (e) {
-      if (hasCode(e, 'KAKUIN_E_ISSUER_NOT_FOUND')) throw new KakuinError('KAKUIN_E_ISSUER_UNKNOWN', `no CA with issuer id ${JSON.stringify(requested)}`);
-      throw e;
-    }
+  routes.add({
+    method: 'get', path: '/api/v1/ca/chain', summary: 'PEM chain, issuing CA first, root last', callers: ['anyone'],
+    query: z.strictObject({ issuer: z.string().regex(/^[a-z0-9][a-z0-9-]{0,63}$/, 'must be an issuer id (lowercase letters, digits, "-")').optional() }),
+    handler: async ({ res, query }) => {
+      const requested = query.issuer;
+      if (requested === undefined) {
+        // Which CA this is: a batch result names its certificate's issuerId, and a client that knows
+        // the id of this chain needs no further request for certificates of the CA issuing now.
+        res.type(PEM_CHAIN).set('Kakuin-Issuer-Id', issuer.issuerId).send(pemChain(issuer.chain));
+        return;
+      }
+      try {
+        res.type(PEM_CHAIN).send(pemChain(await issuer.chainOf(requested)));
+      } catch (e) {
+        if (hasCode(e, 'KAKUIN_E_ISSUER_NOT_FOUND')) throw new KakuinError('KAKUIN_E_ISSUER_UNKNOWN', `no CA with issuer id ${JSON.stringify(requested)}`);
+        throw e;
+      }
+    },
   });
 
-  app.post('/api/v1/manufacturers', admin, json, async (req, res) => {
-    const name = body(req).name;
-    if (typeof name !== 'string' || name.trim().length === 0 || name.length > 128) {
-      throw new KakuinError('KAKUIN_E_VALIDATION', 'name must be a non-empty string of at most 128 characters');
-    }
-    const m = await registry.createManufacturer({ name: name.trim() });
-    await registry.appendAuditEvent({ type: 'manufacturer.created', actor: req.caller!.actor, details: { manufacturerId: m.id, name: m.name } });
-    res.status(201).json({ id: m.id });
+  routes.add({
+    method: 'post', path: '/api/v1/manufacturers', summary: 'create a manufacturer', callers: ['admin'], use: [admin],
+    body: { json: z.strictObject({ name: z.string() }) }, response: { status: 201, description: '{id}' },
+    handler: async ({ req, res, body }) => {
+      const name = body.name;
+      if (name.trim().length === 0 || name.length > 128) {
+        throw new KakuinError('KAKUIN_E_VALIDATION', 'name must be a non-empty string of at most 128 characters', { field: 'name' });
+      }
+      const m = await registry.createManufacturer({ name: name.trim() });
+      await registry.appendAuditEvent({ type: 'manufacturer.created', actor: req.caller!.actor, details: { manufacturerId: m.id, name: m.name } });
+      res.status(201).json({ id: m.id });
+    },
   });
 
-  app.get('/api/v1/manufacturers', admin, async (_req, res) => {
-    res.json({ manufacturers: (await registry.listManufacturers()).map(manufacturerJson) });
+  routes.add({
+    method: 'get', path: '/api/v1/manufacturers', summary: 'list manufacturers', callers: ['admin'], use: [admin],
+    query: z.strictObject({ ...pageQuery }), response: { status: 200, description: '{manufacturers, next?}' },
+    handler: async ({ res, query }) => {
+      const page = await readPage((afterKey, limit) => registry.listManufacturers({ afterKey, limit }), (m) => m.id, query);
+      res.json(pageJson('manufacturers', page, manufacturerJson));
+    },
   });
 
-  app.post('/api/v1/devices', admin, json, async (req, res) => {
-    const b = body(req);
-    const device = await registerDevice(registry, {
-      manufacturerId: b.manufacturerId, serialNumber: b.serialNumber, identifiers: b.identifiers,
-      model: b.model, hardwareModuleName: b.hardwareModuleName,
-    }, req.caller!.actor);
-    res.status(201).json({ id: device.id });
+  routes.add({
+    method: 'post', path: '/api/v1/devices', summary: 'pre-register a device (status registered)', callers: ['admin'], use: [admin],
+    body: { json: NEW_DEVICE }, response: { status: 201, description: '{id}' },
+    handler: async ({ req, res, body }) => {
+      const device = await registerDevice(registry, body, req.caller!.actor);
+      res.status(201).json({ id: device.id });
+    },
   });
 
-  app.get('/api/v1/devices', admin, async (req, res) => {
-    res.json({ devices: (await registry.findDevices(deviceQuery(req))).map(deviceJson) });
+  routes.add({
+    method: 'get', path: '/api/v1/devices', summary: 'find devices (a theft report gives a serial or IMEI)', callers: ['admin'], use: [admin],
+    query: DEVICE_QUERY, response: { status: 200, description: '{devices, next?}' },
+    handler: async ({ res, query }) => {
+      const { after, limit, ...filters } = query;
+      const page = await readPage((afterId, n) => registry.findDevices({ ...filters, afterId, limit: n }), (d) => d.id, { after, limit });
+      res.json(pageJson('devices', page, deviceJson));
+    },
   });
 
-  app.get('/api/v1/devices/:id', admin, async (req, res) => {
-    const device = await registry.getDevice(String(req.params.id));
-    const certificates = await registry.listCertificatesOfDevice(device.id);
-    res.json({ ...deviceJson(device), certificates: certificates.map(certificateSummaryJson) });
+  routes.add({
+    method: 'get', path: '/api/v1/devices/{id}', summary: 'the device and a summary of its certificates', callers: ['admin'], use: [admin],
+    handler: async ({ res, params }) => {
+      const device = await registry.getDevice(params.id);
+      const certificates = await registry.listCertificatesOfDevice(device.id);
+      res.json({ ...deviceJson(device), certificates: certificates.map(certificateSummaryJson) });
+    },
   });
 
-  app.post('/api/v1/devices/:id/certificates', admin, json, csrBody, async (req, res) => {
-    const wantsPem = negotiateCertificateFormat(req);
-    const issued = await issuer.issue({ deviceId: String(req.params.id), csr: csrFromRequest(req), actor: req.caller!.actor });
-    res.status(201).location(`/api/v1/certificates/${issued.record.serialHex}`);
-    if (wantsPem) {
-      res.type(PEM_CHAIN).send(pemChain([issued.der, ...issued.chain]));
-    } else {
-      res.json({ serialHex: issued.record.serialHex, certificate: pemChain([issued.der]), chain: pemChain(issued.chain) });
-    }
+  routes.add({
+    method: 'post', path: '/api/v1/devices/{id}/certificates', summary: 'issue the device a certificate for a PKCS#10 request', callers: ['admin'], use: [admin],
+    body: {
+      json: z.strictObject({ csr: z.string() }),
+      media: { 'application/pkcs10': { parser: csrBody, description: 'PKCS#10 request: PEM, DER or base64 DER', alsoAs: ['application/x-pem-file', 'text/plain'] } },
+    },
+    response: { status: 201, description: '{serialHex, certificate, chain} or application/pem-certificate-chain' },
+    handler: async ({ req, res, body, params }) => {
+      const wantsPem = negotiateCertificateFormat(req);
+      const issued = await issuer.issue({ deviceId: params.id, csr: csrFromRequest(req, body?.csr), actor: req.caller!.actor });
+      res.status(201).location(`/api/v1/certificates/${issued.record.serialHex}`);
+      if (wantsPem) {
+        res.type(PEM_CHAIN).send(pemChain([issued.der, ...issued.chain]));
+      } else {
+        res.json({ serialHex: issued.record.serialHex, certificate: pemChain([issued.der]), chain: pemChain(issued.chain) });
+      }
+    },
   });
 
-  app.get('/api/v1/certificates/:serialHex', admin, async (req, res) => {
-    const serialHex = normalizeSerialHex(String(req.params.serialHex));
-    if (!serialHex) throw new KakuinError('KAKUIN_E_VALIDATION', 'serialHex must be a hexadecimal serial number');
-    res.json(certificateJson(await registry.getCertificate(serialHex)));
+  routes.add({
+    method: 'get', path: '/api/v1/certificates/{serialHex}', summary: 'one certificate', callers: ['admin'], use: [admin],
+    handler: async ({ res, params }) => {
+      const serialHex = normalizeSerialHex(params.serialHex);
+      if (!serialHex) throw new KakuinError('KAKUIN_E_VALIDATION', 'serialHex must be a hexadecimal serial number');
+      res.json(certificateJson(await registry.getCertificate(serialHex)));
+    },
   });
 
-  app.get('/api/v1/audit-events', admin, async (req, res) => {
-    const q = req.query;
-    const since = typeof q.since === 'string' ? new Date(q.since) : undefined;
-    if (since && Number.isNaN(since.getTime())) throw new KakuinError('KAKUIN_E_VALIDATION', 'since must be an ISO 8601 time');
-    const events = await registry.listAuditEvents({
-      deviceId: stringParam(q.deviceId), type: stringParam(q.type), since, limit: limitParam(q.limit),
-    });
-    res.json({ events: events.map(auditEventJson) });
+  routes.add({
+    method: 'get', path: '/api/v1/audit-events', summary: 'the audit trail, oldest first', callers: ['admin'], use: [admin],
+    query: AUDIT_QUERY, response: { status: 200, description: '{events, next?}' },
+    handler: async ({ res, query }) => {
+      const { after, afterId, limit, since, until, ...filters } = query;
+      if (after !== undefined && afterId !== undefined) throw new KakuinError('KAKUIN_E_VALIDATION', 'give after or afterId (its older name), not both', { field: 'afterId' });
+      const page = await readPage((a, n) => registry.listAuditEvents({
+        ...filters, since: since === undefined ? undefined : new Date(since), until: until === undefined ? undefined : new Date(until),
+        afterId: a === undefined ? undefined : Number(a), limit: n,
+      }), (e) => String(e.id), { after: after ?? afterId, limit });
+      res.json(pageJson('events', page, auditEventJson));
+    },
   });
 
-  mountRevocationRoutes(app, { registry, revocation: deps.revocation, crls: deps.crls, admin, json, body });
-  deps.extraRoutes?.(app, { admin, admit: (...kinds) => admit(deps.authenticator, ...kinds), json, body, authenticator: deps.authenticator });
+  mountAdminTokenRoutes(routes, { registry, pepper: deps.pepper, admin });
+  mountRevocationRoutes(routes, { registry, revocation: deps.revocation, crls: deps.crls, admin });
+  deps.extraRoutes?.(routes, { admin, admit: (...kinds) => admit(deps.authenticator, ...kinds), authenticator: deps.authenticator });
 
   app.use(routeNotFound);
   app.use(errorHandler(logger));
   return app;
 }
+
+const IDENTIFIERS = z.strictObject({ mac: z.string().optional(), imei: z.string().optional(), hardwareId: z.string().optional() });
+
+const NEW_DEVICE = z.strictObject({
+  manufacturerId: z.string(),
+  serialNumber: z.string(),
+  identifiers: IDENTIFIERS.optional(),
+  model: z.string().optional(),
+  hardwareModuleName: z.strictObject({ hwType: z.string(), hwSerialHex: z.string() }).optional(),
+});
+
+const DEVICE_QUERY = z.strictObject({
+  serialNumber: queryText.optional(),
+  mac: queryText.optional(),
+  imei: queryText.optional(),
+  hardwareId: queryText.optional(),
+  status: z.enum(DEVICE_STATUSES).optional(),
+  manufacturerId: queryText.optional(),
+  ...pageQuery,
+});
+
+const eventCursor = z.string().regex(/^[0-9]{1,16}$/, 'must be the id of an audit event (a `next` of this list)');
+
+const AUDIT_QUERY = z.strictObject({
+  deviceId: queryText.optional(),
+  type: queryText.optional(),
+  actor: queryText.optional().describe('who acted, exactly: token:<name>, station:<id>, cli, system'),
+  since: isoTime.optional().describe('inclusive'),
+  until: isoTime.optional().describe('exclusive'),
+  limit: pageQuery.limit,
+  after: eventCursor.optional().describe('the `next` of the previous page'),
+  afterId: eventCursor.optional().describe('the older name of `after`'),
+});
 
 /** Authentication and role check; it runs before any body is read. */
 function admit(authenticator: AdminAuthenticator, ...roles: Caller['kind'][]): RequestHandler {
@@ -208,46 +302,6 @@ function admit(authenticator: AdminAuthenticator, ...roles: Caller['kind'][]): R
   };
 }
 
-function body(req: Request): Record<string, unknown> {
-  if (!req.is('application/json')) {
-    throw new KakuinError('KAKUIN_E_UNSUPPORTED_MEDIA_TYPE', 'this route takes application/json');
-  }
-  const b: unknown = req.body;
-  if (typeof b !== 'object' || b === null || Array.isArray(b)) throw new KakuinError('KAKUIN_E_VALIDATION', 'the body must be a JSON object');
-  return b as Record<string, unknown>;
-}
-
-function stringParam(v: unknown): string | undefined {
-  if (v === undefined) return undefined;
-  if (typeof v !== 'string' || v.length > 256) throw new KakuinError('KAKUIN_E_VALIDATION', 'query parameters must be single strings');
-  return v;
-}
-
-function limitParam(v: unknown): number | undefined {
-  const s = stringParam(v);
-  if (s === undefined) return undefined;
-  const n = Number(s);
-  if (!Number.isInteger(n) || n < 1 || n > 1000) throw new KakuinError('KAKUIN_E_VALIDATION', 'limit must be an integer from 1 to 1000');
-  return n;
-}
-
-function deviceQuery(req: Request): DeviceQuery {
-  const q = req.query;
-  const status = stringParam(q.status);
-  if (status !== undefined && !DEVICE_STATUSES.includes(status as DeviceStatus)) {
-    throw new KakuinError('KAKUIN_E_VALIDATION', `status must be one of ${DEVICE_STATUSES.join(', ')}`);
-  }
-  return {
-    manufacturerId: stringParam(q.manufacturerId),
-    serialNumber: stringParam(q.serialNumber),
-    mac: stringParam(q.mac),
-    imei: stringParam(q.imei),
-    hardwareId: stringParam(q.hardwareId),
-    status: status as DeviceStatus | undefined,
-    limit: limitParam(q.limit),
-  };
-}
-
 function negotiateCertificateFormat(req: Request): boolean {
   const choice = req.accepts(['application/json', PEM_CHAIN]);
   if (!choice) throw new KakuinError('KAKUIN_E_NOT_ACCEPTABLE', `this route answers application/json or ${PEM_CHAIN}`);
@@ -255,10 +309,9 @@ function negotiateCertificateFormat(req: Request): boolean {
 }
 
 /** A CSR from JSON `{csr}` or a raw body: PEM text, binary DER, or base64 DER (as EST sends it). */
-function csrFromRequest(req: Request): Buffer | string {
+function csrFromRequest(req: Request, csr: string | undefined): Buffer | string {
   if (req.is('application/json')) {
-    const csr = body(req).csr;
-    if (typeof csr !== 'string' || csr.length === 0) throw new KakuinError('KAKUIN_E_VALIDATION', 'csr must be a PEM string');
+    if (csr === undefined || csr.length === 0) throw new KakuinError('KAKUIN_E_VALIDATION', 'csr must be a PEM string', { field: 'csr' });
     return csr.includes('-----BEGIN') ? csr : base64Der(csr);
   }
   if (!Buffer.isBuffer(req.body) || req.body.length === 0) {

@@ -10,9 +10,12 @@
  *
  * Device revoke, suspend and retire also work on a device that has no certificate.
  */
-import type { Express, RequestHandler } from 'express';
+import type { RequestHandler } from 'express';
+import { z } from 'zod';
 import type { FeedEntry, Registry } from '../../registry/port.js';
 import { KakuinError } from '../../errors/index.js';
+import type { ApiRoutes } from '../../api-schema/routes.js';
+import { isoTime, revocationReason } from '../../api-schema/fields.js';
 import type { CrlPublisher } from '../crl/crl-publisher.js';
 import type { RevocationService } from '../revocation.js';
 import { normalizeSerialHex } from '../serial.js';
@@ -23,48 +26,58 @@ export interface RevocationRouteDeps {
   revocation: RevocationService;
   crls?: CrlPublisher;
   admin: RequestHandler;
-  json: RequestHandler;
-  body(req: Parameters<RequestHandler>[0]): Record<string, unknown>;
 }
 
 function changesJson(entries: FeedEntry[]) {
   return entries.map((e) => ({ seq: e.seq, kind: e.kind, serialHex: e.serialHex, status: e.status, reason: e.reason }));
 }
 
-export function mountRevocationRoutes(app: Express, deps: RevocationRouteDeps): void {
-  const { registry, revocation, admin, json } = deps;
-  // An empty body is fine for device actions; a body that is there must be JSON.
-  const optionalBody = (req: Parameters<RequestHandler>[0]) => (req.headers['content-length'] === '0' || !req.headers['content-type'] ? {} : deps.body(req));
+export function mountRevocationRoutes(routes: ApiRoutes, deps: RevocationRouteDeps): void {
+  const { registry, revocation, admin } = deps;
 
-  app.post('/api/v1/certificates/:serialHex/revoke', admin, json, async (req, res) => {
-    const serialHex = normalizeSerialHex(String(req.params.serialHex));
-    if (!serialHex) throw new KakuinError('KAKUIN_E_VALIDATION', 'serialHex must be a hexadecimal serial number');
-    const b = optionalBody(req);
-    const cert = await revocation.revokeCertificate(serialHex, { reason: b.reason, invalidityDate: b.invalidityDate }, req.caller!.actor);
-    res.json(certificateJson(cert));
+  // An empty body is fine (reason: unspecified); a body that is there must be JSON and name only known fields.
+  routes.add({
+    method: 'post', path: '/api/v1/certificates/{serialHex}/revoke', summary: 'revoke one certificate', callers: ['admin'], use: [admin],
+    body: { json: z.strictObject({ reason: revocationReason.optional(), invalidityDate: isoTime.optional() }), optional: true },
+    handler: async ({ req, res, body, params }) => {
+      const serialHex = normalizeSerialHex(params.serialHex);
+      if (!serialHex) throw new KakuinError('KAKUIN_E_VALIDATION', 'serialHex must be a hexadecimal serial number');
+      const cert = await revocation.revokeCertificate(serialHex, { reason: body.reason, invalidityDate: body.invalidityDate }, req.caller!.actor);
+      res.json(certificateJson(cert));
+    },
   });
 
-  const deviceAction = (action: 'revoke' | 'suspend' | 'resume' | 'retire') => async (req: Parameters<RequestHandler>[0], res: Parameters<RequestHandler>[1]) => {
-    const id = String(req.params.id);
-    const actor = req.caller!.actor;
-    const b = optionalBody(req);
-    const entries = action === 'revoke' ? await revocation.revokeDevice(id, { reason: b.reason }, actor)
-      : action === 'suspend' ? await revocation.suspendDevice(id, actor)
-        : action === 'resume' ? await revocation.resumeDevice(id, actor)
-          : await revocation.retireDevice(id, actor);
+  const answer = async (res: Parameters<RequestHandler>[1], id: string, entries: FeedEntry[]) => {
     res.json({ device: deviceJson(await registry.getDevice(id)), changes: changesJson(entries) });
   };
-  for (const action of ['revoke', 'suspend', 'resume', 'retire'] as const) {
-    app.post(`/api/v1/devices/:id/${action}`, admin, json, deviceAction(action));
+  routes.add({
+    method: 'post', path: '/api/v1/devices/{id}/revoke', summary: 'revoke the device and all its certificates', callers: ['admin'], use: [admin],
+    body: { json: z.strictObject({ reason: revocationReason.optional() }), optional: true },
+    handler: async ({ req, res, body, params }) => answer(res, params.id, await revocation.revokeDevice(params.id, { reason: body.reason }, req.caller!.actor)),
+  });
+  const actions = {
+    suspend: { summary: 'certificateHold on', run: (id: string, actor: string) => revocation.suspendDevice(id, actor) },
+    resume: { summary: 'certificateHold off', run: (id: string, actor: string) => revocation.resumeDevice(id, actor) },
+    retire: { summary: 'the device left service (its certificates: cessationOfOperation)', run: (id: string, actor: string) => revocation.retireDevice(id, actor) },
+  };
+  for (const [action, a] of Object.entries(actions)) {
+    routes.add({
+      method: 'post', path: `/api/v1/devices/{id}/${action}`, summary: a.summary, callers: ['admin'], use: [admin],
+      handler: async ({ req, res, params }) => answer(res, params.id, await a.run(params.id, req.caller!.actor)),
+    });
   }
 
-  app.post('/api/v1/crls/:issuerId', admin, json, async (req, res) => {
-    if (!deps.crls) throw new KakuinError('KAKUIN_E_ROUTE_NOT_FOUND', 'CRL publication is not running in this process');
-    const kind = optionalBody(req).kind ?? 'full';
-    if (kind !== 'full' && kind !== 'delta') throw new KakuinError('KAKUIN_E_VALIDATION', 'kind must be "full" or "delta"');
-    const issuerId = String(req.params.issuerId);
-    if (!deps.crls.publishes(issuerId)) throw new KakuinError('KAKUIN_E_ISSUER_NOT_FOUND', `no CA ${issuerId} publishes CRLs here`, { status: 404 });
-    const record = await deps.crls.publish(issuerId, kind);
-    res.status(201).json({ issuerId, kind, number: record.number.toString(), thisUpdate: record.thisUpdate.toISOString(), nextUpdate: record.nextUpdate.toISOString() });
+  routes.add({
+    method: 'post', path: '/api/v1/crls/{issuerId}', summary: 'publish a CRL now', callers: ['admin'], use: [admin],
+    body: { json: z.strictObject({ kind: z.enum(['full', 'delta']).optional() }), optional: true },
+    response: { status: 201, description: '{issuerId, kind, number, thisUpdate, nextUpdate}' },
+    handler: async ({ res, body, params }) => {
+      if (!deps.crls) throw new KakuinError('KAKUIN_E_ROUTE_NOT_FOUND', 'CRL publication is not running in this process');
+      const kind = body.kind ?? 'full';
+      const issuerId = params.issuerId;
+      if (!deps.crls.publishes(issuerId)) throw new KakuinError('KAKUIN_E_ISSUER_NOT_FOUND', `no CA ${issuerId} publishes CRLs here`, { status: 404 });
+      const record = await deps.crls.publish(issuerId, kind);
+      res.status(201).json({ issuerId, kind, number: record.number.toString(), thisUpdate: record.thisUpdate.toISOString(), nextUpdate: record.nextUpdate.toISOString() });
+    },
   });
 }

@@ -12,9 +12,11 @@
  * A station authenticates by API key or by its station certificate: the composition root passes an
  * `adminOrStation` that takes both (enrollment/station-certificate-auth.ts).
  */
-import express, { type Express, type Request, type RequestHandler } from 'express';
+import express, { type Request, type RequestHandler } from 'express';
+import { z } from 'zod';
 import { KakuinError } from '../../errors/index.js';
 import type { Registry } from '../../registry/port.js';
+import type { ApiRoutes } from '../../api-schema/routes.js';
 import { importLegacySecrets, parseImport } from './import.js';
 import { generateAuthSecret, hmacVerifier } from './secrets.js';
 
@@ -23,23 +25,23 @@ export interface LegacyAdminRouteDeps {
   admin: RequestHandler;
   /** Admits admins and factory stations. */
   adminOrStation: RequestHandler;
-  json: RequestHandler;
-  body(req: Request): Record<string, unknown>;
   pepper: Buffer;
   maxImportBytes: number;
   /** After a change of credentials: lets the kill switch of this process see it before the call returns. */
   afterChange?: () => Promise<void>;
 }
 
-function text(v: unknown, name: string, max = 128): string {
-  if (typeof v !== 'string' || v.trim().length === 0 || v.length > max) {
-    throw new KakuinError('KAKUIN_E_VALIDATION', `${name} must be a non-empty string of at most ${max} characters`);
+function text(v: string, name: string, max = 128): string {
+  if (v.trim().length === 0 || v.length > max) {
+    throw new KakuinError('KAKUIN_E_VALIDATION', `${name} must be a non-empty string of at most ${max} characters`, { field: name });
   }
   return v.trim();
 }
 
-export function mountLegacyAdminRoutes(app: Express, deps: LegacyAdminRouteDeps): void {
-  const { registry, admin, adminOrStation, json } = deps;
+const IMPORT_ROW = z.strictObject({ deviceId: z.string(), commonAuthId: z.string(), uniqueId: z.string(), authSecret: z.string() });
+
+export function mountLegacyAdminRoutes(routes: ApiRoutes, deps: LegacyAdminRouteDeps): void {
+  const { registry, admin, adminOrStation } = deps;
   /** The manufacturer a station is confined to; undefined for an admin. */
   const stationScope = (req: Request): string | undefined => (req.caller?.kind === 'station' ? req.caller.manufacturerId : undefined);
   /** A station may touch only devices (and common auth IDs) of its own manufacturer. */
@@ -55,56 +57,76 @@ export function mountLegacyAdminRoutes(app: Express, deps: LegacyAdminRouteDeps)
   const csv = express.text({ type: ['text/csv'], limit: deps.maxImportBytes });
   const importJson = express.json({ limit: deps.maxImportBytes, strict: true });
 
-  app.post('/api/v1/legacy/common-auth-ids', adminOrStation, json, async (req, res) => {
-    const b = deps.body(req);
-    const scope = stationScope(req);
-    if (scope !== undefined) {
-      if (b.manufacturerId !== undefined && b.manufacturerId !== scope) {
-        throw new KakuinError('KAKUIN_E_FORBIDDEN', 'a station creates common auth IDs of its own manufacturer only');
+  routes.add({
+    method: 'post', path: '/api/v1/legacy/common-auth-ids', summary: 'create a common auth ID (a device class)', callers: ['admin', 'station'], use: [adminOrStation],
+    body: { json: z.strictObject({ name: z.string(), manufacturerId: z.string().optional(), usualHoursUtc: z.string().optional().describe('HH-HH, UTC') }) },
+    response: { status: 201, description: '{commonAuthId}' },
+    handler: async ({ req, res, body }) => {
+      let manufacturerId = body.manufacturerId;
+      const scope = stationScope(req);
+      if (scope !== undefined) {
+        if (manufacturerId !== undefined && manufacturerId !== scope) {
+          throw new KakuinError('KAKUIN_E_FORBIDDEN', 'a station creates common auth IDs of its own manufacturer only');
+        }
+        manufacturerId = scope;
       }
-      b.manufacturerId = scope;
-    }
-    const usual = b.usualHoursUtc;
-    if (usual !== undefined && (typeof usual !== 'string' || !/^([01]\d|2[0-3])-([01]\d|2[0-4])$/.test(usual))) {
-      throw new KakuinError('KAKUIN_E_VALIDATION', 'usualHoursUtc must be HH-HH (UTC), e.g. 06-22');
-    }
-    const created = await registry.createCommonAuthId({
-      name: text(b.name, 'name'),
-      ...(b.manufacturerId !== undefined && { manufacturerId: text(b.manufacturerId, 'manufacturerId') }),
-      ...(usual !== undefined && { usualHoursUtc: usual as string }),
-    });
-    await registry.appendAuditEvent({ type: 'legacy.common-auth-id-created', actor: req.caller!.actor, details: { commonAuthId: created.id, name: created.name } });
-    res.status(201).json({ commonAuthId: created.id });
+      const usual = body.usualHoursUtc;
+      if (usual !== undefined && !/^([01]\d|2[0-3])-([01]\d|2[0-4])$/.test(usual)) {
+        throw new KakuinError('KAKUIN_E_VALIDATION', 'usualHoursUtc must be HH-HH (UTC), e.g. 06-22', { field: 'usualHoursUtc' });
+      }
+      const created = await registry.createCommonAuthId({
+        name: text(body.name, 'name'),
+        ...(manufacturerId !== undefined && { manufacturerId: text(manufacturerId, 'manufacturerId') }),
+        ...(usual !== undefined && { usualHoursUtc: usual }),
+      });
+      await registry.appendAuditEvent({ type: 'legacy.common-auth-id-created', actor: req.caller!.actor, details: { commonAuthId: created.id, name: created.name } });
+      res.status(201).json({ commonAuthId: created.id });
+    },
   });
 
-  app.post('/api/v1/devices/:id/legacy-credentials', adminOrStation, json, async (req, res) => {
-    const b = deps.body(req);
-    const deviceId = String(req.params.id);
-    const commonAuthId = text(b.commonAuthId, 'commonAuthId');
-    const uniqueId = text(b.uniqueId, 'uniqueId', 256);
-    await checkDeviceScope(req, deviceId, commonAuthId);
-    const authSecret = generateAuthSecret();
-    const [cred] = await registry.putLegacyCredentials([{ deviceId, commonAuthId, uniqueId, verifierKind: 'hmac', verifier: hmacVerifier(deps.pepper, authSecret) }],
-      [{ type: 'legacy.credentials-created', actor: req.caller!.actor, deviceId, details: { commonAuthId, uniqueId } }]);
-    await deps.afterChange?.();
-    res.status(201).json({ deviceId, commonAuthId, uniqueId, authSecret, generation: cred.generation });
+  routes.add({
+    method: 'post', path: '/api/v1/devices/{id}/legacy-credentials', summary: 'give the device legacy credentials (the auth secret shown once)', callers: ['admin', 'station'], use: [adminOrStation],
+    body: { json: z.strictObject({ commonAuthId: z.string(), uniqueId: z.string() }) },
+    response: { status: 201, description: '{deviceId, commonAuthId, uniqueId, authSecret, generation}' },
+    handler: async ({ req, res, body, params }) => {
+      const deviceId = params.id;
+      const commonAuthId = text(body.commonAuthId, 'commonAuthId');
+      const uniqueId = text(body.uniqueId, 'uniqueId', 256);
+      await checkDeviceScope(req, deviceId, commonAuthId);
+      const authSecret = generateAuthSecret();
+      const [cred] = await registry.putLegacyCredentials([{ deviceId, commonAuthId, uniqueId, verifierKind: 'hmac', verifier: hmacVerifier(deps.pepper, authSecret) }],
+        [{ type: 'legacy.credentials-created', actor: req.caller!.actor, deviceId, details: { commonAuthId, uniqueId } }]);
+      await deps.afterChange?.();
+      res.status(201).json({ deviceId, commonAuthId, uniqueId, authSecret, generation: cred.generation });
+    },
   });
 
-  app.delete('/api/v1/devices/:id/legacy-credentials', adminOrStation, async (req, res) => {
-    const deviceId = String(req.params.id);
-    await checkDeviceScope(req, deviceId);
-    const entry = await registry.deleteLegacyCredentials(deviceId, { type: 'legacy.credentials-deleted', actor: req.caller!.actor, deviceId });
-    await deps.afterChange?.();
-    res.json({ deviceId, generation: entry.generation, status: 'deleted' });
+  routes.add({
+    method: 'delete', path: '/api/v1/devices/{id}/legacy-credentials', summary: 'switch the legacy path off for the device; its tokens die at once', callers: ['admin', 'station'], use: [adminOrStation],
+    handler: async ({ req, res, params }) => {
+      const deviceId = params.id;
+      await checkDeviceScope(req, deviceId);
+      const entry = await registry.deleteLegacyCredentials(deviceId, { type: 'legacy.credentials-deleted', actor: req.caller!.actor, deviceId });
+      await deps.afterChange?.();
+      res.json({ deviceId, generation: entry.generation, status: 'deleted' });
+    },
   });
 
-  app.post('/api/v1/legacy/import', admin, importJson, csv, async (req, res) => {
-    let rows;
-    if (req.is('application/json')) rows = parseImport(req.body, 'json');
-    else if (req.is('text/csv') && typeof req.body === 'string') rows = parseImport(req.body, 'csv');
-    else throw new KakuinError('KAKUIN_E_UNSUPPORTED_MEDIA_TYPE', 'send the import as application/json or text/csv');
-    const stored = await importLegacySecrets(registry, deps.pepper, rows, req.caller!.actor);
-    await deps.afterChange?.();
-    res.status(201).json({ imported: stored.length, devices: stored.map((c) => ({ deviceId: c.deviceId, generation: c.generation })) });
+  routes.add({
+    method: 'post', path: '/api/v1/legacy/import', summary: 'import auth secrets of deployed devices, all or nothing', callers: ['admin'], use: [admin],
+    body: {
+      json: z.union([z.array(IMPORT_ROW), z.strictObject({ credentials: z.array(IMPORT_ROW) })]), jsonParser: importJson,
+      media: { 'text/csv': { parser: csv, description: 'CSV with the header deviceId,commonAuthId,uniqueId,authSecret' } },
+    },
+    response: { status: 201, description: '{imported, devices}' },
+    handler: async ({ req, res, body }) => {
+      let rows;
+      if (req.is('application/json')) rows = parseImport(body, 'json');
+      else if (req.is('text/csv') && typeof req.body === 'string') rows = parseImport(req.body, 'csv');
+      else throw new KakuinError('KAKUIN_E_UNSUPPORTED_MEDIA_TYPE', 'send the import as application/json or text/csv');
+      const stored = await importLegacySecrets(registry, deps.pepper, rows, req.caller!.actor);
+      await deps.afterChange?.();
+      res.status(201).json({ imported: stored.length, devices: stored.map((c) => ({ deviceId: c.deviceId, generation: c.generation })) });
+    },
   });
 }

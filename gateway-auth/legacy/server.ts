@@ -9,7 +9,9 @@
  *                                201 {serialHex, certificate, chain}: migration to a certificate
  *   GET  /healthz
  */
-import express, { type Request } from 'express';
+import express, { type NextFunction, type Request, type Response } from 'express';
+import { z } from 'zod';
+import { ApiRoutes } from '../../api-schema/routes.js';
 import https from 'node:https';
 import type { AddressInfo } from 'node:net';
 import { KakuinError } from '../../errors/index.js';
@@ -50,70 +52,82 @@ export function createLegacyApp(o: LegacyServerOptions): express.Express {
   const json = express.json({ limit: o.bodyLimitBytes, strict: true });
   const raw = express.raw({ type: 'application/json', limit: o.bodyLimitBytes });
   const csrText = express.text({ type: ['application/pkcs10', 'text/plain'], limit: o.bodyLimitBytes });
-  const object = (req: Request): Record<string, unknown> => {
-    if (!req.is('application/json')) throw new KakuinError('KAKUIN_E_UNSUPPORTED_MEDIA_TYPE', 'this route takes application/json');
-    const b: unknown = req.body;
-    if (b === null || typeof b !== 'object' || Array.isArray(b)) throw new KakuinError('KAKUIN_E_VALIDATION', 'the body must be a JSON object');
-    return b as Record<string, unknown>;
-  };
   const deviceOf = (req: Request) => o.auth.validate(req.get('authorization'), req.get('x-device-id'));
-
-  app.get('/healthz', (_req, res) => {
-    res.json({ status: 'ok' });
-  });
-
-  app.post('/legacy/v1/token', json, async (req, res) => {
-    const b = object(req);
-    const source = req.ip ?? req.socket.remoteAddress ?? 'unknown';
-    const t = await o.auth.authenticate({ commonAuthId: b.commonAuthId, authSecret: b.authSecret, uniqueId: b.uniqueId }, source);
-    res.json({ token: t.token, deviceId: t.deviceId, expiresAt: t.expiresAt.toISOString() });
-  });
-
+  const routes = new ApiRoutes(app, json);
   // Authenticated before the body is read: a bad token costs nothing more.
-  app.post('/legacy/v1/telemetry', (req, _res, next) => {
+  const tokenHolder = (req: Request, _res: Response, next: NextFunction) => {
     legacyLocals(req).deviceId = deviceOf(req);
     next();
-  }, raw, async (req, res) => {
-    const deviceId = legacyLocals(req).deviceId as string;
-    if (!req.is('application/json') || !Buffer.isBuffer(req.body)) {
-      throw new KakuinError('KAKUIN_E_UNSUPPORTED_MEDIA_TYPE', 'telemetry must be sent as application/json');
-    }
-    const body: Buffer = req.body;
-    let data: unknown;
-    try {
-      data = JSON.parse(body.toString('utf8'));
-    } catch {
-      data = undefined;
-    }
-    if (data === null || typeof data !== 'object' || Array.isArray(data)) throw new KakuinError('KAKUIN_E_TELEMETRY_INVALID', 'the body must be a JSON object');
-    const receivedAt = new Date();
-    if (o.upstream !== undefined) {
-      let up;
-      try {
-        up = await o.upstream.forward(body, { ...upstreamHeaders(req.headers, { deviceId }, body.length, NOT_FORWARDED), 'x-kakuin-auth': 'legacy-token' });
-        if (up.status >= 500) throw new Error(`upstream answered HTTP ${up.status}`);
-      } catch (e) {
-        o.logger.warn('legacy telemetry not delivered upstream', { deviceId, error: String(e) });
-        throw new KakuinError('KAKUIN_E_UPSTREAM_UNAVAILABLE', 'the data could not be delivered upstream; retry later');
-      }
-      res.status(up.status).type(up.contentType ?? 'application/octet-stream').send(up.body);
-      return;
-    }
-    await o.sink!.record({ receivedAt, deviceId, auth: 'legacy-token', bytes: body.length, data: data as Record<string, unknown> });
-    res.status(202).json({ status: 'accepted' });
+  };
+
+  routes.add({
+    method: 'get', path: '/healthz', summary: 'liveness', callers: ['anyone'],
+    handler: ({ res }) => res.json({ status: 'ok' }),
   });
 
-  app.post('/legacy/v1/certificate', (req, _res, next) => {
-    legacyLocals(req).deviceId = deviceOf(req);
-    next();
-  }, json, csrText, async (req, res) => {
-    const deviceId = legacyLocals(req).deviceId as string;
-    const csr = req.is('application/json') ? object(req).csr : req.body;
-    if (typeof csr !== 'string' || !csr.includes('-----BEGIN')) {
-      throw new KakuinError('KAKUIN_E_VALIDATION', 'send a PEM certificate request as application/pkcs10 or JSON {csr}');
-    }
-    const issued = await o.issueCertificate(deviceId, csr);
-    res.status(201).json({ serialHex: issued.serialHex, certificate: issued.certificatePem, chain: issued.chainPem });
+  routes.add({
+    method: 'post', path: '/legacy/v1/token', summary: 'three factors → a short-lived token and the device id', callers: ['device'],
+    body: { json: z.strictObject({ commonAuthId: z.string(), authSecret: z.string(), uniqueId: z.string() }) },
+    // Deployed firmware has had KAKUIN_E_VALIDATION for a mistyped factor since the path began.
+    wrongTypeCode: 'KAKUIN_E_VALIDATION',
+    handler: async ({ req, res, body }) => {
+      const source = req.ip ?? req.socket.remoteAddress ?? 'unknown';
+      const t = await o.auth.authenticate({ commonAuthId: body.commonAuthId, authSecret: body.authSecret, uniqueId: body.uniqueId }, source);
+      res.json({ token: t.token, deviceId: t.deviceId, expiresAt: t.expiresAt.toISOString() });
+    },
+  });
+
+  routes.add({
+    method: 'post', path: '/legacy/v1/telemetry', summary: 'device data, forwarded upstream as on the mTLS path', callers: ['device'], use: [tokenHolder],
+    // The device's own data: any JSON object, passed on as it came (kakuin declares no schema for it).
+    body: { media: { 'application/json': { parser: raw, description: 'a JSON object: the device\'s data, forwarded unchanged' } } },
+    handler: async ({ req, res }) => {
+      const deviceId = legacyLocals(req).deviceId as string;
+      if (!req.is('application/json') || !Buffer.isBuffer(req.body)) {
+        throw new KakuinError('KAKUIN_E_UNSUPPORTED_MEDIA_TYPE', 'telemetry must be sent as application/json');
+      }
+      const body: Buffer = req.body;
+      let data: unknown;
+      try {
+        data = JSON.parse(body.toString('utf8'));
+      } catch {
+        data = undefined;
+      }
+      if (data === null || typeof data !== 'object' || Array.isArray(data)) throw new KakuinError('KAKUIN_E_TELEMETRY_INVALID', 'the body must be a JSON object');
+      const receivedAt = new Date();
+      if (o.upstream !== undefined) {
+        let up;
+        try {
+          up = await o.upstream.forward(body, { ...upstreamHeaders(req.headers, { deviceId }, body.length, NOT_FORWARDED), 'x-kakuin-auth': 'legacy-token' });
+          if (up.status >= 500) throw new Error(`upstream answered HTTP ${up.status}`);
+        } catch (e) {
+          o.logger.warn('legacy telemetry not delivered upstream', { deviceId, error: String(e) });
+          throw new KakuinError('KAKUIN_E_UPSTREAM_UNAVAILABLE', 'the data could not be delivered upstream; retry later');
+        }
+        res.status(up.status).type(up.contentType ?? 'application/octet-stream').send(up.body);
+        return;
+      }
+      await o.sink!.record({ receivedAt, deviceId, auth: 'legacy-token', bytes: body.length, data: data as Record<string, unknown> });
+      res.status(202).json({ status: 'accepted' });
+    },
+  });
+
+  routes.add({
+    method: 'post', path: '/legacy/v1/certificate', summary: 'migration: the device\'s first certificate', callers: ['device'], use: [tokenHolder],
+    body: {
+      json: z.strictObject({ csr: z.string() }),
+      media: { 'application/pkcs10': { parser: csrText, description: 'a PEM certificate request', alsoAs: ['text/plain'] } },
+    },
+    response: { status: 201, description: '{serialHex, certificate, chain}' },
+    handler: async ({ req, res, body }) => {
+      const deviceId = legacyLocals(req).deviceId as string;
+      const csr = req.is('application/json') ? body.csr : req.body;
+      if (typeof csr !== 'string' || !csr.includes('-----BEGIN')) {
+        throw new KakuinError('KAKUIN_E_VALIDATION', 'send a PEM certificate request as application/pkcs10 or JSON {csr}');
+      }
+      const issued = await o.issueCertificate(deviceId, csr);
+      res.status(201).json({ serialHex: issued.serialHex, certificate: issued.certificatePem, chain: issued.chainPem });
+    },
   });
 
   app.use((req, _res, next) => next(new KakuinError('KAKUIN_E_ROUTE_NOT_FOUND', `no route ${req.method} ${req.path}`)));

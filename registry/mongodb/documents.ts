@@ -55,7 +55,7 @@ export interface CertificateDoc {
   ord: ObjectId;
 }
 export interface KeyBindingDoc { _id: string; deviceId: string; boundAt: Date }
-export interface AdminTokenDoc { _id: string; name: string; tokenHmac: string; role: 'admin'; createdAt: Date; disabledAt?: Date; ord: ObjectId }
+export interface AdminTokenDoc { _id: string; name: string; tokenHmac: string; role: 'admin'; createdAt: Date; disabledAt?: Date; expiresAt?: Date; lastUsedAt?: Date; ord: ObjectId }
 export interface AuditEventDoc {
   _id: number;
   at: Date;
@@ -232,7 +232,10 @@ export function certificateDoc(c: CertificateRecord, statusSeq: number, ord: Obj
 }
 
 export function adminTokenFromDoc(d: AdminTokenDoc): AdminToken {
-  return { id: d._id, name: d.name, tokenHmac: d.tokenHmac, role: d.role, createdAt: d.createdAt, ...present('disabledAt', d.disabledAt) };
+  return {
+    id: d._id, name: d.name, tokenHmac: d.tokenHmac, role: d.role, createdAt: d.createdAt,
+    ...present('disabledAt', d.disabledAt), ...present('expiresAt', d.expiresAt), ...present('lastUsedAt', d.lastUsedAt),
+  };
 }
 
 export function auditEventFromDoc(d: AuditEventDoc): AuditEvent {

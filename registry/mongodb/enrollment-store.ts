@@ -6,7 +6,7 @@
 import { randomUUID } from 'node:crypto';
 import { ObjectId } from 'mongodb';
 import { KakuinError } from '../../errors/index.js';
-import type { CertificateRecord, IssuanceRecord, NewAuditEvent, PendingSupersede, Station } from '../port.js';
+import type { CertificateRecord, IssuanceRecord, ListPage, NewAuditEvent, PendingSupersede, Station } from '../port.js';
 import { prepareIssuance } from '../sqlite/issuance.js';
 import { auditEventValues, normalizeSerialHex, normalizeSha256Hex, optionalMillis, requiredText, toMillis } from '../sqlite/records.js';
 import {
@@ -14,7 +14,7 @@ import {
   type DeviceDoc, type ManufacturerDoc, type StationDoc, type SupersedeDoc,
 } from './documents.js';
 import { key, requireObject, type RegistryPlumbing } from './plumbing.js';
-import { dueSupersedesFind } from './queries.js';
+import { dueSupersedesFind, pageFind } from './queries.js';
 import { insertAudit, writeIssuance } from './transaction-bodies.js';
 
 export class EnrollmentStore {
@@ -49,10 +49,10 @@ export class EnrollmentStore {
     return doc === null ? undefined : stationFromDoc(doc);
   }
 
-  async listStations(manufacturerId: string): Promise<Station[]> {
+  async listStations(manufacturerId: string, page?: ListPage): Promise<Station[]> {
     const id = requiredText(manufacturerId, 'manufacturerId');
     return this.p.read('listing stations', async () =>
-      (await this.p.col<StationDoc>(COLLECTIONS.stations).find({ manufacturerId: id }).sort({ ord: 1 }).toArray()).map(stationFromDoc));
+      (await pageFind(this.p.col<StationDoc>(COLLECTIONS.stations), { manufacturerId: id }, '_id', page)).map(stationFromDoc));
   }
 
   async updateStation(id: string, change: { keyHmac?: string; disable?: boolean; maxIssuances?: number | null }, audit: NewAuditEvent): Promise<Station> {
@@ -128,11 +128,11 @@ export class EnrollmentStore {
     return doc?.stationId ?? undefined;
   }
 
-  async listStationCertificates(stationId: string): Promise<CertificateRecord[]> {
+  async listStationCertificates(stationId: string, page?: ListPage): Promise<CertificateRecord[]> {
     const id = requiredText(stationId, 'stationId');
     await this.getStation(id);
     return this.p.read('listing station certificates', async () =>
-      (await this.p.col<CertificateDoc>(COLLECTIONS.certificates).find({ stationId: id }).sort({ ord: 1 }).toArray()).map(certificateFromDoc));
+      (await pageFind(this.p.col<CertificateDoc>(COLLECTIONS.certificates), { stationId: id }, '_id', page)).map(certificateFromDoc));
   }
 
   async setManufacturerProfiles(manufacturerId: string, profiles: string[], audit: NewAuditEvent): Promise<void> {

@@ -15,14 +15,14 @@ import { randomUUID } from 'node:crypto';
 import { ObjectId, type ChangeStream, type ClientSession, type Db, type MongoClient } from 'mongodb';
 import { KakuinError } from '../../errors/index.js';
 import type {
-  AdminToken, AuditEvent, AuditQuery, CertificateRecord, CertificateStatusRow, CommonAuthId, CrlRecord, Device, DeviceQuery,
+  AdminToken, AuditEvent, AuditQuery, ListPage, CertificateRecord, CertificateStatusRow, CommonAuthId, CrlRecord, Device, DeviceQuery,
   FailureCount, FeedEntry, IssuanceRecord, Issuer, LegacyCredential, LegacyCredentialState, LegacyVerifierKind, Manufacturer,
   NewAuditEvent, NewDevice, NewLegacyCredential, PendingSupersede, Registry, Station, StatusChange, StoredOcspResponse,
 } from '../port.js';
 import { newDeviceId } from '../ids.js';
 import { checkStatusChange } from '../status-change.js';
 import { prepareIssuance } from '../sqlite/issuance.js';
-import { auditEventValues, feedSeqValue, normalizeSha256Hex, optionalMillis, optionalText, requiredBytes, requiredText } from '../sqlite/records.js';
+import { auditEventValues, feedSeqValue, normalizeSha256Hex, optionalMillis, optionalText, requiredBytes, requiredText, toMillis } from '../sqlite/records.js';
 import { crlRow, ocspResponseRow } from '../sqlite/signed-objects.js';
 import { connect, type MongoRegistryOptions } from './connection.js';
 import {
@@ -37,6 +37,7 @@ import { LegacyStore } from './legacy-store.js';
 import { key, RegistryPlumbing, requireFunction, requireObject } from './plumbing.js';
 import {
   auditEventsFind, crlReplaceFilter, deltaChangedFilter, deltaReleasedFilter, devicesFind, feedFind, fullCrlFilter, STREAM_OPTIONS,
+  pageFind,
 } from './queries.js';
 import { insertAudit, writeIssuance, writeStatusChange } from './transaction-bodies.js';
 
@@ -110,9 +111,9 @@ export class MongoRegistry implements Registry {
     return manufacturerFromDoc(doc);
   }
 
-  async listManufacturers(): Promise<Manufacturer[]> {
+  async listManufacturers(page?: ListPage): Promise<Manufacturer[]> {
     return this.p.read('listing manufacturers', async () =>
-      (await this.p.col<ManufacturerDoc>(COLLECTIONS.manufacturers).find({}).sort({ ord: 1 }).toArray()).map(manufacturerFromDoc));
+      (await pageFind(this.p.col<ManufacturerDoc>(COLLECTIONS.manufacturers), {}, '_id', page)).map(manufacturerFromDoc));
   }
 
   // ---- devices ----
@@ -171,8 +172,16 @@ export class MongoRegistry implements Registry {
 
   async findDevices(query: DeviceQuery): Promise<Device[]> {
     const { filter, sort, limit } = devicesFind(query ?? {});
-    return this.p.read('finding devices', async () =>
-      (await this.p.col<DeviceDoc>(COLLECTIONS.devices).find(filter).sort(sort).limit(limit).toArray()).map(deviceFromDoc));
+    return this.p.read('finding devices', async () => {
+      const devices = this.p.col<DeviceDoc>(COLLECTIONS.devices);
+      if (query?.afterId !== undefined) {
+        // Paging in `ord` order, after the device the cursor names.
+        const anchor = await devices.findOne({ _id: requiredText(query.afterId, 'afterId') }, { projection: { ord: 1 } });
+        if (anchor === null) throw new KakuinError('KAKUIN_E_VALIDATION', 'after names no device (a cursor from another list, or a typo?)');
+        (filter as Record<string, unknown>).ord = { $gt: anchor.ord };
+      }
+      return (await devices.find(filter).sort(sort).limit(limit).toArray()).map(deviceFromDoc);
+    });
   }
 
   // ---- certificates ----
@@ -204,14 +213,20 @@ export class MongoRegistry implements Registry {
 
   // ---- admin tokens ----
 
-  async createAdminToken(input: { name: string; tokenHmac: string; role: 'admin' }): Promise<AdminToken> {
+  async createAdminToken(input: { name: string; tokenHmac: string; role: 'admin'; expiresAt?: Date }, audit?: NewAuditEvent): Promise<AdminToken> {
     requireObject(input, 'an admin token');
     if (input.role !== 'admin') throw new KakuinError('KAKUIN_E_VALIDATION', 'role must be admin');
+    const now = Date.now();
+    const expires = optionalMillis(input.expiresAt, 'expiresAt');
     const doc: AdminTokenDoc = {
       _id: randomUUID(), name: requiredText(input.name, 'name'), tokenHmac: normalizeSha256Hex(input.tokenHmac, 'tokenHmac'),
-      role: 'admin', createdAt: new Date(), ord: new ObjectId(),
+      role: 'admin', createdAt: new Date(now), ...(expires !== null && { expiresAt: new Date(expires) }), ord: new ObjectId(),
     };
-    await this.p.write('creating an admin token', () => this.p.col<AdminTokenDoc>(COLLECTIONS.adminTokens).insertOne(doc));
+    const event = audit === undefined ? undefined : auditEventValues(audit, now);
+    await this.p.transaction('creating an admin token', async (session) => {
+      await this.p.col<AdminTokenDoc>(COLLECTIONS.adminTokens).insertOne(doc, { session });
+      if (event) await insertAudit(this.p.db, session, [event]);
+    });
     return adminTokenFromDoc(doc);
   }
 
@@ -221,9 +236,30 @@ export class MongoRegistry implements Registry {
     return doc === null ? undefined : adminTokenFromDoc(doc);
   }
 
-  async listAdminTokens(): Promise<AdminToken[]> {
+  async listAdminTokens(page?: ListPage): Promise<AdminToken[]> {
     return this.p.read('listing admin tokens', async () =>
-      (await this.p.col<AdminTokenDoc>(COLLECTIONS.adminTokens).find({}).sort({ ord: 1 }).toArray()).map(adminTokenFromDoc));
+      (await pageFind(this.p.col<AdminTokenDoc>(COLLECTIONS.adminTokens), {}, 'name', page)).map(adminTokenFromDoc));
+  }
+
+  async revokeAdminToken(name: string, at: Date, audit: NewAuditEvent): Promise<AdminToken> {
+    const n = requiredText(name, 'name');
+    const atDate = new Date(toMillis(at, 'at'));
+    const event = auditEventValues(audit, Date.now());
+    return this.p.transaction('revoking an admin token', async (session) => {
+      const col = this.p.col<AdminTokenDoc>(COLLECTIONS.adminTokens);
+      const doc = await col.findOne({ name: n }, { session });
+      if (doc === null) throw new KakuinError('KAKUIN_E_TOKEN_NOT_FOUND', 'no admin token with that name');
+      if (doc.disabledAt !== undefined && doc.disabledAt !== null) throw new KakuinError('KAKUIN_E_TOKEN_STATE', `the token ${n} was revoked at ${doc.disabledAt.toISOString()}`);
+      await col.updateOne({ _id: doc._id }, { $set: { disabledAt: atDate } }, { session });
+      await insertAudit(this.p.db, session, [event]);
+      return adminTokenFromDoc({ ...doc, disabledAt: atDate });
+    });
+  }
+
+  async touchAdminToken(name: string, at: Date): Promise<void> {
+    const atDate = new Date(toMillis(at, 'at'));
+    await this.p.write('recording an admin token use', () =>
+      this.p.col<AdminTokenDoc>(COLLECTIONS.adminTokens).updateOne({ name: requiredText(name, 'name') }, { $max: { lastUsedAt: atDate } }));
   }
 
   // ---- audit ----
@@ -392,8 +428,8 @@ export class MongoRegistry implements Registry {
   findStationByKeyHmac(keyHmac: string): Promise<Station | undefined> {
     return this.enrollment.findStationByKeyHmac(keyHmac);
   }
-  listStations(manufacturerId: string): Promise<Station[]> {
-    return this.enrollment.listStations(manufacturerId);
+  listStations(manufacturerId: string, page?: ListPage): Promise<Station[]> {
+    return this.enrollment.listStations(manufacturerId, page);
   }
   updateStation(id: string, change: { keyHmac?: string; disable?: boolean; maxIssuances?: number | null }, audit: NewAuditEvent): Promise<Station> {
     return this.enrollment.updateStation(id, change, audit);
@@ -416,8 +452,8 @@ export class MongoRegistry implements Registry {
   findStationOfCertificate(serialHex: string): Promise<string | undefined> {
     return this.enrollment.findStationOfCertificate(serialHex);
   }
-  listStationCertificates(stationId: string): Promise<CertificateRecord[]> {
-    return this.enrollment.listStationCertificates(stationId);
+  listStationCertificates(stationId: string, page?: ListPage): Promise<CertificateRecord[]> {
+    return this.enrollment.listStationCertificates(stationId, page);
   }
   setManufacturerProfiles(manufacturerId: string, profiles: string[], audit: NewAuditEvent): Promise<void> {
     return this.enrollment.setManufacturerProfiles(manufacturerId, profiles, audit);

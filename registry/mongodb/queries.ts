@@ -4,9 +4,9 @@
  * caller's string never becomes an operator, because each filter names the field and uses `$eq`
  * semantics through a typed scalar (objects are refused before they get here).
  */
-import type { Filter, FindOptions, Sort, UpdateFilter } from 'mongodb';
+import type { Collection, Document, Filter, FindOptions, ObjectId, Sort, UpdateFilter } from 'mongodb';
 import { KakuinError } from '../../errors/index.js';
-import type { AuditQuery, CertificateStatus, CrlReason, DeviceQuery, DeviceStatus } from '../port.js';
+import type { AuditQuery, CertificateStatus, CrlReason, DeviceQuery, DeviceStatus, ListPage } from '../port.js';
 import { normalizeFeedLimit, normalizeLimit, toMillis } from '../sqlite/records.js';
 import type {
   AuditEventDoc, CertificateDoc, DeviceDoc, FeedDoc, LegacyCredentialDoc, LegacyFailureDoc,
@@ -64,6 +64,22 @@ export function auditEventsFind(query: AuditQuery): BuiltFind<AuditEventDoc> {
     filter._id = { $gt: query.afterId };
   }
   return { filter: filter as Filter<AuditEventDoc>, sort: { _id: 1 }, limit: normalizeLimit(query.limit) };
+}
+
+/**
+ * A page of a short list (ListPage) in `ord` order: the documents matching `filter` after the one
+ * whose `keyField` is `page.afterKey`; without a page, all of them.
+ */
+export async function pageFind<T extends Document & { ord: ObjectId }>(col: Collection<T>, filter: Filter<T>, keyField: string, page: ListPage | undefined): Promise<T[]> {
+  const f: Record<string, unknown> = { ...(filter as Record<string, unknown>) };
+  if (page?.afterKey !== undefined) {
+    const anchor = await col.findOne({ ...f, [keyField]: page.afterKey } as Filter<T>, { projection: { ord: 1 } });
+    if (anchor === null) throw new KakuinError('KAKUIN_E_VALIDATION', 'after names no item of this list (a cursor from another list, or a typo?)');
+    f.ord = { $gt: anchor.ord };
+  }
+  const cursor = col.find(f as Filter<T>).sort({ ord: 1 });
+  if (page?.limit !== undefined) cursor.limit(normalizeLimit(page.limit));
+  return (await cursor.toArray()) as T[];
 }
 
 /** readFeed: seq > afterSeq, ascending. Seqs commit in order (see counterIncrement), so this never skips one. */

@@ -57,6 +57,14 @@ export function devicesQuery(query: DeviceQuery): BuiltQuery {
     params.push(value);
   }
   const limit = normalizeLimit(query.limit);
+  if (query.afterId !== undefined) {
+    if (typeof query.afterId !== 'string' || query.afterId.length === 0) throw new KakuinError('KAKUIN_E_VALIDATION', 'afterId must be a device id');
+    // Paging in rowid order; an id that names no device matches no anchor and is refused by the caller.
+    where.push('rowid > (SELECT rowid FROM devices WHERE id = ?)');
+    params.push(query.afterId);
+    params.push(limit);
+    return { sql: `SELECT * FROM devices${whereClause(where)} ORDER BY rowid LIMIT ?`, params };
+  }
   // The enrollment lookup. (manufacturer_id, serial_number) is UNIQUE, so at most one row matches
   // and ORDER BY / LIMIT (limit ≥ 1) change nothing; a bound LIMIT would double the lookup's time.
   if (where.length === 2 && query.manufacturerId !== undefined && query.serialNumber !== undefined) {

@@ -104,6 +104,8 @@ export interface AdminTokenRow {
   role: 'admin';
   created_at: number;
   disabled_at: number | null;
+  expires_at: number | null;
+  last_used_at: number | null;
 }
 
 export interface AuditEventRow {
@@ -219,6 +221,8 @@ export function adminTokenFromRow(r: AdminTokenRow): AdminToken {
     role: r.role,
     createdAt: new Date(r.created_at),
     ...(r.disabled_at !== null && { disabledAt: new Date(r.disabled_at) }),
+    ...(r.expires_at !== null && r.expires_at !== undefined && { expiresAt: new Date(r.expires_at) }),
+    ...(r.last_used_at !== null && r.last_used_at !== undefined && { lastUsedAt: new Date(r.last_used_at) }),
   };
 }
 

@@ -353,6 +353,15 @@ export const MIGRATIONS: readonly Migration[] = [
       UPDATE stations SET key_age_from = CAST(strftime('%s', 'now') AS INTEGER) * 1000;
     `,
   },
+  {
+    version: 8,
+    name: 'admin tokens have a lifecycle: an expiry and when each was last used',
+    sql: `
+      -- NULL: the token does not expire / has not been used since this upgrade.
+      ALTER TABLE admin_tokens ADD COLUMN expires_at INTEGER;
+      ALTER TABLE admin_tokens ADD COLUMN last_used_at INTEGER;
+    `,
+  },
 ];
 
 export const LATEST_SCHEMA_VERSION: number = MIGRATIONS[MIGRATIONS.length - 1].version;

@@ -16,7 +16,7 @@ import { KakuinError, type ErrorCode } from '../../errors/index.js';
 import type {
   AdminToken, AuditEvent, AuditQuery, CommonAuthId, FailureCount, LegacyCredential, LegacyCredentialState, LegacyVerifierKind,
   NewLegacyCredential, PendingSupersede, Station, CertificateRecord, CertificateStatusRow, CrlRecord, Device, DeviceQuery,
-  FeedEntry, IssuanceRecord, Issuer, Manufacturer, NewAuditEvent, NewDevice, Registry, StatusChange, StoredOcspResponse,
+  FeedEntry, IssuanceRecord, Issuer, ListPage, Manufacturer, NewAuditEvent, NewDevice, Registry, StatusChange, StoredOcspResponse,
 } from '../port.js';
 import { newDeviceId } from '../ids.js';
 import { checkStatusChange } from '../status-change.js';
@@ -34,7 +34,7 @@ import {
 } from './records.js';
 import { crlRow, ocspResponseRow, SignedObjectStore } from './signed-objects.js';
 import { LegacyCredentialStore } from './legacy-credentials.js';
-import { StationStore } from './stations.js';
+import { StationStore, stationFromRow } from './stations.js';
 import { StatusChangeWriter, type PreparedStatusChange } from './status-change-writer.js';
 import { WalCheckpointer, type WalCheckpointerOptions } from './wal-checkpointer.js';
 import { RecentFeedEntries } from './recent-feed.js';
@@ -180,9 +180,8 @@ export class SqliteRegistry implements Registry {
     return manufacturerFromRow(row);
   }
 
-  async listManufacturers(): Promise<Manufacturer[]> {
-    return this.read('listing manufacturers', () =>
-      this.statements.get<ManufacturerRow>('SELECT * FROM manufacturers ORDER BY rowid').all().map(manufacturerFromRow));
+  async listManufacturers(page?: ListPage): Promise<Manufacturer[]> {
+    return this.read('listing manufacturers', () => this.pageOf('manufacturers', 'id', '', [], page).map((r) => manufacturerFromRow(r as unknown as ManufacturerRow)));
   }
 
   // ---- devices ----
@@ -231,7 +230,12 @@ export class SqliteRegistry implements Registry {
 
   async findDevices(query: DeviceQuery): Promise<Device[]> {
     const { sql, params } = devicesQuery(query ?? {});
-    return this.read('finding devices', () => this.statements.get<DeviceRow>(sql).all(...params).map(deviceFromRow));
+    return this.read('finding devices', () => {
+      if (query?.afterId !== undefined && this.statements.get('SELECT 1 FROM devices WHERE id = ?').get(query.afterId) === undefined) {
+        throw new KakuinError('KAKUIN_E_VALIDATION', 'after names no device (a cursor from another list, or a typo?)');
+      }
+      return this.statements.get<DeviceRow>(sql).all(...params).map(deviceFromRow);
+    });
   }
 
   // ---- certificates ----
@@ -263,20 +267,28 @@ export class SqliteRegistry implements Registry {
 
   // ---- admin tokens ----
 
-  async createAdminToken(input: { name: string; tokenHmac: string; role: 'admin' }): Promise<AdminToken> {
+  async createAdminToken(input: { name: string; tokenHmac: string; role: 'admin'; expiresAt?: Date }, audit?: NewAuditEvent): Promise<AdminToken> {
     requireObject(input, 'an admin token');
     if (input.role !== 'admin') throw new KakuinError('KAKUIN_E_VALIDATION', 'role must be admin');
+    const now = Date.now();
+    const expires = optionalMillis(input.expiresAt, 'expiresAt');
     const row: AdminTokenRow = {
       id: randomUUID(),
       name: requiredText(input.name, 'name'),
       token_hmac: normalizeSha256Hex(input.tokenHmac, 'tokenHmac'),
       role: 'admin',
-      created_at: Date.now(),
+      created_at: now,
       disabled_at: null,
+      expires_at: expires ?? null,
+      last_used_at: null,
     };
-    this.write('creating an admin token', {}, () => this.statements.get(`
-      INSERT INTO admin_tokens (id, name, token_hmac, role, created_at, disabled_at)
-      VALUES (:id, :name, :token_hmac, :role, :created_at, :disabled_at)`).run(row));
+    const event = audit === undefined ? undefined : auditEventValues(audit, now);
+    this.write('creating an admin token', {}, () => this.db.transaction(() => {
+      this.statements.get(`
+        INSERT INTO admin_tokens (id, name, token_hmac, role, created_at, disabled_at, expires_at, last_used_at)
+        VALUES (:id, :name, :token_hmac, :role, :created_at, :disabled_at, :expires_at, :last_used_at)`).run(row);
+      if (event) this.insertAuditEvent(event);
+    }).immediate());
     return adminTokenFromRow(row);
   }
 
@@ -287,9 +299,51 @@ export class SqliteRegistry implements Registry {
     return row === undefined ? undefined : adminTokenFromRow(row);
   }
 
-  async listAdminTokens(): Promise<AdminToken[]> {
-    return this.read('listing admin tokens', () =>
-      this.statements.get<AdminTokenRow>('SELECT * FROM admin_tokens ORDER BY rowid').all().map(adminTokenFromRow));
+  async listAdminTokens(page?: ListPage): Promise<AdminToken[]> {
+    return this.read('listing admin tokens', () => this.pageOf('admin_tokens', 'name', '', [], page).map((r) => adminTokenFromRow(r as unknown as AdminTokenRow)));
+  }
+
+  async revokeAdminToken(name: string, at: Date, audit: NewAuditEvent): Promise<AdminToken> {
+    const atMs = toMillis(at, 'at');
+    const event = auditEventValues(audit, Date.now());
+    return this.write('revoking an admin token', {}, () => this.db.transaction(() => {
+      const row = this.statements.get<AdminTokenRow>('SELECT * FROM admin_tokens WHERE name = ?').get(requiredText(name, 'name'));
+      if (row === undefined) throw new KakuinError('KAKUIN_E_TOKEN_NOT_FOUND', 'no admin token with that name');
+      if (row.disabled_at !== null) throw new KakuinError('KAKUIN_E_TOKEN_STATE', `the token ${name} was revoked at ${new Date(row.disabled_at).toISOString()}`);
+      this.statements.get('UPDATE admin_tokens SET disabled_at = ? WHERE id = ?').run(atMs, row.id);
+      this.insertAuditEvent(event);
+      return adminTokenFromRow({ ...row, disabled_at: atMs });
+    }).immediate());
+  }
+
+  async touchAdminToken(name: string, at: Date): Promise<void> {
+    const atMs = toMillis(at, 'at');
+    // A read-only process (OCSP, gateway roles) cannot record it; that is no reason to refuse a call.
+    if (this.options.readonly) return;
+    this.write('recording an admin token use', {}, () =>
+      this.statements.get('UPDATE admin_tokens SET last_used_at = ? WHERE name = ? AND (last_used_at IS NULL OR last_used_at < ?)').run(atMs, name, atMs));
+  }
+
+  /**
+   * A page of a short list (ListPage): rows of `table` matching `where`, in rowid order, after the
+   * row whose `keyColumn` is `page.afterKey`.
+   */
+  private pageOf(table: string, keyColumn: string, where: string, params: unknown[], page: ListPage | undefined, select = '*', from = table, rowid = 'rowid'): Record<string, unknown>[] {
+    const conditions = where === '' ? [] : [where];
+    const values = [...params];
+    if (page?.afterKey !== undefined) {
+      const anchor = this.statements.get<{ r: number }>(`SELECT ${rowid} AS r FROM ${from} WHERE ${[...conditions, `${keyColumn} = ?`].join(' AND ')}`).get(...params, page.afterKey);
+      if (anchor === undefined) throw new KakuinError('KAKUIN_E_VALIDATION', 'after names no item of this list (a cursor from another list, or a typo?)');
+      conditions.push(`${rowid} > ?`);
+      values.push(anchor.r);
+    }
+    let limit = '';
+    if (page?.limit !== undefined) {
+      limit = ' LIMIT ?';
+      values.push(normalizeLimit(page.limit));
+    }
+    const whereSql = conditions.length === 0 ? '' : ` WHERE ${conditions.join(' AND ')}`;
+    return this.statements.get<Record<string, unknown>>(`SELECT ${select} FROM ${from}${whereSql} ORDER BY ${rowid}${limit}`).all(...values);
   }
 
   // ---- audit ----
@@ -301,6 +355,12 @@ export class SqliteRegistry implements Registry {
       INSERT INTO audit_events (at, type, actor, device_id, serial_hex, details)
       VALUES (:at, :type, :actor, :device_id, :serial_hex, :details)`).run(values));
     return auditEventFromRow({ id: Number(result.lastInsertRowid), ...values });
+  }
+
+  private insertAuditEvent(values: ReturnType<typeof auditEventValues>): void {
+    this.statements.get(`
+      INSERT INTO audit_events (at, type, actor, device_id, serial_hex, details)
+      VALUES (:at, :type, :actor, :device_id, :serial_hex, :details)`).run(values);
   }
 
   async listAuditEvents(query: AuditQuery): Promise<AuditEvent[]> {
@@ -466,8 +526,10 @@ export class SqliteRegistry implements Registry {
     return this.read('reading a station', () => this.stations.findByKeyHmac(keyHmac.toLowerCase()));
   }
 
-  async listStations(manufacturerId: string): Promise<Station[]> {
-    return this.read('listing stations', () => this.stations.list(requiredText(manufacturerId, 'manufacturerId')));
+  async listStations(manufacturerId: string, page?: ListPage): Promise<Station[]> {
+    const id = requiredText(manufacturerId, 'manufacturerId');
+    if (page === undefined) return this.read('listing stations', () => this.stations.list(id));
+    return this.read('listing stations', () => this.pageOf('stations', 'id', 'manufacturer_id = ?', [id], page).map((r) => stationFromRow(r as never)));
   }
 
   async updateStation(id: string, change: { keyHmac?: string; disable?: boolean; maxIssuances?: number | null }, audit: NewAuditEvent): Promise<Station> {
@@ -518,8 +580,13 @@ export class SqliteRegistry implements Registry {
     return this.read('reading a station certificate', () => this.stations.stationOfCertificate(serialHex.toUpperCase()));
   }
 
-  async listStationCertificates(stationId: string): Promise<CertificateRecord[]> {
-    return this.read('listing station certificates', () => this.stations.certificates(requiredText(stationId, 'stationId')));
+  async listStationCertificates(stationId: string, page?: ListPage): Promise<CertificateRecord[]> {
+    const id = requiredText(stationId, 'stationId');
+    if (page === undefined) return this.read('listing station certificates', () => this.stations.certificates(id));
+    await this.getStation(id);
+    // Issuance order: certificates.rowid grows with each insert (created_at may tie within a millisecond).
+    return this.read('listing station certificates', () => this.pageOf('certificates', 'c.serial_hex', 's.station_id = ?', [id], page, 'c.*',
+      'certificates c JOIN station_certificates s ON s.serial_hex = c.serial_hex', 'c.rowid').map((r) => certificateFromRow(r as never)));
   }
 
   async setManufacturerProfiles(manufacturerId: string, profiles: string[], audit: NewAuditEvent): Promise<void> {

@@ -27,7 +27,7 @@ interface StationRow {
   max_issuances: number | null;
 }
 
-function stationFromRow(r: StationRow): Station {
+export function stationFromRow(r: StationRow): Station {
   return {
     id: r.id, manufacturerId: r.manufacturer_id, name: r.name, keyHmac: r.key_hmac, createdAt: new Date(r.created_at),
     ...(r.key_rotated_at !== null && { keyRotatedAt: new Date(r.key_rotated_at) }),

@@ -24,6 +24,7 @@ import {
 import { runRevocationContract } from './registry-revocation.contract.js';
 import { runLegacyContract } from './registry-legacy.contract.js';
 import { runEnrollmentContract } from './registry-enrollment.contract.js';
+import { runPagingContract } from './registry-paging.contract.js';
 
 export {
   expectKakuinError, fakeCertificate, issuance, randomKeyHash, randomSerialHex, type OpenRegistry,
@@ -428,5 +429,6 @@ export function runRegistryContract(adapterName: string, open: OpenRegistry): vo
     runCrlOcspContract(() => registry);
     runLegacyContract(() => registry);
     runEnrollmentContract(() => registry);
+    runPagingContract(() => registry);
   });
 }

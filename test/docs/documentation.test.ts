@@ -5,7 +5,7 @@ import { ERROR_CATALOGUE } from '../../errors/index.js';
 import { configFileOptions, ENV_ONLY, ENV_OPTIONS } from '../../cli/config.js';
 import { repoPath } from '../support/index.js';
 
-const SOURCE_DIRS = ['errors', 'pkix', 'hsm-adapters', 'registry', 'ca', 'cli', 'ocsp-responder', 'enrollment', 'gateway-auth'];
+const SOURCE_DIRS = ['errors', 'pkix', 'hsm-adapters', 'registry', 'ca', 'cli', 'ocsp-responder', 'enrollment', 'gateway-auth', 'api-schema'];
 
 function sourceFiles(dir: string): string[] {
   let entries: string[];
