@@ -302,6 +302,12 @@ async function ceremonyCommand(config: KakuinConfig, rest: string[]): Promise<nu
   }
 }
 
+// `kakuin ca show | head`: a reader that stops early is no error, as for any filter (no stack trace).
+process.stdout.on('error', (e: NodeJS.ErrnoException) => {
+  if (e.code !== 'EPIPE') throw e;
+  process.exit(process.exitCode ?? 0);
+});
+
 main(process.argv.slice(2)).then(
   (code) => {
     process.exitCode = code;

@@ -82,4 +82,13 @@ describe('kakuin command', function () {
     expect(bad.status).to.equal(2);
     expect(bad.stderr).to.include('KAKUIN_E_USAGE');
   });
+
+  it('stops quietly with status 0 when the reader of its output goes away (kakuin ca show | head)', () => {
+    // `true` exits before kakuin has started, so every write of `ca show` meets a closed pipe (EPIPE).
+    const r = spawnSync('bash', ['-c', 'set -o pipefail; "$0" "$1" ca show | true', process.execPath, cliMain], {
+      env: { ...process.env, ...env }, timeout: 30_000,
+    });
+    expect(r.stderr.toString()).to.equal('');
+    expect(r.status).to.equal(0);
+  });
 });

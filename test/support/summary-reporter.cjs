@@ -1,10 +1,11 @@
-// Mocha's spec reporter, plus a plain "N passed, N failed, N skipped" summary written to the file
-// named by KAKUIN_TEST_SUMMARY (so .ci/run can print it as its last line).
+// Mocha's spec reporter, ending with one plain line "N passed, N failed, N skipped" (what `npm test`
+// and .ci/run end with; mocha's exit status stays non-zero when anything failed). The same line is
+// also written to the file KAKUIN_TEST_SUMMARY names, so .ci/run can print it last whatever npm adds.
 'use strict';
 const fs = require('node:fs');
 const Mocha = require('mocha');
 
-class CiReporter extends Mocha.reporters.Spec {
+class SummaryReporter extends Mocha.reporters.Spec {
   constructor(runner, options) {
     super(runner, options);
     let passed = 0;
@@ -13,10 +14,12 @@ class CiReporter extends Mocha.reporters.Spec {
     runner.on(Mocha.Runner.constants.EVENT_TEST_PASS, () => { passed++; });
     runner.on(Mocha.Runner.constants.EVENT_TEST_FAIL, () => { failed++; });
     runner.on(Mocha.Runner.constants.EVENT_TEST_PENDING, () => { skipped++; });
+    // Registered after Spec's own end handler, so the line comes after its epilogue (failures listed).
     runner.once(Mocha.Runner.constants.EVENT_RUN_END, () => {
       const line = `${passed} passed, ${failed} failed, ${skipped} skipped\n`;
+      process.stdout.write(`\n${line}`);
       if (process.env.KAKUIN_TEST_SUMMARY) fs.writeFileSync(process.env.KAKUIN_TEST_SUMMARY, line);
     });
   }
 }
-module.exports = CiReporter;
+module.exports = SummaryReporter;
