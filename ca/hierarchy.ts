@@ -161,7 +161,9 @@ export async function createSubordinate(
       subjectKeyIdentifierExt(keyIdentifier(parseSpki(signer.publicKeySpki))),
       authorityKeyIdentifierExt(parent.keyId),
       crlDistributionPointsExt([options.urls.crl(parent.id)]),
-      authorityInfoAccessExt({ caIssuers: [options.urls.caIssuers(parent.id)] }),
+      // RFC 5280 §4.2.2.1 / RFC 6960: relying parties that check the whole chain (nginx
+      // `ssl_ocsp on`) ask the root's delegated responder about this CA; without the URL they refuse.
+      authorityInfoAccessExt({ ocsp: [options.urls.ocsp], caIssuers: [options.urls.caIssuers(parent.id)] }),
     ],
   });
   const der = await signCertificate(parent, tbs);

@@ -8,7 +8,7 @@
 import {
   authorityInfoAccessExt, authorityKeyIdentifierExt, basicConstraintsExt, crlDistributionPointsExt, encodeName,
   extKeyUsageExt, keyIdentifier, keyUsageExt, readCsr, subjectAltNameExt, subjectKeyIdentifierExt,
-  type GeneralName, type ParsedCsr,
+  type GeneralName, type NameAttribute, type ParsedCsr,
 } from '../pkix/index.js';
 import type { CertificateRecord, Device, Registry } from '../registry/port.js';
 import { hasCode, KakuinError } from '../errors/index.js';
@@ -137,10 +137,13 @@ export class DeviceCertificateIssuer {
     // A public key bound to another device is refused (KAKUIN_E_PUBLIC_KEY_IN_USE) by the
     // transaction that records the certificate, against the binding's primary key: a read here
     // first would only repeat that check, once per issuance, and could not replace it.
-    const subject = encodeName([
+    const subjectAttrs: NameAttribute[] = [
       { type: 'O', value: await this.manufacturerName(device.manufacturerId) },
       { type: 'serialNumber', value: device.serialNumber },
-    ]);
+    ];
+    if (policy.commonName === 'serialNumber') subjectAttrs.push({ type: 'CN', value: device.serialNumber });
+    else if (policy.commonName === 'deviceId') subjectAttrs.push({ type: 'CN', value: device.id });
+    const subject = encodeName(subjectAttrs);
     const names: GeneralName[] = [{ uri: deviceUri(device.id) }];
     if (device.hardwareModuleName) {
       names.push({ hardwareModuleName: { hwType: device.hardwareModuleName.hwType, hwSerial: Buffer.from(device.hardwareModuleName.hwSerialHex, 'hex') } });

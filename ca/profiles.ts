@@ -19,6 +19,12 @@ export interface DeviceProfilePolicy {
    * time slightly behind the CA's, and would otherwise reject their own fresh certificate.
    */
   backdateSeconds: number;
+  /**
+   * What the subject's CN holds: nothing (`none`, the default: the serialNumber attribute and the
+   * SAN URI name the device), the serial number, or the device id — for relying parties that can
+   * only read a CN (Mosquitto `use_identity_as_username`, FreeRADIUS `check_cert_cn`).
+   */
+  commonName?: 'none' | 'serialNumber' | 'deviceId';
 }
 
 export const DEFAULT_DEVICE_PROFILE: DeviceProfilePolicy = {

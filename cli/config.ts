@@ -19,8 +19,8 @@ export interface KakuinConfig {
   api: { port: number; maxBodyBytes: number };
   ocsp: {
     port: number;
-    /** nextUpdate − thisUpdate of OCSP responses. */
-    validityHours: number;
+    /** nextUpdate − thisUpdate of OCSP responses, in minutes (`ocsp.validityHours` is its deprecated alias). */
+    validityMinutes: number;
     /** Live signing (nonces, several CertIDs, cache misses): at most this many per second. */
     liveRatePerSecond: number;
     signerValidityDays: number;
@@ -88,16 +88,22 @@ export interface KakuinConfig {
     issuingKeyAlgorithm: KeyAlgorithm;
     rootValidityYears: number;
     issuingValidityYears: number;
-    device: { validityDays: number | 'no-well-defined-expiration'; backdateSeconds: number };
-    /** Named device profiles beside `device` (a manufacturer uses those an admin allowed it). */
-    profiles: Record<string, { validityDays: number | 'no-well-defined-expiration'; backdateSeconds: number }>;
+    device: { validityDays: number | 'no-well-defined-expiration'; backdateSeconds: number; commonName: DeviceCommonName };
+    /** Named device profiles beside `device` (a manufacturer uses those an admin allowed it); no commonName: `ca.device`'s. */
+    profiles: Record<string, { validityDays: number | 'no-well-defined-expiration'; backdateSeconds: number; commonName?: DeviceCommonName }>;
     /** Station certificates (mTLS client certificates of factory stations, from the station CA). */
     station: { validityDays: number };
     /** Worker threads checking CSR signatures; 0 checks on the main thread. */
     verifyWorkers: number;
   };
   log: { level: 'debug' | 'info' | 'warn' | 'error' };
+  /** Deprecated options that were set, each with what replaces it (logged as warnings at start). */
+  deprecations: string[];
 }
+
+/** What a device certificate's subject CN holds, if anything (ca/profiles.ts DeviceProfilePolicy.commonName). */
+export type DeviceCommonName = 'none' | 'serialNumber' | 'deviceId';
+const DEVICE_COMMON_NAMES: readonly DeviceCommonName[] = ['none', 'serialNumber', 'deviceId'];
 
 type Env = Record<string, string | undefined>;
 type Json = Record<string, unknown>;
@@ -108,6 +114,10 @@ const FILE_OPTIONS: Record<string, (v: unknown, key: string) => unknown> = {
   'api.port': port,
   'api.maxBodyBytes': (v, k) => int(v, k, 1024, 64 * 1024 * 1024),
   'ocsp.port': port,
+  // RFC 5019 §6.2 / RFC 6960 §4.2.2.1: a relying party may cache an answer until nextUpdate, so this
+  // bounds how long a revoked certificate can still pass a caching relying party (nginx ssl_ocsp_cache).
+  'ocsp.validityMinutes': (v, k) => int(v, k, 2, 60 * 24 * 14),
+  /** Deprecated alias of ocsp.validityMinutes (warned at start). */
   'ocsp.validityHours': (v, k) => int(v, k, 1, 24 * 14),
   'ocsp.liveRatePerSecond': (v, k) => int(v, k, 1, 1_000_000),
   'ocsp.signerValidityDays': (v, k) => int(v, k, 2, 365),
@@ -174,6 +184,7 @@ const FILE_OPTIONS: Record<string, (v: unknown, key: string) => unknown> = {
   'ca.issuingValidityYears': (v, k) => int(v, k, 1, 30),
   'ca.device.validityDays': (v, k) => (v === 'no-well-defined-expiration' ? v : int(v, k, 1, 36500)),
   'ca.device.backdateSeconds': (v, k) => int(v, k, 0, 7 * 86400),
+  'ca.device.commonName': (v, k) => oneOf(v, k, DEVICE_COMMON_NAMES),
   'ca.profiles': deviceProfilesOption,
   'ca.station.validityDays': (v, k) => int(v, k, 1, 3650),
   'ca.verifyWorkers': (v, k) => int(v, k, 0, 64),
@@ -185,6 +196,7 @@ export const ENV_OPTIONS: Record<string, string> = {
   KAKUIN_BIND_HOST: 'bindHost',
   KAKUIN_API_PORT: 'api.port',
   KAKUIN_OCSP_PORT: 'ocsp.port',
+  KAKUIN_OCSP_VALIDITY_MINUTES: 'ocsp.validityMinutes',
   KAKUIN_GATEWAY_PORT: 'gateway.port',
   KAKUIN_LEGACY_PORT: 'legacy.port',
   KAKUIN_LEGACY_TOKEN_TTL_SECONDS: 'legacy.tokenTtlSeconds',
@@ -202,6 +214,7 @@ export const ENV_OPTIONS: Record<string, string> = {
   KAKUIN_PKCS11_MODULE: 'keys.pkcs11.module',
   KAKUIN_PKCS11_PIN_FILE: 'keys.pkcs11.pinFile',
   KAKUIN_ORGANIZATION: 'ca.organization',
+  KAKUIN_DEVICE_COMMON_NAME: 'ca.device.commonName',
   KAKUIN_LOG_LEVEL: 'log.level',
   KAKUIN_CRL_COALESCE_MS: 'crl.coalesceMs',
   KAKUIN_GATEWAY_STATUS_SOURCE: 'gateway.statusSource',
@@ -244,6 +257,9 @@ export function loadConfig(env: Env = process.env, cwd = process.cwd()): Readonl
   for (const [key, value] of settings) checked.set(key, FILE_OPTIONS[key](value, key));
   const get = <T>(key: string, fallback: T): T => (checked.has(key) ? (checked.get(key) as T) : fallback);
 
+  if (checked.has('ocsp.validityHours') && checked.has('ocsp.validityMinutes')) {
+    fail('ocsp.validityHours', 'is the deprecated alias of ocsp.validityMinutes; set only ocsp.validityMinutes');
+  }
   const ocspPort = get('ocsp.port', 8080);
   const within = (p: string) => path.resolve(dataDir, p);
   const config: KakuinConfig = {
@@ -253,7 +269,7 @@ export function loadConfig(env: Env = process.env, cwd = process.cwd()): Readonl
     api: { port: get('api.port', 8443), maxBodyBytes: get('api.maxBodyBytes', 64 * 1024) },
     ocsp: {
       port: ocspPort,
-      validityHours: get('ocsp.validityHours', 24),
+      validityMinutes: checked.has('ocsp.validityHours') ? get('ocsp.validityHours', 24) * 60 : get('ocsp.validityMinutes', 24 * 60),
       liveRatePerSecond: get('ocsp.liveRatePerSecond', 2000),
       signerValidityDays: get('ocsp.signerValidityDays', 30),
       signerRenewWithinDays: get('ocsp.signerRenewWithinDays', 7),
@@ -326,12 +342,14 @@ export function loadConfig(env: Env = process.env, cwd = process.cwd()): Readonl
       device: {
         validityDays: get('ca.device.validityDays', 3650),
         backdateSeconds: get('ca.device.backdateSeconds', 3600),
+        commonName: get<DeviceCommonName>('ca.device.commonName', 'none'),
       },
       profiles: get('ca.profiles', { 'short-lived': { validityDays: 30, backdateSeconds: 3600 } }),
       station: { validityDays: get('ca.station.validityDays', 365) },
       verifyWorkers: get('ca.verifyWorkers', defaultVerifierWorkers()),
     },
     log: { level: get('log.level', 'info') },
+    deprecations: checked.has('ocsp.validityHours') ? ['ocsp.validityHours is deprecated: set ocsp.validityMinutes instead'] : [],
   };
   if (config.storage.type === 'mongodb' && config.storage.uri === undefined) {
     fail('storage.uri', 'is required when storage.type is mongodb (or set KAKUIN_MONGODB_URI)');
@@ -391,7 +409,7 @@ function int(v: unknown, key: string, min: number, max: number): number {
   return v;
 }
 
-/** `ca.profiles`: `{"<name>": {"validityDays": n | "no-well-defined-expiration", "backdateSeconds"?: n}}`. */
+/** `ca.profiles`: `{"<name>": {"validityDays": n | "no-well-defined-expiration", "backdateSeconds"?: n, "commonName"?: ...}}`. */
 function deviceProfilesOption(v: unknown, key: string): KakuinConfig['ca']['profiles'] {
   if (typeof v !== 'object' || v === null || Array.isArray(v)) fail(key, 'must be an object of named profiles');
   const out: KakuinConfig['ca']['profiles'] = {};
@@ -399,12 +417,13 @@ function deviceProfilesOption(v: unknown, key: string): KakuinConfig['ca']['prof
     if (!/^[a-z0-9][a-z0-9-]{0,31}$/.test(name) || ['device', 'station', 'tls-server', 'ocsp-signer', 'root-ca', 'sub-ca'].includes(name)) {
       fail(`${key}.${name}`, 'is not a usable profile name (lowercase letters, digits, -; not device, station or another built-in)');
     }
-    if (typeof p !== 'object' || p === null || Array.isArray(p)) fail(`${key}.${name}`, 'must be an object {validityDays, backdateSeconds?}');
-    const { validityDays, backdateSeconds = 3600, ...rest } = p as Json;
+    if (typeof p !== 'object' || p === null || Array.isArray(p)) fail(`${key}.${name}`, 'must be an object {validityDays, backdateSeconds?, commonName?}');
+    const { validityDays, backdateSeconds = 3600, commonName, ...rest } = p as Json;
     if (Object.keys(rest).length > 0) fail(`${key}.${name}`, `has unknown fields: ${Object.keys(rest).join(', ')}`);
     out[name] = {
       validityDays: validityDays === 'no-well-defined-expiration' ? validityDays : int(validityDays, `${key}.${name}.validityDays`, 1, 36500),
       backdateSeconds: int(backdateSeconds, `${key}.${name}.backdateSeconds`, 0, 7 * 86400),
+      ...(commonName !== undefined && { commonName: oneOf(commonName, `${key}.${name}.commonName`, DEVICE_COMMON_NAMES) }),
     };
   }
   return out;

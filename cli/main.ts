@@ -72,6 +72,7 @@ async function main(argv: string[]): Promise<number> {
   if (command === 'enroll') return enrollCommand(rest);
   const config = loadConfig();
   const logger = createLogger(config.log.level);
+  for (const d of config.deprecations) logger.warn(d);
   switch (command) {
     case 'serve': return serve(config, logger, rest);
     case 'init': return init(config, logger, rest);

@@ -3,7 +3,7 @@
  * thread), the OCSP responder with its pre-signed responses, and the plain-HTTP listener that
  * serves OCSP, CRLs and CA certificates. All of them follow the registry's revocation feed.
  */
-import { CrlPublisher } from '../ca/crl/crl-publisher.js';
+import { CrlPublisher, type CrlPolicy } from '../ca/crl/crl-publisher.js';
 import { WorkerCrlBodyBuilder } from '../ca/crl/crl-builder.js';
 import { ensureOcspSigner, type OcspSigner } from '../ca/ocsp-signers.js';
 import { RevocationService } from '../ca/revocation.js';
@@ -11,6 +11,7 @@ import { FeedFollower } from '../registry/feed-follower.js';
 import type { FeedEntry } from '../registry/port.js';
 import { createOcspHttpServer, OcspResponder, Publications, type OcspSigningIdentity, withWorkerWalks } from '../ocsp-responder/index.js';
 import type { LoadedIssuer } from '../ca/issuer.js';
+import type { KakuinConfig } from './config.js';
 import type { Logger } from './logger.js';
 import { workerRegistry, type Kakuin } from './wiring.js';
 
@@ -72,14 +73,19 @@ export function crlPublisherFor(kakuin: Kakuin, issuers: LoadedIssuer[], logger:
   return new CrlPublisher(
     kakuin.registry, issuers, kakuin.urls,
     new WorkerCrlBodyBuilder(workerRegistry(config)),
-    {
-      coalesceMs: config.crl.coalesceMs,
-      fullValidityMs: config.crl.fullValidityHours * HOUR_MS,
-      fullRebuildMs: config.crl.fullRebuildMinutes * 60_000,
-      deltaValidityMs: config.crl.deltaValidityMinutes * 60_000,
-    },
+    crlPolicyOf(config),
     logger,
   );
+}
+
+/** The CRL schedule as configured (crl.*). */
+export function crlPolicyOf(config: Readonly<KakuinConfig>): CrlPolicy {
+  return {
+    coalesceMs: config.crl.coalesceMs,
+    fullValidityMs: config.crl.fullValidityHours * HOUR_MS,
+    fullRebuildMs: config.crl.fullRebuildMinutes * 60_000,
+    deltaValidityMs: config.crl.deltaValidityMinutes * 60_000,
+  };
 }
 
 export async function startRevocationPlane(kakuin: Kakuin, logger: Logger): Promise<RevocationPlane> {
@@ -92,10 +98,14 @@ export async function startRevocationPlane(kakuin: Kakuin, logger: Logger): Prom
     registry: withWorkerWalks(registry, workerRegistry(config)),
     identities: ocspIdentities(kakuin.ocspSigners),
     logger,
-    validityMs: config.ocsp.validityHours * HOUR_MS,
+    validityMs: config.ocsp.validityMinutes * 60_000,
     live: { ratePerSecond: config.ocsp.liveRatePerSecond },
   });
-  const listener = createOcspHttpServer({ responder, publications: new Publications({ registry, logger }), logger });
+  const publications = new Publications({ registry, logger });
+  crls.published.push((record) => publications.crlPublished(record));
+  const listener = createOcspHttpServer({
+    responder, publications, logger, crlReplacement: CrlPublisher.replacementSeconds(crlPolicyOf(config)),
+  });
   const follower = new FeedFollower(registry, {
     afterSeq: await registry.latestFeedSeq(),
     onEntries: (entries) => crls.onFeedEntries(entries),

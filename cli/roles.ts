@@ -23,7 +23,7 @@
  */
 import { existsSync, readFileSync } from 'node:fs';
 import path from 'node:path';
-import type { CrlPublisher } from '../ca/crl/crl-publisher.js';
+import { CrlPublisher } from '../ca/crl/crl-publisher.js';
 import { ocspSignerId } from '../ca/ocsp-signers.js';
 import { KakuinError, hasCode } from '../errors/index.js';
 import { KeyRing, type KeyAlgorithm, type KeyStore, type Signer } from '../hsm-adapters/index.js';
@@ -39,7 +39,7 @@ import type { Logger } from './logger.js';
 import { OFFLINE_ROOT_KEY_URI } from './offline-root.js';
 import { keyPassphrase } from './secrets.js';
 import type { TlsMaterial } from './tls-material.js';
-import { crlPublisherFor, ocspIdentities, scheduleResponderRollover, servedIssuers } from './revocation-plane.js';
+import { crlPolicyOf, crlPublisherFor, ocspIdentities, scheduleResponderRollover, servedIssuers } from './revocation-plane.js';
 import { openRegistry, workerRegistry, type Kakuin } from './wiring.js';
 
 export const ROLES = ['ca', 'enrollment', 'ocsp', 'gateway', 'legacy'] as const;
@@ -218,10 +218,12 @@ export async function startOcspRole(config: Readonly<KakuinConfig>, registry: Re
     // The start's two whole-registry walks run in worker threads on connections of their own
     // (ocsp-responder/worker-walks.ts): a million responses load in seconds, off the event loop.
     registry: withWorkerWalks(registry, workerRegistry(config)), identities, logger, persistResponses: false,
-    validityMs: config.ocsp.validityHours * HOUR_MS,
+    validityMs: config.ocsp.validityMinutes * 60_000,
     live: { ratePerSecond: config.ocsp.liveRatePerSecond },
   });
-  const listener = createOcspHttpServer({ responder, publications: new Publications({ registry, logger }), logger });
+  const listener = createOcspHttpServer({
+    responder, publications: new Publications({ registry, logger }), logger, crlReplacement: CrlPublisher.replacementSeconds(crlPolicyOf(config)),
+  });
   await responder.start();
   let refresh: NodeJS.Timeout | undefined;
   try {
@@ -281,7 +283,7 @@ export async function startCrlPublication(kakuin: Kakuin, logger: Logger): Promi
   // an ocsp process starts by loading them instead of signing every response itself.
   const presigner = new OcspResponder({
     registry: withWorkerWalks(registry, workerRegistry(config)), identities: ocspIdentities(kakuin.ocspSigners), logger,
-    validityMs: config.ocsp.validityHours * HOUR_MS,
+    validityMs: config.ocsp.validityMinutes * 60_000,
     live: { ratePerSecond: config.ocsp.liveRatePerSecond },
   });
   await crls.start();

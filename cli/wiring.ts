@@ -163,12 +163,15 @@ export async function openKakuin(config: Readonly<KakuinConfig>, logger: Logger,
       {
         validity: config.ca.device.validityDays === 'no-well-defined-expiration' ? 'no-well-defined-expiration' : { days: config.ca.device.validityDays },
         backdateSeconds: config.ca.device.backdateSeconds,
+        commonName: config.ca.device.commonName,
       },
       verifier,
     );
     deviceIssuer.profiles = deviceProfiles(
-      { validity: deviceIssuerValidity(config.ca.device.validityDays), backdateSeconds: config.ca.device.backdateSeconds },
-      Object.fromEntries(Object.entries(config.ca.profiles).map(([name, p]) => [name, { validity: deviceIssuerValidity(p.validityDays), backdateSeconds: p.backdateSeconds }])),
+      { validity: deviceIssuerValidity(config.ca.device.validityDays), backdateSeconds: config.ca.device.backdateSeconds, commonName: config.ca.device.commonName },
+      Object.fromEntries(Object.entries(config.ca.profiles).map(([name, p]) => [name, {
+        validity: deviceIssuerValidity(p.validityDays), backdateSeconds: p.backdateSeconds, commonName: p.commonName ?? config.ca.device.commonName,
+      }])),
     );
     const stationCertificates = hierarchy.station && new StationCertificateIssuer(
       registry, hierarchy.station, [hierarchy.station.record.certificateDer, hierarchy.root.record.certificateDer], urls,

@@ -215,6 +215,26 @@ export function entryStates(entry: Buffer, status: OcspCertStatus): boolean {
   return entry[2] === 1 && entry[3] === reason && entry.readUInt32BE(4) === Math.floor(status.revokedAt.getTime() / 1000);
 }
 
+/**
+ * True once the entry is due for its background refresh: at a point between a quarter and a half
+ * of its validity fixed by its serial number. Responses signed together (a start, a responder
+ * rollover) would otherwise all fall due in the same sweep every validity/2, a burst of signing;
+ * spread by serial, each keeps its own phase, so the re-signing load is even over the validity.
+ * Never later than half-life, so a served response stays far from nextUpdate (RFC 6960 §4.2.2.1).
+ */
+export function refreshDue(entry: Buffer, serialHex: string, nowSeconds: number): boolean {
+  const thisUpdate = entry.readUInt32BE(8);
+  const nextUpdate = entry.readUInt32BE(12);
+  return nowSeconds >= thisUpdate + (nextUpdate - thisUpdate) * refreshPoint(serialHex);
+}
+
+/** The fraction of the validity at which a response of this serial is refreshed: 0.25 to 0.5. */
+export function refreshPoint(serialHex: string): number {
+  // Serials are random (ca/serial.ts), so their low 16 bits are spread evenly.
+  const low = Number.parseInt(serialHex.slice(-4), 16);
+  return 0.25 + 0.25 * ((Number.isFinite(low) ? low : 0) / 0x10000);
+}
+
 /** True once half the entry's validity has passed (re-signed then, so a served response is never close to expiry). */
 export function pastHalfLife(entry: Buffer, nowSeconds: number): boolean {
   const thisUpdate = entry.readUInt32BE(8);

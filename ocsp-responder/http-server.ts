@@ -49,8 +49,13 @@ export interface OcspHttpServerOptions {
   maxPathBytes?: number;
   /** Upper bound of max-age on OCSP GET answers (default: none, i.e. until nextUpdate). */
   maxAgeCapSeconds?: number;
-  /** Upper bound of max-age on CRLs. Default 300 s. */
-  crlMaxAgeSeconds?: number;
+  /**
+   * How soon after its thisUpdate a newer CRL of each kind can appear (CrlPublisher's schedule,
+   * cli/revocation-plane.ts crlReplacement): max-age on a CRL never reaches past that, nor past
+   * nextUpdate, so an HTTP cache never serves a CRL that has already been superseded on schedule.
+   * Default: full 3600 s, delta 1 s (DEFAULT_CRL_POLICY).
+   */
+  crlReplacement?: { fullSeconds: number; deltaSeconds: number };
   /** /healthz says 503 when the feed was last read longer ago. Default 30 s. */
   healthMaxFeedAgeMs?: number;
   headersTimeoutMs?: number;
@@ -89,7 +94,7 @@ export class OcspHttpServer {
   readonly #maxBody: number;
   readonly #maxPath: number;
   readonly #maxAgeCap: number;
-  readonly #crlMaxAge: number;
+  readonly #crlReplacement: { fullSeconds: number; deltaSeconds: number };
 
   constructor(options: OcspHttpServerOptions) {
     this.#o = options;
@@ -97,7 +102,7 @@ export class OcspHttpServer {
     this.#maxBody = options.maxBodyBytes ?? 64 * 1024;
     this.#maxPath = options.maxPathBytes ?? 4096;
     this.#maxAgeCap = options.maxAgeCapSeconds ?? Number.MAX_SAFE_INTEGER;
-    this.#crlMaxAge = options.crlMaxAgeSeconds ?? 300;
+    this.#crlReplacement = options.crlReplacement ?? { fullSeconds: 3600, deltaSeconds: 1 };
     this.server = http.createServer({
       keepAlive: true,
       keepAliveTimeout: options.keepAliveTimeoutMs ?? 5000,
@@ -179,8 +184,8 @@ export class OcspHttpServer {
       }
       const path = pathOf(url);
       if (path === '/healthz') this.#health(res);
-      else if (path.startsWith('/crl/')) this.#crl(res, path.slice(5));
-      else this.#caCertificate(res, path.slice(4));
+      else if (path.startsWith('/crl/')) this.#crl(req, res, path.slice(5));
+      else this.#caCertificate(req, res, path.slice(4));
       return;
     }
     this.#metrics.notFound++;
@@ -280,7 +285,7 @@ export class OcspHttpServer {
 
   // ---- CRLs, issuer certificates, health ---------------------------------------------------------
 
-  #crl(res: http.ServerResponse, name: string): void {
+  #crl(req: http.IncomingMessage, res: http.ServerResponse, name: string): void {
     let kind: 'full' | 'delta';
     let issuerId: string;
     if (name.endsWith('-delta.crl')) {
@@ -294,19 +299,19 @@ export class OcspHttpServer {
       this.#send(res, NOT_FOUND);
       return;
     }
-    this.#publication(res, this.#o.publications.crl(issuerId, kind), 'application/pkix-crl', NO_CRL);
+    this.#publication(req, res, this.#o.publications.crl(issuerId, kind), 'application/pkix-crl', NO_CRL);
   }
 
-  #caCertificate(res: http.ServerResponse, name: string): void {
+  #caCertificate(req: http.IncomingMessage, res: http.ServerResponse, name: string): void {
     if (!name.endsWith('.cer')) {
       this.#metrics.notFound++;
       this.#send(res, NOT_FOUND);
       return;
     }
-    this.#publication(res, this.#o.publications.issuerCertificate(name.slice(0, -'.cer'.length)), 'application/pkix-cert', NO_ISSUER);
+    this.#publication(req, res, this.#o.publications.issuerCertificate(name.slice(0, -'.cer'.length)), 'application/pkix-cert', NO_ISSUER);
   }
 
-  #publication(res: http.ServerResponse, p: Publication | undefined | Promise<Publication | undefined>, type: string, missing: Refusal): void {
+  #publication(req: http.IncomingMessage, res: http.ServerResponse, p: Publication | undefined | Promise<Publication | undefined>, type: string, missing: Refusal): void {
     const send = (value: Publication | undefined): void => {
       if (res.writableEnded || res.destroyed) return;
       if (value === undefined) {
@@ -316,13 +321,21 @@ export class OcspHttpServer {
       }
       if (type === 'application/pkix-crl') this.#metrics.crl++;
       else this.#metrics.caCertificate++;
-      const headers = ['Content-Type', type, 'Content-Length', String(value.der.length), 'ETag', value.etag, 'Last-Modified', value.lastModified];
+      const headers = ['Content-Type', type, 'ETag', value.etag, 'Last-Modified', value.lastModified];
       if (value.nextUpdateSeconds !== undefined) {
-        const maxAge = Math.max(0, Math.min(value.nextUpdateSeconds - Math.ceil(Date.now() / 1000), this.#crlMaxAge));
+        const replacedAt = value.lastModifiedSeconds + (value.kind === 'delta' ? this.#crlReplacement.deltaSeconds : this.#crlReplacement.fullSeconds);
+        const maxAge = Math.max(0, Math.min(value.nextUpdateSeconds, replacedAt) - Math.ceil(Date.now() / 1000));
         headers.push('Cache-Control', `max-age=${maxAge}, public, no-transform, must-revalidate`, 'Expires', value.expires!);
       } else {
         headers.push('Cache-Control', 'max-age=3600, public');
       }
+      if (notModified(req, value)) {
+        this.#metrics.notModified++;
+        res.writeHead(304, headers);
+        res.end();
+        return;
+      }
+      headers.push('Content-Length', String(value.der.length));
       res.writeHead(200, headers);
       res.end(value.der);
     };
@@ -399,4 +412,21 @@ function pathOf(url: string): string {
 /** The listener for `responder` and `publications` (not yet listening: call listen()). */
 export function createOcspHttpServer(options: OcspHttpServerOptions): OcspHttpServer {
   return new OcspHttpServer(options);
+}
+
+/**
+ * RFC 9110 §13.1.2/§13.1.3/§13.2.2: If-None-Match (weak comparison, a list, or `*`) decides when
+ * present; else If-Modified-Since, not modified when the publication is no newer than the date.
+ */
+function notModified(req: http.IncomingMessage, value: Publication): boolean {
+  const inm = req.headers['if-none-match'];
+  if (inm !== undefined) {
+    if (inm.trim() === '*') return true;
+    const want = value.etag.replace(/^W\//, '');
+    return inm.split(',').some((tag) => tag.trim().replace(/^W\//, '') === want);
+  }
+  const ims = req.headers['if-modified-since'];
+  if (ims === undefined) return false;
+  const since = Date.parse(ims);
+  return Number.isFinite(since) && value.lastModifiedSeconds * 1000 <= since;
 }

@@ -9,15 +9,16 @@
  *   sequence number read before the reconciliation (entries in between are applied twice: harmless).
  * - the feed: every certificate entry re-signs that certificate's response with the entry's status,
  *   stores it and swaps it into memory; `waitForSeq` lets the revocation API wait for that.
- * - refresh: a timer re-signs every response past half its validity (RFC 6960 §4.2.2.1: a response
- *   past nextUpdate must not be relied on) and every response of a rolled-over responder.
+ * - refresh: a timer re-signs every response at its refresh point, between a quarter and half of
+ *   its validity by serial (cached-response.ts refreshDue: spread, not all in one sweep; RFC 6960
+ *   §4.2.2.1: a response past nextUpdate must not be relied on) and every response of a rolled-over responder.
  * All re-signing goes through one SigningQueue in small batches (DESIGN.md "The event loop").
  * The responses live in one ResponseArena (response-arena.ts): no object per response, and the
  * responder certificate each of them carries is kept once per identity, not once per response.
  */
 import type { OcspCertStatus } from '../pkix/index.js';
 import type { FeedEntry, StoredOcspResponse } from '../registry/port.js';
-import { certsTailFor, entryEpoch, entryStates, entryStatus, internCertsTail, KIND_CACHEABLE, pastHalfLife } from './cached-response.js';
+import { certsTailFor, entryEpoch, entryStates, entryStatus, internCertsTail, KIND_CACHEABLE, pastHalfLife, refreshDue } from './cached-response.js';
 import { statusFromFeedEntry, statusFromParts } from './cert-status.js';
 import type { FeedFactory, FeedSubscription } from './feed.js';
 import type { IssuerIndex } from './issuer-index.js';
@@ -38,7 +39,7 @@ export interface PresignedResponsesOptions {
   logger: Logger;
   /** Responses signed (and stored) per batch. Default 128 (about 7 ms of P-256 signing). */
   batchSize?: number;
-  /** How often to look for responses past half their validity. Default validity / 8, at most 10 minutes. */
+  /** How often to look for responses due for refresh. Default validity / 32 (the due points are spread over a quarter of it), at most 10 minutes. */
   refreshIntervalMs?: number;
   /** Store what is signed with putOcspResponses (default true; false for a read-only registry). */
   persist?: boolean;
@@ -88,7 +89,7 @@ export class PresignedResponses {
     this.#o = options;
     this.#batchSize = options.batchSize ?? 128;
     if (!Number.isInteger(this.#batchSize) || this.#batchSize < 1 || this.#batchSize > 10_000) throw new RangeError('batchSize must be 1 to 10000');
-    this.#refreshIntervalMs = options.refreshIntervalMs ?? Math.min(options.signer.validityMs / 8, 600_000);
+    this.#refreshIntervalMs = options.refreshIntervalMs ?? Math.min(options.signer.validityMs / 32, 600_000);
     if (!(this.#refreshIntervalMs >= 10)) throw new RangeError('refreshIntervalMs must be at least 10');
     this.#arena = new ResponseArena(options.arena);
   }
@@ -234,7 +235,7 @@ export class PresignedResponses {
           let batch: string[] = [];
           const nowSeconds = this.#nowSeconds();
           const stale = (serialHex: string, entry: Buffer): void => {
-            if (entryEpoch(entry) !== identity.epoch || pastHalfLife(entry, nowSeconds)) batch.push(serialHex);
+            if (entryEpoch(entry) !== identity.epoch || refreshDue(entry, serialHex, nowSeconds)) batch.push(serialHex);
           };
           // Slot by slot, 8192 slots at a time between yields; a table rebuilt meanwhile (new
           // certificates) renumbers the slots, so the sweep goes round again.
@@ -408,7 +409,7 @@ export class PresignedResponses {
     for (const serialHex of serials) {
       const entry = this.#arena.get(issuerId, serialHex);
       if (entry === undefined) continue;
-      if (entryEpoch(entry) === identity.epoch && !pastHalfLife(entry, nowSeconds)) continue; // the feed re-signed it meanwhile
+      if (entryEpoch(entry) === identity.epoch && !refreshDue(entry, serialHex, nowSeconds)) continue; // the feed re-signed it meanwhile
       items.push({ serialHex, status: entryStatus(entry) });
     }
     if (items.length > 0) await this.#signAndSwap(issuerId, items);

@@ -8,6 +8,7 @@
  */
 import { createHash } from 'node:crypto';
 import { hasCode } from '../errors/index.js';
+import type { CrlRecord } from '../registry/port.js';
 import { describeError, type Logger } from './logger.js';
 import type { OcspRegistryView } from './registry-view.js';
 import { httpDate } from './http-headers.js';
@@ -17,10 +18,16 @@ export interface Publication {
   /** Quoted hex SHA-1 of the DER. */
   etag: string;
   lastModified: string;
+  /** Last-Modified in seconds since 1970 (CRLs: thisUpdate), for If-Modified-Since. */
+  lastModifiedSeconds: number;
+  /** CRLs: which kind, so the listener bounds max-age by when the next one of that kind can appear. */
+  kind?: 'full' | 'delta';
   /** CRLs: nextUpdate as an HTTP date; undefined for certificates. */
   expires?: string;
   /** CRLs: nextUpdate, seconds since 1970. */
   nextUpdateSeconds?: number;
+  /** CRLs: the CRL number (RFC 5280 §5.2.3). */
+  crlNumber?: bigint;
 }
 
 export interface PublicationsOptions {
@@ -63,13 +70,27 @@ export class Publications {
     if (!ISSUER_ID.test(issuerId)) return undefined;
     return this.#get(`crl:${kind}:${issuerId}`, this.#o.crlTtlMs ?? 1000, async () => {
       const crl = await this.#o.registry.getLatestCrl(issuerId, kind);
-      if (crl === undefined) return null;
-      const nextUpdateSeconds = Math.floor(crl.nextUpdate.getTime() / 1000);
-      return {
-        der: crl.der, etag: etagOf(crl.der), lastModified: httpDate(Math.floor(crl.thisUpdate.getTime() / 1000)),
-        expires: httpDate(nextUpdateSeconds), nextUpdateSeconds,
-      };
+      return crl === undefined ? null : crlPublication(crl);
     });
+  }
+
+  /**
+   * A CRL this process has just stored (CrlPublisher's `published` hook): served from now on, so a
+   * forced CRL is what the URL answers the moment the API call returns, not one TTL later. An older
+   * number never replaces a newer one (two publishers racing on one registry).
+   */
+  crlPublished(crl: CrlRecord): void {
+    const key = `crl:${crl.kind}:${crl.issuerId}`;
+    const slot = this.#slots.get(key);
+    const value = crlPublication(crl);
+    if (slot !== undefined) {
+      if (slot.value !== null && slot.value.crlNumber !== undefined && slot.value.crlNumber > crl.number) return;
+      slot.value = value;
+      slot.fetchedAt = this.#now();
+      return;
+    }
+    if (this.#slots.size >= (this.#o.maxEntries ?? 256)) this.#slots.delete(this.#slots.keys().next().value as string);
+    this.#slots.set(key, { value, fetchedAt: this.#now() });
   }
 
   /** The issuer's certificate, or undefined when there is no such issuer. */
@@ -78,7 +99,8 @@ export class Publications {
     return this.#get(`cer:${issuerId}`, this.#o.certificateTtlMs ?? 60_000, async () => {
       try {
         const issuer = await this.#o.registry.getIssuer(issuerId);
-        return { der: issuer.certificateDer, etag: etagOf(issuer.certificateDer), lastModified: httpDate(Math.floor(issuer.createdAt.getTime() / 1000)) };
+        const lastModifiedSeconds = Math.floor(issuer.createdAt.getTime() / 1000);
+        return { der: issuer.certificateDer, etag: etagOf(issuer.certificateDer), lastModified: httpDate(lastModifiedSeconds), lastModifiedSeconds };
       } catch (e) {
         if (hasCode(e, 'KAKUIN_E_ISSUER_NOT_FOUND')) return null;
         throw e;
@@ -122,6 +144,19 @@ export class Publications {
   }
 }
 
+function crlPublication(crl: CrlRecord): Publication {
+  const nextUpdateSeconds = Math.floor(crl.nextUpdate.getTime() / 1000);
+  const lastModifiedSeconds = Math.floor(crl.thisUpdate.getTime() / 1000);
+  return {
+    der: crl.der, etag: etagOf(crl.der), lastModified: httpDate(lastModifiedSeconds), lastModifiedSeconds, kind: crl.kind,
+    expires: httpDate(nextUpdateSeconds), nextUpdateSeconds, crlNumber: crl.number,
+  };
+}
+
+/**
+ * A strong validator (RFC 9110 §8.8.3): the SHA-1 of the DER. One CRL number is signed once, so its
+ * ETag never changes, and pollers (If-None-Match) see a new one exactly when a new CRL exists.
+ */
 function etagOf(der: Buffer): string {
   return `"${createHash('sha1').update(der).digest('hex')}"`;
 }

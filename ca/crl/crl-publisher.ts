@@ -48,6 +48,11 @@ export class CrlPublisher {
   private readonly states = new Map<string, IssuerState>();
   private ticker?: NodeJS.Timeout;
   private stopped = false;
+  /**
+   * Called with every CRL once it is stored, before publish() resolves: the listener of the same
+   * process serves it at once (Publications.crlPublished), so a forced CRL is live when the call returns.
+   */
+  readonly published: ((record: CrlRecord) => void)[] = [];
 
   constructor(
     private readonly registry: CrlRegistryView,
@@ -159,12 +164,25 @@ export class CrlPublisher {
       thisUpdate: new Date(thisUpdateMs), nextUpdate: new Date(thisUpdateMs + validity), feedSeq, der,
     };
     await this.registry.putCrl(record);
+    for (const hook of this.published) hook(record);
     const stored = this.clock();
     this.logger.info('CRL published', {
       issuerId: issuer.id, kind, number: number.toString(), entries: body.entries, bytes: der.length,
       buildMs: built - started, signMs: signed - built, storeMs: stored - signed,
     });
     return record;
+  }
+
+  /**
+   * How soon after its thisUpdate a newer CRL of each kind can appear on schedule, in seconds: a
+   * full one after fullRebuildMs when something changed (and always by half its validity), a delta
+   * within coalesceMs of any change. The listener bounds Cache-Control max-age by it.
+   */
+  static replacementSeconds(policy: CrlPolicy): { fullSeconds: number; deltaSeconds: number } {
+    return {
+      fullSeconds: Math.floor(Math.min(policy.fullRebuildMs, policy.fullValidityMs / 2) / 1000),
+      deltaSeconds: Math.floor(policy.coalesceMs / 1000),
+    };
   }
 
   private deltaUrl(issuerId: string): string {

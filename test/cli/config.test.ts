@@ -55,6 +55,32 @@ describe('configuration', () => {
     expect(codeOf(() => loadConfig({ KAKUIN_API_PORT: 'eighty' }, tmp.dir))).to.equal('KAKUIN_E_CONFIG');
   });
 
+  it('ocsp.validityMinutes (2–20160, default 1440), ocsp.validityHours as a deprecated alias, both set refused', () => {
+    expect(loadConfig({ KAKUIN_DATA_DIR: tmp.dir }, '/').ocsp.validityMinutes).to.equal(1440);
+    expect(loadConfig({ KAKUIN_DATA_DIR: tmp.dir }, '/').deprecations).to.deep.equal([]);
+    expect(loadConfig({ KAKUIN_DATA_DIR: tmp.dir, KAKUIN_OCSP_VALIDITY_MINUTES: '2' }, '/').ocsp.validityMinutes).to.equal(2);
+    const file = path.join(tmp.dir, 'k.json');
+    writeFileSync(file, JSON.stringify({ ocsp: { validityHours: 3 } }));
+    const alias = loadConfig({ KAKUIN_DATA_DIR: tmp.dir, KAKUIN_CONFIG: file }, '/');
+    expect(alias.ocsp.validityMinutes).to.equal(180);
+    expect(alias.deprecations.join()).to.include('ocsp.validityHours');
+    expect(codeOf(() => loadConfig({ KAKUIN_DATA_DIR: tmp.dir, KAKUIN_CONFIG: file, KAKUIN_OCSP_VALIDITY_MINUTES: '30' }, '/'))).to.equal('KAKUIN_E_CONFIG');
+    for (const bad of ['1', '20161']) {
+      expect(codeOf(() => loadConfig({ KAKUIN_DATA_DIR: tmp.dir, KAKUIN_OCSP_VALIDITY_MINUTES: bad }, '/'))).to.equal('KAKUIN_E_CONFIG');
+    }
+  });
+
+  it('ca.device.commonName: none by default, serialNumber or deviceId, per profile too; anything else refused', () => {
+    expect(loadConfig({ KAKUIN_DATA_DIR: tmp.dir }, '/').ca.device.commonName).to.equal('none');
+    expect(loadConfig({ KAKUIN_DATA_DIR: tmp.dir, KAKUIN_DEVICE_COMMON_NAME: 'deviceId' }, '/').ca.device.commonName).to.equal('deviceId');
+    expect(codeOf(() => loadConfig({ KAKUIN_DATA_DIR: tmp.dir, KAKUIN_DEVICE_COMMON_NAME: 'cn' }, '/'))).to.equal('KAKUIN_E_CONFIG');
+    const file = path.join(tmp.dir, 'k.json');
+    writeFileSync(file, JSON.stringify({ ca: { profiles: { cam: { validityDays: 5, commonName: 'serialNumber' } } } }));
+    expect(loadConfig({ KAKUIN_DATA_DIR: tmp.dir, KAKUIN_CONFIG: file }, '/').ca.profiles.cam).to.deep.equal({ validityDays: 5, backdateSeconds: 3600, commonName: 'serialNumber' });
+    writeFileSync(file, JSON.stringify({ ca: { profiles: { cam: { validityDays: 5, commonName: 'CN' } } } }));
+    expect(codeOf(() => loadConfig({ KAKUIN_DATA_DIR: tmp.dir, KAKUIN_CONFIG: file }, '/'))).to.equal('KAKUIN_E_CONFIG');
+  });
+
   it('is frozen', () => {
     const c = loadConfig({}, tmp.dir);
     expect(Object.isFrozen(c)).to.equal(true);
