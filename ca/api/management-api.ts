@@ -18,6 +18,7 @@
  * legacy path's admin routes, gateway-auth/legacy/admin-routes.ts).
  */
 import express, { type NextFunction, type Request, type RequestHandler, type Response } from 'express';
+import type { ActivityStore } from '../../registry/activity.js';
 import type { DeviceQuery, DeviceStatus, Registry } from '../../registry/port.js';
 import { hasCode, KakuinError } from '../../errors/index.js';
 import { registerDevice } from '../devices.js';
@@ -35,6 +36,8 @@ import {
 
 export interface ManagementApiDeps {
   registry: Registry;
+  /** Per-device activity rollups (registry/activity.ts); without it a device carries no `activity`. */
+  activity?: Pick<ActivityStore, 'deviceActivity'>;
   issuer: DeviceCertificateIssuer;
   revocation: RevocationService;
   crls?: CrlPublisher;
@@ -149,7 +152,8 @@ export function createManagementApi(deps: ManagementApiDeps): express.Express {
   app.get('/api/v1/devices/:id', admin, async (req, res) => {
     const device = await registry.getDevice(String(req.params.id));
     const certificates = await registry.listCertificatesOfDevice(device.id);
-    res.json({ ...deviceJson(device), certificates: certificates.map(certificateSummaryJson) });
+    const activity = await deps.activity?.deviceActivity(device.id);
+    res.json({ ...deviceJson(device), certificates: certificates.map(certificateSummaryJson), ...(deps.activity !== undefined && { activity: activity ?? null }) });
   });
 
   app.post('/api/v1/devices/:id/certificates', admin, json, csrBody, async (req, res) => {
