@@ -38,6 +38,8 @@ export interface KakuinConfig {
     bodyLimitBytes: number;
     telemetryDir: string;
   };
+  /** Per-device activity rollups (operations/activity). */
+  activity: { enabled: boolean; flushSeconds: number; retentionDays: number; addressPrefix: 'none' | '24/48' | '16/32' };
   legacy: {
     port: number;
     /** Lifetime of a legacy token. */
@@ -134,6 +136,10 @@ const FILE_OPTIONS: Record<string, (v: unknown, key: string) => unknown> = {
   'gateway.upstreamCaFile': str,
   'gateway.bodyLimitBytes': (v, k) => int(v, k, 1, 64 * 1024 * 1024),
   'gateway.telemetryDir': str,
+  'activity.enabled': bool,
+  'activity.flushSeconds': (v, k) => int(v, k, 1, 3600),
+  'activity.retentionDays': (v, k) => int(v, k, 1, 3650),
+  'activity.addressPrefix': (v, k) => oneOf(v, k, ['none', '24/48', '16/32']),
   'legacy.port': port,
   'legacy.tokenTtlSeconds': (v, k) => int(v, k, 60, 86_400),
   'legacy.lockMinutes': (v, k) => int(v, k, 1, 24 * 60),
@@ -289,6 +295,12 @@ export function loadConfig(env: Env = process.env, cwd = process.cwd()): Readonl
       upstreamCaFile: checked.has('gateway.upstreamCaFile') ? path.resolve(dataDir, checked.get('gateway.upstreamCaFile') as string) : undefined,
       bodyLimitBytes: get('gateway.bodyLimitBytes', 64 * 1024),
       telemetryDir: within(get('gateway.telemetryDir', 'telemetry')),
+    },
+    activity: {
+      enabled: get('activity.enabled', true),
+      flushSeconds: get('activity.flushSeconds', 10),
+      retentionDays: get('activity.retentionDays', 90),
+      addressPrefix: get('activity.addressPrefix', 'none'),
     },
     legacy: {
       port: get('legacy.port', 9444),

@@ -5,6 +5,7 @@
  */
 import { readFileSync } from 'node:fs';
 import { createDeviceGateway, jsonLinesTelemetrySink, type DeviceGateway, type TelemetrySink } from '../gateway-auth/index.js';
+import { startActivity } from './activity.js';
 import type { Logger } from './logger.js';
 import type { RevocationPlane } from './revocation-plane.js';
 import { tlsMaterialFor } from './tls-material.js';
@@ -23,6 +24,7 @@ export async function startDeviceGateway(kakuin: Kakuin, plane: RevocationPlane,
   const tls = await tlsMaterialFor(kakuin, 'gateway', logger);
   const g = config.gateway;
   const sink = g.upstreamUrl ? undefined : jsonLinesTelemetrySink(g.telemetryDir);
+  const activity = startActivity(config, kakuin.registry, logger);
   const gateway = createDeviceGateway({
     serverCertificates: [tls.cert],
     serverKeyPem: tls.key,
@@ -43,6 +45,7 @@ export async function startDeviceGateway(kakuin: Kakuin, plane: RevocationPlane,
       upstreamCa: g.upstreamCaFile ? [readFileSync(g.upstreamCaFile, 'utf8')] : undefined,
       sink,
     },
+    ...(activity !== undefined && { activity: activity.recorder }),
   });
   const address = await gateway.listen(g.port, config.bindHost);
   const host = address.family === 'IPv6' ? `[${address.address}]` : address.address;
@@ -54,6 +57,7 @@ export async function startDeviceGateway(kakuin: Kakuin, plane: RevocationPlane,
     gateway, url, sink,
     close: async () => {
       await gateway.close();
+      await activity?.close();
       await sink?.close();
     },
   };

@@ -93,6 +93,7 @@ export async function startService(config: Readonly<KakuinConfig>, logger: Logge
     const authenticator = new AdminAuthenticator(kakuin.registry, kakuin.pepper, env.KAKUIN_ADMIN_TOKEN, { stationKeyMaxAgeMs: stationKeyMaxAgeMs(config) });
     const app = createManagementApi({
       registry: kakuin.registry,
+      ...(kakuin.registry instanceof SqliteRegistry && config.activity.enabled && { activity: kakuin.registry.activity }),
       issuer: kakuin.deviceIssuer,
       revocation: plane.revocation,
       crls: plane.crls,

@@ -10,6 +10,7 @@
  * A refused body (400, 413, 415) is read to its end before the answer, so the keep-alive
  * connection stays usable; only a body far beyond the limit gets `Connection: close`.
  */
+import type { ActivityRecorder } from './activity-recorder.js';
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import type { TLSSocket } from 'node:tls';
 import { KakuinError } from '../errors/index.js';
@@ -28,6 +29,7 @@ export interface DeviceRoutesOptions {
   isFresh(id: DeviceIdentity): boolean;
   readiness(): GatewayReadiness;
   now: () => number;
+  activity: ActivityRecorder;
 }
 
 function send(res: ServerResponse, status: number, body: unknown, close = false): void {
@@ -110,6 +112,7 @@ export function createDeviceRequestHandler(o: DeviceRoutesOptions): (req: Incomi
       return;
     }
     const bytes = body.body.length;
+    o.activity.traffic(id.deviceId, 0, bytes);
     // Checked after reading the body, so a device revoked meanwhile sends nothing further.
     if (!o.isFresh(id)) {
       refuse(new KakuinError('KAKUIN_E_STATUS_STALE', 'revocation status cannot be confirmed right now; retry later'), { bytes });
@@ -156,6 +159,7 @@ export function createDeviceRequestHandler(o: DeviceRoutesOptions): (req: Incomi
       req.socket.destroy();
       return;
     }
+    o.activity.traffic(id.deviceId, 1, 0);
     const route = `${req.method ?? ''} ${(req.url ?? '').split('?')[0]}`;
     if (route === 'POST /v1/telemetry') {
       telemetry(req, res, id).catch((e: unknown) => {

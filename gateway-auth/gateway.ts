@@ -112,6 +112,7 @@ export function createDeviceGateway(options: DeviceGatewayOptions): DeviceGatewa
     isFresh: (id) => status.isFresh(id),
     readiness: () => readiness(),
     now: o.now,
+    activity: o.activity,
   }));
   httpServer.timeout = o.idleTimeoutMs;
   httpServer.keepAliveTimeout = o.idleTimeoutMs;
@@ -135,19 +136,23 @@ export function createDeviceGateway(options: DeviceGatewayOptions): DeviceGatewa
   const warnHandshake = throttledWarn(logger, 'gateway refused a TLS handshake', 1_000);
   const warnRegistry = throttledWarn(logger, 'gateway cannot read the registry; refusing devices');
 
-  function refuse(socket: TLSSocket, reason: string, fields: Record<string, unknown> = {}): void {
+  function refuse(socket: TLSSocket, reason: string, fields: { deviceId?: string } & Record<string, unknown> = {}): void {
     counters.refused++;
+    o.activity.refused(fields.deviceId, reason, socket.remoteAddress, 'http');
     logger.info('gateway refused a device connection', { reason, resumed: socket.isSessionReused(), ...fields });
     socket.destroy();
   }
 
-  function decide(socket: TLSSocket, verdict: CertificateVerdict, fields: Record<string, unknown>): void {
+  function decide(socket: TLSSocket, verdict: CertificateVerdict, fields: { deviceId: string } & Record<string, unknown>): void {
     if (socket.destroyed) return;
     if (!verdict.ok) {
       refuse(socket, verdict.reason, fields);
       return;
     }
     counters.admitted++;
+    const remoteAddress = socket.remoteAddress;
+    o.activity.admitted(fields.deviceId, remoteAddress, 'http');
+    socket.once('close', () => o.activity.closed(fields.deviceId, remoteAddress, 'http'));
     httpServer.emit('connection', socket);
     socket.resume();
   }

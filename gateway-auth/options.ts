@@ -4,6 +4,7 @@
  * TLS identity, the trust anchors, the device issuing CAs, the registry view, the logger, the
  * upstream. A bad option is a KAKUIN_E_CONFIG at start, never a surprise on the first connection.
  */
+import { NO_ACTIVITY, type ActivityRecorder } from './activity-recorder.js';
 import { KakuinError } from '../errors/index.js';
 import { parseCertificate, toPem, type ParsedCertificate } from '../pkix/index.js';
 import type { FeedEntry, Registry } from '../registry/port.js';
@@ -127,6 +128,8 @@ export interface DeviceGatewayOptions {
   handshakeTimeoutMs?: number;
   /** Clock in ms (tests). */
   now?: () => number;
+  /** Where admissions, refusals, closes and traffic are reported (activity-recorder.ts); default: nowhere. */
+  activity?: ActivityRecorder;
 }
 
 export interface DeviceIssuerConfig {
@@ -151,6 +154,7 @@ export interface ResolvedGatewayOptions {
   idleTimeoutMs: number;
   handshakeTimeoutMs: number;
   now: () => number;
+  activity: ActivityRecorder;
 }
 
 function configError(message: string): KakuinError {
@@ -260,6 +264,7 @@ export function resolveGatewayOptions(o: DeviceGatewayOptions): ResolvedGatewayO
   }
   const now = o.now ?? Date.now;
   if (typeof now !== 'function') throw configError('now must be a function');
+  if (o.activity !== undefined) requireMethods(o.activity, 'activity', ['admitted', 'refused', 'closed', 'traffic', 'tokenResult', 'firmware']);
   return Object.freeze({
     serverCertificatesPem,
     serverKeyPem: o.serverKeyPem,
@@ -276,5 +281,6 @@ export function resolveGatewayOptions(o: DeviceGatewayOptions): ResolvedGatewayO
     idleTimeoutMs: positiveInt(o.idleTimeoutMs, 'idleTimeoutMs', 120_000),
     handshakeTimeoutMs: positiveInt(o.handshakeTimeoutMs, 'handshakeTimeoutMs', 10_000),
     now,
+    activity: o.activity ?? NO_ACTIVITY,
   });
 }

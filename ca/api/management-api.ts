@@ -23,6 +23,7 @@
  */
 import express, { type NextFunction, type Request, type RequestHandler, type Response } from 'express';
 import { z } from 'zod';
+import type { ActivityStore } from '../../registry/activity.js';
 import type { DeviceStatus, Registry } from '../../registry/port.js';
 import { ApiRoutes } from '../../api-schema/routes.js';
 import { openApiDocument } from '../../api-schema/openapi.js';
@@ -45,6 +46,8 @@ import {
 
 export interface ManagementApiDeps {
   registry: Registry;
+  /** Per-device activity rollups (registry/activity.ts); without it a device carries no `activity`. */
+  activity?: Pick<ActivityStore, 'deviceActivity'>;
   issuer: DeviceCertificateIssuer;
   revocation: RevocationService;
   crls?: CrlPublisher;
@@ -193,7 +196,8 @@ export function createManagementApi(deps: ManagementApiDeps): express.Express {
     handler: async ({ res, params }) => {
       const device = await registry.getDevice(params.id);
       const certificates = await registry.listCertificatesOfDevice(device.id);
-      res.json({ ...deviceJson(device), certificates: certificates.map(certificateSummaryJson) });
+      const activity = await deps.activity?.deviceActivity(device.id);
+      res.json({ ...deviceJson(device), certificates: certificates.map(certificateSummaryJson), ...(deps.activity !== undefined && { activity: activity ?? null }) });
     },
   });
 

@@ -362,6 +362,65 @@ export const MIGRATIONS: readonly Migration[] = [
       ALTER TABLE admin_tokens ADD COLUMN last_used_at INTEGER;
     `,
   },
+  {
+    version: 9,
+    name: 'device activity: hourly rollups, last seen, open sessions, refusals, firmware history',
+    sql: `
+      -- Written in batches by operations/activity (activity.flushSeconds), never per message; pruned
+      -- after activity.retentionDays. No foreign key to devices: a refused certificate may name a
+      -- device the registry does not hold, and that attempt is exactly what an admin wants to see.
+      CREATE TABLE device_activity_hourly (
+        device_id    TEXT NOT NULL,
+        hour         INTEGER NOT NULL,
+        messages     INTEGER NOT NULL,
+        bytes        INTEGER NOT NULL,
+        admitted     INTEGER NOT NULL,
+        refused      INTEGER NOT NULL,
+        token_ok     INTEGER NOT NULL,
+        token_failed INTEGER NOT NULL,
+        PRIMARY KEY (device_id, hour)
+      ) STRICT, WITHOUT ROWID;
+      CREATE INDEX device_activity_hourly_hour ON device_activity_hourly (hour);
+
+      CREATE TABLE device_last_seen (
+        device_id TEXT PRIMARY KEY,
+        at        INTEGER NOT NULL,
+        address   TEXT,
+        front_end TEXT NOT NULL
+      ) STRICT;
+      CREATE INDEX device_last_seen_at ON device_last_seen (at);
+
+      -- One row per (device, recording process): that process's sessions open at its last flush.
+      CREATE TABLE device_sessions (
+        device_id   TEXT NOT NULL,
+        recorder_id TEXT NOT NULL,
+        addresses   TEXT NOT NULL,
+        updated_at  INTEGER NOT NULL,
+        PRIMARY KEY (device_id, recorder_id)
+      ) STRICT;
+      CREATE INDEX device_sessions_recorder ON device_sessions (recorder_id);
+
+      CREATE TABLE device_refusals (
+        id        INTEGER PRIMARY KEY,
+        device_id TEXT NOT NULL,
+        at        INTEGER NOT NULL,
+        reason    TEXT NOT NULL,
+        address   TEXT,
+        front_end TEXT NOT NULL
+      ) STRICT;
+      CREATE INDEX device_refusals_device ON device_refusals (device_id, at);
+      CREATE INDEX device_refusals_at ON device_refusals (at);
+
+      -- The firmware versions a device reported, each with when it was first and last reported.
+      CREATE TABLE device_firmware (
+        device_id  TEXT NOT NULL,
+        version    TEXT NOT NULL,
+        first_at   INTEGER NOT NULL,
+        last_at    INTEGER NOT NULL,
+        PRIMARY KEY (device_id, version)
+      ) STRICT;
+    `,
+  },
 ];
 
 export const LATEST_SCHEMA_VERSION: number = MIGRATIONS[MIGRATIONS.length - 1].version;

@@ -35,6 +35,7 @@ import {
 import { crlRow, ocspResponseRow, SignedObjectStore } from './signed-objects.js';
 import { LegacyCredentialStore } from './legacy-credentials.js';
 import { StationStore, stationFromRow } from './stations.js';
+import { SqliteActivityStore } from './activity-store.js';
 import { StatusChangeWriter, type PreparedStatusChange } from './status-change-writer.js';
 import { WalCheckpointer, type WalCheckpointerOptions } from './wal-checkpointer.js';
 import { RecentFeedEntries } from './recent-feed.js';
@@ -83,6 +84,8 @@ export class SqliteRegistry implements Registry {
   private readonly signedObjects: SignedObjectStore;
   private readonly legacy: LegacyCredentialStore;
   private readonly stations: StationStore;
+  /** The activity port (activity-store.ts) on this connection: what the writing role uses. */
+  readonly activity: SqliteActivityStore;
   private checkpointer: WalCheckpointer | undefined;
   /** The feed's newest entries, read once for all the followers of this process (recent-feed.ts). */
   private readonly recentFeed = new RecentFeedEntries();
@@ -101,6 +104,7 @@ export class SqliteRegistry implements Registry {
     this.signedObjects = new SignedObjectStore(db);
     this.legacy = new LegacyCredentialStore(db);
     this.stations = new StationStore(db);
+    this.activity = new SqliteActivityStore(db);
   }
 
   connectionSettings(): SqliteConnectionSettings {
