@@ -24,6 +24,7 @@ import { backupCommand, restoreCommand } from './backup.js';
 import { ensurePrivateDir } from './secrets.js';
 import { newPkcs11KeyUri, tokenOfKeysUri, tokenOfKeyUri } from '../hsm-adapters/pkcs11/index.js';
 import { rollOverDeviceCa } from '../ca/rollover.js';
+import { RevocationService } from '../ca/revocation.js';
 import { ceremonyCombine, ceremonySplit, CEREMONY_USAGE } from './ceremony.js';
 import { caCsr, caImport } from './offline-root.js';
 import { caFiles, openKakuin, openRegistry, preInitKeyRing } from './wiring.js';
@@ -171,8 +172,10 @@ async function issue(config: KakuinConfig, logger: Logger, rest: string[]): Prom
   const csr = readFileSync(values.csr);
   const kakuin = await openKakuin(config, logger, { bootstrap: false, actor: 'cli' });
   try {
-    const issued = await kakuin.deviceIssuer.issue({ deviceId: values.device, csr, actor: 'cli' });
+    // Other processes follow the revocation of a superseded certificate through the feed.
+    const issued = await kakuin.deviceIssuer.issueSuperseding({ deviceId: values.device, csr, actor: 'cli' }, new RevocationService(kakuin.registry));
     const pem = pemChain([issued.der, ...issued.chain]);
+    if (issued.existing) process.stderr.write(`the device already has certificate ${issued.record.serialHex} for this key; it is returned (nothing issued)\n`);
     if (values.out) {
       writeFileSync(values.out, pem);
       process.stdout.write(`certificate ${issued.record.serialHex} written to ${values.out}\n`);

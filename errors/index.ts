@@ -77,6 +77,7 @@ export const ERROR_CATALOGUE = {
   // ---- legacy three-factor token path --------------------------------------------------------------
   KAKUIN_E_COMMON_AUTH_ID_NOT_FOUND: { status: 404, summary: 'No common auth ID with that id.' },
   KAKUIN_E_COMMON_AUTH_ID_EXISTS: { status: 409, summary: 'A common auth ID with that name exists already.' },
+  KAKUIN_E_LEGACY_UNIQUE_ID_NOT_OWN: { status: 400, summary: 'The legacy unique ID is not one of the device\'s own identifiers (IMEI, MAC, serial number, hardware id).' },
   KAKUIN_E_LEGACY_CREDENTIALS_EXIST: { status: 409, summary: 'Another device already has that unique ID under the common auth ID, or the same secret.' },
   KAKUIN_E_LEGACY_CREDENTIALS_NOT_FOUND: { status: 404, summary: 'The device has no (enabled) legacy credentials.' },
   KAKUIN_E_LEGACY_IMPORT_REFUSED: { status: 422, summary: 'An import of legacy secrets was refused as a whole: the message names each factory-default, shared or weak secret by row.' },
@@ -89,7 +90,7 @@ export const ERROR_CATALOGUE = {
   KAKUIN_E_STATION_NOT_FOUND: { status: 404, summary: 'No factory station with that id.' },
   KAKUIN_E_STATION_EXISTS: { status: 409, summary: 'The manufacturer already has a station with that name.' },
   KAKUIN_E_DEVICE_NOT_REGISTERED: { status: 403, summary: 'Enrollment refused: the manufacturer did not pre-register a device with that serial number (recorded as an audit event).' },
-  KAKUIN_E_DEVICE_ALREADY_ENROLLED: { status: 409, summary: 'Enrollment refused: the device already has an active identity (a clone?) and no re-enrollment was allowed (recorded as an audit event).' },
+  KAKUIN_E_DEVICE_ALREADY_ENROLLED: { status: 409, summary: 'Issuance refused: the device already has a live certificate for another key (a clone?) and no re-enrollment was allowed.' },
   KAKUIN_E_STATION_RATE_LIMITED: { status: 429, summary: 'The station exceeded its enrollment rate (enrollment.stationPerSecond, burst enrollment.stationBurst); in a batch only the items over it fail.' },
   KAKUIN_E_STATION_QUOTA_EXHAUSTED: { status: 429, summary: 'The station has used up its issuance quota (POST /api/v1/stations/{id}/quota); an admin may raise it.' },
   KAKUIN_E_BATCH_TOO_LARGE: { status: 413, summary: 'A batch or import has more items than the limit (10,000); the items beyond it are refused.' },

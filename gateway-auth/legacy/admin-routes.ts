@@ -17,6 +17,7 @@ import { KakuinError } from '../../errors/index.js';
 import type { Registry } from '../../registry/port.js';
 import { importLegacySecrets, parseImport } from './import.js';
 import { generateAuthSecret, hmacVerifier } from './secrets.js';
+import { checkUniqueIdOfDevice } from './unique-id.js';
 
 export interface LegacyAdminRouteDeps {
   registry: Registry;
@@ -83,6 +84,8 @@ export function mountLegacyAdminRoutes(app: Express, deps: LegacyAdminRouteDeps)
     const commonAuthId = text(b.commonAuthId, 'commonAuthId');
     const uniqueId = text(b.uniqueId, 'uniqueId', 256);
     await checkDeviceScope(req, deviceId, commonAuthId);
+    const [device] = await Promise.all([registry.getDevice(deviceId), registry.getCommonAuthId(commonAuthId)]);
+    checkUniqueIdOfDevice(device, uniqueId);
     const authSecret = generateAuthSecret();
     const [cred] = await registry.putLegacyCredentials([{ deviceId, commonAuthId, uniqueId, verifierKind: 'hmac', verifier: hmacVerifier(deps.pepper, authSecret) }],
       [{ type: 'legacy.credentials-created', actor: req.caller!.actor, deviceId, details: { commonAuthId, uniqueId } }]);

@@ -26,7 +26,7 @@ export interface LegacyServerOptions {
   upstream?: TelemetryUpstream;
   sink?: TelemetrySink;
   /** Issues the device's first certificate (the CA lives outside gateway-auth). */
-  issueCertificate(deviceId: string, csr: string): Promise<{ serialHex: string; certificatePem: string; chainPem: string }>;
+  issueCertificate(deviceId: string, csr: string): Promise<{ serialHex: string; certificatePem: string; chainPem: string; existing?: boolean }>;
   tls: { cert: string; key: string; passphrase?: string };
 }
 
@@ -113,7 +113,8 @@ export function createLegacyApp(o: LegacyServerOptions): express.Express {
       throw new KakuinError('KAKUIN_E_VALIDATION', 'send a PEM certificate request as application/pkcs10 or JSON {csr}');
     }
     const issued = await o.issueCertificate(deviceId, csr);
-    res.status(201).json({ serialHex: issued.serialHex, certificate: issued.certificatePem, chain: issued.chainPem });
+    // The same CSR again (a retry) gets the certificate issued before: 200, existing: true.
+    res.status(issued.existing ? 200 : 201).json({ serialHex: issued.serialHex, certificate: issued.certificatePem, chain: issued.chainPem, existing: issued.existing ?? false });
   });
 
   app.use((req, _res, next) => next(new KakuinError('KAKUIN_E_ROUTE_NOT_FOUND', `no route ${req.method} ${req.path}`)));

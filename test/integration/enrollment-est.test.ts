@@ -225,10 +225,11 @@ describe('EST (RFC 7030) with curl and openssl', function () {
     const admin = apiAs(svc, svc.adminToken);
     const { first, enrolled, certFile, renew, b64 } = await enrolledForRenewal('estr2', 'EST-R002');
     // The state a crash right after the renewal's issuance leaves: the new certificate recorded, the
-    // current one not yet superseded (made here through the admin issuance route).
+    // current one not yet superseded (made here by the issuance step the enrollment core runs before
+    // its supersession; the admin route now supersedes at once, issue 13).
     const deviceId = enrolled.json.deviceId as string;
-    const crashed = await admin('POST', `/api/v1/devices/${deviceId}/certificates`, { body: renew.csrPem, contentType: 'application/pkcs10' });
-    expect(crashed.status, crashed.text).to.equal(201);
+    const made = await svc.service.kakuin.deviceIssuer.issue({ deviceId, csr: renew.csrPem, actor: 'test', reenrollment: 'granted' });
+    const crashed = { json: { serialHex: made.record.serialHex } };
     const before = (await admin('GET', `/api/v1/devices/${deviceId}`)).json.certificates as { serialHex: string; status: string }[];
     expect(before.map((c) => c.status)).to.deep.equal(['good', 'good']);
 

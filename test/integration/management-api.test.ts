@@ -2,10 +2,11 @@
  * The management API over real HTTPS on 127.0.0.1, with CSRs made by the `openssl` command and
  * the issued certificates checked by `openssl verify` / `openssl x509`.
  */
+import { spawnSync } from 'node:child_process';
 import { writeFileSync } from 'node:fs';
 import path from 'node:path';
 import { expect } from 'chai';
-import { makeTempDir, opensslBytes, opensslOk } from '../support/index.js';
+import { cliMain, makeTempDir, opensslBytes, opensslOk } from '../support/index.js';
 import { request, startTestService, type HttpResponse, type TestService } from '../support/service.js';
 
 function opensslCsr(dir: string, name: string, subject: string, keyArgs = ['-newkey', 'ec', '-pkeyopt', 'ec_paramgen_curve:P-256']): { csrPem: string; keyFile: string; csrFile: string } {
@@ -224,6 +225,48 @@ describe('management API (HTTPS, in process)', function () {
       expect(der[0]).to.equal(0x30);
       const r = await api('POST', `/api/v1/devices/${deviceId}/certificates`, { body: der, contentType: 'application/pkcs10' });
       expect(r.status, r.text).to.equal(201);
+    });
+
+    it('one live identity per device: the same CSR again is 200 existing, a new key 409 until a re-enrollment is allowed, which supersedes the old', async () => {
+      const deviceId = await registerDevice('SN-ONE-ID');
+      const first = opensslCsr(tmp.dir, 'oneid-a', '/serialNumber=SN-ONE-ID');
+      const issued = await api('POST', `/api/v1/devices/${deviceId}/certificates`, { body: first.csrPem, contentType: 'application/pkcs10' });
+      expect(issued.status, issued.text).to.equal(201);
+      expect(issued.json.existing).to.equal(false);
+      const again = await api('POST', `/api/v1/devices/${deviceId}/certificates`, { body: first.csrPem, contentType: 'application/pkcs10' });
+      expect(again.status, again.text).to.equal(200);
+      expect(again.json).to.include({ existing: true, serialHex: issued.json.serialHex, certificate: issued.json.certificate });
+      const second = opensslCsr(tmp.dir, 'oneid-b', '/serialNumber=SN-ONE-ID');
+      const clone = await api('POST', `/api/v1/devices/${deviceId}/certificates`, { body: second.csrPem, contentType: 'application/pkcs10' });
+      expect(clone.status, clone.text).to.equal(409);
+      expect(clone.json.code).to.equal('KAKUIN_E_DEVICE_ALREADY_ENROLLED');
+      expect((await api('GET', `/api/v1/devices/${deviceId}`)).json.certificates).to.have.length(1);
+      const allow = await api('POST', `/api/v1/devices/${deviceId}/allow-reenrollment`, { body: { until: new Date(Date.now() + 3_600_000).toISOString() } });
+      expect(allow.status, allow.text).to.equal(200);
+      const renewed = await api('POST', `/api/v1/devices/${deviceId}/certificates`, { body: second.csrPem, contentType: 'application/pkcs10' });
+      expect(renewed.status, renewed.text).to.equal(201);
+      expect(renewed.json.supersedes).to.deep.equal([issued.json.serialHex]);
+      expect((await api('GET', `/api/v1/certificates/${issued.json.serialHex}`)).json).to.include({ status: 'revoked', reason: 'superseded' });
+      const third = opensslCsr(tmp.dir, 'oneid-c', '/serialNumber=SN-ONE-ID');
+      const used = await api('POST', `/api/v1/devices/${deviceId}/certificates`, { body: third.csrPem, contentType: 'application/pkcs10' });
+      expect(used.status, 'the allowance was used up').to.equal(409);
+    });
+
+    it('kakuin issue follows the same rule: the same CSR returns the certificate issued before, a new key is refused with KAKUIN_E_DEVICE_ALREADY_ENROLLED', async () => {
+      const deviceId = await registerDevice('SN-ONE-CLI');
+      const first = opensslCsr(tmp.dir, 'onecli-a', '/serialNumber=SN-ONE-CLI');
+      const issued = await api('POST', `/api/v1/devices/${deviceId}/certificates`, { body: first.csrPem, contentType: 'application/pkcs10' });
+      expect(issued.status, issued.text).to.equal(201);
+      const env = { ...process.env, ...svc.env };
+      const same = spawnSync(process.execPath, [cliMain, 'issue', '--device', deviceId, '--csr', first.csrFile], { env, encoding: 'utf8' });
+      expect(same.status, same.stderr).to.equal(0);
+      expect(same.stderr).to.match(/already has certificate [0-9A-F]+ for this key/);
+      expect(same.stdout).to.contain(issued.json.certificate.trim());
+      const other = opensslCsr(tmp.dir, 'onecli-b', '/serialNumber=SN-ONE-CLI');
+      const refused = spawnSync(process.execPath, [cliMain, 'issue', '--device', deviceId, '--csr', other.csrFile], { env, encoding: 'utf8' });
+      expect(refused.status).to.not.equal(0);
+      expect(refused.stderr).to.contain('KAKUIN_E_DEVICE_ALREADY_ENROLLED');
+      expect((await api('GET', `/api/v1/devices/${deviceId}`)).json.certificates).to.have.length(1);
     });
 
     describe('bad input gets a 4xx with a stable code and records nothing', () => {
