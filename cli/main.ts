@@ -28,7 +28,8 @@ import { RevocationService } from '../ca/revocation.js';
 import { ceremonyCombine, ceremonySplit, CEREMONY_USAGE } from './ceremony.js';
 import { caCsr, caImport } from './offline-root.js';
 import { caFiles, openKakuin, openRegistry, preInitKeyRing } from './wiring.js';
-import { enrollCommand } from './enroll.js';
+import { ENROLL_USAGE, enrollCommand } from './enroll.js';
+import { expectedFailure } from './expected-failures.js';
 
 const USAGE = `usage: kakuin <command> [options]
 
@@ -60,15 +61,40 @@ commands:
 configuration: KAKUIN_DATA_DIR (default ./data), KAKUIN_CONFIG, and the options in docs/configuration.md
 `;
 
+/** The USAGE lines of one command (its line and the continuation lines under it), or undefined. */
+function commandUsage(command: string): string | undefined {
+  if (command === 'enroll') return ENROLL_USAGE;
+  const lines = USAGE.split('\n');
+  const out: string[] = [];
+  for (let i = 0; i < lines.length; i++) {
+    if (!lines[i].startsWith(`  ${command} `) && lines[i] !== `  ${command}`) continue;
+    out.push(`kakuin ${lines[i].slice(2)}`);
+    while (i + 1 < lines.length && /^ {20,}\S/.test(lines[i + 1])) out.push(lines[++i]);
+  }
+  return out.length > 0 ? `usage:\n${out.join('\n')}\n` : undefined;
+}
+
+/** The configuration of this run, once loaded (names the listener of a busy port). */
+let loadedConfig: KakuinConfig | undefined;
+
 async function main(argv: string[]): Promise<number> {
   const [command, ...rest] = argv;
   if (!command || command === 'help' || command === '--help' || command === '-h') {
     process.stdout.write(USAGE);
     return command ? 0 : 2;
   }
+  // Every subcommand answers --help / -h with its usage, before it reads any configuration.
+  if (rest.includes('--help') || rest.includes('-h')) {
+    const usage = commandUsage(command);
+    if (usage !== undefined) {
+      process.stdout.write(usage.endsWith('\n') ? usage : `${usage}\n`);
+      return 0;
+    }
+  }
   // A factory station's client command: it talks to a remote kakuin and needs no local configuration.
   if (command === 'enroll') return enrollCommand(rest);
   const config = loadConfig();
+  loadedConfig = config;
   const logger = createLogger(config.log.level);
   switch (command) {
     case 'serve': return serve(config, logger, rest);
@@ -287,7 +313,11 @@ main(process.argv.slice(2)).then(
     process.exitCode = code;
   },
   (e: unknown) => {
-    if (isKakuinError(e)) {
+    const expected = isKakuinError(e) ? e : expectedFailure(e, loadedConfig);
+    if (expected !== undefined) {
+      process.stderr.write(`kakuin: ${expected.code}: ${expected.message}\n`);
+      process.exitCode = expected.code === 'KAKUIN_E_USAGE' ? 2 : 1;
+    } else if (isKakuinError(e)) {
       process.stderr.write(`kakuin: ${e.code}: ${e.message}\n`);
       process.exitCode = e.code === 'KAKUIN_E_USAGE' ? 2 : 1;
     } else {

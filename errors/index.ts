@@ -105,6 +105,10 @@ export const ERROR_CATALOGUE = {
   // ---- configuration / CLI ----------------------------------------------------------------------
   KAKUIN_E_CONFIG: { status: 500, summary: 'The configuration file or an environment override is invalid.' },
   KAKUIN_E_USAGE: { status: 400, summary: 'A `kakuin` command was called with missing or wrong arguments.' },
+  KAKUIN_E_PORT_IN_USE: { status: 500, summary: 'A listener cannot bind its port (in use, or not allowed): the message names the listener and the variable that sets its port.' },
+  KAKUIN_E_FILE_EXISTS: { status: 409, summary: 'A `kakuin` command would write a file that exists already; it never overwrites: remove it or name another file.' },
+  KAKUIN_E_FILE_NOT_FOUND: { status: 404, summary: 'A file a `kakuin` command was given does not exist (or is a directory).' },
+  KAKUIN_E_FILE_ACCESS: { status: 403, summary: 'A `kakuin` command may not read or write a file (owner, mode).' },
   KAKUIN_E_BACKUP_INTEGRITY: { status: 500, summary: '`kakuin restore` (or `backup`) found a backup that does not match its manifest (a file missing, added or changed: its SHA-256 differs) or a damaged registry copy; nothing was restored.' },
   KAKUIN_E_RESTORE_TARGET_NOT_EMPTY: { status: 500, summary: '`kakuin restore` refuses a data directory (or a registry, key or secret path) that already holds files, unless --force is given.' },
   KAKUIN_E_SERIAL_NOT_A_FILE_NAME: { status: 400, summary: '`kakuin enroll batch` refuses a device serial number that cannot safely be a file name (path separators, a leading dot, characters file systems dislike); the item goes to errors.ndjson.' },
