@@ -8,6 +8,7 @@
  *   GET  /api/v1/manufacturers/{id}/stations             admin
  *   POST /api/v1/stations/{id}/rotate-key                admin    → {id, apiKey} (the old key stops working at once)
  *   POST /api/v1/stations/{id}/disable                   admin
+ *   POST /api/v1/stations/{id}/enable                    admin   (a disabled station works again, with its current key)
  *   POST /api/v1/stations/{id}/certificate {csr, overlapHours?}        admin  → 201 {serialHex, certificate, chain, supersedes}
  *        (the station CA issues; the station's earlier certificates are revoked as superseded, at once or after overlapHours)
  *   GET  /api/v1/stations/{id}/certificates              admin
@@ -110,6 +111,14 @@ export function mountEnrollmentRoutes(app: Express, helpers: ApiHelpers, deps: E
   app.post('/api/v1/stations/:id/disable', admin, async (req, res) => {
     const s = await registry.updateStation(String(req.params.id), { disable: true },
       { type: 'station.disabled', actor: req.caller!.actor, details: { stationId: String(req.params.id) } });
+    res.json(stationJson(s));
+  });
+
+  // Disabling is a pause, not an end: a station disabled by mistake (or after its key was rotated
+  // away from a leak) is enabled again, and its audit trail shows both.
+  app.post('/api/v1/stations/:id/enable', admin, async (req, res) => {
+    const s = await registry.updateStation(String(req.params.id), { disable: false },
+      { type: 'station.enabled', actor: req.caller!.actor, details: { stationId: String(req.params.id) } });
     res.json(stationJson(s));
   });
 
