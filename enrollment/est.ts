@@ -80,7 +80,10 @@ export function mountEst(app: Express, deps: EstDeps): void {
     }
     if (!caller) {
       challenge();
-      throw new KakuinError('KAKUIN_E_UNAUTHENTICATED', 'EST requires HTTP Basic credentials: <stationId>:<apiKey>');
+      // Credentials that were sent but do not match are not "missing": say which case it is.
+      throw new KakuinError('KAKUIN_E_UNAUTHENTICATED', authorization === undefined
+        ? 'EST requires HTTP Basic credentials: <stationId>:<apiKey>'
+        : 'the HTTP Basic credentials were not accepted: the station id is unknown, disabled, or the API key is not its current one');
     }
     req.caller = caller;
     next();

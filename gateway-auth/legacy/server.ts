@@ -132,7 +132,8 @@ function legacyErrorHandler(logger: GatewayLogger): express.ErrorRequestHandler 
     if (err instanceof KakuinError) e = err;
     else {
       const type = (err as { type?: string }).type;
-      e = type === 'entity.too.large' ? new KakuinError('KAKUIN_E_BODY_TOO_LARGE', 'the request body is too large')
+      const { limit, length } = err as { limit?: number; length?: number };
+      e = type === 'entity.too.large' ? new KakuinError('KAKUIN_E_BODY_TOO_LARGE', `the request body is too large${typeof length === 'number' ? ` (${length} bytes)` : ''}${typeof limit === 'number' ? `; this route takes at most ${limit} bytes` : ''}`)
         : type === 'entity.parse.failed' ? new KakuinError('KAKUIN_E_BAD_REQUEST', 'the request body is not valid JSON')
           : type === 'encoding.unsupported' || type === 'charset.unsupported' ? new KakuinError('KAKUIN_E_UNSUPPORTED_MEDIA_TYPE', 'unsupported body encoding or charset')
             : type === 'request.aborted' ? new KakuinError('KAKUIN_E_BAD_REQUEST', 'the request body was cut short')

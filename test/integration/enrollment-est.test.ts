@@ -153,6 +153,8 @@ describe('EST (RFC 7030) with curl and openssl', function () {
     expect(mixed.status).to.equal(401);
     const wrong = await curl(['--cacert', rootFile, '-u', `${a.stationId}:kkst_wrongwrongwrongwrongwrong`, '--data-binary', `@${file}`, `${svc.url}/.well-known/est/simpleenroll`]);
     expect(wrong.status).to.equal(401);
+    // Credentials were sent: the answer says they were not accepted, not that they are missing.
+    expect(wrong.body).to.match(/^KAKUIN_E_UNAUTHENTICATED: /).and.include('not accepted').and.not.include('requires HTTP Basic');
   });
 
   it('simpleenroll of a clone (a new key for an enrolled device) is refused with 409', async () => {

@@ -267,12 +267,15 @@ describe('legacy three-factor token path wired into kakuin serve', function () {
       [await legacy('POST', '/legacy/v1/telemetry', { body: 'x', contentType: 'text/plain', headers: h }), 415],
       [await legacy('POST', '/legacy/v1/telemetry', { body: { a: 'y'.repeat(100_000) }, headers: h }), 413],
       [await legacy('POST', '/legacy/v1/telemetry', { body: { a: 1 } }), 401],
+      [await legacy('POST', '/legacy/v1/telemetry', { body: { a: 1 }, headers: { authorization: `Bearer ${token}` } }), 400],
       [await legacy('GET', '/legacy/v1/nothing'), 404],
     ] as const;
     for (const [r, status] of tel) {
       expect(r.status, r.text).to.equal(status);
       expect(r.json.code).to.match(/^KAKUIN_E_/);
     }
+    expect(tel[5][0].json.message, 'a missing X-Device-Id is named').to.include('X-Device-Id header is missing');
+    expect(tel[3][0].json.message, 'the 413 names the limit').to.match(/at most \d+ bytes/);
     const admin = [
       await api('POST', '/api/v1/legacy/common-auth-ids', { body: { name: 42 } }),
       await api('POST', `/api/v1/devices/${d.id}/legacy-credentials`, { body: { commonAuthId: 'nope', uniqueId: 'x' } }),

@@ -296,6 +296,13 @@ describe('management API (HTTPS, in process)', function () {
         expect(r.json.code).to.equal('KAKUIN_E_PEM_MALFORMED');
       });
 
+      it('a word that happens to be base64 ("hello") is named as not a PKCS#10 request, not by a DER detail', async () => {
+        const r = await api('POST', `/api/v1/devices/${deviceId}/certificates`, { body: 'hello', contentType: 'application/pkcs10' });
+        expect(r.status).to.equal(400);
+        expect(r.json.code).to.equal('KAKUIN_E_DER_MALFORMED');
+        expect(r.json.message).to.include('not a PKCS#10 certification request in PEM, DER or base64').and.not.include('length field');
+      });
+
       it('a CSR whose signature does not verify', async () => {
         const { csrFile } = opensslCsr(tmp.dir, 'tamper', '/serialNumber=SN-BAD-1');
         const der = opensslBytes(['req', '-in', csrFile, '-outform', 'DER']);
@@ -342,6 +349,7 @@ describe('management API (HTTPS, in process)', function () {
         const r = await api('POST', `/api/v1/devices/${deviceId}/certificates`, { body: Buffer.alloc(200_000, 0x41), contentType: 'application/pkcs10' });
         expect(r.status).to.equal(413);
         expect(r.json.code).to.equal('KAKUIN_E_BODY_TOO_LARGE');
+        expect(r.json.message, 'the 413 names the limit').to.match(/at most \d+ bytes/);
       });
 
       it('a CSR for an unknown device', async () => {
