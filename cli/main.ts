@@ -27,7 +27,7 @@ import { rollOverDeviceCa } from '../ca/rollover.js';
 import { RevocationService } from '../ca/revocation.js';
 import { ceremonyCombine, ceremonySplit, CEREMONY_USAGE } from './ceremony.js';
 import { caCsr, caImport } from './offline-root.js';
-import { caFiles, openKakuin, openRegistry, preInitKeyRing } from './wiring.js';
+import { caBackdateSeconds, caFiles, openKakuin, openRegistry, preInitKeyRing } from './wiring.js';
 import { ENROLL_USAGE, enrollCommand } from './enroll.js';
 import { expectedFailure } from './expected-failures.js';
 
@@ -248,7 +248,7 @@ async function rolloverCommand(config: KakuinConfig, logger: Logger): Promise<nu
     const token = tokenOfKeyUri(kakuin.hierarchy.device.record.keyUri);
     const ca = await rollOverDeviceCa(kakuin.registry, kakuin.keys, {
       organization: config.ca.organization, rootKeyAlgorithm: config.ca.rootKeyAlgorithm, issuingKeyAlgorithm: config.ca.issuingKeyAlgorithm,
-      rootValidityYears: config.ca.rootValidityYears, issuingValidityYears: config.ca.issuingValidityYears,
+      rootValidityYears: config.ca.rootValidityYears, issuingValidityYears: config.ca.issuingValidityYears, backdateSeconds: caBackdateSeconds(config),
       keyUriFor: (id) => (token === undefined ? `file:${id}-ca` : newPkcs11KeyUri(token, `${id}-ca`)),
       urls: kakuin.urls, actor: 'cli',
     }, kakuin.hierarchy.root);

@@ -49,7 +49,9 @@ function base64Lines(der: Buffer): string {
 }
 
 function sendCertsOnly(res: Response, certificates: Buffer[]): void {
-  res.status(200).set('Content-Type', CERTS_ONLY).set('Content-Transfer-Encoding', 'base64').send(base64Lines(encodeCertsOnly(certificates)));
+  // A Buffer, not a string: express would add `; charset=utf-8`, which RFC 8551 and RFC 7030 do not
+  // define for these types (verifiers flag it).
+  res.status(200).set('Content-Type', CERTS_ONLY).set('Content-Transfer-Encoding', 'base64').send(Buffer.from(base64Lines(encodeCertsOnly(certificates)), 'latin1'));
 }
 
 /** RFC 8951 §3.2: base64 with any whitespace; a client sending raw DER is accepted too. */
@@ -95,7 +97,7 @@ export function mountEst(app: Express, deps: EstDeps): void {
   });
 
   app.get(['/.well-known/est/csrattrs', '/.well-known/est/:label/csrattrs'], (_req, res) => {
-    res.status(200).set('Content-Type', 'application/csrattrs').set('Content-Transfer-Encoding', 'base64').send(base64Lines(CSR_ATTRS));
+    res.status(200).set('Content-Type', 'application/csrattrs').set('Content-Transfer-Encoding', 'base64').send(Buffer.from(base64Lines(CSR_ATTRS), 'latin1'));
   });
 
   app.post(['/.well-known/est/simpleenroll', '/.well-known/est/:label/simpleenroll'], station, raw, async (req, res) => {
@@ -124,7 +126,7 @@ export function mountEst(app: Express, deps: EstDeps): void {
     const boundary = `est-${randomBytes(12).toString('hex')}`;
     const part = (type: string, der: Buffer) => `--${boundary}\r\nContent-Type: ${type}\r\nContent-Transfer-Encoding: base64\r\n\r\n${base64Lines(der)}`;
     res.status(200).set('Content-Type', `multipart/mixed; boundary=${boundary}`)
-      .send(`${part('application/pkcs8', pkcs8)}${part(CERTS_ONLY, encodeCertsOnly([r.der]))}--${boundary}--\r\n`);
+      .send(Buffer.from(`${part('application/pkcs8', pkcs8)}${part(CERTS_ONLY, encodeCertsOnly([r.der]))}--${boundary}--\r\n`, 'latin1'));
   });
 
   // Unknown EST paths and every error on these paths: text/plain (see plainTextErrors).

@@ -55,6 +55,7 @@ describe('EST (RFC 7030) with curl and openssl', function () {
     const r = await curl(['--cacert', rootFile, `${svc.url}/.well-known/est/cacerts`]);
     expect(r.status).to.equal(200);
     expect(r.headers).to.match(/content-type: application\/pkcs7-mime; ?smime-type=certs-only/i);
+    expect(r.headers, 'no charset parameter on application/pkcs7-mime').to.not.match(/charset/i);
     const printed = await printCerts(r.body);
     expect(printed.match(/subject=/g)).to.have.length(2);
     // Under an RFC 7030 §3.2.2 label the same.
@@ -172,6 +173,7 @@ describe('EST (RFC 7030) with curl and openssl', function () {
       '--data-binary', `@${file}`, `${svc.url}/.well-known/est/serverkeygen`]);
     expect(r.status, r.body).to.equal(200);
     const boundary = /content-type: multipart\/mixed; ?boundary=([^\s;]+)/i.exec(r.headers)![1];
+    expect(r.headers, 'no charset parameter on multipart/mixed').to.not.match(/charset/i);
     const parts = r.body.split(`--${boundary}`).slice(1, -1).map((p) => {
       const [head, bodyText] = p.split('\r\n\r\n');
       return { type: /Content-Type: ([^\r\n]+)/i.exec(head)![1], der: Buffer.from(bodyText.replace(/\s+/g, ''), 'base64') };

@@ -3,6 +3,7 @@
  * the issued certificates checked by `openssl verify` / `openssl x509`.
  */
 import { spawnSync } from 'node:child_process';
+import { X509Certificate } from 'node:crypto';
 import { writeFileSync } from 'node:fs';
 import path from 'node:path';
 import { expect } from 'chai';
@@ -216,6 +217,19 @@ describe('management API (HTTPS, in process)', function () {
       expect(r.status, r.text).to.equal(201);
       expect(r.headers['content-type']).to.match(/application\/pem-certificate-chain/);
       expect(r.text.match(/-----BEGIN CERTIFICATE-----/g)).to.have.length(3);
+    });
+
+    it('a fresh CA is backdated like its device certificates: no leaf validity starts before its CA\'s (NSS, pyca)', async () => {
+      const deviceId = await registerDevice('SN-BACKDATE');
+      const { csrPem } = opensslCsr(tmp.dir, 'backdate', '/serialNumber=SN-BACKDATE');
+      const r = await api('POST', `/api/v1/devices/${deviceId}/certificates`, { body: csrPem, contentType: 'application/pkcs10' });
+      expect(r.status, r.text).to.equal(201);
+      const leaf = new X509Certificate(r.json.certificate);
+      const cas = (r.json.chain as string).split(/(?<=-----END CERTIFICATE-----\n?)/).filter((p) => p.includes('BEGIN')).map((p) => new X509Certificate(p));
+      expect(cas).to.have.length(2);
+      for (const ca of cas) expect(Date.parse(ca.validFrom), `${ca.subject} from ${ca.validFrom}, leaf from ${leaf.validFrom}`).to.be.at.most(Date.parse(leaf.validFrom));
+      // The leaf is backdated an hour (ca.device.backdateSeconds), so the CAs are too.
+      expect(Date.parse(leaf.validFrom)).to.be.below(Date.now() - 3_500_000);
     });
 
     it('takes a binary DER CSR and an RSA-2048 key', async () => {
