@@ -26,6 +26,12 @@ export interface HierarchyOptions {
   issuingKeyAlgorithm: KeyAlgorithm;
   rootValidityYears: number;
   issuingValidityYears: number;
+  /**
+   * How far a CA certificate's notBefore is set back (default 3600 s): at least as far as the
+   * certificates it signs are (ca.device.backdateSeconds, ca.profiles), so that no device certificate's
+   * validity starts before its CA's — verifiers (NSS, pyca) flag a leaf that does.
+   */
+  backdateSeconds?: number;
   /** Key URI for a CA's key, e.g. `file:root-ca` or a PKCS#11 URI. */
   keyUriFor(issuerId: string): string;
   urls: PublicUrls;
@@ -114,6 +120,13 @@ async function keyFor(keys: KeyRing, uri: string, algorithm: KeyAlgorithm) {
   return (await keys.exists(uri)) ? keys.load(uri) : keys.generate(uri, algorithm);
 }
 
+/** Whole seconds (DER time has no fractions here), set back by `backdateSeconds`. */
+function caNotBefore(options: HierarchyOptions, now: Date): Date {
+  return new Date(Math.floor(now.getTime() / 1000) * 1000 - (options.backdateSeconds ?? DEFAULT_CA_BACKDATE_SECONDS) * 1000);
+}
+
+const DEFAULT_CA_BACKDATE_SECONDS = 3600;
+
 function caName(options: HierarchyOptions, cn: string): Buffer {
   const attrs: NameAttribute[] = [{ type: 'O', value: options.organization }, { type: 'CN', value: `${options.organization} ${cn}` }];
   return encodeName(attrs);
@@ -125,7 +138,7 @@ async function createRoot(registry: Registry, keys: KeyRing, options: HierarchyO
   const subject = caName(options, 'Root CA');
   const keyId = keyIdentifier(parseSpki(signer.publicKeySpki));
   const serial = newCertificateSerial();
-  const notBefore = new Date(Math.floor(now.getTime() / 1000) * 1000);
+  const notBefore = caNotBefore(options, now);
   const notAfter = new Date(notBefore.getTime() + options.rootValidityYears * YEAR_MS);
   // RFC 5280 §4.2.1.9/§4.2.1.3: CA certificates carry critical basicConstraints and keyUsage.
   const tbs = encodeTbsCertificate({
@@ -148,7 +161,9 @@ export async function createSubordinate(
   const uri = options.keyUriFor(id);
   const signer = await keyFor(keys, uri, options.issuingKeyAlgorithm);
   const serial = newCertificateSerial();
-  const notBefore = new Date(Math.floor(now.getTime() / 1000) * 1000);
+  // Never before the parent's own notBefore (a subordinate made the moment after its root).
+  const backdated = caNotBefore(options, now);
+  const notBefore = backdated < parent.certificate.notBefore ? new Date(parent.certificate.notBefore.getTime()) : backdated;
   let notAfter = new Date(notBefore.getTime() + options.issuingValidityYears * YEAR_MS);
   // A CA certificate must not outlive its issuer (RFC 5280 §6.1.3 checks every link's validity).
   if (notAfter > parent.certificate.notAfter) notAfter = parent.certificate.notAfter;

@@ -14,10 +14,11 @@ import type { CertificateRecord, Device, Registry } from '../registry/port.js';
 import { hasCode, KakuinError } from '../errors/index.js';
 import { signCertificate, tbsFor, type LoadedIssuer } from './issuer.js';
 import { DEVICE_PROFILE_NAME, deviceUri, validityWindow, type DeviceProfilePolicy, type DeviceProfiles } from './profiles.js';
-import { issuanceCertificateFields, NO_WELL_DEFINED_EXPIRATION } from './records.js';
+import { issuanceCertificateFields, NO_WELL_DEFINED_EXPIRATION, publicKeySha256 } from './records.js';
 import { createProofOfPossessionVerifier, type ProofOfPossessionVerifier } from './pop-verifier.js';
 import { newCertificateSerial, serialToHex } from './serial.js';
 import type { PublicUrls } from './urls.js';
+import type { RevocationService } from './revocation.js';
 
 const OID_SERIAL_NUMBER = '2.5.4.5';
 
@@ -40,6 +41,16 @@ export interface IssueDeviceCertificateRequest {
   profile?: string;
   /** Added to the `certificate.issued` audit event, in the issuance's transaction (e.g. `keygen: true`). */
   auditDetails?: Record<string, unknown>;
+  /**
+   * One live identity per device (issue 13): how a new key is treated while the device has a live
+   * (good or held) certificate. `allowance` (default): only while a re-enrollment allowance is pending
+   * (POST /api/v1/devices/{id}/allow-reenrollment), and the live certificates are returned in
+   * `supersedes` for the caller to supersede (issueSuperseding does it); `never`: refused even then
+   * (the legacy migration, a first certificate only); `granted`: the caller applied the rule itself
+   * (the enrollment service with its allowance, keygen and overlap rules; EST simplereenroll with the
+   * current certificate), so nothing is read here.
+   */
+  reenrollment?: 'allowance' | 'never' | 'granted';
 }
 
 export interface IssuedCertificate {
@@ -47,6 +58,10 @@ export interface IssuedCertificate {
   der: Buffer;
   /** Issuing CA first, root last. */
   chain: Buffer[];
+  /** True when the device's live certificate for the same public key was returned (nothing issued). */
+  existing: boolean;
+  /** Live certificates of the device this one replaces under a re-enrollment allowance (the caller supersedes them). */
+  supersedes: CertificateRecord[];
 }
 
 export class DeviceCertificateIssuer {
@@ -55,6 +70,8 @@ export class DeviceCertificateIssuer {
   private readonly fixedExtensionsAfter: Buffer[];
   private readonly manufacturerNames = new Map<string, string>();
   private readonly chains = new Map<string, Promise<Buffer[]>>();
+  /** Issuances of one device run one after the other, so two new keys cannot both pass the one-identity check. */
+  private readonly deviceLocks = new Map<string, Promise<unknown>>();
   /** Device certificates this issuer recorded since the process started (GET /metrics). */
   issuedCount = 0;
   /** Named device profiles beside `device` (set by the composition root from `ca.profiles`). */
@@ -121,7 +138,73 @@ export class DeviceCertificateIssuer {
     return [DEVICE_PROFILE_NAME, ...[...this.profiles.keys()].filter((n) => n !== DEVICE_PROFILE_NAME)];
   }
 
+  /**
+   * Issue, and when a re-enrollment allowance let a new key in, supersede the device's earlier
+   * certificates at once (revoked, reason superseded) and use the allowance up: the callers without
+   * an overlap policy of their own (the management API, `kakuin issue`).
+   */
+  async issueSuperseding(request: IssueDeviceCertificateRequest, revocation: RevocationService): Promise<IssuedCertificate> {
+    const issued = await this.issue(request);
+    if (issued.supersedes.length === 0) return issued;
+    for (const old of issued.supersedes) {
+      try {
+        await revocation.revokeCertificate(old.serialHex, { reason: 'superseded' }, request.actor);
+      } catch (e) {
+        // Revoked meanwhile by an operator: nothing left to do.
+        if (!hasCode(e, 'KAKUIN_E_CERTIFICATE_STATE')) throw e;
+      }
+    }
+    await this.registry.consumeReenrollmentAllowance(request.deviceId);
+    await this.registry.appendAuditEvent({
+      type: 'enrollment.reenrolled', actor: request.actor, deviceId: request.deviceId, serialHex: issued.record.serialHex,
+      details: { supersedes: issued.supersedes.map((c) => c.serialHex), overlapHours: 0 },
+    });
+    return issued;
+  }
+
   async issue(request: IssueDeviceCertificateRequest): Promise<IssuedCertificate> {
+    if (request.reenrollment === 'granted') return this.issueOnce(request, []);
+    // In-process serialization per device; the enrollment service serializes its own callers the same way.
+    const before = this.deviceLocks.get(request.deviceId) ?? Promise.resolve();
+    const run = before.then(() => this.issueOneIdentity(request), () => this.issueOneIdentity(request));
+    const settled = run.catch(() => undefined);
+    this.deviceLocks.set(request.deviceId, settled);
+    try {
+      return await run;
+    } finally {
+      if (this.deviceLocks.get(request.deviceId) === settled) this.deviceLocks.delete(request.deviceId);
+    }
+  }
+
+  /**
+   * The one-live-identity rule: the same public key as a live certificate of the device gets that
+   * certificate back (a retry; nothing is issued); another key while one is live is a clone case
+   * (KAKUIN_E_DEVICE_ALREADY_ENROLLED) unless a re-enrollment was allowed.
+   */
+  private async issueOneIdentity(request: IssueDeviceCertificateRequest): Promise<IssuedCertificate> {
+    const csr = isParsedCsr(request.csr) ? request.csr : readCsr(request.csr);
+    const live = (await this.registry.listCertificatesOfDevice(request.deviceId)).filter((c) => c.status !== 'revoked');
+    const keyHash = publicKeySha256(csr.spki.rawDer);
+    const same = live.find((c) => c.publicKeySha256 === keyHash);
+    if (same) {
+      const device = request.device?.id === request.deviceId ? request.device : await this.registry.getDevice(request.deviceId);
+      if (!ISSUABLE_STATES.has(device.status)) {
+        throw new KakuinError('KAKUIN_E_DEVICE_STATE', `device ${device.id} is ${device.status}; only registered or active devices get certificates`);
+      }
+      return { record: same, der: same.der, chain: await this.chainOf(same.issuerId), existing: true, supersedes: [] };
+    }
+    if (live.length > 0) {
+      const until = request.reenrollment === 'never' ? undefined : await this.registry.getReenrollmentAllowance(request.deviceId);
+      if (until === undefined || until.getTime() < this.clock().getTime()) {
+        throw new KakuinError('KAKUIN_E_DEVICE_ALREADY_ENROLLED', request.reenrollment === 'never'
+          ? `device ${request.deviceId} already has a live certificate; a new key goes through a re-enrollment (POST /api/v1/devices/{id}/allow-reenrollment, then the CA API)`
+          : `device ${request.deviceId} already has a live certificate for another key; allow a re-enrollment first (POST /api/v1/devices/{id}/allow-reenrollment)`);
+      }
+    }
+    return this.issueOnce({ ...request, csr }, live);
+  }
+
+  private async issueOnce(request: IssueDeviceCertificateRequest, supersedes: CertificateRecord[]): Promise<IssuedCertificate> {
     const profileName = request.profile ?? DEVICE_PROFILE_NAME;
     const policy = profileName === DEVICE_PROFILE_NAME ? this.profile : this.profiles.get(profileName);
     if (policy === undefined) throw new KakuinError('KAKUIN_E_PROFILE_UNKNOWN', `no certificate profile named ${JSON.stringify(profileName)} is configured`);
@@ -168,7 +251,7 @@ export class DeviceCertificateIssuer {
           audit: { type: 'certificate.issued', actor: request.actor, deviceId: device.id, serialHex, details: { ...request.auditDetails, profile: profileName, issuerId: this.issuer.id } },
         });
         this.issuedCount++;
-        return { record, der, chain: this.chain };
+        return { record, der, chain: this.chain, existing: false, supersedes };
       } catch (e) {
         if (attempt === 0 && hasCode(e, 'KAKUIN_E_SERIAL_EXISTS')) continue;
         throw e;

@@ -3,7 +3,7 @@
  * hsm-adapters/ceremony). Secrets and shares go to files created with mode 0600 and never
  * overwritten, not to the terminal, so they do not end up in scroll-back or shell logs.
  */
-import { mkdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import { combineShares, splitSecret } from '../hsm-adapters/ceremony/index.js';
 import { KakuinError } from '../errors/index.js';
@@ -39,6 +39,10 @@ export async function ceremonySplit(
 
 export async function ceremonyCombine(options: { out?: string }, shareFiles: string[], print: (line: string) => void): Promise<void> {
   if (!options.out || shareFiles.length === 0) throw new KakuinError('KAKUIN_E_USAGE', CEREMONY_USAGE);
+  // Before the shares are read: a rebuilt secret is never written over a file (flag 'wx' below too).
+  if (existsSync(options.out)) {
+    throw new KakuinError('KAKUIN_E_FILE_EXISTS', `${JSON.stringify(options.out)} exists already and is never overwritten; remove it or name another --out`);
+  }
   const secret = await combineShares(shareFiles.map((f) => readFileSync(f, 'utf8')));
   writeFileSync(options.out, secret, { mode: 0o600, flag: 'wx' });
   print(`combined ${shareFiles.length} shares; the secret is in ${options.out} (mode 0600)`);

@@ -139,8 +139,10 @@ export async function enrollCommand(rest: string[], env: NodeJS.ProcessEnv = pro
     for (const f of result.failed.slice(0, 10)) out(`  line ${f.line}${f.serialNumber ? ` ${f.serialNumber}` : ''}: ${f.code}: ${f.message}`);
     if (result.failed.length > 10) out(`  ... and ${result.failed.length - 10} more`);
   }
-  if (result.keygenRetried.length > 0 || result.keygenReissued.length > 0) {
-    const serials = [...new Set([...result.keygenRetried, ...result.keygenReissued])];
+  // Only the server's word (a non-empty `supersedes`) makes the note: a keygen item an earlier run
+  // sent and the server refused (no certificate then) supersedes nothing.
+  if (result.keygenReissued.length > 0) {
+    const serials = result.keygenReissued;
     out(`note: ${serials.length} keygen device(s) had an answer from an earlier run that was never written (the server keeps no key): ` +
       `they got a new key pair now, which supersedes the earlier certificate: ${serials.slice(0, 20).join(', ')}${serials.length > 20 ? ', ...' : ''}`);
   }

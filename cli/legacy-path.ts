@@ -53,11 +53,14 @@ export async function startLegacyPath(kakuin: Kakuin, plane: Pick<RevocationPlan
     tls: { cert: tls.cert, key: tls.key, passphrase: tls.passphrase },
     async issueCertificate(deviceId, csr) {
       // Migration: the device's first certificate only; a device that has one uses mTLS from then on.
-      if ((await registry.listCertificatesOfDevice(deviceId)).length > 0) {
-        throw new KakuinError('KAKUIN_E_DEVICE_STATE', 'the device has a certificate already; renewals go through the CA API');
+      // The same CSR again (a retry) gets that certificate back; a new key is refused by the issuer
+      // (KAKUIN_E_DEVICE_ALREADY_ENROLLED), even under a re-enrollment allowance ('never').
+      const certificates = await registry.listCertificatesOfDevice(deviceId);
+      if (certificates.length > 0 && certificates.every((c) => c.status === 'revoked')) {
+        throw new KakuinError('KAKUIN_E_DEVICE_STATE', 'the device has had a certificate already; renewals go through the CA API');
       }
-      const issued = await kakuin.deviceIssuer.issue({ deviceId, csr, actor: `legacy-token:${deviceId}` });
-      return { serialHex: issued.record.serialHex, certificatePem: pemChain([issued.der]), chainPem: pemChain(issued.chain) };
+      const issued = await kakuin.deviceIssuer.issue({ deviceId, csr, actor: `legacy-token:${deviceId}`, reenrollment: 'never' });
+      return { serialHex: issued.record.serialHex, certificatePem: pemChain([issued.der]), chainPem: pemChain(issued.chain), existing: issued.existing };
     },
   });
   const address = await server.listen(l.port, config.bindHost);

@@ -25,10 +25,12 @@ import { backupCommand, restoreCommand } from './backup.js';
 import { ensurePrivateDir } from './secrets.js';
 import { newPkcs11KeyUri, tokenOfKeysUri, tokenOfKeyUri } from '../hsm-adapters/pkcs11/index.js';
 import { rollOverDeviceCa } from '../ca/rollover.js';
+import { RevocationService } from '../ca/revocation.js';
 import { ceremonyCombine, ceremonySplit, CEREMONY_USAGE } from './ceremony.js';
 import { caCsr, caImport } from './offline-root.js';
-import { caFiles, openKakuin, openRegistry, preInitKeyRing } from './wiring.js';
-import { enrollCommand } from './enroll.js';
+import { caBackdateSeconds, caFiles, openKakuin, openRegistry, preInitKeyRing } from './wiring.js';
+import { ENROLL_USAGE, enrollCommand } from './enroll.js';
+import { expectedFailure } from './expected-failures.js';
 
 const USAGE = `usage: kakuin <command> [options]
 
@@ -62,15 +64,40 @@ commands:
 configuration: KAKUIN_DATA_DIR (default ./data), KAKUIN_CONFIG, and the options in docs/configuration.md
 `;
 
+/** The USAGE lines of one command (its line and the continuation lines under it), or undefined. */
+function commandUsage(command: string): string | undefined {
+  if (command === 'enroll') return ENROLL_USAGE;
+  const lines = USAGE.split('\n');
+  const out: string[] = [];
+  for (let i = 0; i < lines.length; i++) {
+    if (!lines[i].startsWith(`  ${command} `) && lines[i] !== `  ${command}`) continue;
+    out.push(`kakuin ${lines[i].slice(2)}`);
+    while (i + 1 < lines.length && /^ {20,}\S/.test(lines[i + 1])) out.push(lines[++i]);
+  }
+  return out.length > 0 ? `usage:\n${out.join('\n')}\n` : undefined;
+}
+
+/** The configuration of this run, once loaded (names the listener of a busy port). */
+let loadedConfig: KakuinConfig | undefined;
+
 async function main(argv: string[]): Promise<number> {
   const [command, ...rest] = argv;
   if (!command || command === 'help' || command === '--help' || command === '-h') {
     process.stdout.write(USAGE);
     return command ? 0 : 2;
   }
+  // Every subcommand answers --help / -h with its usage, before it reads any configuration.
+  if (rest.includes('--help') || rest.includes('-h')) {
+    const usage = commandUsage(command);
+    if (usage !== undefined) {
+      process.stdout.write(usage.endsWith('\n') ? usage : `${usage}\n`);
+      return 0;
+    }
+  }
   // A factory station's client command: it talks to a remote kakuin and needs no local configuration.
   if (command === 'enroll') return enrollCommand(rest);
   const config = loadConfig();
+  loadedConfig = config;
   const logger = createLogger(config.log.level);
   for (const d of config.deprecations) logger.warn(d);
   switch (command) {
@@ -175,8 +202,10 @@ async function issue(config: KakuinConfig, logger: Logger, rest: string[]): Prom
   const csr = readFileSync(values.csr);
   const kakuin = await openKakuin(config, logger, { bootstrap: false, actor: 'cli' });
   try {
-    const issued = await kakuin.deviceIssuer.issue({ deviceId: values.device, csr, actor: 'cli' });
+    // Other processes follow the revocation of a superseded certificate through the feed.
+    const issued = await kakuin.deviceIssuer.issueSuperseding({ deviceId: values.device, csr, actor: 'cli' }, new RevocationService(kakuin.registry));
     const pem = pemChain([issued.der, ...issued.chain]);
+    if (issued.existing) process.stderr.write(`the device already has certificate ${issued.record.serialHex} for this key; it is returned (nothing issued)\n`);
     if (values.out) {
       writeFileSync(values.out, pem);
       process.stdout.write(`certificate ${issued.record.serialHex} written to ${values.out}\n`);
@@ -223,7 +252,7 @@ async function rolloverCommand(config: KakuinConfig, logger: Logger): Promise<nu
     const token = tokenOfKeyUri(kakuin.hierarchy.device.record.keyUri);
     const ca = await rollOverDeviceCa(kakuin.registry, kakuin.keys, {
       organization: config.ca.organization, rootKeyAlgorithm: config.ca.rootKeyAlgorithm, issuingKeyAlgorithm: config.ca.issuingKeyAlgorithm,
-      rootValidityYears: config.ca.rootValidityYears, issuingValidityYears: config.ca.issuingValidityYears,
+      rootValidityYears: config.ca.rootValidityYears, issuingValidityYears: config.ca.issuingValidityYears, backdateSeconds: caBackdateSeconds(config),
       keyUriFor: (id) => (token === undefined ? `file:${id}-ca` : newPkcs11KeyUri(token, `${id}-ca`)),
       urls: kakuin.urls, actor: 'cli',
     }, kakuin.hierarchy.root);
@@ -314,7 +343,11 @@ main(process.argv.slice(2)).then(
     process.exitCode = code;
   },
   (e: unknown) => {
-    if (isKakuinError(e)) {
+    const expected = isKakuinError(e) ? e : expectedFailure(e, loadedConfig);
+    if (expected !== undefined) {
+      process.stderr.write(`kakuin: ${expected.code}: ${expected.message}\n`);
+      process.exitCode = expected.code === 'KAKUIN_E_USAGE' ? 2 : 1;
+    } else if (isKakuinError(e)) {
       process.stderr.write(`kakuin: ${e.code}: ${e.message}\n`);
       process.exitCode = e.code === 'KAKUIN_E_USAGE' ? 2 : 1;
     } else {

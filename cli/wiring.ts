@@ -122,6 +122,7 @@ export async function openKakuin(config: Readonly<KakuinConfig>, logger: Logger,
       issuingKeyAlgorithm: config.ca.issuingKeyAlgorithm,
       rootValidityYears: config.ca.rootValidityYears,
       issuingValidityYears: config.ca.issuingValidityYears,
+      backdateSeconds: caBackdateSeconds(config),
       keyUriFor: caKeyUriFor(options.keys),
       urls,
       actor: options.actor,
@@ -197,6 +198,11 @@ export async function openKakuin(config: Readonly<KakuinConfig>, logger: Logger,
     await registry.close();
     throw e;
   }
+}
+
+/** A CA is backdated at least as far as any device certificate it signs (the device profile and ca.profiles). */
+export function caBackdateSeconds(config: Readonly<KakuinConfig>): number {
+  return Math.max(3600, config.ca.device.backdateSeconds, ...Object.values(config.ca.profiles).map((p) => p.backdateSeconds));
 }
 
 function deviceIssuerValidity(days: number | 'no-well-defined-expiration') {

@@ -236,7 +236,7 @@ export class EnrollmentService {
       const newer = certificates.slice(certificates.findIndex((c) => c.serialHex === record.serialHex) + 1);
       const answered = newer.find((c) => c.status === 'good' && c.publicKeySha256 === keyHash);
       const issued = answered === undefined
-        ? await this.issuer.issue({ deviceId, csr: csr.rawDer, actor })
+        ? await this.issuer.issue({ deviceId, csr: csr.rawDer, actor, reenrollment: 'granted' })
         : { record: answered, der: answered.der, chain: await this.issuer.chainOf(answered.issuerId) };
       const device = await this.registry.getDevice(deviceId);
       const supersedes = issued.record.serialHex === record.serialHex ? [] : [record];
@@ -308,7 +308,7 @@ export class EnrollmentService {
       ? await this.options.stationQuota.reserve(request.actor.slice('station:'.length), shared?.stations) : undefined;
     try {
       issued = await this.issuer.issue({
-        deviceId: device.id, device, csr, actor: request.actor, profile: request.profile, ...(keygen && { auditDetails: { keygen: true } }),
+        deviceId: device.id, device, csr, actor: request.actor, profile: request.profile, reenrollment: 'granted', ...(keygen && { auditDetails: { keygen: true } }),
       });
     } catch (e) {
       if (hasCode(e, 'KAKUIN_E_PUBLIC_KEY_IN_USE')) {

@@ -50,7 +50,9 @@ function base64Lines(der: Buffer): string {
 }
 
 function sendCertsOnly(res: Response, certificates: Buffer[]): void {
-  res.status(200).set('Content-Type', CERTS_ONLY).set('Content-Transfer-Encoding', 'base64').send(base64Lines(encodeCertsOnly(certificates)));
+  // A Buffer, not a string: express would add `; charset=utf-8`, which RFC 8551 and RFC 7030 do not
+  // define for these types (verifiers flag it).
+  res.status(200).set('Content-Type', CERTS_ONLY).set('Content-Transfer-Encoding', 'base64').send(Buffer.from(base64Lines(encodeCertsOnly(certificates)), 'latin1'));
 }
 
 /** RFC 8951 §3.2: base64 with any whitespace; a client sending raw DER is accepted too. */
@@ -81,7 +83,10 @@ export function mountEst(routes: ApiRoutes, deps: EstDeps): void {
     }
     if (!caller) {
       challenge();
-      throw new KakuinError('KAKUIN_E_UNAUTHENTICATED', 'EST requires HTTP Basic credentials: <stationId>:<apiKey>');
+      // Credentials that were sent but do not match are not "missing": say which case it is.
+      throw new KakuinError('KAKUIN_E_UNAUTHENTICATED', authorization === undefined
+        ? 'EST requires HTTP Basic credentials: <stationId>:<apiKey>'
+        : 'the HTTP Basic credentials were not accepted: the station id is unknown, disabled, or the API key is not its current one');
     }
     req.caller = caller;
     next();
@@ -102,7 +107,7 @@ export function mountEst(routes: ApiRoutes, deps: EstDeps): void {
     routes.add({
       method: 'get', path, summary: 'EST: base64 CsrAttrs', callers: ['anyone'],
       handler: ({ res }) => {
-        res.status(200).set('Content-Type', 'application/csrattrs').set('Content-Transfer-Encoding', 'base64').send(base64Lines(CSR_ATTRS));
+        res.status(200).set('Content-Type', 'application/csrattrs').set('Content-Transfer-Encoding', 'base64').send(Buffer.from(base64Lines(CSR_ATTRS), 'latin1'));
       },
     });
   }
@@ -147,7 +152,7 @@ export function mountEst(routes: ApiRoutes, deps: EstDeps): void {
         const boundary = `est-${randomBytes(12).toString('hex')}`;
         const part = (type: string, der: Buffer) => `--${boundary}\r\nContent-Type: ${type}\r\nContent-Transfer-Encoding: base64\r\n\r\n${base64Lines(der)}`;
         res.status(200).set('Content-Type', `multipart/mixed; boundary=${boundary}`)
-          .send(`${part('application/pkcs8', pkcs8)}${part(CERTS_ONLY, encodeCertsOnly([r.der]))}--${boundary}--\r\n`);
+          .send(Buffer.from(`${part('application/pkcs8', pkcs8)}${part(CERTS_ONLY, encodeCertsOnly([r.der]))}--${boundary}--\r\n`, 'latin1'));
       },
     });
   }

@@ -8,6 +8,7 @@
  *   GET  /api/v1/manufacturers/{id}/stations?limit=&after=   admin  → {stations, next?}
  *   POST /api/v1/stations/{id}/rotate-key                admin    → {id, apiKey} (the old key stops working at once)
  *   POST /api/v1/stations/{id}/disable                   admin
+ *   POST /api/v1/stations/{id}/enable                    admin   (a disabled station works again, with its current key)
  *   POST /api/v1/stations/{id}/certificate {csr, overlapHours?}        admin  → 201 {serialHex, certificate, chain, supersedes}
  *        (the station CA issues; the station's earlier certificates are revoked as superseded, at once or after overlapHours)
  *   GET  /api/v1/stations/{id}/certificates?limit=&after=    admin  → {certificates, next?}
@@ -134,6 +135,17 @@ export function mountEnrollmentRoutes(routes: ApiRoutes, helpers: ApiHelpers, de
     handler: async ({ req, res, params }) => {
       const s = await registry.updateStation(params.id, { disable: true },
         { type: 'station.disabled', actor: req.caller!.actor, details: { stationId: params.id } });
+      res.json(stationJson(s));
+    },
+  });
+
+  // Disabling is a pause, not an end: a station disabled by mistake (or after its key was rotated
+  // away from a leak) is enabled again, and its audit trail shows both.
+  routes.add({
+    method: 'post', path: '/api/v1/stations/{id}/enable', summary: 'enable a disabled station again (with its current key)', callers: ['admin'], use: [admin],
+    handler: async ({ req, res, params }) => {
+      const s = await registry.updateStation(params.id, { disable: false },
+        { type: 'station.enabled', actor: req.caller!.actor, details: { stationId: params.id } });
       res.json(stationJson(s));
     },
   });

@@ -81,6 +81,7 @@ export const ERROR_CATALOGUE = {
   // ---- legacy three-factor token path --------------------------------------------------------------
   KAKUIN_E_COMMON_AUTH_ID_NOT_FOUND: { status: 404, summary: 'No common auth ID with that id.' },
   KAKUIN_E_COMMON_AUTH_ID_EXISTS: { status: 409, summary: 'A common auth ID with that name exists already.' },
+  KAKUIN_E_LEGACY_UNIQUE_ID_NOT_OWN: { status: 400, summary: 'The legacy unique ID is not one of the device\'s own identifiers (IMEI, MAC, serial number, hardware id).' },
   KAKUIN_E_LEGACY_CREDENTIALS_EXIST: { status: 409, summary: 'Another device already has that unique ID under the common auth ID, or the same secret.' },
   KAKUIN_E_LEGACY_CREDENTIALS_NOT_FOUND: { status: 404, summary: 'The device has no (enabled) legacy credentials.' },
   KAKUIN_E_LEGACY_IMPORT_REFUSED: { status: 422, summary: 'An import of legacy secrets was refused as a whole: the message names each factory-default, shared or weak secret by row.' },
@@ -93,7 +94,7 @@ export const ERROR_CATALOGUE = {
   KAKUIN_E_STATION_NOT_FOUND: { status: 404, summary: 'No factory station with that id.' },
   KAKUIN_E_STATION_EXISTS: { status: 409, summary: 'The manufacturer already has a station with that name.' },
   KAKUIN_E_DEVICE_NOT_REGISTERED: { status: 403, summary: 'Enrollment refused: the manufacturer did not pre-register a device with that serial number (recorded as an audit event).' },
-  KAKUIN_E_DEVICE_ALREADY_ENROLLED: { status: 409, summary: 'Enrollment refused: the device already has an active identity (a clone?) and no re-enrollment was allowed (recorded as an audit event).' },
+  KAKUIN_E_DEVICE_ALREADY_ENROLLED: { status: 409, summary: 'Issuance refused: the device already has a live certificate for another key (a clone?) and no re-enrollment was allowed.' },
   KAKUIN_E_STATION_RATE_LIMITED: { status: 429, summary: 'The station exceeded its enrollment rate (enrollment.stationPerSecond, burst enrollment.stationBurst); in a batch only the items over it fail.' },
   KAKUIN_E_STATION_QUOTA_EXHAUSTED: { status: 429, summary: 'The station has used up its issuance quota (POST /api/v1/stations/{id}/quota); an admin may raise it.' },
   KAKUIN_E_BATCH_TOO_LARGE: { status: 413, summary: 'A batch or import has more items than the limit (10,000); the items beyond it are refused.' },
@@ -108,6 +109,10 @@ export const ERROR_CATALOGUE = {
   // ---- configuration / CLI ----------------------------------------------------------------------
   KAKUIN_E_CONFIG: { status: 500, summary: 'The configuration file or an environment override is invalid.' },
   KAKUIN_E_USAGE: { status: 400, summary: 'A `kakuin` command was called with missing or wrong arguments.' },
+  KAKUIN_E_PORT_IN_USE: { status: 500, summary: 'A listener cannot bind its port (in use, or not allowed): the message names the listener and the variable that sets its port.' },
+  KAKUIN_E_FILE_EXISTS: { status: 409, summary: 'A `kakuin` command would write a file that exists already; it never overwrites: remove it or name another file.' },
+  KAKUIN_E_FILE_NOT_FOUND: { status: 404, summary: 'A file a `kakuin` command was given does not exist (or is a directory).' },
+  KAKUIN_E_FILE_ACCESS: { status: 403, summary: 'A `kakuin` command may not read or write a file (owner, mode).' },
   KAKUIN_E_BACKUP_INTEGRITY: { status: 500, summary: '`kakuin restore` (or `backup`) found a backup that does not match its manifest (a file missing, added or changed: its SHA-256 differs) or a damaged registry copy; nothing was restored.' },
   KAKUIN_E_RESTORE_TARGET_NOT_EMPTY: { status: 500, summary: '`kakuin restore` refuses a data directory (or a registry, key or secret path) that already holds files, unless --force is given.' },
   KAKUIN_E_SERIAL_NOT_A_FILE_NAME: { status: 400, summary: '`kakuin enroll batch` refuses a device serial number that cannot safely be a file name (path separators, a leading dot, characters file systems dislike); the item goes to errors.ndjson.' },

@@ -46,7 +46,7 @@ export class DeviceAdmission {
   }
 
   private device(id: DeviceIdentity): MaybePromise<CertificateVerdict> {
-    const status = this.devices.status(id.deviceId);
+    const status = this.devices.status(id.deviceId, id.certKey);
     if (!isPromise(status)) return deviceVerdict(status);
     // The feed may have spoken while the registry was read: ask the status source once more.
     return status.then((s) => {

@@ -29,7 +29,17 @@ export class BoundedMap<K, V> extends Map<K, V> {
 interface CachedDevice {
   status: DeviceStatus | 'unknown';
   at: number;
+  /**
+   * Certificates presented for a not-active device since this entry was cached. A device's first
+   * certificate makes a `registered` device `active` without a device feed entry, so a device cached
+   * as `registered` (say, suspended and resumed before its first certificate) is read once more
+   * when a certificate this entry has not seen is presented; never more than once per certificate.
+   */
+  seen?: Set<string>;
 }
+
+/** Re-reads are bounded per entry: a device has few certificates, an entry that saw many reads no more. */
+const MAX_SEEN = 8;
 
 export class DeviceStatusCache {
   private readonly cache: BoundedMap<string, CachedDevice>;
@@ -45,10 +55,21 @@ export class DeviceStatusCache {
     this.cache = new BoundedMap(maxEntries);
   }
 
-  /** The device's status; 'unknown' when the registry has no such device. Registry errors reject. */
-  status(deviceId: string): DeviceStatus | 'unknown' | Promise<DeviceStatus | 'unknown'> {
+  /**
+   * The device's status; 'unknown' when the registry has no such device. Registry errors reject.
+   * `certKey`: the certificate presented, so that a device cached as not active is read again once
+   * when it presents a certificate newer than the cached record knows (CachedDevice.seen).
+   */
+  status(deviceId: string, certKey?: string): DeviceStatus | 'unknown' | Promise<DeviceStatus | 'unknown'> {
     const hit = this.cache.get(deviceId);
-    if (hit !== undefined && this.now() - hit.at < this.ttlMs) return hit.status;
+    let seen: Set<string> | undefined;
+    if (hit !== undefined && this.now() - hit.at < this.ttlMs) {
+      if (hit.status === 'active' || certKey === undefined) return hit.status;
+      seen = hit.seen ?? new Set();
+      if (seen.has(certKey) || seen.size >= MAX_SEEN) return hit.status;
+      seen.add(certKey);
+      hit.seen = seen;
+    }
     const pending = this.inFlight.get(deviceId);
     if (pending !== undefined) return pending;
     const version = this.versions.get(deviceId) ?? 0;
@@ -59,7 +80,10 @@ export class DeviceStatusCache {
         throw e;
       },
     ).then((status) => {
-      if ((this.versions.get(deviceId) ?? 0) === version) this.cache.set(deviceId, { status, at: this.now() });
+      if ((this.versions.get(deviceId) ?? 0) === version) {
+        const known = seen ?? (certKey === undefined ? undefined : new Set([certKey]));
+        this.cache.set(deviceId, { status, at: this.now(), ...(status !== 'active' && known !== undefined && { seen: known }) });
+      }
       return status;
     }).finally(() => this.inFlight.delete(deviceId));
     this.inFlight.set(deviceId, read);

@@ -57,6 +57,11 @@ export interface ParsedCsr {
 
 /** Parses a DER PKCS#10 request. KAKUIN_E_DER_MALFORMED on any malformation, whatever the input. */
 export function parseCsr(der: Buffer): ParsedCsr {
+  // RFC 2986 §4.2: CertificationRequest ::= SEQUENCE. Input that does not even start with one (text
+  // taken for base64, a stray file) is named as what it is not, rather than by a DER detail.
+  if (der.length === 0 || der[0] !== 0x30) {
+    throw new KakuinError('KAKUIN_E_DER_MALFORMED', 'this is not a PKCS#10 certification request in PEM, DER or base64 (it does not start with a DER SEQUENCE)');
+  }
   return guardDer('certification request', () => {
     const root = readDer(der);
     const parts = expectChildren(root, 0x30, 'CertificationRequest');

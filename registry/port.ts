@@ -480,7 +480,7 @@ export interface Registry {
   getStation(id: string): Promise<Station>;
   findStationByKeyHmac(keyHmac: string): Promise<Station | undefined>;
   listStations(manufacturerId: string, page?: ListPage): Promise<Station[]>;
-  /** Replace the key HMAC and/or disable; with its audit event, atomically. KAKUIN_E_STATION_NOT_FOUND. */
+  /** Replace the key HMAC and/or disable (`disable: false` enables again); with its audit event, atomically. KAKUIN_E_STATION_NOT_FOUND. */
   updateStation(id: string, change: { keyHmac?: string; disable?: boolean; maxIssuances?: number | null }, audit: NewAuditEvent): Promise<Station>;
   /** Certificates issued through the station: `certificate.issued` audit events naming `station:<id>`. */
   countStationIssuances(stationId: string): Promise<number>;

@@ -13,9 +13,9 @@ export const routeNotFound: RequestHandler = (req, _res, next) => {
 };
 
 /** body-parser's own errors carry a `type`; map the ones a client can cause to stable codes. */
-function fromBodyParser(err: { type?: string; status?: number }): KakuinError | undefined {
+function fromBodyParser(err: { type?: string; status?: number; limit?: number; length?: number }): KakuinError | undefined {
   switch (err.type) {
-    case 'entity.too.large': return new KakuinError('KAKUIN_E_BODY_TOO_LARGE', 'the request body is too large');
+    case 'entity.too.large': return bodyTooLarge(err);
     case 'entity.parse.failed': return new KakuinError('KAKUIN_E_BAD_REQUEST', 'the request body is not valid JSON');
     case 'encoding.unsupported':
     case 'charset.unsupported': return new KakuinError('KAKUIN_E_UNSUPPORTED_MEDIA_TYPE', 'unsupported body encoding or charset');
@@ -23,6 +23,13 @@ function fromBodyParser(err: { type?: string; status?: number }): KakuinError | 
     case 'request.size.invalid': return new KakuinError('KAKUIN_E_BAD_REQUEST', 'the request body was cut short');
     default: return undefined;
   }
+}
+
+/** 413 with the limit, so the client knows what to send instead (body-parser's error carries it). */
+export function bodyTooLarge(err: { limit?: number; length?: number }): KakuinError {
+  const limit = typeof err.limit === 'number' ? `; this route takes at most ${err.limit} bytes` : '';
+  const length = typeof err.length === 'number' ? ` (${err.length} bytes)` : '';
+  return new KakuinError('KAKUIN_E_BODY_TOO_LARGE', `the request body is too large${length}${limit}`);
 }
 
 /**

@@ -10,7 +10,8 @@
  *   POST /api/v1/devices                            admin   {manufacturerId, serialNumber, identifiers?, model?, hardwareModuleName?} → 201 {id}
  *   GET  /api/v1/devices?serialNumber=&mac=&imei=&hardwareId=&status=&manufacturerId=&limit=&after=   admin → {devices, next?}
  *   GET  /api/v1/devices/{id}                       admin
- *   POST /api/v1/devices/{id}/certificates          admin   PKCS#10 (PEM, DER, base64; or JSON {csr}) → 201 {certificate, chain}
+ *   POST /api/v1/devices/{id}/certificates          admin   PKCS#10 (PEM, DER, base64; or JSON {csr}) → 201 {certificate, chain, existing}
+ *                                                           (the same CSR again: 200, existing: true; a new key while one is live: 409)
  *   GET  /api/v1/certificates/{serialHex}           admin
  *   GET  /api/v1/audit-events?deviceId=&type=&actor=&since=&until=&limit=&after=|afterId=   admin → {events, next?}
  *   GET  /api/v1/ca/chain[?issuer=<id>]             anyone  PEM, issuing CA first, root last (default: the device CA that issues now)
@@ -207,15 +208,19 @@ export function createManagementApi(deps: ManagementApiDeps): express.Express {
       json: z.strictObject({ csr: z.string() }),
       media: { 'application/pkcs10': { parser: csrBody, description: 'PKCS#10 request: PEM, DER or base64 DER', alsoAs: ['application/x-pem-file', 'text/plain'] } },
     },
-    response: { status: 201, description: '{serialHex, certificate, chain} or application/pem-certificate-chain' },
+    response: { status: 201, description: '{serialHex, certificate, chain, existing, supersedes?} or application/pem-certificate-chain; the same CSR again: 200, existing: true; a new key while one is live: 409' },
     handler: async ({ req, res, body, params }) => {
       const wantsPem = negotiateCertificateFormat(req);
-      const issued = await issuer.issue({ deviceId: params.id, csr: csrFromRequest(req, body?.csr), actor: req.caller!.actor });
-      res.status(201).location(`/api/v1/certificates/${issued.record.serialHex}`);
+      const issued = await issuer.issueSuperseding({ deviceId: params.id, csr: csrFromRequest(req, body?.csr), actor: req.caller!.actor }, deps.revocation);
+      // The same CSR again is a retry: the certificate issued before, 200 (one live identity per device).
+      res.status(issued.existing ? 200 : 201).location(`/api/v1/certificates/${issued.record.serialHex}`);
       if (wantsPem) {
         res.type(PEM_CHAIN).send(pemChain([issued.der, ...issued.chain]));
       } else {
-        res.json({ serialHex: issued.record.serialHex, certificate: pemChain([issued.der]), chain: pemChain(issued.chain) });
+        res.json({
+          serialHex: issued.record.serialHex, certificate: pemChain([issued.der]), chain: pemChain(issued.chain), existing: issued.existing,
+          ...(issued.supersedes.length > 0 && { supersedes: issued.supersedes.map((c) => c.serialHex) }),
+        });
       }
     },
   });

@@ -19,6 +19,7 @@ import type { Registry } from '../../registry/port.js';
 import type { ApiRoutes } from '../../api-schema/routes.js';
 import { importLegacySecrets, parseImport } from './import.js';
 import { generateAuthSecret, hmacVerifier } from './secrets.js';
+import { checkUniqueIdOfDevice } from './unique-id.js';
 
 export interface LegacyAdminRouteDeps {
   registry: Registry;
@@ -93,6 +94,8 @@ export function mountLegacyAdminRoutes(routes: ApiRoutes, deps: LegacyAdminRoute
       const commonAuthId = text(body.commonAuthId, 'commonAuthId');
       const uniqueId = text(body.uniqueId, 'uniqueId', 256);
       await checkDeviceScope(req, deviceId, commonAuthId);
+      const [device] = await Promise.all([registry.getDevice(deviceId), registry.getCommonAuthId(commonAuthId)]);
+      checkUniqueIdOfDevice(device, uniqueId);
       const authSecret = generateAuthSecret();
       const [cred] = await registry.putLegacyCredentials([{ deviceId, commonAuthId, uniqueId, verifierKind: 'hmac', verifier: hmacVerifier(deps.pepper, authSecret) }],
         [{ type: 'legacy.credentials-created', actor: req.caller!.actor, deviceId, details: { commonAuthId, uniqueId } }]);

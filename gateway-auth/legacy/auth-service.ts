@@ -138,7 +138,11 @@ export class LegacyAuthService {
   /** The device a data request comes from: the token must be valid, alive, and the identifier its device's. */
   validate(authorization: string | undefined, deviceIdHeader: string | undefined): string {
     const m = authorization === undefined ? null : /^Bearer (\S{1,200})$/.exec(authorization);
-    if (!m) throw tokenInvalid();
+    if (!m) throw new KakuinError('KAKUIN_E_LEGACY_TOKEN_INVALID', 'no legacy token: send Authorization: Bearer <token> (from POST /legacy/v1/token)');
+    // A missing header is the client's mistake, not a bad token: say so (nothing about the token is revealed).
+    if (deviceIdHeader === undefined || deviceIdHeader === '') {
+      throw new KakuinError('KAKUIN_E_VALIDATION', 'the X-Device-Id header is missing: send the deviceId that POST /legacy/v1/token answered with the token');
+    }
     const claims = this.o.tokens.verify(m[1], this.now());
     if (claims === undefined || typeof deviceIdHeader !== 'string' || deviceIdHeader.length !== claims.deviceId.length) throw tokenInvalid();
     let diff = 0;

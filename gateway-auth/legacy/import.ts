@@ -5,9 +5,10 @@
  * batch or already stored) and weak secrets are refused, every offending row named (rows count
  * from 1, the CSV header excluded). Stored with async scrypt (secrets.ts).
  */
-import { KakuinError } from '../../errors/index.js';
+import { hasCode, KakuinError } from '../../errors/index.js';
 import type { LegacyCredential, NewAuditEvent, Registry } from '../../registry/port.js';
 import { scryptVerifier } from './secrets.js';
+import { uniqueIdProblem } from './unique-id.js';
 
 export interface ImportRow {
   deviceId: string;
@@ -95,9 +96,19 @@ async function mapLimited<T, R>(items: T[], limit: number, fn: (t: T) => Promise
 }
 
 export async function importLegacySecrets(
-  registry: Pick<Registry, 'findLegacyVerifiers' | 'putLegacyCredentials'>, pepper: Buffer, rows: ImportRow[], actor: string,
+  registry: Pick<Registry, 'findLegacyVerifiers' | 'putLegacyCredentials' | 'getDevice'>, pepper: Buffer, rows: ImportRow[], actor: string,
 ): Promise<LegacyCredential[]> {
   const problems: string[] = [];
+  // The unique ID is one of the device's own identifiers (unique-id.ts); an unknown device is the
+  // registry's KAKUIN_E_DEVICE_NOT_FOUND below, as before.
+  const devices = await mapLimited(rows, 8, (r) => registry.getDevice(r.deviceId).catch((e) => {
+    if (hasCode(e, 'KAKUIN_E_DEVICE_NOT_FOUND')) return undefined;
+    throw e;
+  }));
+  devices.forEach((d, i) => {
+    const p = d && uniqueIdProblem(d, rows[i].uniqueId);
+    if (p) problems.push(`row ${i + 1}: ${p}`);
+  });
   const seenDevice = new Map<string, number>();
   const seenFactors = new Map<string, number>();
   rows.forEach((r, i) => {

@@ -28,7 +28,7 @@ export interface LegacyServerOptions {
   upstream?: TelemetryUpstream;
   sink?: TelemetrySink;
   /** Issues the device's first certificate (the CA lives outside gateway-auth). */
-  issueCertificate(deviceId: string, csr: string): Promise<{ serialHex: string; certificatePem: string; chainPem: string }>;
+  issueCertificate(deviceId: string, csr: string): Promise<{ serialHex: string; certificatePem: string; chainPem: string; existing?: boolean }>;
   tls: { cert: string; key: string; passphrase?: string };
 }
 
@@ -126,7 +126,8 @@ export function createLegacyApp(o: LegacyServerOptions): express.Express {
         throw new KakuinError('KAKUIN_E_VALIDATION', 'send a PEM certificate request as application/pkcs10 or JSON {csr}');
       }
       const issued = await o.issueCertificate(deviceId, csr);
-      res.status(201).json({ serialHex: issued.serialHex, certificate: issued.certificatePem, chain: issued.chainPem });
+      // The same CSR again (a retry) gets the certificate issued before: 200, existing: true.
+      res.status(issued.existing ? 200 : 201).json({ serialHex: issued.serialHex, certificate: issued.certificatePem, chain: issued.chainPem, existing: issued.existing ?? false });
     },
   });
 
@@ -145,7 +146,8 @@ function legacyErrorHandler(logger: GatewayLogger): express.ErrorRequestHandler 
     if (err instanceof KakuinError) e = err;
     else {
       const type = (err as { type?: string }).type;
-      e = type === 'entity.too.large' ? new KakuinError('KAKUIN_E_BODY_TOO_LARGE', 'the request body is too large')
+      const { limit, length } = err as { limit?: number; length?: number };
+      e = type === 'entity.too.large' ? new KakuinError('KAKUIN_E_BODY_TOO_LARGE', `the request body is too large${typeof length === 'number' ? ` (${length} bytes)` : ''}${typeof limit === 'number' ? `; this route takes at most ${limit} bytes` : ''}`)
         : type === 'entity.parse.failed' ? new KakuinError('KAKUIN_E_BAD_REQUEST', 'the request body is not valid JSON')
           : type === 'encoding.unsupported' || type === 'charset.unsupported' ? new KakuinError('KAKUIN_E_UNSUPPORTED_MEDIA_TYPE', 'unsupported body encoding or charset')
             : type === 'request.aborted' ? new KakuinError('KAKUIN_E_BAD_REQUEST', 'the request body was cut short')

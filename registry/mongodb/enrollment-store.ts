@@ -71,7 +71,10 @@ export class EnrollmentStore {
       if (keyHmac !== undefined) Object.assign(set, { keyHmac, keyRotatedAt: now });
       if (change.disable === true && before.disabledAt === undefined) set.disabledAt = now;
       if (q !== undefined && q !== null) set.maxIssuances = q;
-      const update = { ...(Object.keys(set).length > 0 && { $set: set }), ...(q === null && { $unset: { maxIssuances: '' as const } }) };
+      const unset: Record<string, ''> = {};
+      if (q === null) unset.maxIssuances = '';
+      if (change.disable === false && before.disabledAt !== undefined) unset.disabledAt = '';
+      const update = { ...(Object.keys(set).length > 0 && { $set: set }), ...(Object.keys(unset).length > 0 && { $unset: unset }) };
       if (Object.keys(update).length > 0) await col.updateOne({ _id: stationId }, update, { session });
       await insertAudit(this.p.db, session, [event]);
       return stationFromDoc((await col.findOne({ _id: stationId }, { session }))!);

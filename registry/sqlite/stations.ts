@@ -45,6 +45,7 @@ export class StationStore {
   private readonly insertStation: Database.Statement<unknown[], StationRow>;
   private readonly rotate: Database.Statement<unknown[]>;
   private readonly disable: Database.Statement<unknown[]>;
+  private readonly enable: Database.Statement<unknown[]>;
   private readonly setQuota: Database.Statement<unknown[]>;
   private readonly issuedBy: Database.Statement<[string], { n: number }>;
   private readonly deviceExists: Database.Statement<[string], { id: string }>;
@@ -79,6 +80,7 @@ export class StationStore {
       VALUES (?, ?, ?, ?, ?) RETURNING *`);
     this.rotate = db.prepare('UPDATE stations SET key_hmac = ?, key_rotated_at = ? WHERE id = ?');
     this.disable = db.prepare('UPDATE stations SET disabled_at = coalesce(disabled_at, ?) WHERE id = ?');
+    this.enable = db.prepare('UPDATE stations SET disabled_at = NULL WHERE id = ?');
     this.setQuota = db.prepare('UPDATE stations SET max_issuances = ? WHERE id = ?');
     this.issuedBy = db.prepare(`SELECT count(*) AS n FROM audit_events WHERE actor = ? AND type = 'certificate.issued'`);
     this.deviceExists = db.prepare('SELECT id FROM devices WHERE id = ?');
@@ -95,7 +97,8 @@ export class StationStore {
     this.update = db.transaction((id, change, audit, now) => {
       if (this.byId.get(id) === undefined) throw new KakuinError('KAKUIN_E_STATION_NOT_FOUND', 'no station with that id');
       if (change.keyHmac !== undefined) this.rotate.run(change.keyHmac, now, id);
-      if (change.disable) this.disable.run(now, id);
+      if (change.disable === true) this.disable.run(now, id);
+      if (change.disable === false) this.enable.run(id);
       if (change.maxIssuances !== undefined) this.setQuota.run(change.maxIssuances, id);
       this.insertAudit.run(audit);
       return stationFromRow(this.byId.get(id)!);

@@ -128,6 +128,20 @@ describe('kakuin enroll batch (the factory command)', function () {
     });
     after(async () => svc?.stop());
 
+    it('a keygen item the server refused in an earlier run, issued now, gets no false "supersedes the earlier certificate" note', async () => {
+      const inFile = path.join(tmp.dir, 'kg-refused.ndjson');
+      writeFileSync(inFile, `${JSON.stringify({ serialNumber: 'KG-LATE', keygen: { password: 'an-item-password-0123' } })}\n`);
+      const outDir = path.join(tmp.dir, 'kg-refused-out');
+      const refused = await runCli(['--in', inFile, '--out', outDir, '--url', svc.url, '--cacert', rootFile], env).done;
+      expect(refused.stdout, refused.stdout + refused.stderr).to.match(/1 failed/).and.include('KAKUIN_E_DEVICE_NOT_REGISTERED');
+      const imp = await apiAs(svc, f.apiKey)('POST', '/api/v1/devices/import', { body: [{ serialNumber: 'KG-LATE' }] });
+      expect(imp.status, imp.text).to.equal(201);
+      const issued = await runCli(['--in', inFile, '--out', outDir, '--url', svc.url, '--cacert', rootFile], env).done;
+      expect(issued.code, issued.stdout + issued.stderr).to.equal(0);
+      expect(issued.stdout).to.match(/1 written/);
+      expect(issued.stdout).to.not.match(/supersedes/);
+    });
+
     it('enrolls CSR and keygen devices: one chain .pem (openssl verify) or .p12 (openssl pkcs12) each, exit 0, the API key never printed', async () => {
       const lines = Array.from({ length: 12 }, (_, i) => JSON.stringify({ serialNumber: `OK-${i}`, csr: csrPem(`OK-${i}`) }));
       lines.push(JSON.stringify({ serialNumber: 'KG-1', keygen: { password: 'an-item-password-0123' } }));
@@ -293,7 +307,7 @@ describe('kakuin enroll batch (the factory command)', function () {
       expect(readdirSync(outDir).filter((n) => n.includes('.tmp'))).to.deep.equal([]);
       await expectOneGoodCertificateEach(svc, f, outDir, serials);
       // Issued at most once per device: items the server answered before the kill were answered again from the registry.
-      expect(await issuedBy(svc, f)).to.equal(14 + 1 + 2 + 250);
+      expect(await issuedBy(svc, f)).to.equal(14 + 1 + 2 + 250 + 1 /* the refused-keygen test issues one through f */);
     });
   });
 

@@ -44,6 +44,10 @@ export function runEnrollmentContract(get: () => Registry): void {
       const disabled = await get().updateStation(s.id, { disable: true }, { type: 'station.disabled', actor: 'token:test', details: { stationId: s.id } });
       expect(disabled.disabledAt).to.be.instanceOf(Date);
       expect((await get().findStationByKeyHmac(fresh))?.disabledAt).to.be.instanceOf(Date);
+      const enabled = await get().updateStation(s.id, { disable: false }, { type: 'station.enabled', actor: 'token:test', details: { stationId: s.id } });
+      expect(enabled.disabledAt, 'enabled again').to.equal(undefined);
+      expect((await get().findStationByKeyHmac(fresh))?.disabledAt).to.equal(undefined);
+      await get().updateStation(s.id, { disable: true }, { type: 'station.disabled', actor: 'token:test', details: { stationId: s.id } });
       await expectKakuinError(get().updateStation(randomUUID(), { disable: true }, { type: 't', actor: 'a' }), 'KAKUIN_E_STATION_NOT_FOUND');
       expect((await get().updateStation(s.id, { maxIssuances: 5 }, { type: 'station.quota-set', actor: 'token:test' })).maxIssuances).to.equal(5);
       expect((await get().updateStation(s.id, { maxIssuances: null }, { type: 'station.quota-set', actor: 'token:test' })).maxIssuances).to.equal(undefined);

@@ -73,4 +73,25 @@ describe('device gateway wired into kakuin serve', function () {
     expect(refused.code, 'a revoked device gets no HTTP response').to.equal(0);
     expect(refused.exit).to.not.equal(0);
   });
+
+  it('admits at once a device suspended and resumed before its first certificate, then issued one (no stale "device registered" refusal)', async () => {
+    const api = (m: string, p: string, o: Parameters<typeof request>[4] = {}) => request(svc.url, svc.rootPem, m, p, { token: svc.adminToken, ...o });
+    const mfr = await api('POST', '/api/v1/manufacturers', { body: { name: 'Gateway Works Resumed' } });
+    const dev = await api('POST', '/api/v1/devices', { body: { manufacturerId: mfr.json.id, serialNumber: 'GW-SR-1' } });
+    expect((await api('POST', `/api/v1/devices/${dev.json.id}/suspend`)).status).to.equal(200);
+    expect((await api('POST', `/api/v1/devices/${dev.json.id}/resume`)).status).to.equal(200);
+    const key = path.join(tmp.dir, 'gwsr.key');
+    const csr = path.join(tmp.dir, 'gwsr.csr');
+    opensslOk(['req', '-new', '-newkey', 'ec', '-pkeyopt', 'ec_paramgen_curve:P-256', '-nodes', '-keyout', key, '-subj', '/serialNumber=GW-SR-1', '-out', csr]);
+    // The gateway learns "registered" from the resume's feed entry before the certificate exists.
+    await svc.service.gateway.gateway.pokeFeed();
+    const issued = await api('POST', `/api/v1/devices/${dev.json.id}/certificates`, { body: opensslOk(['req', '-in', csr]), contentType: 'application/pkcs10' });
+    expect(issued.status, issued.text).to.equal(201);
+    const cert = path.join(tmp.dir, 'gwsr.pem');
+    const root = path.join(tmp.dir, 'root.pem');
+    writeFileSync(cert, issued.json.certificate);
+    writeFileSync(root, svc.rootPem);
+    const r = await curl(['--cert', cert, '--key', key, '--cacert', root, '-H', 'Content-Type: application/json', '--data', '{"t":1}', `${svc.service.gatewayUrl}/v1/telemetry`]);
+    expect(r.code, r.body).to.be.oneOf([200, 202]);
+  });
 });

@@ -83,6 +83,22 @@ describe('production-line enrollment (REST and batch)', function () {
       expect((await events('station.key-rotated')).some((e) => e.details.stationId === s.json.id)).to.equal(true);
       expect((await events('station.disabled')).some((e) => e.details.stationId === s.json.id)).to.equal(true);
     });
+
+    it('a disabled station can be enabled again: its current key works again, and both changes are audit events', async () => {
+      const s = await admin('POST', `/api/v1/manufacturers/${a.manufacturerId}/stations`, { body: { name: 'line-reenable' } });
+      const key = s.json.apiKey;
+      expect((await admin('POST', `/api/v1/stations/${s.json.id}/disable`)).status).to.equal(200);
+      expect((await apiAs(svc, key)('GET', '/api/v1/station/devices')).status).to.equal(401);
+      const en = await admin('POST', `/api/v1/stations/${s.json.id}/enable`);
+      expect(en.status, en.text).to.equal(200);
+      expect(en.json.disabledAt).to.equal(undefined);
+      expect((await apiAs(svc, key)('GET', '/api/v1/station/devices')).status).to.equal(200);
+      expect((await events('station.enabled')).some((e) => e.details.stationId === s.json.id)).to.equal(true);
+      const unknown = await admin('POST', '/api/v1/stations/00000000-0000-4000-8000-000000000000/enable');
+      expect(unknown.status).to.equal(404);
+      expect(unknown.json.code).to.equal('KAKUIN_E_STATION_NOT_FOUND');
+      expect((await apiAs(svc, key)('POST', `/api/v1/stations/${s.json.id}/enable`)).status, 'admin only').to.be.oneOf([401, 403]);
+    });
   });
 
   describe('pre-registration', () => {

@@ -41,9 +41,9 @@ describe('legacy three-factor token path wired into kakuin serve', function () {
   async function legacyDevice(): Promise<{ id: string; serial: string; uniqueId: string; authSecret: string }> {
     n += 1;
     const serial = `LG-${String(n).padStart(4, '0')}`;
-    const dev = await api('POST', '/api/v1/devices', { body: { manufacturerId: mfr, serialNumber: serial } });
-    expect(dev.status, dev.text).to.equal(201);
     const uniqueId = `35${String(1000000000000 + n)}`;
+    const dev = await api('POST', '/api/v1/devices', { body: { manufacturerId: mfr, serialNumber: serial, identifiers: { hardwareId: uniqueId } } });
+    expect(dev.status, dev.text).to.equal(201);
     const cred = await api('POST', `/api/v1/devices/${dev.json.id}/legacy-credentials`, { body: { commonAuthId: cai, uniqueId } });
     expect(cred.status, cred.text).to.equal(201);
     return { id: dev.json.id, serial, uniqueId, authSecret: cred.json.authSecret };
@@ -182,7 +182,7 @@ describe('legacy three-factor token path wired into kakuin serve', function () {
     const devs = [];
     for (let i = 0; i < 4; i++) {
       n += 1;
-      devs.push((await api('POST', '/api/v1/devices', { body: { manufacturerId: mfr, serialNumber: `IMP-${n}` } })).json.id as string);
+      devs.push((await api('POST', '/api/v1/devices', { body: { manufacturerId: mfr, serialNumber: `IMP-${n}`, identifiers: { hardwareId: `imp-${'abcd'[i]}` } } })).json.id as string);
     }
     const rows = [
       { deviceId: devs[0], commonAuthId: cai, uniqueId: 'imp-a', authSecret: 'Burned-In-Secret-7731' },
@@ -228,8 +228,16 @@ describe('legacy three-factor token path wired into kakuin serve', function () {
     const mtls = await curl(['--cert', cert, '--key', key, '--cacert', root, '-H', 'Content-Type: application/json',
       '--data', '{"migrated":true}', `${svc.service.gatewayUrl}/v1/telemetry`]);
     expect(mtls.code, mtls.body).to.be.oneOf([200, 202]);
+    // The same CSR again (a retry) gets the certificate issued before; a new key is a second identity: 409.
     const second = await legacy('POST', '/legacy/v1/certificate', { body: { csr: readFileSync(csr, 'utf8') }, headers: { authorization: `Bearer ${token}`, 'x-device-id': d.id } });
-    expect(second.status).to.equal(409);
+    expect(second.status, second.text).to.equal(200);
+    expect(second.json).to.include({ existing: true, serialHex: issued.json.serialHex });
+    const otherKey = path.join(tmp.dir, 'mig2.key');
+    const otherCsr = path.join(tmp.dir, 'mig2.csr');
+    opensslOk(['req', '-new', '-newkey', 'ec', '-pkeyopt', 'ec_paramgen_curve:P-256', '-nodes', '-keyout', otherKey, '-subj', `/serialNumber=${d.serial}`, '-out', otherCsr]);
+    const third = await legacy('POST', '/legacy/v1/certificate', { body: { csr: readFileSync(otherCsr, 'utf8') }, headers: { authorization: `Bearer ${token}`, 'x-device-id': d.id } });
+    expect(third.status, third.text).to.equal(409);
+    expect(third.json.code).to.equal('KAKUIN_E_DEVICE_ALREADY_ENROLLED');
     expect((await api('DELETE', `/api/v1/devices/${d.id}/legacy-credentials`)).status).to.equal(200);
     expect((await telemetryCurl(token, d.id)).code).to.equal(401);
   });
@@ -259,12 +267,15 @@ describe('legacy three-factor token path wired into kakuin serve', function () {
       [await legacy('POST', '/legacy/v1/telemetry', { body: 'x', contentType: 'text/plain', headers: h }), 415],
       [await legacy('POST', '/legacy/v1/telemetry', { body: { a: 'y'.repeat(100_000) }, headers: h }), 413],
       [await legacy('POST', '/legacy/v1/telemetry', { body: { a: 1 } }), 401],
+      [await legacy('POST', '/legacy/v1/telemetry', { body: { a: 1 }, headers: { authorization: `Bearer ${token}` } }), 400],
       [await legacy('GET', '/legacy/v1/nothing'), 404],
     ] as const;
     for (const [r, status] of tel) {
       expect(r.status, r.text).to.equal(status);
       expect(r.json.code).to.match(/^KAKUIN_E_/);
     }
+    expect(tel[5][0].json.message, 'a missing X-Device-Id is named').to.include('X-Device-Id header is missing');
+    expect(tel[3][0].json.message, 'the 413 names the limit').to.match(/at most \d+ bytes/);
     const admin = [
       await api('POST', '/api/v1/legacy/common-auth-ids', { body: { name: 42 } }),
       await api('POST', `/api/v1/devices/${d.id}/legacy-credentials`, { body: { commonAuthId: 'nope', uniqueId: 'x' } }),
@@ -278,11 +289,34 @@ describe('legacy three-factor token path wired into kakuin serve', function () {
     expect((await telemetryCurl(token, d.id)).code, 'the device still works').to.equal(202);
   });
 
+  it('binds a unique ID only to one of the device\'s own identifiers: another device\'s IMEI or a made-up string is refused, by the route and by an import', async () => {
+    n += 1;
+    const mine = await api('POST', '/api/v1/devices', { body: { manufacturerId: mfr, serialNumber: `OWN-${n}`, identifiers: { imei: '490154203237518', mac: 'AA-BB-CC-00-11-22' } } });
+    const theirs = await api('POST', '/api/v1/devices', { body: { manufacturerId: mfr, serialNumber: `OWN-${n}-B`, identifiers: { imei: '356938035643809' } } });
+    expect(mine.status, mine.text).to.equal(201);
+    expect(theirs.status, theirs.text).to.equal(201);
+    const before = (await api('GET', `/api/v1/audit-events?deviceId=${mine.json.id}`)).json.events.length;
+    for (const uniqueId of ['356938035643809', 'made-up-id', `OWN-${n}-B`]) {
+      const r = await api('POST', `/api/v1/devices/${mine.json.id}/legacy-credentials`, { body: { commonAuthId: cai, uniqueId } });
+      expect(r.status, r.text).to.equal(400);
+      expect(r.json.code).to.equal('KAKUIN_E_LEGACY_UNIQUE_ID_NOT_OWN');
+    }
+    const imported = await api('POST', '/api/v1/legacy/import', { body: [{ deviceId: mine.json.id, commonAuthId: cai, uniqueId: '356938035643809', authSecret: 'Long-Burned-In-Secret-4417-xq' }] });
+    expect(imported.status, imported.text).to.equal(422);
+    expect(imported.json.message).to.include('row 1: unique ID "356938035643809" is not one of the device\'s identifiers');
+    expect((await api('GET', `/api/v1/audit-events?deviceId=${mine.json.id}`)).json.events.length, 'nothing recorded').to.equal(before);
+    // Its own MAC, in another spelling, is accepted; the other device's IMEI then stays free for it.
+    const ok = await api('POST', `/api/v1/devices/${mine.json.id}/legacy-credentials`, { body: { commonAuthId: cai, uniqueId: 'aa:bb:cc:00:11:22' } });
+    expect(ok.status, ok.text).to.equal(201);
+    const tok = await legacy('POST', '/legacy/v1/token', { body: { commonAuthId: cai, uniqueId: 'aa:bb:cc:00:11:22', authSecret: ok.json.authSecret } });
+    expect(tok.status, tok.text).to.equal(200);
+  });
+
   it('lets a factory station provision legacy credentials for its own manufacturer only', async () => {
     const st = await api('POST', `/api/v1/manufacturers/${mfr}/stations`, { body: { name: 'line-7' } });
     expect(st.status, st.text).to.equal(201);
     const station = (m: string, p: string, o: Parameters<typeof request>[4] = {}) => request(svc.url, svc.rootPem, m, p, { token: st.json.apiKey, ...o });
-    const own = await api('POST', '/api/v1/devices', { body: { manufacturerId: mfr, serialNumber: 'LG-STATION-1' } });
+    const own = await api('POST', '/api/v1/devices', { body: { manufacturerId: mfr, serialNumber: 'LG-STATION-1', identifiers: { imei: '352099001761481' } } });
     const cai2 = await station('POST', '/api/v1/legacy/common-auth-ids', { body: { name: 'line-7-meters' } });
     expect(cai2.status, cai2.text).to.equal(201);
     const cred = await station('POST', `/api/v1/devices/${own.json.id}/legacy-credentials`, { body: { commonAuthId: cai2.json.commonAuthId, uniqueId: '352099001761481' } });

@@ -2,10 +2,12 @@
  * The management API over real HTTPS on 127.0.0.1, with CSRs made by the `openssl` command and
  * the issued certificates checked by `openssl verify` / `openssl x509`.
  */
+import { spawnSync } from 'node:child_process';
+import { X509Certificate } from 'node:crypto';
 import { writeFileSync } from 'node:fs';
 import path from 'node:path';
 import { expect } from 'chai';
-import { makeTempDir, opensslBytes, opensslOk } from '../support/index.js';
+import { cliMain, makeTempDir, opensslBytes, opensslOk } from '../support/index.js';
 import { request, startTestService, type HttpResponse, type TestService } from '../support/service.js';
 
 function opensslCsr(dir: string, name: string, subject: string, keyArgs = ['-newkey', 'ec', '-pkeyopt', 'ec_paramgen_curve:P-256']): { csrPem: string; keyFile: string; csrFile: string } {
@@ -217,6 +219,19 @@ describe('management API (HTTPS, in process)', function () {
       expect(r.text.match(/-----BEGIN CERTIFICATE-----/g)).to.have.length(3);
     });
 
+    it('a fresh CA is backdated like its device certificates: no leaf validity starts before its CA\'s (NSS, pyca)', async () => {
+      const deviceId = await registerDevice('SN-BACKDATE');
+      const { csrPem } = opensslCsr(tmp.dir, 'backdate', '/serialNumber=SN-BACKDATE');
+      const r = await api('POST', `/api/v1/devices/${deviceId}/certificates`, { body: csrPem, contentType: 'application/pkcs10' });
+      expect(r.status, r.text).to.equal(201);
+      const leaf = new X509Certificate(r.json.certificate);
+      const cas = (r.json.chain as string).split(/(?<=-----END CERTIFICATE-----\n?)/).filter((p) => p.includes('BEGIN')).map((p) => new X509Certificate(p));
+      expect(cas).to.have.length(2);
+      for (const ca of cas) expect(Date.parse(ca.validFrom), `${ca.subject} from ${ca.validFrom}, leaf from ${leaf.validFrom}`).to.be.at.most(Date.parse(leaf.validFrom));
+      // The leaf is backdated an hour (ca.device.backdateSeconds), so the CAs are too.
+      expect(Date.parse(leaf.validFrom)).to.be.below(Date.now() - 3_500_000);
+    });
+
     it('takes a binary DER CSR and an RSA-2048 key', async () => {
       const deviceId = await registerDevice('SN-0003');
       const { csrFile } = opensslCsr(tmp.dir, 'dev3', '/serialNumber=SN-0003', ['-newkey', 'rsa:2048']);
@@ -224,6 +239,48 @@ describe('management API (HTTPS, in process)', function () {
       expect(der[0]).to.equal(0x30);
       const r = await api('POST', `/api/v1/devices/${deviceId}/certificates`, { body: der, contentType: 'application/pkcs10' });
       expect(r.status, r.text).to.equal(201);
+    });
+
+    it('one live identity per device: the same CSR again is 200 existing, a new key 409 until a re-enrollment is allowed, which supersedes the old', async () => {
+      const deviceId = await registerDevice('SN-ONE-ID');
+      const first = opensslCsr(tmp.dir, 'oneid-a', '/serialNumber=SN-ONE-ID');
+      const issued = await api('POST', `/api/v1/devices/${deviceId}/certificates`, { body: first.csrPem, contentType: 'application/pkcs10' });
+      expect(issued.status, issued.text).to.equal(201);
+      expect(issued.json.existing).to.equal(false);
+      const again = await api('POST', `/api/v1/devices/${deviceId}/certificates`, { body: first.csrPem, contentType: 'application/pkcs10' });
+      expect(again.status, again.text).to.equal(200);
+      expect(again.json).to.include({ existing: true, serialHex: issued.json.serialHex, certificate: issued.json.certificate });
+      const second = opensslCsr(tmp.dir, 'oneid-b', '/serialNumber=SN-ONE-ID');
+      const clone = await api('POST', `/api/v1/devices/${deviceId}/certificates`, { body: second.csrPem, contentType: 'application/pkcs10' });
+      expect(clone.status, clone.text).to.equal(409);
+      expect(clone.json.code).to.equal('KAKUIN_E_DEVICE_ALREADY_ENROLLED');
+      expect((await api('GET', `/api/v1/devices/${deviceId}`)).json.certificates).to.have.length(1);
+      const allow = await api('POST', `/api/v1/devices/${deviceId}/allow-reenrollment`, { body: { until: new Date(Date.now() + 3_600_000).toISOString() } });
+      expect(allow.status, allow.text).to.equal(200);
+      const renewed = await api('POST', `/api/v1/devices/${deviceId}/certificates`, { body: second.csrPem, contentType: 'application/pkcs10' });
+      expect(renewed.status, renewed.text).to.equal(201);
+      expect(renewed.json.supersedes).to.deep.equal([issued.json.serialHex]);
+      expect((await api('GET', `/api/v1/certificates/${issued.json.serialHex}`)).json).to.include({ status: 'revoked', reason: 'superseded' });
+      const third = opensslCsr(tmp.dir, 'oneid-c', '/serialNumber=SN-ONE-ID');
+      const used = await api('POST', `/api/v1/devices/${deviceId}/certificates`, { body: third.csrPem, contentType: 'application/pkcs10' });
+      expect(used.status, 'the allowance was used up').to.equal(409);
+    });
+
+    it('kakuin issue follows the same rule: the same CSR returns the certificate issued before, a new key is refused with KAKUIN_E_DEVICE_ALREADY_ENROLLED', async () => {
+      const deviceId = await registerDevice('SN-ONE-CLI');
+      const first = opensslCsr(tmp.dir, 'onecli-a', '/serialNumber=SN-ONE-CLI');
+      const issued = await api('POST', `/api/v1/devices/${deviceId}/certificates`, { body: first.csrPem, contentType: 'application/pkcs10' });
+      expect(issued.status, issued.text).to.equal(201);
+      const env = { ...process.env, ...svc.env };
+      const same = spawnSync(process.execPath, [cliMain, 'issue', '--device', deviceId, '--csr', first.csrFile], { env, encoding: 'utf8' });
+      expect(same.status, same.stderr).to.equal(0);
+      expect(same.stderr).to.match(/already has certificate [0-9A-F]+ for this key/);
+      expect(same.stdout).to.contain(issued.json.certificate.trim());
+      const other = opensslCsr(tmp.dir, 'onecli-b', '/serialNumber=SN-ONE-CLI');
+      const refused = spawnSync(process.execPath, [cliMain, 'issue', '--device', deviceId, '--csr', other.csrFile], { env, encoding: 'utf8' });
+      expect(refused.status).to.not.equal(0);
+      expect(refused.stderr).to.contain('KAKUIN_E_DEVICE_ALREADY_ENROLLED');
+      expect((await api('GET', `/api/v1/devices/${deviceId}`)).json.certificates).to.have.length(1);
     });
 
     describe('bad input gets a 4xx with a stable code and records nothing', () => {
@@ -251,6 +308,13 @@ describe('management API (HTTPS, in process)', function () {
         const r = await api('POST', `/api/v1/devices/${deviceId}/certificates`, { body: 'hello, world!', contentType: 'text/plain' });
         expect(r.status).to.equal(400);
         expect(r.json.code).to.equal('KAKUIN_E_PEM_MALFORMED');
+      });
+
+      it('a word that happens to be base64 ("hello") is named as not a PKCS#10 request, not by a DER detail', async () => {
+        const r = await api('POST', `/api/v1/devices/${deviceId}/certificates`, { body: 'hello', contentType: 'application/pkcs10' });
+        expect(r.status).to.equal(400);
+        expect(r.json.code).to.equal('KAKUIN_E_DER_MALFORMED');
+        expect(r.json.message).to.include('not a PKCS#10 certification request in PEM, DER or base64').and.not.include('length field');
       });
 
       it('a CSR whose signature does not verify', async () => {
@@ -299,6 +363,7 @@ describe('management API (HTTPS, in process)', function () {
         const r = await api('POST', `/api/v1/devices/${deviceId}/certificates`, { body: Buffer.alloc(200_000, 0x41), contentType: 'application/pkcs10' });
         expect(r.status).to.equal(413);
         expect(r.json.code).to.equal('KAKUIN_E_BODY_TOO_LARGE');
+        expect(r.json.message, 'the 413 names the limit').to.match(/at most \d+ bytes/);
       });
 
       it('a CSR for an unknown device', async () => {

@@ -75,7 +75,7 @@ describe('telemetry upstream forwarding (mTLS and legacy paths)', function () {
     expect(viaMtls.code, viaMtls.body).to.equal(200);
 
     // legacy device
-    const legacyDev = (await api('POST', '/api/v1/devices', { body: { manufacturerId: mfr, serialNumber: 'UP-2' } })).json.id;
+    const legacyDev = (await api('POST', '/api/v1/devices', { body: { manufacturerId: mfr, serialNumber: 'UP-2', identifiers: { imei: '356938035643809' } } })).json.id;
     const cai = (await api('POST', '/api/v1/legacy/common-auth-ids', { body: { name: 'up-line', manufacturerId: mfr } })).json.commonAuthId;
     const secret = (await api('POST', `/api/v1/devices/${legacyDev}/legacy-credentials`, { body: { commonAuthId: cai, uniqueId: '356938035643809' } })).json.authSecret;
     const tok = await request(svc.service.legacyUrl, svc.rootPem, 'POST', '/legacy/v1/token', { body: { commonAuthId: cai, uniqueId: '356938035643809', authSecret: secret } });
