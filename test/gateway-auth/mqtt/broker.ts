@@ -13,6 +13,7 @@ import { chmodSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import net from 'node:net';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
+import { freePort } from '../../support/index.js';
 
 /** The README's ACL file, word for word. */
 export const README_ACL = `# kakuin sets user name = client id = the device id on every CONNECT
@@ -27,17 +28,6 @@ export interface Broker {
   tlsPort?: number;
   dir: string;
   stop(): Promise<void>;
-}
-
-export function freePort(): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const s = net.createServer();
-    s.once('error', reject);
-    s.listen(0, '127.0.0.1', () => {
-      const { port } = s.address() as net.AddressInfo;
-      s.close(() => resolve(port));
-    });
-  });
 }
 
 async function waitForPort(port: number, child: ChildProcess, output: () => string, ceilingMs = 5_000): Promise<void> {
