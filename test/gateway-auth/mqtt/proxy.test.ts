@@ -11,6 +11,8 @@ import net from 'node:net';
 import tls from 'node:tls';
 import mqtt, { type IClientOptions, type MqttClient } from 'mqtt';
 import mqttPacket from 'mqtt-packet';
+import type { FeedSubscription } from '../../../gateway-auth/index.js';
+import { FeedFollower } from '../../../registry/feed-follower.js';
 import { startGateway, sleep, type RunningGateway } from '../harness.js';
 import { run } from '../peers.js';
 import { createGatewayPki, GATEWAY_HOST, type GatewayPki, type TestDevice } from '../pki.js';
@@ -232,6 +234,19 @@ describe('gateway-auth: MQTT front end in front of a real Mosquitto', function (
     expect((await observed(`devices/${d.deviceId}/status`, 3_000)).map((s) => s.payload)).to.deep.equal(['lost']);
   });
 
+  /** A TLS connection sending one 3.1.1 CONNECT; resolves with what came back before the gateway closed it. */
+  async function rawConnectAnswer(port: number, d: TestDevice, session?: Buffer): Promise<Buffer> {
+    const socket = tls.connect({ host: '127.0.0.1', port, ca: pki.root.pem, cert: d.cert.pem, key: d.cert.key.keyPem, servername: GATEWAY_HOST, session });
+    const data: Buffer[] = [];
+    socket.on('data', (b: Buffer) => data.push(b));
+    socket.on('error', () => {});
+    await once(socket, 'secureConnect');
+    if (session !== undefined) expect(socket.isSessionReused(), 'resumed').to.equal(true);
+    socket.write(mqttPacket.generate({ cmd: 'connect', protocolId: 'MQTT', protocolVersion: 4, clientId: d.deviceId, clean: true, keepalive: 30 }));
+    await once(socket, 'close');
+    return Buffer.concat(data);
+  }
+
   it('refuses a resumed TLS session of a revoked device before any MQTT byte is read', async function () {
     const d = await pki.newDevice();
     const opts = { host: '127.0.0.1', port: mqttPort(), ca: pki.root.pem, cert: d.cert.pem, key: d.cert.key.keyPem, servername: GATEWAY_HOST };
@@ -246,15 +261,7 @@ describe('gateway-auth: MQTT front end in front of a real Mosquitto', function (
     expect(session).to.not.equal(undefined);
     await pki.revoke(d);
     await gw.gateway.pokeFeed();
-    const second = tls.connect({ ...opts, session });
-    const data: Buffer[] = [];
-    second.on('data', (b: Buffer) => data.push(b));
-    second.on('error', () => {});
-    await once(second, 'secureConnect');
-    expect(second.isSessionReused()).to.equal(true);
-    second.write(mqttPacket.generate({ cmd: 'connect', protocolId: 'MQTT', protocolVersion: 4, clientId: d.deviceId, clean: true, keepalive: 30 }));
-    await once(second, 'close');
-    expect(Buffer.concat(data).length, 'no CONNACK').to.equal(0);
+    expect(await rawConnectAnswer(mqttPort(), d, session), 'no CONNACK').to.have.length(0);
     expect(gw.logger.find('gateway refused a device connection').at(-1)?.fields).to.include({ deviceId: d.deviceId, resumed: true, frontEnd: 'mqtt' });
   });
 
@@ -298,6 +305,43 @@ describe('gateway-auth: MQTT front end in front of a real Mosquitto', function (
     } finally {
       await gw2.close();
       await new Promise((r) => relay.close(r));
+    }
+  });
+  it('clientId "replace": any client id becomes the device id upstream; stale status keeps open sessions but refuses new ones', async function () {
+    const followers: FeedSubscription[] = [];
+    const gw2 = await startGateway(pki, {
+      telemetry: { sink: { record: async () => {} } },
+      statusGraceMs: 300,
+      feed: {
+        pollIntervalMs: 20,
+        factory: (afterSeq, handlers) => {
+          const f = new FeedFollower(pki.registry, { afterSeq, pollIntervalMs: 20, onEntries: handlers.onEntries, onError: handlers.onError });
+          followers.push(f);
+          return f;
+        },
+      },
+      mqtt: { port: 0, upstreamUrl: `mqtt://127.0.0.1:${broker.openPort}`, clientId: 'replace' },
+    });
+    try {
+      const d = await pki.newDevice();
+      const connect = (clientId: string) => mqtt.connectAsync(`mqtts://127.0.0.1:${gw2.gateway.mqttAddress()!.port}`, {
+        protocolVersion: 5, clientId, reconnectPeriod: 0, ca: pki.root.pem, cert: d.cert.pem, key: d.cert.key.keyPem, servername: GATEWAY_HOST,
+      }).then((c) => { clients.push(c); return c; });
+      const first = await connect('first-name');
+      const second = await connect('second-name');
+      // Both arrive at the broker as the device id: the second session takes the first one over.
+      const until = Date.now() + 3_000;
+      while (first.connected && Date.now() < until) await sleep(20);
+      expect(first.connected, 'first session taken over').to.equal(false);
+      await followers[0].stop();
+      await sleep(500);
+      expect(gw2.gateway.readiness().ready).to.equal(false);
+      await second.publishAsync(`devices/${d.deviceId}/still-open`, 'yes', { qos: 1 });
+      expect((await observed(`devices/${d.deviceId}/still-open`)).map((x) => x.payload)).to.deep.equal(['yes']);
+      expect(await rawConnectAnswer(gw2.gateway.mqttAddress()!.port, d), 'no CONNACK').to.have.length(0);
+      expect(String(gw2.logger.find('gateway refused a device connection').at(-1)?.fields.reason)).to.match(/revocation feed last read/);
+    } finally {
+      await gw2.close();
     }
   });
 });
