@@ -9,7 +9,7 @@
  * "direct to the broker" figures.
  */
 import { spawn, type ChildProcess } from 'node:child_process';
-import { chmodSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { chmodSync, copyFileSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import net from 'node:net';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
@@ -27,6 +27,8 @@ export interface Broker {
   openPort: number;
   tlsPort?: number;
   dir: string;
+  /** The mosquitto process (the benchmark reads its CPU time). */
+  pid: number;
   stop(): Promise<void>;
 }
 
@@ -54,12 +56,13 @@ export async function startMosquitto(o: { tls?: { caFile: string; certFile: stri
   const tlsPort = o.tls ? await freePort() : undefined;
   writeFileSync(path.join(dir, 'kakuin.acl'), README_ACL, { mode: 0o644 });
   const lines = [
-    'per_listener_settings true',
     'persistence false',
     'log_dest stderr',
     'log_type error',
     'log_type warning',
     // The README recipe: the internal listener, on localhost only.
+    'per_listener_settings true',
+    'set_tcp_nodelay true',
     `listener ${recipePort} 127.0.0.1`,
     'allow_anonymous true',
     `acl_file ${path.join(dir, 'kakuin.acl')}`,
@@ -67,10 +70,14 @@ export async function startMosquitto(o: { tls?: { caFile: string; certFile: stri
     'allow_anonymous true',
   ];
   if (o.tls && tlsPort !== undefined) {
-    lines.push(
-      `listener ${tlsPort} 127.0.0.1`, 'allow_anonymous true', `cafile ${o.tls.caFile}`, `certfile ${o.tls.certFile}`,
-      `keyfile ${o.tls.keyFile}`, 'require_certificate true',
-    );
+    // Copied in: the dropped-privilege broker may not read the caller's (0700) directory.
+    const [ca, cert, key] = (['caFile', 'certFile', 'keyFile'] as const).map((k) => {
+      const to = path.join(dir, `tls-${k}.pem`);
+      copyFileSync(o.tls![k], to);
+      chmodSync(to, 0o644);
+      return to;
+    });
+    lines.push(`listener ${tlsPort} 127.0.0.1`, 'allow_anonymous true', `cafile ${ca}`, `certfile ${cert}`, `keyfile ${key}`, 'require_certificate true');
   }
   writeFileSync(path.join(dir, 'mosquitto.conf'), `${lines.join('\n')}\n`, { mode: 0o644 });
   const child = spawn('mosquitto', ['-c', path.join(dir, 'mosquitto.conf')], { stdio: ['ignore', 'ignore', 'pipe'] });
@@ -86,7 +93,7 @@ export async function startMosquitto(o: { tls?: { caFile: string; certFile: stri
     throw e;
   }
   return {
-    recipePort, openPort, ...(tlsPort !== undefined && { tlsPort }), dir,
+    recipePort, openPort, ...(tlsPort !== undefined && { tlsPort }), dir, pid: child.pid!,
     async stop() {
       if (child.exitCode === null) {
         const exited = new Promise((r) => child.once('exit', r));
