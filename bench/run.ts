@@ -10,6 +10,7 @@ import { benchOcsp } from './ocsp.js';
 import { benchRevocationToOcsp } from './revocation.js';
 import { benchCrl } from './crl.js';
 import { benchGateway } from './gateway.js';
+import { benchMqtt } from './mqtt.js';
 import { benchLegacy } from './legacy.js';
 import { benchHsm } from './hsm.js';
 import { benchEnrollment } from './enrollment.js';
@@ -59,6 +60,9 @@ async function main(): Promise<void> {
   log('\ndevice gateway (mTLS, 127.0.0.1; client load from a child process)');
   const gw = await benchGateway({ log: (line: string) => log(line) });
   Object.assign(figures, gw);
+
+  log('\ngateway MQTT front end (issue 15): through the gateway to Mosquitto vs direct to Mosquitto\'s TLS listener; idle sessions and revocation');
+  Object.assign(figures, await benchMqtt({ scale, log }));
 
   log('\nlegacy token path (in process): validations on the data path; issuances for generated (HMAC) and imported (scrypt) secrets');
   const legacy = await benchLegacy(scale);

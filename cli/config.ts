@@ -10,6 +10,7 @@ import path from 'node:path';
 import { KEY_ALGORITHMS, type KeyAlgorithm } from '../hsm-adapters/port.js';
 import { defaultVerifierWorkers } from '../ca/pop-verifier.js';
 import { KakuinError } from '../errors/index.js';
+import { DEFAULT_TOPIC_TEMPLATE, parseTopicTemplate } from '../gateway-auth/mqtt/topic-policy.js';
 
 export interface KakuinConfig {
   dataDir: string;
@@ -37,6 +38,17 @@ export interface KakuinConfig {
     upstreamCaFile?: string;
     bodyLimitBytes: number;
     telemetryDir: string;
+    /** The MQTT front end (on only when upstreamUrl is set): TLS listener, broker behind it, topic policy. */
+    mqtt: {
+      port: number;
+      upstreamUrl?: string;
+      upstreamCaFile?: string;
+      /** Its contents go into every upstream CONNECT as the password (never logged). */
+      upstreamPasswordFile?: string;
+      clientId: 'require-device-id' | 'replace';
+      publishTopics: string[];
+      subscribeTopics: string[];
+    };
   };
   /** Per-device activity rollups (operations/activity). */
   activity: { enabled: boolean; flushSeconds: number; retentionDays: number; addressPrefix: 'none' | '24/48' | '16/32' };
@@ -140,6 +152,13 @@ const FILE_OPTIONS: Record<string, (v: unknown, key: string) => unknown> = {
   'activity.flushSeconds': (v, k) => int(v, k, 1, 3600),
   'activity.retentionDays': (v, k) => int(v, k, 1, 3650),
   'activity.addressPrefix': (v, k) => oneOf(v, k, ['none', '24/48', '16/32']),
+  'gateway.mqtt.port': port,
+  'gateway.mqtt.upstreamUrl': (v, k) => urlOption(v, k, ['mqtt:', 'mqtts:'], 'an mqtt:// or mqtts:// URL'),
+  'gateway.mqtt.upstreamCaFile': str,
+  'gateway.mqtt.upstreamPasswordFile': str,
+  'gateway.mqtt.clientId': (v, k) => oneOf(v, k, ['require-device-id', 'replace']),
+  'gateway.mqtt.publishTopics': topicTemplates,
+  'gateway.mqtt.subscribeTopics': topicTemplates,
   'legacy.port': port,
   'legacy.tokenTtlSeconds': (v, k) => int(v, k, 60, 86_400),
   'legacy.lockMinutes': (v, k) => int(v, k, 1, 24 * 60),
@@ -226,6 +245,8 @@ export const ENV_OPTIONS: Record<string, string> = {
   KAKUIN_GATEWAY_STATUS_SOURCE: 'gateway.statusSource',
   KAKUIN_GATEWAY_OCSP_URL: 'gateway.ocspUrl',
   KAKUIN_GATEWAY_UPSTREAM_URL: 'gateway.upstreamUrl',
+  KAKUIN_GATEWAY_MQTT_PORT: 'gateway.mqtt.port',
+  KAKUIN_GATEWAY_MQTT_UPSTREAM_URL: 'gateway.mqtt.upstreamUrl',
   KAKUIN_VERIFY_WORKERS: 'ca.verifyWorkers',
 };
 
@@ -295,6 +316,15 @@ export function loadConfig(env: Env = process.env, cwd = process.cwd()): Readonl
       upstreamCaFile: checked.has('gateway.upstreamCaFile') ? path.resolve(dataDir, checked.get('gateway.upstreamCaFile') as string) : undefined,
       bodyLimitBytes: get('gateway.bodyLimitBytes', 64 * 1024),
       telemetryDir: within(get('gateway.telemetryDir', 'telemetry')),
+      mqtt: {
+        port: get('gateway.mqtt.port', 8883),
+        upstreamUrl: get<string | undefined>('gateway.mqtt.upstreamUrl', undefined),
+        upstreamCaFile: checked.has('gateway.mqtt.upstreamCaFile') ? within(checked.get('gateway.mqtt.upstreamCaFile') as string) : undefined,
+        upstreamPasswordFile: checked.has('gateway.mqtt.upstreamPasswordFile') ? within(checked.get('gateway.mqtt.upstreamPasswordFile') as string) : undefined,
+        clientId: get('gateway.mqtt.clientId', 'require-device-id'),
+        publishTopics: get('gateway.mqtt.publishTopics', [DEFAULT_TOPIC_TEMPLATE]),
+        subscribeTopics: get('gateway.mqtt.subscribeTopics', [DEFAULT_TOPIC_TEMPLATE]),
+      },
     },
     activity: {
       enabled: get('activity.enabled', true),
@@ -474,6 +504,13 @@ function httpUrl(v: unknown, key: string): string {
 
 function anyHttpUrl(v: unknown, key: string): string {
   return urlOption(v, key, ['http:', 'https:'], 'an http:// or https:// URL');
+}
+
+/** MQTT topic filter templates (gateway-auth/mqtt/topic-policy.ts checks each). */
+function topicTemplates(v: unknown, key: string): string[] {
+  if (!Array.isArray(v) || v.length === 0) fail(key, 'must be a non-empty list of topic filter templates');
+  v.forEach((t, i) => parseTopicTemplate(t, `option ${key}[${i}]`));
+  return v as string[];
 }
 
 function hostnames(v: unknown, key: string): string[] {

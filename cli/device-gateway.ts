@@ -4,7 +4,8 @@
  * OCSP responder) as the status source, and telemetry forwarded upstream or recorded locally.
  */
 import { readFileSync } from 'node:fs';
-import { createDeviceGateway, jsonLinesTelemetrySink, type DeviceGateway, type TelemetrySink } from '../gateway-auth/index.js';
+import { createDeviceGateway, jsonLinesTelemetrySink, type DeviceGateway, type DeviceGatewayOptions, type TelemetrySink } from '../gateway-auth/index.js';
+import type { KakuinConfig } from './config.js';
 import { startActivity } from './activity.js';
 import type { Logger } from './logger.js';
 import type { RevocationPlane } from './revocation-plane.js';
@@ -17,6 +18,22 @@ export interface RunningGateway {
   /** Where telemetry is recorded without an upstream (shared with the legacy path: one file, one writer). */
   sink?: TelemetrySink;
   close(): Promise<void>;
+}
+
+/** The MQTT front end's options from gateway.mqtt.* (undefined when no broker is configured). */
+export function mqttFrontEndOptions(config: Readonly<KakuinConfig>): DeviceGatewayOptions['mqtt'] {
+  const m = config.gateway.mqtt;
+  if (m.upstreamUrl === undefined) return undefined;
+  return {
+    port: m.port,
+    upstreamUrl: m.upstreamUrl,
+    ...(m.upstreamCaFile !== undefined && { upstreamCa: [readFileSync(m.upstreamCaFile, 'utf8')] }),
+    // A file written with `echo` ends in a newline that is not part of the secret.
+    ...(m.upstreamPasswordFile !== undefined && { upstreamPassword: readFileSync(m.upstreamPasswordFile, 'utf8').replace(/\r?\n$/, '') }),
+    clientId: m.clientId,
+    publishTopics: [...m.publishTopics],
+    subscribeTopics: [...m.subscribeTopics],
+  };
 }
 
 export async function startDeviceGateway(kakuin: Kakuin, plane: RevocationPlane, logger: Logger): Promise<RunningGateway> {
@@ -46,11 +63,13 @@ export async function startDeviceGateway(kakuin: Kakuin, plane: RevocationPlane,
       sink,
     },
     ...(activity !== undefined && { activity: activity.recorder }),
+    mqtt: mqttFrontEndOptions(config),
   });
   const address = await gateway.listen(g.port, config.bindHost);
   const host = address.family === 'IPv6' ? `[${address.address}]` : address.address;
   const url = `https://${host === '0.0.0.0' ? 'localhost' : host}:${address.port}`;
   logger.info('device gateway (mTLS) listening', { url, statusSource: g.statusSource });
+  logMqttListener(gateway, logger);
   // A revocation call returns once this gateway has closed the device's open connections.
   plane.afterChange.push(() => gateway.pokeFeed());
   return {
@@ -61,4 +80,12 @@ export async function startDeviceGateway(kakuin: Kakuin, plane: RevocationPlane,
       await sink?.close();
     },
   };
+}
+
+/** Where devices reach the MQTT front end, for the operator's log. */
+export function logMqttListener(gateway: DeviceGateway, logger: Logger): void {
+  const m = gateway.mqttAddress();
+  if (m === null) return;
+  const host = m.family === 'IPv6' ? `[${m.address}]` : m.address;
+  logger.info('device gateway (MQTT over mTLS) listening', { url: `mqtts://${host === '0.0.0.0' ? 'localhost' : host}:${m.port}` });
 }

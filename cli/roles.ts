@@ -30,6 +30,7 @@ import { KeyRing, type KeyAlgorithm, type KeyStore, type Signer } from '../hsm-a
 import { Pkcs11KeyStore } from '../hsm-adapters/pkcs11/index.js';
 import { SoftwareKeyStore } from '../hsm-adapters/software/index.js';
 import { createDeviceGateway, type DeviceGateway, type TelemetrySink } from '../gateway-auth/index.js';
+import { logMqttListener, mqttFrontEndOptions } from './device-gateway.js';
 import { createOcspHttpServer, OcspResponder, Publications, type OcspSigningIdentity, withWorkerWalks } from '../ocsp-responder/index.js';
 import { fromPem, parseCertificate } from '../pkix/index.js';
 import { FeedFollower } from '../registry/feed-follower.js';
@@ -363,10 +364,12 @@ export async function startGatewayRole(options: {
       upstreamCa: g.upstreamCaFile ? [readFileSync(g.upstreamCaFile, 'utf8')] : undefined,
       sink: options.sink,
     },
+    mqtt: mqttFrontEndOptions(config),
   });
   const address = await gateway.listen(g.port, config.bindHost);
   const host = address.family === 'IPv6' ? `[${address.address}]` : address.address;
   const url = `https://${host === '0.0.0.0' ? 'localhost' : host}:${address.port}`;
   logger.info('device gateway (mTLS) listening', { url, statusSource: g.statusSource });
+  logMqttListener(gateway, logger);
   return { gateway, url, close: () => gateway.close() };
 }

@@ -3,6 +3,9 @@
  * revocation, a hold or a device leaving `active` closes every connection it concerns at once.
  * A connection is tracked from the moment its identity is known — before its status check ends —
  * so a revocation that lands while the check is in flight still closes it.
+ *
+ * A front end may register how one of its connections is closed (the MQTT front end sends a 5.0
+ * DISCONNECT and closes its broker connection too); by default the socket is destroyed.
  */
 import type { TLSSocket } from 'node:tls';
 import type { DeviceIdentity } from './device-identity.js';
@@ -11,6 +14,7 @@ export class DeviceConnections {
   private readonly byCert = new Map<string, Set<TLSSocket>>();
   private readonly byDevice = new Map<string, Set<TLSSocket>>();
   private readonly identities = new WeakMap<TLSSocket, DeviceIdentity>();
+  private readonly closers = new WeakMap<TLSSocket, () => void>();
 
   get certificateCount(): number {
     return this.byCert.size;
@@ -26,18 +30,34 @@ export class DeviceConnections {
     });
   }
 
+  /** How the kill switch closes this connection (instead of destroying the socket). */
+  setCloser(socket: TLSSocket, closer: () => void): void {
+    this.closers.set(socket, closer);
+  }
+
   identityOf(socket: TLSSocket): DeviceIdentity | undefined {
     return this.identities.get(socket);
   }
 
   /** Destroys every connection of the certificate; returns how many. */
   closeCertificate(certKey: string): number {
-    return destroyAll(this.byCert.get(certKey));
+    return this.closeAll(this.byCert.get(certKey));
   }
 
   /** Destroys every connection of the device; returns how many. */
   closeDevice(deviceId: string): number {
-    return destroyAll(this.byDevice.get(deviceId));
+    return this.closeAll(this.byDevice.get(deviceId));
+  }
+
+  private closeAll(set: Set<TLSSocket> | undefined): number {
+    if (set === undefined) return 0;
+    const sockets = [...set];
+    for (const s of sockets) {
+      const closer = this.closers.get(s);
+      if (closer === undefined) s.destroy();
+      else closer();
+    }
+    return sockets.length;
   }
 
   /** One identity per connected certificate. */
@@ -63,11 +83,4 @@ function removeFrom(map: Map<string, Set<TLSSocket>>, key: string, socket: TLSSo
   if (set === undefined) return;
   set.delete(socket);
   if (set.size === 0) map.delete(key);
-}
-
-function destroyAll(set: Set<TLSSocket> | undefined): number {
-  if (set === undefined) return 0;
-  const sockets = [...set];
-  for (const s of sockets) s.destroy();
-  return sockets.length;
 }

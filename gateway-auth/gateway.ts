@@ -12,17 +12,20 @@
  * HTTP response at all.
  *
  * Admitted sockets are tracked by certificate and device (connections.ts); a revocation, hold or
- * device change from the status source closes them at once.
+ * device change from the status source closes them at once. With `mqtt` set, a second listener
+ * with the very same admission and tracking hands its sockets to the MQTT front end (mqtt/), whose
+ * kill switch also sends a 5.0 DISCONNECT and closes the broker connection.
  */
 import http from 'node:http';
 import type { AddressInfo } from 'node:net';
 import tls, { type TLSSocket } from 'node:tls';
 import { DeviceAdmission } from './admission.js';
 import { DeviceConnections } from './connections.js';
-import { DeviceIdentityReader } from './device-identity.js';
+import { DeviceIdentityReader, type DeviceIdentity } from './device-identity.js';
 import { createDeviceRequestHandler } from './device-routes.js';
 import { registryFeedFactory } from './feed-subscription.js';
 import { FeedStatusView } from './feed-status.js';
+import { MqttFrontEnd, type MqttStats } from './mqtt/front-end.js';
 import { OcspStatusView } from './ocsp-status.js';
 import { resolveGatewayOptions, type DeviceGatewayOptions, type ResolvedGatewayOptions } from './options.js';
 import { CertificateRecordCache, DeviceStatusCache } from './record-cache.js';
@@ -39,6 +42,8 @@ export interface GatewayStats {
   refused: number;
   /** Connections closed because their certificate or device went bad. */
   closedByStatusChange: number;
+  /** The MQTT front end, when it is on. */
+  mqtt?: MqttStats;
 }
 
 export interface DeviceGateway {
@@ -47,6 +52,8 @@ export interface DeviceGateway {
   /** Stops listening, closes every connection and the status source. */
   close(): Promise<void>;
   address(): AddressInfo | null;
+  /** The MQTT listener's address (null when the MQTT front end is off or not listening). */
+  mqttAddress(): AddressInfo | null;
   /** For the composition root's plain-HTTP `/readyz` (the gateway port serves it to devices only). */
   readiness(): GatewayReadiness;
   /**
@@ -117,91 +124,109 @@ export function createDeviceGateway(options: DeviceGatewayOptions): DeviceGatewa
   httpServer.timeout = o.idleTimeoutMs;
   httpServer.keepAliveTimeout = o.idleTimeoutMs;
 
-  const tlsServer = tls.createServer({
-    key: o.serverKeyPem,
-    ...(o.serverKeyPassphrase !== undefined && { passphrase: o.serverKeyPassphrase }),
-    cert: o.serverCertificatesPem,
-    ca: o.trustAnchorsPem,
-    requestCert: true,
-    rejectUnauthorized: true,
-    minVersion: 'TLSv1.2',
-    maxVersion: 'TLSv1.3',
-    honorCipherOrder: true,
-    handshakeTimeout: o.handshakeTimeoutMs,
-    // Handshake flights and small responses go out at once (no Nagle delay on top of the RTT).
-    noDelay: true,
-  });
-
   const open = new Set<TLSSocket>();
+  // Sockets still in their TLS handshake are not in `open` yet; close() must end them too.
+  const handshaking = new Set<import('node:net').Socket>();
   const warnHandshake = throttledWarn(logger, 'gateway refused a TLS handshake', 1_000);
   const warnRegistry = throttledWarn(logger, 'gateway cannot read the registry; refusing devices');
 
   function refuse(socket: TLSSocket, reason: string, fields: { deviceId?: string } & Record<string, unknown> = {}): void {
     counters.refused++;
-    o.activity.refused(fields.deviceId, reason, socket.remoteAddress, 'http');
+    o.activity.refused(fields.deviceId as string | undefined, reason, socket.remoteAddress, fields.frontEnd === 'mqtt' ? 'mqtt' : 'http');
     logger.info('gateway refused a device connection', { reason, resumed: socket.isSessionReused(), ...fields });
     socket.destroy();
   }
 
-  function decide(socket: TLSSocket, verdict: CertificateVerdict, fields: { deviceId: string } & Record<string, unknown>): void {
-    if (socket.destroyed) return;
-    if (!verdict.ok) {
-      refuse(socket, verdict.reason, fields);
-      return;
+  /**
+   * One TLS listener with the shared admission: every front end (HTTP, MQTT) gets its sockets only
+   * from here, checked the same way, tracked in the same DeviceConnections. `handOff` receives an
+   * admitted socket still paused.
+   */
+  function deviceListener(frontEnd: 'https' | 'mqtt', handOff: (socket: TLSSocket, id: DeviceIdentity) => void): tls.Server {
+    const server = tls.createServer({
+      key: o.serverKeyPem,
+      ...(o.serverKeyPassphrase !== undefined && { passphrase: o.serverKeyPassphrase }),
+      cert: o.serverCertificatesPem,
+      ca: o.trustAnchorsPem,
+      requestCert: true,
+      rejectUnauthorized: true,
+      minVersion: 'TLSv1.2',
+      maxVersion: 'TLSv1.3',
+      honorCipherOrder: true,
+      handshakeTimeout: o.handshakeTimeoutMs,
+      // Handshake flights and small responses go out at once (no Nagle delay on top of the RTT).
+      noDelay: true,
+    });
+    const tag = frontEnd === 'https' ? {} : { frontEnd };
+
+    function decide(socket: TLSSocket, verdict: CertificateVerdict, identity: DeviceIdentity, fields: Record<string, unknown>): void {
+      if (socket.destroyed) return;
+      if (!verdict.ok) {
+        refuse(socket, verdict.reason, fields);
+        return;
+      }
+      counters.admitted++;
+      const remoteAddress = socket.remoteAddress;
+      const front = frontEnd === 'https' ? 'http' : 'mqtt';
+      o.activity.admitted(identity.deviceId, remoteAddress, front);
+      socket.once('close', () => o.activity.closed(identity.deviceId, remoteAddress, front));
+      handOff(socket, identity);
     }
-    counters.admitted++;
-    const remoteAddress = socket.remoteAddress;
-    o.activity.admitted(fields.deviceId, remoteAddress, 'http');
-    socket.once('close', () => o.activity.closed(fields.deviceId, remoteAddress, 'http'));
-    httpServer.emit('connection', socket);
-    socket.resume();
+
+    server.on('secureConnection', (socket: TLSSocket) => {
+      // Nothing reads the socket until it is admitted.
+      socket.pause();
+      socket.on('error', () => { /* the close that follows is what matters */ });
+      open.add(socket);
+      socket.once('close', () => open.delete(socket));
+      if (!socket.authorized) {
+        refuse(socket, `client certificate not authorized: ${String(socket.authorizationError)}`, tag);
+        return;
+      }
+      const id = identities.read(socket.getPeerX509Certificate()?.raw, o.now());
+      if (!id.ok) {
+        refuse(socket, id.reason, tag);
+        return;
+      }
+      const fields = { deviceId: id.identity.deviceId, serialHex: id.identity.serialHex, issuerId: id.identity.issuerId, ...tag };
+      connections.add(socket, id.identity);
+      let verdict: CertificateVerdict | Promise<CertificateVerdict>;
+      try {
+        verdict = admission.check(id.identity);
+      } catch (e) {
+        verdict = Promise.reject(e);
+      }
+      if (!isPromise(verdict)) {
+        decide(socket, verdict, id.identity, fields);
+        return;
+      }
+      verdict.then((v) => decide(socket, v, id.identity, fields), (e: unknown) => {
+        warnRegistry({ error: describeError(e) });
+        if (!socket.destroyed) refuse(socket, 'registry unavailable', fields);
+      });
+    });
+    server.on('connection', (socket: import('node:net').Socket) => {
+      handshaking.add(socket);
+      socket.once('close', () => handshaking.delete(socket));
+    });
+
+    server.on('tlsClientError', (err: Error & { code?: string }, socket: TLSSocket) => {
+      warnHandshake({ error: err.code ?? err.message, remoteAddress: socket.remoteAddress, ...tag });
+      // With a listener attached Node leaves the socket open: a client that never finishes its
+      // handshake (or a slow-loris) would keep it, and a file descriptor, forever.
+      socket.destroy();
+    });
+    return server;
   }
 
-  tlsServer.on('secureConnection', (socket: TLSSocket) => {
-    // Nothing reads the socket until it is admitted.
-    socket.pause();
-    socket.on('error', () => { /* the close that follows is what matters */ });
-    open.add(socket);
-    socket.once('close', () => open.delete(socket));
-    if (!socket.authorized) {
-      refuse(socket, `client certificate not authorized: ${String(socket.authorizationError)}`);
-      return;
-    }
-    const id = identities.read(socket.getPeerX509Certificate()?.raw, o.now());
-    if (!id.ok) {
-      refuse(socket, id.reason);
-      return;
-    }
-    const fields = { deviceId: id.identity.deviceId, serialHex: id.identity.serialHex, issuerId: id.identity.issuerId };
-    connections.add(socket, id.identity);
-    let verdict: CertificateVerdict | Promise<CertificateVerdict>;
-    try {
-      verdict = admission.check(id.identity);
-    } catch (e) {
-      verdict = Promise.reject(e);
-    }
-    if (!isPromise(verdict)) {
-      decide(socket, verdict, fields);
-      return;
-    }
-    verdict.then((v) => decide(socket, v, fields), (e: unknown) => {
-      warnRegistry({ error: describeError(e) });
-      if (!socket.destroyed) refuse(socket, 'registry unavailable', fields);
-    });
+  const tlsServer = deviceListener('https', (socket) => {
+    httpServer.emit('connection', socket);
+    socket.resume();
   });
-  // Sockets still in their TLS handshake are not in `open` yet; close() must end them too.
-  const handshaking = new Set<import('node:net').Socket>();
-  tlsServer.on('connection', (socket: import('node:net').Socket) => {
-    handshaking.add(socket);
-    socket.once('close', () => handshaking.delete(socket));
+  const mqtt = o.mqtt === undefined ? undefined : new MqttFrontEnd(o.mqtt, {
+    registry: o.registry, logger, connections, isFresh: (id) => status.isFresh(id),
   });
-
-  tlsServer.on('tlsClientError', (err: Error & { code?: string }, socket: TLSSocket) => {
-    warnHandshake({ error: err.code ?? err.message, remoteAddress: socket.remoteAddress });
-    // With a listener attached Node leaves the socket open: a client that never finishes its
-    // handshake (or a slow-loris) would keep it, and a file descriptor, forever.
-    socket.destroy();
-  });
+  const mqttServer = mqtt === undefined ? undefined : deviceListener('mqtt', (socket, id) => mqtt.accept(socket, id));
 
   let started: Promise<void> | undefined;
   let startedOk = false;
@@ -235,24 +260,39 @@ export function createDeviceGateway(options: DeviceGatewayOptions): DeviceGatewa
     return started;
   }
 
+  function listenOn(server: tls.Server, port: number, host: string | undefined): Promise<AddressInfo> {
+    return new Promise<AddressInfo>((resolve, reject) => {
+      const onError = (e: Error) => reject(e);
+      server.once('error', onError);
+      server.listen(port, host, () => {
+        server.off('error', onError);
+        resolve(server.address() as AddressInfo);
+      });
+    });
+  }
+
+  function closeServer(server: tls.Server | undefined): Promise<void> {
+    return server?.listening ? new Promise<void>((resolve) => server.close(() => resolve())) : Promise.resolve();
+  }
+
   return {
     async listen(port, host) {
       await startOnce();
-      await new Promise<void>((resolve, reject) => {
-        const onError = (e: Error) => reject(e);
-        tlsServer.once('error', onError);
-        tlsServer.listen(port, host, () => {
-          tlsServer.off('error', onError);
-          resolve();
-        });
-      });
-      const address = tlsServer.address() as AddressInfo;
+      const address = await listenOn(tlsServer, port, host);
       logger.info('device gateway listening', { port: address.port, host: address.address, statusSource: status.kind });
+      if (mqttServer !== undefined && mqtt !== undefined) {
+        const m = await listenOn(mqttServer, mqtt.options.port, host).catch(async (e: unknown) => {
+          await closeServer(tlsServer);
+          throw e;
+        });
+        const u = mqtt.options.upstream;
+        logger.info('device gateway MQTT listening', { port: m.port, host: m.address, upstream: `${u.tls ? 'mqtts' : 'mqtt'}://${u.host}:${u.port}` });
+      }
       return address;
     },
     async close() {
       for (const stop of stoppers.splice(0)) stop();
-      const closed = tlsServer.listening ? new Promise<void>((resolve) => tlsServer.close(() => resolve())) : Promise.resolve();
+      const closed = Promise.all([closeServer(tlsServer), closeServer(mqttServer)]);
       for (const socket of open) socket.destroy();
       for (const socket of handshaking) socket.destroy();
       await closed;
@@ -260,8 +300,9 @@ export function createDeviceGateway(options: DeviceGatewayOptions): DeviceGatewa
       upstream?.close();
     },
     address: () => tlsServer.address() as AddressInfo | null,
+    mqttAddress: () => (mqttServer?.listening ? mqttServer.address() as AddressInfo : null),
     readiness,
     pokeFeed: () => status.poke(),
-    stats: () => ({ openConnections: open.size, ...counters }),
+    stats: () => ({ openConnections: open.size, ...counters, ...(mqtt !== undefined && { mqtt: mqtt.stats() }) }),
   };
 }

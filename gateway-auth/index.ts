@@ -14,4 +14,6 @@ export type {
   TelemetrySink,
 } from './options.js';
 export type { GatewayReadiness } from './status-source.js';
+export type { MqttStats } from './mqtt/front-end.js';
+export type { MqttClientIdMode } from './mqtt/options.js';
 export { IDENTITY_HEADERS, jsonLinesTelemetrySink } from './upstream.js';

@@ -8,6 +8,7 @@ import { NO_ACTIVITY, type ActivityRecorder } from './activity-recorder.js';
 import { KakuinError } from '../errors/index.js';
 import { parseCertificate, toPem, type ParsedCertificate } from '../pkix/index.js';
 import type { FeedEntry, Registry } from '../registry/port.js';
+import { resolveMqttOptions, type MqttFrontEndOptions, type ResolvedMqttOptions } from './mqtt/options.js';
 
 /** The one logger shape the HTTP layers of kakuin use (the composition root provides it). */
 export interface GatewayLogger {
@@ -122,6 +123,14 @@ export interface DeviceGatewayOptions {
     /** Used when no upstreamUrl is set (required then). */
     sink?: TelemetrySink;
   };
+  /**
+   * The MQTT front end (mqtt/): a second TLS listener, admitted exactly like the HTTP one, proxying
+   * each device's session to `upstreamUrl` with its verified identity and topic policy enforced.
+   */
+  mqtt?: Omit<MqttFrontEndOptions, 'upstreamCaPem'> & {
+    /** CA certificates for an mqtts: upstream (default: Node's bundled roots). */
+    upstreamCa?: CertificateInput[];
+  };
   /** An idle connection is closed after this long (default 120 000 ms). */
   idleTimeoutMs?: number;
   /** A TLS handshake must finish within this (default 10 000 ms). */
@@ -151,6 +160,7 @@ export interface ResolvedGatewayOptions {
   feed: { pollIntervalMs: number; batchSize: number; factory?: FeedFactory };
   ocsp?: { url: URL; caPem?: string[]; cacheMaxAgeMs: number; recheckIntervalMs: number; timeoutMs: number; maxConcurrent: number };
   telemetry: { bodyLimitBytes: number; upstreamUrl?: URL; upstreamCaPem?: string[]; upstreamTimeoutMs: number; sink?: TelemetrySink };
+  mqtt?: ResolvedMqttOptions;
   idleTimeoutMs: number;
   handshakeTimeoutMs: number;
   now: () => number;
@@ -262,6 +272,12 @@ export function resolveGatewayOptions(o: DeviceGatewayOptions): ResolvedGatewayO
     requireMethods(t.sink, 'telemetry.sink', ['record']);
     telemetry.sink = t.sink;
   }
+  const handshakeTimeoutMs = positiveInt(o.handshakeTimeoutMs, 'handshakeTimeoutMs', 10_000);
+  let mqtt: ResolvedMqttOptions | undefined;
+  if (o.mqtt !== undefined) {
+    const { upstreamCa, ...rest } = o.mqtt;
+    mqtt = resolveMqttOptions({ ...rest, ...(upstreamCa !== undefined && { upstreamCaPem: certificatesPem(upstreamCa, 'mqtt.upstreamCa') }) }, handshakeTimeoutMs);
+  }
   const now = o.now ?? Date.now;
   if (typeof now !== 'function') throw configError('now must be a function');
   if (o.activity !== undefined) requireMethods(o.activity, 'activity', ['admitted', 'refused', 'closed', 'traffic', 'tokenResult', 'firmware']);
@@ -278,8 +294,9 @@ export function resolveGatewayOptions(o: DeviceGatewayOptions): ResolvedGatewayO
     feed: Object.freeze(feed),
     ...(ocsp !== undefined && { ocsp: Object.freeze(ocsp) }),
     telemetry: Object.freeze(telemetry),
+    ...(mqtt !== undefined && { mqtt }),
     idleTimeoutMs: positiveInt(o.idleTimeoutMs, 'idleTimeoutMs', 120_000),
-    handshakeTimeoutMs: positiveInt(o.handshakeTimeoutMs, 'handshakeTimeoutMs', 10_000),
+    handshakeTimeoutMs,
     now,
     activity: o.activity ?? NO_ACTIVITY,
   });
