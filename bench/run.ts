@@ -9,6 +9,7 @@ import { createBenchCa } from './fixtures.js';
 import { benchOcsp } from './ocsp.js';
 import { benchRevocationToOcsp } from './revocation.js';
 import { benchCrl } from './crl.js';
+import { benchCrlFreshness } from './crl-fresh.js';
 import { benchGateway } from './gateway.js';
 import { benchLegacy } from './legacy.js';
 import { benchHsm } from './hsm.js';
@@ -43,6 +44,9 @@ async function main(): Promise<void> {
     const crl = await benchCrl(ca, crlEntries);
     Object.assign(figures, crl);
     log(`  build + sign ${(crl.crl_full_build_sign_ms / 1000).toFixed(2)} s (+ ${(crl.crl_full_store_ms / 1000).toFixed(2)} s storing it in SQLite; with the following delta ${crl.crl_full_build_sign_store_s} s in all), ${(crl.crl_full_bytes / 1048576).toFixed(1)} MiB DER, extra peak RSS ${crl.crl_full_extra_peak_rss_mb} MB`);
+
+    log(`\nfull CRL freshness (issue 17) at ${crlEntries.toLocaleString('en')} revoked: one more revocation → listed in the full CRL (incremental build in the CRL worker)`);
+    Object.assign(figures, await benchCrlFreshness(ca, crlEntries, 6, log));
   } finally {
     ca.cleanup();
   }
