@@ -10,9 +10,10 @@
  * - With no change, a full CRL is rebuilt (walking the registry) every `fullRebuildMs`, and always
  *   before half its validity has passed; a new delta follows each full.
  * - A delta is rebuilt before half its validity has passed even when nothing changed.
- * - Every CRL carries an issuingDistributionPoint equal to the CRL distribution point written into
- *   the certificates it covers, and a delta its base's (RFC 5280 §5.2.4–5.2.5): OpenSSL takes a CRL
- *   without one as covering every certificate of its issuer.
+ * - Every CRL of an issuing CA carries an issuingDistributionPoint equal to the CRL distribution
+ *   point written into the certificates it covers, and a delta its base's (RFC 5280 §5.2.4–5.2.5):
+ *   OpenSSL takes a CRL without one as covering every certificate of its issuer. (A self-signed
+ *   root's CRL has none: see build().)
  */
 import type { FeedEntry, Registry, CrlRecord } from '../../registry/port.js';
 import { encodeCertificateList } from '../../pkix/index.js';
@@ -189,7 +190,10 @@ export class CrlPublisher {
       freshestCrlUrls: kind === 'full' ? [this.deltaUrl(issuer.id)] : undefined,
       // RFC 5280 §5.2.5: the CRL distribution point of every certificate this issuer signs
       // (ca/issuance.ts, hierarchy.ts, tls-server.ts, station-certificates.ts write urls.crl(issuer)).
-      issuingDistributionPointUrl: this.urls.crl(issuer.id),
+      // Not on a self-signed root's CRL: OpenSSL's -crl_check_all (nginx, HAProxy) checks the root
+      // itself against it, and the root carries no distribution point, so an IDP naming one fails
+      // that check ("different CRL scope"); the root has one CRL only, so it cannot be confused.
+      issuingDistributionPointUrl: issuer.certificate.issuer.rawDer.equals(issuer.subjectDer) ? undefined : this.urls.crl(issuer.id),
       feedSeq,
       walk: kind === 'full' && !incremental,
     });

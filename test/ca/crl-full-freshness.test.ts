@@ -141,4 +141,17 @@ describe('full CRLs fresh within crl.fullCoalesceMs (incremental, in the CRL wor
     const ca = opensslOk(['x509', '-inform', 'DER', '-noout', '-ext', 'crlDistributionPoints'], hierarchy.device.record.certificateDer);
     expect(ca).to.include(URLS.crl('root'));
   });
+
+  it('a self-signed root\'s CRL carries no IDP (openssl -crl_check_all checks the root, which names no distribution point, against it)', async () => {
+    const builder = new WorkerCrlBodyBuilder({ module: pathToFileURL(path.join(buildRoot, 'registry', 'sqlite', 'worker-open.js')).href, options: { path: dbPath } });
+    const roots = new CrlPublisher(registry, [hierarchy.root], URLS, builder,
+      { coalesceMs: 50, fullCoalesceMs: 300, fullValidityMs: 86_400_000, fullRebuildMs: 3600_000, deltaValidityMs: 3600_000 },
+      { info: () => {}, error: () => {} });
+    try {
+      const crl = parseCrl((await roots.publish('root', 'full')).der);
+      expect(crl.issuingDistributionPoint).to.equal(undefined);
+    } finally {
+      await roots.stop();
+    }
+  });
 });
