@@ -94,6 +94,8 @@ export async function benchCrlFreshness(ca: BenchCa, entries: number, revocation
       await new Promise((r) => setTimeout(r, 200 + Math.random() * 300));
     }
     loop.disable();
+    const lastFull = fulls[fulls.length - 1];
+    log(`  last incremental full CRL: worker ${String(lastFull.buildMs)} ms (incl. transfer), sign ${String(lastFull.signMs)} ms, store ${String(lastFull.storeMs)} ms (main thread)`);
     const sorted = [...latencies].sort((a, b) => a - b);
     const bytes = Number(fulls[fulls.length - 1].bytes);
     const figures = {

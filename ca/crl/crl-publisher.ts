@@ -61,6 +61,8 @@ interface IssuerState {
   lastFull?: Pick<CrlRecord, 'number' | 'feedSeq' | 'thisUpdate'>;
 }
 
+const yieldToEventLoop = () => new Promise<void>((resolve) => setImmediate(resolve));
+
 export class CrlPublisher {
   private readonly states = new Map<string, IssuerState>();
   private ticker?: NodeJS.Timeout;
@@ -198,7 +200,13 @@ export class CrlPublisher {
       walk: kind === 'full' && !incremental,
     });
     const built = this.clock();
-    const der = encodeCertificateList(body.tbs, issuer.signer.signatureAlgorithm, await issuer.signer.sign(body.tbs));
+    // Each step on the event loop takes tens to a couple of hundred ms at 1M entries (hashing ~50 MB,
+    // copying it, SQLite storing it): yield between them so requests are served in between.
+    await yieldToEventLoop();
+    const signature = await issuer.signer.sign(body.tbs);
+    await yieldToEventLoop();
+    const der = encodeCertificateList(body.tbs, issuer.signer.signatureAlgorithm, signature);
+    await yieldToEventLoop();
     const signed = this.clock();
     const record: CrlRecord = {
       issuerId: issuer.id, kind, number, baseNumber: delta ? BigInt(delta.baseCrlNumber) : undefined,
