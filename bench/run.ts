@@ -10,6 +10,7 @@ import { benchOcsp } from './ocsp.js';
 import { benchRevocationToOcsp } from './revocation.js';
 import { benchCrl } from './crl.js';
 import { benchCrlFreshness } from './crl-fresh.js';
+import { benchRevocationSync } from './revocation-sync.js';
 import { benchGateway } from './gateway.js';
 import { benchLegacy } from './legacy.js';
 import { benchHsm } from './hsm.js';
@@ -47,6 +48,9 @@ async function main(): Promise<void> {
 
     log(`\nfull CRL freshness (issue 17) at ${crlEntries.toLocaleString('en')} revoked: one more revocation → listed in the full CRL (incremental build in the CRL worker)`);
     Object.assign(figures, await benchCrlFreshness(ca, crlEntries, 6, log));
+
+    log('\nrevocation sync sidecar (issue 17): change → verified and written; a changed CRL\'s check; nginx ssl_crl with the bundle');
+    Object.assign(figures, await benchRevocationSync(Math.max(0.1, scale), log));
   } finally {
     ca.cleanup();
   }
