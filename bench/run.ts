@@ -11,6 +11,7 @@ import { benchRevocationToOcsp } from './revocation.js';
 import { benchCrl } from './crl.js';
 import { benchCrlFreshness } from './crl-fresh.js';
 import { benchRevocationSync } from './revocation-sync.js';
+import { benchCrlToNginx } from './crl-to-nginx.js';
 import { benchGateway } from './gateway.js';
 import { benchLegacy } from './legacy.js';
 import { benchHsm } from './hsm.js';
@@ -51,6 +52,7 @@ async function main(): Promise<void> {
 
     log('\nrevocation sync sidecar (issue 17): change → verified and written; a changed CRL\'s check; nginx ssl_crl with the bundle');
     Object.assign(figures, await benchRevocationSync(Math.max(0.1, scale), log));
+    Object.assign(figures, await benchCrlToNginx(8, log));
   } finally {
     ca.cleanup();
   }

@@ -21,8 +21,13 @@ export function conditionalGet(url: string, validators: Validators, timeoutMs = 
   return new Promise((resolve, reject) => {
     const fail = (message: string, cause?: unknown) => reject(new KakuinError('KAKUIN_E_SYNC_UPSTREAM', `${url}: ${message}`, cause === undefined ? undefined : { cause }));
     const headers: Record<string, string> = {};
-    if (validators.etag) headers['if-none-match'] = validators.etag;
-    if (validators.lastModified) headers['if-modified-since'] = validators.lastModified;
+    // Only with an ETag: Last-Modified has one-second granularity and two CRLs can be made within
+    // one second, so If-Modified-Since alone could hide the newer one. With both, the server
+    // evaluates If-None-Match and ignores If-Modified-Since (RFC 9110 §13.1.3).
+    if (validators.etag) {
+      headers['if-none-match'] = validators.etag;
+      if (validators.lastModified) headers['if-modified-since'] = validators.lastModified;
+    }
     const req = http.get(url, { headers, timeout: timeoutMs }, (res) => {
       if (res.statusCode === 304) {
         res.resume();
