@@ -116,6 +116,10 @@ describe('revocation sync: the sidecar that writes CRL files for relying parties
     deviceCrlOverride = tampered;
     const before = await refused();
     await waitFor('the tampered CRL refused', 5000, async () => (await refused()) > before || undefined);
+    // A delta CRL (newer number, same issuer, good signature) is not a complete CRL: refused too.
+    deviceCrlOverride = Buffer.from(await (await fetch(`${k.httpUrl}/crl/device-delta.crl`)).arrayBuffer());
+    const beforeDelta = await refused();
+    await waitFor('the delta CRL refused', 5000, async () => (await refused()) > beforeDelta || undefined);
     expect(crlNumbers(bundle)).to.deep.equal([inUse]);
     expect(bundleSerials(bundle).has(bare(victim.serialHex))).to.equal(true);
 
