@@ -53,9 +53,16 @@ export class FullCrlEntries {
       if (status === 'held') recent.set(serialHex, 'held');
       addEntry(writer, serialHex, status, revokedAtMs, reason, invalidityDateMs, thisUpdateMs);
     });
-    // Keep the walk only when nothing committed while it ran: a row changed after `feedSeq` may or
-    // may not be in it, and the next append could not tell (the walk is one snapshot in SQLite).
-    if ((await registry.latestFeedSeq()) === feedSeq) this.issuers.set(issuerId, { feedSeq, writer, recent });
+    // Keep the walk only when no CRL change committed while it ran: a row changed after `feedSeq`
+    // may or may not be in it, and the next append could not tell. Issuance also moves the feed (a
+    // factory line: thousands a second) but lists nothing, so the CRL rows after `feedSeq` decide.
+    let keep = (await registry.latestFeedSeq()) === feedSeq;
+    if (!keep) {
+      let changed = 0;
+      await registry.forEachCrlEntry(issuerId, { changedAfterSeq: feedSeq }, () => { changed++; });
+      keep = changed === 0;
+    }
+    if (keep) this.issuers.set(issuerId, { feedSeq, writer, recent });
     return { entries: writer.view(), count: writer.count, mode: 'walk', encoded: writer.count };
   }
 

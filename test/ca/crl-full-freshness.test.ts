@@ -8,6 +8,7 @@ import path from 'node:path';
 import { pathToFileURL } from 'node:url';
 import { expect } from 'chai';
 import { CrlPublisher } from '../../ca/crl/crl-publisher.js';
+import { FullCrlEntries } from '../../ca/crl/full-crl-entries.js';
 import { WorkerCrlBodyBuilder } from '../../ca/crl/crl-builder.js';
 import { bootstrapHierarchy, type CaHierarchy } from '../../ca/hierarchy.js';
 import { publicUrls } from '../../ca/urls.js';
@@ -127,6 +128,28 @@ describe('full CRLs fresh within crl.fullCoalesceMs (incremental, in the CRL wor
     const walked = listed((await publisher.publish('device', 'full')).der);
     expect([...incremental.entries()].sort()).to.deep.equal([...walked.entries()].sort());
     expect(incremental.size).to.equal(5);
+  });
+
+  it('kept entries survive issuance during a walk (the feed moved, no CRL row did), but not a revocation during it', async () => {
+    const kept = new FullCrlEntries();
+    const a = await certificate();
+    await change(a, 'good', 'revoked');
+    const before = await registry.latestFeedSeq();
+    await certificate(); // issuance while the walk runs: the feed moves past `before`
+    expect((await kept.entries(registry, 'device', before, Date.now())).mode).to.equal('walk');
+    const b = await certificate();
+    const revoked = await change(b, 'good', 'revoked');
+    const next = await kept.entries(registry, 'device', revoked[0].seq, Date.now());
+    expect(next).to.include({ mode: 'append', encoded: 1, count: 2 });
+
+    const other = new FullCrlEntries();
+    const seq = await registry.latestFeedSeq();
+    const c = await certificate();
+    await change(c, 'good', 'revoked'); // a revocation while the walk runs: it may or may not be in it
+    expect((await other.entries(registry, 'device', seq, Date.now())).mode).to.equal('walk');
+    const last = await change(await certificate(), 'good', 'revoked');
+    const again = await other.entries(registry, 'device', last[0].seq, Date.now());
+    expect(again).to.include({ mode: 'walk', count: 4 });
   });
 
   it('every full and delta CRL carries the issuing distribution point written into the certificates it covers', async () => {
