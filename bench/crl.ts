@@ -14,12 +14,14 @@ import { WorkerCrlBodyBuilder } from '../ca/crl/crl-builder.js';
 import { openSqliteRegistry } from '../registry/sqlite/index.js';
 import { BENCH_URLS, type BenchCa } from './fixtures.js';
 
-function insertRevoked(dbPath: string, count: number): void {
+/** `count` revoked certificates of the device CA written straight into the file (fixture data), or good ones to revoke later (their serials are returned). */
+export function insertRevoked(dbPath: string, count: number, status: 'revoked' | 'good' = 'revoked'): string[] {
+  const serials: string[] = [];
   const db = new Database(dbPath);
   try {
     const insert = db.prepare(`INSERT INTO certificates (serial_hex, issuer_id, device_id, profile, status, der, fingerprint_sha256,
       public_key_sha256, not_before, not_after, created_at, revoked_at, reason, invalidity_date, status_seq)
-      VALUES (?, 'device', NULL, 'device', 'revoked', x'30', ?, ?, ?, ?, ?, ?, ?, NULL, 0)`);
+      VALUES (?, 'device', NULL, 'device', ?, x'30', ?, ?, ?, ?, ?, ?, ?, NULL, 0)`);
     const now = Date.now();
     const reasons = ['keyCompromise', 'cessationOfOperation', 'superseded', 'affiliationChanged'];
     db.transaction(() => {
@@ -28,12 +30,16 @@ function insertRevoked(dbPath: string, count: number): void {
         const serial = rnd.subarray(i * 16, i * 16 + 16);
         serial[0] = 1 + (serial[0] % 127);
         const hex = serial.toString('hex').toUpperCase();
-        insert.run(hex, hex.toLowerCase().padEnd(64, '0'), hex.toLowerCase().padEnd(64, '1'), now - 86_400_000, now + 3650 * 86_400_000, now, now - (i % 86_400) * 1000, reasons[i % 4]);
+        const revoked = status === 'revoked';
+        insert.run(hex, status, hex.toLowerCase().padEnd(64, '0'), hex.toLowerCase().padEnd(64, '1'), now - 86_400_000, now + 3650 * 86_400_000, now,
+          revoked ? now - (i % 86_400) * 1000 : null, revoked ? reasons[i % 4] : null);
+        if (!revoked) serials.push(hex);
       }
     })();
   } finally {
     db.close();
   }
+  return serials;
 }
 
 export async function benchCrl(ca: BenchCa, entries: number): Promise<Record<string, number>> {
@@ -45,7 +51,7 @@ export async function benchCrl(ca: BenchCa, entries: number): Promise<Record<str
   const builder = new WorkerCrlBodyBuilder({ module: pathToFileURL(path.join(here, '..', 'registry', 'sqlite', 'worker-open.js')).href, options: { path: dbPath } });
   let lastInfo: Record<string, unknown> = {};
   const publisher = new CrlPublisher(registry, [ca.hierarchy.device], BENCH_URLS, builder,
-    { coalesceMs: 1000, fullValidityMs: 86_400_000, fullRebuildMs: 3600_000, deltaValidityMs: 3600_000 },
+    { coalesceMs: 1000, fullCoalesceMs: 5000, fullValidityMs: 86_400_000, fullRebuildMs: 3600_000, deltaValidityMs: 3600_000 },
     { info: (_m, f) => { if (f?.kind === 'full') lastInfo = f; }, error: () => {} });
   try {
     (globalThis as { gc?: () => void }).gc?.();

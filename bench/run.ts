@@ -9,6 +9,9 @@ import { createBenchCa } from './fixtures.js';
 import { benchOcsp } from './ocsp.js';
 import { benchRevocationToOcsp } from './revocation.js';
 import { benchCrl } from './crl.js';
+import { benchCrlFreshness } from './crl-fresh.js';
+import { benchRevocationSync } from './revocation-sync.js';
+import { benchCrlToNginx } from './crl-to-nginx.js';
 import { benchGateway } from './gateway.js';
 import { benchMqtt } from './mqtt.js';
 import { benchLegacy } from './legacy.js';
@@ -44,6 +47,13 @@ async function main(): Promise<void> {
     const crl = await benchCrl(ca, crlEntries);
     Object.assign(figures, crl);
     log(`  build + sign ${(crl.crl_full_build_sign_ms / 1000).toFixed(2)} s (+ ${(crl.crl_full_store_ms / 1000).toFixed(2)} s storing it in SQLite; with the following delta ${crl.crl_full_build_sign_store_s} s in all), ${(crl.crl_full_bytes / 1048576).toFixed(1)} MiB DER, extra peak RSS ${crl.crl_full_extra_peak_rss_mb} MB`);
+
+    log(`\nfull CRL freshness (issue 17) at ${crlEntries.toLocaleString('en')} revoked: one more revocation → listed in the full CRL (incremental build in the CRL worker)`);
+    Object.assign(figures, await benchCrlFreshness(ca, crlEntries, 6, log));
+
+    log('\nrevocation sync sidecar (issue 17): change → verified and written; a changed CRL\'s check; nginx ssl_crl with the bundle');
+    Object.assign(figures, await benchRevocationSync(Math.max(0.1, scale), log));
+    Object.assign(figures, await benchCrlToNginx(8, log));
   } finally {
     ca.cleanup();
   }

@@ -27,7 +27,7 @@ export interface KakuinConfig {
     signerValidityDays: number;
     signerRenewWithinDays: number;
   };
-  crl: { coalesceMs: number; fullValidityHours: number; fullRebuildMinutes: number; deltaValidityMinutes: number };
+  crl: { coalesceMs: number; fullCoalesceMs: number; fullValidityHours: number; fullRebuildMinutes: number; deltaValidityMinutes: number };
   gateway: {
     port: number;
     statusSource: 'feed' | 'ocsp';
@@ -137,6 +137,7 @@ const FILE_OPTIONS: Record<string, (v: unknown, key: string) => unknown> = {
   'ocsp.signerValidityDays': (v, k) => int(v, k, 2, 365),
   'ocsp.signerRenewWithinDays': (v, k) => int(v, k, 1, 364),
   'crl.coalesceMs': (v, k) => int(v, k, 0, 600_000),
+  'crl.fullCoalesceMs': (v, k) => int(v, k, 0, 3_600_000),
   'crl.fullValidityHours': (v, k) => int(v, k, 1, 24 * 31),
   'crl.fullRebuildMinutes': (v, k) => int(v, k, 1, 24 * 60 * 31),
   'crl.deltaValidityMinutes': (v, k) => int(v, k, 2, 24 * 60 * 7),
@@ -242,6 +243,7 @@ export const ENV_OPTIONS: Record<string, string> = {
   KAKUIN_DEVICE_COMMON_NAME: 'ca.device.commonName',
   KAKUIN_LOG_LEVEL: 'log.level',
   KAKUIN_CRL_COALESCE_MS: 'crl.coalesceMs',
+  KAKUIN_CRL_FULL_COALESCE_MS: 'crl.fullCoalesceMs',
   KAKUIN_GATEWAY_STATUS_SOURCE: 'gateway.statusSource',
   KAKUIN_GATEWAY_OCSP_URL: 'gateway.ocspUrl',
   KAKUIN_GATEWAY_UPSTREAM_URL: 'gateway.upstreamUrl',
@@ -303,6 +305,7 @@ export function loadConfig(env: Env = process.env, cwd = process.cwd()): Readonl
     },
     crl: {
       coalesceMs: get('crl.coalesceMs', 1000),
+      fullCoalesceMs: get('crl.fullCoalesceMs', 5000),
       fullValidityHours: get('crl.fullValidityHours', 24),
       fullRebuildMinutes: get('crl.fullRebuildMinutes', 60),
       deltaValidityMinutes: get('crl.deltaValidityMinutes', 60),

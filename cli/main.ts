@@ -59,6 +59,9 @@ commands:
   enroll batch --in FILE --out DIR --url URL --cacert ROOT.pem
                                              factory station: enroll the devices of an NDJSON file against a
                                              remote kakuin, one certificate or PKCS#12 file per device; resumable
+  revocation sync --url URL --trust ROOT.pem --issuer ID --pem-out FILE [--with-chain] [--exec CMD] ...
+                                             relying-party sidecar: follows kakuin's full CRLs, verifies them, writes
+                                             a PEM bundle and reloads nginx/HAProxy/Mosquitto/FreeRADIUS (README)
   help                                       this text
 
 configuration: KAKUIN_DATA_DIR (default ./data), KAKUIN_CONFIG, and the options in docs/configuration.md
@@ -96,6 +99,8 @@ async function main(argv: string[]): Promise<number> {
   }
   // A factory station's client command: it talks to a remote kakuin and needs no local configuration.
   if (command === 'enroll') return enrollCommand(rest);
+  // The relying-party sidecar (cli/entry.ts reaches it without loading this file's imports).
+  if (command === 'revocation' && rest[0] === 'sync') return (await import('../revocation-sync/command.js')).revocationSyncCommand(rest.slice(1));
   const config = loadConfig();
   loadedConfig = config;
   const logger = createLogger(config.log.level);

@@ -82,6 +82,7 @@ export function crlPublisherFor(kakuin: Kakuin, issuers: LoadedIssuer[], logger:
 export function crlPolicyOf(config: Readonly<KakuinConfig>): CrlPolicy {
   return {
     coalesceMs: config.crl.coalesceMs,
+    fullCoalesceMs: config.crl.fullCoalesceMs,
     fullValidityMs: config.crl.fullValidityHours * HOUR_MS,
     fullRebuildMs: config.crl.fullRebuildMinutes * 60_000,
     deltaValidityMs: config.crl.deltaValidityMinutes * 60_000,
@@ -130,7 +131,7 @@ export async function startRevocationPlane(kakuin: Kakuin, logger: Logger): Prom
     stops.push(async () => clearInterval(rollover));
 
     // When a revocation call returns, this process's OCSP answers already reflect it, and the
-    // CRL publisher has been told (its delta follows within crl.coalesceMs).
+    // CRL publisher has been told (its delta follows within crl.coalesceMs, its full within crl.fullCoalesceMs).
     const afterChange: RevocationPlane['afterChange'] = [];
     const revocation = new RevocationService(registry, async (entries) => {
       if (entries.length === 0) return;

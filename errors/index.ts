@@ -31,6 +31,7 @@ export const ERROR_CATALOGUE = {
   KAKUIN_E_KEY_TOO_WEAK: { status: 400, summary: 'The public key is too short (RSA below 2048 bits).' },
   KAKUIN_E_ENCODING_INPUT: { status: 400, summary: 'A value cannot be encoded as asked (for example a character outside PrintableString).' },
   KAKUIN_E_CRL_UNSUPPORTED: { status: 400, summary: 'The CRL carries a critical CRL or entry extension kakuin cannot process (RFC 5280 §5.2, §5.3), so it must not be used.' },
+  KAKUIN_E_CRL_UNVERIFIED: { status: 502, summary: 'revocation sync refused a fetched CRL or CA certificate: bad signature, another issuer, a delta, a lower CRL number than one already used, or a CA certificate that does not chain to --trust. It keeps what it had.' },
   KAKUIN_E_OCSP_HASH_UNSUPPORTED: { status: 400, summary: 'An OCSP CertID names a hash algorithm other than SHA-1, SHA-256, SHA-384 or SHA-512.' },
   KAKUIN_E_OCSP_NONCE_INVALID: { status: 400, summary: 'The OCSP nonce is not 1 to 32 octets (RFC 8954 §2.1).' },
 
@@ -76,6 +77,7 @@ export const ERROR_CATALOGUE = {
   KAKUIN_E_TELEMETRY_INVALID: { status: 400, summary: 'The telemetry body is not a JSON object (it does not parse, or is an array or a bare value).' },
   KAKUIN_E_TELEMETRY_TOO_LARGE: { status: 413, summary: 'The telemetry body exceeds the gateway\'s configured size limit.' },
   KAKUIN_E_UPSTREAM_UNAVAILABLE: { status: 502, summary: 'The gateway could not deliver the data upstream (connection failed, timed out, or the upstream answered 5xx).' },
+  KAKUIN_E_SYNC_UPSTREAM: { status: 502, summary: 'revocation sync could not fetch from kakuin\'s plain-HTTP listener (connection refused, timeout, an unexpected status or an oversized answer); it retries.' },
   KAKUIN_E_STATUS_STALE: { status: 503, summary: 'The gateway cannot currently confirm revocation status (the feed or OCSP answer is older than statusGraceMs), so it fails closed.' },
 
   // ---- legacy three-factor token path --------------------------------------------------------------

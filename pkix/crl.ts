@@ -258,6 +258,15 @@ export class RevokedEntriesWriter {
     return this.buf.subarray(0, this.len);
   }
 
+  /**
+   * The entries so far, as finish() returns them, but the writer keeps taking entries: an
+   * incremental CRL builder keeps one writer per CRL and appends each change to it. The view is
+   * valid until the next add() (which may move the buffer).
+   */
+  view(): Buffer {
+    return this.buf.subarray(0, this.len);
+  }
+
   private grow(): void {
     const next = Buffer.allocUnsafe(Math.max(this.buf.length * 2, this.len + MAX_ENTRY_LEN));
     this.buf.copy(next, 0, 0, this.len);

@@ -3,6 +3,7 @@ import { Worker } from 'node:worker_threads';
 import type { Registry } from '../../registry/port.js';
 import { ERROR_CATALOGUE, KakuinError, type ErrorCode } from '../../errors/index.js';
 import { buildCrlBody, type CrlBody, type CrlBodyRequest } from './crl-body.js';
+import { FullCrlEntries } from './full-crl-entries.js';
 import type { CrlWorkerMessage, CrlWorkerReply } from './crl-worker.js';
 
 export interface CrlBodyBuilder {
@@ -10,8 +11,10 @@ export interface CrlBodyBuilder {
   close(): Promise<void>;
 }
 
-export function inlineCrlBodyBuilder(registry: Pick<Registry, 'forEachCrlEntry'>): CrlBodyBuilder {
-  return { build: (request) => buildCrlBody(registry, request), close: async () => {} };
+/** Builds on the calling thread, keeping full-CRL entries between builds as the worker does. */
+export function inlineCrlBodyBuilder(registry: Pick<Registry, 'forEachCrlEntry' | 'latestFeedSeq'>): CrlBodyBuilder {
+  const kept = new FullCrlEntries();
+  return { build: (request) => buildCrlBody(registry, request, kept), close: async () => kept.forget() };
 }
 
 /**
@@ -41,7 +44,7 @@ export class WorkerCrlBodyBuilder implements CrlBodyBuilder {
         const code = (reply.error.code && reply.error.code in ERROR_CATALOGUE ? reply.error.code : 'KAKUIN_E_INTERNAL') as ErrorCode;
         p.reject(new KakuinError(code, `CRL build failed: ${reply.error.message}`));
       } else {
-        p.resolve({ tbs: Buffer.from(reply.tbs.buffer, reply.tbs.byteOffset, reply.tbs.byteLength), entries: reply.entries });
+        p.resolve({ tbs: Buffer.from(reply.tbs.buffer, reply.tbs.byteOffset, reply.tbs.byteLength), entries: reply.entries, encoded: reply.encoded });
       }
     });
     const fail = (cause: unknown) => {
