@@ -82,10 +82,16 @@ export async function startDeviceGateway(kakuin: Kakuin, plane: RevocationPlane,
   };
 }
 
+/** Where devices reach the MQTT front end (undefined when it is off). */
+export function mqttUrlOf(gateway: DeviceGateway): string | undefined {
+  const m = gateway.mqttAddress();
+  if (m === null) return undefined;
+  const host = m.family === 'IPv6' ? `[${m.address}]` : m.address;
+  return `mqtts://${host === '0.0.0.0' ? 'localhost' : host}:${m.port}`;
+}
+
 /** Where devices reach the MQTT front end, for the operator's log. */
 export function logMqttListener(gateway: DeviceGateway, logger: Logger): void {
-  const m = gateway.mqttAddress();
-  if (m === null) return;
-  const host = m.family === 'IPv6' ? `[${m.address}]` : m.address;
-  logger.info('device gateway (MQTT over mTLS) listening', { url: `mqtts://${host === '0.0.0.0' ? 'localhost' : host}:${m.port}` });
+  const url = mqttUrlOf(gateway);
+  if (url !== undefined) logger.info('device gateway (MQTT over mTLS) listening', { url });
 }

@@ -10,7 +10,7 @@ import { createManagementApi } from '../ca/api/management-api.js';
 import type { KakuinConfig } from './config.js';
 import type { Logger } from './logger.js';
 import { ensureFirstAdminToken } from './admin-bootstrap.js';
-import { startDeviceGateway, type RunningGateway } from './device-gateway.js';
+import { mqttUrlOf, startDeviceGateway, type RunningGateway } from './device-gateway.js';
 import { startLegacyPath, type RunningLegacyPath } from './legacy-path.js';
 import { startRevocationPlane, type RevocationPlane } from './revocation-plane.js';
 import { caCertificatesOf, metricsCollector } from './metrics.js';
@@ -198,6 +198,7 @@ export function startBanner(service: RunningService): string {
     `  OCSP, CRLs        ${service.httpUrl}/ocsp, ${service.httpUrl}/crl/device.crl   (plain HTTP)`,
     `  public HTTP URL   ${config.publicHttpUrl}   (written into certificates)`,
     `  device gateway    ${service.gatewayUrl}   (mTLS: device certificates only; POST /v1/telemetry)`,
+    ...mqttBannerLine(mqttUrlOf(service.gateway.gateway), config),
     `  legacy devices    ${service.legacyUrl}   (HTTPS: POST /legacy/v1/token, /legacy/v1/telemetry, /legacy/v1/certificate)`,
   ];
   if (service.initialAdminToken) {
@@ -218,6 +219,8 @@ export interface RunningRoles {
   apiUrl?: string;
   httpUrl?: string;
   gatewayUrl?: string;
+  /** The gateway's MQTT front end, when gateway.mqtt.upstreamUrl is set. */
+  gatewayMqttUrl?: string;
   legacyUrl?: string;
   initialAdminToken?: string;
   adminTokenFile?: string;
@@ -290,6 +293,7 @@ export async function startRoles(
       const g = gateway.gateway;
       afterChange.push(() => g.pokeFeed());
       result.gatewayUrl = gateway.url;
+      result.gatewayMqttUrl = mqttUrlOf(g);
     }
     let legacy: RunningLegacyPath | undefined;
     if (roles.has('legacy')) {
@@ -361,6 +365,14 @@ export async function startRoles(
   }
 }
 
+/** The MQTT front end's banner line, when it listens. */
+function mqttBannerLine(url: string | undefined, config: Readonly<KakuinConfig>): string[] {
+  if (url === undefined) return [];
+  // The broker's scheme, host and port only: a URL may carry credentials.
+  const upstream = new URL(config.gateway.mqtt.upstreamUrl!);
+  return [`  MQTT front end    ${url}   (mTLS: device certificates only; broker ${upstream.protocol}//${upstream.host})`];
+}
+
 /** The start-up lines of a process running some of the roles. */
 export function rolesBanner(service: RunningRoles): string {
   const files = caFiles(service.config);
@@ -368,6 +380,7 @@ export function rolesBanner(service: RunningRoles): string {
   if (service.apiUrl) lines.push(`  management API    ${service.apiUrl}/api/v1   (HTTPS, server certificate from the infrastructure CA)`);
   if (service.httpUrl) lines.push(`  OCSP, CRLs        ${service.httpUrl}/ocsp, ${service.httpUrl}/crl/device.crl   (plain HTTP)`);
   if (service.gatewayUrl) lines.push(`  device gateway    ${service.gatewayUrl}   (mTLS: device certificates only; POST /v1/telemetry)`);
+  lines.push(...mqttBannerLine(service.gatewayMqttUrl, service.config));
   if (service.legacyUrl) lines.push(`  legacy devices    ${service.legacyUrl}   (HTTPS: POST /legacy/v1/token, /legacy/v1/telemetry, /legacy/v1/certificate)`);
   lines.push(`  root certificate  ${files.root}`, `  data directory    ${service.config.dataDir}`);
   if (service.initialAdminToken) {

@@ -1,7 +1,8 @@
 /**
  * `kakuin serve --role ...`: the CA and management API in one process, an OCSP responder and a
  * device gateway each in a process of its own, all on one SQLite registry. A revocation made
- * through the API reaches the other two within 1 s.
+ * through the API reaches the other two within 1 s, and the gateway process's MQTT front end (in
+ * front of a real Mosquitto) cuts the device's open session.
  */
 import { spawn, type ChildProcess } from 'node:child_process';
 import https from 'node:https';
@@ -9,9 +10,11 @@ import { readFileSync } from 'node:fs';
 import type { Socket } from 'node:net';
 import path from 'node:path';
 import { expect } from 'chai';
+import mqtt from 'mqtt';
 import { encodeCertId, encodeOcspRequest, fromPem, parseCertificate, parseOcspResponse } from '../../pkix/index.js';
 import { openSqliteRegistry } from '../../registry/sqlite/index.js';
-import { cliMain, makeTempDir, opensslOk } from '../support/index.js';
+import { startMosquitto, type Broker } from '../gateway-auth/mqtt/broker.js';
+import { cliMain, freePort, makeTempDir, opensslOk } from '../support/index.js';
 import { ocspStatus, request, testEnv } from '../support/service.js';
 
 interface RoleProcess {
@@ -64,17 +67,24 @@ describe('roles: separate processes sharing one registry', function () {
   let ocsp: RoleProcess | undefined;
   let gateway: RoleProcess | undefined;
   let ocsp2: RoleProcess | undefined;
+  let broker: Broker | undefined;
 
   after(async () => {
     await Promise.all([stop(gateway), stop(ocsp), stop(ocsp2)]);
     await stop(ca);
+    await broker?.stop();
     tmp?.cleanup();
   });
 
   it('a revocation through the API process reaches an OCSP process and a gateway process within 1 s', async () => {
     tmp = makeTempDir();
     const dataDir = path.join(tmp.dir, 'data');
-    const env = testEnv(dataDir, { KAKUIN_OCSP_PORT: '0', KAKUIN_GATEWAY_PORT: '0' });
+    broker = await startMosquitto();
+    const mqttPort = await freePort();
+    const env = testEnv(dataDir, {
+      KAKUIN_OCSP_PORT: '0', KAKUIN_GATEWAY_PORT: '0',
+      KAKUIN_GATEWAY_MQTT_PORT: String(mqttPort), KAKUIN_GATEWAY_MQTT_UPSTREAM_URL: `mqtt://127.0.0.1:${broker.recipePort}`,
+    });
     ca = await spawnRole('ca,enrollment', env, /management API\s+(https:\/\/\S+?)\/api\/v1/);
     expect(ca.output(), 'the ca,enrollment process runs no OCSP listener nor gateway').to.not.match(/OCSP, CRLs|device gateway/);
     [ocsp, gateway, ocsp2] = await Promise.all([
@@ -133,6 +143,17 @@ describe('roles: separate processes sharing one registry', function () {
     let closedAt: number | undefined;
     socket!.once('close', () => { closedAt = Date.now(); });
 
+    // The same device holds an MQTT session through the gateway process's MQTT front end.
+    expect(gateway.output()).to.contain(`:${mqttPort}`);
+    const deviceId = dev.json.id as string;
+    const client = await mqtt.connectAsync(`mqtts://localhost:${mqttPort}`, {
+      clientId: deviceId, protocolVersion: 5, reconnectPeriod: 0, ca: rootPem, cert: issued.json.certificate, key: readFileSync(keyFile, 'utf8'),
+    });
+    let mqttClosedAt: number | undefined;
+    client.once('close', () => { mqttClosedAt = Date.now(); });
+    const granted = await client.subscribeAsync(`devices/${deviceId}/commands/#`);
+    expect(granted.map((g) => g.qos), 'subscribed through the gateway process').to.deep.equal([0]);
+
     const revoked = await api('POST', `/api/v1/devices/${dev.json.id}/revoke`, { body: { reason: 'keyCompromise' } });
     const returnedAt = Date.now();
     expect(revoked.status, revoked.text).to.equal(200);
@@ -152,6 +173,10 @@ describe('roles: separate processes sharing one registry', function () {
     expect(closedAt, 'the gateway process closed the open connection').to.not.equal(undefined);
     expect(closedAt! - returnedAt).to.be.below(1000);
     agent.destroy();
+    for (let i = 0; i < 100 && mqttClosedAt === undefined; i++) await sleep(20);
+    client.end(true);
+    expect(mqttClosedAt, 'the gateway process cut the MQTT session').to.not.equal(undefined);
+    expect(mqttClosedAt! - returnedAt).to.be.below(1000);
 
     // And it refuses a new connection.
     const fresh = new https.Agent({ ca: rootPem, cert: issued.json.certificate, key: readFileSync(keyFile, 'utf8') });
@@ -177,7 +202,7 @@ describe('roles: separate processes sharing one registry', function () {
     }
     await registry.close();
     expect(storedStatus, 'stored (pre-signed by the ca role) response').to.equal('revoked');
-    console.log(`      revoke → OCSP revoked ${ocspRevokedAt! - returnedAt} ms / ${ocsp2RevokedAt! - returnedAt} ms, gateway closed ${closedAt! - returnedAt} ms`);
+    console.log(`      revoke → OCSP revoked ${ocspRevokedAt! - returnedAt} ms / ${ocsp2RevokedAt! - returnedAt} ms, gateway closed ${closedAt! - returnedAt} ms, MQTT session cut ${mqttClosedAt! - returnedAt} ms`);
   });
 
   it('refuses an unknown role (KAKUIN_E_USAGE), and an ocsp or gateway process before a ca process made the CA', async () => {
