@@ -1,10 +1,13 @@
 /**
  * The PROXY protocol v2 header (haproxy.org PROXY protocol spec, §2.2) that precedes a TCP front
  * end's bytes upstream: the device's address and the gateway's, then TLVs (§2.2.7) saying what the
- * gateway verified. The fixed part and the addresses are built by `proxy-protocol-js`; the TLV
- * vector it carries as its `data` is written here.
+ * gateway verified. Written here: `proxy-protocol-js`, the npm builder we looked at, has no TLVs
+ * (its `data` is payload after the header, outside the length field), and the format is a fixed
+ * 16-byte prefix, two addresses and type-length-value triples. The tests read it back with two
+ * libraries (proxy-protocol-js's parser, @balena/proxy-protocol-parser) and with HAProxy.
  *
- *   PP2_TYPE_AUTHORITY 0x02   the SNI host name the device asked for (when it sent one)
+ *   PP2_TYPE_AUTHORITY 0x02   the SNI host name the device asked for (when Node reports one: not on
+ *                             a resumed TLS 1.2 session)
  *   PP2_TYPE_SSL 0x20         client: PP2_CLIENT_SSL | PP2_CLIENT_CERT_SESS, and PP2_CLIENT_CERT_CONN
  *                             on a full handshake (a resumed session presented no certificate on
  *                             this connection); verify: 0 (the chain and the status were checked);
@@ -17,7 +20,6 @@
  */
 import net from 'node:net';
 import type { TLSSocket } from 'node:tls';
-import { Command, IPv4Address, IPv4ProxyAddress, IPv6Address, IPv6ProxyAddress, TransportProtocol, V2ProxyProtocol } from 'proxy-protocol-js';
 import type { DeviceIdentity } from '../device-identity.js';
 
 export const PP2_TYPE_AUTHORITY = 0x02;
@@ -91,20 +93,29 @@ export function kakuinTlvs(socket: TLSSocket, id: DeviceIdentity): Buffer {
   return Buffer.concat(parts);
 }
 
+/** §2.2: the 12-byte signature, then version 2 with the PROXY command (0x21). */
+const SIGNATURE = Buffer.from([0x0d, 0x0a, 0x0d, 0x0a, 0x00, 0x0d, 0x0a, 0x51, 0x55, 0x49, 0x54, 0x0a]);
+const VERSION_2_PROXY = 0x21;
+/** §2.2: address family << 4 | transport; STREAM (TCP) over AF_INET or AF_INET6. */
+const TCP_OVER_IPV4 = 0x11;
+const TCP_OVER_IPV6 = 0x21;
+
 /** The whole header: PROXY command over TCP, the connection's two addresses, then the TLVs. */
 export function proxyV2Header(socket: TLSSocket, id: DeviceIdentity): Buffer {
   const src = unmapped(socket.remoteAddress ?? '');
   const dst = unmapped(socket.localAddress ?? '');
-  const tlvs = kakuinTlvs(socket, id);
-  const srcPort = socket.remotePort ?? 0;
-  const dstPort = socket.localPort ?? 0;
-  let address: IPv4ProxyAddress | IPv6ProxyAddress;
-  if (net.isIPv4(src) && net.isIPv4(dst)) {
-    address = new IPv4ProxyAddress(IPv4Address.createFrom(ipv4Bytes(src)), srcPort, IPv4Address.createFrom(ipv4Bytes(dst)), dstPort);
-  } else {
-    // §2.2: both addresses of one family; an IPv4 end on an IPv6 socket is written IPv4-mapped.
-    const v6 = (a: string) => IPv6Address.createFrom(ipv6Bytes(net.isIPv4(a) ? `::ffff:${a}` : a));
-    address = new IPv6ProxyAddress(v6(src), srcPort, v6(dst), dstPort);
-  }
-  return Buffer.from(new V2ProxyProtocol(Command.PROXY, TransportProtocol.STREAM, address, tlvs).build());
+  const v4 = net.isIPv4(src) && net.isIPv4(dst);
+  // §2.2: both addresses of one family; an IPv4 end on an IPv6 socket is written IPv4-mapped.
+  const bytes = (a: string) => (v4 ? ipv4Bytes(a) : ipv6Bytes(net.isIPv4(a) ? `::ffff:${a}` : a));
+  const ports = Buffer.alloc(4);
+  ports.writeUInt16BE(socket.remotePort ?? 0, 0);
+  ports.writeUInt16BE(socket.localPort ?? 0, 2);
+  const body = Buffer.concat([Buffer.from(bytes(src)), Buffer.from(bytes(dst)), ports, kakuinTlvs(socket, id)]);
+  if (body.length > 0xffff) throw new RangeError('PROXY v2 header longer than 65535 bytes');
+  const fixed = Buffer.alloc(16);
+  SIGNATURE.copy(fixed, 0);
+  fixed[12] = VERSION_2_PROXY;
+  fixed[13] = v4 ? TCP_OVER_IPV4 : TCP_OVER_IPV6;
+  fixed.writeUInt16BE(body.length, 14);
+  return Buffer.concat([fixed, body]);
 }
