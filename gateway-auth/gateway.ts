@@ -248,7 +248,7 @@ export function createDeviceGateway(options: DeviceGatewayOptions): DeviceGatewa
   });
   const mqttServer = mqtt === undefined ? undefined : deviceListener('mqtt', (socket, id) => mqtt.accept(socket, id));
   const tcp = o.tcp.map((listener) => {
-    const front = new TcpFrontEnd(listener, { logger, isFresh: (id) => status.isFresh(id) });
+    const front = new TcpFrontEnd(listener, { logger, isFresh: (id) => status.isFresh(id), activity: o.activity });
     return { front, server: deviceListener('tcp', (socket, id) => front.accept(socket, id)) };
   });
 

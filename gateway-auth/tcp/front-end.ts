@@ -8,6 +8,7 @@
  */
 import net from 'node:net';
 import type { TLSSocket } from 'node:tls';
+import type { ActivityRecorder } from '../activity-recorder.js';
 import type { DeviceIdentity } from '../device-identity.js';
 import type { GatewayLogger } from '../options.js';
 import { describeError, throttledWarn } from '../status-source.js';
@@ -29,7 +30,7 @@ export class TcpFrontEnd {
   private readonly counters: TcpStats = { connections: 0, forwarded: 0, upstreamErrors: 0, refusedStale: 0 };
   private readonly warnUpstream: (fields: Record<string, unknown>) => void;
 
-  constructor(readonly options: ResolvedTcpListener, private readonly deps: { logger: GatewayLogger; isFresh(id: DeviceIdentity): boolean }) {
+  constructor(readonly options: ResolvedTcpListener, private readonly deps: { logger: GatewayLogger; isFresh(id: DeviceIdentity): boolean; activity: ActivityRecorder }) {
     this.warnUpstream = throttledWarn(deps.logger, 'tcp gateway cannot reach its upstream', 1_000);
   }
 
@@ -71,6 +72,19 @@ export class TcpFrontEnd {
       up.destroy();
     });
     socket.setKeepAlive(true, 60_000);
+    // Activity: the device's bytes, reported in 64 KiB steps and at close (never per read).
+    let bytes = 0;
+    let reads = 0;
+    socket.on('data', (c: Buffer) => {
+      bytes += c.length;
+      reads++;
+      if (bytes >= 65_536) {
+        this.deps.activity.traffic(id.deviceId, reads, bytes);
+        bytes = 0;
+        reads = 0;
+      }
+    });
+    socket.once('close', () => { if (reads > 0) this.deps.activity.traffic(id.deviceId, reads, bytes); });
     // Written before any device byte: the header is the first thing the upstream reads (§2).
     up.write(header);
     socket.pipe(up).pipe(socket);

@@ -42,6 +42,8 @@ describe('gateway-auth: raw TCP front end with a PROXY v2 header', function () {
   const received: Received[] = [];
   let haproxy: ChildProcess | undefined;
   let haproxyPort = 0;
+  let downPort = 0;
+  const traffic: { deviceId: string; messages: number; bytes: number }[] = [];
 
   before(async function () {
     pki = await createGatewayPki();
@@ -67,12 +69,18 @@ describe('gateway-auth: raw TCP front end with a PROXY v2 header', function () {
     upstream.listen(0, '127.0.0.1');
     await once(upstream, 'listening');
     haproxyPort = await freePort();
+    downPort = await freePort();
     gw = await startGateway(pki, {
       telemetry: { sink: { record: async () => {} } },
       tcp: [
         { port: 0, upstream: `127.0.0.1:${(upstream.address() as net.AddressInfo).port}` },
         { port: 0, upstream: `127.0.0.1:${haproxyPort}` },
+        { port: 0, upstream: `127.0.0.1:${downPort}` },
       ],
+      activity: {
+        admitted() {}, refused() {}, closed() {}, tokenResult() {}, firmware() {},
+        traffic(deviceId, messages, bytes) { traffic.push({ deviceId, messages, bytes }); },
+      },
     });
   });
 
@@ -201,6 +209,25 @@ describe('gateway-auth: raw TCP front end with a PROXY v2 header', function () {
     await sleep(100);
     expect(received.length, 'no header reached the upstream').to.equal(before);
     expect(gw.logger.find('gateway refused a device connection').at(-1)?.fields).to.include({ deviceId: d.deviceId, frontEnd: 'tcp' });
+  });
+
+  it('closes the device connection when the upstream cannot be reached, and reports the device\'s bytes as activity', async function () {
+    const d = await pki.newDevice();
+    const before = gw.gateway.stats().tcp!.upstreamErrors;
+    const s = await connect(d, { port: tcpPort(2) });
+    s.write('lost');
+    await once(s, 'close');
+    expect(gw.gateway.stats().tcp!.upstreamErrors).to.equal(before + 1);
+    expect(gw.logger.find('tcp gateway cannot reach its upstream').length).to.be.at.least(1);
+    const e = await pki.newDevice();
+    const ok = await connect(e);
+    await echo(ok, 'x'.repeat(1000));
+    ok.end();
+    await once(ok, 'close');
+    const until = Date.now() + 2_000;
+    while (!traffic.some((t) => t.deviceId === e.deviceId) && Date.now() < until) await sleep(10);
+    const mine = traffic.filter((t) => t.deviceId === e.deviceId);
+    expect(mine.reduce((n, t) => n + t.bytes, 0)).to.equal(1000);
   });
 
   it('HAProxy 2.6 with accept-proxy reads the device\'s address (and the authority TLV) from the header', async function () {
