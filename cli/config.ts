@@ -11,6 +11,8 @@ import { KEY_ALGORITHMS, type KeyAlgorithm } from '../hsm-adapters/port.js';
 import { defaultVerifierWorkers } from '../ca/pop-verifier.js';
 import { KakuinError } from '../errors/index.js';
 import { DEFAULT_TOPIC_TEMPLATE, parseTopicTemplate } from '../gateway-auth/mqtt/topic-policy.js';
+import { resolveRoutes } from '../gateway-auth/http/routes-options.js';
+import { resolveTcpListeners } from '../gateway-auth/tcp/options.js';
 
 export interface KakuinConfig {
   dataDir: string;
@@ -49,6 +51,10 @@ export interface KakuinConfig {
       publishTopics: string[];
       subscribeTopics: string[];
     };
+    /** Proxied HTTP routes of the gateway port (gateway-auth/http/routes.ts); upstreamCaFile resolved against the data dir. */
+    routes: { prefix: string; upstreamUrl: string; upstreamCaFile?: string; bodyLimitBytes?: number }[];
+    /** Raw TCP front ends (gateway-auth/tcp/): TLS port → plain TCP upstream `host:port`, PROXY v2 header first. */
+    tcp: { port: number; upstream: string }[];
   };
   /** Per-device activity rollups (operations/activity). */
   activity: { enabled: boolean; flushSeconds: number; retentionDays: number; addressPrefix: 'none' | '24/48' | '16/32' };
@@ -160,6 +166,8 @@ const FILE_OPTIONS: Record<string, (v: unknown, key: string) => unknown> = {
   'gateway.mqtt.clientId': (v, k) => oneOf(v, k, ['require-device-id', 'replace']),
   'gateway.mqtt.publishTopics': topicTemplates,
   'gateway.mqtt.subscribeTopics': topicTemplates,
+  'gateway.routes': gatewayRoutes,
+  'gateway.tcp': gatewayTcpListeners,
   'legacy.port': port,
   'legacy.tokenTtlSeconds': (v, k) => int(v, k, 60, 86_400),
   'legacy.lockMinutes': (v, k) => int(v, k, 1, 24 * 60),
@@ -328,6 +336,10 @@ export function loadConfig(env: Env = process.env, cwd = process.cwd()): Readonl
         publishTopics: get('gateway.mqtt.publishTopics', [DEFAULT_TOPIC_TEMPLATE]),
         subscribeTopics: get('gateway.mqtt.subscribeTopics', [DEFAULT_TOPIC_TEMPLATE]),
       },
+      routes: get<KakuinConfig['gateway']['routes']>('gateway.routes', []).map((r) => ({
+        ...r, ...(r.upstreamCaFile !== undefined && { upstreamCaFile: within(r.upstreamCaFile) }),
+      })),
+      tcp: get('gateway.tcp', []),
     },
     activity: {
       enabled: get('activity.enabled', true),
@@ -514,6 +526,37 @@ function topicTemplates(v: unknown, key: string): string[] {
   if (!Array.isArray(v) || v.length === 0) fail(key, 'must be a non-empty list of topic filter templates');
   v.forEach((t, i) => parseTopicTemplate(t, `option ${key}[${i}]`));
   return v as string[];
+}
+
+/** `gateway.routes`: `[{prefix, upstreamUrl, upstreamCaFile?, bodyLimitBytes?}]` (gateway-auth/http/routes-options.ts checks the rest). */
+function gatewayRoutes(v: unknown, key: string): KakuinConfig['gateway']['routes'] {
+  if (!Array.isArray(v)) fail(key, 'must be a list of {prefix, upstreamUrl, upstreamCaFile?, bodyLimitBytes?}');
+  const routes = v.map((r: unknown, i) => {
+    if (typeof r !== 'object' || r === null || Array.isArray(r)) fail(`${key}[${i}]`, 'must be an object {prefix, upstreamUrl, upstreamCaFile?, bodyLimitBytes?}');
+    const { prefix, upstreamUrl, upstreamCaFile, bodyLimitBytes, ...rest } = r as Json;
+    if (Object.keys(rest).length > 0) fail(`${key}[${i}]`, `has unknown fields: ${Object.keys(rest).join(', ')}`);
+    return {
+      prefix: str(prefix, `${key}[${i}].prefix`),
+      upstreamUrl: anyHttpUrl(upstreamUrl, `${key}[${i}].upstreamUrl`),
+      ...(upstreamCaFile !== undefined && { upstreamCaFile: str(upstreamCaFile, `${key}[${i}].upstreamCaFile`) }),
+      ...(bodyLimitBytes !== undefined && { bodyLimitBytes: int(bodyLimitBytes, `${key}[${i}].bodyLimitBytes`, 0, 1024 * 1024 * 1024) }),
+    };
+  });
+  resolveRoutes(routes);
+  return routes;
+}
+
+/** `gateway.tcp`: `[{port, upstream: "host:port"}]`. */
+function gatewayTcpListeners(v: unknown, key: string): KakuinConfig['gateway']['tcp'] {
+  if (!Array.isArray(v)) fail(key, 'must be a list of {port, upstream}');
+  const listeners = v.map((l: unknown, i) => {
+    if (typeof l !== 'object' || l === null || Array.isArray(l)) fail(`${key}[${i}]`, 'must be an object {port, upstream}');
+    const { port: p, upstream, ...rest } = l as Json;
+    if (Object.keys(rest).length > 0) fail(`${key}[${i}]`, `has unknown fields: ${Object.keys(rest).join(', ')}`);
+    return { port: port(p, `${key}[${i}].port`), upstream: str(upstream, `${key}[${i}].upstream`) };
+  });
+  resolveTcpListeners(listeners);
+  return listeners;
 }
 
 function hostnames(v: unknown, key: string): string[] {

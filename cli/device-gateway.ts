@@ -36,6 +36,18 @@ export function mqttFrontEndOptions(config: Readonly<KakuinConfig>): DeviceGatew
   };
 }
 
+/** The proxied routes and TCP front ends from gateway.routes / gateway.tcp (CA files read here). */
+export function routeAndTcpOptions(config: Readonly<KakuinConfig>): Pick<DeviceGatewayOptions, 'routes' | 'tcp'> {
+  return {
+    routes: config.gateway.routes.map((r) => ({
+      prefix: r.prefix, upstreamUrl: r.upstreamUrl,
+      ...(r.bodyLimitBytes !== undefined && { bodyLimitBytes: r.bodyLimitBytes }),
+      ...(r.upstreamCaFile !== undefined && { upstreamCa: [readFileSync(r.upstreamCaFile, 'utf8')] }),
+    })),
+    tcp: config.gateway.tcp.map((t) => ({ port: t.port, upstream: t.upstream })),
+  };
+}
+
 export async function startDeviceGateway(kakuin: Kakuin, plane: RevocationPlane, logger: Logger): Promise<RunningGateway> {
   const { config, hierarchy } = kakuin;
   const tls = await tlsMaterialFor(kakuin, 'gateway', logger);
@@ -64,6 +76,7 @@ export async function startDeviceGateway(kakuin: Kakuin, plane: RevocationPlane,
     },
     ...(activity !== undefined && { activity: activity.recorder }),
     mqtt: mqttFrontEndOptions(config),
+    ...routeAndTcpOptions(config),
   });
   const address = await gateway.listen(g.port, config.bindHost);
   const host = address.family === 'IPv6' ? `[${address.address}]` : address.address;
@@ -90,8 +103,11 @@ export function mqttUrlOf(gateway: DeviceGateway): string | undefined {
   return `mqtts://${host === '0.0.0.0' ? 'localhost' : host}:${m.port}`;
 }
 
-/** Where devices reach the MQTT front end, for the operator's log. */
+/** Where devices reach the MQTT and TCP front ends, for the operator's log. */
 export function logMqttListener(gateway: DeviceGateway, logger: Logger): void {
   const url = mqttUrlOf(gateway);
   if (url !== undefined) logger.info('device gateway (MQTT over mTLS) listening', { url });
+  for (const t of gateway.tcpAddresses()) {
+    if (t !== null) logger.info('device gateway (TCP over mTLS, PROXY v2 upstream) listening', { host: t.address, port: t.port });
+  }
 }

@@ -30,7 +30,7 @@ import { KeyRing, type KeyAlgorithm, type KeyStore, type Signer } from '../hsm-a
 import { Pkcs11KeyStore } from '../hsm-adapters/pkcs11/index.js';
 import { SoftwareKeyStore } from '../hsm-adapters/software/index.js';
 import { createDeviceGateway, type DeviceGateway, type TelemetrySink } from '../gateway-auth/index.js';
-import { logMqttListener, mqttFrontEndOptions } from './device-gateway.js';
+import { logMqttListener, mqttFrontEndOptions, routeAndTcpOptions } from './device-gateway.js';
 import { createOcspHttpServer, OcspResponder, Publications, type OcspSigningIdentity, withWorkerWalks } from '../ocsp-responder/index.js';
 import { fromPem, parseCertificate } from '../pkix/index.js';
 import { FeedFollower } from '../registry/feed-follower.js';
@@ -365,6 +365,7 @@ export async function startGatewayRole(options: {
       sink: options.sink,
     },
     mqtt: mqttFrontEndOptions(config),
+    ...routeAndTcpOptions(config),
   });
   const address = await gateway.listen(g.port, config.bindHost);
   const host = address.family === 'IPv6' ? `[${address.address}]` : address.address;

@@ -76,6 +76,8 @@ export const ERROR_CATALOGUE = {
   // ---- device gateway (mTLS, telemetry) -----------------------------------------------------------
   KAKUIN_E_TELEMETRY_INVALID: { status: 400, summary: 'The telemetry body is not a JSON object (it does not parse, or is an array or a bare value).' },
   KAKUIN_E_TELEMETRY_TOO_LARGE: { status: 413, summary: 'The telemetry body exceeds the gateway\'s configured size limit.' },
+  KAKUIN_E_ROUTE_BODY_TOO_LARGE: { status: 413, summary: 'A request body on a proxied route (gateway.routes) exceeds that route\'s bodyLimitBytes; the upstream request is aborted and the connection closed.' },
+  KAKUIN_E_UPGRADE_REFUSED: { status: 403, summary: 'The gateway refused a connection upgrade on a proxied route: only WebSocket upgrades pass, and never the `mqtt` subprotocol (it would bypass the MQTT topic policy; use the MQTT front end).' },
   KAKUIN_E_UPSTREAM_UNAVAILABLE: { status: 502, summary: 'The gateway could not deliver the data upstream (connection failed, timed out, or the upstream answered 5xx).' },
   KAKUIN_E_SYNC_UPSTREAM: { status: 502, summary: 'revocation sync could not fetch from kakuin\'s plain-HTTP listener (connection refused, timeout, an unexpected status or an oversized answer); it retries.' },
   KAKUIN_E_STATUS_STALE: { status: 503, summary: 'The gateway cannot currently confirm revocation status (the feed or OCSP answer is older than statusGraceMs), so it fails closed.' },

@@ -14,7 +14,10 @@
  * Admitted sockets are tracked by certificate and device (connections.ts); a revocation, hold or
  * device change from the status source closes them at once. With `mqtt` set, a second listener
  * with the very same admission and tracking hands its sockets to the MQTT front end (mqtt/), whose
- * kill switch also sends a 5.0 DISCONNECT and closes the broker connection.
+ * kill switch also sends a 5.0 DISCONNECT and closes the broker connection. `routes` proxies HTTP
+ * requests and WebSockets of the HTTPS listener to upstreams (http/routes*.ts); each `tcp` listener
+ * forwards its admitted connections' bytes after a PROXY v2 header (tcp/). Both use the same
+ * admission and tracking, so the kill switch closes their connections too.
  */
 import http from 'node:http';
 import type { AddressInfo } from 'node:net';
@@ -23,6 +26,8 @@ import { DeviceAdmission } from './admission.js';
 import { DeviceConnections } from './connections.js';
 import { DeviceIdentityReader, type DeviceIdentity } from './device-identity.js';
 import { createDeviceRequestHandler } from './device-routes.js';
+import { RouteProxy, type RouteStats } from './http/routes.js';
+import { proxyUpgrade } from './http/routes-upgrade.js';
 import { registryFeedFactory } from './feed-subscription.js';
 import { FeedStatusView } from './feed-status.js';
 import { MqttFrontEnd, type MqttStats } from './mqtt/front-end.js';
@@ -33,6 +38,7 @@ import {
   describeError, throttledWarn, watchReadiness, type CertificateStatusSource, type CertificateVerdict, type GatewayReadiness,
   type StatusEvents,
 } from './status-source.js';
+import { TcpFrontEnd, type TcpStats } from './tcp/front-end.js';
 import { TelemetryUpstream } from './upstream.js';
 
 export interface GatewayStats {
@@ -44,6 +50,10 @@ export interface GatewayStats {
   closedByStatusChange: number;
   /** The MQTT front end, when it is on. */
   mqtt?: MqttStats;
+  /** The proxied HTTP routes, when there are any. */
+  routes?: RouteStats;
+  /** The TCP front ends, when there are any. */
+  tcp?: TcpStats;
 }
 
 export interface DeviceGateway {
@@ -54,6 +64,8 @@ export interface DeviceGateway {
   address(): AddressInfo | null;
   /** The MQTT listener's address (null when the MQTT front end is off or not listening). */
   mqttAddress(): AddressInfo | null;
+  /** The TCP listeners' addresses, in the order of the `tcp` option (null where not listening). */
+  tcpAddresses(): (AddressInfo | null)[];
   /** For the composition root's plain-HTTP `/readyz` (the gateway port serves it to devices only). */
   readiness(): GatewayReadiness;
   /**
@@ -110,7 +122,11 @@ export function createDeviceGateway(options: DeviceGatewayOptions): DeviceGatewa
   const upstream = o.telemetry.upstreamUrl === undefined ? undefined
     : new TelemetryUpstream(o.telemetry.upstreamUrl, o.telemetry.upstreamCaPem, o.telemetry.upstreamTimeoutMs);
 
-  const httpServer = http.createServer({ keepAlive: true }, createDeviceRequestHandler({
+  const routes = new RouteProxy(o.routes, {
+    logger, identityOf: (socket) => connections.identityOf(socket), isFresh: (id) => status.isFresh(id), activity: o.activity,
+    upstreamTimeoutMs: o.idleTimeoutMs,
+  });
+  const ownRoutes = createDeviceRequestHandler({
     bodyLimitBytes: o.telemetry.bodyLimitBytes,
     ...(upstream !== undefined && { upstream }),
     ...(o.telemetry.sink !== undefined && { sink: o.telemetry.sink }),
@@ -120,7 +136,11 @@ export function createDeviceGateway(options: DeviceGatewayOptions): DeviceGatewa
     readiness: () => readiness(),
     now: o.now,
     activity: o.activity,
-  }));
+  });
+  const httpServer = http.createServer({ keepAlive: true }, (req, res) => {
+    if (!routes.handle(req, res)) ownRoutes(req, res);
+  });
+  if (routes.enabled) httpServer.on('upgrade', (req, socket, head) => proxyUpgrade(routes, req, socket, head));
   httpServer.timeout = o.idleTimeoutMs;
   httpServer.keepAliveTimeout = o.idleTimeoutMs;
 
@@ -132,7 +152,7 @@ export function createDeviceGateway(options: DeviceGatewayOptions): DeviceGatewa
 
   function refuse(socket: TLSSocket, reason: string, fields: { deviceId?: string } & Record<string, unknown> = {}): void {
     counters.refused++;
-    o.activity.refused(fields.deviceId as string | undefined, reason, socket.remoteAddress, fields.frontEnd === 'mqtt' ? 'mqtt' : 'http');
+    o.activity.refused(fields.deviceId as string | undefined, reason, socket.remoteAddress, (fields.frontEnd as 'mqtt' | 'tcp' | undefined) ?? 'http');
     logger.info('gateway refused a device connection', { reason, resumed: socket.isSessionReused(), ...fields });
     socket.destroy();
   }
@@ -142,7 +162,7 @@ export function createDeviceGateway(options: DeviceGatewayOptions): DeviceGatewa
    * from here, checked the same way, tracked in the same DeviceConnections. `handOff` receives an
    * admitted socket still paused.
    */
-  function deviceListener(frontEnd: 'https' | 'mqtt', handOff: (socket: TLSSocket, id: DeviceIdentity) => void): tls.Server {
+  function deviceListener(frontEnd: 'https' | 'mqtt' | 'tcp', handOff: (socket: TLSSocket, id: DeviceIdentity) => void): tls.Server {
     const server = tls.createServer({
       key: o.serverKeyPem,
       ...(o.serverKeyPassphrase !== undefined && { passphrase: o.serverKeyPassphrase }),
@@ -167,7 +187,7 @@ export function createDeviceGateway(options: DeviceGatewayOptions): DeviceGatewa
       }
       counters.admitted++;
       const remoteAddress = socket.remoteAddress;
-      const front = frontEnd === 'https' ? 'http' : 'mqtt';
+      const front = frontEnd === 'https' ? 'http' : frontEnd;
       o.activity.admitted(identity.deviceId, remoteAddress, front);
       socket.once('close', () => o.activity.closed(identity.deviceId, remoteAddress, front));
       handOff(socket, identity);
@@ -227,6 +247,10 @@ export function createDeviceGateway(options: DeviceGatewayOptions): DeviceGatewa
     registry: o.registry, logger, connections, isFresh: (id) => status.isFresh(id),
   });
   const mqttServer = mqtt === undefined ? undefined : deviceListener('mqtt', (socket, id) => mqtt.accept(socket, id));
+  const tcp = o.tcp.map((listener) => {
+    const front = new TcpFrontEnd(listener, { logger, isFresh: (id) => status.isFresh(id), activity: o.activity });
+    return { front, server: deviceListener('tcp', (socket, id) => front.accept(socket, id)) };
+  });
 
   let started: Promise<void> | undefined;
   let startedOk = false;
@@ -288,21 +312,33 @@ export function createDeviceGateway(options: DeviceGatewayOptions): DeviceGatewa
         const u = mqtt.options.upstream;
         logger.info('device gateway MQTT listening', { port: m.port, host: m.address, upstream: `${u.tls ? 'mqtts' : 'mqtt'}://${u.host}:${u.port}` });
       }
+      for (const t of tcp) {
+        const a = await listenOn(t.server, t.front.options.port, host).catch(async (e: unknown) => {
+          await Promise.all([closeServer(tlsServer), closeServer(mqttServer), ...tcp.map((x) => closeServer(x.server))]);
+          throw e;
+        });
+        logger.info('device gateway TCP listening', { port: a.port, host: a.address, upstream: `${t.front.options.upstream.host}:${t.front.options.upstream.port}` });
+      }
       return address;
     },
     async close() {
       for (const stop of stoppers.splice(0)) stop();
-      const closed = Promise.all([closeServer(tlsServer), closeServer(mqttServer)]);
+      const closed = Promise.all([closeServer(tlsServer), closeServer(mqttServer), ...tcp.map((t) => closeServer(t.server))]);
       for (const socket of open) socket.destroy();
       for (const socket of handshaking) socket.destroy();
       await closed;
       await status.stop();
       upstream?.close();
+      routes.close();
     },
     address: () => tlsServer.address() as AddressInfo | null,
     mqttAddress: () => (mqttServer?.listening ? mqttServer.address() as AddressInfo : null),
+    tcpAddresses: () => tcp.map((t) => (t.server.listening ? t.server.address() as AddressInfo : null)),
     readiness,
     pokeFeed: () => status.poke(),
-    stats: () => ({ openConnections: open.size, ...counters, ...(mqtt !== undefined && { mqtt: mqtt.stats() }) }),
+    stats: () => ({
+      openConnections: open.size, ...counters, ...(mqtt !== undefined && { mqtt: mqtt.stats() }),
+      ...(routes.enabled && { routes: { ...routes.counters } }), ...(tcp.length > 0 && { tcp: TcpFrontEnd.sum(tcp.map((t) => t.front)) }),
+    }),
   };
 }

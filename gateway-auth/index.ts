@@ -17,3 +17,7 @@ export type { GatewayReadiness } from './status-source.js';
 export type { MqttStats } from './mqtt/front-end.js';
 export type { MqttClientIdMode } from './mqtt/options.js';
 export { IDENTITY_HEADERS, jsonLinesTelemetrySink } from './upstream.js';
+export type { DeviceRouteOptions } from './http/routes-options.js';
+export type { RouteStats } from './http/routes.js';
+export type { TcpListenerOptions } from './tcp/options.js';
+export type { TcpStats } from './tcp/front-end.js';

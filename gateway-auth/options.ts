@@ -9,6 +9,8 @@ import { KakuinError } from '../errors/index.js';
 import { parseCertificate, toPem, type ParsedCertificate } from '../pkix/index.js';
 import type { FeedEntry, Registry } from '../registry/port.js';
 import { resolveMqttOptions, type MqttFrontEndOptions, type ResolvedMqttOptions } from './mqtt/options.js';
+import { resolveRoutes, type DeviceRouteOptions, type ResolvedRoute } from './http/routes-options.js';
+import { resolveTcpListeners, type ResolvedTcpListener, type TcpListenerOptions } from './tcp/options.js';
 
 /** The one logger shape the HTTP layers of kakuin use (the composition root provides it). */
 export interface GatewayLogger {
@@ -131,6 +133,16 @@ export interface DeviceGatewayOptions {
     /** CA certificates for an mqtts: upstream (default: Node's bundled roots). */
     upstreamCa?: CertificateInput[];
   };
+  /**
+   * Proxied HTTP routes of the HTTPS listener (http/routes.ts): requests and WebSockets under a
+   * prefix go to its upstream with the verified identity headers. Default: none.
+   */
+  routes?: (Omit<DeviceRouteOptions, 'upstreamCaPem'> & {
+    /** CA certificates for an https: upstream (default: Node's bundled roots). */
+    upstreamCa?: CertificateInput[];
+  })[];
+  /** Raw TCP front ends (tcp/): one TLS listener each, bytes forwarded after a PROXY v2 header. Default: none. */
+  tcp?: TcpListenerOptions[];
   /** An idle connection is closed after this long (default 120 000 ms). */
   idleTimeoutMs?: number;
   /** A TLS handshake must finish within this (default 10 000 ms). */
@@ -161,6 +173,8 @@ export interface ResolvedGatewayOptions {
   ocsp?: { url: URL; caPem?: string[]; cacheMaxAgeMs: number; recheckIntervalMs: number; timeoutMs: number; maxConcurrent: number };
   telemetry: { bodyLimitBytes: number; upstreamUrl?: URL; upstreamCaPem?: string[]; upstreamTimeoutMs: number; sink?: TelemetrySink };
   mqtt?: ResolvedMqttOptions;
+  routes: readonly ResolvedRoute[];
+  tcp: readonly ResolvedTcpListener[];
   idleTimeoutMs: number;
   handshakeTimeoutMs: number;
   now: () => number;
@@ -278,6 +292,13 @@ export function resolveGatewayOptions(o: DeviceGatewayOptions): ResolvedGatewayO
     const { upstreamCa, ...rest } = o.mqtt;
     mqtt = resolveMqttOptions({ ...rest, ...(upstreamCa !== undefined && { upstreamCaPem: certificatesPem(upstreamCa, 'mqtt.upstreamCa') }) }, handshakeTimeoutMs);
   }
+  if (o.routes !== undefined && !Array.isArray(o.routes)) throw configError('routes must be a list of {prefix, upstreamUrl}');
+  const routes = resolveRoutes(o.routes?.map((r, i) => {
+    if (r === null || typeof r !== 'object') return r;
+    const { upstreamCa, ...rest } = r;
+    return { ...rest, ...(upstreamCa !== undefined && { upstreamCaPem: certificatesPem(upstreamCa, `routes[${i}].upstreamCa`) }) };
+  }));
+  const tcp = resolveTcpListeners(o.tcp);
   const now = o.now ?? Date.now;
   if (typeof now !== 'function') throw configError('now must be a function');
   if (o.activity !== undefined) requireMethods(o.activity, 'activity', ['admitted', 'refused', 'closed', 'traffic', 'tokenResult', 'firmware']);
@@ -295,6 +316,8 @@ export function resolveGatewayOptions(o: DeviceGatewayOptions): ResolvedGatewayO
     ...(ocsp !== undefined && { ocsp: Object.freeze(ocsp) }),
     telemetry: Object.freeze(telemetry),
     ...(mqtt !== undefined && { mqtt }),
+    routes,
+    tcp,
     idleTimeoutMs: positiveInt(o.idleTimeoutMs, 'idleTimeoutMs', 120_000),
     handshakeTimeoutMs,
     now,

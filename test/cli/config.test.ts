@@ -81,6 +81,31 @@ describe('configuration', () => {
     expect(codeOf(() => loadConfig({ KAKUIN_DATA_DIR: tmp.dir, KAKUIN_CONFIG: file }, '/'))).to.equal('KAKUIN_E_CONFIG');
   });
 
+  it('gateway.routes and gateway.tcp: lists checked field by field (unknown fields, bad prefixes and upstreams refused)', () => {
+    const write = (gateway: unknown) => writeFileSync(path.join(tmp.dir, 'kakuin.json'), JSON.stringify({ gateway }));
+    write({
+      routes: [{ prefix: '/api', upstreamUrl: 'https://api.internal:8443', upstreamCaFile: 'api-ca.pem', bodyLimitBytes: 4096 }, { prefix: '/', upstreamUrl: 'http://127.0.0.1:8000' }],
+      tcp: [{ port: 9700, upstream: '127.0.0.1:7000' }],
+    });
+    const c = loadConfig({ KAKUIN_DATA_DIR: tmp.dir }, '/');
+    expect(c.gateway.routes[0]).to.deep.equal({ prefix: '/api', upstreamUrl: 'https://api.internal:8443', upstreamCaFile: path.join(tmp.dir, 'api-ca.pem'), bodyLimitBytes: 4096 });
+    expect(c.gateway.tcp).to.deep.equal([{ port: 9700, upstream: '127.0.0.1:7000' }]);
+    expect(loadConfig({ KAKUIN_DATA_DIR: makeTempDir().dir }, '/').gateway.routes).to.deep.equal([]);
+    for (const bad of [
+      { routes: [{ prefix: '/api', upstreamUrl: 'http://x', stripPrefix: true }] },
+      { routes: [{ prefix: 'api', upstreamUrl: 'http://x' }] },
+      { routes: [{ prefix: '/api/', upstreamUrl: 'http://x' }] },
+      { routes: [{ prefix: '/a', upstreamUrl: 'ftp://x' }] },
+      { routes: [{ prefix: '/a', upstreamUrl: 'http://x' }, { prefix: '/a', upstreamUrl: 'http://y' }] },
+      { tcp: [{ port: 9700, upstream: '127.0.0.1' }] },
+      { tcp: [{ port: 9700, upstream: 'tcp://127.0.0.1:7000' }] },
+      { tcp: [{ port: 9700, upstream: '127.0.0.1:7000', tls: true }] },
+    ]) {
+      write(bad);
+      expect(codeOf(() => loadConfig({ KAKUIN_DATA_DIR: tmp.dir }, '/')), JSON.stringify(bad)).to.equal('KAKUIN_E_CONFIG');
+    }
+  });
+
   it('is frozen', () => {
     const c = loadConfig({}, tmp.dir);
     expect(Object.isFrozen(c)).to.equal(true);
