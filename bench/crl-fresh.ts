@@ -8,7 +8,7 @@
  * plane does; the time until the stored full CRL reflects that feed entry is the latency. Also:
  * the walk (from-scratch) build for comparison, the CPU time of the whole process (every thread)
  * per incremental full CRL, the bytes signed per change, the longest main-event-loop stall
- * (signing and storing run there) and the peak RSS of the process (VmHWM: main + worker).
+ * (signing runs there; the SQLite store of a large CRL runs in a worker) and the peak RSS of the process (VmHWM: main + worker).
  *
  * `node dist/bench/crl-fresh.js [entries] [revocations]` runs it alone.
  */
@@ -112,7 +112,7 @@ export async function benchCrlFreshness(ca: BenchCa, entries: number, revocation
     };
     log(`  one more revocation → in the full CRL: p50 ${figures.crl_fresh_listed_p50_ms} ms, p99 ${figures.crl_fresh_listed_p99_ms} ms (${revocations} revocations; crl.fullCoalesceMs 5000, target p99 ≤ 6 s)`);
     log(`  incremental full CRL: build + sign + store p50 ${figures.crl_fresh_incremental_build_sign_store_p50_ms} ms, CPU ${figures.crl_fresh_cpu_per_change_ms} ms per change (all threads, with its delta), ${(bytes / 1048576).toFixed(1)} MiB signed per change`);
-    log(`  main event loop: longest stall ${figures.crl_fresh_main_loop_max_stall_ms} ms (hashing + signing and storing the DER run there); peak RSS ${figures.crl_fresh_peak_rss_mb} MB (process: main + CRL worker)`);
+    log(`  main event loop: longest stall ${figures.crl_fresh_main_loop_max_stall_ms} ms (hashing + signing run there; SQLite stores a CRL ≥ 1 MiB from a worker); peak RSS ${figures.crl_fresh_peak_rss_mb} MB (process: main + CRL worker)`);
     return figures;
   } finally {
     await publisher.stop();

@@ -12,6 +12,7 @@ import { benchCrl } from './crl.js';
 import { benchCrlFreshness } from './crl-fresh.js';
 import { benchRevocationSync } from './revocation-sync.js';
 import { benchCrlToNginx } from './crl-to-nginx.js';
+import { benchCrlToFreeradius } from './crl-to-freeradius.js';
 import { benchGateway } from './gateway.js';
 import { benchMqtt } from './mqtt.js';
 import { benchRoutes } from './routes.js';
@@ -55,6 +56,8 @@ async function main(): Promise<void> {
     log('\nrevocation sync sidecar (issue 17): change → verified and written; a changed CRL\'s check; nginx ssl_crl with the bundle');
     Object.assign(figures, await benchRevocationSync(Math.max(0.1, scale), log));
     Object.assign(figures, await benchCrlToNginx(8, log));
+    log('\nFreeRADIUS check_crl (issue 17): revoke → Access-Reject through the sidecar\'s hashed ca_path and a restart');
+    Object.assign(figures, await benchCrlToFreeradius(6, log));
   } finally {
     ca.cleanup();
   }

@@ -59,7 +59,7 @@ commands:
   enroll batch --in FILE --out DIR --url URL --cacert ROOT.pem
                                              factory station: enroll the devices of an NDJSON file against a
                                              remote kakuin, one certificate or PKCS#12 file per device; resumable
-  revocation sync --url URL --trust ROOT.pem --issuer ID --pem-out FILE [--with-chain] [--exec CMD] ...
+  revocation sync --url URL --trust ROOT.pem --issuer ID (--pem-out FILE | --hashed-dir DIR) [--with-chain] [--exec CMD] ...
                                              relying-party sidecar: follows kakuin's full CRLs, verifies them, writes
                                              a PEM bundle and reloads nginx/HAProxy/Mosquitto/FreeRADIUS (README)
   help                                       this text

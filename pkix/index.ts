@@ -8,6 +8,7 @@ export * from './oids.js';
 export * from './algorithm.js';
 export * from './spki.js';
 export * from './name.js';
+export * from './name-hash.js';
 export * from './general-name.js';
 export * from './extensions.js';
 export * from './extensions-read.js';

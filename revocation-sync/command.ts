@@ -10,7 +10,7 @@ import { execAction, haproxyAction } from './reload-actions.js';
 import { Reloader } from './reloader.js';
 import { RevocationSync, type SyncLogger } from './sidecar.js';
 
-export const SYNC_USAGE = `usage: kakuin revocation sync --url URL --trust ROOT.pem --issuer ID [--issuer ID ...] --pem-out FILE
+export const SYNC_USAGE = `usage: kakuin revocation sync --url URL --trust ROOT.pem --issuer ID [--issuer ID ...] (--pem-out FILE | --hashed-dir DIR)
          [--with-chain] [--exec CMD] [--min-reload-interval S] [--state-dir DIR] [--listen HOST:PORT]
          [--haproxy-socket MASTER.sock --haproxy-crl NAME [--haproxy-bufsize N]] [--poll-interval-ms MS]
 `;
@@ -39,7 +39,7 @@ export async function revocationSyncCommand(argv: string[], logger: SyncLogger =
       args: argv, strict: true, allowPositionals: false,
       options: {
         url: { type: 'string' }, trust: { type: 'string' }, issuer: { type: 'string', multiple: true }, 'with-chain': { type: 'boolean' },
-        'pem-out': { type: 'string' }, exec: { type: 'string' }, 'min-reload-interval': { type: 'string' }, 'state-dir': { type: 'string' },
+        'pem-out': { type: 'string' }, 'hashed-dir': { type: 'string' }, exec: { type: 'string' }, 'min-reload-interval': { type: 'string' }, 'state-dir': { type: 'string' },
         listen: { type: 'string' }, 'haproxy-socket': { type: 'string' }, 'haproxy-crl': { type: 'string' }, 'haproxy-bufsize': { type: 'string' },
         'poll-interval-ms': { type: 'string' },
       },
@@ -53,7 +53,8 @@ export async function revocationSyncCommand(argv: string[], logger: SyncLogger =
   const issuers = (values.issuer as string[] | undefined) ?? [];
   if (issuers.length === 0) throw usage('at least one --issuer is needed');
   const pemOut = str('pem-out');
-  if (!pemOut) throw usage('--pem-out is needed');
+  const hashedDir = str('hashed-dir');
+  if (!pemOut && !hashedDir) throw usage('--pem-out or --hashed-dir (or both) is needed');
   const trust = str('trust');
   if (!trust) throw usage('--trust is needed');
   let trustPem: string;
@@ -64,6 +65,7 @@ export async function revocationSyncCommand(argv: string[], logger: SyncLogger =
   }
   if (Boolean(str('haproxy-socket')) !== Boolean(str('haproxy-crl'))) throw usage('--haproxy-socket and --haproxy-crl go together');
   if (str('haproxy-socket') && str('exec')) throw usage('--exec and --haproxy-socket exclude each other');
+  if (str('haproxy-socket') && !pemOut) throw usage('--haproxy-socket needs --pem-out');
   const minReloadMs = positiveNumber(str('min-reload-interval'), 'min-reload-interval', 60, 0) * 1000;
   const pollIntervalMs = positiveNumber(str('poll-interval-ms'), 'poll-interval-ms', 500, 50);
   const bufsize = positiveNumber(str('haproxy-bufsize'), 'haproxy-bufsize', 16384, 1024);
@@ -73,7 +75,7 @@ export async function revocationSyncCommand(argv: string[], logger: SyncLogger =
     ? haproxyAction({ masterSocket: str('haproxy-socket')!, crlFile: str('haproxy-crl')!, bufsize }, () => sync!.bundle(), (m, f) => logger.info(m, f))
     : str('exec') ? execAction(str('exec')!) : undefined;
   const reload = action ? new Reloader(minReloadMs, async () => { await action(); logger.info('relying party reloaded'); }, (e) => logger.warn('reload failed', { error: String(e) })) : undefined;
-  sync = new RevocationSync({ url, trustPem, issuers, withChain: values['with-chain'] === true, pemOut, stateDir: str('state-dir'), pollIntervalMs, reload, logger });
+  sync = new RevocationSync({ url, trustPem, issuers, withChain: values['with-chain'] === true, pemOut, hashedDir, stateDir: str('state-dir'), pollIntervalMs, reload, logger });
 
   let server: http.Server | undefined;
   const listen = str('listen');
@@ -98,7 +100,7 @@ export async function revocationSyncCommand(argv: string[], logger: SyncLogger =
   process.once('SIGINT', () => stop('SIGINT'));
   process.once('SIGTERM', () => stop('SIGTERM'));
   await sync.start();
-  logger.info('following CRLs', { url, issuers: issuers.join(','), pemOut });
+  logger.info('following CRLs', { url, issuers: issuers.join(','), pemOut, hashedDir });
   logger.info('stopping', { signal: await stopped });
   sync.stop();
   server?.close();

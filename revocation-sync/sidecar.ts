@@ -11,7 +11,9 @@
 import { existsSync, mkdirSync, readFileSync } from 'node:fs';
 import path from 'node:path';
 import { KakuinError } from '../errors/index.js';
-import { fromPem, OID_CE_CRL_DISTRIBUTION_POINTS, parseCertificate, parseCrlDistributionPoints, toPem, type ParsedCertificate } from '../pkix/index.js';
+import {
+  fromPem, OID_CE_CRL_DISTRIBUTION_POINTS, opensslNameHash, parseCertificate, parseCrlDistributionPoints, toPem, type ParsedCertificate,
+} from '../pkix/index.js';
 import { writeFileAtomic } from './atomic-file.js';
 import { conditionalGet, type Validators } from './fetch.js';
 import { Reloader } from './reloader.js';
@@ -29,7 +31,10 @@ export interface SyncOptions {
   trustPem: string;
   issuers: string[];
   withChain: boolean;
-  pemOut: string;
+  /** The PEM bundle of all CRLs (nginx, HAProxy, Mosquitto); absent with `hashedDir` only. */
+  pemOut?: string;
+  /** A hashed CApath directory (FreeRADIUS `ca_path`): `<hash>.0` per CA certificate, `<hash>.r0` per CRL. */
+  hashedDir?: string;
   stateDir?: string;
   pollIntervalMs: number;
   /** What to do after the bundle changed (rate-limited by the Reloader); absent: write only. */
@@ -71,6 +76,7 @@ export class RevocationSync {
     this.anchor = parseCertificate(ders[0]);
     for (const name of o.issuers) this.sources.set(name, { name, validators: {}, refused: 0, fetchErrors: 0 });
     if (o.stateDir) mkdirSync(o.stateDir, { recursive: true });
+    if (o.hashedDir) mkdirSync(o.hashedDir, { recursive: true });
   }
 
   private base(): string {
@@ -148,12 +154,41 @@ export class RevocationSync {
     const ordered = [...all.filter((s) => !this.o.issuers.includes(s.name)), ...this.o.issuers.map((n) => this.sources.get(n)!)];
     const pem = ordered.map((s) => toPem('X509 CRL', s.der!)).join('');
     if (pem === this.written) return;
-    writeFileAtomic(this.o.pemOut, pem);
+    if (this.o.pemOut) writeFileAtomic(this.o.pemOut, pem);
+    if (this.o.hashedDir) this.writeHashedDir(ordered);
     this.written = pem;
     this.writtenMs = Date.now();
     this.writes++;
-    this.o.logger.info('CRL bundle written', { file: this.o.pemOut, crls: ordered.map((s) => `${s.name}#${s.number}`).join(' ') });
+    this.o.logger.info('CRL bundle written', { file: this.o.pemOut ?? this.o.hashedDir, crls: ordered.map((s) => `${s.name}#${s.number}`).join(' ') });
     this.o.reload?.request();
+  }
+
+  /**
+   * The CApath layout OpenSSL's X509_LOOKUP_hash_dir reads (`openssl rehash`): each CA certificate
+   * (the anchor and every verified issuer) as `<subject hash>.N`, each CRL as `<issuer hash>.rN`;
+   * N counts distinct names that share a hash. Each file is replaced whole (temp + rename), CRLs
+   * after the CA certificates, so a server starting meanwhile never reads half a file.
+   */
+  private writeHashedDir(ordered: Source[]): void {
+    const dir = this.o.hashedDir!;
+    const cas = new Map<string, ParsedCertificate>([[this.anchor.rawDer.toString('base64'), this.anchor]]);
+    for (const s of ordered) if (s.ca) cas.set(s.ca.rawDer.toString('base64'), s.ca);
+    const suffixes = new Map<string, Map<string, number>>();
+    const fileFor = (ca: ParsedCertificate, crl: boolean) => {
+      const hash = opensslNameHash(ca.subject);
+      const names = suffixes.get(hash) ?? new Map<string, number>();
+      suffixes.set(hash, names);
+      const key = ca.subject.rawDer.toString('base64');
+      if (!names.has(key)) names.set(key, names.size);
+      return path.join(dir, `${hash}.${crl ? 'r' : ''}${names.get(key)}`);
+    };
+    for (const ca of cas.values()) this.writeIfChanged(fileFor(ca, false), toPem('CERTIFICATE', ca.rawDer));
+    for (const s of ordered) this.writeIfChanged(fileFor(s.ca!, true), toPem('X509 CRL', s.der!));
+  }
+
+  private writeIfChanged(file: string, content: string): void {
+    if (existsSync(file) && readFileSync(file, 'utf8') === content) return;
+    writeFileAtomic(file, content);
   }
 
   bundle(): string {

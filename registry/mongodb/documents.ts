@@ -96,8 +96,12 @@ export interface CrlDoc {
   thisUpdate: Date;
   nextUpdate: Date;
   feedSeq: number;
-  der: Buffer | Binary;
+  /** The DER, when it fits the document; otherwise `chunks` names it (crl-chunks.ts). */
+  der?: Buffer | Binary;
+  chunks?: { generation: string; count: number; bytes: number };
 }
+/** One piece of a large CRL's DER (crl-chunks.ts): `_id` is `${crlId}/${generation}/${index}`. */
+export interface CrlChunkDoc { _id: string; crlId: string; generation: string; index: number; data: Buffer | Binary }
 export interface OcspResponseDoc { _id: string; issuerId: string; serialHex: string; der: Buffer | Binary; thisUpdate: Date; nextUpdate: Date }
 export interface CommonAuthIdDoc { _id: string; name: string; manufacturerId?: string; usualHoursUtc?: string; createdAt: Date }
 export interface LegacyCredentialDoc {
@@ -138,6 +142,7 @@ export const COLLECTIONS = {
   feed: 'revocationFeed',
   crlNumbers: 'crlNumbers',
   crls: 'crls',
+  crlChunks: 'crlChunks',
   ocspResponses: 'ocspResponses',
   commonAuthIds: 'commonAuthIds',
   legacyCredentials: 'legacyCredentials',
@@ -293,7 +298,7 @@ export function crlFromDoc(d: CrlDoc): CrlRecord {
     thisUpdate: d.thisUpdate,
     nextUpdate: d.nextUpdate,
     feedSeq: d.feedSeq,
-    der: toBuffer(d.der),
+    der: toBuffer(d.der!),
   };
 }
 

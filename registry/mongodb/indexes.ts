@@ -59,6 +59,8 @@ export const INDEXES: Readonly<Partial<Record<CollectionName, readonly IndexDesc
     { name: 'audit_events_at', key: { at: 1 } },
   ],
   // revocationFeed: _id is the seq; readFeed walks the _id index in order.
+  // crlChunks: a large CRL's chunks in order (crl-chunks.ts), and the sweep of a generation.
+  [COLLECTIONS.crlChunks]: [{ name: 'crl_chunks_generation', key: { crlId: 1, generation: 1, index: 1 } }],
   [COLLECTIONS.ocspResponses]: [
     { name: 'ocsp_responses_issuer', key: { issuerId: 1 } },
   ],

@@ -31,6 +31,7 @@ import {
   type CertificateDoc, type CrlDoc, type CrlNumberDoc, type DeviceDoc, type FeedDoc, type IssuerDoc, type KeyBindingDoc,
   type ManufacturerDoc, type OcspResponseDoc,
 } from './documents.js';
+import { getCrlDocument, putCrlDocument } from './crl-chunks.js';
 import { isDuplicateKey } from './driver-errors.js';
 import { EnrollmentStore } from './enrollment-store.js';
 import { LegacyStore } from './legacy-store.js';
@@ -341,19 +342,13 @@ export class MongoRegistry implements Registry {
   async putCrl(crl: CrlRecord): Promise<void> {
     const doc = crlDoc(crlRow(crl));
     await this.p.requireIssuer(doc.issuerId);
-    await this.p.write('storing a CRL', async () => {
-      try {
-        await this.p.col<CrlDoc>(COLLECTIONS.crls).replaceOne(crlReplaceFilter(doc._id, doc.numberKey), doc, { upsert: true });
-      } catch (e) {
-        // The upsert found a CRL with a higher number and tried to insert beside it: keep the newer one.
-        if (!isDuplicateKey(e)) throw e;
-      }
-    });
+    // Large CRLs (over 8 MiB; a document holds at most 16 MiB) are stored in chunks (crl-chunks.ts).
+    await this.p.write('storing a CRL', () => putCrlDocument(this.p.db, doc as CrlDoc & { der: Buffer }));
   }
 
   async getLatestCrl(issuerId: string, kind: 'full' | 'delta'): Promise<CrlRecord | undefined> {
     if (key(issuerId) === undefined || key(kind) === undefined) return undefined;
-    const doc = await this.p.read('reading a CRL', () => this.p.col<CrlDoc>(COLLECTIONS.crls).findOne({ _id: `${issuerId}/${kind}` }));
+    const doc = await this.p.read('reading a CRL', () => getCrlDocument(this.p.db, `${issuerId}/${kind}`));
     return doc === null ? undefined : crlFromDoc(doc);
   }
 

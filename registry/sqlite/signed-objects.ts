@@ -66,6 +66,17 @@ export function ocspResponseRow(r: StoredOcspResponse, field: string): OcspRespo
   };
 }
 
+/**
+ * Keeps the row with the higher CRL number. Decimal TEXT without leading zeros: the longer number
+ * is the larger, and equal lengths compare as text. Shared with large-crl-writer-worker.ts.
+ */
+export const UPSERT_CRL_SQL = `INSERT INTO crls (issuer_id, kind, number, base_number, this_update, next_update, feed_seq, der)
+  VALUES (:issuer_id, :kind, :number, :base_number, :this_update, :next_update, :feed_seq, :der)
+  ON CONFLICT (issuer_id, kind) DO UPDATE SET number = excluded.number, base_number = excluded.base_number,
+    this_update = excluded.this_update, next_update = excluded.next_update, feed_seq = excluded.feed_seq, der = excluded.der
+  WHERE length(excluded.number) > length(crls.number)
+     OR (length(excluded.number) = length(crls.number) AND excluded.number >= crls.number)`;
+
 export class SignedObjectStore {
   private readonly reserveCrlNumber: Database.Statement<[string]>;
   private readonly upsertCrl: Database.Statement<[CrlRow]>;
@@ -79,13 +90,7 @@ export class SignedObjectStore {
   constructor(db: Database.Database) {
     this.reserveCrlNumber = db.prepare(`INSERT INTO crl_numbers (issuer_id, last_number) VALUES (?, 1)
       ON CONFLICT (issuer_id) DO UPDATE SET last_number = last_number + 1 RETURNING last_number`).safeIntegers(true);
-    // Decimal TEXT without leading zeros: the longer number is the larger, and equal lengths compare as text.
-    this.upsertCrl = db.prepare(`INSERT INTO crls (issuer_id, kind, number, base_number, this_update, next_update, feed_seq, der)
-      VALUES (:issuer_id, :kind, :number, :base_number, :this_update, :next_update, :feed_seq, :der)
-      ON CONFLICT (issuer_id, kind) DO UPDATE SET number = excluded.number, base_number = excluded.base_number,
-        this_update = excluded.this_update, next_update = excluded.next_update, feed_seq = excluded.feed_seq, der = excluded.der
-      WHERE length(excluded.number) > length(crls.number)
-         OR (length(excluded.number) = length(crls.number) AND excluded.number >= crls.number)`);
+    this.upsertCrl = db.prepare(UPSERT_CRL_SQL);
     this.latestCrl = db.prepare('SELECT * FROM crls WHERE issuer_id = ? AND kind = ?');
     this.upsertOcsp = db.prepare(`INSERT INTO ocsp_responses (issuer_id, serial_hex, der, this_update, next_update)
       VALUES (:issuer_id, :serial_hex, :der, :this_update, :next_update)

@@ -38,6 +38,7 @@ import { StationStore, stationFromRow } from './stations.js';
 import { SqliteActivityStore } from './activity-store.js';
 import { StatusChangeWriter, type PreparedStatusChange } from './status-change-writer.js';
 import { WalCheckpointer, type WalCheckpointerOptions } from './wal-checkpointer.js';
+import { LARGE_CRL_BYTES, LargeCrlWriter } from './large-crl-writer.js';
 import { RecentFeedEntries } from './recent-feed.js';
 
 const ISSUER_KINDS = new Set(['root', 'device', 'station', 'infrastructure', 'ocsp-signer']);
@@ -87,6 +88,8 @@ export class SqliteRegistry implements Registry {
   /** The activity port (activity-store.ts) on this connection: what the writing role uses. */
   readonly activity: SqliteActivityStore;
   private checkpointer: WalCheckpointer | undefined;
+  /** Started by the first large CRL (large-crl-writer.ts). */
+  private largeCrlWriter: LargeCrlWriter | undefined;
   /** The feed's newest entries, read once for all the followers of this process (recent-feed.ts). */
   private readonly recentFeed = new RecentFeedEntries();
 
@@ -414,7 +417,22 @@ export class SqliteRegistry implements Registry {
 
   async putCrl(crl: CrlRecord): Promise<void> {
     const row = crlRow(crl);
-    this.write('storing a CRL', { foreignKey: ISSUER_NOT_FOUND }, () => this.signedObjects.putCrl(row));
+    const context = { operation: 'storing a CRL', foreignKey: ISSUER_NOT_FOUND };
+    // A large CRL is written by a worker on its own connection, off the event loop (large-crl-writer.ts).
+    if (row.der.length >= LARGE_CRL_BYTES && !this.db.memory) {
+      this.assertWritable();
+      this.largeCrlWriter ??= new LargeCrlWriter({ path: this.options.path, synchronous: this.options.synchronous, busyTimeoutMs: this.options.busyTimeoutMs });
+      if (this.largeCrlWriter.usable) {
+        try {
+          await this.largeCrlWriter.put(row);
+          return;
+        } catch (e) {
+          if (this.largeCrlWriter.usable) throw toKakuinError(e, context);
+          // The worker itself is gone: write inline below, as without it.
+        }
+      }
+    }
+    this.write(context.operation, { foreignKey: ISSUER_NOT_FOUND }, () => this.signedObjects.putCrl(row));
   }
 
   async getLatestCrl(issuerId: string, kind: 'full' | 'delta'): Promise<CrlRecord | undefined> {
@@ -633,6 +651,7 @@ export class SqliteRegistry implements Registry {
     if (this.closed) return;
     if (!this.options.readonly) this.issuances.drain();
     this.closed = true;
+    await this.largeCrlWriter?.stop();
     await this.checkpointer?.stop();
     try {
       this.db.close();

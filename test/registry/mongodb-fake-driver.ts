@@ -4,13 +4,16 @@
  * MongoRegistry's own logic here, where no MongoDB server can run. It is NOT MongoDB: it keeps
  * documents in Maps, evaluates the few query and update operators the adapter uses, enforces the
  * unique indexes the adapter declares (partial filters included) with MongoDB's duplicate-key
- * error shape, returns bytes as BSON Binary like the driver, and undoes an aborted transaction.
+ * error shape and MongoDB's 16 MiB document limit, returns bytes as BSON Binary like the driver,
+ * and undoes an aborted transaction.
  * Transactions are not isolated from each other (the adapter queues its own); the real run is
  * test/contract/mongodb-contract.test.ts with KAKUIN_TEST_MONGODB_URI.
  */
-import { Binary, MongoServerError, ObjectId, type IndexDescription } from 'mongodb';
+import { Binary, BSON, MongoServerError, ObjectId, type IndexDescription } from 'mongodb';
 
 type Doc = Record<string, unknown>;
+
+const MAX_BSON_OBJECT_SIZE = 16 * 1024 * 1024;
 type Filter = Record<string, unknown>;
 
 function isPlainObject(v: unknown): v is Record<string, unknown> {
@@ -218,6 +221,11 @@ export class FakeCollection {
   }
 
   private put(doc: Doc, previous: Doc | undefined, session: Session | undefined): void {
+    // MongoDB's BSON document limit (16 MiB): the driver refuses a larger document.
+    const size = BSON.calculateObjectSize(doc);
+    if (size > MAX_BSON_OBJECT_SIZE) {
+      throw new MongoServerError({ code: 10334, codeName: 'BSONObjectTooLarge', errmsg: `BSONObj size: ${size} is invalid. Size must be between 0 and 16793600(16MB)` });
+    }
     this.checkUnique(doc, previous);
     const k = this.keyOf(doc._id);
     if (previous !== undefined) this.docs.delete(this.keyOf(previous._id));

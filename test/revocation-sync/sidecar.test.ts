@@ -164,6 +164,8 @@ export async function resolve(specifier, context, next) {
       ['--trust', k.rootFile, '--issuer', 'device', '--pem-out', bundle],
       ['--url', 'https://127.0.0.1:1', '--trust', k.rootFile, '--issuer', 'device', '--pem-out', bundle],
       ['--url', k.httpUrl, '--trust', k.rootFile, '--pem-out', bundle],
+      ['--url', k.httpUrl, '--trust', k.rootFile, '--issuer', 'device'],
+      ['--url', k.httpUrl, '--trust', k.rootFile, '--issuer', 'device', '--hashed-dir', k.tmp.dir, '--haproxy-socket', '/tmp/x.sock', '--haproxy-crl', 'x'],
       ['--url', k.httpUrl, '--trust', k.rootFile, '--issuer', 'device', '--pem-out', bundle, '--haproxy-socket', '/tmp/x.sock'],
       ['--url', k.httpUrl, '--trust', k.rootFile, '--issuer', 'device', '--pem-out', bundle, '--bogus'],
     ]) {
