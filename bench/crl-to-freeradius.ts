@@ -26,7 +26,7 @@ export async function benchCrlToFreeradius(revocations: number, log: (l: string)
     log('  freeradius or eapol_test not installed: skipped');
     return {};
   }
-  const k = await startRelyingPartyKakuin({ KAKUIN_CRL_COALESCE_MS: '1000', KAKUIN_CRL_FULL_COALESCE_MS: '5000', KAKUIN_LOG_LEVEL: 'error' });
+  const k = await startRelyingPartyKakuin({ env: { KAKUIN_CRL_COALESCE_MS: '1000', KAKUIN_CRL_FULL_COALESCE_MS: '5000', KAKUIN_LOG_LEVEL: 'error' } });
   let sidecar: Sidecar | undefined;
   let radius: RadiusDaemon | undefined;
   try {

@@ -13,6 +13,8 @@ import { benchCrlFreshness } from './crl-fresh.js';
 import { benchRevocationSync } from './revocation-sync.js';
 import { benchCrlToNginx } from './crl-to-nginx.js';
 import { benchCrlToFreeradius } from './crl-to-freeradius.js';
+import { benchRelyingPartiesOcsp } from './relying-parties-ocsp.js';
+import { benchOcspRefreshCost } from './ocsp-refresh-cost.js';
 import { benchGateway } from './gateway.js';
 import { benchMqtt } from './mqtt.js';
 import { benchRoutes } from './routes.js';
@@ -66,6 +68,12 @@ async function main(): Promise<void> {
   const rev = await benchRevocationToOcsp(n(300));
   Object.assign(figures, rev);
   log(`  p50 ${rev.revocation_to_ocsp_revoked_p50_ms} ms, p99 ${rev.revocation_to_ocsp_revoked_p99_ms} ms  (${n(300)} revocations)`);
+
+  log('\nrevoke → refused by relying parties checking OCSP at the certificates\' URLs (issue 16): nginx ssl_ocsp on, FreeRADIUS EAP-TLS via eapol_test');
+  Object.assign(figures, await benchRelyingPartiesOcsp(20, log));
+
+  log('\npre-signed OCSP refresh (issue 16): re-signing cost per CPU-second, largest fleet per ocsp.validityMinutes at ≤ 25 % of a core');
+  Object.assign(figures, await benchOcspRefreshCost(n(20_000), log));
 
   log('\nOCSP responder (wrk on 127.0.0.1, responder in its own process)');
   const ocsp = await benchOcsp({ log: (line) => log(line) });

@@ -24,6 +24,7 @@ import { hasEveryRole, parseRoles } from './roles.js';
 import { backupCommand, restoreCommand } from './backup.js';
 import { ensurePrivateDir } from './secrets.js';
 import { newPkcs11KeyUri, tokenOfKeysUri, tokenOfKeyUri } from '../hsm-adapters/pkcs11/index.js';
+import { reissueIntermediates } from '../ca/reissue.js';
 import { rollOverDeviceCa } from '../ca/rollover.js';
 import { RevocationService } from '../ca/revocation.js';
 import { ceremonyCombine, ceremonySplit, CEREMONY_USAGE } from './ceremony.js';
@@ -47,6 +48,8 @@ commands:
                                              offline root: record the root and the CA certificates it signed
                                              (later: --root F --station F adds the station CA)
   ca rollover                                a new device issuing CA takes over issuance; the old one stays in service
+  ca reissue-intermediates                   new certificates (same keys, names, validity) naming the OCSP URL for
+                                             the CAs under the root whose certificate has none (root online)
   token create --name NAME [--expires ISO]   create a named admin token (role admin); it is printed once
   token list                                 admin tokens: role, status, created, last used, expiry
   token revoke --name NAME                   revoke a token for good: it fails at once in every process
@@ -227,7 +230,8 @@ async function caCommand(config: KakuinConfig, logger: Logger, rest: string[]): 
   const { positionals, values } = args(rest, ['out-dir', 'keys', 'root', 'device', 'infrastructure', 'station']);
   if (positionals[0] === 'csr' || positionals[0] === 'import') return offlineRootCommand(config, positionals[0], values);
   if (positionals[0] === 'rollover') return rolloverCommand(config, logger);
-  if (positionals[0] !== 'show') throw new KakuinError('KAKUIN_E_USAGE', 'kakuin ca show | ca csr --out-dir DIR [--keys URI] | ca import --root F --device F --infrastructure F [--station F] | ca rollover');
+  if (positionals[0] === 'reissue-intermediates') return reissueCommand(config, logger);
+  if (positionals[0] !== 'show') throw new KakuinError('KAKUIN_E_USAGE', 'kakuin ca show | ca csr --out-dir DIR [--keys URI] | ca import --root F --device F --infrastructure F [--station F] | ca rollover | ca reissue-intermediates');
   const kakuin = await openKakuin(config, logger, { bootstrap: false, actor: 'cli' });
   try {
     for (const issuer of await kakuin.registry.listIssuers()) {
@@ -262,6 +266,19 @@ async function rolloverCommand(config: KakuinConfig, logger: Logger): Promise<nu
       urls: kakuin.urls, actor: 'cli',
     }, kakuin.hierarchy.root);
     process.stdout.write(`device CA ${ca.id} created; it issues from the next start, ${kakuin.hierarchy.device.id} stays in service until it expires\n`);
+  } finally {
+    await kakuin.close();
+  }
+  return 0;
+}
+
+async function reissueCommand(config: KakuinConfig, logger: Logger): Promise<number> {
+  const kakuin = await openKakuin(config, logger, { bootstrap: false, actor: 'cli' });
+  try {
+    const { reissued, unchanged } = await reissueIntermediates(kakuin.registry, kakuin.keys, kakuin.hierarchy.root, kakuin.urls, 'cli');
+    for (const r of reissued) process.stdout.write(`${r.id} CA: new certificate ${r.serialHex} (was ${r.oldSerialHex}), OCSP ${kakuin.urls.ocsp}\n`);
+    for (const id of unchanged) process.stdout.write(`${id} CA: unchanged (its certificate names ${kakuin.urls.ocsp})\n`);
+    if (reissued.length > 0) process.stdout.write('restart kakuin to serve the new certificates; give relying parties the new CA file\n');
   } finally {
     await kakuin.close();
   }

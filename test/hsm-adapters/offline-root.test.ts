@@ -139,4 +139,15 @@ describe('offline root: kakuin ca csr, an openssl-made root signs, kakuin ca imp
     expect(r.stdout + r.stderr).to.match(/Response verify OK/);
     expect(r.stdout).to.include(`${f('sta.pem')}: good`);
   });
+
+  it('ca reissue-intermediates refuses while the root is offline (KAKUIN_E_KEY_OFFLINE) and changes no CA', async function () {
+    await svc?.stop();
+    svc = undefined;
+    const before = kakuin('ca', 'show');
+    expect(before.status, before.stderr).to.equal(0);
+    const r = kakuin('ca', 'reissue-intermediates');
+    expect(r.status).to.equal(1);
+    expect(r.stderr).to.include('KAKUIN_E_KEY_OFFLINE');
+    expect(kakuin('ca', 'show').stdout).to.equal(before.stdout);
+  });
 });

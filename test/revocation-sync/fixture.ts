@@ -24,20 +24,20 @@ export interface RelyingPartyKakuin {
   serverCert: string;
   serverKey: string;
   api(method: string, p: string, options?: Parameters<typeof request>[4]): Promise<HttpResponse>;
-  device(name: string): Promise<{ serialHex: string; certFile: string; keyFile: string }>;
+  device(name: string): Promise<{ deviceId: string; serialHex: string; certFile: string; keyFile: string }>;
   revoke(serialHex: string): Promise<void>;
   stop(): Promise<void>;
 }
 
-/** `env` overrides the service's variables (the benchmarks run with kakuin's default coalescing). */
-export async function startRelyingPartyKakuin(env: Record<string, string> = {}): Promise<RelyingPartyKakuin> {
+/** `env`: further KAKUIN_* settings (an OCSP validity, a device CN) on top of the fixture's. */
+export async function startRelyingPartyKakuin(options: { env?: Record<string, string> } = {}): Promise<RelyingPartyKakuin> {
   const tmp = makeTempDir('kakuin-rp-');
   const port = await freePort();
   const httpUrl = `http://127.0.0.1:${port}`;
   const svc = await startTestService({
     env: {
       KAKUIN_OCSP_PORT: String(port), KAKUIN_PUBLIC_HTTP_URL: httpUrl, KAKUIN_GATEWAY_PORT: String(await freePort()),
-      KAKUIN_CRL_COALESCE_MS: '200', KAKUIN_CRL_FULL_COALESCE_MS: '300', ...env,
+      KAKUIN_CRL_COALESCE_MS: '200', KAKUIN_CRL_FULL_COALESCE_MS: '300', ...options.env,
     },
   });
   const api = (method: string, p: string, options: Parameters<typeof request>[4] = {}) => request(svc.url, svc.rootPem, method, p, { token: svc.adminToken, ...options });
@@ -63,7 +63,7 @@ export async function startRelyingPartyKakuin(env: Record<string, string> = {}):
       expect(r.status, r.text).to.equal(201);
       const certFile = path.join(tmp.dir, `${name}.pem`);
       writeFileSync(certFile, r.json.certificate);
-      return { serialHex: r.json.serialHex as string, certFile, keyFile };
+      return { deviceId: d.json.id as string, serialHex: r.json.serialHex as string, certFile, keyFile };
     },
     async revoke(serialHex) {
       const r = await api('POST', `/api/v1/certificates/${serialHex.toLowerCase()}/revoke`, { body: { reason: 'keyCompromise' } });

@@ -4,11 +4,11 @@
  * in through the runtime API (`set ssl crl-file` + `commit ssl crl-file`, no reload); one over
  * 16 KiB makes the sidecar reload HAProxy through the master socket, which re-reads the file.
  */
-import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
+import { spawn, type ChildProcess } from 'node:child_process';
 import { existsSync, mkdirSync, readFileSync, statSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import { expect } from 'chai';
-import { freePort } from '../support/index.js';
+import { freePort, peers, requirePeers } from '../support/index.js';
 import { fakeCertificate, issuance } from '../contract/registry-fixtures.js';
 import { bare, bundleSerials, startRelyingPartyKakuin, startSidecar, waitFor, type RelyingPartyKakuin, type Sidecar } from './fixture.js';
 import { httpsWithClientCert } from './relying-party.js';
@@ -23,7 +23,7 @@ describe('recipe: HAProxy crl-file hot-updated by the sync sidecar', function ()
   let bundle: string;
 
   before(async function () {
-    if (spawnSync('haproxy', ['-v']).error) this.skip();
+    requirePeers(this, [peers.haproxy]);
     k = await startRelyingPartyKakuin();
     dir = path.join(k.tmp.dir, 'haproxy');
     mkdirSync(dir, { recursive: true });

@@ -9,7 +9,7 @@ import { existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { userInfo } from 'node:os';
 import path from 'node:path';
 import { expect } from 'chai';
-import { freePort } from '../support/index.js';
+import { freePort, peers, requirePeers } from '../support/index.js';
 import { startRelyingPartyKakuin, startSidecar, waitFor, type RelyingPartyKakuin, type Sidecar } from './fixture.js';
 
 describe('recipe: Mosquitto crlfile + SIGHUP from the sync sidecar', function () {
@@ -22,7 +22,7 @@ describe('recipe: Mosquitto crlfile + SIGHUP from the sync sidecar', function ()
   let port: number;
 
   before(async function () {
-    if (spawnSync('mosquitto', ['-h']).error || spawnSync('mosquitto_pub', ['--help']).error) this.skip();
+    requirePeers(this, [peers.mosquitto, peers.mosquittoClients]);
     k = await startRelyingPartyKakuin();
     dir = path.join(k.tmp.dir, 'mosquitto');
     mkdirSync(dir, { recursive: true });

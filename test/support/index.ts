@@ -105,3 +105,33 @@ export function freePort(): Promise<number> {
     });
   });
 }
+
+/** A real server or client a test drives: the command that shows it is installed, and its Debian package. */
+export interface Peer {
+  command: string;
+  args: string[];
+  debian: string;
+}
+
+/**
+ * Call from a `before` hook of a suite that drives real servers installed from Debian (nginx,
+ * FreeRADIUS, eapol_test, Mosquitto): skips the suite with a message naming what is missing, or,
+ * under KAKUIN_REQUIRE_PEERS=1 (CI sets it, having installed them), fails it.
+ */
+export function requirePeers(context: Mocha.Context, peers: Peer[]): void {
+  const missing = peers.filter((p) => spawnSync(p.command, p.args, { stdio: 'ignore', timeout: 10_000 }).error);
+  if (missing.length === 0) return;
+  const why = `not installed: ${missing.map((p) => `${p.command} (Debian ${p.debian})`).join(', ')}`;
+  if (process.env.KAKUIN_REQUIRE_PEERS === '1') throw new Error(`${why} — KAKUIN_REQUIRE_PEERS=1 requires these tests to run`);
+  console.log(`      (skipped: ${why})`);
+  context.skip();
+}
+
+export const peers = {
+  nginx: { command: 'nginx', args: ['-v'], debian: 'nginx-light' },
+  freeradius: { command: 'freeradius', args: ['-v'], debian: 'freeradius' },
+  eapolTest: { command: 'eapol_test', args: ['-h'], debian: 'eapoltest' },
+  haproxy: { command: 'haproxy', args: ['-v'], debian: 'haproxy' },
+  mosquitto: { command: 'mosquitto', args: ['-h'], debian: 'mosquitto' },
+  mosquittoClients: { command: 'mosquitto_pub', args: ['--help'], debian: 'mosquitto-clients' },
+} satisfies Record<string, Peer>;
