@@ -36,6 +36,7 @@ import { crlRow, ocspResponseRow, SignedObjectStore } from './signed-objects.js'
 import { LegacyCredentialStore } from './legacy-credentials.js';
 import { StationStore, stationFromRow } from './stations.js';
 import { SqliteActivityStore } from './activity-store.js';
+import { SqliteEventCursorStore } from './event-cursors.js';
 import { StatusChangeWriter, type PreparedStatusChange } from './status-change-writer.js';
 import { WalCheckpointer, type WalCheckpointerOptions } from './wal-checkpointer.js';
 import { RecentFeedEntries } from './recent-feed.js';
@@ -86,6 +87,8 @@ export class SqliteRegistry implements Registry {
   private readonly stations: StationStore;
   /** The activity port (activity-store.ts) on this connection: what the writing role uses. */
   readonly activity: SqliteActivityStore;
+  /** The event-cursor port (event-cursors.ts): events out, in the writing process only. */
+  readonly eventCursors: SqliteEventCursorStore;
   private checkpointer: WalCheckpointer | undefined;
   /** The feed's newest entries, read once for all the followers of this process (recent-feed.ts). */
   private readonly recentFeed = new RecentFeedEntries();
@@ -105,6 +108,7 @@ export class SqliteRegistry implements Registry {
     this.legacy = new LegacyCredentialStore(db);
     this.stations = new StationStore(db);
     this.activity = new SqliteActivityStore(db);
+    this.eventCursors = new SqliteEventCursorStore(db);
   }
 
   connectionSettings(): SqliteConnectionSettings {
