@@ -37,7 +37,10 @@ export interface WebhookReceiver {
   failNext(n: number): void;
   /** Wait this long before answering each request. */
   delayMs: number;
-  onEvent?: (event: any) => void;
+  /** Requests wait for this before they are looked at (deliveries held back). */
+  gate?: Promise<void>;
+  /** Called with each new event before it is answered; a promise returned delays the answer. */
+  onEvent?: (event: any) => Promise<void> | undefined;
   waitFor(predicate: () => boolean, timeoutMs?: number): Promise<void>;
   close(): Promise<void>;
 }
@@ -60,7 +63,8 @@ export async function startWebhookReceiver(secret: string, files: TlsFiles): Pro
   const server = https.createServer({ cert: files.cert, key: files.key }, (req, res) => {
     const chunks: Buffer[] = [];
     req.on('data', (c: Buffer) => chunks.push(c));
-    req.on('end', () => {
+    req.on('end', async () => {
+      await r.gate;
       const body = Buffer.concat(chunks);
       const answer = (status: number) => setTimeout(() => res.writeHead(status).end(), r.delayMs);
       if (fail > 0) {
@@ -80,7 +84,11 @@ export async function startWebhookReceiver(secret: string, files: TlsFiles): Pro
       else {
         seen.add(event.id);
         r.events.push(event);
-        r.onEvent?.(event);
+        const wait = r.onEvent?.(event);
+        if (wait !== undefined) {
+          await wait;
+          if (res.destroyed) return;
+        }
       }
       answer(204);
     });
