@@ -8,7 +8,11 @@
 import type { AuditEvent } from '../../registry/port.js';
 
 export interface KakuinEvent {
-  /** `evt_<audit event id>`: unique within one registry, the same on every redelivery. */
+  /**
+   * `evt_<audit event id>_<time in ms>`: the same on every redelivery. The time is part of it
+   * because a registry restored from a backup gives the ids after the backup point out again, to
+   * other events; with the time, those are new ids and a receiver's deduplication keeps them.
+   */
   id: string;
   type: EventType;
   /** When it happened (ISO 8601, UTC, milliseconds). */
@@ -61,7 +65,7 @@ export function isEventType(type: string): type is EventType {
 export function eventFromAudit(a: AuditEvent): KakuinEvent | undefined {
   if (!isEventType(a.type)) return undefined;
   return {
-    id: `evt_${a.id}`,
+    id: `evt_${a.id}_${a.at.getTime()}`,
     type: a.type,
     time: a.at.toISOString(),
     device: a.deviceId ?? null,

@@ -102,7 +102,9 @@ export class SyslogDestination {
         this.socket = s;
         resolve(s);
       });
-      s.once('error', (e) => {
+      // `on`, not `once`: an error after the connection is up (the collector reset it) must not be
+      // an uncaught exception; the next write fails and the dispatcher retries on a new connection.
+      s.on('error', (e) => {
         clearTimeout(timer);
         reject(new KakuinError('KAKUIN_E_EVENT_DELIVERY', `${this.name}: ${e.message}`));
       });

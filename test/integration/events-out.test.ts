@@ -151,9 +151,9 @@ describe('events out from kakuin serve across kill -9 (webhooks, syslog over TLS
 
     // Every event of the audit trail that goes out, once, in order; every request correctly signed.
     const audit = await api(child.url, 'GET', '/api/v1/audit-events?limit=1000');
-    const expected = (audit.json.events as { id: number; type: string }[])
+    const expected = (audit.json.events as { id: number; type: string; at: string }[])
       .filter((e) => e.type === 'device.revoked' || e.type === 'device.suspended')
-      .map((e) => `evt_${e.id}`);
+      .map((e) => `evt_${e.id}_${Date.parse(e.at)}`);
     expect(expected).to.have.length(n + 2);
     expect(receiver.events.map((e) => e.id)).to.deep.equal(expected);
     expect(receiver.badSignatures).to.equal(0);

@@ -61,7 +61,7 @@ describe('operations/events: events out', function () {
     const audit = await registry.listAuditEvents({ limit: 100 });
     const revoked = audit.find((a) => a.type === 'certificate.revoked')!;
     expect(receiver.events[1]).to.deep.equal({
-      id: `evt_${revoked.id}`, type: 'certificate.revoked', time: revoked.at.toISOString(), device: 'dev-1', actor: 'token:alice',
+      id: `evt_${revoked.id}_${revoked.at.getTime()}`, type: 'certificate.revoked', time: revoked.at.toISOString(), device: 'dev-1', actor: 'token:alice',
       details: { serialHex: '7F01', reason: 'keyCompromise' },
     });
     expect(receiver.events[2].device).to.equal(null);
