@@ -149,7 +149,7 @@ export interface SyslogCollector {
 }
 
 /** A TLS collector (RFC 5425) reading octet-counted frames: `MSG-LEN SP SYSLOG-MSG`. */
-export async function startSyslogCollector(files: TlsFiles): Promise<SyslogCollector> {
+export async function startSyslogCollector(files: TlsFiles, port = 0): Promise<SyslogCollector> {
   const c: SyslogCollector = {
     url: '', messages: [], malformed: [],
     waitFor: async (predicate, timeoutMs = 20_000) => {
@@ -188,7 +188,7 @@ export async function startSyslogCollector(files: TlsFiles): Promise<SyslogColle
       }
     });
   });
-  await new Promise<void>((res) => server.listen(0, '127.0.0.1', () => res()));
+  await new Promise<void>((res) => server.listen(port, '127.0.0.1', () => res()));
   c.url = `tls://127.0.0.1:${(server.address() as AddressInfo).port}`;
   return c;
 }

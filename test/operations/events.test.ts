@@ -7,7 +7,7 @@ import path from 'node:path';
 import { expect } from 'chai';
 import { EventDispatcher, eventFilter, formatSyslogMessage, signatureHeader, SyslogDestination, verifySignature, WebhookDestination } from '../../operations/events/index.js';
 import { openSqliteRegistry, type SqliteRegistry } from '../../registry/sqlite/index.js';
-import { makeTempDir } from '../support/index.js';
+import { freePort, makeTempDir } from '../support/index.js';
 import { receiverTls, startSyslogCollector, startWebhookReceiver, parseRfc5424, type TlsFiles } from './event-receivers.js';
 
 const SECRET = 'whsec-test-0123456789abcdef';
@@ -148,6 +148,27 @@ describe('operations/events: events out', function () {
     expect(body.details).to.deep.equal({ reason: 'device is revoked', address: '198.51.100.7', frontEnd: 'http' });
     expect(station).to.include({ pri: 4 * 8 + 5, msgId: 'station.disabled' });
     expect(JSON.parse(station.msg!.slice(1)).details.note).to.equal('ünïcödé');
+  });
+
+  it('retries a syslog collector that is down and delivers once it listens, nothing skipped', async function () {
+    const port = await freePort();
+    const failures: unknown[] = [];
+    const d = new EventDispatcher({
+      audit: registry, cursors: registry.eventCursors, filter: eventFilter(['*']), pollMs: 20, saveEveryMs: 0, backoff: { initialMs: 20, maxMs: 100 },
+      destination: new SyslogDestination({ url: `tls://127.0.0.1:${port}`, ca: [files.cert] }), onDeliveryError: (e) => failures.push(e),
+    });
+    d.start();
+    await waitUntil(async () => (await registry.eventCursors.readEventCursor(d.name)) !== undefined);
+    await registry.appendAuditEvent({ type: 'legacy.throttled', actor: 'system', details: { scope: 'source', source: '203.0.113.9' } });
+    await registry.appendAuditEvent({ type: 'legacy.locked', actor: 'system', deviceId: 'legacy-1' });
+    await waitUntil(async () => failures.length >= 3);
+    expect(failures.every((e) => (e as { code?: string }).code === 'KAKUIN_E_EVENT_DELIVERY')).to.equal(true);
+    const collector = await startSyslogCollector(files, port);
+    await collector.waitFor(() => collector.messages.length === 2);
+    await d.stop();
+    await collector.close();
+    expect(collector.messages.map((m) => m.msgId)).to.deep.equal(['legacy.throttled', 'legacy.locked']);
+    expect(collector.malformed).to.deep.equal([]);
   });
 
   it('the RFC 5424 check refuses what is not a syslog message', function () {
