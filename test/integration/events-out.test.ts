@@ -14,6 +14,9 @@ import path from 'node:path';
 import { expect } from 'chai';
 import { freePort, makeTempDir, repoPath } from '../support/index.js';
 import { request, spawnService, type ChildService } from '../support/service.js';
+import { makeP256Csrs } from '../../bench/fixtures.js';
+import { isEventType } from '../../operations/events/index.js';
+import { toPem } from '../../pkix/index.js';
 import { receiverTls, startSyslogCollector, startWebhookReceiver, type SyslogCollector, type WebhookReceiver } from '../operations/event-receivers.js';
 
 /** The README's receiver example: the first ```js block of the "## Events" section, as written. */
@@ -109,6 +112,12 @@ describe('events out from kakuin serve across kill -9 (webhooks, syslog over TLS
     const root = readFileSync(path.join(dataDir, 'ca', 'root.pem'), 'utf8');
     const api = (url: string, method: string, p: string, body?: object) => request(url, root, method, p, { token: env.KAKUIN_ADMIN_TOKEN, body });
     const m = await api(child.url, 'POST', '/api/v1/manufacturers', { name: 'Events Works' });
+    // A station enrolling a serial nobody registered: station.created, then enrollment.refused.
+    const station = await api(child.url, 'POST', `/api/v1/manufacturers/${m.json.id}/stations`, { name: 'line-1' });
+    const refused = await request(child.url, root, 'POST', '/api/v1/enroll', {
+      token: station.json.apiKey, body: { serialNumber: 'EV-NOBODY', csr: toPem('CERTIFICATE REQUEST', makeP256Csrs(['EV-NOBODY'])[0]) },
+    });
+    expect(refused.status, refused.text).to.be.within(400, 499);
     const n = 24;
     const devices: string[] = [];
     for (let i = 0; i < n; i++) {
@@ -129,10 +138,10 @@ describe('events out from kakuin serve across kill -9 (webhooks, syslog over TLS
       expect(r.status, r.text).to.equal(200);
     }
 
-    // SIGKILL while the receiver holds the 10th request, unanswered.
+    // SIGKILL while the receiver holds the 12th request, unanswered.
     const killed = child;
     receiver.onEvent = () => {
-      if (receiver!.events.length === 10) {
+      if (receiver!.events.length === 12) {
         killed.proc.kill('SIGKILL');
         return new Promise((r) => setTimeout(r, 300));
       }
@@ -140,31 +149,35 @@ describe('events out from kakuin serve across kill -9 (webhooks, syslog over TLS
     };
     open();
     await killed.exited;
-    expect(receiver.events.length).to.equal(10);
+    expect(receiver.events.length).to.equal(12);
 
     // The same data directory, a new process: it resumes from the saved cursors.
     receiver.onEvent = undefined;
     child = await spawnService(env);
-    await receiver.waitFor(() => receiver!.events.length === n + 2, 60_000);
+    await receiver.waitFor(() => receiver!.events.length === n + 4, 60_000);
     await collector.waitFor(() => new Set(collector!.messages.map((x) => x.sd['kakuin@32473']?.id)).size >= n + 2, 30_000);
     await waitFor(() => carrier!.suspended.length >= n, 30_000);
 
     // Every event of the audit trail that goes out, once, in order; every request correctly signed.
     const audit = await api(child.url, 'GET', '/api/v1/audit-events?limit=1000');
-    const expected = (audit.json.events as { id: number; type: string; at: string }[])
-      .filter((e) => e.type === 'device.revoked' || e.type === 'device.suspended')
-      .map((e) => `evt_${e.id}_${Date.parse(e.at)}`);
-    expect(expected).to.have.length(n + 2);
+    const trail = audit.json.events as { id: number; type: string; at: string }[];
+    const idOf = (e: { id: number; at: string }) => `evt_${e.id}_${Date.parse(e.at)}`;
+    // Everything that goes out, but the CA events of the first start (before the destinations began).
+    const expected = trail.filter((e) => isEventType(e.type) && e.type !== 'ca.created').map(idOf);
+    expect(expected).to.have.length(n + 4);
     expect(receiver.events.map((e) => e.id)).to.deep.equal(expected);
+    expect(receiver.events.slice(0, 2).map((e) => e.type)).to.deep.equal(['station.created', 'enrollment.refused']);
+    expect(receiver.events[1].details).to.include({ reason: 'unregistered', serialNumber: 'EV-NOBODY' });
     expect(receiver.badSignatures).to.equal(0);
-    // The one held when the process died comes again (documented); at most the last second's more.
-    expect(receiver.duplicates).to.be.within(1, 10);
+    // The one held when the process died comes again, and those delivered since the cursor was last
+    // saved (at most a second's worth, README "Events"): here all 12 went out within that second.
+    expect(receiver.duplicates).to.be.within(1, 12);
     expect(receiver.events.filter((e) => e.type === 'device.revoked').map((e) => e.device)).to.deep.equal(devices);
 
     // Syslog over TLS: every frame an RFC 5424 message; every event there (a repeat allowed).
     expect(collector.malformed).to.deep.equal([]);
     const syslogIds = [...new Set(collector.messages.map((x) => x.sd['kakuin@32473'].id))];
-    expect(syslogIds).to.deep.equal(expected);
+    expect(syslogIds).to.deep.equal(trail.filter((e) => isEventType(e.type) && e.type.startsWith('device.')).map(idOf));
     for (const msg of collector.messages) {
       expect(msg).to.include({ version: 1, hostname: 'kakuin-under-test', appName: 'kakuin' });
       expect(JSON.parse(msg.msg!.replace(/^\uFEFF/, '')).type).to.equal(msg.msgId);
