@@ -3,7 +3,11 @@
  * receiver that checks every signature, and to a TLS syslog collector that parses RFC 5424; the
  * cursor in the registry lets a new dispatcher resume where the last one stopped.
  */
+import { writeFileSync } from 'node:fs';
 import path from 'node:path';
+import { loadConfig } from '../../cli/config.js';
+import { startEvents } from '../../cli/events.js';
+import { createLogger } from '../../cli/logger.js';
 import { expect } from 'chai';
 import { EventDispatcher, eventFilter, formatSyslogMessage, signatureHeader, SyslogDestination, verifySignature, WebhookDestination } from '../../operations/events/index.js';
 import { openSqliteRegistry, type SqliteRegistry } from '../../registry/sqlite/index.js';
@@ -169,6 +173,20 @@ describe('operations/events: events out', function () {
     await collector.close();
     expect(collector.messages.map((m) => m.msgId)).to.deep.equal(['legacy.throttled', 'legacy.locked']);
     expect(collector.malformed).to.deep.equal([]);
+  });
+
+  it('refuses to start with a missing or short webhook secret file (KAKUIN_E_CONFIG), and starts nothing without destinations', async function () {
+    const dataDir = path.join(tmp.dir, `cfg-${Date.now()}`);
+    const configFile = path.join(tmp.dir, `cfg-${Date.now()}.json`);
+    const logger = createLogger('error');
+    const config = (secretFile: string) => {
+      writeFileSync(configFile, JSON.stringify({ events: { webhooks: [{ url: 'https://127.0.0.1:9/hook', secretFile }] } }));
+      return loadConfig({ KAKUIN_DATA_DIR: dataDir, KAKUIN_CONFIG: configFile }, '/');
+    };
+    expect(() => startEvents(config(path.join(tmp.dir, 'no-such-secret')), registry, logger)).to.throw(/cannot read/).with.property('code', 'KAKUIN_E_CONFIG');
+    writeFileSync(path.join(tmp.dir, 'short-secret'), 'short\n');
+    expect(() => startEvents(config(path.join(tmp.dir, 'short-secret')), registry, logger)).to.throw(/at least 16 bytes/).with.property('code', 'KAKUIN_E_CONFIG');
+    expect(startEvents(loadConfig({ KAKUIN_DATA_DIR: dataDir }, '/'), registry, logger)).to.equal(undefined);
   });
 
   it('the RFC 5424 check refuses what is not a syslog message', function () {
