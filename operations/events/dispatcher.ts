@@ -4,8 +4,9 @@
  * The destination's cursor (registry/event-cursors.ts) names the last audit event id it has taken.
  * The dispatcher reads the audit events after it (pages of `pageSize`, ascending id), skips those
  * whose type does not go out or that the destination's filter leaves out, delivers the others one
- * at a time, and saves the cursor at most every `saveEveryMs` and whenever it goes idle. A crash
- * therefore re-sends at most what was delivered in the last `saveEveryMs` (the receiver drops a
+ * at a time, and saves the cursor every `saveEveryMs` or `saveEveryEvents` deliveries, whichever
+ * comes first, and whenever it goes idle. A crash therefore re-sends at most what was delivered in
+ * the last `saveEveryMs`, and never more than `saveEveryEvents` (the receiver drops a
  * duplicate by its X-Kakuin-Event-Id) and never skips an event. A failed delivery is retried with
  * exponential backoff for as long as it takes: events behind it wait, so their order holds.
  *
@@ -32,6 +33,8 @@ export interface EventDispatcherOptions {
   pollMs?: number;
   /** The cursor is saved at most this often while delivering (ms); also on idle and at stop. */
   saveEveryMs?: number;
+  /** …and after this many deliveries at the latest, so a crash re-sends at most this many. */
+  saveEveryEvents?: number;
   backoff?: { initialMs: number; maxMs: number };
   pageSize?: number;
   /** Each failed attempt (logged by the caller as KAKUIN_E_EVENT_DELIVERY). */
@@ -46,6 +49,7 @@ export class EventDispatcher {
   private cursor: number | undefined;
   private savedCursor: number | undefined;
   private lastSave = 0;
+  private sinceSave = 0;
   private stopped = false;
   private loop: Promise<void> | undefined;
   private wakeUp: (() => void) | undefined;
@@ -94,11 +98,12 @@ export class EventDispatcher {
 
   private async save(force: boolean): Promise<void> {
     if (this.cursor === undefined || this.cursor === this.savedCursor) return;
-    if (!force && this.now() - this.lastSave < (this.o.saveEveryMs ?? 1000)) return;
+    if (!force && this.now() - this.lastSave < (this.o.saveEveryMs ?? 1000) && this.sinceSave < (this.o.saveEveryEvents ?? 100)) return;
     const at = this.cursor;
     await this.o.cursors.saveEventCursor(this.name, at);
     this.savedCursor = at;
     this.lastSave = this.now();
+    this.sinceSave = 0;
   }
 
   private async run(): Promise<void> {
@@ -110,7 +115,10 @@ export class EventDispatcher {
           if (saved === undefined) {
             this.cursor = await this.o.cursors.latestAuditEventId();
             await this.save(true);
-          } else this.cursor = this.savedCursor = saved;
+          } else {
+            this.cursor = this.savedCursor = saved;
+            this.lastSave = this.now();
+          }
         }
         const page = await this.o.audit.listAuditEvents({ afterId: this.cursor, limit: this.o.pageSize ?? 500 });
         for (const a of page) {
@@ -118,6 +126,7 @@ export class EventDispatcher {
           if (event !== undefined && this.o.filter(event.type)) {
             if (!(await this.deliverUntilTaken(event))) break;
             this.delivered++;
+            this.sinceSave++;
           }
           this.cursor = a.id;
           await this.save(false);

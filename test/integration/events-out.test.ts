@@ -170,7 +170,7 @@ describe('events out from kakuin serve across kill -9 (webhooks, syslog over TLS
     expect(receiver.events[1].details).to.include({ reason: 'unregistered', serialNumber: 'EV-NOBODY' });
     expect(receiver.badSignatures).to.equal(0);
     // The one held when the process died comes again, and those delivered since the cursor was last
-    // saved (at most a second's worth, README "Events"): here all 12 went out within that second.
+    // saved (at most 100, or a second's worth; README "Events"): here all 12 went out within that second.
     expect(receiver.duplicates).to.be.within(1, 12);
     expect(receiver.events.filter((e) => e.type === 'device.revoked').map((e) => e.device)).to.deep.equal(devices);
 

@@ -112,6 +112,26 @@ describe('operations/events: events out', function () {
     expect(receiver.deliveries).to.equal(3);
   });
 
+  it('saves the cursor every saveEveryEvents deliveries even within saveEveryMs, so a crash re-sends at most that many', async function () {
+    const receiver = await startWebhookReceiver(SECRET, files);
+    const destination = webhook(receiver.url);
+    await registry.eventCursors.saveEventCursor(destination.name, 0);
+    for (let i = 0; i < 7; i++) await registry.appendAuditEvent({ type: 'device.revoked', actor: 'cli', deviceId: `s-${i}` });
+    const ids = (await registry.listAuditEvents({ limit: 100 })).map((a) => a.id);
+    const saves: number[] = [];
+    const cursors = {
+      readEventCursor: (n: string) => registry.eventCursors.readEventCursor(n),
+      latestAuditEventId: () => registry.eventCursors.latestAuditEventId(),
+      saveEventCursor: (n: string, at: number) => { saves.push(at); return registry.eventCursors.saveEventCursor(n, at); },
+    };
+    const d = new EventDispatcher({ audit: registry, cursors, destination, filter: eventFilter(['*']), pollMs: 20, saveEveryMs: 3_600_000, saveEveryEvents: 3 });
+    d.start();
+    await receiver.waitFor(() => receiver.events.length === 7);
+    await d.stop();
+    await receiver.close();
+    expect(saves).to.deep.equal([ids[2], ids[5], ids[6]]);
+  });
+
   it('a receiver with the wrong secret refuses every request, and the event is not skipped', async function () {
     const receiver = await startWebhookReceiver('the-receivers-other-secret', files);
     const d = dispatcher(webhook(receiver.url));
