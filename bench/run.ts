@@ -19,6 +19,7 @@ import { benchGateway } from './gateway.js';
 import { benchMqtt } from './mqtt.js';
 import { benchRoutes } from './routes.js';
 import { benchLegacy } from './legacy.js';
+import { benchEvents } from './events.js';
 import { benchHsm } from './hsm.js';
 import { benchEnrollment } from './enrollment.js';
 import { benchScale } from './scale.js';
@@ -95,6 +96,9 @@ async function main(): Promise<void> {
   log(`  token validations   ${legacy.legacy_token_validations_per_s.toLocaleString('en')} /s  (target ≥ 20,000/s)`);
   log(`  issuances, HMAC     ${legacy.legacy_token_issuances_hmac_per_s.toLocaleString('en')} /s`);
   log(`  issuances, scrypt   ${legacy.legacy_token_issuances_scrypt_per_s.toLocaleString('en')} /s  (N=2^${legacy.legacy_scrypt_log2_n}, r=8, p=1)`);
+
+  log('\nevents out (issue 19): a backlog of audit events drained to a receiver process on 127.0.0.1, in order, cursor saved once a second');
+  Object.assign(figures, await benchEvents(scale, log));
 
   log('\nHSM: CA and OCSP responder keys in a SoftHSM2 token against software keys (same run, 100 in flight)');
   const hsm = await benchHsm({ issuance: n(5_000), ocsp: n(10_000) }, log);

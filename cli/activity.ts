@@ -9,6 +9,7 @@ import type { ActivityStore } from '../registry/activity.js';
 import type { Registry } from '../registry/port.js';
 import { openSqliteActivityStore, SqliteRegistry } from '../registry/sqlite/index.js';
 import type { KakuinConfig } from './config.js';
+import { notableRefusalSink } from './events.js';
 import type { Logger } from './logger.js';
 
 const PREFIXES = { '24/48': { v4: 24, v6: 48 }, '16/32': { v4: 16, v6: 32 } } as const;
@@ -34,8 +35,11 @@ export function startActivity(config: Readonly<KakuinConfig>, registry: Registry
     logger.warn('activity recording is not available on this registry adapter yet; recording nothing', { storage: config.storage.type });
     return undefined;
   }
+  const onNotable = notableRefusalSink(registry, logger);
   const recorder = new ActivityAggregator({
     store,
+    // A revoked or suspended device trying again goes into the audit trail, hence out as an event.
+    ...(onNotable !== undefined && { onNotable }),
     flushIntervalMs: a.flushSeconds * 1000,
     ...(a.addressPrefix !== 'none' && { addressPrefix: PREFIXES[a.addressPrefix] }),
     onFlushError: (e) => logger.warn('activity flush failed; the batch is kept for the next one', { error: String((e as Error)?.message ?? e) }),

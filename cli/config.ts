@@ -13,6 +13,9 @@ import { KakuinError } from '../errors/index.js';
 import { DEFAULT_TOPIC_TEMPLATE, parseTopicTemplate } from '../gateway-auth/mqtt/topic-policy.js';
 import { resolveRoutes } from '../gateway-auth/http/routes-options.js';
 import { resolveTcpListeners } from '../gateway-auth/tcp/options.js';
+import { checkSyslogUrl } from '../operations/events/syslog.js';
+import { checkWebhookUrl } from '../operations/events/webhook.js';
+import { isEventPattern } from '../operations/events/event.js';
 
 export interface KakuinConfig {
   dataDir: string;
@@ -58,6 +61,8 @@ export interface KakuinConfig {
   };
   /** Per-device activity rollups (operations/activity). */
   activity: { enabled: boolean; flushSeconds: number; retentionDays: number; addressPrefix: 'none' | '24/48' | '16/32' };
+  /** Events out (operations/events): the audit trail to webhooks and a syslog collector, at least once. */
+  events: { webhooks: WebhookConfig[]; syslog?: SyslogConfig };
   legacy: {
     port: number;
     /** Lifetime of a legacy token. */
@@ -121,6 +126,11 @@ export interface KakuinConfig {
   deprecations: string[];
 }
 
+/** One `events.webhooks` entry; files are resolved against the data directory. */
+export interface WebhookConfig { url: string; secretFile: string; caFile?: string; events: string[] }
+/** `events.syslog`: RFC 5424 over `tcp://` or `tls://` (octet counting). */
+export interface SyslogConfig { url: string; caFile?: string; hostname?: string; events: string[] }
+
 /** What a device certificate's subject CN holds, if anything (ca/profiles.ts DeviceProfilePolicy.commonName). */
 export type DeviceCommonName = 'none' | 'serialNumber' | 'deviceId';
 const DEVICE_COMMON_NAMES: readonly DeviceCommonName[] = ['none', 'serialNumber', 'deviceId'];
@@ -159,6 +169,8 @@ const FILE_OPTIONS: Record<string, (v: unknown, key: string) => unknown> = {
   'activity.flushSeconds': (v, k) => int(v, k, 1, 3600),
   'activity.retentionDays': (v, k) => int(v, k, 1, 3650),
   'activity.addressPrefix': (v, k) => oneOf(v, k, ['none', '24/48', '16/32']),
+  'events.webhooks': webhooksOption,
+  'events.syslog': syslogOption,
   'gateway.mqtt.port': port,
   'gateway.mqtt.upstreamUrl': (v, k) => urlOption(v, k, ['mqtt:', 'mqtts:'], 'an mqtt:// or mqtts:// URL'),
   'gateway.mqtt.upstreamCaFile': str,
@@ -347,6 +359,14 @@ export function loadConfig(env: Env = process.env, cwd = process.cwd()): Readonl
       retentionDays: get('activity.retentionDays', 90),
       addressPrefix: get('activity.addressPrefix', 'none'),
     },
+    events: {
+      webhooks: get<WebhookConfig[]>('events.webhooks', []).map((w) => ({
+        ...w, secretFile: within(w.secretFile), ...(w.caFile !== undefined && { caFile: within(w.caFile) }),
+      })),
+      ...(checked.has('events.syslog') && ((s: SyslogConfig) => ({
+        syslog: { ...s, ...(s.caFile !== undefined && { caFile: within(s.caFile) }) },
+      }))(checked.get('events.syslog') as SyslogConfig)),
+    },
     legacy: {
       port: get('legacy.port', 9444),
       tokenTtlSeconds: get('legacy.tokenTtlSeconds', 3600),
@@ -484,6 +504,55 @@ function deviceProfilesOption(v: unknown, key: string): KakuinConfig['ca']['prof
     };
   }
   return out;
+}
+
+/** A destination's `events` filter: event types, `group.*` or `*` (operations/events/event.ts); default everything. */
+function eventPatterns(v: unknown, key: string): string[] {
+  if (v === undefined) return ['*'];
+  if (!Array.isArray(v) || v.length === 0 || !v.every((p) => typeof p === 'string')) fail(key, 'must be a non-empty list of event types (README "Events")');
+  const unknown = (v as string[]).filter((p) => !isEventPattern(p));
+  if (unknown.length > 0) fail(key, `names no event type: ${unknown.join(', ')} (README "Events" lists them)`);
+  return v as string[];
+}
+
+function fields(v: unknown, key: string, allowed: string[], what: string): Json {
+  if (typeof v !== 'object' || v === null || Array.isArray(v)) fail(key, `must be an object ${what}`);
+  const extra = Object.keys(v as Json).filter((f) => !allowed.includes(f));
+  if (extra.length > 0) fail(key, `has unknown fields: ${extra.join(', ')}`);
+  return v as Json;
+}
+
+/** `events.webhooks`: `[{url, secretFile, caFile?, events?}]`; https only (http to the loopback host). */
+function webhooksOption(v: unknown, key: string): WebhookConfig[] {
+  if (!Array.isArray(v)) fail(key, 'must be a list of {url, secretFile, caFile?, events?}');
+  const seen = new Set<string>();
+  return v.map((w, i) => {
+    const k = `${key}[${i}]`;
+    const o = fields(w, k, ['url', 'secretFile', 'caFile', 'events'], '{url, secretFile, caFile?, events?}');
+    const url = checkWebhookUrl(str(o.url, `${k}.url`), `option ${k}.url`).href;
+    // The URL names the destination's cursor: two entries with one URL would share it.
+    if (seen.has(url)) fail(`${k}.url`, 'is listed twice');
+    seen.add(url);
+    return {
+      url,
+      secretFile: str(o.secretFile, `${k}.secretFile`),
+      ...(o.caFile !== undefined && { caFile: str(o.caFile, `${k}.caFile`) }),
+      events: eventPatterns(o.events, `${k}.events`),
+    };
+  });
+}
+
+/** `events.syslog`: `{url: "tls://host:port" | "tcp://host:port", caFile?, hostname?, events?}`. */
+function syslogOption(v: unknown, key: string): SyslogConfig {
+  const o = fields(v, key, ['url', 'caFile', 'hostname', 'events'], '{url, caFile?, hostname?, events?}');
+  const url = str(o.url, `${key}.url`);
+  checkSyslogUrl(url, `option ${key}.url`);
+  return {
+    url,
+    ...(o.caFile !== undefined && { caFile: str(o.caFile, `${key}.caFile`) }),
+    ...(o.hostname !== undefined && { hostname: printable(o.hostname, `${key}.hostname`, 255) }),
+    events: eventPatterns(o.events, `${key}.events`),
+  };
 }
 
 function port(v: unknown, key: string): number {

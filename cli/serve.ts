@@ -11,6 +11,7 @@ import type { KakuinConfig } from './config.js';
 import type { Logger } from './logger.js';
 import { ensureFirstAdminToken } from './admin-bootstrap.js';
 import { mqttUrlOf, startDeviceGateway, type RunningGateway } from './device-gateway.js';
+import { startEvents, type RunningEvents } from './events.js';
 import { startLegacyPath, type RunningLegacyPath } from './legacy-path.js';
 import { startRevocationPlane, type RevocationPlane } from './revocation-plane.js';
 import { caCertificatesOf, metricsCollector } from './metrics.js';
@@ -48,6 +49,8 @@ export interface RunningService {
   /** The legacy three-factor token path (HTTPS) as bound. */
   legacyUrl: string;
   legacy: RunningLegacyPath;
+  /** Events out (events.webhooks, events.syslog); undefined when none is configured. */
+  events?: RunningEvents;
   /** Set on the first start without KAKUIN_ADMIN_TOKEN: shown once. */
   initialAdminToken?: string;
   adminTokenFile?: string;
@@ -75,11 +78,13 @@ export async function startService(config: Readonly<KakuinConfig>, logger: Logge
   let plane: RevocationPlane | undefined;
   let gateway: RunningGateway | undefined;
   let legacy: RunningLegacyPath | undefined;
+  let events: RunningEvents | undefined;
   try {
     if (kakuin.created) logger.info('development CA hierarchy created', { dataDir: config.dataDir });
     const admin = await ensureFirstAdminToken(kakuin, env);
     const tls = await tlsMaterialFor(kakuin, 'api', logger);
     plane = await startRevocationPlane(kakuin, logger);
+    events = startEventsOut(kakuin.registry, plane.afterChange, config, logger);
     gateway = await startDeviceGateway(kakuin, plane, logger);
     legacy = await startLegacyPath(kakuin, plane, logger, gateway.sink);
     const legacyPath = legacy;
@@ -121,13 +126,14 @@ export async function startService(config: Readonly<KakuinConfig>, logger: Logge
     const startedGateway = gateway;
     return {
       kakuin, apiUrl, apiApp: app, httpUrl: started.httpUrl, plane: started, gatewayUrl: startedGateway.url, gateway: startedGateway,
-      legacyUrl: legacyPath.url, legacy: legacyPath,
+      legacyUrl: legacyPath.url, legacy: legacyPath, ...(events !== undefined && { events }),
       initialAdminToken: admin.token, adminTokenFile: admin.file,
       close: async () => {
         await api.close();
         enrollment.close();
         await legacyPath.close();
         await startedGateway.close();
+        await events?.close();
         await started.close();
         await kakuin.close();
       },
@@ -135,10 +141,24 @@ export async function startService(config: Readonly<KakuinConfig>, logger: Logge
   } catch (e) {
     await legacy?.close().catch(() => undefined);
     await gateway?.close().catch(() => undefined);
+    await events?.close().catch(() => undefined);
     await plane?.close().catch(() => undefined);
     await kakuin.close();
     throw e;
   }
+}
+
+/**
+ * Events out, in the process that writes the registry (all roles, or the ca role): the one place
+ * both start paths build it. A status change committed here wakes the dispatchers at once; others
+ * (another process's enrollment refusals) are read at the next poll.
+ */
+function startEventsOut(
+  registry: Registry, afterChange: ((entries: FeedEntry[]) => Promise<void>)[], config: Readonly<KakuinConfig>, logger: Logger,
+): RunningEvents | undefined {
+  const events = startEvents(config, registry, logger);
+  if (events !== undefined) afterChange.push(async () => events.wake());
+  return events;
 }
 
 /** The management API over HTTPS on api.port, as every process serving it runs it. */
@@ -270,6 +290,8 @@ export async function startRoles(
       const publication = await startCrlPublication(kakuin!, logger);
       stops.push(publication.close);
       crls = publication.crls;
+      const events = startEventsOut(registry, afterChange, config, logger);
+      if (events !== undefined) stops.push(events.close);
     }
     let responder: OcspResponder | undefined;
     if (roles.has('ocsp')) {

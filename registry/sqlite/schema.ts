@@ -421,6 +421,20 @@ export const MIGRATIONS: readonly Migration[] = [
       ) STRICT;
     `,
   },
+  {
+    version: 10,
+    name: 'events out: how far each webhook or syslog destination has delivered the audit trail',
+    sql: `
+      -- operations/events sends audit events out at least once: a destination's cursor is saved
+      -- after it delivered, so a restart resumes there (README "Events"). The destination key is
+      -- its kind and URL (webhook:https://..., syslog:tls://...).
+      CREATE TABLE event_cursors (
+        destination    TEXT PRIMARY KEY,
+        after_audit_id INTEGER NOT NULL,
+        updated_at     INTEGER NOT NULL
+      ) STRICT;
+    `,
+  },
 ];
 
 export const LATEST_SCHEMA_VERSION: number = MIGRATIONS[MIGRATIONS.length - 1].version;

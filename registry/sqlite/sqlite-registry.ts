@@ -36,6 +36,7 @@ import { crlRow, ocspResponseRow, SignedObjectStore } from './signed-objects.js'
 import { LegacyCredentialStore } from './legacy-credentials.js';
 import { StationStore, stationFromRow } from './stations.js';
 import { SqliteActivityStore } from './activity-store.js';
+import { SqliteEventCursorStore } from './event-cursors.js';
 import { StatusChangeWriter, type PreparedStatusChange } from './status-change-writer.js';
 import { WalCheckpointer, type WalCheckpointerOptions } from './wal-checkpointer.js';
 import { LARGE_CRL_BYTES, LargeCrlWriter } from './large-crl-writer.js';
@@ -87,6 +88,8 @@ export class SqliteRegistry implements Registry {
   private readonly stations: StationStore;
   /** The activity port (activity-store.ts) on this connection: what the writing role uses. */
   readonly activity: SqliteActivityStore;
+  /** The event-cursor port (event-cursors.ts): events out, in the writing process only. */
+  readonly eventCursors: SqliteEventCursorStore;
   private checkpointer: WalCheckpointer | undefined;
   /** Started by the first large CRL (large-crl-writer.ts). */
   private largeCrlWriter: LargeCrlWriter | undefined;
@@ -108,6 +111,7 @@ export class SqliteRegistry implements Registry {
     this.legacy = new LegacyCredentialStore(db);
     this.stations = new StationStore(db);
     this.activity = new SqliteActivityStore(db);
+    this.eventCursors = new SqliteEventCursorStore(db);
   }
 
   connectionSettings(): SqliteConnectionSettings {

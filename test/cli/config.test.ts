@@ -106,6 +106,40 @@ describe('configuration', () => {
     }
   });
 
+  it('events.webhooks and events.syslog: https (http only to loopback), files under the data directory, known event types; anything else refused', () => {
+    const write = (events: unknown) => writeFileSync(path.join(tmp.dir, 'kakuin.json'), JSON.stringify({ events }));
+    expect(loadConfig({ KAKUIN_DATA_DIR: tmp.dir }, '/').events).to.deep.equal({ webhooks: [] });
+    write({
+      webhooks: [
+        { url: 'https://soc.example/hook', secretFile: 'secrets/soc', caFile: 'soc-ca.pem', events: ['device.*', 'enrollment.refused'] },
+        { url: 'http://127.0.0.1:8099/sim', secretFile: '/etc/kakuin/sim' },
+      ],
+      syslog: { url: 'tls://siem.example:6514', events: ['*'], hostname: 'pki-1' },
+    });
+    const c = loadConfig({ KAKUIN_DATA_DIR: tmp.dir }, '/');
+    expect(c.events.webhooks).to.deep.equal([
+      { url: 'https://soc.example/hook', secretFile: path.join(tmp.dir, 'secrets/soc'), caFile: path.join(tmp.dir, 'soc-ca.pem'), events: ['device.*', 'enrollment.refused'] },
+      { url: 'http://127.0.0.1:8099/sim', secretFile: '/etc/kakuin/sim', events: ['*'] },
+    ]);
+    expect(c.events.syslog).to.deep.equal({ url: 'tls://siem.example:6514', events: ['*'], hostname: 'pki-1' });
+    for (const bad of [
+      { webhooks: [{ url: 'http://soc.example/hook', secretFile: 's' }] },
+      { webhooks: [{ url: 'https://soc.example/hook' }] },
+      { webhooks: [{ url: 'https://soc.example/hook', secretFile: 's', events: ['device.revokd'] }] },
+      { webhooks: [{ url: 'https://soc.example/hook', secretFile: 's', events: [] }] },
+      { webhooks: [{ url: 'https://soc.example/hook', secretFile: 's', retries: 3 }] },
+      { webhooks: [{ url: 'https://soc.example/hook', secretFile: 's' }, { url: 'https://soc.example/hook', secretFile: 't' }] },
+      { webhooks: { url: 'https://soc.example/hook', secretFile: 's' } },
+      { syslog: { url: 'udp://siem.example:514' } },
+      { syslog: { url: 'tls://siem.example' } },
+      { syslog: { url: 'tcp://siem.example:514', events: ['nothing.*'] } },
+      { hooks: [] },
+    ]) {
+      write(bad);
+      expect(codeOf(() => loadConfig({ KAKUIN_DATA_DIR: tmp.dir }, '/')), JSON.stringify(bad)).to.equal('KAKUIN_E_CONFIG');
+    }
+  });
+
   it('is frozen', () => {
     const c = loadConfig({}, tmp.dir);
     expect(Object.isFrozen(c)).to.equal(true);
