@@ -81,7 +81,7 @@ export async function startService(config: Readonly<KakuinConfig>, logger: Logge
     const tls = await tlsMaterialFor(kakuin, 'api', logger);
     plane = await startRevocationPlane(kakuin, logger);
     gateway = await startDeviceGateway(kakuin, plane, logger);
-    legacy = await startLegacyPath(kakuin, plane, logger, gateway.sink);
+    legacy = await startLegacyPath(kakuin, plane, logger, gateway.sink, gateway.activity);
     const legacyPath = legacy;
     const revocation = plane.revocation;
     const enrollment = new EnrollmentService(kakuin.registry, kakuin.deviceIssuer, revocation, {
