@@ -323,6 +323,7 @@ export async function startRoles(
       const authenticator = new AdminAuthenticator(registry, k.pepper, env.KAKUIN_ADMIN_TOKEN, { stationKeyMaxAgeMs: stationKeyMaxAgeMs(config) });
       const app = createManagementApi({
         registry, issuer: k.deviceIssuer, revocation, crls,
+        ...(registry instanceof SqliteRegistry && config.activity.enabled && { activity: registry.activity }),
         readiness: gateway ? () => gateway.gateway.readiness() : undefined,
         metrics: metricsCollector({
           registry, caCertificates: caCertificatesOf(k), issuedCount: () => k.deviceIssuer.issuedCount, responder, gateway: gateway?.gateway, enrollment,
