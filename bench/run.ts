@@ -14,6 +14,7 @@ import { benchRevocationSync } from './revocation-sync.js';
 import { benchCrlToNginx } from './crl-to-nginx.js';
 import { benchGateway } from './gateway.js';
 import { benchMqtt } from './mqtt.js';
+import { benchActivity } from './activity.js';
 import { benchLegacy } from './legacy.js';
 import { benchHsm } from './hsm.js';
 import { benchEnrollment } from './enrollment.js';
@@ -73,6 +74,9 @@ async function main(): Promise<void> {
 
   log('\ngateway MQTT front end (issue 15): through the gateway to Mosquitto vs direct to Mosquitto\'s TLS listener; idle sessions and revocation');
   Object.assign(figures, await benchMqtt({ scale, log }));
+
+  log('\ndevice activity recording (issue 19): gateway CPU with activity on vs off, interleaved runs');
+  Object.assign(figures, await benchActivity({ scale, log }));
 
   log('\nlegacy token path (in process): validations on the data path; issuances for generated (HMAC) and imported (scrypt) secrets');
   const legacy = await benchLegacy(scale);
