@@ -59,7 +59,7 @@ function processCpuMs(pid: number): number {
   return ((Number(fields[11]) + Number(fields[12])) * 1000) / CLK_TCK;
 }
 
-interface LoadResult {
+export interface LoadResult {
   perSecond: number;
   perServerCpuSecond: number;
   reusedShare: number;
@@ -68,7 +68,7 @@ interface LoadResult {
 }
 
 /** Runs one handshake job against `port`, sampling the server's CPU over the measured window. */
-async function runHandshakes(job: HandshakeJob, serverCpuMs: () => number): Promise<LoadResult> {
+export async function runHandshakes(job: HandshakeJob, serverCpuMs: () => number): Promise<LoadResult> {
   const child = fork(LOAD_SCRIPT, [], { stdio: ['ignore', 'inherit', 'inherit', 'ipc'] });
   let cpuStart = 0;
   const done = new Promise<LoadResult>((resolve, reject) => {

@@ -47,7 +47,7 @@ function ownCpuMs(): number {
   return (u.user + u.system) / 1000;
 }
 
-function pin(pid: number, cpus: string): boolean {
+export function pin(pid: number, cpus: string): boolean {
   try {
     execFileSync('taskset', ['-a', '-pc', cpus, String(pid)], { stdio: 'ignore' });
     return true;
@@ -56,9 +56,9 @@ function pin(pid: number, cpus: string): boolean {
   }
 }
 
-interface ThroughputResult { gatewayCpuMs: number; brokerCpuMs: number; received: number; sent: number; p50Ms: number; p99Ms: number; clientCpuShare: number }
+export interface ThroughputResult { gatewayCpuMs: number; brokerCpuMs: number; received: number; sent: number; p50Ms: number; p99Ms: number; clientCpuShare: number }
 
-async function runThroughput(job: ThroughputJob, brokerPid: number, pinned: boolean): Promise<ThroughputResult> {
+export async function runThroughput(job: ThroughputJob, brokerPid: number, pinned: boolean): Promise<ThroughputResult> {
   const child = fork(LOAD_SCRIPT, [], { stdio: ['ignore', 'inherit', 'inherit', 'ipc'] });
   if (pinned) pin(child.pid!, '1');
   let gw0 = 0;

@@ -18,6 +18,7 @@ import { benchOcspRefreshCost } from './ocsp-refresh-cost.js';
 import { benchGateway } from './gateway.js';
 import { benchMqtt } from './mqtt.js';
 import { benchRoutes } from './routes.js';
+import { benchActivity } from './activity.js';
 import { benchLegacy } from './legacy.js';
 import { benchEvents } from './events.js';
 import { benchHsm } from './hsm.js';
@@ -89,6 +90,9 @@ async function main(): Promise<void> {
 
   log('\ngateway HTTP route (issue 18): proxied GETs through a route to a plain-HTTP upstream vs the same handler direct over mTLS');
   Object.assign(figures, await benchRoutes({ scale, log }));
+
+  log('\ndevice activity recording (issue 19): gateway CPU with activity on vs off, interleaved runs');
+  Object.assign(figures, await benchActivity({ scale, log }));
 
   log('\nlegacy token path (in process): validations on the data path; issuances for generated (HMAC) and imported (scrypt) secrets');
   const legacy = await benchLegacy(scale);

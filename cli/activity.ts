@@ -21,6 +21,12 @@ export interface RunningActivity {
   close(): Promise<void>;
 }
 
+/** A MongoRegistry opened for writing (not imported: cli/wiring.ts loads the driver only when it is configured). */
+function isWritableMongo(registry: Registry): registry is Registry & { activity: ActivityStore } {
+  const r = registry as Registry & { activity?: ActivityStore; isReadonly?: boolean };
+  return r.activity !== undefined && r.isReadonly === false;
+}
+
 export function startActivity(config: Readonly<KakuinConfig>, registry: Registry, logger: Logger): RunningActivity | undefined {
   const a = config.activity;
   if (!a.enabled) return undefined;
@@ -31,8 +37,10 @@ export function startActivity(config: Readonly<KakuinConfig>, registry: Registry
     const opened = openSqliteActivityStore({ path: config.storage.path });
     store = opened.store;
     closeStore = opened.close;
-  } else {
-    logger.warn('activity recording is not available on this registry adapter yet; recording nothing', { storage: config.storage.type });
+  } else if (config.storage.type === 'mongodb' && isWritableMongo(registry)) store = registry.activity;
+  else {
+    // A read-only MongoDB role (gateway, legacy) has no write connection limited to activity yet.
+    logger.warn('activity recording is not available on this registry connection yet; recording nothing', { storage: config.storage.type });
     return undefined;
   }
   const onNotable = notableRefusalSink(registry, logger);

@@ -6,6 +6,7 @@
 import { readFileSync } from 'node:fs';
 import { createDeviceGateway, jsonLinesTelemetrySink, type DeviceGateway, type DeviceGatewayOptions, type TelemetrySink } from '../gateway-auth/index.js';
 import type { KakuinConfig } from './config.js';
+import type { ActivityRecorder } from '../gateway-auth/activity-recorder.js';
 import { startActivity } from './activity.js';
 import type { Logger } from './logger.js';
 import type { RevocationPlane } from './revocation-plane.js';
@@ -17,6 +18,8 @@ export interface RunningGateway {
   url: string;
   /** Where telemetry is recorded without an upstream (shared with the legacy path: one file, one writer). */
   sink?: TelemetrySink;
+  /** The activity recorder (shared with the legacy path in the same process); undefined when activity is off. */
+  activity?: ActivityRecorder;
   close(): Promise<void>;
 }
 
@@ -86,7 +89,7 @@ export async function startDeviceGateway(kakuin: Kakuin, plane: RevocationPlane,
   // A revocation call returns once this gateway has closed the device's open connections.
   plane.afterChange.push(() => gateway.pokeFeed());
   return {
-    gateway, url, sink,
+    gateway, url, sink, ...(activity !== undefined && { activity: activity.recorder }),
     close: async () => {
       await gateway.close();
       await activity?.close();

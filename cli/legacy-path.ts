@@ -16,6 +16,8 @@ import {
   createLegacyServer, LegacyAbuseGuard, LegacyAuthService, LegacyKillSwitch, LegacyTokenSigner, mountLegacyAdminRoutes,
 } from '../gateway-auth/legacy/index.js';
 import { StationCertificateAuthenticator, stationCertificateOr } from '../enrollment/index.js';
+import type { ActivityRecorder } from '../gateway-auth/activity-recorder.js';
+import { startActivity } from './activity.js';
 import type { Logger } from './logger.js';
 import type { RevocationPlane } from './revocation-plane.js';
 import { tlsMaterialFor } from './tls-material.js';
@@ -30,8 +32,11 @@ export interface RunningLegacyPath {
   close(): Promise<void>;
 }
 
-export async function startLegacyPath(kakuin: Kakuin, plane: Pick<RevocationPlane, 'afterChange'>, logger: Logger, sink: TelemetrySink | undefined): Promise<RunningLegacyPath> {
+/** `activity`: the recorder of the gateway in the same process; without one the path starts its own (if activity.enabled). */
+export async function startLegacyPath(kakuin: Kakuin, plane: Pick<RevocationPlane, 'afterChange'>, logger: Logger, sink: TelemetrySink | undefined, activity?: ActivityRecorder): Promise<RunningLegacyPath> {
   const { config, registry, pepper } = kakuin;
+  const ownActivity = activity === undefined ? startActivity(config, registry, logger) : undefined;
+  const recorder = activity ?? ownActivity?.recorder;
   const l = config.legacy;
   const g = config.gateway;
   const tls = await tlsMaterialFor(kakuin, 'legacy', logger);
@@ -41,7 +46,7 @@ export async function startLegacyPath(kakuin: Kakuin, plane: Pick<RevocationPlan
     ? new TelemetryUpstream(new URL(g.upstreamUrl), g.upstreamCaFile ? [readFileSync(g.upstreamCaFile, 'utf8')] : undefined, 10_000)
     : undefined;
   const auth = new LegacyAuthService({
-    registry, pepper, tokens: new LegacyTokenSigner(pepper), killSwitch, logger,
+    registry, pepper, tokens: new LegacyTokenSigner(pepper), killSwitch, logger, ...(recorder !== undefined && { activity: recorder }),
     abuse: new LegacyAbuseGuard(registry, {
       deviceLimit: l.deviceFailureLimit, commonAuthIdLimit: l.commonAuthIdFailureLimit, sourceLimit: l.sourceFailureLimit,
       lockMs: l.lockMinutes * 60_000, throttleDelayMs: l.throttleDelayMs,
@@ -49,7 +54,7 @@ export async function startLegacyPath(kakuin: Kakuin, plane: Pick<RevocationPlan
     tokenTtlMs: l.tokenTtlSeconds * 1000, lockMs: l.lockMinutes * 60_000, throttleDelayMs: l.throttleDelayMs, usualHoursUtc: l.usualHoursUtc,
   });
   const server = createLegacyServer({
-    auth, logger, trustProxy: l.trustProxy, bodyLimitBytes: l.bodyLimitBytes, upstream, sink,
+    auth, logger, trustProxy: l.trustProxy, bodyLimitBytes: l.bodyLimitBytes, upstream, sink, ...(recorder !== undefined && { activity: recorder }),
     tls: { cert: tls.cert, key: tls.key, passphrase: tls.passphrase },
     async issueCertificate(deviceId, csr) {
       // Migration: the device's first certificate only; a device that has one uses mTLS from then on.
@@ -78,6 +83,7 @@ export async function startLegacyPath(kakuin: Kakuin, plane: Pick<RevocationPlan
     close: async () => {
       await server.close();
       await killSwitch.stop();
+      await ownActivity?.close();
       upstream?.close();
     },
   };

@@ -36,6 +36,7 @@ import { fromPem, parseCertificate } from '../pkix/index.js';
 import { FeedFollower } from '../registry/feed-follower.js';
 import type { Issuer, Registry } from '../registry/port.js';
 import type { KakuinConfig } from './config.js';
+import { startActivity } from './activity.js';
 import type { Logger } from './logger.js';
 import { OFFLINE_ROOT_KEY_URI } from './offline-root.js';
 import { keyPassphrase } from './secrets.js';
@@ -347,6 +348,8 @@ export async function startGatewayRole(options: {
   const { config, registry, tls, logger } = options;
   const g = config.gateway;
   const { root, deviceCas } = await caRecords(registry);
+  // The registry is read-only here: activity goes through a connection limited to it (cli/activity.ts).
+  const activity = startActivity(config, registry, logger);
   const gateway = createDeviceGateway({
     serverCertificates: [tls.cert],
     serverKeyPem: tls.key,
@@ -364,6 +367,7 @@ export async function startGatewayRole(options: {
       upstreamCa: g.upstreamCaFile ? [readFileSync(g.upstreamCaFile, 'utf8')] : undefined,
       sink: options.sink,
     },
+    ...(activity !== undefined && { activity: activity.recorder }),
     mqtt: mqttFrontEndOptions(config),
     ...routeAndTcpOptions(config),
   });
@@ -372,5 +376,11 @@ export async function startGatewayRole(options: {
   const url = `https://${host === '0.0.0.0' ? 'localhost' : host}:${address.port}`;
   logger.info('device gateway (mTLS) listening', { url, statusSource: g.statusSource });
   logMqttListener(gateway, logger);
-  return { gateway, url, close: () => gateway.close() };
+  return {
+    gateway, url,
+    close: async () => {
+      await gateway.close();
+      await activity?.close();
+    },
+  };
 }

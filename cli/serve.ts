@@ -30,6 +30,7 @@ import type { SoftwareKeyStore } from '../hsm-adapters/software/index.js';
 import type { OcspResponder } from '../ocsp-responder/index.js';
 import type { FeedEntry, Registry } from '../registry/port.js';
 import { SqliteRegistry } from '../registry/sqlite/index.js';
+import type { ActivityStore } from '../registry/activity.js';
 import {
   needsWritableRegistry, openReadOnlyView, readTlsMaterial, ROLES, startCrlPublication, startGatewayRole, startOcspRole,
   type GatewayRole, type Role,
@@ -68,6 +69,13 @@ function checkpointOffTheEventLoop(registry: Registry, logger: Logger): void {
   });
 }
 
+/** The activity store the management API reads (undefined with activity off: its routes answer KAKUIN_E_ACTIVITY_OFF). */
+function activityStoreOf(registry: Registry, config: Readonly<KakuinConfig>): ActivityStore | undefined {
+  if (!config.activity.enabled) return undefined;
+  // Both adapters carry `activity`; the MongoDB one is not imported here (cli/wiring.ts loads its driver only when configured).
+  return (registry as { activity?: ActivityStore }).activity;
+}
+
 function stationKeyMaxAgeMs(config: Readonly<KakuinConfig>): number {
   return config.enrollment.stationKeyMaxAgeDays * 24 * 3600_000;
 }
@@ -86,7 +94,7 @@ export async function startService(config: Readonly<KakuinConfig>, logger: Logge
     plane = await startRevocationPlane(kakuin, logger);
     events = startEventsOut(kakuin.registry, plane.afterChange, config, logger);
     gateway = await startDeviceGateway(kakuin, plane, logger);
-    legacy = await startLegacyPath(kakuin, plane, logger, gateway.sink);
+    legacy = await startLegacyPath(kakuin, plane, logger, gateway.sink, gateway.activity);
     const legacyPath = legacy;
     const revocation = plane.revocation;
     const enrollment = new EnrollmentService(kakuin.registry, kakuin.deviceIssuer, revocation, {
@@ -98,7 +106,7 @@ export async function startService(config: Readonly<KakuinConfig>, logger: Logge
     const authenticator = new AdminAuthenticator(kakuin.registry, kakuin.pepper, env.KAKUIN_ADMIN_TOKEN, { stationKeyMaxAgeMs: stationKeyMaxAgeMs(config) });
     const app = createManagementApi({
       registry: kakuin.registry,
-      ...(kakuin.registry instanceof SqliteRegistry && config.activity.enabled && { activity: kakuin.registry.activity }),
+      ...(activityStoreOf(kakuin.registry, config) !== undefined && { activity: activityStoreOf(kakuin.registry, config) }),
       issuer: kakuin.deviceIssuer,
       revocation: plane.revocation,
       crls: plane.crls,
@@ -349,6 +357,7 @@ export async function startRoles(
       const authenticator = new AdminAuthenticator(registry, k.pepper, env.KAKUIN_ADMIN_TOKEN, { stationKeyMaxAgeMs: stationKeyMaxAgeMs(config) });
       const app = createManagementApi({
         registry, issuer: k.deviceIssuer, revocation, crls,
+        ...(activityStoreOf(registry, config) !== undefined && { activity: activityStoreOf(registry, config) }),
         readiness: gateway ? () => gateway.gateway.readiness() : undefined,
         metrics: metricsCollector({
           registry, caCertificates: caCertificatesOf(k), issuedCount: () => k.deviceIssuer.issuedCount, responder, gateway: gateway?.gateway, enrollment,

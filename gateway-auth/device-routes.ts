@@ -3,6 +3,8 @@
  *
  *   POST /v1/telemetry  a JSON object (Content-Type application/json, at most bodyLimitBytes),
  *                       forwarded upstream with the verified identity or recorded by the sink
+ *   POST /v1/status     {firmwareVersion} (strict: any other field is KAKUIN_E_UNKNOWN_FIELD), kept
+ *                       in the device's activity with its history; 200 {firmwareVersion}
  *   GET  /healthz       200 while the process runs
  *   GET  /readyz        200, or 503 while revocation status is stale, with the feed lag
  *   anything else       404 KAKUIN_E_ROUTE_NOT_FOUND
@@ -13,7 +15,10 @@
 import type { ActivityRecorder } from './activity-recorder.js';
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import type { TLSSocket } from 'node:tls';
+import { z } from 'zod';
+import { parseInput } from '../api-schema/validation.js';
 import { KakuinError } from '../errors/index.js';
+import { firmwareVersion } from './firmware.js';
 import type { DeviceIdentity } from './device-identity.js';
 import type { GatewayLogger, TelemetrySink } from './options.js';
 import type { GatewayReadiness } from './status-source.js';
@@ -31,6 +36,9 @@ export interface DeviceRoutesOptions {
   now: () => number;
   activity: ActivityRecorder;
 }
+
+/** A status is a few fields; nothing a device says about itself needs more. */
+const STATUS_LIMIT_BYTES = 1024;
 
 function send(res: ServerResponse, status: number, body: unknown, close = false): void {
   const json = Buffer.from(JSON.stringify(body));
@@ -84,6 +92,8 @@ function isJsonContentType(value: string | undefined): boolean {
   const charset = params.find((p) => p.startsWith('charset='));
   return charset === undefined || /^charset="?utf-8"?$/.test(charset);
 }
+
+const STATUS_BODY = z.strictObject({ firmwareVersion });
 
 export function createDeviceRequestHandler(o: DeviceRoutesOptions): (req: IncomingMessage, res: ServerResponse) => void {
   const drainLimit = Math.max(o.bodyLimitBytes * 16, 1024 * 1024);
@@ -152,6 +162,46 @@ export function createDeviceRequestHandler(o: DeviceRoutesOptions): (req: Incomi
     send(res, 202, { status: 'accepted' });
   }
 
+  /** What the device says about itself; its identity is the certificate's, never a body field. */
+  async function status(req: IncomingMessage, res: ServerResponse, id: DeviceIdentity): Promise<void> {
+    const refuse = (e: KakuinError, close = false) => {
+      o.logger.info('status refused', { deviceId: id.deviceId, code: e.code, status: e.status });
+      sendError(res, e, close);
+    };
+    if (!isJsonContentType(req.headers['content-type'])) {
+      const drained = await readBody(req, 0, drainLimit);
+      refuse(new KakuinError('KAKUIN_E_UNSUPPORTED_MEDIA_TYPE', 'a status must be sent as application/json'), drained.kind === 'too-large' && drained.close);
+      return;
+    }
+    const body = await readBody(req, STATUS_LIMIT_BYTES, drainLimit);
+    if (body.kind === 'aborted') return;
+    if (body.kind === 'too-large') {
+      refuse(new KakuinError('KAKUIN_E_VALIDATION', `a status body is at most ${STATUS_LIMIT_BYTES} bytes`), body.close);
+      return;
+    }
+    o.activity.traffic(id.deviceId, 0, body.body.length);
+    let data: unknown;
+    try {
+      data = JSON.parse(body.body.toString('utf8'));
+    } catch {
+      data = undefined;
+    }
+    if (data === null || typeof data !== 'object' || Array.isArray(data)) {
+      refuse(new KakuinError('KAKUIN_E_VALIDATION', 'the body must be a JSON object'));
+      return;
+    }
+    let parsed: z.output<typeof STATUS_BODY>;
+    try {
+      parsed = parseInput(STATUS_BODY, data, { place: 'body' });
+    } catch (e) {
+      refuse(e as KakuinError);
+      return;
+    }
+    o.activity.firmware(id.deviceId, parsed.firmwareVersion, 'http');
+    o.logger.info('status received', { deviceId: id.deviceId, firmwareVersion: parsed.firmwareVersion });
+    send(res, 200, { firmwareVersion: parsed.firmwareVersion });
+  }
+
   return (req, res) => {
     const id = o.identityOf(req.socket as TLSSocket);
     if (id === undefined) {
@@ -164,6 +214,14 @@ export function createDeviceRequestHandler(o: DeviceRoutesOptions): (req: Incomi
     if (route === 'POST /v1/telemetry') {
       telemetry(req, res, id).catch((e: unknown) => {
         o.logger.error('telemetry handler failed', { deviceId: id.deviceId, error: describeError(e) });
+        if (!res.headersSent) sendError(res, new KakuinError('KAKUIN_E_INTERNAL', 'internal error'), true);
+        else res.destroy();
+      });
+      return;
+    }
+    if (route === 'POST /v1/status') {
+      status(req, res, id).catch((e: unknown) => {
+        o.logger.error('status handler failed', { deviceId: id.deviceId, error: describeError(e) });
         if (!res.headersSent) sendError(res, new KakuinError('KAKUIN_E_INTERNAL', 'internal error'), true);
         else res.destroy();
       });

@@ -244,7 +244,7 @@ export function createDeviceGateway(options: DeviceGatewayOptions): DeviceGatewa
     socket.resume();
   });
   const mqtt = o.mqtt === undefined ? undefined : new MqttFrontEnd(o.mqtt, {
-    registry: o.registry, logger, connections, isFresh: (id) => status.isFresh(id),
+    registry: o.registry, logger, connections, activity: o.activity, isFresh: (id) => status.isFresh(id),
   });
   const mqttServer = mqtt === undefined ? undefined : deviceListener('mqtt', (socket, id) => mqtt.accept(socket, id));
   const tcp = o.tcp.map((listener) => {

@@ -63,6 +63,12 @@ export interface DeviceActivity {
   firmwareHistory: { version: string; at: Date }[];
 }
 
+export interface ActivityFilter {
+  lastSeenBefore?: Date;
+  lastSeenAfter?: Date;
+  firmwareVersion?: string;
+}
+
 export interface ActivityStore {
   /** One transaction: counts add up, last-seen moves forward only, sessions are replaced. */
   recordActivity(batch: ActivityBatch): Promise<void>;
@@ -70,6 +76,12 @@ export interface ActivityStore {
   deviceActivity(deviceId: string, options?: { since?: Date; sessionsFreshSince?: Date; refusalLimit?: number }): Promise<DeviceActivity | undefined>;
   /** Ids of devices last seen in [after, before) (either bound optional), oldest last-seen first. */
   devicesLastSeen(filter: { before?: Date; after?: Date; limit?: number }): Promise<string[]>;
+  /**
+   * Of `deviceIds` (at most 1000), those whose activity matches every given bound, in the order
+   * given: last seen in [lastSeenAfter, lastSeenBefore), current firmware (the one reported last)
+   * exactly `firmwareVersion`. A device never seen matches no last-seen bound.
+   */
+  devicesMatchingActivity(deviceIds: readonly string[], filter: ActivityFilter): Promise<string[]>;
   /** Deletes rollups and refusals older than `before` (activity.retentionDays); returns rows removed. */
   pruneActivity(before: Date): Promise<number>;
   /** Deletes everything recorded about one device (a data subject's erasure request); returns rows removed. */

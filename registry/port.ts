@@ -125,6 +125,8 @@ export interface DeviceQuery {
   imei?: string;
   hardwareId?: string;
   status?: DeviceStatus;
+  /** The model given at registration, exactly. */
+  model?: string;
   /**
    * Paging: only devices listed after the device with this id (in the adapter's stable listing
    * order, oldest first). KAKUIN_E_VALIDATION when no device has that id.

@@ -8,8 +8,11 @@
  *   POST /api/v1/manufacturers                      admin   {name} → 201 {id}
  *   GET  /api/v1/manufacturers?limit=&after=        admin   → {manufacturers, next?}
  *   POST /api/v1/devices                            admin   {manufacturerId, serialNumber, identifiers?, model?, hardwareModuleName?} → 201 {id}
- *   GET  /api/v1/devices?serialNumber=&mac=&imei=&hardwareId=&status=&manufacturerId=&limit=&after=   admin → {devices, next?}
- *   GET  /api/v1/devices/{id}                       admin
+ *   GET  /api/v1/devices?serialNumber=&mac=&imei=&hardwareId=&status=&manufacturerId=&model=&limit=&after=   admin → {devices, next?}
+ *        &lastSeenBefore=&lastSeenAfter=&firmwareVersion=  (activity filters: a page may hold fewer than `limit` and still have `next`)
+ *   GET  /api/v1/devices/{id}                       admin   the device, its certificates, and `activity`
+ *   GET  /api/v1/devices/{id}/activity/export       admin   everything recorded about the device (audited)
+ *   DELETE /api/v1/devices/{id}/activity            admin   erases it (audited) → {deleted}
  *   POST /api/v1/devices/{id}/certificates          admin   PKCS#10 (PEM, DER, base64; or JSON {csr}) → 201 {certificate, chain, existing}
  *                                                           (the same CSR again: 200, existing: true; a new key while one is live: 409)
  *   GET  /api/v1/certificates/{serialHex}           admin
@@ -24,11 +27,11 @@
  */
 import express, { type NextFunction, type Request, type RequestHandler, type Response } from 'express';
 import { z } from 'zod';
-import type { ActivityStore } from '../../registry/activity.js';
-import type { DeviceStatus, Registry } from '../../registry/port.js';
+import type { ActivityFilter, ActivityStore } from '../../registry/activity.js';
+import type { Device, DeviceQuery, DeviceStatus, Registry } from '../../registry/port.js';
 import { ApiRoutes } from '../../api-schema/routes.js';
 import { openApiDocument } from '../../api-schema/openapi.js';
-import { pageJson, pageQuery, readPage } from '../../api-schema/paging.js';
+import { DEFAULT_PAGE, MAX_PAGE, pageJson, pageQuery, readPage, type Page } from '../../api-schema/paging.js';
 import { isoTime, queryText } from '../../api-schema/fields.js';
 import { mountAdminTokenRoutes } from './admin-token-routes.js';
 import { hasCode, KakuinError } from '../../errors/index.js';
@@ -47,8 +50,11 @@ import {
 
 export interface ManagementApiDeps {
   registry: Registry;
-  /** Per-device activity rollups (registry/activity.ts); without it a device carries no `activity`. */
-  activity?: Pick<ActivityStore, 'deviceActivity'>;
+  /**
+   * Per-device activity rollups (registry/activity.ts); without it a device carries no `activity`,
+   * and the activity routes and filters answer KAKUIN_E_ACTIVITY_OFF.
+   */
+  activity?: Pick<ActivityStore, 'deviceActivity' | 'devicesMatchingActivity' | 'deleteDeviceActivity'>;
   issuer: DeviceCertificateIssuer;
   revocation: RevocationService;
   crls?: CrlPublisher;
@@ -97,6 +103,10 @@ export function createManagementApi(deps: ManagementApiDeps): express.Express {
   const csrBody = express.raw({ type: ['application/pkcs10', 'application/x-pem-file', 'text/plain'], limit: deps.maxBodyBytes });
   const admin = admit(deps.authenticator, 'admin');
   const routes = new ApiRoutes(app, json);
+  const activityOrRefuse = () => {
+    if (deps.activity === undefined) throw new KakuinError('KAKUIN_E_ACTIVITY_OFF', 'device activity is not recorded here (activity.enabled, or a registry adapter without an activity store)');
+    return deps.activity;
+  };
 
   routes.add({
     method: 'get', path: '/healthz', summary: 'liveness', callers: ['anyone'],
@@ -186,8 +196,18 @@ export function createManagementApi(deps: ManagementApiDeps): express.Express {
     method: 'get', path: '/api/v1/devices', summary: 'find devices (a theft report gives a serial or IMEI)', callers: ['admin'], use: [admin],
     query: DEVICE_QUERY, response: { status: 200, description: '{devices, next?}' },
     handler: async ({ res, query }) => {
-      const { after, limit, ...filters } = query;
-      const page = await readPage((afterId, n) => registry.findDevices({ ...filters, afterId, limit: n }), (d) => d.id, { after, limit });
+      const { after, limit, lastSeenBefore, lastSeenAfter, firmwareVersion, ...filters } = query;
+      if (lastSeenBefore === undefined && lastSeenAfter === undefined && firmwareVersion === undefined) {
+        const page = await readPage((afterId, n) => registry.findDevices({ ...filters, afterId, limit: n }), (d) => d.id, { after, limit });
+        res.json(pageJson('devices', page, deviceJson));
+        return;
+      }
+      const activity = activityOrRefuse();
+      const page = await devicesByActivity(registry, activity, filters, {
+        ...(lastSeenBefore !== undefined && { lastSeenBefore: new Date(lastSeenBefore) }),
+        ...(lastSeenAfter !== undefined && { lastSeenAfter: new Date(lastSeenAfter) }),
+        ...(firmwareVersion !== undefined && { firmwareVersion }),
+      }, { after, limit: limit ?? DEFAULT_PAGE });
       res.json(pageJson('devices', page, deviceJson));
     },
   });
@@ -199,6 +219,33 @@ export function createManagementApi(deps: ManagementApiDeps): express.Express {
       const certificates = await registry.listCertificatesOfDevice(device.id);
       const activity = await deps.activity?.deviceActivity(device.id);
       res.json({ ...deviceJson(device), certificates: certificates.map(certificateSummaryJson), ...(deps.activity !== undefined && { activity: activity ?? null }) });
+    },
+  });
+
+  // Source addresses and last-seen times of people's devices are personal data (GDPR Art. 15 access,
+  // Art. 17 erasure): an admin can hand over or erase them, and either leaves an audit event.
+  routes.add({
+    method: 'get', path: '/api/v1/devices/{id}/activity/export', summary: 'everything recorded about the device\'s activity, as a JSON attachment (audited)', callers: ['admin'], use: [admin],
+    response: { status: 200, description: '{deviceId, exportedAt, activity} (activity null when nothing was recorded)' },
+    handler: async ({ req, res, params }) => {
+      const activity = activityOrRefuse();
+      const device = await registry.getDevice(params.id);
+      const recorded = await activity.deviceActivity(device.id, { refusalLimit: 1000 });
+      await registry.appendAuditEvent({ type: 'device.activity.exported', actor: req.caller!.actor, deviceId: device.id, details: {} });
+      res.set('Content-Disposition', `attachment; filename="activity-${device.id}.json"`);
+      res.json({ deviceId: device.id, exportedAt: new Date().toISOString(), activity: recorded ?? null });
+    },
+  });
+
+  routes.add({
+    method: 'delete', path: '/api/v1/devices/{id}/activity', summary: 'erase the device\'s recorded activity (audited); the device record stays', callers: ['admin'], use: [admin],
+    response: { status: 200, description: '{deleted: rows removed}' },
+    handler: async ({ req, res, params }) => {
+      const activity = activityOrRefuse();
+      const device = await registry.getDevice(params.id);
+      const deleted = await activity.deleteDeviceActivity(device.id);
+      await registry.appendAuditEvent({ type: 'device.activity.deleted', actor: req.caller!.actor, deviceId: device.id, details: { rows: deleted } });
+      res.json({ deleted });
     },
   });
 
@@ -274,8 +321,45 @@ const DEVICE_QUERY = z.strictObject({
   hardwareId: queryText.optional(),
   status: z.enum(DEVICE_STATUSES).optional(),
   manufacturerId: queryText.optional(),
+  model: queryText.optional(),
+  lastSeenBefore: isoTime.optional().describe('last seen before this time (exclusive); a device never seen does not match'),
+  lastSeenAfter: isoTime.optional().describe('last seen at or after this time'),
+  firmwareVersion: queryText.optional().describe('the firmware version the device reported last, exactly'),
   ...pageQuery,
 });
+
+/** At most this many devices are read for one page of an activity-filtered list; then `next` says where to go on. */
+const ACTIVITY_SCAN_LIMIT = 10_000;
+
+/**
+ * One page of the devices that match the registry filters (in the registry's listing order) and the
+ * activity filter. The registry is read in pages of MAX_PAGE and each page is checked against the
+ * activity store in one query. A page stops after ACTIVITY_SCAN_LIMIT devices read, so a rare
+ * match costs bounded work per request: such a page may hold fewer than `limit` devices and still
+ * carry `next` (the last device read), and following `next` still sees every match once.
+ */
+async function devicesByActivity(
+  registry: Registry, activity: Pick<ActivityStore, 'devicesMatchingActivity'>, filters: Omit<DeviceQuery, 'afterId' | 'limit'>,
+  activityFilter: ActivityFilter, page: { after?: string; limit: number },
+): Promise<Page<Device>> {
+  const items: Device[] = [];
+  let cursor = page.after;
+  let read = 0;
+  for (;;) {
+    const rows = await registry.findDevices({ ...filters, afterId: cursor, limit: MAX_PAGE });
+    if (rows.length === 0) return { items };
+    const matching = new Set(await activity.devicesMatchingActivity(rows.map((d) => d.id), activityFilter));
+    for (const d of rows) {
+      if (!matching.has(d.id)) continue;
+      if (items.length === page.limit) return { items, next: items[items.length - 1].id };
+      items.push(d);
+    }
+    cursor = rows[rows.length - 1].id;
+    read += rows.length;
+    if (rows.length < MAX_PAGE) return { items };
+    if (read >= ACTIVITY_SCAN_LIMIT) return { items, next: cursor };
+  }
+}
 
 const eventCursor = z.string().regex(/^[0-9]{1,16}$/, 'must be the id of an audit event (a `next` of this list)');
 

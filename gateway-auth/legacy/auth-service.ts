@@ -7,6 +7,8 @@
  */
 import { KakuinError } from '../../errors/index.js';
 import type { DeviceStatus, Registry } from '../../registry/port.js';
+import { NO_ACTIVITY, type ActivityRecorder } from '../activity-recorder.js';
+import { isFirmwareVersion } from '../firmware.js';
 import type { GatewayLogger } from '../options.js';
 import type { LegacyAbuseGuard } from './abuse.js';
 import type { LegacyKillSwitch } from './kill-switch.js';
@@ -28,6 +30,8 @@ export interface LegacyAuthOptions {
   throttleDelayMs: number;
   /** Default usual hours (UTC `HH-HH`) for classes that name none; undefined: no unusual-hour events. */
   usualHoursUtc?: string;
+  /** Token results, refusals and firmware per device (operations/activity); default: recording off. */
+  activity?: ActivityRecorder;
   now?: () => number;
 }
 
@@ -55,14 +59,22 @@ export function withinHours(window: string, date: Date): boolean {
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
 export class LegacyAuthService {
-  constructor(private readonly o: LegacyAuthOptions) {}
+  private readonly activity: ActivityRecorder;
+
+  constructor(private readonly o: LegacyAuthOptions) {
+    this.activity = o.activity ?? NO_ACTIVITY;
+  }
 
   private now(): number {
     return this.o.now?.() ?? Date.now();
   }
 
-  async authenticate(factors: { commonAuthId: unknown; authSecret: unknown; uniqueId: unknown }, source: string): Promise<{ token: string; deviceId: string; expiresAt: Date }> {
-    const { commonAuthId, authSecret, uniqueId } = factors;
+  /** `firmwareVersion` (optional, the token request's field) is kept only when the factors are good. */
+  async authenticate(factors: { commonAuthId: unknown; authSecret: unknown; uniqueId: unknown; firmwareVersion?: unknown }, source: string): Promise<{ token: string; deviceId: string; expiresAt: Date }> {
+    const { commonAuthId, authSecret, uniqueId, firmwareVersion } = factors;
+    if (firmwareVersion !== undefined && !isFirmwareVersion(firmwareVersion)) {
+      throw new KakuinError('KAKUIN_E_VALIDATION', 'firmwareVersion must be 1 to 64 characters: letters, digits and . _ + ~ : - (starting with a letter or digit)', { field: 'firmwareVersion' });
+    }
     for (const [name, v] of Object.entries({ commonAuthId, authSecret, uniqueId })) {
       if (typeof v !== 'string' || v.length === 0 || v.length > FACTOR_MAX) {
         throw new KakuinError('KAKUIN_E_VALIDATION', `${name} must be a non-empty string of at most ${FACTOR_MAX} characters`);
@@ -73,7 +85,10 @@ export class LegacyAuthService {
     const secret = authSecret as string;
     const now = this.now();
     const cred = await this.o.registry.findLegacyCredentials(cai, uid);
-    if (cred?.lockedUntil !== undefined && cred.lockedUntil.getTime() > now) throw this.locked(cred.lockedUntil.getTime() - now);
+    if (cred?.lockedUntil !== undefined && cred.lockedUntil.getTime() > now) {
+      this.activity.refused(cred.deviceId, 'legacy credentials locked', source, 'legacy');
+      throw this.locked(cred.lockedUntil.getTime() - now);
+    }
     let ok = false;
     if (cred === undefined) {
       hmacVerifier(this.o.pepper, secret); // same work as a known device with a generated secret
@@ -85,10 +100,19 @@ export class LegacyAuthService {
       deviceStatus = (await this.o.registry.getDevice(cred.deviceId)).status;
       ok = USABLE.has(deviceStatus);
     }
-    if (!ok || cred === undefined) return this.failure(cai, uid, source, cred?.deviceId, now);
+    if (!ok || cred === undefined) {
+      if (cred !== undefined) {
+        this.activity.tokenResult(cred.deviceId, false, source);
+        // A revoked or suspended device that tries again is what an admin asks about first (issue 19).
+        this.activity.refused(cred.deviceId, deviceStatus === undefined ? 'wrong auth secret' : `device ${deviceStatus}`, source, 'legacy');
+      }
+      return this.failure(cai, uid, source, cred?.deviceId, now);
+    }
 
     const expiresAt = new Date(now + this.o.tokenTtlMs);
     const token = this.o.tokens.issue(cred.deviceId, cred.generation, expiresAt);
+    this.activity.tokenResult(cred.deviceId, true, source);
+    if (firmwareVersion !== undefined) this.activity.firmware(cred.deviceId, firmwareVersion as string, 'legacy');
     await this.noteUnusualHour(cai, cred.deviceId, source, new Date(now));
     this.o.logger.info('legacy token issued', { deviceId: cred.deviceId, generation: cred.generation });
     return { token, deviceId: cred.deviceId, expiresAt };
@@ -136,7 +160,7 @@ export class LegacyAuthService {
   }
 
   /** The device a data request comes from: the token must be valid, alive, and the identifier its device's. */
-  validate(authorization: string | undefined, deviceIdHeader: string | undefined): string {
+  validate(authorization: string | undefined, deviceIdHeader: string | undefined, source?: string): string {
     const m = authorization === undefined ? null : /^Bearer (\S{1,200})$/.exec(authorization);
     if (!m) throw new KakuinError('KAKUIN_E_LEGACY_TOKEN_INVALID', 'no legacy token: send Authorization: Bearer <token> (from POST /legacy/v1/token)');
     // A missing header is the client's mistake, not a bad token: say so (nothing about the token is revealed).
@@ -149,7 +173,12 @@ export class LegacyAuthService {
     for (let i = 0; i < deviceIdHeader.length; i++) diff |= deviceIdHeader.charCodeAt(i) ^ claims.deviceId.charCodeAt(i);
     if (diff !== 0) throw tokenInvalid();
     if (!this.o.killSwitch.isFresh()) throw new KakuinError('KAKUIN_E_STATUS_STALE', 'device status cannot be confirmed right now; retry later');
-    if (!this.o.killSwitch.allows(claims.deviceId, claims.generation)) throw tokenInvalid();
+    if (!this.o.killSwitch.allows(claims.deviceId, claims.generation)) {
+      // A token of a device shut out since (revoked, suspended, credentials replaced): its retry is recorded.
+      this.activity.refused(claims.deviceId, `legacy token refused: ${this.o.killSwitch.refusalReason(claims.deviceId)}`, source, 'legacy');
+      throw tokenInvalid();
+    }
+    this.activity.traffic(claims.deviceId, 1, 0);
     return claims.deviceId;
   }
 }

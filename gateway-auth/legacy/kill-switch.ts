@@ -17,7 +17,8 @@ const BLOCKED: ReadonlySet<string> = new Set<DeviceStatus>(['suspended', 'revoke
 
 export class LegacyKillSwitch {
   private readonly generations = new Map<string, number>();
-  private readonly blocked = new Set<string>();
+  /** deviceId → its blocking status (revoked, suspended, ...), so a refusal can say which. */
+  private readonly blocked = new Map<string, string>();
   private follower: FeedFollower | undefined;
   private loadedAt: number | undefined;
 
@@ -33,7 +34,7 @@ export class LegacyKillSwitch {
     const afterSeq = await this.o.registry.latestFeedSeq();
     for (const s of await this.o.registry.listLegacyCredentialStates()) {
       this.generations.set(s.deviceId, s.generation);
-      if (BLOCKED.has(s.deviceStatus)) this.blocked.add(s.deviceId);
+      if (BLOCKED.has(s.deviceStatus)) this.blocked.set(s.deviceId, s.deviceStatus);
     }
     this.loadedAt = this.now();
     this.follower = new FeedFollower(this.o.registry, {
@@ -57,7 +58,7 @@ export class LegacyKillSwitch {
     for (const e of entries) {
       if (e.deviceId === undefined) continue;
       if (e.kind === 'device') {
-        if (BLOCKED.has(e.status)) this.blocked.add(e.deviceId);
+        if (BLOCKED.has(e.status)) this.blocked.set(e.deviceId, e.status);
         else this.blocked.delete(e.deviceId);
       } else if (e.kind === 'legacy-credentials' && e.generation !== undefined) {
         if (e.status === 'enabled') this.generations.set(e.deviceId, e.generation);
@@ -70,6 +71,12 @@ export class LegacyKillSwitch {
   /** True when a token of this device and generation may be honoured now. */
   allows(deviceId: string, generation: number): boolean {
     return this.generations.get(deviceId) === generation && !this.blocked.has(deviceId);
+  }
+
+  /** Why `allows` says no: `device revoked` (the status), or `credentials replaced or deleted`. */
+  refusalReason(deviceId: string): string {
+    const status = this.blocked.get(deviceId);
+    return status !== undefined ? `device ${status}` : 'credentials replaced or deleted';
   }
 
   /** The view is trustworthy: the feed was read within statusGraceMs (otherwise fail closed). */

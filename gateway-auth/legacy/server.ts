@@ -2,7 +2,7 @@
  * The device-facing HTTPS listener of the legacy path (KAKUIN_LEGACY_PORT, default 9444); its
  * server certificate comes from the infrastructure CA (the composition root passes it in).
  *
- *   POST /legacy/v1/token        {commonAuthId, authSecret, uniqueId} → 200 {token, deviceId, expiresAt}
+ *   POST /legacy/v1/token        {commonAuthId, authSecret, uniqueId, firmwareVersion?} → 200 {token, deviceId, expiresAt}
  *   POST /legacy/v1/telemetry    Authorization: Bearer <token>, X-Device-Id; the same JSON as the
  *                                mTLS path, forwarded upstream (or to the sink) the same way
  *   POST /legacy/v1/certificate  Bearer + X-Device-Id; a PKCS#10 request (PEM, or JSON {csr}) →
@@ -17,6 +17,7 @@ import type { AddressInfo } from 'node:net';
 import { KakuinError } from '../../errors/index.js';
 import type { GatewayLogger, TelemetrySink } from '../options.js';
 import { upstreamHeaders, type TelemetryUpstream } from '../upstream.js';
+import type { ActivityRecorder } from '../activity-recorder.js';
 import type { LegacyAuthService } from './auth-service.js';
 
 export interface LegacyServerOptions {
@@ -30,6 +31,8 @@ export interface LegacyServerOptions {
   /** Issues the device's first certificate (the CA lives outside gateway-auth). */
   issueCertificate(deviceId: string, csr: string): Promise<{ serialHex: string; certificatePem: string; chainPem: string; existing?: boolean }>;
   tls: { cert: string; key: string; passphrase?: string };
+  /** Telemetry bytes per device (the auth service records messages, token results and refusals). */
+  activity?: ActivityRecorder;
 }
 
 export interface LegacyServer {
@@ -52,7 +55,7 @@ export function createLegacyApp(o: LegacyServerOptions): express.Express {
   const json = express.json({ limit: o.bodyLimitBytes, strict: true });
   const raw = express.raw({ type: 'application/json', limit: o.bodyLimitBytes });
   const csrText = express.text({ type: ['application/pkcs10', 'text/plain'], limit: o.bodyLimitBytes });
-  const deviceOf = (req: Request) => o.auth.validate(req.get('authorization'), req.get('x-device-id'));
+  const deviceOf = (req: Request) => o.auth.validate(req.get('authorization'), req.get('x-device-id'), req.ip ?? req.socket.remoteAddress);
   const routes = new ApiRoutes(app, json);
   // Authenticated before the body is read: a bad token costs nothing more.
   const tokenHolder = (req: Request, _res: Response, next: NextFunction) => {
@@ -67,12 +70,12 @@ export function createLegacyApp(o: LegacyServerOptions): express.Express {
 
   routes.add({
     method: 'post', path: '/legacy/v1/token', summary: 'three factors → a short-lived token and the device id', callers: ['device'],
-    body: { json: z.strictObject({ commonAuthId: z.string(), authSecret: z.string(), uniqueId: z.string() }) },
+    body: { json: z.strictObject({ commonAuthId: z.string(), authSecret: z.string(), uniqueId: z.string(), firmwareVersion: z.string().optional() }) },
     // Deployed firmware has had KAKUIN_E_VALIDATION for a mistyped factor since the path began.
     wrongTypeCode: 'KAKUIN_E_VALIDATION',
     handler: async ({ req, res, body }) => {
       const source = req.ip ?? req.socket.remoteAddress ?? 'unknown';
-      const t = await o.auth.authenticate({ commonAuthId: body.commonAuthId, authSecret: body.authSecret, uniqueId: body.uniqueId }, source);
+      const t = await o.auth.authenticate({ commonAuthId: body.commonAuthId, authSecret: body.authSecret, uniqueId: body.uniqueId, firmwareVersion: body.firmwareVersion }, source);
       res.json({ token: t.token, deviceId: t.deviceId, expiresAt: t.expiresAt.toISOString() });
     },
   });
@@ -87,6 +90,7 @@ export function createLegacyApp(o: LegacyServerOptions): express.Express {
         throw new KakuinError('KAKUIN_E_UNSUPPORTED_MEDIA_TYPE', 'telemetry must be sent as application/json');
       }
       const body: Buffer = req.body;
+      o.activity?.traffic(deviceId, 0, body.length);
       let data: unknown;
       try {
         data = JSON.parse(body.toString('utf8'));

@@ -7,7 +7,9 @@
  */
 import type { TLSSocket } from 'node:tls';
 import { hasCode } from '../../errors/index.js';
+import type { ActivityRecorder } from '../activity-recorder.js';
 import type { DeviceConnections } from '../connections.js';
+import { isFirmwareVersion } from '../firmware.js';
 import type { DeviceIdentity } from '../device-identity.js';
 import type { GatewayLogger, GatewayRegistry } from '../options.js';
 import { BoundedMap } from '../record-cache.js';
@@ -40,6 +42,7 @@ export class MqttFrontEnd {
       registry: Pick<GatewayRegistry, 'getDevice'>;
       logger: GatewayLogger;
       connections: DeviceConnections;
+      activity: ActivityRecorder;
       isFresh(id: DeviceIdentity): boolean;
     },
   ) {
@@ -85,6 +88,11 @@ export class MqttFrontEnd {
         this.counters.connections--;
       },
       upstreamError: (id, e) => this.warnUpstream({ deviceId: id.deviceId, error: describeError(e) }),
+      traffic: (id, messages, bytes) => this.deps.activity.traffic(id.deviceId, messages, bytes),
+      firmware: (id, version) => {
+        if (isFirmwareVersion(version)) this.deps.activity.firmware(id.deviceId, version, 'mqtt');
+        else logger.info('mqtt gateway ignored a malformed firmware user property', { deviceId: id.deviceId, firmware: String(version).slice(0, 80) });
+      },
     });
     this.deps.connections.setCloser(socket, () => session.kill());
     socket.resume();

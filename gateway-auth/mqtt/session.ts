@@ -40,6 +40,10 @@ export interface SessionEvents {
   connected(identity: DeviceIdentity, version: number): void;
   closed(identity: DeviceIdentity, opened: boolean): void;
   upstreamError(identity: DeviceIdentity, error: unknown): void;
+  /** PUBLISHes from the device and their payload bytes, summed over one chunk read (not one call per message). */
+  traffic(identity: DeviceIdentity, messages: number, bytes: number): void;
+  /** The 5.0 CONNECT user property `firmware` (its raw value; the front end checks its form), once the broker accepted the session. */
+  firmware(identity: DeviceIdentity, version: unknown): void;
 }
 
 export type RefusalKind = 'connect' | 'publish' | 'subscribe' | 'auth' | 'protocol';
@@ -87,6 +91,10 @@ export class MqttSession {
   private readonly refusedQos2 = new Set<number>();
   private timer: NodeJS.Timeout | undefined;
   private opened = false;
+  /** PUBLISHes of the chunk being read: two numbers, reported once per chunk (activity, issue 19). */
+  private published = 0;
+  private publishedBytes = 0;
+  private firmwareVersion: unknown;
 
   constructor(
     private readonly device: TLSSocket,
@@ -135,6 +143,11 @@ export class MqttSession {
     this.deviceCursor = cursor;
     this.fromDevice.parse(chunk);
     this.deviceCursor = undefined;
+    if (this.published !== 0) {
+      this.events.traffic(this.identity, this.published, this.publishedBytes);
+      this.published = 0;
+      this.publishedBytes = 0;
+    }
     if (this.isClosed()) return;
     this.forward(cursor, cursor.offset, this.upstream);
     this.deviceRest = cursor.offset === data.length ? Buffer.alloc(0) : data.subarray(cursor.offset);
@@ -204,6 +217,7 @@ export class MqttSession {
     if (!this.isFresh()) {
       return this.refuseConnect(RC4.serverUnavailable, RC5.serverUnavailable, 'revocation status is stale');
     }
+    if (version === 5) this.firmwareVersion = userProperty(p.properties?.userProperties, 'firmware');
     // The verified identity wins: client id = user name = device id (DESIGN.md flow 3).
     const upstreamConnect: AnyPacket = { ...p, clientId: deviceId, username: deviceId };
     delete upstreamConnect.password;
@@ -221,6 +235,9 @@ export class MqttSession {
   }
 
   private onPublish(p: AnyPacket): Buffer | typeof FORWARD | typeof DROP {
+    // Every PUBLISH the device sent counts, allowed or not: it is what the device did.
+    this.published++;
+    this.publishedBytes += (p.payload as Buffer | string | undefined)?.length ?? 0;
     if (this.version === 5 && p.properties?.topicAlias !== undefined) {
       this.refuse('protocol', { reason: 'topic alias used although Topic Alias Maximum is 0' });
       this.disconnectDevice(RC5.topicAliasInvalid);
@@ -300,6 +317,7 @@ export class MqttSession {
       this.state = 'open';
       this.opened = true;
       this.events.connected(this.identity, this.version);
+      if (this.firmwareVersion !== undefined) this.events.firmware(this.identity, this.firmwareVersion);
       if (this.version === 5 && q.properties?.topicAliasMaximum !== undefined) return this.encode(withoutTopicAliases(q));
       return FORWARD;
     }
@@ -451,6 +469,13 @@ export class MqttSession {
     if (this.timer !== undefined) clearTimeout(this.timer);
     this.timer = undefined;
   }
+}
+
+/** A 5.0 user property's value (§3.1.2.11.8): mqtt-packet gives a repeated name as an array; the first one counts. */
+function userProperty(props: unknown, name: string): unknown {
+  if (props === null || typeof props !== 'object') return undefined;
+  const v = (props as Record<string, unknown>)[name];
+  return Array.isArray(v) ? v[0] : v;
 }
 
 const FORWARD = Symbol('forward');

@@ -19,6 +19,8 @@ interface Pending {
   counts: ActivityCounts;
   hour: number;
   lastSeen?: LastSeen;
+  /** Set by traffic after lastSeen: the last time the device was seen, when later than lastSeen.at. */
+  lastSeenAtMs?: number;
   refusals: Refusal[];
   firmwareVersion?: string;
 }
@@ -95,6 +97,7 @@ export class ActivityAggregator implements ActivityRecorder {
     const address = this.address(remoteAddress);
     p.counts.admitted++;
     p.lastSeen = { at: new Date(now), ...(address !== undefined && { address }), frontEnd };
+    p.lastSeenAtMs = undefined;
     const session = { address: address ?? '', frontEnd };
     const open = this.sessions.get(deviceId);
     if (open === undefined) this.sessions.set(deviceId, [session]);
@@ -133,7 +136,8 @@ export class ActivityAggregator implements ActivityRecorder {
     const p = this.entry(deviceId, now);
     p.counts.messages += messages;
     p.counts.bytes += bytes;
-    if (p.lastSeen !== undefined) p.lastSeen.at = new Date(now);
+    // A number, not a Date: traffic is the per-message path (the Date is made once, at flush).
+    if (p.lastSeen !== undefined) p.lastSeenAtMs = now;
     else {
       // A long session: still seen now, from where it was admitted.
       const s = this.sessions.get(deviceId)?.[0];
@@ -149,6 +153,7 @@ export class ActivityAggregator implements ActivityRecorder {
       p.counts.tokenOk++;
       const address = this.address(remoteAddress);
       p.lastSeen = { at: new Date(now), ...(address !== undefined && { address }), frontEnd: 'legacy' };
+      p.lastSeenAtMs = undefined;
     } else p.counts.tokenFailed++;
   }
 
@@ -178,7 +183,7 @@ export class ActivityAggregator implements ActivityRecorder {
       at: new Date(this.now()),
       devices: [...taken].map(([key, p]) => ({
         deviceId: key.split('\u0000')[0], hour: new Date(p.hour), counts: p.counts, refusals: p.refusals,
-        ...(p.lastSeen !== undefined && { lastSeen: p.lastSeen }),
+        ...(p.lastSeen !== undefined && { lastSeen: p.lastSeenAtMs === undefined ? p.lastSeen : { ...p.lastSeen, at: new Date(p.lastSeenAtMs) } }),
         ...(p.firmwareVersion !== undefined && { firmwareVersion: p.firmwareVersion }),
       })),
       // Every flush restates the open sessions, so a reader can tell a live recorder's sessions from
@@ -205,7 +210,10 @@ export class ActivityAggregator implements ActivityRecorder {
       }
       for (const k of Object.keys(old.counts) as (keyof ActivityCounts)[]) cur.counts[k] += old.counts[k];
       cur.refusals = [...old.refusals, ...cur.refusals].slice(0, REFUSALS_PER_DEVICE_PER_BATCH);
-      cur.lastSeen ??= old.lastSeen;
+      if (cur.lastSeen === undefined) {
+        cur.lastSeen = old.lastSeen;
+        cur.lastSeenAtMs = old.lastSeenAtMs;
+      }
       cur.firmwareVersion ??= old.firmwareVersion;
     }
   }

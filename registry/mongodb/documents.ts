@@ -151,6 +151,12 @@ export const COLLECTIONS = {
   allowances: 'reenrollmentAllowances',
   supersedes: 'pendingSupersedes',
   feedCursors: 'feedCursors',
+  // Device activity (activity-store.ts).
+  activityHourly: 'activityHourly',
+  activityLastSeen: 'activityLastSeen',
+  activityRefusals: 'activityRefusals',
+  activitySessions: 'activitySessions',
+  activityFirmware: 'activityFirmware',
 } as const;
 
 export type CollectionName = (typeof COLLECTIONS)[keyof typeof COLLECTIONS];

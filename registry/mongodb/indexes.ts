@@ -16,6 +16,20 @@ export const INDEXES: Readonly<Partial<Record<CollectionName, readonly IndexDesc
     { name: 'manufacturers_name', key: { name: 1 }, unique: true },
     { name: 'manufacturers_ord', key: { ord: 1 } },
   ],
+  [COLLECTIONS.activityHourly]: [
+    { name: 'activity_hourly_device', key: { deviceId: 1, hour: 1 } },
+    { name: 'activity_hourly_prune', key: { hour: 1 } },
+  ],
+  [COLLECTIONS.activityLastSeen]: [{ name: 'activity_last_seen_at', key: { at: 1 } }],
+  [COLLECTIONS.activityRefusals]: [
+    { name: 'activity_refusals_device', key: { deviceId: 1, at: -1, order: -1 } },
+    { name: 'activity_refusals_prune', key: { at: 1 } },
+  ],
+  [COLLECTIONS.activitySessions]: [
+    { name: 'activity_sessions_recorder', key: { recorderId: 1 } },
+    { name: 'activity_sessions_device', key: { deviceId: 1, updatedAt: 1 } },
+  ],
+  [COLLECTIONS.activityFirmware]: [{ name: 'activity_firmware_device', key: { deviceId: 1, lastAt: 1 } }],
   [COLLECTIONS.devices]: [
     { name: 'devices_serial_number', key: { manufacturerId: 1, serialNumber: 1 }, unique: true },
     { name: 'devices_mac', key: { manufacturerId: 1, 'identifiers.mac': 1 }, unique: true, partialFilterExpression: { 'identifiers.mac': { $type: 'string' } } },

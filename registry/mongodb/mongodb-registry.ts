@@ -11,6 +11,7 @@
  * reads, majority writes; transient conflicts are retried by the driver). Listings come back in
  * insertion order (`ord`); audit events in increasing id order.
  */
+import { MongoActivityStore } from './activity-store.js';
 import { randomUUID } from 'node:crypto';
 import { ObjectId, type ChangeStream, type ClientSession, type Db, type MongoClient } from 'mongodb';
 import { KakuinError } from '../../errors/index.js';
@@ -54,12 +55,23 @@ export class MongoRegistry implements Registry {
   private readonly p: RegistryPlumbing;
   private readonly legacy: LegacyStore;
   private readonly enrollment: EnrollmentStore;
+  /** The activity port (registry/activity.ts) on this registry's connection; it writes only when the registry does. */
+  readonly activity: MongoActivityStore;
 
   /** Use openMongoRegistry: it checks the deployment and prepares the collections this class relies on. */
   constructor(client: MongoClient, db: Db, private readonly version: number, readonly: boolean) {
     this.p = new RegistryPlumbing(client, db, readonly);
     this.legacy = new LegacyStore(this.p);
     this.enrollment = new EnrollmentStore(this.p);
+    this.activity = new MongoActivityStore(this.p);
+    this.opened = { readonly };
+  }
+
+  private readonly opened: { readonly: boolean };
+
+  /** Whether this connection was opened read-only (a gateway or OCSP role). */
+  get isReadonly(): boolean {
+    return this.opened.readonly;
   }
 
   async schemaVersion(): Promise<number> {

@@ -22,6 +22,7 @@ const DEVICE_FILTERS = [
   ['imei', 'identifiers.imei'],
   ['hardwareId', 'identifiers.hardwareId'],
   ['status', 'status'],
+  ['model', 'model'],
 ] as const;
 
 export interface BuiltFind<T> {

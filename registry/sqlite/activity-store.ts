@@ -8,7 +8,7 @@
  */
 import Database from 'better-sqlite3';
 import { KakuinError } from '../../errors/index.js';
-import type { ActivityBatch, ActivityStore, DeviceActivity, Refusal } from '../activity.js';
+import type { ActivityBatch, ActivityFilter, ActivityStore, DeviceActivity, Refusal } from '../activity.js';
 import { REFUSALS_PER_DEVICE_PER_BATCH } from '../activity.js';
 import { DEFAULT_BUSY_TIMEOUT_MS } from './connection.js';
 import { toKakuinError } from './driver-errors.js';
@@ -115,7 +115,7 @@ export class SqliteActivityStore implements ActivityStore {
       const firmware = (this.db.prepare('SELECT version, first_at, last_at FROM device_firmware WHERE device_id = ? ORDER BY first_at, version')
         .all(deviceId) as { version: string; first_at: number; last_at: number }[]);
       if (seen === undefined && hourly.length === 0 && refusals.length === 0 && sessions.length === 0 && firmware.length === 0) return undefined;
-      const latest = [...firmware].sort((a, b) => b.last_at - a.last_at)[0];
+      const latest = [...firmware].sort((a, b) => b.last_at - a.last_at || b.first_at - a.first_at)[0];
       return {
         deviceId,
         ...(seen !== undefined && { lastSeen: { at: new Date(seen.at), ...(seen.address !== null && { address: seen.address }), frontEnd: seen.front_end } }),
@@ -134,6 +134,31 @@ export class SqliteActivityStore implements ActivityStore {
     const limit = Math.min(Math.max(1, Math.trunc(filter.limit ?? 1000)), 100_000);
     return this.run('reading last seen', () => (this.db.prepare('SELECT device_id FROM device_last_seen WHERE at >= ? AND at < ? ORDER BY at, device_id LIMIT ?')
       .all(after, before, limit) as { device_id: string }[]).map((r) => r.device_id));
+  }
+
+  async devicesMatchingActivity(deviceIds: readonly string[], filter: ActivityFilter): Promise<string[]> {
+    if (!Array.isArray(deviceIds) || deviceIds.length > 1000) throw new KakuinError('KAKUIN_E_VALIDATION', 'deviceIds must be a list of at most 1000 ids');
+    if (deviceIds.length === 0) return [];
+    const before = filter.lastSeenBefore === undefined ? undefined : requireDate(filter.lastSeenBefore, 'lastSeenBefore');
+    const after = filter.lastSeenAfter === undefined ? undefined : requireDate(filter.lastSeenAfter, 'lastSeenAfter');
+    const firmware = filter.firmwareVersion === undefined ? undefined : requireText(filter.firmwareVersion, 'firmwareVersion');
+    const ids = JSON.stringify(deviceIds);
+    return this.run('filtering devices by activity', () => {
+      let keep: Set<string> | undefined;
+      if (before !== undefined || after !== undefined) {
+        keep = new Set((this.db.prepare(`SELECT device_id FROM device_last_seen WHERE device_id IN (SELECT value FROM json_each(?))
+          AND at >= ? AND at < ?`).all(ids, after ?? Number.MIN_SAFE_INTEGER, before ?? Number.MAX_SAFE_INTEGER) as { device_id: string }[]).map((r) => r.device_id));
+      }
+      if (firmware !== undefined) {
+        // The current version is the one reported last (as deviceActivity's firmwareVersion).
+        const current = new Map<string, string>();
+        for (const r of this.db.prepare(`SELECT device_id, version FROM device_firmware WHERE device_id IN (SELECT value FROM json_each(?))
+          ORDER BY last_at, first_at`).all(ids) as { device_id: string; version: string }[]) current.set(r.device_id, r.version);
+        const withFirmware = new Set([...current].filter(([, v]) => v === firmware).map(([id]) => id));
+        keep = keep === undefined ? withFirmware : new Set([...keep].filter((id) => withFirmware.has(id)));
+      }
+      return keep === undefined ? [...deviceIds] : deviceIds.filter((id) => keep.has(id));
+    });
   }
 
   async pruneActivity(before: Date): Promise<number> {

@@ -38,6 +38,7 @@ const DEVICE_FILTERS = [
   ['imei', 'imei'],
   ['hardwareId', 'hardware_id'],
   ['status', 'status'],
+  ['model', 'model'],
 ] as const;
 
 /** Limits written into device queries' SQL rather than bound (see devicesQuery). */

@@ -137,7 +137,7 @@ describe('declared routes (api-schema)', () => {
     try {
       const typo = await s.post('/legacy/v1/token', JSON.stringify({ commonAuthId: 'c', authSecret: 's', uniqueid: 'u' }));
       expect([typo.status, typo.json.code, typo.json.field]).to.deep.equal([400, 'KAKUIN_E_UNKNOWN_FIELD', 'uniqueid']);
-      expect(typo.json.accepted).to.deep.equal(['commonAuthId', 'authSecret', 'uniqueId']);
+      expect(typo.json.accepted).to.deep.equal(['commonAuthId', 'authSecret', 'uniqueId', 'firmwareVersion']);
       const typed = await s.post('/legacy/v1/token', JSON.stringify({ commonAuthId: 'c', authSecret: 's', uniqueId: 1 }));
       expect([typed.status, typed.json.code, typed.json.field]).to.deep.equal([400, 'KAKUIN_E_VALIDATION', 'uniqueId']);
       expect(authenticated).to.equal(0);

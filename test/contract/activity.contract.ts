@@ -45,6 +45,24 @@ export function runActivityContract(adapterName: string, open: OpenActivityStore
       expect((await store.deviceActivity(d, { since: new Date(T0 + H) }))?.hourly.map((h) => h.messages)).to.deep.equal([1]);
     });
 
+    it('picks, of the given devices and in their order, those whose last seen and current firmware match', async function () {
+      const [a, b, c, never] = [randomUUID(), randomUUID(), randomUUID(), randomUUID()];
+      const entry = (deviceId: string, seenAt: number | undefined, firmwareVersion?: string) => ({
+        deviceId, hour: new Date(T0), counts: counts({ admitted: 1 }), refusals: [],
+        ...(seenAt !== undefined && { lastSeen: { at: new Date(seenAt), frontEnd: 'mqtt' } }), ...(firmwareVersion !== undefined && { firmwareVersion }),
+      });
+      await store.recordActivity(batch('r1', T0 + 1000, [entry(a, T0 + 1000, '1.0'), entry(b, T0 + 2000, '1.0'), entry(c, undefined, '1.0')]));
+      await store.recordActivity(batch('r1', T0 + 3000, [entry(a, undefined, '2.0'), entry(c, T0 + 3000)]));
+      const order = [c, never, b, a];
+      expect(await store.devicesMatchingActivity(order, {})).to.deep.equal(order);
+      expect(await store.devicesMatchingActivity(order, { lastSeenBefore: new Date(T0 + 3000) })).to.deep.equal([b, a]);
+      expect(await store.devicesMatchingActivity(order, { lastSeenAfter: new Date(T0 + 2000) })).to.deep.equal([c, b]);
+      expect(await store.devicesMatchingActivity(order, { firmwareVersion: '1.0' }), 'a reported 2.0 last').to.deep.equal([c, b]);
+      expect(await store.devicesMatchingActivity(order, { firmwareVersion: '2.0', lastSeenAfter: new Date(T0) })).to.deep.equal([a]);
+      expect(await store.devicesMatchingActivity([], { firmwareVersion: '1.0' })).to.deep.equal([]);
+      await expectKakuinError(store.devicesMatchingActivity(order, { lastSeenBefore: new Date(NaN) }), 'KAKUIN_E_VALIDATION');
+    });
+
     it('moves last seen forward only, whichever recorder flushes last', async function () {
       const d = randomUUID();
       const seen = (at: number, address: string) => ({ deviceId: d, hour: new Date(T0), counts: counts({ admitted: 1 }), refusals: [], lastSeen: { at: new Date(at), address, frontEnd: 'http' } });

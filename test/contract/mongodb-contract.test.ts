@@ -9,6 +9,7 @@ import { randomBytes } from 'node:crypto';
 import { MongoClient } from 'mongodb';
 import { COLLECTIONS } from '../../registry/mongodb/documents.js';
 import { openMongoRegistry } from '../../registry/mongodb/index.js';
+import { runActivityContract } from './activity.contract.js';
 import { runRegistryContract } from './registry.contract.js';
 
 const uri = process.env.KAKUIN_TEST_MONGODB_URI;
@@ -37,16 +38,31 @@ if (uri === undefined || uri === '') {
     }
   });
 
+  const emptied = async () => {
+    const db = admin.db(database);
+    for (const name of Object.values(COLLECTIONS)) {
+      if (name !== COLLECTIONS.meta) await db.collection(name).deleteMany({});
+    }
+  };
+
   runRegistryContract('mongodb', async () => {
     const registry = await openMongoRegistry({ uri, database, clientOptions: { serverSelectionTimeoutMS: 5000 } });
     return {
       registry,
       cleanup: async () => {
         await registry.close();
-        const db = admin.db(database);
-        for (const name of Object.values(COLLECTIONS)) {
-          if (name !== COLLECTIONS.meta) await db.collection(name).deleteMany({});
-        }
+        await emptied();
+      },
+    };
+  });
+
+  runActivityContract('mongodb', async () => {
+    const registry = await openMongoRegistry({ uri, database, clientOptions: { serverSelectionTimeoutMS: 5000 } });
+    return {
+      store: registry.activity,
+      cleanup: async () => {
+        await registry.close();
+        await emptied();
       },
     };
   });

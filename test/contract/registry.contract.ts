@@ -151,6 +151,16 @@ export function runRegistryContract(adapterName: string, open: OpenRegistry): vo
         });
       }
 
+      it('finds devices by model, exactly, with the other filters', async function () {
+        const m = await manufacturer();
+        const a = await device(m, { model: 'Meter-X' });
+        await device(m, { model: 'Meter-Y' });
+        const c = await device(m, { model: 'Meter-X' });
+        await device(m);
+        expect((await registry.findDevices({ manufacturerId: m, model: 'Meter-X' })).map((d) => d.id)).to.deep.equal([a.id, c.id]);
+        expect(await registry.findDevices({ manufacturerId: m, model: 'meter-x' })).to.deep.equal([]);
+      });
+
       it('allows the same serial number and identifiers at another manufacturer', async function () {
         const input = { serialNumber: 'SN-1', identifiers: { mac: 'aa:bb:cc:dd:ee:ff', imei: '490154203237518', hardwareId: 'HW-1' } };
         const a = await registry.createDevice({ manufacturerId: await manufacturer(), ...input });
