@@ -7,8 +7,7 @@ import { randomUUID } from 'node:crypto';
 import { ObjectId } from 'mongodb';
 import { KakuinError } from '../../errors/index.js';
 import type { CertificateRecord, IssuanceRecord, ListPage, NewAuditEvent, PendingSupersede, Station } from '../port.js';
-import { prepareIssuance } from '../sqlite/issuance.js';
-import { auditEventValues, normalizeSerialHex, normalizeSha256Hex, optionalMillis, requiredText, toMillis } from '../sqlite/records.js';
+import { auditEventValues, normalizeSerialHex, normalizeSha256Hex, optionalMillis, prepareIssuance, requiredText, toMillis } from '../records/index.js';
 import {
   certificateFromDoc, COLLECTIONS, stationFromDoc, supersedeFromDoc, type AllowanceDoc, type AuditEventDoc, type CertificateDoc,
   type DeviceDoc, type ManufacturerDoc, type StationDoc, type SupersedeDoc,

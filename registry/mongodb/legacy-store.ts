@@ -10,7 +10,7 @@ import { KakuinError } from '../../errors/index.js';
 import type {
   CommonAuthId, FailureCount, FeedEntry, LegacyCredential, LegacyCredentialState, LegacyVerifierKind, NewAuditEvent, NewLegacyCredential,
 } from '../port.js';
-import { auditEventValues, normalizeNewLegacyCredentials, optionalMillis, optionalText, requiredText } from '../sqlite/records.js';
+import { auditEventValues, normalizeNewLegacyCredentials, optionalMillis, optionalText, requiredText } from '../records/index.js';
 import {
   COLLECTIONS, commonAuthIdFromDoc, legacyCredentialFromDoc, type CommonAuthIdDoc, type DeviceDoc, type LegacyCredentialDoc,
   type LegacyFailureDoc,

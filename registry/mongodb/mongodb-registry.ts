@@ -4,8 +4,8 @@
  * in queries.ts and indexes.ts, documents in documents.ts, transaction bodies in
  * transaction-bodies.ts, the legacy path and production-line enrollment in legacy-store.ts and
  * enrollment-store.ts, shared plumbing (error translation, transactions, close) in plumbing.ts.
- * Input checks are the SQLite adapter's own (registry/sqlite/records.ts), so both adapters accept
- * and refuse the same values with the same codes.
+ * Input checks are every adapter's (registry/records/), so both adapters accept and refuse the
+ * same values with the same codes.
  *
  * Every write that touches more than one document runs in `session.withTransaction` (snapshot
  * reads, majority writes; transient conflicts are retried by the driver). Listings come back in
@@ -21,9 +21,10 @@ import type {
 } from '../port.js';
 import { newDeviceId } from '../ids.js';
 import { checkStatusChange } from '../status-change.js';
-import { prepareIssuance } from '../sqlite/issuance.js';
-import { auditEventValues, feedSeqValue, normalizeSha256Hex, optionalMillis, optionalText, requiredBytes, requiredText, toMillis } from '../sqlite/records.js';
-import { crlRow, ocspResponseRow } from '../sqlite/signed-objects.js';
+import {
+  auditEventValues, crlRow, feedSeqValue, normalizeSha256Hex, ocspResponseRow, optionalMillis, optionalText, prepareIssuance, requiredBytes,
+  requiredText, toMillis,
+} from '../records/index.js';
 import { connect, type MongoRegistryOptions } from './connection.js';
 import {
   adminTokenFromDoc, auditEventDoc, auditEventFromDoc, certificateFromDoc, COLLECTIONS, crlDoc, crlFromDoc, deviceFromDoc, feedEntryFromDoc,
