@@ -147,6 +147,12 @@ export async function openKakuin(config: Readonly<KakuinConfig>, logger: Logger,
       ensured.push(await ensureOcspSigner(registry, keys, issuer, signerPolicy));
     }
     const verifier = createProofOfPossessionVerifier(config.ca.verifyWorkers);
+    const profiles = deviceProfiles(
+      { validity: deviceIssuerValidity(config.ca.device.validityDays), backdateSeconds: config.ca.device.backdateSeconds, commonName: config.ca.device.commonName },
+      Object.fromEntries(Object.entries(config.ca.profiles).map(([name, p]) => [name, {
+        validity: deviceIssuerValidity(p.validityDays), backdateSeconds: p.backdateSeconds, commonName: p.commonName ?? config.ca.device.commonName,
+      }])),
+    );
     const deviceIssuer = new DeviceCertificateIssuer(
       registry, hierarchy.device, [hierarchy.device.record.certificateDer, hierarchy.root.record.certificateDer], urls,
       {
@@ -155,12 +161,8 @@ export async function openKakuin(config: Readonly<KakuinConfig>, logger: Logger,
         commonName: config.ca.device.commonName,
       },
       verifier,
-    );
-    deviceIssuer.profiles = deviceProfiles(
-      { validity: deviceIssuerValidity(config.ca.device.validityDays), backdateSeconds: config.ca.device.backdateSeconds, commonName: config.ca.device.commonName },
-      Object.fromEntries(Object.entries(config.ca.profiles).map(([name, p]) => [name, {
-        validity: deviceIssuerValidity(p.validityDays), backdateSeconds: p.backdateSeconds, commonName: p.commonName ?? config.ca.device.commonName,
-      }])),
+      () => new Date(),
+      profiles,
     );
     const stationCertificates = hierarchy.station && new StationCertificateIssuer(
       registry, hierarchy.station, [hierarchy.station.record.certificateDer, hierarchy.root.record.certificateDer], urls,
