@@ -40,8 +40,7 @@ export class EnrollmentStore {
   }
 
   async findStationByKeyHmac(keyHmac: string): Promise<Station | undefined> {
-    if (typeof keyHmac !== 'string') return undefined;
-    const doc = await this.p.read('reading a station', () => this.p.col<StationDoc>(COLLECTIONS.stations).findOne({ keyHmac: keyHmac.toLowerCase() }));
+    const doc = await this.p.read('reading a station', () => this.p.col<StationDoc>(COLLECTIONS.stations).findOne({ keyHmac }));
     return doc === null ? undefined : stationFromDoc(doc);
   }
 
@@ -107,9 +106,8 @@ export class EnrollmentStore {
   }
 
   async findStationOfCertificate(serialHex: string): Promise<string | undefined> {
-    if (typeof serialHex !== 'string') return undefined;
     const doc = await this.p.read('reading a station certificate', () =>
-      this.p.col<CertificateDoc>(COLLECTIONS.certificates).findOne({ _id: serialHex.toUpperCase() }, { projection: { stationId: 1 } }));
+      this.p.col<CertificateDoc>(COLLECTIONS.certificates).findOne({ _id: serialHex }, { projection: { stationId: 1 } }));
     return doc?.stationId ?? undefined;
   }
 

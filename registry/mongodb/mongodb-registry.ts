@@ -153,8 +153,7 @@ export class MongoRegistry extends CheckedRegistry implements Registry {
     return this.p.transaction('recording an issuance', (session) => writeIssuance(this.p.db, session, prepared));
   }
 
-  async getCertificate(serialHex: string): Promise<CertificateRecord> {
-    const serial = typeof serialHex === 'string' ? serialHex.toUpperCase() : '';
+  protected async getCertificateChecked(serial: string): Promise<CertificateRecord> {
     const doc = await this.p.read('reading a certificate', () => this.p.col<CertificateDoc>(COLLECTIONS.certificates).findOne({ _id: serial }));
     if (doc === null) throw new KakuinError('KAKUIN_E_CERTIFICATE_NOT_FOUND', 'no certificate with that serial number');
     return certificateFromDoc(doc);
@@ -167,8 +166,7 @@ export class MongoRegistry extends CheckedRegistry implements Registry {
       (await this.p.col<CertificateDoc>(COLLECTIONS.certificates).find({ deviceId: id }).sort({ ord: 1 }).toArray()).map(certificateFromDoc));
   }
 
-  async findDeviceIdByPublicKey(publicKeySha256: string): Promise<string | undefined> {
-    const k = typeof publicKeySha256 === 'string' ? publicKeySha256.toLowerCase() : '';
+  protected async findDeviceIdByPublicKeyChecked(k: string): Promise<string | undefined> {
     const doc = await this.p.read('reading a key binding', () => this.p.col<KeyBindingDoc>(COLLECTIONS.keyBindings).findOne({ _id: k }));
     return doc?.deviceId;
   }
@@ -187,8 +185,7 @@ export class MongoRegistry extends CheckedRegistry implements Registry {
     return adminTokenFromDoc(doc);
   }
 
-  async findAdminTokenByHmac(tokenHmac: string): Promise<AdminToken | undefined> {
-    const hmac = typeof tokenHmac === 'string' ? tokenHmac.toLowerCase() : '';
+  protected async findAdminTokenByHmacChecked(hmac: string): Promise<AdminToken | undefined> {
     const doc = await this.p.read('reading an admin token', () => this.p.col<AdminTokenDoc>(COLLECTIONS.adminTokens).findOne({ tokenHmac: hmac }));
     return doc === null ? undefined : adminTokenFromDoc(doc);
   }
@@ -363,7 +360,7 @@ export class MongoRegistry extends CheckedRegistry implements Registry {
   getStation(id: string): Promise<Station> {
     return this.enrollment.getStation(id);
   }
-  findStationByKeyHmac(keyHmac: string): Promise<Station | undefined> {
+  protected findStationByKeyHmacChecked(keyHmac: string): Promise<Station | undefined> {
     return this.enrollment.findStationByKeyHmac(keyHmac);
   }
   protected listStationsChecked(manufacturerId: string, page: ListPage | undefined): Promise<Station[]> {
@@ -387,7 +384,7 @@ export class MongoRegistry extends CheckedRegistry implements Registry {
   protected recordStationCertificateChecked(stationId: string, prepared: PreparedIssuance): Promise<CertificateRecord> {
     return this.enrollment.recordStationCertificate(stationId, prepared);
   }
-  findStationOfCertificate(serialHex: string): Promise<string | undefined> {
+  protected findStationOfCertificateChecked(serialHex: string): Promise<string | undefined> {
     return this.enrollment.findStationOfCertificate(serialHex);
   }
   protected listStationCertificatesChecked(stationId: string, page: ListPage | undefined): Promise<CertificateRecord[]> {

@@ -3,7 +3,7 @@
  * a port method that takes input (`putIssuer`, `recordIssuance`, `applyStatusChange`, ...) is
  * implemented here — check, normalise, refuse bad input with KAKUIN_E_VALIDATION before any
  * storage is touched — and hands the checked values to the adapter's `<method>Checked`, which only
- * stores. Reads whose arguments need no check (`getDevice`, `listIssuers`, ...) and the optional
+ * stores; look-ups by serial or hash get their key normalised the same way. Reads whose arguments need no check (`getDevice`, `listIssuers`, ...) and the optional
  * capabilities (`watchFeed`) are the adapter's own. So SQLite and MongoDB (and any later adapter)
  * accept and refuse exactly the same values with the same codes, and no adapter repeats a check.
  *
@@ -118,6 +118,22 @@ export abstract class CheckedRegistry {
 
   protected abstract recordIssuanceChecked(prepared: PreparedIssuance): Promise<CertificateRecord>;
 
+  // Look-ups by serial or hash normalise the key as writes do (serials uppercase, hashes lowercase);
+  // a key that is not a string finds nothing.
+
+  async getCertificate(serialHex: string): Promise<CertificateRecord> {
+    return this.getCertificateChecked(typeof serialHex === 'string' ? serialHex.toUpperCase() : '');
+  }
+
+  /** KAKUIN_E_CERTIFICATE_NOT_FOUND when no certificate has that (uppercase) serial. */
+  protected abstract getCertificateChecked(serialHex: string): Promise<CertificateRecord>;
+
+  async findDeviceIdByPublicKey(publicKeySha256: string): Promise<string | undefined> {
+    return this.findDeviceIdByPublicKeyChecked(typeof publicKeySha256 === 'string' ? publicKeySha256.toLowerCase() : '');
+  }
+
+  protected abstract findDeviceIdByPublicKeyChecked(publicKeySha256: string): Promise<string | undefined>;
+
   // ---- admin tokens ----
 
   async createAdminToken(input: { name: string; tokenHmac: string; role: 'admin'; expiresAt?: Date }, audit?: NewAuditEvent): Promise<AdminToken> {
@@ -134,6 +150,12 @@ export abstract class CheckedRegistry {
   }
 
   protected abstract createAdminTokenChecked(token: AdminToken, audit: AuditEventValues | undefined): Promise<AdminToken>;
+
+  async findAdminTokenByHmac(tokenHmac: string): Promise<AdminToken | undefined> {
+    return this.findAdminTokenByHmacChecked(typeof tokenHmac === 'string' ? tokenHmac.toLowerCase() : '');
+  }
+
+  protected abstract findAdminTokenByHmacChecked(tokenHmac: string): Promise<AdminToken | undefined>;
 
   async revokeAdminToken(name: string, at: Date, audit: NewAuditEvent): Promise<AdminToken> {
     const n = requiredText(name, 'name');
@@ -291,6 +313,13 @@ export abstract class CheckedRegistry {
 
   protected abstract createStationChecked(input: { manufacturerId: string; name: string; keyHmac: string }, audit: AuditEventValues, now: number): Promise<Station>;
 
+  async findStationByKeyHmac(keyHmac: string): Promise<Station | undefined> {
+    if (typeof keyHmac !== 'string') return undefined;
+    return this.findStationByKeyHmacChecked(keyHmac.toLowerCase());
+  }
+
+  protected abstract findStationByKeyHmacChecked(keyHmac: string): Promise<Station | undefined>;
+
   async listStations(manufacturerId: string, page?: ListPage): Promise<Station[]> {
     return this.listStationsChecked(requiredText(manufacturerId, 'manufacturerId'), page);
   }
@@ -347,6 +376,13 @@ export abstract class CheckedRegistry {
   }
 
   protected abstract recordStationCertificateChecked(stationId: string, prepared: PreparedIssuance): Promise<CertificateRecord>;
+
+  async findStationOfCertificate(serialHex: string): Promise<string | undefined> {
+    if (typeof serialHex !== 'string') return undefined;
+    return this.findStationOfCertificateChecked(serialHex.toUpperCase());
+  }
+
+  protected abstract findStationOfCertificateChecked(serialHex: string): Promise<string | undefined>;
 
   async listStationCertificates(stationId: string, page?: ListPage): Promise<CertificateRecord[]> {
     return this.listStationCertificatesChecked(requiredText(stationId, 'stationId'), page);

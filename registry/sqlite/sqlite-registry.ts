@@ -229,8 +229,7 @@ export class SqliteRegistry extends CheckedRegistry implements Registry {
     return this.issuances.submit(prepared);
   }
 
-  async getCertificate(serialHex: string): Promise<CertificateRecord> {
-    const serial = typeof serialHex === 'string' ? serialHex.toUpperCase() : '';
+  protected async getCertificateChecked(serial: string): Promise<CertificateRecord> {
     const row = this.read('reading a certificate', () =>
       this.statements.get<CertificateRow>('SELECT * FROM certificates WHERE serial_hex = ?').get(serial));
     if (row === undefined) throw new KakuinError('KAKUIN_E_CERTIFICATE_NOT_FOUND', 'no certificate with that serial number');
@@ -242,8 +241,7 @@ export class SqliteRegistry extends CheckedRegistry implements Registry {
       'SELECT * FROM certificates WHERE device_id = ? ORDER BY created_at, rowid').all(deviceId).map(certificateFromRow));
   }
 
-  async findDeviceIdByPublicKey(publicKeySha256: string): Promise<string | undefined> {
-    const key = typeof publicKeySha256 === 'string' ? publicKeySha256.toLowerCase() : '';
+  protected async findDeviceIdByPublicKeyChecked(key: string): Promise<string | undefined> {
     const row = this.read('reading a key binding', () => this.statements.get<{ device_id: string }>(
       'SELECT device_id FROM public_key_bindings WHERE public_key_sha256 = ?').get(key));
     return row?.device_id;
@@ -271,8 +269,7 @@ export class SqliteRegistry extends CheckedRegistry implements Registry {
     return adminTokenFromRow(row);
   }
 
-  async findAdminTokenByHmac(tokenHmac: string): Promise<AdminToken | undefined> {
-    const hmac = typeof tokenHmac === 'string' ? tokenHmac.toLowerCase() : '';
+  protected async findAdminTokenByHmacChecked(hmac: string): Promise<AdminToken | undefined> {
     const row = this.read('reading an admin token', () =>
       this.statements.get<AdminTokenRow>('SELECT * FROM admin_tokens WHERE token_hmac = ?').get(hmac));
     return row === undefined ? undefined : adminTokenFromRow(row);
@@ -450,9 +447,8 @@ export class SqliteRegistry extends CheckedRegistry implements Registry {
     return found;
   }
 
-  async findStationByKeyHmac(keyHmac: string): Promise<Station | undefined> {
-    if (typeof keyHmac !== 'string') return undefined;
-    return this.read('reading a station', () => this.stations.findByKeyHmac(keyHmac.toLowerCase()));
+  protected async findStationByKeyHmacChecked(keyHmac: string): Promise<Station | undefined> {
+    return this.read('reading a station', () => this.stations.findByKeyHmac(keyHmac));
   }
 
   protected async listStationsChecked(id: string, page: ListPage | undefined): Promise<Station[]> {
@@ -490,9 +486,8 @@ export class SqliteRegistry extends CheckedRegistry implements Registry {
     return this.write('recording a station certificate', {}, () => this.stations.recordCertificate.immediate(id, prepared));
   }
 
-  async findStationOfCertificate(serialHex: string): Promise<string | undefined> {
-    if (typeof serialHex !== 'string') return undefined;
-    return this.read('reading a station certificate', () => this.stations.stationOfCertificate(serialHex.toUpperCase()));
+  protected async findStationOfCertificateChecked(serialHex: string): Promise<string | undefined> {
+    return this.read('reading a station certificate', () => this.stations.stationOfCertificate(serialHex));
   }
 
   protected async listStationCertificatesChecked(id: string, page: ListPage | undefined): Promise<CertificateRecord[]> {
