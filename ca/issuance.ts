@@ -74,9 +74,6 @@ export class DeviceCertificateIssuer {
   private readonly deviceLocks = new Map<string, Promise<unknown>>();
   /** Device certificates this issuer recorded since the process started (GET /metrics). */
   issuedCount = 0;
-  /** Named device profiles beside `device` (set by the composition root from `ca.profiles`). */
-  profiles: DeviceProfiles = new Map();
-
   constructor(
     private readonly registry: Registry,
     private readonly issuer: LoadedIssuer,
@@ -85,6 +82,8 @@ export class DeviceCertificateIssuer {
     private readonly profile: DeviceProfilePolicy,
     private readonly verifier: ProofOfPossessionVerifier = createProofOfPossessionVerifier(0),
     private readonly clock: () => Date = () => new Date(),
+    /** Named device profiles beside `device` (the composition root builds them from `ca.profiles`). */
+    readonly profiles: DeviceProfiles = new Map(),
   ) {
     this.fixedExtensionsBefore = [
       basicConstraintsExt({ ca: false }),

@@ -16,6 +16,7 @@ import { resolveTcpListeners } from '../gateway-auth/tcp/options.js';
 import { checkSyslogUrl } from '../operations/events/syslog.js';
 import { checkWebhookUrl } from '../operations/events/webhook.js';
 import { isEventPattern } from '../operations/events/event.js';
+import { registryAdapter, STORAGE_TYPES, type StorageSettings, type StorageType } from '../registry/adapters.js';
 
 export interface KakuinConfig {
   dataDir: string;
@@ -99,7 +100,7 @@ export interface KakuinConfig {
    * `sqlite` (embedded, `path`, `synchronous`) or `mongodb` (`uri`, `database`; docs/mongodb.md).
    * The URI may carry credentials: log it only through redactUri (registry/mongodb).
    */
-  storage: { type: 'sqlite' | 'mongodb'; path: string; synchronous: 'NORMAL' | 'FULL'; uri?: string; database: string };
+  storage: StorageSettings & { type: StorageType };
   keys: {
     directory: string;
     passphraseFile: string;
@@ -206,7 +207,7 @@ const FILE_OPTIONS: Record<string, (v: unknown, key: string) => unknown> = {
   'tls.hostnames': hostnames,
   'tls.validityDays': (v, k) => int(v, k, 1, 825),
   'tls.renewWithinDays': (v, k) => int(v, k, 0, 365),
-  'storage.type': (v, k) => oneOf(v, k, ['sqlite', 'mongodb']),
+  'storage.type': (v, k) => oneOf(v, k, STORAGE_TYPES),
   'storage.path': str,
   'storage.synchronous': (v, k) => oneOf(v, k, ['NORMAL', 'FULL']),
   // The value is never echoed in an error: a connection string may carry a password.
@@ -394,7 +395,7 @@ export function loadConfig(env: Env = process.env, cwd = process.cwd()): Readonl
       renewWithinDays: get('tls.renewWithinDays', 30),
     },
     storage: {
-      type: get<'sqlite' | 'mongodb'>('storage.type', 'sqlite'),
+      type: get<StorageType>('storage.type', 'sqlite'),
       path: within(get('storage.path', 'kakuin.db')),
       synchronous: get('storage.synchronous', 'NORMAL'),
       ...(checked.has('storage.uri') && { uri: checked.get('storage.uri') as string }),
@@ -428,8 +429,8 @@ export function loadConfig(env: Env = process.env, cwd = process.cwd()): Readonl
     log: { level: get('log.level', 'info') },
     deprecations: checked.has('ocsp.validityHours') ? ['ocsp.validityHours is deprecated: set ocsp.validityMinutes instead'] : [],
   };
-  if (config.storage.type === 'mongodb' && config.storage.uri === undefined) {
-    fail('storage.uri', 'is required when storage.type is mongodb (or set KAKUIN_MONGODB_URI)');
+  for (const { setting, hint } of registryAdapter(config.storage.type).requires) {
+    if (config.storage[setting] === undefined) fail(`storage.${setting}`, `is required when storage.type is ${config.storage.type} (${hint})`);
   }
   if (config.ocsp.signerRenewWithinDays >= config.ocsp.signerValidityDays) {
     fail('ocsp.signerRenewWithinDays', 'must be less than ocsp.signerValidityDays');

@@ -33,6 +33,7 @@ import { createDeviceGateway, type DeviceGateway, type TelemetrySink } from '../
 import { logMqttListener, mqttFrontEndOptions, routeAndTcpOptions } from './device-gateway.js';
 import { createOcspHttpServer, OcspResponder, Publications, type OcspSigningIdentity, withWorkerWalks } from '../ocsp-responder/index.js';
 import { fromPem, parseCertificate } from '../pkix/index.js';
+import { registryAdapter } from '../registry/adapters.js';
 import { FeedFollower } from '../registry/feed-follower.js';
 import type { Issuer, Registry } from '../registry/port.js';
 import type { KakuinConfig } from './config.js';
@@ -83,7 +84,7 @@ export interface ReadOnlyView {
 }
 
 export async function openReadOnlyView(config: Readonly<KakuinConfig>, env: Record<string, string | undefined>): Promise<ReadOnlyView> {
-  if (config.storage.type === 'sqlite' && !existsSync(config.storage.path)) {
+  if (await registryAdapter(config.storage.type).absent?.(config.storage) === true) {
     throw new KakuinError('KAKUIN_E_CA_NOT_INITIALIZED',
       `no registry at ${config.storage.path}: start a process with the ca role (or run \`kakuin init\`) first`);
   }

@@ -103,6 +103,7 @@ export async function startService(config: Readonly<KakuinConfig>, logger: Logge
       stationRateLimit: new StationRateLimit(config.enrollment.stationPerSecond, config.enrollment.stationBurst),
       onBackgroundError: (e) => logger.error('superseding a re-enrolled certificate failed', { cause: String(e) }),
     });
+    enrollment.start();
     const authenticator = new AdminAuthenticator(kakuin.registry, kakuin.pepper, env.KAKUIN_ADMIN_TOKEN, { stationKeyMaxAgeMs: stationKeyMaxAgeMs(config) });
     const app = createManagementApi({
       registry: kakuin.registry,
@@ -352,6 +353,7 @@ export async function startRoles(
           onBackgroundError: (e) => logger.error('superseding a re-enrolled certificate failed', { cause: String(e) }),
         })
         : undefined;
+      enrollment?.start();
       if (enrollment) stops.push(async () => enrollment.close());
       const legacyPath = legacy;
       const authenticator = new AdminAuthenticator(registry, k.pepper, env.KAKUIN_ADMIN_TOKEN, { stationKeyMaxAgeMs: stationKeyMaxAgeMs(config) });

@@ -17,7 +17,7 @@ import type { LoadedIssuer } from '../ca/issuer.js';
 import { deviceCasInService } from '../ca/rollover.js';
 import { createProofOfPossessionVerifier } from '../ca/pop-verifier.js';
 import { publicUrls, type PublicUrls } from '../ca/urls.js';
-import { openSqliteRegistry } from '../registry/sqlite/index.js';
+import { registryAdapter } from '../registry/adapters.js';
 import type { Registry } from '../registry/port.js';
 import type { WorkerRegistrySpec } from '../ca/crl/crl-builder.js';
 import { toPem } from '../pkix/index.js';
@@ -72,28 +72,16 @@ export function caFiles(config: KakuinConfig) {
 }
 
 /**
- * Opens the registry `storage.type` names: the embedded SQLite file, or MongoDB (the driver is
- * loaded only then). Read-only openings are for the OCSP and gateway roles and worker threads.
+ * Opens the registry `storage.type` names (registry/adapters.ts: the adapter table; a driver is
+ * loaded only when its adapter is). Read-only openings are for the OCSP and gateway roles and worker threads.
  */
 export async function openRegistry(config: Readonly<KakuinConfig>, options: { readonly?: boolean } = {}): Promise<Registry> {
-  const storage = config.storage;
-  if (storage.type === 'mongodb') {
-    const { openMongoRegistry } = await import('../registry/mongodb/index.js');
-    return openMongoRegistry({ uri: storage.uri!, database: storage.database, readonly: options.readonly === true });
-  }
-  return options.readonly === true
-    ? openSqliteRegistry({ path: storage.path, readonly: true })
-    : openSqliteRegistry({ path: storage.path, synchronous: storage.synchronous });
+  return registryAdapter(config.storage.type).open(config.storage, { readonly: options.readonly === true });
 }
 
 /** The module (and its options) a CRL worker thread opens its own read-only registry with. */
 export function workerRegistry(config: Readonly<KakuinConfig>): WorkerRegistrySpec {
-  const here = path.dirname(fileURLToPath(import.meta.url));
-  const storage = config.storage;
-  const module = (adapter: string) => pathToFileURL(path.join(here, '..', 'registry', adapter, 'worker-open.js')).href;
-  return storage.type === 'mongodb'
-    ? { module: module('mongodb'), options: { uri: storage.uri, database: storage.database } }
-    : { module: module('sqlite'), options: { path: storage.path } };
+  return registryAdapter(config.storage.type).worker(config.storage);
 }
 
 export async function openKakuin(config: Readonly<KakuinConfig>, logger: Logger, options: OpenOptions): Promise<Kakuin> {
@@ -159,6 +147,12 @@ export async function openKakuin(config: Readonly<KakuinConfig>, logger: Logger,
       ensured.push(await ensureOcspSigner(registry, keys, issuer, signerPolicy));
     }
     const verifier = createProofOfPossessionVerifier(config.ca.verifyWorkers);
+    const profiles = deviceProfiles(
+      { validity: deviceIssuerValidity(config.ca.device.validityDays), backdateSeconds: config.ca.device.backdateSeconds, commonName: config.ca.device.commonName },
+      Object.fromEntries(Object.entries(config.ca.profiles).map(([name, p]) => [name, {
+        validity: deviceIssuerValidity(p.validityDays), backdateSeconds: p.backdateSeconds, commonName: p.commonName ?? config.ca.device.commonName,
+      }])),
+    );
     const deviceIssuer = new DeviceCertificateIssuer(
       registry, hierarchy.device, [hierarchy.device.record.certificateDer, hierarchy.root.record.certificateDer], urls,
       {
@@ -167,12 +161,8 @@ export async function openKakuin(config: Readonly<KakuinConfig>, logger: Logger,
         commonName: config.ca.device.commonName,
       },
       verifier,
-    );
-    deviceIssuer.profiles = deviceProfiles(
-      { validity: deviceIssuerValidity(config.ca.device.validityDays), backdateSeconds: config.ca.device.backdateSeconds, commonName: config.ca.device.commonName },
-      Object.fromEntries(Object.entries(config.ca.profiles).map(([name, p]) => [name, {
-        validity: deviceIssuerValidity(p.validityDays), backdateSeconds: p.backdateSeconds, commonName: p.commonName ?? config.ca.device.commonName,
-      }])),
+      () => new Date(),
+      profiles,
     );
     const stationCertificates = hierarchy.station && new StationCertificateIssuer(
       registry, hierarchy.station, [hierarchy.station.record.certificateDer, hierarchy.root.record.certificateDer], urls,

@@ -8,7 +8,7 @@
  * A request may name a certificate profile (`device` unless it does); the manufacturer must be
  * allowed it (registry.getManufacturerProfiles; no list: `device` only). With `overlapHours` > 0 the
  * superseded certificate is a pending supersession in the registry, revoked by the sweeper
- * (supersede-sweeper.ts), which this service starts and stops.
+ * (supersede-sweeper.ts), which this service starts (`start()`, called by the composition root) and stops.
  */
 import type { KeyObject } from 'node:crypto';
 import { parseCertificate, readCsr, type ParsedCsr } from '../pkix/index.js';
@@ -96,7 +96,13 @@ export class EnrollmentService {
     this.sweeper = new SupersedeSweeper(registry, revocation, {
       intervalMs: options.sweepIntervalMs ?? 60_000, clock: options.clock, onError: options.onBackgroundError,
     });
-    // On start too: rows that fell due while no process ran are revoked now.
+  }
+
+  /**
+   * Starts the supersede sweeper; the composition root calls it once the service is wired. It
+   * sweeps at once too: rows that fell due while no process ran are revoked now.
+   */
+  start(): void {
     this.sweeper.start();
   }
 

@@ -2,7 +2,9 @@
  * The device registry port: the one store behind the CA, the OCSP responder, the gateway and the
  * legacy token path. It is asynchronous (MongoDB needs it) and speaks in domain records, not rows.
  *
- * Adapters: `sqlite/` (embedded default) and, in a later issue, `mongodb/`. One contract suite in
+ * Adapters: `sqlite/` (embedded default) and `mongodb/`, chosen by `storage.type` from the adapter
+ * table (adapters.ts). Each extends CheckedRegistry (records/), which checks every input once, and
+ * none imports another (registry/README.md). One contract suite in
  * `test/contract/registry.contract.ts` runs against every adapter.
  *
  * Errors: adapters throw `KakuinError` with the codes named on each method, never their driver's

@@ -6,8 +6,8 @@
  * - dates as BSON Date, absent optional fields are absent (never null) so partial indexes work,
  * - CRL numbers (up to 2^159, RFC 5280 §5.2.3) as decimal strings plus a zero-padded sort key,
  * - insertion order as `ord`, an ObjectId made by the writing process (increasing within a process).
- * Input normalisation is shared with the SQLite adapter (registry/sqlite/records.ts: pure
- * functions, no driver), so both adapters accept and refuse exactly the same values.
+ * Inputs arrive checked (registry/records/: every adapter's checks), so both adapters accept and
+ * refuse exactly the same values.
  */
 import { Binary, type ObjectId } from 'mongodb';
 import type {
@@ -15,6 +15,7 @@ import type {
   FeedEntry, Issuer, IssuerKind, LegacyCredential, LegacyCredentialStatus, LegacyVerifierKind, Manufacturer, PendingSupersede,
   Station, StoredOcspResponse,
 } from '../port.js';
+import type { AuditEventValues, CrlRow, OcspResponseRow } from '../records/index.js';
 
 export interface IssuerDoc { _id: string; kind: IssuerKind; certificateDer: Buffer | Binary; keyUri: string; parentId?: string; createdAt: Date }
 export interface ManufacturerDoc { _id: string; name: string; createdAt: Date; ord: ObjectId; profiles?: string[]; profilesUpdatedAt?: Date }
@@ -257,10 +258,8 @@ export function auditEventFromDoc(d: AuditEventDoc): AuditEvent {
   };
 }
 
-/** Audit column values (registry/sqlite/records.ts auditEventValues) as a document with its id. */
-export function auditEventDoc(id: number, v: {
-  at: number; type: string; actor: string; device_id: string | null; serial_hex: string | null; details: string | null;
-}): AuditEventDoc {
+/** An audit event's checked values (registry/records/values.ts auditEventValues) as a document with its id. */
+export function auditEventDoc(id: number, v: AuditEventValues): AuditEventDoc {
   return {
     _id: id, at: new Date(v.at), type: v.type, actor: v.actor,
     ...present('deviceId', v.device_id), ...present('serialHex', v.serial_hex),
@@ -308,11 +307,8 @@ export function crlFromDoc(d: CrlDoc): CrlRecord {
   };
 }
 
-/** From the validated SQLite-shaped row (registry/sqlite/signed-objects.ts crlRow). */
-export function crlDoc(r: {
-  issuer_id: string; kind: 'full' | 'delta'; number: string; base_number: string | null; this_update: number; next_update: number;
-  feed_seq: number; der: Buffer;
-}): CrlDoc {
+/** From the checked CRL (registry/records/prepared.ts crlRow). */
+export function crlDoc(r: CrlRow): CrlDoc {
   return {
     _id: `${r.issuer_id}/${r.kind}`,
     issuerId: r.issuer_id,
@@ -335,7 +331,8 @@ export function ocspResponseFromDoc(d: OcspResponseDoc): StoredOcspResponse {
   return { issuerId: d.issuerId, serialHex: d.serialHex, der: toBuffer(d.der), thisUpdate: d.thisUpdate, nextUpdate: d.nextUpdate };
 }
 
-export function ocspResponseDoc(r: { issuer_id: string; serial_hex: string; der: Buffer; this_update: number; next_update: number }): OcspResponseDoc {
+/** From the checked response (registry/records/prepared.ts ocspResponseRow). */
+export function ocspResponseDoc(r: OcspResponseRow): OcspResponseDoc {
   return {
     _id: ocspResponseId(r.issuer_id, r.serial_hex), issuerId: r.issuer_id, serialHex: r.serial_hex, der: r.der,
     thisUpdate: new Date(r.this_update), nextUpdate: new Date(r.next_update),

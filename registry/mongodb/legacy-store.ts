@@ -8,14 +8,14 @@ import { randomUUID } from 'node:crypto';
 import { ObjectId } from 'mongodb';
 import { KakuinError } from '../../errors/index.js';
 import type {
-  CommonAuthId, FailureCount, FeedEntry, LegacyCredential, LegacyCredentialState, LegacyVerifierKind, NewAuditEvent, NewLegacyCredential,
+  CommonAuthId, FailureCount, FeedEntry, LegacyCredential, LegacyCredentialState, LegacyVerifierKind, NewLegacyCredential,
 } from '../port.js';
-import { auditEventValues, normalizeNewLegacyCredentials, optionalMillis, optionalText, requiredText } from '../sqlite/records.js';
+import type { AuditEventValues, CheckedCommonAuthId } from '../records/index.js';
 import {
   COLLECTIONS, commonAuthIdFromDoc, legacyCredentialFromDoc, type CommonAuthIdDoc, type DeviceDoc, type LegacyCredentialDoc,
   type LegacyFailureDoc,
 } from './documents.js';
-import { key, requireObject, type RegistryPlumbing } from './plumbing.js';
+import { key, type RegistryPlumbing } from './plumbing.js';
 import { failureId, LEGACY_STATES_PIPELINE, legacyFactorsFilter, legacyVerifiersFilter, staleFailuresFilter } from './queries.js';
 import { appendFeed, insertAudit } from './transaction-bodies.js';
 
@@ -24,13 +24,11 @@ const USABLE_FOR_LEGACY = new Set(['registered', 'active']);
 export class LegacyStore {
   constructor(private readonly p: RegistryPlumbing) {}
 
-  async createCommonAuthId(input: { name: string; manufacturerId?: string; usualHoursUtc?: string }): Promise<CommonAuthId> {
-    requireObject(input, 'a new common auth ID');
-    const manufacturerId = optionalText(input.manufacturerId, 'manufacturerId');
-    const usualHoursUtc = optionalText(input.usualHoursUtc, 'usualHoursUtc');
+  async createCommonAuthId(input: CheckedCommonAuthId): Promise<CommonAuthId> {
+    const { manufacturerId, usualHoursUtc } = input;
     const doc: CommonAuthIdDoc = {
-      _id: randomUUID(), name: requiredText(input.name, 'name'), createdAt: new Date(),
-      ...(manufacturerId !== null && { manufacturerId }), ...(usualHoursUtc !== null && { usualHoursUtc }),
+      _id: randomUUID(), name: input.name, createdAt: new Date(),
+      ...(manufacturerId !== undefined && { manufacturerId }), ...(usualHoursUtc !== undefined && { usualHoursUtc }),
     };
     await this.p.write('creating a common auth ID', async () => {
       if (doc.manufacturerId !== undefined) await this.p.requireManufacturer(doc.manufacturerId);
@@ -45,10 +43,7 @@ export class LegacyStore {
     return commonAuthIdFromDoc(doc);
   }
 
-  async putLegacyCredentials(credentials: NewLegacyCredential[], audit: NewAuditEvent[]): Promise<LegacyCredential[]> {
-    const creds = normalizeNewLegacyCredentials(credentials, audit);
-    const now = Date.now();
-    const events = audit.map((a) => auditEventValues(a, now));
+  async putLegacyCredentials(creds: NewLegacyCredential[], events: AuditEventValues[], now: number): Promise<LegacyCredential[]> {
     return this.p.transaction('setting legacy credentials', async (session) => {
       const out: LegacyCredential[] = [];
       const col = this.p.col<LegacyCredentialDoc>(COLLECTIONS.legacyCredentials);
@@ -94,7 +89,6 @@ export class LegacyStore {
   }
 
   async findLegacyVerifiers(kind: LegacyVerifierKind, verifiers: string[]): Promise<{ verifier: string; deviceId: string }[]> {
-    if (!Array.isArray(verifiers)) throw new KakuinError('KAKUIN_E_VALIDATION', 'verifiers must be an array');
     const wanted = verifiers.filter((v): v is string => typeof v === 'string');
     if (typeof kind !== 'string' || wanted.length === 0) return [];
     const docs = await this.p.read('reading legacy verifiers', () => this.p.col<LegacyCredentialDoc>(COLLECTIONS.legacyCredentials)
@@ -104,10 +98,8 @@ export class LegacyStore {
     return [...new Set(wanted)].filter((v) => byVerifier.has(v)).map((v) => ({ verifier: v, deviceId: byVerifier.get(v)! }));
   }
 
-  async deleteLegacyCredentials(deviceId: string, audit: NewAuditEvent): Promise<FeedEntry> {
-    const id = requiredText(deviceId, 'deviceId');
-    const now = new Date();
-    const event = auditEventValues(audit, now.getTime());
+  async deleteLegacyCredentials(id: string, event: AuditEventValues, nowMs: number): Promise<FeedEntry> {
+    const now = new Date(nowMs);
     return this.p.transaction('deleting legacy credentials', async (session) => {
       const col = this.p.col<LegacyCredentialDoc>(COLLECTIONS.legacyCredentials);
       const doc = await col.findOne({ _id: id }, { session });
@@ -122,11 +114,7 @@ export class LegacyStore {
     });
   }
 
-  async lockLegacyCredentials(deviceId: string, until: Date, audit: NewAuditEvent): Promise<void> {
-    const id = requiredText(deviceId, 'deviceId');
-    const untilMs = optionalMillis(until, 'until');
-    if (untilMs === undefined || untilMs === null) throw new KakuinError('KAKUIN_E_VALIDATION', 'until is required');
-    const event = auditEventValues(audit, Date.now());
+  async lockLegacyCredentials(id: string, untilMs: number, event: AuditEventValues): Promise<void> {
     await this.p.transaction('locking legacy credentials', async (session) => {
       await this.p.col<LegacyCredentialDoc>(COLLECTIONS.legacyCredentials).updateOne(
         { _id: id, state: 'enabled' }, { $set: { lockedUntil: new Date(untilMs) } }, { session });
@@ -134,10 +122,7 @@ export class LegacyStore {
     });
   }
 
-  async countLegacyFailures(keys: string[], windowStart: Date, windowMs: number): Promise<FailureCount[]> {
-    if (!Array.isArray(keys) || keys.some((k) => typeof k !== 'string')) throw new KakuinError('KAKUIN_E_VALIDATION', 'keys must be strings');
-    const start = optionalMillis(windowStart, 'windowStart');
-    if (start === undefined || start === null || !Number.isSafeInteger(windowMs) || windowMs < 1) throw new KakuinError('KAKUIN_E_VALIDATION', 'windowStart and windowMs are required');
+  async countLegacyFailures(keys: string[], start: number, windowMs: number): Promise<FailureCount[]> {
     const current = new Date(start);
     const previous = new Date(start - windowMs);
     return this.p.transaction('counting failed legacy authentications', async (session) => {

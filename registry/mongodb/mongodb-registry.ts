@@ -4,8 +4,8 @@
  * in queries.ts and indexes.ts, documents in documents.ts, transaction bodies in
  * transaction-bodies.ts, the legacy path and production-line enrollment in legacy-store.ts and
  * enrollment-store.ts, shared plumbing (error translation, transactions, close) in plumbing.ts.
- * Input checks are the SQLite adapter's own (registry/sqlite/records.ts), so both adapters accept
- * and refuse the same values with the same codes.
+ * Input checks are every adapter's (registry/records/), so both adapters accept and refuse the
+ * same values with the same codes.
  *
  * Every write that touches more than one document runs in `session.withTransaction` (snapshot
  * reads, majority writes; transient conflicts are retried by the driver). Listings come back in
@@ -17,14 +17,13 @@ import { ObjectId, type ChangeStream, type ClientSession, type Db, type MongoCli
 import { KakuinError } from '../../errors/index.js';
 import type {
   AdminToken, AuditEvent, AuditQuery, ListPage, CertificateRecord, CertificateStatusRow, CommonAuthId, CrlRecord, Device, DeviceQuery,
-  FailureCount, FeedEntry, IssuanceRecord, Issuer, LegacyCredential, LegacyCredentialState, LegacyVerifierKind, Manufacturer,
-  NewAuditEvent, NewDevice, NewLegacyCredential, PendingSupersede, Registry, Station, StatusChange, StoredOcspResponse,
+  FailureCount, FeedEntry, Issuer, LegacyCredential, LegacyCredentialState, LegacyVerifierKind, Manufacturer,
+  NewLegacyCredential, PendingSupersede, Registry, Station, StoredOcspResponse,
 } from '../port.js';
-import { newDeviceId } from '../ids.js';
-import { checkStatusChange } from '../status-change.js';
-import { prepareIssuance } from '../sqlite/issuance.js';
-import { auditEventValues, feedSeqValue, normalizeSha256Hex, optionalMillis, optionalText, requiredBytes, requiredText, toMillis } from '../sqlite/records.js';
-import { crlRow, ocspResponseRow } from '../sqlite/signed-objects.js';
+import {
+  CheckedRegistry, requiredText, type AuditEventValues, type CheckedCommonAuthId, type CheckedStationChange, type CrlRow,
+  type OcspResponseRow, type PreparedIssuance, type PreparedStatusChange,
+} from '../records/index.js';
 import { connect, type MongoRegistryOptions } from './connection.js';
 import {
   adminTokenFromDoc, auditEventDoc, auditEventFromDoc, certificateFromDoc, COLLECTIONS, crlDoc, crlFromDoc, deviceFromDoc, feedEntryFromDoc,
@@ -36,14 +35,12 @@ import { getCrlDocument, putCrlDocument } from './crl-chunks.js';
 import { isDuplicateKey } from './driver-errors.js';
 import { EnrollmentStore } from './enrollment-store.js';
 import { LegacyStore } from './legacy-store.js';
-import { key, RegistryPlumbing, requireFunction, requireObject } from './plumbing.js';
+import { key, RegistryPlumbing } from './plumbing.js';
 import {
   auditEventsFind, crlReplaceFilter, deltaChangedFilter, deltaReleasedFilter, devicesFind, feedFind, fullCrlFilter, STREAM_OPTIONS,
   pageFind,
 } from './queries.js';
 import { insertAudit, writeIssuance, writeStatusChange } from './transaction-bodies.js';
-
-const ISSUER_KINDS = new Set(['root', 'device', 'station', 'infrastructure', 'ocsp-signer']);
 
 /** Open (creating collections and indexes unless read-only) the registry database. */
 export async function openMongoRegistry(options: MongoRegistryOptions): Promise<MongoRegistry> {
@@ -51,7 +48,7 @@ export async function openMongoRegistry(options: MongoRegistryOptions): Promise<
   return new MongoRegistry(client, db, schemaVersion, options.readonly === true);
 }
 
-export class MongoRegistry implements Registry {
+export class MongoRegistry extends CheckedRegistry implements Registry {
   private readonly p: RegistryPlumbing;
   private readonly legacy: LegacyStore;
   private readonly enrollment: EnrollmentStore;
@@ -60,6 +57,7 @@ export class MongoRegistry implements Registry {
 
   /** Use openMongoRegistry: it checks the deployment and prepares the collections this class relies on. */
   constructor(client: MongoClient, db: Db, private readonly version: number, readonly: boolean) {
+    super();
     this.p = new RegistryPlumbing(client, db, readonly);
     this.legacy = new LegacyStore(this.p);
     this.enrollment = new EnrollmentStore(this.p);
@@ -81,18 +79,11 @@ export class MongoRegistry implements Registry {
 
   // ---- issuers ----
 
-  async putIssuer(issuer: Omit<Issuer, 'createdAt'> & { createdAt?: Date }): Promise<Issuer> {
-    requireObject(issuer, 'an issuer');
+  protected async putIssuerChecked(issuer: Issuer): Promise<Issuer> {
     const doc: IssuerDoc = {
-      _id: requiredText(issuer.id, 'issuer.id'),
-      kind: requiredText(issuer.kind, 'issuer.kind') as Issuer['kind'],
-      certificateDer: requiredBytes(issuer.certificateDer, 'issuer.certificateDer'),
-      keyUri: requiredText(issuer.keyUri, 'issuer.keyUri'),
-      createdAt: new Date(optionalMillis(issuer.createdAt, 'issuer.createdAt') ?? Date.now()),
+      _id: issuer.id, kind: issuer.kind, certificateDer: issuer.certificateDer, keyUri: issuer.keyUri, createdAt: issuer.createdAt,
     };
-    const parentId = optionalText(issuer.parentId, 'issuer.parentId');
-    if (parentId !== null) doc.parentId = parentId;
-    if (!ISSUER_KINDS.has(doc.kind)) throw new KakuinError('KAKUIN_E_VALIDATION', `unknown issuer kind ${JSON.stringify(doc.kind)}`);
+    if (issuer.parentId !== undefined) doc.parentId = issuer.parentId;
     await this.p.write('recording an issuer', () => this.p.col<IssuerDoc>(COLLECTIONS.issuers).replaceOne({ _id: doc._id }, doc, { upsert: true }));
     return issuerFromDoc(doc);
   }
@@ -111,9 +102,8 @@ export class MongoRegistry implements Registry {
 
   // ---- manufacturers ----
 
-  async createManufacturer(input: { name: string }): Promise<Manufacturer> {
-    requireObject(input, 'a new manufacturer');
-    const doc: ManufacturerDoc = { _id: randomUUID(), name: requiredText(input.name, 'name'), createdAt: new Date(), ord: new ObjectId() };
+  protected async createManufacturerChecked(m: Manufacturer): Promise<Manufacturer> {
+    const doc: ManufacturerDoc = { _id: m.id, name: m.name, createdAt: m.createdAt, ord: new ObjectId() };
     await this.p.write('creating a manufacturer', () => this.p.col<ManufacturerDoc>(COLLECTIONS.manufacturers).insertOne(doc));
     return manufacturerFromDoc(doc);
   }
@@ -131,43 +121,17 @@ export class MongoRegistry implements Registry {
 
   // ---- devices ----
 
-  async createDevice(input: NewDevice, audit?: Omit<NewAuditEvent, 'deviceId'>): Promise<Device> {
-    requireObject(input, 'a new device');
-    const now = new Date();
-    const ids = input.identifiers ?? {};
-    const hw = input.hardwareModuleName;
-    const identifiers: DeviceDoc['identifiers'] = {};
-    const mac = optionalText(ids.mac, 'identifiers.mac');
-    const imei = optionalText(ids.imei, 'identifiers.imei');
-    const hardwareId = optionalText(ids.hardwareId, 'identifiers.hardwareId');
-    if (mac !== null) identifiers.mac = mac;
-    if (imei !== null) identifiers.imei = imei;
-    if (hardwareId !== null) identifiers.hardwareId = hardwareId;
-    const model = optionalText(input.model, 'model');
-    const doc: DeviceDoc = {
-      _id: newDeviceId(),
-      manufacturerId: requiredText(input.manufacturerId, 'manufacturerId'),
-      serialNumber: requiredText(input.serialNumber, 'serialNumber'),
-      identifiers,
-      ...(model !== null && { model }),
-      ...(hw !== undefined && {
-        hardwareModuleName: { hwType: requiredText(hw.hwType, 'hardwareModuleName.hwType'), hwSerialHex: requiredText(hw.hwSerialHex, 'hardwareModuleName.hwSerialHex') },
-      }),
-      status: 'registered',
-      createdAt: now,
-      updatedAt: now,
-      ord: new ObjectId(),
-    };
-    if (audit === undefined) {
+  protected async createDeviceChecked(device: Device, values: AuditEventValues | undefined): Promise<Device> {
+    const { id, ...fields } = device;
+    const doc: DeviceDoc = { _id: id, ...fields, identifiers: { ...device.identifiers }, ord: new ObjectId() };
+    if (values === undefined) {
       // Manufacturers are never deleted: checking first and inserting after needs no transaction.
       await this.p.write('creating a device', async () => {
         await this.p.requireManufacturer(doc.manufacturerId);
         await this.p.col<DeviceDoc>(COLLECTIONS.devices).insertOne(doc);
       });
     } else {
-      requireObject(audit, 'an audit event');
       // The device and its audit event commit together.
-      const values = auditEventValues({ ...audit, deviceId: doc._id }, now.getTime());
       await this.p.transaction('creating a device', async (session) => {
         await this.p.requireManufacturer(doc.manufacturerId, session);
         await this.p.col<DeviceDoc>(COLLECTIONS.devices).insertOne(doc, { session });
@@ -199,13 +163,11 @@ export class MongoRegistry implements Registry {
 
   // ---- certificates ----
 
-  async recordIssuance(record: IssuanceRecord): Promise<CertificateRecord> {
-    const prepared = prepareIssuance(record, Date.now());
+  protected async recordIssuanceChecked(prepared: PreparedIssuance): Promise<CertificateRecord> {
     return this.p.transaction('recording an issuance', (session) => writeIssuance(this.p.db, session, prepared));
   }
 
-  async getCertificate(serialHex: string): Promise<CertificateRecord> {
-    const serial = typeof serialHex === 'string' ? serialHex.toUpperCase() : '';
+  protected async getCertificateChecked(serial: string): Promise<CertificateRecord> {
     const doc = await this.p.read('reading a certificate', () => this.p.col<CertificateDoc>(COLLECTIONS.certificates).findOne({ _id: serial }));
     if (doc === null) throw new KakuinError('KAKUIN_E_CERTIFICATE_NOT_FOUND', 'no certificate with that serial number');
     return certificateFromDoc(doc);
@@ -218,24 +180,18 @@ export class MongoRegistry implements Registry {
       (await this.p.col<CertificateDoc>(COLLECTIONS.certificates).find({ deviceId: id }).sort({ ord: 1 }).toArray()).map(certificateFromDoc));
   }
 
-  async findDeviceIdByPublicKey(publicKeySha256: string): Promise<string | undefined> {
-    const k = typeof publicKeySha256 === 'string' ? publicKeySha256.toLowerCase() : '';
+  protected async findDeviceIdByPublicKeyChecked(k: string): Promise<string | undefined> {
     const doc = await this.p.read('reading a key binding', () => this.p.col<KeyBindingDoc>(COLLECTIONS.keyBindings).findOne({ _id: k }));
     return doc?.deviceId;
   }
 
   // ---- admin tokens ----
 
-  async createAdminToken(input: { name: string; tokenHmac: string; role: 'admin'; expiresAt?: Date }, audit?: NewAuditEvent): Promise<AdminToken> {
-    requireObject(input, 'an admin token');
-    if (input.role !== 'admin') throw new KakuinError('KAKUIN_E_VALIDATION', 'role must be admin');
-    const now = Date.now();
-    const expires = optionalMillis(input.expiresAt, 'expiresAt');
+  protected async createAdminTokenChecked(token: AdminToken, event: AuditEventValues | undefined): Promise<AdminToken> {
     const doc: AdminTokenDoc = {
-      _id: randomUUID(), name: requiredText(input.name, 'name'), tokenHmac: normalizeSha256Hex(input.tokenHmac, 'tokenHmac'),
-      role: 'admin', createdAt: new Date(now), ...(expires !== null && { expiresAt: new Date(expires) }), ord: new ObjectId(),
+      _id: token.id, name: token.name, tokenHmac: token.tokenHmac, role: token.role, createdAt: token.createdAt,
+      ...(token.expiresAt !== undefined && { expiresAt: token.expiresAt }), ord: new ObjectId(),
     };
-    const event = audit === undefined ? undefined : auditEventValues(audit, now);
     await this.p.transaction('creating an admin token', async (session) => {
       await this.p.col<AdminTokenDoc>(COLLECTIONS.adminTokens).insertOne(doc, { session });
       if (event) await insertAudit(this.p.db, session, [event]);
@@ -243,8 +199,7 @@ export class MongoRegistry implements Registry {
     return adminTokenFromDoc(doc);
   }
 
-  async findAdminTokenByHmac(tokenHmac: string): Promise<AdminToken | undefined> {
-    const hmac = typeof tokenHmac === 'string' ? tokenHmac.toLowerCase() : '';
+  protected async findAdminTokenByHmacChecked(hmac: string): Promise<AdminToken | undefined> {
     const doc = await this.p.read('reading an admin token', () => this.p.col<AdminTokenDoc>(COLLECTIONS.adminTokens).findOne({ tokenHmac: hmac }));
     return doc === null ? undefined : adminTokenFromDoc(doc);
   }
@@ -254,10 +209,8 @@ export class MongoRegistry implements Registry {
       (await pageFind(this.p.col<AdminTokenDoc>(COLLECTIONS.adminTokens), {}, 'name', page)).map(adminTokenFromDoc));
   }
 
-  async revokeAdminToken(name: string, at: Date, audit: NewAuditEvent): Promise<AdminToken> {
-    const n = requiredText(name, 'name');
-    const atDate = new Date(toMillis(at, 'at'));
-    const event = auditEventValues(audit, Date.now());
+  protected async revokeAdminTokenChecked(n: string, atMs: number, event: AuditEventValues): Promise<AdminToken> {
+    const atDate = new Date(atMs);
     return this.p.transaction('revoking an admin token', async (session) => {
       const col = this.p.col<AdminTokenDoc>(COLLECTIONS.adminTokens);
       const doc = await col.findOne({ name: n }, { session });
@@ -269,17 +222,15 @@ export class MongoRegistry implements Registry {
     });
   }
 
-  async touchAdminToken(name: string, at: Date): Promise<void> {
-    const atDate = new Date(toMillis(at, 'at'));
+  protected async touchAdminTokenChecked(name: string, atMs: number): Promise<void> {
+    const atDate = new Date(atMs);
     await this.p.write('recording an admin token use', () =>
       this.p.col<AdminTokenDoc>(COLLECTIONS.adminTokens).updateOne({ name: requiredText(name, 'name') }, { $max: { lastUsedAt: atDate } }));
   }
 
   // ---- audit ----
 
-  async appendAuditEvent(event: NewAuditEvent): Promise<AuditEvent> {
-    requireObject(event, 'an audit event');
-    const values = auditEventValues(event, Date.now());
+  protected async appendAuditEventChecked(values: AuditEventValues): Promise<AuditEvent> {
     // In a transaction, so ids commit in increasing order like feed seqs (afterId paging skips nothing).
     const id = await this.p.transaction('appending an audit event', (session) => insertAudit(this.p.db, session, [values]));
     return auditEventFromDoc(auditEventDoc(id, values));
@@ -293,15 +244,11 @@ export class MongoRegistry implements Registry {
 
   // ---- revocation ----
 
-  async applyStatusChange(change: StatusChange): Promise<FeedEntry[]> {
-    const checked = checkStatusChange(change);
-    const now = Date.now();
-    const prepared = { ...checked, audit: checked.audit.map((a) => auditEventValues(a, now)) };
+  protected async applyStatusChangeChecked(prepared: PreparedStatusChange, now: number): Promise<FeedEntry[]> {
     return this.p.transaction('applying a status change', (session) => writeStatusChange(this.p.db, session, prepared, new Date(now)));
   }
 
-  async readFeed(afterSeq: number, limit?: number): Promise<FeedEntry[]> {
-    const after = feedSeqValue(afterSeq, 'afterSeq');
+  protected async readFeedChecked(after: number, limit: number): Promise<FeedEntry[]> {
     const { filter, sort, limit: n } = feedFind(after, limit);
     return this.p.read('reading the revocation feed', async () =>
       (await this.p.col<FeedDoc>(COLLECTIONS.feed).find(filter).sort(sort).limit(n).toArray()).map(feedEntryFromDoc));
@@ -314,11 +261,7 @@ export class MongoRegistry implements Registry {
     });
   }
 
-  async forEachCrlEntry(issuerId: string, options: { changedAfterSeq?: number }, row: CertificateStatusRow): Promise<void> {
-    requiredText(issuerId, 'issuerId');
-    requireObject(options, 'options');
-    requireFunction(row, 'row');
-    const after = options.changedAfterSeq === undefined ? undefined : feedSeqValue(options.changedAfterSeq, 'changedAfterSeq');
+  protected async forEachCrlEntryChecked(issuerId: string, after: number | undefined, row: CertificateStatusRow): Promise<void> {
     if (after === undefined) {
       await this.p.stream('reading CRL entries', row, (guarded) => this.emitStatusRows(fullCrlFilter(issuerId), guarded));
       return;
@@ -335,14 +278,11 @@ export class MongoRegistry implements Registry {
     });
   }
 
-  async forEachCertificateStatus(issuerId: string, row: CertificateStatusRow): Promise<void> {
-    requiredText(issuerId, 'issuerId');
-    requireFunction(row, 'row');
+  protected async forEachCertificateStatusChecked(issuerId: string, row: CertificateStatusRow): Promise<void> {
     await this.p.stream('reading certificate statuses', row, (guarded) => this.emitStatusRows({ issuerId }, guarded));
   }
 
-  async nextCrlNumber(issuerId: string): Promise<bigint> {
-    const id = requiredText(issuerId, 'issuerId');
+  protected async nextCrlNumberChecked(id: string): Promise<bigint> {
     return this.p.transaction('reserving a CRL number', async (session) => {
       await this.p.requireIssuer(id, session);
       const doc = await this.p.col<CrlNumberDoc & { last: number }>(COLLECTIONS.crlNumbers).findOneAndUpdate(
@@ -351,8 +291,8 @@ export class MongoRegistry implements Registry {
     });
   }
 
-  async putCrl(crl: CrlRecord): Promise<void> {
-    const doc = crlDoc(crlRow(crl));
+  protected async putCrlChecked(crl: CrlRow): Promise<void> {
+    const doc = crlDoc(crl);
     await this.p.requireIssuer(doc.issuerId);
     // Large CRLs (over 8 MiB; a document holds at most 16 MiB) are stored in chunks (crl-chunks.ts).
     await this.p.write('storing a CRL', () => putCrlDocument(this.p.db, doc as CrlDoc & { der: Buffer }));
@@ -364,10 +304,8 @@ export class MongoRegistry implements Registry {
     return doc === null ? undefined : crlFromDoc(doc);
   }
 
-  async putOcspResponses(responses: StoredOcspResponse[]): Promise<void> {
-    if (!Array.isArray(responses)) throw new KakuinError('KAKUIN_E_VALIDATION', 'responses must be an array');
-    const docs = responses.map((r, i) => ocspResponseDoc(ocspResponseRow(r, `responses[${i}]`)));
-    if (docs.length === 0) return;
+  protected async putOcspResponsesChecked(responses: OcspResponseRow[]): Promise<void> {
+    const docs = responses.map(ocspResponseDoc);
     await this.p.transaction('storing OCSP responses', async (session) => {
       for (const issuerId of new Set(docs.map((d) => d.issuerId))) await this.p.requireIssuer(issuerId, session);
       await this.p.col<OcspResponseDoc>(COLLECTIONS.ocspResponses).bulkWrite(
@@ -382,9 +320,7 @@ export class MongoRegistry implements Registry {
     return doc === null ? undefined : ocspResponseFromDoc(doc);
   }
 
-  async forEachOcspResponse(issuerId: string | undefined, row: (r: StoredOcspResponse) => void): Promise<void> {
-    if (issuerId !== undefined) requiredText(issuerId, 'issuerId');
-    requireFunction(row, 'row');
+  protected async forEachOcspResponseChecked(issuerId: string | undefined, row: (r: StoredOcspResponse) => void): Promise<void> {
     await this.p.stream('reading OCSP responses', row, async (guarded) => {
       const cursor = this.p.col<OcspResponseDoc>(COLLECTIONS.ocspResponses).find(issuerId === undefined ? {} : { issuerId }, { batchSize: STREAM_OPTIONS.batchSize });
       for await (const doc of cursor) guarded(ocspResponseFromDoc(doc));
@@ -393,14 +329,14 @@ export class MongoRegistry implements Registry {
 
   // ---- legacy three-factor path (legacy-store.ts) ----
 
-  createCommonAuthId(input: { name: string; manufacturerId?: string; usualHoursUtc?: string }): Promise<CommonAuthId> {
+  protected createCommonAuthIdChecked(input: CheckedCommonAuthId): Promise<CommonAuthId> {
     return this.legacy.createCommonAuthId(input);
   }
   getCommonAuthId(id: string): Promise<CommonAuthId> {
     return this.legacy.getCommonAuthId(id);
   }
-  putLegacyCredentials(credentials: NewLegacyCredential[], audit: NewAuditEvent[]): Promise<LegacyCredential[]> {
-    return this.legacy.putLegacyCredentials(credentials, audit);
+  protected putLegacyCredentialsChecked(credentials: NewLegacyCredential[], audit: AuditEventValues[], now: number): Promise<LegacyCredential[]> {
+    return this.legacy.putLegacyCredentials(credentials, audit, now);
   }
   getLegacyCredentials(deviceId: string): Promise<LegacyCredential | undefined> {
     return this.legacy.getLegacyCredentials(deviceId);
@@ -408,17 +344,17 @@ export class MongoRegistry implements Registry {
   findLegacyCredentials(commonAuthId: string, uniqueId: string): Promise<LegacyCredential | undefined> {
     return this.legacy.findLegacyCredentials(commonAuthId, uniqueId);
   }
-  findLegacyVerifiers(kind: LegacyVerifierKind, verifiers: string[]): Promise<{ verifier: string; deviceId: string }[]> {
+  protected findLegacyVerifiersChecked(kind: LegacyVerifierKind, verifiers: string[]): Promise<{ verifier: string; deviceId: string }[]> {
     return this.legacy.findLegacyVerifiers(kind, verifiers);
   }
-  deleteLegacyCredentials(deviceId: string, audit: NewAuditEvent): Promise<FeedEntry> {
-    return this.legacy.deleteLegacyCredentials(deviceId, audit);
+  protected deleteLegacyCredentialsChecked(deviceId: string, audit: AuditEventValues, now: number): Promise<FeedEntry> {
+    return this.legacy.deleteLegacyCredentials(deviceId, audit, now);
   }
-  lockLegacyCredentials(deviceId: string, until: Date, audit: NewAuditEvent): Promise<void> {
-    return this.legacy.lockLegacyCredentials(deviceId, until, audit);
+  protected lockLegacyCredentialsChecked(deviceId: string, untilMs: number, audit: AuditEventValues): Promise<void> {
+    return this.legacy.lockLegacyCredentials(deviceId, untilMs, audit);
   }
-  countLegacyFailures(keys: string[], windowStart: Date, windowMs: number): Promise<FailureCount[]> {
-    return this.legacy.countLegacyFailures(keys, windowStart, windowMs);
+  protected countLegacyFailuresChecked(keys: string[], windowStartMs: number, windowMs: number): Promise<FailureCount[]> {
+    return this.legacy.countLegacyFailures(keys, windowStartMs, windowMs);
   }
   listLegacyCredentialStates(): Promise<LegacyCredentialState[]> {
     return this.legacy.listLegacyCredentialStates();
@@ -426,55 +362,55 @@ export class MongoRegistry implements Registry {
 
   // ---- production-line enrollment (enrollment-store.ts) ----
 
-  createStation(input: { manufacturerId: string; name: string; keyHmac: string }, audit: NewAuditEvent): Promise<Station> {
-    return this.enrollment.createStation(input, audit);
+  protected createStationChecked(input: { manufacturerId: string; name: string; keyHmac: string }, audit: AuditEventValues, now: number): Promise<Station> {
+    return this.enrollment.createStation(input, audit, now);
   }
   getStation(id: string): Promise<Station> {
     return this.enrollment.getStation(id);
   }
-  findStationByKeyHmac(keyHmac: string): Promise<Station | undefined> {
+  protected findStationByKeyHmacChecked(keyHmac: string): Promise<Station | undefined> {
     return this.enrollment.findStationByKeyHmac(keyHmac);
   }
-  listStations(manufacturerId: string, page?: ListPage): Promise<Station[]> {
+  protected listStationsChecked(manufacturerId: string, page: ListPage | undefined): Promise<Station[]> {
     return this.enrollment.listStations(manufacturerId, page);
   }
-  updateStation(id: string, change: { keyHmac?: string; disable?: boolean; maxIssuances?: number | null }, audit: NewAuditEvent): Promise<Station> {
-    return this.enrollment.updateStation(id, change, audit);
+  protected updateStationChecked(id: string, change: CheckedStationChange, audit: AuditEventValues, now: number): Promise<Station> {
+    return this.enrollment.updateStation(id, change, audit, now);
   }
-  countStationIssuances(stationId: string): Promise<number> {
+  protected countStationIssuancesChecked(stationId: string): Promise<number> {
     return this.enrollment.countStationIssuances(stationId);
   }
-  allowReenrollment(deviceId: string, until: Date, audit: NewAuditEvent): Promise<void> {
-    return this.enrollment.allowReenrollment(deviceId, until, audit);
+  protected allowReenrollmentChecked(deviceId: string, untilMs: number, audit: AuditEventValues, now: number): Promise<void> {
+    return this.enrollment.allowReenrollment(deviceId, untilMs, audit, now);
   }
-  getReenrollmentAllowance(deviceId: string): Promise<Date | undefined> {
+  protected getReenrollmentAllowanceChecked(deviceId: string): Promise<Date | undefined> {
     return this.enrollment.getReenrollmentAllowance(deviceId);
   }
-  consumeReenrollmentAllowance(deviceId: string): Promise<boolean> {
+  protected consumeReenrollmentAllowanceChecked(deviceId: string): Promise<boolean> {
     return this.enrollment.consumeReenrollmentAllowance(deviceId);
   }
-  recordStationCertificate(stationId: string, record: IssuanceRecord): Promise<CertificateRecord> {
-    return this.enrollment.recordStationCertificate(stationId, record);
+  protected recordStationCertificateChecked(stationId: string, prepared: PreparedIssuance): Promise<CertificateRecord> {
+    return this.enrollment.recordStationCertificate(stationId, prepared);
   }
-  findStationOfCertificate(serialHex: string): Promise<string | undefined> {
+  protected findStationOfCertificateChecked(serialHex: string): Promise<string | undefined> {
     return this.enrollment.findStationOfCertificate(serialHex);
   }
-  listStationCertificates(stationId: string, page?: ListPage): Promise<CertificateRecord[]> {
+  protected listStationCertificatesChecked(stationId: string, page: ListPage | undefined): Promise<CertificateRecord[]> {
     return this.enrollment.listStationCertificates(stationId, page);
   }
-  setManufacturerProfiles(manufacturerId: string, profiles: string[], audit: NewAuditEvent): Promise<void> {
-    return this.enrollment.setManufacturerProfiles(manufacturerId, profiles, audit);
+  protected setManufacturerProfilesChecked(manufacturerId: string, profiles: string[], audit: AuditEventValues, now: number): Promise<void> {
+    return this.enrollment.setManufacturerProfiles(manufacturerId, profiles, audit, now);
   }
-  getManufacturerProfiles(manufacturerId: string): Promise<string[] | undefined> {
+  protected getManufacturerProfilesChecked(manufacturerId: string): Promise<string[] | undefined> {
     return this.enrollment.getManufacturerProfiles(manufacturerId);
   }
-  scheduleSupersede(entries: PendingSupersede[]): Promise<void> {
+  protected scheduleSupersedeChecked(entries: PendingSupersede[]): Promise<void> {
     return this.enrollment.scheduleSupersede(entries);
   }
-  listDueSupersedes(now: Date, limit?: number): Promise<PendingSupersede[]> {
-    return this.enrollment.listDueSupersedes(now, limit);
+  protected listDueSupersedesChecked(nowMs: number, limit: number): Promise<PendingSupersede[]> {
+    return this.enrollment.listDueSupersedes(nowMs, limit);
   }
-  clearSupersedes(serialHexes: string[]): Promise<void> {
+  protected clearSupersedesChecked(serialHexes: string[]): Promise<void> {
     return this.enrollment.clearSupersedes(serialHexes);
   }
 

@@ -131,15 +131,6 @@ async function guardedWalk<F extends (...args: never[]) => void>(operation: stri
   }
 }
 
-/** The checks every store shares (the SQLite adapter's own, so both refuse the same input). */
-export function requireObject(value: unknown, what: string): void {
-  if (value === null || typeof value !== 'object') throw new KakuinError('KAKUIN_E_VALIDATION', `${what} must be an object`);
-}
-
-export function requireFunction(value: unknown, what: string): void {
-  if (typeof value !== 'function') throw new KakuinError('KAKUIN_E_VALIDATION', `${what} must be a function`);
-}
-
 /** A lookup key from a caller: only a string is ever put into a filter (an object could be an operator). */
 export function key(value: unknown): string | undefined {
   return typeof value === 'string' ? value : undefined;

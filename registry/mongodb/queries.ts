@@ -7,7 +7,7 @@
 import type { Collection, Document, Filter, FindOptions, ObjectId, Sort, UpdateFilter } from 'mongodb';
 import { KakuinError } from '../../errors/index.js';
 import type { AuditQuery, CertificateStatus, CrlReason, DeviceQuery, DeviceStatus, ListPage } from '../port.js';
-import { normalizeFeedLimit, normalizeLimit, toMillis } from '../sqlite/records.js';
+import { normalizeFeedLimit, normalizeLimit, toMillis } from '../records/index.js';
 import type {
   AuditEventDoc, CertificateDoc, DeviceDoc, FeedDoc, LegacyCredentialDoc, LegacyFailureDoc,
 } from './documents.js';

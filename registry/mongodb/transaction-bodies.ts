@@ -13,8 +13,7 @@ import { ObjectId, type ClientSession, type Db } from 'mongodb';
 import { KakuinError } from '../../errors/index.js';
 import type { CertificateRecord, CertificateStatus, DeviceStatus, FeedEntry } from '../port.js';
 import { certificateOutcome, deviceAcceptsCertificates, deviceOutcome, type CheckedTransition } from '../status-change.js';
-import type { PreparedIssuance } from '../sqlite/issuance.js';
-import type { PreparedStatusChange } from '../sqlite/status-change-writer.js';
+import type { PreparedIssuance, PreparedStatusChange } from '../records/index.js';
 import {
   auditEventDoc, certificateDoc, COLLECTIONS, feedDoc, type AuditEventDoc, type CertificateDoc, type CounterDoc, type DeviceDoc,
   type FeedDoc, type IssuerDoc, type KeyBindingDoc,

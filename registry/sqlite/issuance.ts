@@ -10,48 +10,13 @@
  */
 import type Database from 'better-sqlite3';
 import { KakuinError } from '../../errors/index.js';
-import type { CertificateRecord, DeviceStatus, IssuanceRecord } from '../port.js';
+import type { CertificateRecord, DeviceStatus } from '../port.js';
+import type { PreparedIssuance } from '../records/prepared.js';
 import { deviceAcceptsCertificates } from '../status-change.js';
-import {
-  auditEventValues, normalizeSerialHex, normalizeSha256Hex, requiredBytes, requiredText, toMillis,
-} from './records.js';
 import { FeedAppender } from './revocation-feed.js';
 
-/** The column values of a valid record, computed before the group commit takes it. */
-export interface PreparedIssuance {
-  certificate: CertificateRecord;
-  audit: ReturnType<typeof auditEventValues>;
-}
-
-/**
- * Validates and normalises a record outside any transaction, so malformed input is refused at
- * once and never occupies a place in a batch.
- */
-export function prepareIssuance(record: IssuanceRecord, now: number): PreparedIssuance {
-  if (record === null || typeof record !== 'object' || record.certificate === null || typeof record.certificate !== 'object') {
-    throw new KakuinError('KAKUIN_E_VALIDATION', 'an issuance record needs a certificate and an audit event');
-  }
-  const c = record.certificate;
-  const notBefore = toMillis(c.notBefore, 'certificate.notBefore');
-  const notAfter = toMillis(c.notAfter, 'certificate.notAfter');
-  const certificate: CertificateRecord = {
-    serialHex: normalizeSerialHex(c.serialHex, 'certificate.serialHex'),
-    issuerId: requiredText(c.issuerId, 'certificate.issuerId'),
-    ...(c.deviceId !== undefined && { deviceId: requiredText(c.deviceId, 'certificate.deviceId') }),
-    profile: requiredText(c.profile, 'certificate.profile'),
-    status: 'good',
-    der: requiredBytes(c.der, 'certificate.der'),
-    fingerprintSha256: normalizeSha256Hex(c.fingerprintSha256, 'certificate.fingerprintSha256'),
-    publicKeySha256: normalizeSha256Hex(c.publicKeySha256, 'certificate.publicKeySha256'),
-    notBefore: new Date(notBefore),
-    notAfter: new Date(notAfter),
-    createdAt: new Date(now),
-  };
-  if (record.audit === null || typeof record.audit !== 'object') {
-    throw new KakuinError('KAKUIN_E_VALIDATION', 'an issuance record needs an audit event');
-  }
-  return { certificate, audit: auditEventValues(record.audit, now) };
-}
+/** Checked before the group commit takes a record (registry/records/prepared.ts); re-exported for old imports. */
+export { prepareIssuance, type PreparedIssuance } from '../records/prepared.js';
 
 export class IssuanceWriter {
   private readonly issuerExists: Database.Statement<[string]>;

@@ -9,62 +9,16 @@
  * not put the older CRL back in front of relying parties.
  */
 import type Database from 'better-sqlite3';
-import { KakuinError } from '../../errors/index.js';
 import type { CrlRecord, StoredOcspResponse } from '../port.js';
-import {
-  crlFromRow, feedSeqValue, normalizeSerialHex, ocspResponseFromRow, requiredBytes, requiredText, toMillis, type CrlRow,
-  type OcspResponseRow,
-} from './records.js';
+import type { CrlRow, OcspResponseRow } from '../records/prepared.js';
+import { crlFromRow, ocspResponseFromRow } from './records.js';
+
+/** The checks of a CRL and an OCSP response are every adapter's (registry/records/prepared.ts). */
+export { crlRow, ocspResponseRow } from '../records/prepared.js';
 
 const OCSP_COLUMNS = 'issuer_id, serial_hex, der, this_update, next_update';
 /** A row of OCSP_COLUMNS in raw mode. */
 type RawOcspRow = [string, string, Buffer, number, number];
-
-/** RFC 5280 §5.2.3: CRLNumber ::= INTEGER (0..MAX), at most 20 octets: below 2^159 as a DER INTEGER. */
-const CRL_NUMBER_LIMIT = 1n << 159n;
-
-function invalid(message: string): KakuinError {
-  return new KakuinError('KAKUIN_E_VALIDATION', message);
-}
-
-function crlNumber(value: unknown, field: string): string {
-  if (typeof value !== 'bigint' || value < 0n || value >= CRL_NUMBER_LIMIT) {
-    throw invalid(`${field} must be a bigint from 0 to 2^159 - 1 (RFC 5280 §5.2.3: at most 20 octets)`);
-  }
-  return value.toString();
-}
-
-function validity(thisUpdate: Date, nextUpdate: Date): { this_update: number; next_update: number } {
-  const this_update = toMillis(thisUpdate, 'thisUpdate');
-  const next_update = toMillis(nextUpdate, 'nextUpdate');
-  if (next_update <= this_update) throw invalid('nextUpdate must be after thisUpdate');
-  return { this_update, next_update };
-}
-
-export function crlRow(crl: CrlRecord): CrlRow {
-  if (crl === null || typeof crl !== 'object') throw invalid('a CRL record must be an object');
-  if (crl.kind !== 'full' && crl.kind !== 'delta') throw invalid('kind must be full or delta');
-  if ((crl.kind === 'delta') !== (crl.baseNumber !== undefined)) throw invalid('a delta CRL needs baseNumber, and only a delta CRL has one');
-  return {
-    issuer_id: requiredText(crl.issuerId, 'issuerId'),
-    kind: crl.kind,
-    number: crlNumber(crl.number, 'number'),
-    base_number: crl.baseNumber === undefined ? null : crlNumber(crl.baseNumber, 'baseNumber'),
-    ...validity(crl.thisUpdate, crl.nextUpdate),
-    feed_seq: feedSeqValue(crl.feedSeq, 'feedSeq'),
-    der: requiredBytes(crl.der, 'der'),
-  };
-}
-
-export function ocspResponseRow(r: StoredOcspResponse, field: string): OcspResponseRow {
-  if (r === null || typeof r !== 'object') throw invalid(`${field} must be an object`);
-  return {
-    issuer_id: requiredText(r.issuerId, `${field}.issuerId`),
-    serial_hex: normalizeSerialHex(r.serialHex, `${field}.serialHex`),
-    der: requiredBytes(r.der, `${field}.der`),
-    ...validity(r.thisUpdate, r.nextUpdate),
-  };
-}
 
 /**
  * Keeps the row with the higher CRL number. Decimal TEXT without leading zeros: the longer number

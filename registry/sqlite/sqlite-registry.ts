@@ -9,40 +9,39 @@
  * (a read-only opening in a worker thread, as the CRL builder does), not on the event loop's.
  *
  * Listings are returned oldest first (insertion order); audit events in increasing id order.
+ * Inputs are checked before they get here (CheckedRegistry, registry/records/): each
+ * `<method>Checked` below only stores.
  */
-import { randomUUID } from 'node:crypto';
 import type Database from 'better-sqlite3';
 import { KakuinError, type ErrorCode } from '../../errors/index.js';
 import type {
   AdminToken, AuditEvent, AuditQuery, CommonAuthId, FailureCount, LegacyCredential, LegacyCredentialState, LegacyVerifierKind,
   NewLegacyCredential, PendingSupersede, Station, CertificateRecord, CertificateStatusRow, CrlRecord, Device, DeviceQuery,
-  FeedEntry, IssuanceRecord, Issuer, ListPage, Manufacturer, NewAuditEvent, NewDevice, Registry, StatusChange, StoredOcspResponse,
+  FeedEntry, Issuer, ListPage, Manufacturer, Registry, StoredOcspResponse,
 } from '../port.js';
-import { newDeviceId } from '../ids.js';
-import { checkStatusChange } from '../status-change.js';
+import {
+  CheckedRegistry, normalizeLimit, type AuditEventValues, type CheckedCommonAuthId, type CheckedStationChange, type CrlRow,
+  type OcspResponseRow, type PreparedIssuance, type PreparedStatusChange,
+} from '../records/index.js';
 import { CertificateStatusReader } from './certificate-status-reader.js';
 import { openDatabase, resolveOptions, type ResolvedOptions, type SqliteRegistryOptions } from './connection.js';
 import { toKakuinError, type ErrorContext } from './driver-errors.js';
 import { GroupCommit } from './group-commit.js';
-import { IssuanceWriter, prepareIssuance, type PreparedIssuance } from './issuance.js';
+import { IssuanceWriter } from './issuance.js';
 import { auditEventsQuery, devicesQuery, StatementCache } from './queries.js';
 import {
-  adminTokenFromRow, auditEventFromRow, auditEventValues, certificateFromRow, deviceFromRow, feedEntryFromRow, feedSeqValue,
-  issuerFromRow, manufacturerFromRow, normalizeFeedLimit, normalizeLimit, normalizeNewLegacyCredentials, normalizeSerialHex, normalizeSha256Hex, optionalMillis, optionalText, requiredBytes,
-  requiredText, toMillis, type AdminTokenRow, type AuditEventRow, type CertificateRow, type DeviceRow, type FeedRow,
-  type IssuerRow, type ManufacturerRow,
+  adminTokenFromRow, auditEventFromRow, certificateFromRow, deviceFromRow, feedEntryFromRow, issuerFromRow, manufacturerFromRow,
+  type AdminTokenRow, type AuditEventRow, type CertificateRow, type DeviceRow, type FeedRow, type IssuerRow, type ManufacturerRow,
 } from './records.js';
-import { crlRow, ocspResponseRow, SignedObjectStore } from './signed-objects.js';
+import { SignedObjectStore } from './signed-objects.js';
 import { LegacyCredentialStore } from './legacy-credentials.js';
 import { StationStore, stationFromRow } from './stations.js';
 import { SqliteActivityStore } from './activity-store.js';
 import { SqliteEventCursorStore } from './event-cursors.js';
-import { StatusChangeWriter, type PreparedStatusChange } from './status-change-writer.js';
+import { StatusChangeWriter } from './status-change-writer.js';
 import { WalCheckpointer, type WalCheckpointerOptions } from './wal-checkpointer.js';
 import { LARGE_CRL_BYTES, LargeCrlWriter } from './large-crl-writer.js';
 import { RecentFeedEntries } from './recent-feed.js';
-
-const ISSUER_KINDS = new Set(['root', 'device', 'station', 'infrastructure', 'ocsp-signer']);
 
 const ISSUER_NOT_FOUND = { code: 'KAKUIN_E_ISSUER_NOT_FOUND' as ErrorCode, message: 'no issuer with that id is recorded' };
 
@@ -67,17 +66,9 @@ export interface SqliteConnectionSettings {
   readonly: boolean;
 }
 
-function requireObject(value: unknown, what: string): void {
-  if (value === null || typeof value !== 'object') throw new KakuinError('KAKUIN_E_VALIDATION', `${what} must be an object`);
-}
-
-function requireFunction(value: unknown, what: string): void {
-  if (typeof value !== 'function') throw new KakuinError('KAKUIN_E_VALIDATION', `${what} must be a function`);
-}
-
 const SYNCHRONOUS_NAMES = ['OFF', 'NORMAL', 'FULL', 'EXTRA'] as const;
 
-export class SqliteRegistry implements Registry {
+export class SqliteRegistry extends CheckedRegistry implements Registry {
   private closed = false;
   private readonly statements: StatementCache;
   private readonly issuances: GroupCommit<PreparedIssuance, CertificateRecord>;
@@ -98,6 +89,7 @@ export class SqliteRegistry implements Registry {
 
   /** Use openSqliteRegistry: it migrates the schema this constructor's statements rely on. */
   constructor(private readonly db: Database.Database, private readonly options: ResolvedOptions, private readonly version: number) {
+    super();
     this.statements = new StatementCache(db);
     const writer = new IssuanceWriter(db);
     this.issuances = new GroupCommit(db, (p: PreparedIssuance) => writer.write(p), {
@@ -146,17 +138,11 @@ export class SqliteRegistry implements Registry {
 
   // ---- issuers ----
 
-  async putIssuer(issuer: Omit<Issuer, 'createdAt'> & { createdAt?: Date }): Promise<Issuer> {
-    requireObject(issuer, 'an issuer');
+  protected async putIssuerChecked(issuer: Issuer): Promise<Issuer> {
     const values = {
-      id: requiredText(issuer.id, 'issuer.id'),
-      kind: requiredText(issuer.kind, 'issuer.kind'),
-      certificate_der: requiredBytes(issuer.certificateDer, 'issuer.certificateDer'),
-      key_uri: requiredText(issuer.keyUri, 'issuer.keyUri'),
-      parent_id: optionalText(issuer.parentId, 'issuer.parentId'),
-      created_at: optionalMillis(issuer.createdAt, 'issuer.createdAt') ?? Date.now(),
+      id: issuer.id, kind: issuer.kind, certificate_der: issuer.certificateDer, key_uri: issuer.keyUri, parent_id: issuer.parentId ?? null,
+      created_at: issuer.createdAt.getTime(),
     };
-    if (!ISSUER_KINDS.has(values.kind)) throw new KakuinError('KAKUIN_E_VALIDATION', `unknown issuer kind ${JSON.stringify(values.kind)}`);
     return this.write('recording an issuer', {}, () => issuerFromRow(this.statements.get<IssuerRow>(`
       INSERT INTO issuers (id, kind, certificate_der, key_uri, parent_id, created_at)
       VALUES (:id, :kind, :certificate_der, :key_uri, :parent_id, :created_at)
@@ -177,9 +163,8 @@ export class SqliteRegistry implements Registry {
 
   // ---- manufacturers ----
 
-  async createManufacturer(input: { name: string }): Promise<Manufacturer> {
-    requireObject(input, 'a new manufacturer');
-    const row: ManufacturerRow = { id: randomUUID(), name: requiredText(input.name, 'name'), created_at: Date.now() };
+  protected async createManufacturerChecked(m: Manufacturer): Promise<Manufacturer> {
+    const row: ManufacturerRow = { id: m.id, name: m.name, created_at: m.createdAt.getTime() };
     this.write('creating a manufacturer', {}, () =>
       this.statements.get('INSERT INTO manufacturers (id, name, created_at) VALUES (:id, :name, :created_at)').run(row));
     return manufacturerFromRow(row);
@@ -197,28 +182,23 @@ export class SqliteRegistry implements Registry {
 
   // ---- devices ----
 
-  async createDevice(input: NewDevice, audit?: Omit<NewAuditEvent, 'deviceId'>): Promise<Device> {
-    requireObject(input, 'a new device');
-    const now = Date.now();
-    const ids = input.identifiers ?? {};
-    const hw = input.hardwareModuleName;
+  protected async createDeviceChecked(device: Device, auditValues: AuditEventValues | undefined): Promise<Device> {
+    const hw = device.hardwareModuleName;
     const row: DeviceRow = {
-      id: newDeviceId(now),
-      manufacturer_id: requiredText(input.manufacturerId, 'manufacturerId'),
-      serial_number: requiredText(input.serialNumber, 'serialNumber'),
-      mac: optionalText(ids.mac, 'identifiers.mac'),
-      imei: optionalText(ids.imei, 'identifiers.imei'),
-      hardware_id: optionalText(ids.hardwareId, 'identifiers.hardwareId'),
-      model: optionalText(input.model, 'model'),
-      hw_type: hw === undefined ? null : requiredText(hw.hwType, 'hardwareModuleName.hwType'),
-      hw_serial_hex: hw === undefined ? null : requiredText(hw.hwSerialHex, 'hardwareModuleName.hwSerialHex'),
-      status: 'registered',
-      created_at: now,
-      updated_at: now,
+      id: device.id,
+      manufacturer_id: device.manufacturerId,
+      serial_number: device.serialNumber,
+      mac: device.identifiers.mac ?? null,
+      imei: device.identifiers.imei ?? null,
+      hardware_id: device.identifiers.hardwareId ?? null,
+      model: device.model ?? null,
+      hw_type: hw?.hwType ?? null,
+      hw_serial_hex: hw?.hwSerialHex ?? null,
+      status: device.status,
+      created_at: device.createdAt.getTime(),
+      updated_at: device.updatedAt.getTime(),
     };
     const foreignKey = { code: 'KAKUIN_E_MANUFACTURER_NOT_FOUND' as ErrorCode, message: 'no manufacturer with that id' };
-    if (audit !== undefined) requireObject(audit, 'an audit event');
-    const auditValues = audit === undefined ? undefined : auditEventValues({ ...audit, deviceId: row.id }, now);
     const insertDevice = this.statements.get(`
       INSERT INTO devices (id, manufacturer_id, serial_number, mac, imei, hardware_id, model, hw_type, hw_serial_hex, status, created_at, updated_at)
       VALUES (:id, :manufacturer_id, :serial_number, :mac, :imei, :hardware_id, :model, :hw_type, :hw_serial_hex, :status, :created_at, :updated_at)`);
@@ -251,13 +231,12 @@ export class SqliteRegistry implements Registry {
 
   // ---- certificates ----
 
-  async recordIssuance(record: IssuanceRecord): Promise<CertificateRecord> {
+  protected async recordIssuanceChecked(prepared: PreparedIssuance): Promise<CertificateRecord> {
     this.assertWritable();
-    return this.issuances.submit(prepareIssuance(record, Date.now()));
+    return this.issuances.submit(prepared);
   }
 
-  async getCertificate(serialHex: string): Promise<CertificateRecord> {
-    const serial = typeof serialHex === 'string' ? serialHex.toUpperCase() : '';
+  protected async getCertificateChecked(serial: string): Promise<CertificateRecord> {
     const row = this.read('reading a certificate', () =>
       this.statements.get<CertificateRow>('SELECT * FROM certificates WHERE serial_hex = ?').get(serial));
     if (row === undefined) throw new KakuinError('KAKUIN_E_CERTIFICATE_NOT_FOUND', 'no certificate with that serial number');
@@ -269,8 +248,7 @@ export class SqliteRegistry implements Registry {
       'SELECT * FROM certificates WHERE device_id = ? ORDER BY created_at, rowid').all(deviceId).map(certificateFromRow));
   }
 
-  async findDeviceIdByPublicKey(publicKeySha256: string): Promise<string | undefined> {
-    const key = typeof publicKeySha256 === 'string' ? publicKeySha256.toLowerCase() : '';
+  protected async findDeviceIdByPublicKeyChecked(key: string): Promise<string | undefined> {
     const row = this.read('reading a key binding', () => this.statements.get<{ device_id: string }>(
       'SELECT device_id FROM public_key_bindings WHERE public_key_sha256 = ?').get(key));
     return row?.device_id;
@@ -278,22 +256,17 @@ export class SqliteRegistry implements Registry {
 
   // ---- admin tokens ----
 
-  async createAdminToken(input: { name: string; tokenHmac: string; role: 'admin'; expiresAt?: Date }, audit?: NewAuditEvent): Promise<AdminToken> {
-    requireObject(input, 'an admin token');
-    if (input.role !== 'admin') throw new KakuinError('KAKUIN_E_VALIDATION', 'role must be admin');
-    const now = Date.now();
-    const expires = optionalMillis(input.expiresAt, 'expiresAt');
+  protected async createAdminTokenChecked(token: AdminToken, event: AuditEventValues | undefined): Promise<AdminToken> {
     const row: AdminTokenRow = {
-      id: randomUUID(),
-      name: requiredText(input.name, 'name'),
-      token_hmac: normalizeSha256Hex(input.tokenHmac, 'tokenHmac'),
-      role: 'admin',
-      created_at: now,
+      id: token.id,
+      name: token.name,
+      token_hmac: token.tokenHmac,
+      role: token.role,
+      created_at: token.createdAt.getTime(),
       disabled_at: null,
-      expires_at: expires ?? null,
+      expires_at: token.expiresAt?.getTime() ?? null,
       last_used_at: null,
     };
-    const event = audit === undefined ? undefined : auditEventValues(audit, now);
     this.write('creating an admin token', {}, () => this.db.transaction(() => {
       this.statements.get(`
         INSERT INTO admin_tokens (id, name, token_hmac, role, created_at, disabled_at, expires_at, last_used_at)
@@ -303,8 +276,7 @@ export class SqliteRegistry implements Registry {
     return adminTokenFromRow(row);
   }
 
-  async findAdminTokenByHmac(tokenHmac: string): Promise<AdminToken | undefined> {
-    const hmac = typeof tokenHmac === 'string' ? tokenHmac.toLowerCase() : '';
+  protected async findAdminTokenByHmacChecked(hmac: string): Promise<AdminToken | undefined> {
     const row = this.read('reading an admin token', () =>
       this.statements.get<AdminTokenRow>('SELECT * FROM admin_tokens WHERE token_hmac = ?').get(hmac));
     return row === undefined ? undefined : adminTokenFromRow(row);
@@ -314,11 +286,9 @@ export class SqliteRegistry implements Registry {
     return this.read('listing admin tokens', () => this.pageOf('admin_tokens', 'name', '', [], page).map((r) => adminTokenFromRow(r as unknown as AdminTokenRow)));
   }
 
-  async revokeAdminToken(name: string, at: Date, audit: NewAuditEvent): Promise<AdminToken> {
-    const atMs = toMillis(at, 'at');
-    const event = auditEventValues(audit, Date.now());
+  protected async revokeAdminTokenChecked(name: string, atMs: number, event: AuditEventValues): Promise<AdminToken> {
     return this.write('revoking an admin token', {}, () => this.db.transaction(() => {
-      const row = this.statements.get<AdminTokenRow>('SELECT * FROM admin_tokens WHERE name = ?').get(requiredText(name, 'name'));
+      const row = this.statements.get<AdminTokenRow>('SELECT * FROM admin_tokens WHERE name = ?').get(name);
       if (row === undefined) throw new KakuinError('KAKUIN_E_TOKEN_NOT_FOUND', 'no admin token with that name');
       if (row.disabled_at !== null) throw new KakuinError('KAKUIN_E_TOKEN_STATE', `the token ${name} was revoked at ${new Date(row.disabled_at).toISOString()}`);
       this.statements.get('UPDATE admin_tokens SET disabled_at = ? WHERE id = ?').run(atMs, row.id);
@@ -327,8 +297,7 @@ export class SqliteRegistry implements Registry {
     }).immediate());
   }
 
-  async touchAdminToken(name: string, at: Date): Promise<void> {
-    const atMs = toMillis(at, 'at');
+  protected async touchAdminTokenChecked(name: string, atMs: number): Promise<void> {
     // A read-only process (OCSP, gateway roles) cannot record it; that is no reason to refuse a call.
     if (this.options.readonly) return;
     this.write('recording an admin token use', {}, () =>
@@ -359,16 +328,14 @@ export class SqliteRegistry implements Registry {
 
   // ---- audit ----
 
-  async appendAuditEvent(event: NewAuditEvent): Promise<AuditEvent> {
-    requireObject(event, 'an audit event');
-    const values = auditEventValues(event, Date.now());
+  protected async appendAuditEventChecked(values: AuditEventValues): Promise<AuditEvent> {
     const result = this.write('appending an audit event', {}, () => this.statements.get(`
       INSERT INTO audit_events (at, type, actor, device_id, serial_hex, details)
       VALUES (:at, :type, :actor, :device_id, :serial_hex, :details)`).run(values));
     return auditEventFromRow({ id: Number(result.lastInsertRowid), ...values });
   }
 
-  private insertAuditEvent(values: ReturnType<typeof auditEventValues>): void {
+  private insertAuditEvent(values: AuditEventValues): void {
     this.statements.get(`
       INSERT INTO audit_events (at, type, actor, device_id, serial_hex, details)
       VALUES (:at, :type, :actor, :device_id, :serial_hex, :details)`).run(values);
@@ -381,16 +348,11 @@ export class SqliteRegistry implements Registry {
 
   // ---- revocation ----
 
-  async applyStatusChange(change: StatusChange): Promise<FeedEntry[]> {
-    const checked = checkStatusChange(change);
-    const now = Date.now();
-    const prepared: PreparedStatusChange = { ...checked, audit: checked.audit.map((a) => auditEventValues(a, now)) };
+  protected async applyStatusChangeChecked(prepared: PreparedStatusChange, now: number): Promise<FeedEntry[]> {
     return this.write('applying a status change', {}, () => this.statusChanges.immediate(prepared, now));
   }
 
-  async readFeed(afterSeq: number, limit?: number): Promise<FeedEntry[]> {
-    const after = feedSeqValue(afterSeq, 'afterSeq');
-    const n = normalizeFeedLimit(limit);
+  protected async readFeedChecked(after: number, n: number): Promise<FeedEntry[]> {
     const statement = this.statements.get<FeedRow>('SELECT * FROM revocation_feed WHERE seq > ? ORDER BY seq LIMIT ?');
     return this.read('reading the revocation feed', () => this.recentFeed.read(after, n, (a, k) => statement.all(a, k).map(feedEntryFromRow)));
   }
@@ -400,27 +362,19 @@ export class SqliteRegistry implements Registry {
       'SELECT coalesce(max(seq), 0) AS seq FROM revocation_feed').get()!.seq);
   }
 
-  async forEachCrlEntry(issuerId: string, options: { changedAfterSeq?: number }, row: CertificateStatusRow): Promise<void> {
-    requiredText(issuerId, 'issuerId');
-    requireObject(options, 'options');
-    requireFunction(row, 'row');
-    const after = options.changedAfterSeq === undefined ? undefined : feedSeqValue(options.changedAfterSeq, 'changedAfterSeq');
+  protected async forEachCrlEntryChecked(issuerId: string, after: number | undefined, row: CertificateStatusRow): Promise<void> {
     this.stream('reading CRL entries', row, (guarded) => this.statusReader.crlEntries(issuerId, after, guarded));
   }
 
-  async forEachCertificateStatus(issuerId: string, row: CertificateStatusRow): Promise<void> {
-    requiredText(issuerId, 'issuerId');
-    requireFunction(row, 'row');
+  protected async forEachCertificateStatusChecked(issuerId: string, row: CertificateStatusRow): Promise<void> {
     this.stream('reading certificate statuses', row, (guarded) => this.statusReader.everyCertificate(issuerId, guarded));
   }
 
-  async nextCrlNumber(issuerId: string): Promise<bigint> {
-    const id = requiredText(issuerId, 'issuerId');
+  protected async nextCrlNumberChecked(id: string): Promise<bigint> {
     return this.write('reserving a CRL number', { foreignKey: ISSUER_NOT_FOUND }, () => this.signedObjects.nextCrlNumber(id));
   }
 
-  async putCrl(crl: CrlRecord): Promise<void> {
-    const row = crlRow(crl);
+  protected async putCrlChecked(row: CrlRow): Promise<void> {
     const context = { operation: 'storing a CRL', foreignKey: ISSUER_NOT_FOUND };
     // A large CRL is written by a worker on its own connection, off the event loop (large-crl-writer.ts).
     if (row.der.length >= LARGE_CRL_BYTES && !this.db.memory) {
@@ -443,10 +397,7 @@ export class SqliteRegistry implements Registry {
     return this.read('reading a CRL', () => this.signedObjects.getLatestCrl(issuerId, kind));
   }
 
-  async putOcspResponses(responses: StoredOcspResponse[]): Promise<void> {
-    if (!Array.isArray(responses)) throw new KakuinError('KAKUIN_E_VALIDATION', 'responses must be an array');
-    const rows = responses.map((r, i) => ocspResponseRow(r, `responses[${i}]`));
-    if (rows.length === 0) return;
+  protected async putOcspResponsesChecked(rows: OcspResponseRow[]): Promise<void> {
     this.write('storing OCSP responses', { foreignKey: ISSUER_NOT_FOUND }, () => this.signedObjects.putOcspResponses(rows));
   }
 
@@ -455,21 +406,13 @@ export class SqliteRegistry implements Registry {
     return this.read('reading an OCSP response', () => this.signedObjects.getOcspResponse(issuerId, serial));
   }
 
-  async forEachOcspResponse(issuerId: string | undefined, row: (r: StoredOcspResponse) => void): Promise<void> {
-    if (issuerId !== undefined) requiredText(issuerId, 'issuerId');
-    requireFunction(row, 'row');
+  protected async forEachOcspResponseChecked(issuerId: string | undefined, row: (r: StoredOcspResponse) => void): Promise<void> {
     this.stream('reading OCSP responses', row, (guarded) => this.signedObjects.forEachOcspResponse(issuerId, guarded));
   }
 
   // ---- legacy three-factor path ----
 
-  async createCommonAuthId(input: { name: string; manufacturerId?: string; usualHoursUtc?: string }): Promise<CommonAuthId> {
-    requireObject(input, 'a new common auth ID');
-    const values = {
-      name: requiredText(input.name, 'name'),
-      manufacturerId: optionalText(input.manufacturerId, 'manufacturerId') ?? undefined,
-      usualHoursUtc: optionalText(input.usualHoursUtc, 'usualHoursUtc') ?? undefined,
-    };
+  protected async createCommonAuthIdChecked(values: CheckedCommonAuthId): Promise<CommonAuthId> {
     return this.write('creating a common auth ID', { foreignKey: { code: 'KAKUIN_E_MANUFACTURER_NOT_FOUND', message: 'no manufacturer with that id' } },
       () => this.legacy.createCommonAuthId(values));
   }
@@ -480,10 +423,7 @@ export class SqliteRegistry implements Registry {
     return found;
   }
 
-  async putLegacyCredentials(credentials: NewLegacyCredential[], audit: NewAuditEvent[]): Promise<LegacyCredential[]> {
-    const creds = normalizeNewLegacyCredentials(credentials, audit);
-    const now = Date.now();
-    const events = audit.map((a) => auditEventValues(a, now));
+  protected async putLegacyCredentialsChecked(creds: NewLegacyCredential[], events: AuditEventValues[], now: number): Promise<LegacyCredential[]> {
     return this.write('setting legacy credentials', {}, () => this.legacy.putAll.immediate(creds, events, now));
   }
 
@@ -496,30 +436,19 @@ export class SqliteRegistry implements Registry {
     return this.read('reading legacy credentials', () => this.legacy.find(commonAuthId, uniqueId));
   }
 
-  async findLegacyVerifiers(kind: LegacyVerifierKind, verifiers: string[]): Promise<{ verifier: string; deviceId: string }[]> {
-    if (!Array.isArray(verifiers)) throw new KakuinError('KAKUIN_E_VALIDATION', 'verifiers must be an array');
+  protected async findLegacyVerifiersChecked(kind: LegacyVerifierKind, verifiers: string[]): Promise<{ verifier: string; deviceId: string }[]> {
     return this.read('reading legacy verifiers', () => this.legacy.findVerifiers(kind, verifiers));
   }
 
-  async deleteLegacyCredentials(deviceId: string, audit: NewAuditEvent): Promise<FeedEntry> {
-    const id = requiredText(deviceId, 'deviceId');
-    const now = Date.now();
-    const event = auditEventValues(audit, now);
+  protected async deleteLegacyCredentialsChecked(id: string, event: AuditEventValues, now: number): Promise<FeedEntry> {
     return this.write('deleting legacy credentials', {}, () => this.legacy.remove.immediate(id, event, now));
   }
 
-  async lockLegacyCredentials(deviceId: string, until: Date, audit: NewAuditEvent): Promise<void> {
-    const id = requiredText(deviceId, 'deviceId');
-    const untilMs = optionalMillis(until, 'until');
-    if (untilMs === undefined || untilMs === null) throw new KakuinError('KAKUIN_E_VALIDATION', 'until is required');
-    const event = auditEventValues(audit, Date.now());
+  protected async lockLegacyCredentialsChecked(id: string, untilMs: number, event: AuditEventValues): Promise<void> {
     this.write('locking legacy credentials', {}, () => this.legacy.lockUntil.immediate(id, untilMs, event));
   }
 
-  async countLegacyFailures(keys: string[], windowStart: Date, windowMs: number): Promise<FailureCount[]> {
-    if (!Array.isArray(keys) || keys.some((k) => typeof k !== 'string')) throw new KakuinError('KAKUIN_E_VALIDATION', 'keys must be strings');
-    const start = optionalMillis(windowStart, 'windowStart');
-    if (start === undefined || start === null || !Number.isSafeInteger(windowMs) || windowMs < 1) throw new KakuinError('KAKUIN_E_VALIDATION', 'windowStart and windowMs are required');
+  protected async countLegacyFailuresChecked(keys: string[], start: number, windowMs: number): Promise<FailureCount[]> {
     return this.write('counting failed legacy authentications', {}, () => this.legacy.count.immediate(keys, start, windowMs));
   }
 
@@ -529,14 +458,7 @@ export class SqliteRegistry implements Registry {
 
   // ---- production-line enrollment (SQL in stations.ts) ----
 
-  async createStation(input: { manufacturerId: string; name: string; keyHmac: string }, audit: NewAuditEvent): Promise<Station> {
-    requireObject(input, 'a new station');
-    const values = {
-      manufacturerId: requiredText(input.manufacturerId, 'manufacturerId'), name: requiredText(input.name, 'name'),
-      keyHmac: normalizeSha256Hex(input.keyHmac, 'keyHmac'),
-    };
-    const now = Date.now();
-    const event = auditEventValues(audit, now);
+  protected async createStationChecked(values: { manufacturerId: string; name: string; keyHmac: string }, event: AuditEventValues, now: number): Promise<Station> {
     return this.write('creating a station', { foreignKey: { code: 'KAKUIN_E_MANUFACTURER_NOT_FOUND', message: 'no manufacturer with that id' } },
       () => this.stations.create.immediate(values, event, now));
   }
@@ -547,67 +469,50 @@ export class SqliteRegistry implements Registry {
     return found;
   }
 
-  async findStationByKeyHmac(keyHmac: string): Promise<Station | undefined> {
-    if (typeof keyHmac !== 'string') return undefined;
-    return this.read('reading a station', () => this.stations.findByKeyHmac(keyHmac.toLowerCase()));
+  protected async findStationByKeyHmacChecked(keyHmac: string): Promise<Station | undefined> {
+    return this.read('reading a station', () => this.stations.findByKeyHmac(keyHmac));
   }
 
-  async listStations(manufacturerId: string, page?: ListPage): Promise<Station[]> {
-    const id = requiredText(manufacturerId, 'manufacturerId');
+  protected async listStationsChecked(id: string, page: ListPage | undefined): Promise<Station[]> {
     if (page === undefined) return this.read('listing stations', () => this.stations.list(id));
     return this.read('listing stations', () => this.pageOf('stations', 'id', 'manufacturer_id = ?', [id], page).map((r) => stationFromRow(r as never)));
   }
 
-  async updateStation(id: string, change: { keyHmac?: string; disable?: boolean; maxIssuances?: number | null }, audit: NewAuditEvent): Promise<Station> {
-    requireObject(change, 'a station change');
-    const q = change.maxIssuances;
-    if (q !== undefined && q !== null && (!Number.isSafeInteger(q) || q < 0)) throw new KakuinError('KAKUIN_E_VALIDATION', 'maxIssuances must be a non-negative integer or null');
-    const values = {
-      keyHmac: change.keyHmac === undefined ? undefined : normalizeSha256Hex(change.keyHmac, 'keyHmac'), disable: change.disable === true, maxIssuances: q,
-    };
-    const now = Date.now();
-    const event = auditEventValues(audit, now);
-    return this.write('updating a station', {}, () => this.stations.update.immediate(requiredText(id, 'id'), values, event, now));
+  protected async updateStationChecked(id: string, change: CheckedStationChange, event: AuditEventValues, now: number): Promise<Station> {
+    const values = { keyHmac: change.keyHmac, disable: change.disable === true, maxIssuances: change.maxIssuances };
+    return this.write('updating a station', {}, () => this.stations.update.immediate(id, values, event, now));
   }
 
-  async countStationIssuances(stationId: string): Promise<number> {
-    return this.read('counting station issuances', () => this.stations.issuances(requiredText(stationId, 'stationId')));
+  protected async countStationIssuancesChecked(stationId: string): Promise<number> {
+    return this.read('counting station issuances', () => this.stations.issuances(stationId));
   }
 
-  async allowReenrollment(deviceId: string, until: Date, audit: NewAuditEvent): Promise<void> {
-    const untilMs = optionalMillis(until, 'until');
-    if (untilMs === undefined || untilMs === null) throw new KakuinError('KAKUIN_E_VALIDATION', 'until is required');
-    const now = Date.now();
-    const event = auditEventValues(audit, now);
-    this.write('allowing re-enrollment', {}, () => this.stations.allow.immediate(requiredText(deviceId, 'deviceId'), untilMs, event, now));
+  protected async allowReenrollmentChecked(deviceId: string, untilMs: number, event: AuditEventValues, now: number): Promise<void> {
+    this.write('allowing re-enrollment', {}, () => this.stations.allow.immediate(deviceId, untilMs, event, now));
   }
 
-  async getReenrollmentAllowance(deviceId: string): Promise<Date | undefined> {
-    return this.read('reading a re-enrollment allowance', () => this.stations.allowance(requiredText(deviceId, 'deviceId')));
+  protected async getReenrollmentAllowanceChecked(deviceId: string): Promise<Date | undefined> {
+    return this.read('reading a re-enrollment allowance', () => this.stations.allowance(deviceId));
   }
 
-  async consumeReenrollmentAllowance(deviceId: string): Promise<boolean> {
-    return this.write('consuming a re-enrollment allowance', {}, () => this.stations.consume(requiredText(deviceId, 'deviceId')));
+  protected async consumeReenrollmentAllowanceChecked(deviceId: string): Promise<boolean> {
+    return this.write('consuming a re-enrollment allowance', {}, () => this.stations.consume(deviceId));
   }
 
   // ---- station certificates, profiles, durable supersede (SQL in stations.ts) ----
 
-  async recordStationCertificate(stationId: string, record: IssuanceRecord): Promise<CertificateRecord> {
-    const id = requiredText(stationId, 'stationId');
-    const prepared = prepareIssuance(record, Date.now());
+  protected async recordStationCertificateChecked(id: string, prepared: PreparedIssuance): Promise<CertificateRecord> {
     // Queued issuances first: the serial check inside the transaction must see them.
     this.assertWritable();
     this.issuances.drain();
     return this.write('recording a station certificate', {}, () => this.stations.recordCertificate.immediate(id, prepared));
   }
 
-  async findStationOfCertificate(serialHex: string): Promise<string | undefined> {
-    if (typeof serialHex !== 'string') return undefined;
-    return this.read('reading a station certificate', () => this.stations.stationOfCertificate(serialHex.toUpperCase()));
+  protected async findStationOfCertificateChecked(serialHex: string): Promise<string | undefined> {
+    return this.read('reading a station certificate', () => this.stations.stationOfCertificate(serialHex));
   }
 
-  async listStationCertificates(stationId: string, page?: ListPage): Promise<CertificateRecord[]> {
-    const id = requiredText(stationId, 'stationId');
+  protected async listStationCertificatesChecked(id: string, page: ListPage | undefined): Promise<CertificateRecord[]> {
     if (page === undefined) return this.read('listing station certificates', () => this.stations.certificates(id));
     await this.getStation(id);
     // Issuance order: certificates.rowid grows with each insert (created_at may tie within a millisecond).
@@ -615,38 +520,24 @@ export class SqliteRegistry implements Registry {
       'certificates c JOIN station_certificates s ON s.serial_hex = c.serial_hex', 'c.rowid').map((r) => certificateFromRow(r as never)));
   }
 
-  async setManufacturerProfiles(manufacturerId: string, profiles: string[], audit: NewAuditEvent): Promise<void> {
-    if (!Array.isArray(profiles) || profiles.length === 0 || profiles.length > 32
-      || !profiles.every((p) => typeof p === 'string' && p.length > 0 && p.length <= 64)) {
-      throw new KakuinError('KAKUIN_E_VALIDATION', 'profiles must be a list of 1 to 32 profile names');
-    }
-    const now = Date.now();
-    const event = auditEventValues(audit, now);
-    this.write('setting manufacturer profiles', {}, () =>
-      this.stations.setProfiles.immediate(requiredText(manufacturerId, 'manufacturerId'), [...new Set(profiles)], event, now));
+  protected async setManufacturerProfilesChecked(manufacturerId: string, profiles: string[], event: AuditEventValues, now: number): Promise<void> {
+    this.write('setting manufacturer profiles', {}, () => this.stations.setProfiles.immediate(manufacturerId, profiles, event, now));
   }
 
-  async getManufacturerProfiles(manufacturerId: string): Promise<string[] | undefined> {
-    return this.read('reading manufacturer profiles', () => this.stations.profiles(requiredText(manufacturerId, 'manufacturerId')));
+  protected async getManufacturerProfilesChecked(manufacturerId: string): Promise<string[] | undefined> {
+    return this.read('reading manufacturer profiles', () => this.stations.profiles(manufacturerId));
   }
 
-  async scheduleSupersede(entries: PendingSupersede[]): Promise<void> {
-    if (!Array.isArray(entries)) throw new KakuinError('KAKUIN_E_VALIDATION', 'entries must be a list');
-    const values = entries.map((e) => {
-      requireObject(e, 'a pending supersession');
-      return { serialHex: normalizeSerialHex(e.serialHex), at: toMillis(e.at, 'at'), actor: requiredText(e.actor, 'actor') };
-    });
+  protected async scheduleSupersedeChecked(entries: PendingSupersede[]): Promise<void> {
+    const values = entries.map((e) => ({ serialHex: e.serialHex, at: e.at.getTime(), actor: e.actor }));
     this.write('scheduling supersessions', {}, () => this.stations.schedule.immediate(values));
   }
 
-  async listDueSupersedes(now: Date, limit?: number): Promise<PendingSupersede[]> {
-    const nowMs = toMillis(now, 'now');
-    return this.read('listing due supersessions', () => this.stations.due(nowMs, normalizeLimit(limit)));
+  protected async listDueSupersedesChecked(nowMs: number, limit: number): Promise<PendingSupersede[]> {
+    return this.read('listing due supersessions', () => this.stations.due(nowMs, limit));
   }
 
-  async clearSupersedes(serialHexes: string[]): Promise<void> {
-    if (!Array.isArray(serialHexes)) throw new KakuinError('KAKUIN_E_VALIDATION', 'serialHexes must be a list');
-    const serials = serialHexes.map((s) => normalizeSerialHex(s));
+  protected async clearSupersedesChecked(serials: string[]): Promise<void> {
     this.write('clearing supersessions', {}, () => this.stations.clearSupersedes.immediate(serials));
   }
 

@@ -11,9 +11,11 @@
 import type Database from 'better-sqlite3';
 import { KakuinError } from '../../errors/index.js';
 import type { CertificateStatus, CrlReason, DeviceStatus, FeedEntry } from '../port.js';
-import { certificateOutcome, deviceOutcome, type CheckedStatusChange, type CheckedTransition } from '../status-change.js';
-import type { auditEventValues } from './records.js';
+import type { PreparedStatusChange } from '../records/prepared.js';
+import { certificateOutcome, deviceOutcome, type CheckedTransition } from '../status-change.js';
 import { FeedAppender } from './revocation-feed.js';
+
+export type { PreparedStatusChange } from '../records/prepared.js';
 
 interface CertificateStateRow {
   serial_hex: string;
@@ -21,9 +23,6 @@ interface CertificateStateRow {
   device_id: string | null;
   status: CertificateStatus;
 }
-
-/** A change whose audit events are already column values (checked before the transaction). */
-export type PreparedStatusChange = Omit<CheckedStatusChange, 'audit'> & { audit: ReturnType<typeof auditEventValues>[] };
 
 export class StatusChangeWriter {
   private readonly certificate: Database.Statement<[string], CertificateStateRow>;
