@@ -56,9 +56,11 @@ export interface KakuinConfig {
     port: number;
     /** Lifetime of a legacy token. */
     tokenTtlSeconds: number;
-    /** How long a device's credentials stay locked after deviceFailureLimit failures within a minute. */
-    lockMinutes: number;
-    deviceFailureLimit: number;
+    /** Failures or authentications within a minute for one identity that raise `legacy.burst` (`legacy.deviceFailureLimit` is its deprecated alias). */
+    burstLimit: number;
+    /** A failure's backoff: the first one's delay, doubled per further failure within the minute, up to the max. */
+    backoffBaseMs: number;
+    backoffMaxMs: number;
     commonAuthIdFailureLimit: number;
     sourceFailureLimit: number;
     throttleDelayMs: number;
@@ -162,8 +164,12 @@ const FILE_OPTIONS: Record<string, (v: unknown, key: string) => unknown> = {
   'gateway.mqtt.subscribeTopics': topicTemplates,
   'legacy.port': port,
   'legacy.tokenTtlSeconds': (v, k) => int(v, k, 60, 86_400),
+  // Read only to say it is ignored: the legacy path no longer locks (issue 13).
   'legacy.lockMinutes': (v, k) => int(v, k, 1, 24 * 60),
+  'legacy.burstLimit': (v, k) => int(v, k, 3, 1000),
   'legacy.deviceFailureLimit': (v, k) => int(v, k, 3, 1000),
+  'legacy.backoffBaseMs': (v, k) => int(v, k, 1, 10_000),
+  'legacy.backoffMaxMs': (v, k) => int(v, k, 1, 60_000),
   'legacy.commonAuthIdFailureLimit': (v, k) => int(v, k, 10, 1_000_000),
   'legacy.sourceFailureLimit': (v, k) => int(v, k, 10, 1_000_000),
   'legacy.throttleDelayMs': (v, k) => int(v, k, 0, 10_000),
@@ -289,6 +295,14 @@ export function loadConfig(env: Env = process.env, cwd = process.cwd()): Readonl
   if (checked.has('ocsp.validityHours') && checked.has('ocsp.validityMinutes')) {
     fail('ocsp.validityHours', 'is the deprecated alias of ocsp.validityMinutes; set only ocsp.validityMinutes');
   }
+  if (checked.has('legacy.deviceFailureLimit') && checked.has('legacy.burstLimit')) {
+    fail('legacy.deviceFailureLimit', 'is the deprecated alias of legacy.burstLimit; set only legacy.burstLimit');
+  }
+  const deprecations = [
+    ...(checked.has('ocsp.validityHours') ? ['ocsp.validityHours is deprecated: set ocsp.validityMinutes instead'] : []),
+    ...(checked.has('legacy.deviceFailureLimit') ? ['legacy.deviceFailureLimit is deprecated: set legacy.burstLimit instead (it no longer locks; it raises legacy.burst)'] : []),
+    ...(checked.has('legacy.lockMinutes') ? ['legacy.lockMinutes is ignored: the legacy path no longer locks credentials; failures back off (legacy.backoffBaseMs, legacy.backoffMaxMs)'] : []),
+  ];
   const ocspPort = get('ocsp.port', 8080);
   const within = (p: string) => path.resolve(dataDir, p);
   const config: KakuinConfig = {
@@ -338,8 +352,9 @@ export function loadConfig(env: Env = process.env, cwd = process.cwd()): Readonl
     legacy: {
       port: get('legacy.port', 9444),
       tokenTtlSeconds: get('legacy.tokenTtlSeconds', 3600),
-      lockMinutes: get('legacy.lockMinutes', 15),
-      deviceFailureLimit: get('legacy.deviceFailureLimit', 10),
+      burstLimit: checked.has('legacy.deviceFailureLimit') ? get('legacy.deviceFailureLimit', 10) : get('legacy.burstLimit', 10),
+      backoffBaseMs: get('legacy.backoffBaseMs', 100),
+      backoffMaxMs: get('legacy.backoffMaxMs', 8000),
       commonAuthIdFailureLimit: get('legacy.commonAuthIdFailureLimit', 1000),
       sourceFailureLimit: get('legacy.sourceFailureLimit', 100),
       throttleDelayMs: get('legacy.throttleDelayMs', 1000),
@@ -394,11 +409,12 @@ export function loadConfig(env: Env = process.env, cwd = process.cwd()): Readonl
       verifyWorkers: get('ca.verifyWorkers', defaultVerifierWorkers()),
     },
     log: { level: get('log.level', 'info') },
-    deprecations: checked.has('ocsp.validityHours') ? ['ocsp.validityHours is deprecated: set ocsp.validityMinutes instead'] : [],
+    deprecations,
   };
   if (config.storage.type === 'mongodb' && config.storage.uri === undefined) {
     fail('storage.uri', 'is required when storage.type is mongodb (or set KAKUIN_MONGODB_URI)');
   }
+  if (config.legacy.backoffBaseMs > config.legacy.backoffMaxMs) fail('legacy.backoffBaseMs', 'must not exceed legacy.backoffMaxMs');
   if (config.ocsp.signerRenewWithinDays >= config.ocsp.signerValidityDays) {
     fail('ocsp.signerRenewWithinDays', 'must be less than ocsp.signerValidityDays');
   }
