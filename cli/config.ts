@@ -83,7 +83,10 @@ export interface KakuinConfig {
     /** A station API key stops working this many days after it was made or rotated; 0: never. */
     stationKeyMaxAgeDays: number;
   };
-  /** Base of the OCSP, CRL and caIssuers URLs written into certificates. */
+  /**
+   * Base of the OCSP, CRL and caIssuers URLs written into certificates. Recorded in the registry at
+   * init; when not set explicitly, an opened installation uses the recorded value (cli/public-url.ts).
+   */
   publicHttpUrl: string;
   tls: { hostnames: string[]; validityDays: number; renewWithinDays: number };
   /**
@@ -115,6 +118,8 @@ export interface KakuinConfig {
   log: { level: 'debug' | 'info' | 'warn' | 'error' };
   /** Deprecated options that were set, each with what replaces it (logged as warnings at start). */
   deprecations: string[];
+  /** The options the config file or the environment set (the rest are defaults). */
+  setOptions: string[];
 }
 
 /** What a device certificate's subject CN holds, if anything (ca/profiles.ts DeviceProfilePolicy.commonName). */
@@ -410,6 +415,7 @@ export function loadConfig(env: Env = process.env, cwd = process.cwd()): Readonl
     },
     log: { level: get('log.level', 'info') },
     deprecations,
+    setOptions: [...checked.keys()].sort(),
   };
   if (config.storage.type === 'mongodb' && config.storage.uri === undefined) {
     fail('storage.uri', 'is required when storage.type is mongodb (or set KAKUIN_MONGODB_URI)');
@@ -519,6 +525,11 @@ function urlOption(v: unknown, key: string, protocols: string[], what: string): 
 function httpUrl(v: unknown, key: string): string {
   // RFC 5280 §4.2.1.13 / RFC 6960: relying parties fetch CRLs and OCSP over plain HTTP.
   return urlOption(v, key, ['http:'], 'an http:// URL (CRL and OCSP are fetched over plain HTTP)');
+}
+
+/** A publicHttpUrl given elsewhere (`kakuin ca set-public-url`), checked and written as the option is. */
+export function publicHttpUrlValue(v: string): string {
+  return httpUrl(v, 'publicHttpUrl').replace(/\/+$/, '');
 }
 
 function anyHttpUrl(v: unknown, key: string): string {

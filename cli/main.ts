@@ -17,7 +17,8 @@ import { pemChain } from '../ca/api/representations.js';
 import { hierarchyExists } from '../ca/hierarchy.js';
 import { nameToString, parseCertificate } from '../pkix/index.js';
 import { isKakuinError, KakuinError } from '../errors/index.js';
-import { loadConfig, type KakuinConfig } from './config.js';
+import { loadConfig, publicHttpUrlValue, type KakuinConfig } from './config.js';
+import { recordedPublicUrl, recordPublicUrl } from './public-url.js';
 import { createLogger, type Logger } from './logger.js';
 import { rolesBanner, startBanner, startRoles, startService } from './serve.js';
 import { hasEveryRole, parseRoles } from './roles.js';
@@ -47,6 +48,8 @@ commands:
                                              offline root: record the root and the CA certificates it signed
                                              (later: --root F --station F adds the station CA)
   ca rollover                                a new device issuing CA takes over issuance; the old one stays in service
+  ca set-public-url URL --confirm            change the base URL written into certificates issued from now on
+                                             (OCSP, CRL, caIssuers); certificates issued before keep the old one
   token create --name NAME [--expires ISO]   create a named admin token (role admin); it is printed once
   token list                                 admin tokens: role, status, created, last used, expiry
   token revoke --name NAME                   revoke a token for good: it fails at once in every process
@@ -224,10 +227,11 @@ async function issue(config: KakuinConfig, logger: Logger, rest: string[]): Prom
 }
 
 async function caCommand(config: KakuinConfig, logger: Logger, rest: string[]): Promise<number> {
+  if (rest[0] === 'set-public-url') return setPublicUrlCommand(config, rest.slice(1));
   const { positionals, values } = args(rest, ['out-dir', 'keys', 'root', 'device', 'infrastructure', 'station']);
   if (positionals[0] === 'csr' || positionals[0] === 'import') return offlineRootCommand(config, positionals[0], values);
   if (positionals[0] === 'rollover') return rolloverCommand(config, logger);
-  if (positionals[0] !== 'show') throw new KakuinError('KAKUIN_E_USAGE', 'kakuin ca show | ca csr --out-dir DIR [--keys URI] | ca import --root F --device F --infrastructure F [--station F] | ca rollover');
+  if (positionals[0] !== 'show') throw new KakuinError('KAKUIN_E_USAGE', 'kakuin ca show | ca csr --out-dir DIR [--keys URI] | ca import --root F --device F --infrastructure F [--station F] | ca rollover | ca set-public-url URL --confirm');
   const kakuin = await openKakuin(config, logger, { bootstrap: false, actor: 'cli' });
   try {
     for (const issuer of await kakuin.registry.listIssuers()) {
@@ -246,6 +250,37 @@ async function caCommand(config: KakuinConfig, logger: Logger, rest: string[]): 
     }
   } finally {
     await kakuin.close();
+  }
+  return 0;
+}
+
+async function setPublicUrlCommand(config: KakuinConfig, rest: string[]): Promise<number> {
+  const usage = 'kakuin ca set-public-url URL --confirm';
+  let parsed: { values: { confirm?: boolean }; positionals: string[] };
+  try {
+    parsed = parseArgs({ args: rest, options: { confirm: { type: 'boolean' } }, allowPositionals: true, strict: true });
+  } catch (e) {
+    throw new KakuinError('KAKUIN_E_USAGE', `${(e as Error).message}\n${usage}`);
+  }
+  if (parsed.positionals.length !== 1) throw new KakuinError('KAKUIN_E_USAGE', usage);
+  const url = publicHttpUrlValue(parsed.positionals[0]);
+  const registry = await openRegistry(config);
+  try {
+    if (!(await hierarchyExists(registry))) throw new KakuinError('KAKUIN_E_CA_NOT_INITIALIZED', `no CA in ${config.dataDir}; \`kakuin init\` records publicHttpUrl`);
+    const before = await recordedPublicUrl(registry);
+    if (before === url) {
+      process.stdout.write(`the public HTTP URL is ${url} already (nothing changed)\n`);
+      return 0;
+    }
+    if (parsed.values.confirm !== true) {
+      throw new KakuinError('KAKUIN_E_USAGE', `this changes the OCSP, CRL and caIssuers URLs of every certificate issued from now on`
+        + ` (${before ?? 'none recorded'} → ${url}); certificates issued before keep the old URLs, so keep serving those too. Add --confirm`);
+    }
+    await recordPublicUrl(registry, url, 'cli', { previous: before ?? null, recordedAt: 'kakuin ca set-public-url' });
+    process.stdout.write(`public HTTP URL is now ${url} (was ${before ?? 'not recorded'}); `
+      + `set publicHttpUrl to it in the config file or KAKUIN_PUBLIC_HTTP_URL, or leave it unset, and restart\n`);
+  } finally {
+    await registry.close();
   }
   return 0;
 }

@@ -25,6 +25,7 @@ import { KakuinError } from '../errors/index.js';
 import type { KakuinConfig } from './config.js';
 import type { Logger } from './logger.js';
 import { OFFLINE_ROOT_KEY_URI, OfflineKeyStore } from './offline-root.js';
+import { recordPublicUrl, settlePublicUrl } from './public-url.js';
 import { ensurePrivateDir, keyPassphrase, pepper } from './secrets.js';
 
 export interface Kakuin {
@@ -96,7 +97,8 @@ export function workerRegistry(config: Readonly<KakuinConfig>): WorkerRegistrySp
     : { module: module('sqlite'), options: { path: storage.path } };
 }
 
-export async function openKakuin(config: Readonly<KakuinConfig>, logger: Logger, options: OpenOptions): Promise<Kakuin> {
+export async function openKakuin(configured: Readonly<KakuinConfig>, logger: Logger, options: OpenOptions): Promise<Kakuin> {
+  let config = configured;
   const env = options.env ?? process.env;
   ensurePrivateDir(config.dataDir);
   ensurePrivateDir(config.secrets.directory);
@@ -106,6 +108,11 @@ export async function openKakuin(config: Readonly<KakuinConfig>, logger: Logger,
     const initialized = await hierarchyExists(registry);
     if (!initialized && !options.bootstrap) {
       throw new KakuinError('KAKUIN_E_CA_NOT_INITIALIZED', `no CA in ${config.dataDir}; run \`kakuin init\` (or \`kakuin serve\`, which creates a development CA)`);
+    }
+    if (initialized) {
+      // Before any key is opened: a start that would write another URL into certificates stops here.
+      const publicHttpUrl = await settlePublicUrl(registry, config, logger, options.actor);
+      if (publicHttpUrl !== config.publicHttpUrl) config = Object.freeze({ ...config, publicHttpUrl });
     }
     const { passphrase, source } = keyPassphrase(env, config.keys.passphraseFile, !initialized);
     if (source === 'generated') {
@@ -130,6 +137,7 @@ export async function openKakuin(config: Readonly<KakuinConfig>, logger: Logger,
     const loaded = initialized
       ? await loadHierarchy(registry, keys)
       : await bootstrapHierarchy(registry, keys, hierarchyOptions);
+    if (!initialized) await recordPublicUrl(registry, config.publicHttpUrl, options.actor, { recordedAt: 'init' });
     // Data dirs made before the station CA existed get it on their next open (resumable like bootstrap).
     // Its key goes where the root's is: a root in a PKCS#11 token keeps the station CA key there too.
     const rootToken = tokenOfKeyUri(loaded.root.record.keyUri);
