@@ -97,6 +97,8 @@ export interface KakuinConfig {
   keys: {
     directory: string;
     passphraseFile: string;
+    /** log2 of scrypt's N for software key files written from now on (hsm-adapters/software/key-encryption.ts). */
+    kdfCost: number;
     /** The PKCS#11 module for `pkcs11:` keys; the PIN comes from KAKUIN_PKCS11_PIN or `pinFile`. */
     pkcs11: { module: string; pinFile?: string };
   };
@@ -211,6 +213,7 @@ const FILE_OPTIONS: Record<string, (v: unknown, key: string) => unknown> = {
   },
   'keys.directory': str,
   'keys.passphraseFile': str,
+  'keys.kdfCost': (v, k) => int(v, k, 10, 14),
   'keys.pkcs11.module': str,
   'keys.pkcs11.pinFile': str,
   'secrets.directory': str,
@@ -248,6 +251,7 @@ export const ENV_OPTIONS: Record<string, string> = {
   KAKUIN_MONGODB_URI: 'storage.uri',
   KAKUIN_MONGODB_DATABASE: 'storage.database',
   KAKUIN_KEY_PASSPHRASE_FILE: 'keys.passphraseFile',
+  KAKUIN_KEY_KDF_COST: 'keys.kdfCost',
   KAKUIN_PKCS11_MODULE: 'keys.pkcs11.module',
   KAKUIN_PKCS11_PIN_FILE: 'keys.pkcs11.pinFile',
   KAKUIN_ORGANIZATION: 'ca.organization',
@@ -391,6 +395,7 @@ export function loadConfig(env: Env = process.env, cwd = process.cwd()): Readonl
     keys: {
       directory: within(get('keys.directory', 'keys')),
       passphraseFile: within(get('keys.passphraseFile', 'secrets/key-passphrase')),
+      kdfCost: get('keys.kdfCost', 14),
       pkcs11: {
         // Debian's SoftHSM2; any PKCS#11 v2.40 module works.
         module: get('keys.pkcs11.module', '/usr/lib/softhsm/libsofthsm2.so'),

@@ -23,7 +23,8 @@ import { createLogger, type Logger } from './logger.js';
 import { rolesBanner, startBanner, startRoles, startService } from './serve.js';
 import { hasEveryRole, parseRoles } from './roles.js';
 import { backupCommand, restoreCommand } from './backup.js';
-import { ensurePrivateDir } from './secrets.js';
+import { ensurePrivateDir, keyPassphrase } from './secrets.js';
+import { SoftwareKeyStore } from '../hsm-adapters/software/index.js';
 import { newPkcs11KeyUri, tokenOfKeysUri, tokenOfKeyUri } from '../hsm-adapters/pkcs11/index.js';
 import { rollOverDeviceCa } from '../ca/rollover.js';
 import { RevocationService } from '../ca/revocation.js';
@@ -48,6 +49,8 @@ commands:
                                              offline root: record the root and the CA certificates it signed
                                              (later: --root F --station F adds the station CA)
   ca rollover                                a new device issuing CA takes over issuance; the old one stays in service
+  ca rewrap-keys                             re-encrypt the software key files written by an earlier kakuin
+                                             (PBKDF2, 2,048 iterations) under scrypt at keys.kdfCost; keys unchanged
   ca set-public-url URL --confirm            change the base URL written into certificates issued from now on
                                              (OCSP, CRL, caIssuers); certificates issued before keep the old one
   token create --name NAME [--expires ISO]   create a named admin token (role admin); it is printed once
@@ -228,10 +231,11 @@ async function issue(config: KakuinConfig, logger: Logger, rest: string[]): Prom
 
 async function caCommand(config: KakuinConfig, logger: Logger, rest: string[]): Promise<number> {
   if (rest[0] === 'set-public-url') return setPublicUrlCommand(config, rest.slice(1));
+  if (rest[0] === 'rewrap-keys') return rewrapKeysCommand(config, rest.slice(1));
   const { positionals, values } = args(rest, ['out-dir', 'keys', 'root', 'device', 'infrastructure', 'station']);
   if (positionals[0] === 'csr' || positionals[0] === 'import') return offlineRootCommand(config, positionals[0], values);
   if (positionals[0] === 'rollover') return rolloverCommand(config, logger);
-  if (positionals[0] !== 'show') throw new KakuinError('KAKUIN_E_USAGE', 'kakuin ca show | ca csr --out-dir DIR [--keys URI] | ca import --root F --device F --infrastructure F [--station F] | ca rollover | ca set-public-url URL --confirm');
+  if (positionals[0] !== 'show') throw new KakuinError('KAKUIN_E_USAGE', 'kakuin ca show | ca csr --out-dir DIR [--keys URI] | ca import --root F --device F --infrastructure F [--station F] | ca rollover | ca rewrap-keys | ca set-public-url URL --confirm');
   const kakuin = await openKakuin(config, logger, { bootstrap: false, actor: 'cli' });
   try {
     for (const issuer of await kakuin.registry.listIssuers()) {
@@ -250,6 +254,20 @@ async function caCommand(config: KakuinConfig, logger: Logger, rest: string[]): 
     }
   } finally {
     await kakuin.close();
+  }
+  return 0;
+}
+
+async function rewrapKeysCommand(config: KakuinConfig, rest: string[]): Promise<number> {
+  if (rest.length > 0) throw new KakuinError('KAKUIN_E_USAGE', 'kakuin ca rewrap-keys (no arguments: every file: key of keys.directory)');
+  const { passphrase } = keyPassphrase(process.env, config.keys.passphraseFile, false);
+  const store = new SoftwareKeyStore({ directory: config.keys.directory, passphrase, kdfCost: config.keys.kdfCost });
+  try {
+    const { rewritten, kept } = await store.rewrap();
+    for (const name of rewritten) process.stdout.write(`rewrapped  file:${name}\n`);
+    process.stdout.write(`${rewritten.length} key file(s) rewritten under scrypt (N = 2^${config.keys.kdfCost}), ${kept.length} already at that cost or above, in ${config.keys.directory}\n`);
+  } finally {
+    await store.close();
   }
   return 0;
 }

@@ -119,7 +119,7 @@ export async function openKakuin(configured: Readonly<KakuinConfig>, logger: Log
       logger.warn('development key passphrase generated beside the keys; set KAKUIN_KEY_PASSPHRASE (or keys.passphraseFile on another volume) in production',
         { file: config.keys.passphraseFile });
     }
-    const softwareKeys = new SoftwareKeyStore({ directory: config.keys.directory, passphrase });
+    const softwareKeys = new SoftwareKeyStore({ directory: config.keys.directory, passphrase, kdfCost: config.keys.kdfCost });
     const keys = new KeyRing([softwareKeys, new DeferredKeyStore('pkcs11', () => openPkcs11(config, env)), new OfflineKeyStore(registry)]);
     opened = keys;
     const urls = publicUrls(config.publicHttpUrl);
@@ -279,7 +279,7 @@ export function preInitKeyRing(config: Readonly<KakuinConfig>, env: Record<strin
   ensurePrivateDir(config.secrets.directory);
   const { passphrase } = keyPassphrase(env, config.keys.passphraseFile, true);
   return new KeyRing([
-    new SoftwareKeyStore({ directory: config.keys.directory, passphrase }),
+    new SoftwareKeyStore({ directory: config.keys.directory, passphrase, kdfCost: config.keys.kdfCost }),
     new DeferredKeyStore('pkcs11', () => openPkcs11(config, env)),
   ]);
 }
