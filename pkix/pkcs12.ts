@@ -15,6 +15,7 @@
  * The certificates are not encrypted (as `-certpbe NONE`): they are public, and every reader takes
  * a plain certBag. Certificate DER is placed as given, never re-encoded.
  */
+import * as nodeCrypto from 'node:crypto';
 import { createCipheriv, createHash, createHmac, pbkdf2Sync, randomBytes } from 'node:crypto';
 import { KakuinError } from '../errors/index.js';
 import { derExplicit, derInteger, derNull, derOctetString, derOid, derSequence, derSet, TAG_SEQUENCE } from './der.js';
@@ -84,8 +85,14 @@ export function pkcs12Kdf(password: string, salt: Buffer, id: number, iterations
     return out;
   };
   const D = Buffer.alloc(v, id);
-  let A = createHash('sha256').update(D).update(fill(salt)).update(fill(pass)).digest();
-  for (let i = 1; i < iterations; i++) A = createHash('sha256').update(A).digest();
+  let A: Buffer = createHash('sha256').update(D).update(fill(salt)).update(fill(pass)).digest();
+  // crypto.hash (Node ≥ 20.12) skips the Hash object: about half the time of the 100,000 rounds.
+  const oneShot = (nodeCrypto as { hash?: (alg: string, data: Buffer, enc: 'buffer') => Buffer }).hash;
+  if (oneShot !== undefined) {
+    for (let i = 1; i < iterations; i++) A = oneShot('sha256', A, 'buffer');
+  } else {
+    for (let i = 1; i < iterations; i++) A = createHash('sha256').update(A).digest();
+  }
   pass.fill(0);
   return A.subarray(0, length);
 }
