@@ -36,8 +36,8 @@ export async function benchLegacy(scale = 1): Promise<Record<string, number>> {
     const tokens = new LegacyTokenSigner(pepper);
     const auth = new LegacyAuthService({
       registry, pepper, tokens, killSwitch, logger: quiet,
-      abuse: new LegacyAbuseGuard(registry, { deviceLimit: 10, commonAuthIdLimit: 1e6, sourceLimit: 1e6, lockMs: 60_000, throttleDelayMs: 0 }),
-      tokenTtlMs: 3600_000, lockMs: 60_000, throttleDelayMs: 0,
+      abuse: new LegacyAbuseGuard(registry, { burstLimit: 10, commonAuthIdLimit: 1e6, sourceLimit: 1e6, backoffBaseMs: 100, backoffMaxMs: 8000 }),
+      tokenTtlMs: 3600_000, throttleDelayMs: 0,
     });
 
     const hmacTime = await runConcurrent(devicesHmac, 64, (i) => auth.authenticate({ commonAuthId: cai.id, uniqueId: `u-${i}`, authSecret: secrets[i] }, '127.0.0.1'));

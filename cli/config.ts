@@ -68,9 +68,11 @@ export interface KakuinConfig {
     port: number;
     /** Lifetime of a legacy token. */
     tokenTtlSeconds: number;
-    /** How long a device's credentials stay locked after deviceFailureLimit failures within a minute. */
-    lockMinutes: number;
-    deviceFailureLimit: number;
+    /** Failures or authentications within a minute for one identity that raise `legacy.burst` (`legacy.deviceFailureLimit` is its deprecated alias). */
+    burstLimit: number;
+    /** A failure's backoff: the first one's delay, doubled per further failure within the minute, up to the max. */
+    backoffBaseMs: number;
+    backoffMaxMs: number;
     commonAuthIdFailureLimit: number;
     sourceFailureLimit: number;
     throttleDelayMs: number;
@@ -93,7 +95,10 @@ export interface KakuinConfig {
     /** A station API key stops working this many days after it was made or rotated; 0: never. */
     stationKeyMaxAgeDays: number;
   };
-  /** Base of the OCSP, CRL and caIssuers URLs written into certificates. */
+  /**
+   * Base of the OCSP, CRL and caIssuers URLs written into certificates. Recorded in the registry at
+   * init; when not set explicitly, an opened installation uses the recorded value (cli/public-url.ts).
+   */
   publicHttpUrl: string;
   tls: { hostnames: string[]; validityDays: number; renewWithinDays: number };
   /**
@@ -104,6 +109,8 @@ export interface KakuinConfig {
   keys: {
     directory: string;
     passphraseFile: string;
+    /** log2 of scrypt's N for software key files written from now on (hsm-adapters/software/key-encryption.ts). */
+    kdfCost: number;
     /** The PKCS#11 module for `pkcs11:` keys; the PIN comes from KAKUIN_PKCS11_PIN or `pinFile`. */
     pkcs11: { module: string; pinFile?: string };
   };
@@ -125,6 +132,8 @@ export interface KakuinConfig {
   log: { level: 'debug' | 'info' | 'warn' | 'error' };
   /** Deprecated options that were set, each with what replaces it (logged as warnings at start). */
   deprecations: string[];
+  /** The options the config file or the environment set (the rest are defaults). */
+  setOptions: string[];
 }
 
 /** One `events.webhooks` entry; files are resolved against the data directory. */
@@ -183,8 +192,12 @@ const FILE_OPTIONS: Record<string, (v: unknown, key: string) => unknown> = {
   'gateway.tcp': gatewayTcpListeners,
   'legacy.port': port,
   'legacy.tokenTtlSeconds': (v, k) => int(v, k, 60, 86_400),
+  // Read only to say it is ignored: the legacy path no longer locks (issue 13).
   'legacy.lockMinutes': (v, k) => int(v, k, 1, 24 * 60),
+  'legacy.burstLimit': (v, k) => int(v, k, 3, 1000),
   'legacy.deviceFailureLimit': (v, k) => int(v, k, 3, 1000),
+  'legacy.backoffBaseMs': (v, k) => int(v, k, 1, 10_000),
+  'legacy.backoffMaxMs': (v, k) => int(v, k, 1, 60_000),
   'legacy.commonAuthIdFailureLimit': (v, k) => int(v, k, 10, 1_000_000),
   'legacy.sourceFailureLimit': (v, k) => int(v, k, 10, 1_000_000),
   'legacy.throttleDelayMs': (v, k) => int(v, k, 0, 10_000),
@@ -221,6 +234,7 @@ const FILE_OPTIONS: Record<string, (v: unknown, key: string) => unknown> = {
   },
   'keys.directory': str,
   'keys.passphraseFile': str,
+  'keys.kdfCost': (v, k) => int(v, k, 10, 14),
   'keys.pkcs11.module': str,
   'keys.pkcs11.pinFile': str,
   'secrets.directory': str,
@@ -258,6 +272,7 @@ export const ENV_OPTIONS: Record<string, string> = {
   KAKUIN_MONGODB_URI: 'storage.uri',
   KAKUIN_MONGODB_DATABASE: 'storage.database',
   KAKUIN_KEY_PASSPHRASE_FILE: 'keys.passphraseFile',
+  KAKUIN_KEY_KDF_COST: 'keys.kdfCost',
   KAKUIN_PKCS11_MODULE: 'keys.pkcs11.module',
   KAKUIN_PKCS11_PIN_FILE: 'keys.pkcs11.pinFile',
   KAKUIN_ORGANIZATION: 'ca.organization',
@@ -310,6 +325,14 @@ export function loadConfig(env: Env = process.env, cwd = process.cwd()): Readonl
   if (checked.has('ocsp.validityHours') && checked.has('ocsp.validityMinutes')) {
     fail('ocsp.validityHours', 'is the deprecated alias of ocsp.validityMinutes; set only ocsp.validityMinutes');
   }
+  if (checked.has('legacy.deviceFailureLimit') && checked.has('legacy.burstLimit')) {
+    fail('legacy.deviceFailureLimit', 'is the deprecated alias of legacy.burstLimit; set only legacy.burstLimit');
+  }
+  const deprecations = [
+    ...(checked.has('ocsp.validityHours') ? ['ocsp.validityHours is deprecated: set ocsp.validityMinutes instead'] : []),
+    ...(checked.has('legacy.deviceFailureLimit') ? ['legacy.deviceFailureLimit is deprecated: set legacy.burstLimit instead (it no longer locks; it raises legacy.burst)'] : []),
+    ...(checked.has('legacy.lockMinutes') ? ['legacy.lockMinutes is ignored: the legacy path no longer locks credentials; failures back off (legacy.backoffBaseMs, legacy.backoffMaxMs)'] : []),
+  ];
   const ocspPort = get('ocsp.port', 8080);
   const within = (p: string) => path.resolve(dataDir, p);
   const config: KakuinConfig = {
@@ -371,8 +394,9 @@ export function loadConfig(env: Env = process.env, cwd = process.cwd()): Readonl
     legacy: {
       port: get('legacy.port', 9444),
       tokenTtlSeconds: get('legacy.tokenTtlSeconds', 3600),
-      lockMinutes: get('legacy.lockMinutes', 15),
-      deviceFailureLimit: get('legacy.deviceFailureLimit', 10),
+      burstLimit: checked.has('legacy.deviceFailureLimit') ? get('legacy.deviceFailureLimit', 10) : get('legacy.burstLimit', 10),
+      backoffBaseMs: get('legacy.backoffBaseMs', 100),
+      backoffMaxMs: get('legacy.backoffMaxMs', 8000),
       commonAuthIdFailureLimit: get('legacy.commonAuthIdFailureLimit', 1000),
       sourceFailureLimit: get('legacy.sourceFailureLimit', 100),
       throttleDelayMs: get('legacy.throttleDelayMs', 1000),
@@ -404,6 +428,7 @@ export function loadConfig(env: Env = process.env, cwd = process.cwd()): Readonl
     keys: {
       directory: within(get('keys.directory', 'keys')),
       passphraseFile: within(get('keys.passphraseFile', 'secrets/key-passphrase')),
+      kdfCost: get('keys.kdfCost', 14),
       pkcs11: {
         // Debian's SoftHSM2; any PKCS#11 v2.40 module works.
         module: get('keys.pkcs11.module', '/usr/lib/softhsm/libsofthsm2.so'),
@@ -427,11 +452,13 @@ export function loadConfig(env: Env = process.env, cwd = process.cwd()): Readonl
       verifyWorkers: get('ca.verifyWorkers', defaultVerifierWorkers()),
     },
     log: { level: get('log.level', 'info') },
-    deprecations: checked.has('ocsp.validityHours') ? ['ocsp.validityHours is deprecated: set ocsp.validityMinutes instead'] : [],
+    deprecations,
+    setOptions: [...checked.keys()].sort(),
   };
   for (const { setting, hint } of registryAdapter(config.storage.type).requires) {
     if (config.storage[setting] === undefined) fail(`storage.${setting}`, `is required when storage.type is ${config.storage.type} (${hint})`);
   }
+  if (config.legacy.backoffBaseMs > config.legacy.backoffMaxMs) fail('legacy.backoffBaseMs', 'must not exceed legacy.backoffMaxMs');
   if (config.ocsp.signerRenewWithinDays >= config.ocsp.signerValidityDays) {
     fail('ocsp.signerRenewWithinDays', 'must be less than ocsp.signerValidityDays');
   }
@@ -585,6 +612,11 @@ function urlOption(v: unknown, key: string, protocols: string[], what: string): 
 function httpUrl(v: unknown, key: string): string {
   // RFC 5280 §4.2.1.13 / RFC 6960: relying parties fetch CRLs and OCSP over plain HTTP.
   return urlOption(v, key, ['http:'], 'an http:// URL (CRL and OCSP are fetched over plain HTTP)');
+}
+
+/** A publicHttpUrl given elsewhere (`kakuin ca set-public-url`), checked and written as the option is. */
+export function publicHttpUrlValue(v: string): string {
+  return httpUrl(v, 'publicHttpUrl').replace(/\/+$/, '');
 }
 
 function anyHttpUrl(v: unknown, key: string): string {

@@ -48,10 +48,10 @@ export async function startLegacyPath(kakuin: Kakuin, plane: Pick<RevocationPlan
   const auth = new LegacyAuthService({
     registry, pepper, tokens: new LegacyTokenSigner(pepper), killSwitch, logger, ...(recorder !== undefined && { activity: recorder }),
     abuse: new LegacyAbuseGuard(registry, {
-      deviceLimit: l.deviceFailureLimit, commonAuthIdLimit: l.commonAuthIdFailureLimit, sourceLimit: l.sourceFailureLimit,
-      lockMs: l.lockMinutes * 60_000, throttleDelayMs: l.throttleDelayMs,
+      burstLimit: l.burstLimit, commonAuthIdLimit: l.commonAuthIdFailureLimit, sourceLimit: l.sourceFailureLimit,
+      backoffBaseMs: l.backoffBaseMs, backoffMaxMs: l.backoffMaxMs,
     }),
-    tokenTtlMs: l.tokenTtlSeconds * 1000, lockMs: l.lockMinutes * 60_000, throttleDelayMs: l.throttleDelayMs, usualHoursUtc: l.usualHoursUtc,
+    tokenTtlMs: l.tokenTtlSeconds * 1000, throttleDelayMs: l.throttleDelayMs, usualHoursUtc: l.usualHoursUtc,
   });
   const server = createLegacyServer({
     auth, logger, trustProxy: l.trustProxy, bodyLimitBytes: l.bodyLimitBytes, upstream, sink, ...(recorder !== undefined && { activity: recorder }),

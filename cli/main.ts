@@ -17,12 +17,14 @@ import { pemChain } from '../ca/api/representations.js';
 import { hierarchyExists } from '../ca/hierarchy.js';
 import { nameToString, parseCertificate } from '../pkix/index.js';
 import { isKakuinError, KakuinError } from '../errors/index.js';
-import { loadConfig, type KakuinConfig } from './config.js';
+import { loadConfig, publicHttpUrlValue, type KakuinConfig } from './config.js';
+import { recordedPublicUrl, recordPublicUrl } from './public-url.js';
 import { createLogger, type Logger } from './logger.js';
 import { rolesBanner, startBanner, startRoles, startService } from './serve.js';
 import { hasEveryRole, parseRoles } from './roles.js';
 import { backupCommand, restoreCommand } from './backup.js';
-import { ensurePrivateDir } from './secrets.js';
+import { ensurePrivateDir, keyPassphrase } from './secrets.js';
+import { SoftwareKeyStore } from '../hsm-adapters/software/index.js';
 import { newPkcs11KeyUri, tokenOfKeysUri, tokenOfKeyUri } from '../hsm-adapters/pkcs11/index.js';
 import { reissueIntermediates } from '../ca/reissue.js';
 import { rollOverDeviceCa } from '../ca/rollover.js';
@@ -50,6 +52,10 @@ commands:
   ca rollover                                a new device issuing CA takes over issuance; the old one stays in service
   ca reissue-intermediates                   new certificates (same keys, names, validity) naming the OCSP URL for
                                              the CAs under the root whose certificate has none (root online)
+  ca rewrap-keys                             re-encrypt the software key files written by an earlier kakuin
+                                             (PBKDF2, 2,048 iterations) under scrypt at keys.kdfCost; keys unchanged
+  ca set-public-url URL --confirm            change the base URL written into certificates issued from now on
+                                             (OCSP, CRL, caIssuers); certificates issued before keep the old one
   token create --name NAME [--expires ISO]   create a named admin token (role admin); it is printed once
   token list                                 admin tokens: role, status, created, last used, expiry
   token revoke --name NAME                   revoke a token for good: it fails at once in every process
@@ -227,11 +233,13 @@ async function issue(config: KakuinConfig, logger: Logger, rest: string[]): Prom
 }
 
 async function caCommand(config: KakuinConfig, logger: Logger, rest: string[]): Promise<number> {
+  if (rest[0] === 'set-public-url') return setPublicUrlCommand(config, rest.slice(1));
+  if (rest[0] === 'rewrap-keys') return rewrapKeysCommand(config, rest.slice(1));
   const { positionals, values } = args(rest, ['out-dir', 'keys', 'root', 'device', 'infrastructure', 'station']);
   if (positionals[0] === 'csr' || positionals[0] === 'import') return offlineRootCommand(config, positionals[0], values);
   if (positionals[0] === 'rollover') return rolloverCommand(config, logger);
   if (positionals[0] === 'reissue-intermediates') return reissueCommand(config, logger);
-  if (positionals[0] !== 'show') throw new KakuinError('KAKUIN_E_USAGE', 'kakuin ca show | ca csr --out-dir DIR [--keys URI] | ca import --root F --device F --infrastructure F [--station F] | ca rollover | ca reissue-intermediates');
+  if (positionals[0] !== 'show') throw new KakuinError('KAKUIN_E_USAGE', 'kakuin ca show | ca csr --out-dir DIR [--keys URI] | ca import --root F --device F --infrastructure F [--station F] | ca rollover | ca reissue-intermediates | ca rewrap-keys | ca set-public-url URL --confirm');
   const kakuin = await openKakuin(config, logger, { bootstrap: false, actor: 'cli' });
   try {
     for (const issuer of await kakuin.registry.listIssuers()) {
@@ -250,6 +258,51 @@ async function caCommand(config: KakuinConfig, logger: Logger, rest: string[]): 
     }
   } finally {
     await kakuin.close();
+  }
+  return 0;
+}
+
+async function rewrapKeysCommand(config: KakuinConfig, rest: string[]): Promise<number> {
+  if (rest.length > 0) throw new KakuinError('KAKUIN_E_USAGE', 'kakuin ca rewrap-keys (no arguments: every file: key of keys.directory)');
+  const { passphrase } = keyPassphrase(process.env, config.keys.passphraseFile, false);
+  const store = new SoftwareKeyStore({ directory: config.keys.directory, passphrase, kdfCost: config.keys.kdfCost });
+  try {
+    const { rewritten, kept } = await store.rewrap();
+    for (const name of rewritten) process.stdout.write(`rewrapped  file:${name}\n`);
+    process.stdout.write(`${rewritten.length} key file(s) rewritten under scrypt (N = 2^${config.keys.kdfCost}), ${kept.length} already at that cost or above, in ${config.keys.directory}\n`);
+  } finally {
+    await store.close();
+  }
+  return 0;
+}
+
+async function setPublicUrlCommand(config: KakuinConfig, rest: string[]): Promise<number> {
+  const usage = 'kakuin ca set-public-url URL --confirm';
+  let parsed: { values: { confirm?: boolean }; positionals: string[] };
+  try {
+    parsed = parseArgs({ args: rest, options: { confirm: { type: 'boolean' } }, allowPositionals: true, strict: true });
+  } catch (e) {
+    throw new KakuinError('KAKUIN_E_USAGE', `${(e as Error).message}\n${usage}`);
+  }
+  if (parsed.positionals.length !== 1) throw new KakuinError('KAKUIN_E_USAGE', usage);
+  const url = publicHttpUrlValue(parsed.positionals[0]);
+  const registry = await openRegistry(config);
+  try {
+    if (!(await hierarchyExists(registry))) throw new KakuinError('KAKUIN_E_CA_NOT_INITIALIZED', `no CA in ${config.dataDir}; \`kakuin init\` records publicHttpUrl`);
+    const before = await recordedPublicUrl(registry);
+    if (before === url) {
+      process.stdout.write(`the public HTTP URL is ${url} already (nothing changed)\n`);
+      return 0;
+    }
+    if (parsed.values.confirm !== true) {
+      throw new KakuinError('KAKUIN_E_USAGE', `this changes the OCSP, CRL and caIssuers URLs of every certificate issued from now on`
+        + ` (${before ?? 'none recorded'} → ${url}); certificates issued before keep the old URLs, so keep serving those too. Add --confirm`);
+    }
+    await recordPublicUrl(registry, url, 'cli', { previous: before ?? null, recordedAt: 'kakuin ca set-public-url' });
+    process.stdout.write(`public HTTP URL is now ${url} (was ${before ?? 'not recorded'}); `
+      + `set publicHttpUrl to it in the config file or KAKUIN_PUBLIC_HTTP_URL, or leave it unset, and restart\n`);
+  } finally {
+    await registry.close();
   }
   return 0;
 }

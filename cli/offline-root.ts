@@ -42,6 +42,10 @@ function pendingFile(config: Readonly<KakuinConfig>): string {
  * existed), only the station CA's key and request.
  */
 export async function caCsr(config: Readonly<KakuinConfig>, keys: KeyRing, keysOption: string | undefined, outDir: string): Promise<string[]> {
+  // The name goes to an offline root to be signed for years: a development default is never what was meant.
+  if (!config.setOptions.includes('ca.organization')) {
+    throw new KakuinError('KAKUIN_E_CONFIG', 'ca csr needs the organization name set: KAKUIN_ORGANIZATION or ca.organization in the config file (it is not defaulted to "kakuin development" for CSRs an offline root signs)');
+  }
   const registry = await openConfiguredRegistry(config);
   let wanted: readonly (typeof SUBORDINATES)[number][] = SUBORDINATES;
   try {

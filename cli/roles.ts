@@ -91,7 +91,7 @@ export async function openReadOnlyView(config: Readonly<KakuinConfig>, env: Reco
   const registry = await openRegistry(config, { readonly: true });
   try {
     const { passphrase } = keyPassphrase(env, config.keys.passphraseFile, false);
-    const softwareKeys = new SoftwareKeyStore({ directory: config.keys.directory, passphrase });
+    const softwareKeys = new SoftwareKeyStore({ directory: config.keys.directory, passphrase, kdfCost: config.keys.kdfCost });
     const keys = new KeyRing([softwareKeys, new LazyPkcs11Store(config, env)]);
     return {
       registry, keys, softwareKeys,

@@ -225,7 +225,7 @@ export function startBanner(service: RunningService): string {
     `  device chain      ${files.chain}   (device issuing CA + root)`,
     `  data directory    ${config.dataDir}`,
     `  OCSP, CRLs        ${service.httpUrl}/ocsp, ${service.httpUrl}/crl/device.crl   (plain HTTP)`,
-    `  public HTTP URL   ${config.publicHttpUrl}   (written into certificates)`,
+    `  public HTTP URL   ${config.publicHttpUrl}   (written into certificates; recorded, changed only by kakuin ca set-public-url)`,
     `  device gateway    ${service.gatewayUrl}   (mTLS: device certificates only; POST /v1/telemetry)`,
     ...mqttBannerLine(mqttUrlOf(service.gateway.gateway), config),
     `  legacy devices    ${service.legacyUrl}   (HTTPS: POST /legacy/v1/token, /legacy/v1/telemetry, /legacy/v1/certificate)`,
@@ -318,7 +318,7 @@ export async function startRoles(
     if (roles.has('gateway')) {
       const tls = kakuin ? await tlsMaterialFor(kakuin, 'gateway', logger) : await readTlsMaterial(config, softwareKeys, 'gateway', logger);
       gateway = await startGatewayRole({
-        config, registry, tls, logger, sink, ocspUrl: `${result.httpUrl ?? config.publicHttpUrl}/ocsp`,
+        config, registry, tls, logger, sink, ocspUrl: `${result.httpUrl ?? (kakuin?.config ?? config).publicHttpUrl}/ocsp`,
       });
       stops.push(gateway.close);
       const g = gateway.gateway;

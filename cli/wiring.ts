@@ -25,6 +25,7 @@ import { KakuinError } from '../errors/index.js';
 import type { KakuinConfig } from './config.js';
 import type { Logger } from './logger.js';
 import { OFFLINE_ROOT_KEY_URI, OfflineKeyStore } from './offline-root.js';
+import { recordPublicUrl, settlePublicUrl } from './public-url.js';
 import { ensurePrivateDir, keyPassphrase, pepper } from './secrets.js';
 
 export interface Kakuin {
@@ -84,7 +85,8 @@ export function workerRegistry(config: Readonly<KakuinConfig>): WorkerRegistrySp
   return registryAdapter(config.storage.type).worker(config.storage);
 }
 
-export async function openKakuin(config: Readonly<KakuinConfig>, logger: Logger, options: OpenOptions): Promise<Kakuin> {
+export async function openKakuin(configured: Readonly<KakuinConfig>, logger: Logger, options: OpenOptions): Promise<Kakuin> {
+  let config = configured;
   const env = options.env ?? process.env;
   ensurePrivateDir(config.dataDir);
   ensurePrivateDir(config.secrets.directory);
@@ -95,12 +97,17 @@ export async function openKakuin(config: Readonly<KakuinConfig>, logger: Logger,
     if (!initialized && !options.bootstrap) {
       throw new KakuinError('KAKUIN_E_CA_NOT_INITIALIZED', `no CA in ${config.dataDir}; run \`kakuin init\` (or \`kakuin serve\`, which creates a development CA)`);
     }
+    if (initialized) {
+      // Before any key is opened: a start that would write another URL into certificates stops here.
+      const publicHttpUrl = await settlePublicUrl(registry, config, logger, options.actor);
+      if (publicHttpUrl !== config.publicHttpUrl) config = Object.freeze({ ...config, publicHttpUrl });
+    }
     const { passphrase, source } = keyPassphrase(env, config.keys.passphraseFile, !initialized);
     if (source === 'generated') {
       logger.warn('development key passphrase generated beside the keys; set KAKUIN_KEY_PASSPHRASE (or keys.passphraseFile on another volume) in production',
         { file: config.keys.passphraseFile });
     }
-    const softwareKeys = new SoftwareKeyStore({ directory: config.keys.directory, passphrase });
+    const softwareKeys = new SoftwareKeyStore({ directory: config.keys.directory, passphrase, kdfCost: config.keys.kdfCost });
     const keys = new KeyRing([softwareKeys, new DeferredKeyStore('pkcs11', () => openPkcs11(config, env)), new OfflineKeyStore(registry)]);
     opened = keys;
     const urls = publicUrls(config.publicHttpUrl);
@@ -118,6 +125,7 @@ export async function openKakuin(config: Readonly<KakuinConfig>, logger: Logger,
     const loaded = initialized
       ? await loadHierarchy(registry, keys)
       : await bootstrapHierarchy(registry, keys, hierarchyOptions);
+    if (!initialized) await recordPublicUrl(registry, config.publicHttpUrl, options.actor, { recordedAt: 'init' });
     // Data dirs made before the station CA existed get it on their next open (resumable like bootstrap).
     // Its key goes where the root's is: a root in a PKCS#11 token keeps the station CA key there too.
     const rootToken = tokenOfKeyUri(loaded.root.record.keyUri);
@@ -261,7 +269,7 @@ export function preInitKeyRing(config: Readonly<KakuinConfig>, env: Record<strin
   ensurePrivateDir(config.secrets.directory);
   const { passphrase } = keyPassphrase(env, config.keys.passphraseFile, true);
   return new KeyRing([
-    new SoftwareKeyStore({ directory: config.keys.directory, passphrase }),
+    new SoftwareKeyStore({ directory: config.keys.directory, passphrase, kdfCost: config.keys.kdfCost }),
     new DeferredKeyStore('pkcs11', () => openPkcs11(config, env)),
   ]);
 }

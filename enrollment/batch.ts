@@ -157,7 +157,7 @@ export const OVERLONG: unique symbol = Symbol('overlong line');
 /** The names a batch line may use (as POST /api/v1/enroll, without manufacturerId: the batch names it once). */
 const anything = z.unknown().optional();
 const BATCH_ITEM_NAMES = z.strictObject({ serialNumber: anything, csr: anything, keygen: anything, profile: anything });
-const BATCH_KEYGEN_NAMES = z.strictObject({ password: anything, format: anything });
+const BATCH_KEYGEN_NAMES = z.strictObject({ password: anything, format: anything, legacy: anything });
 
 async function enrollItem(
   line: string | typeof OVERLONG, lineNo: number, enrollment: EnrollmentService, scope: { manufacturerId: string; actor: string }, shared: SharedReads,

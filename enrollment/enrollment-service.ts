@@ -179,7 +179,7 @@ export class EnrollmentService {
     const certificates = [enrollment.der, ...enrollment.chain];
     return keygen.format === 'pem'
       ? { ...enrollment, pem: toEncryptedPemBundle(privateKey, certificates, keygen.password) }
-      : { ...enrollment, pkcs12: toPkcs12(privateKey, certificates, keygen.password, enrollment.device.serialNumber) };
+      : { ...enrollment, pkcs12: toPkcs12(privateKey, certificates, keygen.password, enrollment.device.serialNumber, keygen.legacy) };
   }
 
   /** The core of server-side key generation; the caller packages the key (PKCS#12, or PKCS#8 for EST serverkeygen). */

@@ -76,6 +76,7 @@ export function scopeOf(caller: Caller, named: string | undefined): string {
 const KEYGEN = z.strictObject({
   password: z.string().describe('16 to 256 characters; protects the PKCS#12 or the encrypted PEM key'),
   format: z.string().optional().describe('pkcs12 (default) or pem'),
+  legacy: z.boolean().optional().describe('pkcs12 only: 3DES and a SHA-1 MAC for devices that cannot read PBES2/AES-256 (weaker; default false)'),
 });
 
 export function mountEnrollmentRoutes(routes: ApiRoutes, helpers: ApiHelpers, deps: EnrollmentRouteDeps): void {

@@ -92,7 +92,7 @@ export const ERROR_CATALOGUE = {
   KAKUIN_E_LEGACY_CREDENTIALS_NOT_FOUND: { status: 404, summary: 'The device has no (enabled) legacy credentials.' },
   KAKUIN_E_LEGACY_IMPORT_REFUSED: { status: 422, summary: 'An import of legacy secrets was refused as a whole: the message names each factory-default, shared or weak secret by row.' },
   KAKUIN_E_LEGACY_AUTH_FAILED: { status: 401, summary: 'Legacy authentication failed; deliberately silent about which factor was wrong.' },
-  KAKUIN_E_LEGACY_LOCKED: { status: 429, summary: 'Too many failed legacy authentications for this device: locked until Retry-After.' },
+  KAKUIN_E_LEGACY_LOCKED: { status: 429, summary: 'Was: too many failed legacy authentications for this device, locked until Retry-After. Nothing locks since issue 13 (failures back off instead).', retired: true },
   KAKUIN_E_LEGACY_THROTTLED: { status: 429, summary: 'Too many failed legacy authentications from this source or common auth ID: slow down (Retry-After).' },
   KAKUIN_E_LEGACY_TOKEN_INVALID: { status: 401, summary: 'The legacy token is missing, malformed, forged, expired, of another device, or killed (device or credentials changed).' },
 

@@ -19,8 +19,9 @@
  *   38      flags: bit 0 = the ETag is not computed yet (a response loaded at start: its SHA-1 is
  *           taken at its first GET instead, so a start over a million stored responses does not
  *           hash them all; entryEtag fills it in place)
- *   39      reserved (0)
- *   40..    the stored OCSPResponse DER (all of it, or all but the certs tail)
+ *   39      bit 0: the SingleResponse carries an invalidityDate (RFC 6960 §4.4.5), in 40..43
+ *   40..43  invalidityDate, seconds since 1970 (0 unless bit 0 of 39)
+ *   44..    the stored OCSPResponse DER (all of it, or all but the certs tail)
  *
  * Leaving the tail out halves what a million pre-signed responses take (a P-256 responder
  * certificate is ~450 bytes of a ~750-byte response); it is a split, not a re-encoding, so the
@@ -35,9 +36,10 @@ import {
 export const KIND_CACHEABLE = 0;
 export const KIND_NO_STORE = 1;
 export const KIND_ERROR = 2;
-export const HEADER_LENGTH = 40;
+export const HEADER_LENGTH = 44;
 const NO_REASON = 0xff;
 const ETAG_PENDING = 1;
+const HAS_INVALIDITY = 1;
 
 export interface SignedResponse {
   der: Buffer;
@@ -106,7 +108,9 @@ export function writeEntry(out: Buffer, at: number, kind: number, epoch: number,
   }
   out.writeUInt16BE(tailId, at + 36);
   out[at + 38] = deferEtag ? ETAG_PENDING : 0;
-  out[at + 39] = 0;
+  const invalidity = st.status === 'revoked' ? st.invalidityDate : undefined;
+  out[at + 39] = invalidity === undefined ? 0 : HAS_INVALIDITY;
+  out.writeUInt32BE(invalidity === undefined ? 0 : Math.floor(invalidity.getTime() / 1000), at + 40);
   der.copy(out, at + HEADER_LENGTH, 0, stored);
   return HEADER_LENGTH + stored;
 }
@@ -201,7 +205,10 @@ export function entryStatus(entry: Buffer): OcspCertStatus {
     case 1: {
       const revokedAt = new Date(entry.readUInt32BE(4) * 1000);
       const reason = entry[3] === NO_REASON ? undefined : crlReasonFromCode(entry[3]);
-      return reason === undefined ? { status: 'revoked', revokedAt } : { status: 'revoked', revokedAt, reason };
+      return {
+        status: 'revoked', revokedAt, ...(reason !== undefined && { reason }),
+        ...((entry[39] & HAS_INVALIDITY) !== 0 && { invalidityDate: new Date(entry.readUInt32BE(40) * 1000) }),
+      };
     }
     default: return { status: 'unknown' };
   }
@@ -212,7 +219,9 @@ export function entryStates(entry: Buffer, status: OcspCertStatus): boolean {
   if (status.status === 'good') return entry[2] === 0;
   if (status.status === 'unknown') return entry[2] === 2;
   const reason = status.reason === undefined ? NO_REASON : CRL_REASON_CODES[status.reason];
-  return entry[2] === 1 && entry[3] === reason && entry.readUInt32BE(4) === Math.floor(status.revokedAt.getTime() / 1000);
+  const invalidity = status.invalidityDate === undefined ? undefined : Math.floor(status.invalidityDate.getTime() / 1000);
+  return entry[2] === 1 && entry[3] === reason && entry.readUInt32BE(4) === Math.floor(status.revokedAt.getTime() / 1000)
+    && ((entry[39] & HAS_INVALIDITY) !== 0) === (invalidity !== undefined) && (invalidity === undefined || entry.readUInt32BE(40) === invalidity);
 }
 
 /**

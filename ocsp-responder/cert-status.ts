@@ -14,15 +14,23 @@ function inconsistent(serialHex: string, status: string): KakuinError {
   return new KakuinError('KAKUIN_E_INTERNAL', `certificate ${serialHex} is ${status} but has no revocation time`);
 }
 
-/** The OCSP status for a registry status; `held` answers revoked/certificateHold (RFC 5280 §5.3.1). */
+/**
+ * The OCSP status for a registry status; `held` answers revoked/certificateHold (RFC 5280 §5.3.1).
+ * A revocation's invalidityDate is stated as the CRL entry states it (RFC 6960 §4.4.5); a hold has
+ * none (RFC 5280 §5.3.2 dates a key compromise, which a hold is not).
+ */
 export function statusFromParts(
   serialHex: string, status: CertificateStatus, revokedAtMs: number | undefined, reason: CrlReason | undefined,
+  invalidityDateMs?: number,
 ): OcspCertStatus {
   if (status === 'good') return STATUS_GOOD;
   if (revokedAtMs === undefined || !Number.isFinite(revokedAtMs)) throw inconsistent(serialHex, status);
   const revokedAt = new Date(revokedAtMs);
   if (status === 'held') return { status: 'revoked', revokedAt, reason: 'certificateHold' };
-  return reason === undefined ? { status: 'revoked', revokedAt } : { status: 'revoked', revokedAt, reason };
+  return {
+    status: 'revoked', revokedAt, ...(reason !== undefined && { reason }),
+    ...(invalidityDateMs !== undefined && Number.isFinite(invalidityDateMs) && { invalidityDate: new Date(invalidityDateMs) }),
+  };
 }
 
 /**
@@ -31,7 +39,7 @@ export function statusFromParts(
  */
 export function statusFromRecord(record: CertificateRecord | undefined, issuerId: string): OcspCertStatus {
   if (record === undefined || record.issuerId !== issuerId) return STATUS_UNKNOWN;
-  return statusFromParts(record.serialHex, record.status, record.revokedAt?.getTime(), record.reason);
+  return statusFromParts(record.serialHex, record.status, record.revokedAt?.getTime(), record.reason, record.invalidityDate?.getTime());
 }
 
 /** A certificate feed entry's new status; undefined for device entries or entries without a serial. */
@@ -39,5 +47,5 @@ export function statusFromFeedEntry(entry: FeedEntry): OcspCertStatus | undefine
   if (entry.kind !== 'certificate' || entry.serialHex === undefined || entry.issuerId === undefined) return undefined;
   const s = entry.status;
   if (s !== 'good' && s !== 'revoked' && s !== 'held') return undefined;
-  return statusFromParts(entry.serialHex, s, entry.revokedAt?.getTime(), entry.reason);
+  return statusFromParts(entry.serialHex, s, entry.revokedAt?.getTime(), entry.reason, entry.invalidityDate?.getTime());
 }

@@ -310,10 +310,10 @@ export class PresignedResponses {
     const serials: string[] = [];
     const statuses: OcspCertStatus[] = [];
     const nowSeconds = this.#nowSeconds();
-    await this.#o.registry.forEachCertificateStatus(identity.issuerId, (serialHex, status, revokedAtMs, reason) => {
+    await this.#o.registry.forEachCertificateStatus(identity.issuerId, (serialHex, status, revokedAtMs, reason, invalidityDateMs) => {
       let st: OcspCertStatus;
       try {
-        st = statusFromParts(serialHex, status, revokedAtMs, reason);
+        st = statusFromParts(serialHex, status, revokedAtMs, reason, invalidityDateMs);
       } catch (e) {
         this.#o.logger.error('certificate status cannot be stated', { serialHex, cause: describeError(e) });
         return;

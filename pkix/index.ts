@@ -22,3 +22,5 @@ export * from './crl-read.js';
 export * from './ocsp-request.js';
 export * from './ocsp-response.js';
 export * from './pkcs7-certs-only.js';
+export * from './encrypted-private-key.js';
+export * from './pkcs12.js';

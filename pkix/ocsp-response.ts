@@ -62,10 +62,14 @@
  *
  * RFC 5019 §2.2.4: producedAt, thisUpdate and nextUpdate are GeneralizedTime in GMT with seconds
  * and no fractions (milliseconds are dropped).
+ *
+ * RFC 6960 §4.4.5: the CRL entry extensions of RFC 5280 §5.3 may be singleExtensions. kakuin writes
+ * the one its CRL entries carry besides the reason, invalidityDate (§5.3.2, not critical):
+ *   InvalidityDate ::=  GeneralizedTime
  */
 import { KakuinError } from '../errors/index.js';
 import { type AlgorithmIdentifier, encodeSignatureAlgorithm, parseAlgorithmIdentifier, type SignatureAlgorithmName } from './algorithm.js';
-import { CRL_REASON_CODES, crlReasonFromCode, type CrlReason } from './crl.js';
+import { CRL_REASON_CODES, crlReasonFromCode, OID_CE_INVALIDITY_DATE, type CrlReason } from './crl.js';
 import { derGeneralizedTime, derOid, lengthOfLength, TAG_GENERALIZED_TIME, TAG_SEQUENCE, writeHeader } from './der.js';
 import {
   type DerNode, derChildren, derContent, derRaw, expectChildren, expectTag, guardDer, malformed, readDer, readOctetAlignedBitString,
@@ -80,7 +84,11 @@ import type { PublicKeyInfo } from './spki.js';
 /** RFC 6960 §4.2.1: id-pkix-ocsp-basic. */
 export const OID_PKIX_OCSP_BASIC = '1.3.6.1.5.5.7.48.1.1';
 
-export type OcspCertStatus = { status: 'good' } | { status: 'revoked'; revokedAt: Date; reason?: CrlReason } | { status: 'unknown' };
+export type OcspCertStatus =
+  | { status: 'good' }
+  /** invalidityDate: when the key is known or suspected to have been compromised (RFC 5280 §5.3.2), as the CRL entry says. */
+  | { status: 'revoked'; revokedAt: Date; reason?: CrlReason; invalidityDate?: Date }
+  | { status: 'unknown' };
 
 export type OcspErrorStatus = 'malformedRequest' | 'internalError' | 'tryLater' | 'sigRequired' | 'unauthorized';
 
@@ -103,6 +111,12 @@ const REVOCATION_REASON: Readonly<Record<string, Buffer>> = Object.fromEntries(
 );
 
 /**
+ * singleExtensions [1] EXPLICIT Extensions { Extension { invalidityDate, OCTET STRING { GeneralizedTime } } }
+ * without the 17-octet GeneralizedTime: 30 octets in all, every length in the short form.
+ */
+const INVALIDITY_EXTENSIONS_PREFIX = Buffer.from([0xa1, 0x1c, 0x30, 0x1a, 0x30, 0x18, 0x06, 0x03, 0x55, 0x1d, 0x18, 0x04, 0x11]);
+
+/**
  * A GeneralizedTime TLV; a response batch shares its producedAt/thisUpdate second, so the last
  * encoding is kept (callers copy from it, never modify it).
  */
@@ -123,7 +137,8 @@ function generalizedTime(d: Date, what: string): Buffer {
 /**
  * One SingleResponse, in one allocation. `certId` is the CertID DER as the request carried it
  * (OcspCertId.rawDer), so the client finds its own bytes back. For 'revoked', reason 'unspecified'
- * is left out as in CRLs (RFC 5280 §5.3.1), so the OCSP answer and the CRL entry say the same thing.
+ * is left out as in CRLs (RFC 5280 §5.3.1), so the OCSP answer and the CRL entry say the same thing;
+ * an invalidityDate goes into singleExtensions for the same reason (RFC 6960 §4.4.5).
  */
 export function encodeSingleResponse(o: { certId: Buffer; certStatus: OcspCertStatus; thisUpdate: Date; nextUpdate?: Date }): Buffer {
   const certId = o.certId;
@@ -131,6 +146,7 @@ export function encodeSingleResponse(o: { certId: Buffer; certStatus: OcspCertSt
   const st = o.certStatus;
   let statusLen: number;
   let reason: Buffer | undefined;
+  let invalidity: Buffer | undefined;
   if (st.status === 'good' || st.status === 'unknown') {
     statusLen = 2;
   } else if (st.status === 'revoked') {
@@ -139,6 +155,11 @@ export function encodeSingleResponse(o: { certId: Buffer; certStatus: OcspCertSt
       if (reason === undefined) throw encodingInput(`unknown revocation reason ${String(st.reason)}`);
     }
     statusLen = 2 + GT_LEN + (reason === undefined ? 0 : reason.length);
+    if (st.invalidityDate !== undefined) {
+      if (!(st.invalidityDate instanceof Date) || Number.isNaN(st.invalidityDate.getTime())) throw encodingInput('invalidityDate must be a valid Date');
+      // Not the shared same-second encoding: an invalidity date is rarely this batch's second.
+      invalidity = derGeneralizedTime(st.invalidityDate);
+    }
   } else {
     throw encodingInput('certStatus must be good, revoked or unknown');
   }
@@ -146,7 +167,8 @@ export function encodeSingleResponse(o: { certId: Buffer; certStatus: OcspCertSt
   if (next !== undefined && !(next instanceof Date && o.thisUpdate instanceof Date && next.getTime() >= o.thisUpdate.getTime())) {
     throw encodingInput('nextUpdate must be a Date not before thisUpdate');
   }
-  const len = certId.length + statusLen + GT_LEN + (next === undefined ? 0 : 2 + GT_LEN);
+  const len = certId.length + statusLen + GT_LEN + (next === undefined ? 0 : 2 + GT_LEN)
+    + (invalidity === undefined ? 0 : INVALIDITY_EXTENSIONS_PREFIX.length + GT_LEN);
   const out = Buffer.allocUnsafe(1 + lengthOfLength(len) + len);
   let p = writeHeader(out, 0, TAG_SEQUENCE, len);
   p += certId.copy(out, p);
@@ -162,7 +184,11 @@ export function encodeSingleResponse(o: { certId: Buffer; certStatus: OcspCertSt
   if (next !== undefined) {
     out[p++] = 0xa0;
     out[p++] = GT_LEN;
-    generalizedTime(next, 'nextUpdate').copy(out, p);
+    p += generalizedTime(next, 'nextUpdate').copy(out, p);
+  }
+  if (invalidity !== undefined) {
+    p += INVALIDITY_EXTENSIONS_PREFIX.copy(out, p);
+    invalidity.copy(out, p);
   }
   return out;
 }
@@ -344,7 +370,10 @@ function parseSingleResponse(node: DerNode): ParsedSingleResponse {
   if (f[i]?.tag === 0xa1) {
     const wrapped = derChildren(f[i++]);
     if (wrapped.length !== 1) throw malformed('singleExtensions must hold one Extensions');
-    parseExtensionsNode(wrapped[0], 'singleExtensions');
+    const invalidity = parseExtensionsNode(wrapped[0], 'singleExtensions').find((e) => e.oid === OID_CE_INVALIDITY_DATE);
+    if (invalidity !== undefined && out.certStatus.status === 'revoked') {
+      out.certStatus.invalidityDate = readGeneralizedTime(readDer(invalidity.value), 'invalidityDate');
+    }
   }
   if (i !== f.length) throw malformed('SingleResponse has unexpected components');
   return out;

@@ -4,6 +4,8 @@
  *
  * Every refusal of the factors is the same KAKUIN_E_LEGACY_AUTH_FAILED, whichever factor was wrong;
  * an unknown (common auth ID, unique ID) still costs an HMAC, and secrets are compared in constant time.
+ * Nothing is ever locked: a correct credential always succeeds at once, and failures are answered
+ * after the identity's backoff (abuse.ts).
  */
 import { KakuinError } from '../../errors/index.js';
 import type { DeviceStatus, Registry } from '../../registry/port.js';
@@ -16,7 +18,7 @@ import { hmacVerifier, verifySecret } from './secrets.js';
 import type { LegacyTokenSigner } from './tokens.js';
 
 export type LegacyAuthRegistry = Pick<Registry,
-  'findLegacyCredentials' | 'getDevice' | 'getCommonAuthId' | 'lockLegacyCredentials' | 'appendAuditEvent' | 'countLegacyFailures'>;
+  'findLegacyCredentials' | 'getDevice' | 'getCommonAuthId' | 'appendAuditEvent' | 'countLegacyFailures'>;
 
 export interface LegacyAuthOptions {
   registry: LegacyAuthRegistry;
@@ -26,7 +28,7 @@ export interface LegacyAuthOptions {
   abuse: LegacyAbuseGuard;
   logger: GatewayLogger;
   tokenTtlMs: number;
-  lockMs: number;
+  /** Least delay before a throttled failure (429) is answered; the identity's backoff when longer. */
   throttleDelayMs: number;
   /** Default usual hours (UTC `HH-HH`) for classes that name none; undefined: no unusual-hour events. */
   usualHoursUtc?: string;
@@ -84,11 +86,8 @@ export class LegacyAuthService {
     const uid = uniqueId as string;
     const secret = authSecret as string;
     const now = this.now();
+    // A lockedUntil written by an older version is not read: nothing locks a credential any more.
     const cred = await this.o.registry.findLegacyCredentials(cai, uid);
-    if (cred?.lockedUntil !== undefined && cred.lockedUntil.getTime() > now) {
-      this.activity.refused(cred.deviceId, 'legacy credentials locked', source, 'legacy');
-      throw this.locked(cred.lockedUntil.getTime() - now);
-    }
     let ok = false;
     if (cred === undefined) {
       hmacVerifier(this.o.pepper, secret); // same work as a known device with a generated secret
@@ -114,6 +113,8 @@ export class LegacyAuthService {
     this.activity.tokenResult(cred.deviceId, true, source);
     if (firmwareVersion !== undefined) this.activity.firmware(cred.deviceId, firmwareVersion as string, 'legacy');
     await this.noteUnusualHour(cai, cred.deviceId, source, new Date(now));
+    const burst = this.o.abuse.recordSuccess(cai, uid, now);
+    if (burst !== undefined) await this.noteBurst('authentications', burst, cai, uid, source, cred.deviceId);
     this.o.logger.info('legacy token issued', { deviceId: cred.deviceId, generation: cred.generation });
     return { token, deviceId: cred.deviceId, expiresAt };
   }
@@ -126,24 +127,23 @@ export class LegacyAuthService {
         type: 'legacy.throttled', actor: 'system', details: { scope, commonAuthId: cai, ...(scope === 'source' && { source }) },
       });
     }
-    if (verdict.lockDevice && deviceId !== undefined) {
-      const until = new Date(now + this.o.lockMs);
-      await this.o.registry.lockLegacyCredentials(deviceId, until, {
-        type: 'legacy.locked', actor: 'system', deviceId, details: { commonAuthId: cai, uniqueId: uid, source, until: until.toISOString() },
-      });
-      throw this.locked(this.o.lockMs);
-    }
+    if (verdict.burst !== undefined) await this.noteBurst('failures', verdict.burst.count, cai, uid, source, deviceId);
     if (verdict.throttled) {
-      await sleep(this.o.throttleDelayMs);
+      await sleep(Math.max(verdict.delayMs, this.o.throttleDelayMs));
       throw new KakuinError('KAKUIN_E_LEGACY_THROTTLED', 'too many failed attempts; slow down');
     }
+    // Held for the identity's backoff, never refused outright: the owner's next correct attempt passes.
+    await sleep(verdict.delayMs);
     throw authFailed();
   }
 
-  private locked(ms: number): KakuinError {
-    const e = new KakuinError('KAKUIN_E_LEGACY_LOCKED', 'too many failed attempts for this device; retry later');
-    (e as KakuinError & { retryAfterSeconds?: number }).retryAfterSeconds = Math.max(1, Math.ceil(ms / 1000));
-    return e;
+  /** The seed's rule: `burstLimit` failures or authentications within a minute for one identity. */
+  private async noteBurst(kind: 'failures' | 'authentications', count: number, cai: string, uid: string, source: string, deviceId: string | undefined): Promise<void> {
+    this.o.logger.warn('legacy burst', { kind, commonAuthId: cai, count });
+    await this.o.registry.appendAuditEvent({
+      type: 'legacy.burst', actor: 'system', ...(deviceId !== undefined && { deviceId }),
+      details: { kind, count, commonAuthId: cai, uniqueId: uid, source },
+    });
   }
 
   private async noteUnusualHour(cai: string, deviceId: string, source: string, at: Date): Promise<void> {

@@ -34,6 +34,29 @@ export async function writeNewFileAtomically(file: string, contents: string): Pr
   }
 }
 
+/**
+ * Replaces `file` (which must exist) by `contents` in one step: temp file → fsync → rename over it
+ * → fsync the directory. For re-encrypting a key in place (`kakuin ca rewrap-keys`): a crash leaves
+ * the old file or the new one, both holding the same key.
+ */
+export async function replaceFileAtomically(file: string, contents: string): Promise<void> {
+  const directory = path.dirname(file);
+  const temp = path.join(directory, `.${path.basename(file)}.${randomBytes(8).toString('hex')}.tmp`);
+  const handle = await open(temp, 'wx', 0o600);
+  try {
+    try {
+      await handle.writeFile(contents, 'utf8');
+      await handle.sync();
+    } finally {
+      await handle.close();
+    }
+    await rename(temp, file);
+    await syncDirectory(directory);
+  } finally {
+    await unlink(temp).catch(() => undefined);
+  }
+}
+
 async function linkNoClobber(temp: string, file: string): Promise<WriteOutcome> {
   try {
     await link(temp, file);

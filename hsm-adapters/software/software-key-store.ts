@@ -2,17 +2,20 @@
  * The software key store (`file:` URIs): one encrypted PKCS#8 PEM file per key,
  * `<directory>/<name>.key.pem`, readable with standard tools
  * (`openssl pkey -in <file> -passin pass:...`) so operators can always recover their keys.
- * The private key exists in plaintext only in this process's memory, never on disk.
+ * The private key exists in plaintext only in this process's memory, never on disk. New files are
+ * encrypted under scrypt (key-encryption.ts); files an earlier kakuin wrote (PBKDF2, 2,048
+ * iterations) still open, and `rewrap()` (`kakuin ca rewrap-keys`) rewrites them.
  */
-import { createPrivateKey, generateKeyPair, type KeyObject } from 'node:crypto';
-import { readFile } from 'node:fs/promises';
+import { createPrivateKey, createPublicKey, generateKeyPair, type KeyObject } from 'node:crypto';
+import { readdir, readFile } from 'node:fs/promises';
 import path from 'node:path';
 import { promisify } from 'node:util';
 import { KakuinError } from '../../errors/index.js';
 import { parseFileKeyUri } from '../key-uri.js';
 import { KEY_ALGORITHMS, type KeyAlgorithm, type KeyStore, type Signer } from '../port.js';
 import type { TlsKeyMaterial, TlsKeyMaterialSource } from '../tls-key-material.js';
-import { errorCode, fileExists, writeNewFileAtomically } from './key-file.js';
+import { DEFAULT_KDF_COST, checkKdfCost, decryptPrivateKey, encryptPrivateKey, needsRewrap } from './key-encryption.js';
+import { errorCode, fileExists, replaceFileAtomically, writeNewFileAtomically } from './key-file.js';
 import { keyAlgorithmOf, SoftwareSigner } from './software-signer.js';
 
 const generateKeyPairAsync = promisify(generateKeyPair);
@@ -22,6 +25,8 @@ export interface SoftwareKeyStoreOptions {
   directory: string;
   /** Encrypts every key file. Required: kakuin never writes a private key in plaintext. */
   passphrase: string;
+  /** log2 of scrypt's N for files written from now on (default 14; lower only for tests). */
+  kdfCost?: number;
 }
 
 /** OpenSSL's PEM password callback takes at most PEM_BUFSIZE (1024) bytes; longer ones fail on export. */
@@ -40,6 +45,7 @@ export class SoftwareKeyStore implements KeyStore, TlsKeyMaterialSource {
   readonly scheme = 'file';
   readonly directory: string;
   readonly #passphrase: string;
+  readonly #kdfCost: number;
   /** Loaded keys by name; a promise so that concurrent loads of one key decrypt it once. */
   readonly #loaded = new Map<string, Promise<LoadedKey>>();
 
@@ -55,6 +61,7 @@ export class SoftwareKeyStore implements KeyStore, TlsKeyMaterialSource {
     }
     this.directory = path.resolve(options.directory);
     this.#passphrase = options.passphrase;
+    this.#kdfCost = checkKdfCost(options.kdfCost ?? DEFAULT_KDF_COST);
   }
 
   async generate(uri: string, algorithm: KeyAlgorithm): Promise<Signer> {
@@ -64,7 +71,7 @@ export class SoftwareKeyStore implements KeyStore, TlsKeyMaterialSource {
     // link in writeNewFileAtomically is what actually guarantees no key is overwritten.
     if (await this.#io(uri, () => fileExists(file))) throw exists(uri);
     const privateKey = await newPrivateKey(algorithm);
-    const pem = privateKey.export({ type: 'pkcs8', format: 'pem', cipher: 'aes-256-cbc', passphrase: this.#passphrase }).toString();
+    const pem = await encryptPrivateKey(privateKey, this.#passphrase, this.#kdfCost);
     const outcome = await this.#io(uri, () => writeNewFileAtomically(file, pem));
     if (outcome === 'exists') throw exists(uri);
     const loaded: LoadedKey = { signer: new SoftwareSigner(uri, algorithm, privateKey), pem };
@@ -91,6 +98,45 @@ export class SoftwareKeyStore implements KeyStore, TlsKeyMaterialSource {
 
   async close(): Promise<void> {
     this.#loaded.clear();
+  }
+
+  /**
+   * Re-encrypts every key file weaker than this store's setting (scrypt at kdfCost) in place, the
+   * key unchanged: each new file is decrypted and compared with the old key before it replaces it.
+   * Answers the key names rewritten and those already strong enough. Any file the passphrase does
+   * not open stops the run before it is touched (KAKUIN_E_KEY_PASSPHRASE), the others stay as they are.
+   */
+  async rewrap(): Promise<{ rewritten: string[]; kept: string[] }> {
+    const names = (await this.#io('file:*', async () => {
+      try {
+        return await readdir(this.directory);
+      } catch (e) {
+        if (errorCode(e) === 'ENOENT') return [];
+        throw e;
+      }
+    })).filter((f) => f.endsWith('.key.pem') && !f.startsWith('.')).map((f) => f.slice(0, -'.key.pem'.length)).sort();
+    const rewritten: string[] = [];
+    const kept: string[] = [];
+    for (const name of names) {
+      const uri = `file:${name}`;
+      const file = this.#fileFor(uri);
+      const { signer, pem } = await this.#readKey(uri, file);
+      if (!needsRewrap(pem, this.#kdfCost)) {
+        kept.push(name);
+        continue;
+      }
+      const privateKey = decryptPrivateKey(pem, this.#passphrase);
+      const next = await encryptPrivateKey(privateKey, this.#passphrase, this.#kdfCost);
+      const again = decryptPrivateKey(next, this.#passphrase);
+      const spki = (k: KeyObject) => createPublicKey(k).export({ type: 'spki', format: 'der' });
+      if (!spki(again).equals(spki(privateKey)) || !spki(again).equals(signer.publicKeySpki)) {
+        throw new KakuinError('KAKUIN_E_INTERNAL', `re-encrypting the key of ${uri} did not give the same key back; the file is unchanged`);
+      }
+      await this.#io(uri, () => replaceFileAtomically(file, next));
+      this.#loaded.delete(name);
+      rewritten.push(name);
+    }
+    return { rewritten, kept };
   }
 
   #loadKey(uri: string): Promise<LoadedKey> {

@@ -70,6 +70,23 @@ describe('configuration', () => {
     }
   });
 
+  it('legacy.burstLimit (default 10) with legacy.deviceFailureLimit as a deprecated alias; legacy.lockMinutes ignored with a warning; backoff bounds checked', () => {
+    const plain = loadConfig({ KAKUIN_DATA_DIR: tmp.dir }, '/');
+    expect(plain.legacy).to.deep.include({ burstLimit: 10, backoffBaseMs: 100, backoffMaxMs: 8000 });
+    expect(plain.legacy).to.not.have.property('lockMinutes');
+    const file = path.join(tmp.dir, 'k.json');
+    writeFileSync(file, JSON.stringify({ legacy: { deviceFailureLimit: 25, lockMinutes: 30 } }));
+    const old = loadConfig({ KAKUIN_DATA_DIR: tmp.dir, KAKUIN_CONFIG: file }, '/');
+    expect(old.legacy.burstLimit).to.equal(25);
+    expect(old.deprecations.join('\n')).to.include('legacy.deviceFailureLimit').and.include('legacy.lockMinutes is ignored');
+    writeFileSync(file, JSON.stringify({ legacy: { deviceFailureLimit: 25, burstLimit: 20 } }));
+    expect(codeOf(() => loadConfig({ KAKUIN_DATA_DIR: tmp.dir, KAKUIN_CONFIG: file }, '/'))).to.equal('KAKUIN_E_CONFIG');
+    writeFileSync(file, JSON.stringify({ legacy: { backoffBaseMs: 500, backoffMaxMs: 100 } }));
+    expect(codeOf(() => loadConfig({ KAKUIN_DATA_DIR: tmp.dir, KAKUIN_CONFIG: file }, '/'))).to.equal('KAKUIN_E_CONFIG');
+    writeFileSync(file, JSON.stringify({ legacy: { burstLimit: 12, backoffBaseMs: 5, backoffMaxMs: 50 } }));
+    expect(loadConfig({ KAKUIN_DATA_DIR: tmp.dir, KAKUIN_CONFIG: file }, '/').legacy).to.deep.include({ burstLimit: 12, backoffBaseMs: 5, backoffMaxMs: 50 });
+  });
+
   it('ca.device.commonName: none by default, serialNumber or deviceId, per profile too; anything else refused', () => {
     expect(loadConfig({ KAKUIN_DATA_DIR: tmp.dir }, '/').ca.device.commonName).to.equal('none');
     expect(loadConfig({ KAKUIN_DATA_DIR: tmp.dir, KAKUIN_DEVICE_COMMON_NAME: 'deviceId' }, '/').ca.device.commonName).to.equal('deviceId');

@@ -4,7 +4,7 @@
  * and publishes CRLs under them, checked with `openssl verify` and `openssl ocsp`.
  */
 import { spawnSync } from 'node:child_process';
-import { mkdirSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import { expect } from 'chai';
 import { freePort, makeTempDir, opensslAsync, opensslOk, cliMain } from '../support/index.js';
@@ -41,7 +41,7 @@ describe('offline root: kakuin ca csr, an openssl-made root signs, kakuin ca imp
     const dataDir = f('data');
     mkdirSync(dataDir);
     ocspBase = `http://127.0.0.1:${await freePort()}`;
-    env = { ...testEnv(dataDir), KAKUIN_OCSP_PORT: new URL(ocspBase).port, KAKUIN_GATEWAY_PORT: '0', KAKUIN_PUBLIC_HTTP_URL: ocspBase, KAKUIN_CRL_COALESCE_MS: '200' };
+    env = { ...testEnv(dataDir), KAKUIN_ORGANIZATION: 'kakuin offline test', KAKUIN_OCSP_PORT: new URL(ocspBase).port, KAKUIN_GATEWAY_PORT: '0', KAKUIN_PUBLIC_HTTP_URL: ocspBase, KAKUIN_CRL_COALESCE_MS: '200' };
     writeFileSync(f('sub-ca.cnf'), SUB_CA_EXTENSIONS);
     makeRoot('offline-root');
     makeRoot('other-root');
@@ -50,6 +50,16 @@ describe('offline root: kakuin ca csr, an openssl-made root signs, kakuin ca imp
   after(async function () {
     await svc?.stop();
     tmp?.cleanup();
+  });
+
+  it('ca csr refuses to default the organization name (KAKUIN_ORGANIZATION), writing nothing', function () {
+    mkdirSync(f('csrs-unnamed'));
+    const { KAKUIN_ORGANIZATION: _, ...unnamed } = env;
+    const r = spawnSync(process.execPath, [cliMain, 'ca', 'csr', '--out-dir', f('csrs-unnamed')], { env: { ...process.env, ...unnamed, KAKUIN_ORGANIZATION: '' }, timeout: 60_000 });
+    expect(r.status).to.equal(1);
+    expect(r.stderr.toString()).to.include('KAKUIN_E_CONFIG').and.include('KAKUIN_ORGANIZATION');
+    expect(readdirSync(f('csrs-unnamed'))).to.deep.equal([]);
+    expect(existsSync(path.join(env.KAKUIN_DATA_DIR, 'keys')) ? readdirSync(path.join(env.KAKUIN_DATA_DIR, 'keys')) : []).to.deep.equal([]);
   });
 
   it('ca csr writes PKCS#10 requests for the device, infrastructure and station CAs that openssl verifies', function () {

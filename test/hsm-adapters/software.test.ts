@@ -7,7 +7,7 @@ import { KEY_ALGORITHMS, type KeyAlgorithm } from '../../hsm-adapters/index.js';
 import { SoftwareKeyStore } from '../../hsm-adapters/software/index.js';
 import { KakuinError } from '../../errors/index.js';
 import { rejectsWithCode, runKeyStoreContract, verifiesWithNode } from '../contract/keystore.contract.js';
-import { makeTempDir, opensslOk } from '../support/index.js';
+import { makeTempDir, openssl, opensslOk } from '../support/index.js';
 
 // Not ASCII on purpose: Node and the openssl command must agree on its UTF-8 bytes.
 const PASSPHRASE = 'correct horse battery staple — 鍵';
@@ -66,11 +66,12 @@ describe('software key store (file: URIs)', function () {
       expect(readdirSync(directory)).to.deep.equal(['ocsp-signer.key.pem']);
     });
 
-    it('encrypts with PBES2: PBKDF2 with HMAC-SHA-256 and AES-256-CBC', async function () {
+    it('encrypts with PBES2: scrypt (no longer PBKDF2 at 2,048 iterations) and AES-256-CBC', async function () {
       const directory = freshDirectory();
       await new SoftwareKeyStore({ directory, passphrase: PASSPHRASE }).generate('file:k', 'ed25519');
       const parsed = opensslOk(['asn1parse', '-in', path.join(directory, 'k.key.pem')]);
-      expect(parsed).to.include(':PBES2').and.include(':PBKDF2').and.include(':hmacWithSHA256').and.include(':aes-256-cbc');
+      expect(parsed).to.include(':PBES2').and.include(':scrypt').and.include(':aes-256-cbc');
+      expect(parsed).to.not.include(':PBKDF2');
     });
 
     for (const algorithm of ['ecdsa-p384', 'ed25519', 'rsa-2048'] as const satisfies readonly KeyAlgorithm[]) {
@@ -91,6 +92,72 @@ describe('software key store (file: URIs)', function () {
       expect(signer.algorithm).to.equal('ecdsa-p256');
       const publicPem = opensslOk(['pkey', '-in', file, '-passin', `pass:${PASSPHRASE}`, '-pubout']);
       expect(pemBody(publicPem, 'PUBLIC KEY').equals(signer.publicKeySpki)).to.equal(true);
+    });
+  });
+
+  describe('encryption at rest (scrypt, RFC 7914)', function () {
+    this.timeout(30_000);
+    const asn1 = (file: string) => opensslOk(['asn1parse', '-in', file]);
+
+    it('writes PKCS#8 under PBES2 with scrypt N = 2^14, r = 8, p = 1 and AES-256-CBC, which openssl pkey opens to the same key', async function () {
+      const directory = freshDirectory();
+      const signer = await new SoftwareKeyStore({ directory, passphrase: PASSPHRASE }).generate('file:ca', 'ecdsa-p384');
+      const file = path.join(directory, 'ca.key.pem');
+      const parsed = asn1(file);
+      expect(parsed).to.include('PBES2').and.include(':scrypt').and.include('aes-256-cbc');
+      expect(parsed).to.not.include('PBKDF2');
+      // costParameter 16384 (0x4000), blockSize 8, parallelizationParameter 1: openssl pkcs8 -scrypt's own
+      expect(parsed).to.match(/INTEGER\s+:4000\s*\n.*INTEGER\s+:08\s*\n.*INTEGER\s+:01\s*\n/);
+      const publicPem = opensslOk(['pkey', '-in', file, '-passin', `pass:${PASSPHRASE}`, '-pubout']);
+      expect(pemBody(publicPem, 'PUBLIC KEY').equals(signer.publicKeySpki)).to.equal(true);
+      expect(openssl(['pkey', '-in', file, '-passin', 'pass:wrong', '-noout']).status, 'the wrong passphrase fails in openssl too').to.not.equal(0);
+    });
+
+    it('keys.kdfCost chooses N (10 to 14, checked); a key written at a lower cost opens the same way', async function () {
+      const directory = freshDirectory();
+      await new SoftwareKeyStore({ directory, passphrase: PASSPHRASE, kdfCost: 10 }).generate('file:cheap', 'ed25519');
+      expect(asn1(path.join(directory, 'cheap.key.pem'))).to.match(/INTEGER\s+:0400\s/);
+      expect((await new SoftwareKeyStore({ directory, passphrase: PASSPHRASE }).load('file:cheap')).algorithm).to.equal('ed25519');
+      for (const kdfCost of [9, 15, 12.5]) {
+        expect(() => new SoftwareKeyStore({ directory, passphrase: PASSPHRASE, kdfCost }), String(kdfCost)).to.throw(KakuinError).with.property('code', 'KAKUIN_E_CONFIG');
+      }
+    });
+
+    it('still opens a file an earlier kakuin wrote (PBKDF2, 2,048 iterations) and one of openssl pkcs8 -scrypt; rewrap rewrites only the weak ones, the keys unchanged', async function () {
+      const directory = freshDirectory();
+      mkdirSync(directory, { mode: 0o700 });
+      const old = generateKeyPairSync('ec', { namedCurve: 'P-256' }).privateKey;
+      writeFileSync(path.join(directory, 'old.key.pem'), old.export({ type: 'pkcs8', format: 'pem', cipher: 'aes-256-cbc', passphrase: PASSPHRASE }), { mode: 0o600 });
+      expect(asn1(path.join(directory, 'old.key.pem'))).to.include('PBKDF2');
+      const plainFile = path.join(directory, 'plain.pem');
+      opensslOk(['genpkey', '-algorithm', 'ED25519', '-out', plainFile]);
+      opensslOk(['pkcs8', '-topk8', '-scrypt', '-v2', 'aes-256-cbc', '-in', plainFile, '-passout', `pass:${PASSPHRASE}`, '-out', path.join(directory, 'openssl.key.pem')]);
+      const strongBefore = readFileSync(path.join(directory, 'openssl.key.pem'), 'utf8');
+      const store = new SoftwareKeyStore({ directory, passphrase: PASSPHRASE });
+      const before = await store.load('file:old');
+      expect(before.publicKeySpki.equals(spkiOf(old))).to.equal(true);
+      expect((await store.load('file:openssl')).algorithm).to.equal('ed25519');
+      expect(await store.rewrap()).to.deep.equal({ rewritten: ['old'], kept: ['openssl'] });
+      expect(asn1(path.join(directory, 'old.key.pem'))).to.include(':scrypt').and.not.include('PBKDF2');
+      expect(readFileSync(path.join(directory, 'openssl.key.pem'), 'utf8'), 'a strong file is left alone').to.equal(strongBefore);
+      const publicPem = opensslOk(['pkey', '-in', path.join(directory, 'old.key.pem'), '-passin', `pass:${PASSPHRASE}`, '-pubout']);
+      expect(pemBody(publicPem, 'PUBLIC KEY').equals(spkiOf(old)), 'the same key').to.equal(true);
+      const after = await new SoftwareKeyStore({ directory, passphrase: PASSPHRASE }).load('file:old');
+      const data = Buffer.from('signed after the rewrap');
+      expect(verifiesWithNode(after.signatureAlgorithm, after.publicKeySpki, data, await after.sign(data))).to.equal(true);
+      expect(readdirSync(directory).filter((f) => f.endsWith('.tmp'))).to.deep.equal([]);
+      expect(await new SoftwareKeyStore({ directory, passphrase: PASSPHRASE }).rewrap()).to.deep.equal({ rewritten: [], kept: ['old', 'openssl'] });
+    });
+
+    it('rewrap with a wrong passphrase refuses (KAKUIN_E_KEY_PASSPHRASE) and changes no file', async function () {
+      const directory = freshDirectory();
+      mkdirSync(directory, { mode: 0o700 });
+      const old = generateKeyPairSync('ec', { namedCurve: 'P-256' }).privateKey;
+      const file = path.join(directory, 'old.key.pem');
+      writeFileSync(file, old.export({ type: 'pkcs8', format: 'pem', cipher: 'aes-256-cbc', passphrase: PASSPHRASE }), { mode: 0o600 });
+      const before = readFileSync(file, 'utf8');
+      await rejectsWithCode(new SoftwareKeyStore({ directory, passphrase: `${PASSPHRASE}?` }).rewrap(), 'KAKUIN_E_KEY_PASSPHRASE');
+      expect(readFileSync(file, 'utf8')).to.equal(before);
     });
   });
 

@@ -341,6 +341,27 @@ describe('production-line enrollment (REST and batch)', function () {
       expect((await p12Info(r.json.pkcs12, 'wrong-password-xxxxxxxx')).status).to.not.equal(0);
     });
 
+    it('writes the PKCS#12 with PBES2/AES-256-CBC, PBKDF2-HMAC-SHA-256 and a SHA-256 MAC at 100,000 iterations (openssl pkcs12 -info); legacy: true gives 3DES/SHA-1 only when asked', async () => {
+      await stationA('POST', '/api/v1/devices/import', { body: [{ serialNumber: 'A-K003' }, { serialNumber: 'A-K004' }] });
+      const r = await stationA('POST', '/api/v1/enroll', { body: { serialNumber: 'A-K003', keygen: { password } } });
+      expect(r.status, r.text).to.equal(201);
+      const info = await p12Info(r.json.pkcs12);
+      expect(info.status, info.stderr).to.equal(0);
+      expect(info.stderr).to.match(/MAC: sha256, Iteration 100000/);
+      expect(info.stderr).to.match(/Shrouded Keybag: PBES2, PBKDF2, AES-256-CBC, Iteration 100000, PRF hmacWithSHA256/);
+      expect(info.stderr).to.not.match(/3DES|TripleDES|RC2|sha1/i);
+      expect(info.stdout).to.match(/friendlyName: A-K003/);
+      const legacy = await stationA('POST', '/api/v1/enroll', { body: { serialNumber: 'A-K004', keygen: { password, legacy: true } } });
+      expect(legacy.status, legacy.text).to.equal(201);
+      const old = await p12Info(legacy.json.pkcs12);
+      expect(old.status, old.stderr).to.equal(0);
+      expect(old.stderr).to.match(/MAC: sha1/).and.match(/Shrouded Keybag: pbeWithSHA1And3-KeyTripleDES-CBC/);
+      expect(old.stdout.match(/-----BEGIN CERTIFICATE-----/g)).to.have.length(3);
+      const pemLegacy = await stationA('POST', '/api/v1/enroll', { body: { serialNumber: 'A-K004', keygen: { password, format: 'pem', legacy: true } } });
+      expect(pemLegacy.status).to.equal(400);
+      expect(pemLegacy.json.code).to.equal('KAKUIN_E_VALIDATION');
+    });
+
     it('a retried keygen item issues a new key pair and supersedes the earlier keygen certificate; a CSR-enrolled device is still a clone case', async () => {
       await stationA('POST', '/api/v1/devices/import', { body: [{ serialNumber: 'A-K002' }] });
       const line = `${JSON.stringify({ serialNumber: 'A-K002', keygen: { password } })}\n`;

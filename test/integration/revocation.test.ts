@@ -152,6 +152,31 @@ describe('revocation: API, OCSP and CRLs checked with openssl', function () {
     expect(audit.json.events[0]).to.include({ actor: 'token:bootstrap', serialHex: dev.serialHex });
   });
 
+  it('states the invalidityDate of a revocation in the OCSP answer as the CRL entry does (RFC 6960 §4.4.5), and none when the revocation gave none', async () => {
+    const dev = await enrolledDevice('LEAKED-KEY-1');
+    const plain = await enrolledDevice('LEAKED-KEY-2');
+    const invalidity = new Date(Math.floor(Date.now() / 1000) * 1000 - 3 * 86_400_000);
+    expect((await api('POST', `/api/v1/certificates/${dev.serialHex}/revoke`, { body: { reason: 'keyCompromise', invalidityDate: invalidity.toISOString() } })).status).to.equal(200);
+    expect((await api('POST', `/api/v1/certificates/${plain.serialHex}/revoke`, { body: { reason: 'keyCompromise' } })).status).to.equal(200);
+    const dateAfter = (text: string) => /Invalidity Date:\s*\n?\s*([A-Z][a-z]{2} +\d+ [\d:]+ \d{4} GMT)/.exec(text)?.[1];
+    for (const extra of [['-resp_text'], ['-resp_text', '-no_nonce']]) {
+      const s = await ocspStatus(dev.certFile, extra);
+      expect(s.status, s.text).to.equal('revoked');
+      expect(s.verified, s.text).to.equal(true);
+      expect(s.text).to.match(/Response Single Extensions:/);
+      expect(dateAfter(s.text), s.text).to.equal(invalidity.toUTCString().replace(/^\w+, (\d+) (\w+) (\d+) ([\d:]+) GMT$/, (_, d, m, y, t) => `${m} ${String(Number(d)).padStart(2, ' ')} ${t} ${y} GMT`));
+      const none = await ocspStatus(plain.certFile, extra);
+      expect(none.status, none.text).to.equal('revoked');
+      expect(none.verified, none.text).to.equal(true);
+      expect(none.text).to.not.match(/Invalidity Date/);
+    }
+    expect((await api('POST', '/api/v1/crls/device', { body: { kind: 'full' } })).status).to.equal(201);
+    const full = await servedCrl('full', (t) => entryText(t, dev.serialHex) !== undefined && entryText(t, plain.serialHex) !== undefined);
+    const ocspDate = dateAfter((await ocspStatus(dev.certFile, ['-resp_text'])).text);
+    expect(dateAfter(entryText(full.text, dev.serialHex)!), 'the CRL entry and the OCSP answer say the same').to.equal(ocspDate);
+    expect(entryText(full.text, plain.serialHex)).to.not.match(/Invalidity Date/);
+  });
+
   it('a car in an underground car park: suspended (certificateHold), then resumed and good again', async () => {
     const dev = await enrolledDevice('PARKED-1');
     const s1 = await api('POST', `/api/v1/devices/${dev.id}/suspend`);

@@ -16,7 +16,7 @@ import {
 } from './fixtures.js';
 import { postOcsp, run, startListener } from './http-support.js';
 
-const { entryDer, entryStatus, entryTail, certsTailFor, internCertsTail, KIND_CACHEABLE } = cachedResponse;
+const { entryDer, entryStates, entryStatus, entryTail, certsTailFor, internCertsTail, KIND_CACHEABLE } = cachedResponse;
 
 describe('ocsp-responder: response arena', function () {
   this.timeout(30_000);
@@ -39,6 +39,23 @@ describe('ocsp-responder: response arena', function () {
     ca = makeCa('p256', 'Arena CA');
     identity = prepareIdentity(makeResponder(ca, 'device').identity, 3);
     tailId = internCertsTail(certsTailFor(identity.responderCertificateDer));
+  });
+
+  it('keeps a revocation\'s invalidityDate in the entry header, so a walk that finds it unchanged signs nothing and a changed one re-signs', async function () {
+    const arena = new ResponseArena({ autoCompact: false });
+    const revokedAt = new Date(1_700_000_000_000);
+    const invalidityDate = new Date(1_699_000_000_000);
+    const r = await signed('0C0FFE', { status: 'revoked', revokedAt, reason: 'keyCompromise', invalidityDate });
+    arena.set('device', '0C0FFE', r, identity.epoch, KIND_CACHEABLE, tailId);
+    const entry = arena.get('device', '0C0FFE')!;
+    expect(entryStatus(entry)).to.deep.equal({ status: 'revoked', revokedAt, reason: 'keyCompromise', invalidityDate });
+    expect(entryStates(entry, { status: 'revoked', revokedAt, reason: 'keyCompromise', invalidityDate })).to.equal(true);
+    expect(entryStates(entry, { status: 'revoked', revokedAt, reason: 'keyCompromise' })).to.equal(false);
+    expect(entryStates(entry, { status: 'revoked', revokedAt, reason: 'keyCompromise', invalidityDate: new Date(1_698_000_000_000) })).to.equal(false);
+    const plain = await signed('0C0FFF', { status: 'revoked', revokedAt, reason: 'keyCompromise' });
+    arena.set('device', '0C0FFF', plain, identity.epoch, KIND_CACHEABLE, tailId);
+    expect(entryStatus(arena.get('device', '0C0FFF')!)).to.deep.equal({ status: 'revoked', revokedAt, reason: 'keyCompromise' });
+    expect(entryStates(arena.get('device', '0C0FFF')!, { status: 'revoked', revokedAt, reason: 'keyCompromise', invalidityDate })).to.equal(false);
   });
 
   it('stores, finds and replaces responses per issuer and serial, without keeping the responder certificate in each', async function () {

@@ -453,6 +453,22 @@ describe('pkix OCSP (RFC 6960, RFC 5019, RFC 8954)', function () {
       expect(goodDer.subarray(2 + id().length).toString('hex')).to.equal(`8000${gt('20300203040506Z')}`);
     });
 
+    it('puts a revocation\'s invalidityDate into singleExtensions (RFC 6960 §4.4.5, RFC 5280 §5.3.2: not critical, GeneralizedTime) and reads it back', function () {
+      const t = new Date(Date.UTC(2030, 1, 3, 4, 5, 6));
+      const compromised = new Date(Date.UTC(2030, 0, 31, 23, 0, 0, 500));
+      const der = encodeSingleResponse({
+        certId: id(), certStatus: { status: 'revoked', revokedAt: t, reason: 'keyCompromise', invalidityDate: compromised }, thisUpdate: t, nextUpdate: new Date(t.getTime() + HOUR),
+      });
+      const gt = (s: string) => `180f${Buffer.from(s, 'latin1').toString('hex')}`;
+      expect(der.toString('hex').endsWith(`a011${gt('20300203050506Z')}a11c301a30180603551d180411${gt('20300131230000Z')}`)).to.equal(true);
+      const basic = encodeBasicOcspResponse(encodeResponseData({ responderKeyHash: Buffer.alloc(20, 1), producedAt: t, responses: [der] }), 'ecdsa-with-SHA256', Buffer.alloc(64), []);
+      const parsed = parseOcspResponse(encodeOcspResponse(basic));
+      expect(parsed.responses[0].certStatus).to.deep.equal({ status: 'revoked', revokedAt: t, reason: 'keyCompromise', invalidityDate: new Date(Date.UTC(2030, 0, 31, 23, 0, 0)) });
+      const without = encodeSingleResponse({ certId: id(), certStatus: { status: 'revoked', revokedAt: t }, thisUpdate: t });
+      expect(without.includes(Buffer.from('551d18', 'hex')), 'no invalidityDate, no extension').to.equal(false);
+      expect(thrownCode(() => encodeSingleResponse({ certId: id(), certStatus: { status: 'revoked', revokedAt: t, invalidityDate: new Date(NaN) }, thisUpdate: t }))).to.equal('KAKUIN_E_ENCODING_INPUT');
+    });
+
     it('refuses a nextUpdate before thisUpdate, an unknown status or reason, and a certId that is not DER', function () {
       const t = new Date();
       expect(thrownCode(() => encodeSingleResponse({ certId: id(), certStatus: { status: 'good' }, thisUpdate: t, nextUpdate: new Date(t.getTime() - 1000) }))).to.equal('KAKUIN_E_ENCODING_INPUT');

@@ -30,6 +30,8 @@ export function testEnv(dataDir: string, extra: Record<string, string> = {}): Re
     KAKUIN_API_PORT: '0',
     KAKUIN_LEGACY_PORT: '0',
     KAKUIN_KEY_PASSPHRASE: 'test-passphrase-not-secret',
+    // A low scrypt cost, chosen here explicitly; the default (14) costs ~0.1 s per key file.
+    KAKUIN_KEY_KDF_COST: '10',
     KAKUIN_ADMIN_TOKEN: `kktest_${randomBytes(24).toString('base64url')}`,
     KAKUIN_LOG_LEVEL: 'error',
     ...extra,

@@ -1,11 +1,13 @@
 /**
  * Abuse detection through the legacy HTTP routes (in process, plain HTTP in front of the express
- * app): per-source throttling with and without a trusted proxy, alerts, and unusual-hour events.
+ * app): per-source throttling with and without a trusted proxy, alerts, unusual-hour events, the
+ * per-identity backoff (brute force slowed, a victim never locked out) and the `legacy.burst` alert.
  */
 import http from 'node:http';
 import type { AddressInfo } from 'node:net';
 import path from 'node:path';
 import { expect } from 'chai';
+import type { AbusePolicy } from '../../../gateway-auth/legacy/index.js';
 import {
   createLegacyApp, generateAuthSecret, hmacVerifier, LegacyAbuseGuard, LegacyAuthService, LegacyKillSwitch, LegacyTokenSigner,
 } from '../../../gateway-auth/legacy/index.js';
@@ -15,7 +17,7 @@ import { makeTempDir } from '../../support/index.js';
 const quiet = { info() {}, warn() {}, error() {} };
 const pepper = Buffer.alloc(32, 3);
 
-async function harness(trustProxy: boolean) {
+async function harness(trustProxy: boolean, policy: Partial<AbusePolicy> = {}) {
   const tmp = makeTempDir();
   const registry: SqliteRegistry = await openSqliteRegistry({ path: path.join(tmp.dir, 'r.db') });
   const mfr = await registry.createManufacturer({ name: 'm' });
@@ -27,8 +29,8 @@ async function harness(trustProxy: boolean) {
   await killSwitch.start();
   const auth = new LegacyAuthService({
     registry, pepper, tokens: new LegacyTokenSigner(pepper), killSwitch, logger: quiet,
-    abuse: new LegacyAbuseGuard(registry, { deviceLimit: 10, commonAuthIdLimit: 1000, sourceLimit: 5, lockMs: 60_000, throttleDelayMs: 0 }),
-    tokenTtlMs: 60_000, lockMs: 60_000, throttleDelayMs: 0,
+    abuse: new LegacyAbuseGuard(registry, { burstLimit: 10, commonAuthIdLimit: 1000, sourceLimit: 5, backoffBaseMs: 1, backoffMaxMs: 1, ...policy }),
+    tokenTtlMs: 60_000, throttleDelayMs: 0,
   });
   const app = createLegacyApp({
     auth, logger: quiet, trustProxy, bodyLimitBytes: 4096, sink: { record: async () => undefined },
@@ -40,8 +42,13 @@ async function harness(trustProxy: boolean) {
   const token = (body: object, forwardedFor?: string) => fetch(`http://127.0.0.1:${port}/legacy/v1/token`, {
     method: 'POST', headers: { 'content-type': 'application/json', ...(forwardedFor && { 'x-forwarded-for': forwardedFor }) }, body: JSON.stringify(body),
   }).then(async (r) => ({ status: r.status, json: await r.json() as any, retryAfter: r.headers.get('retry-after') }));
+  const timed = async (body: object, forwardedFor?: string) => {
+    const t0 = performance.now();
+    const r = await token(body, forwardedFor);
+    return { ...r, ms: performance.now() - t0 };
+  };
   return {
-    registry, cai: cai.id, device, secret, token,
+    registry, cai: cai.id, device, secret, token, timed,
     async close() {
       await new Promise<void>((r) => server.close(() => r()));
       await killSwitch.stop();
@@ -94,6 +101,58 @@ describe('legacy abuse detection', function () {
       const events = await h.registry.listAuditEvents({ type: 'legacy.unusual-hour', deviceId: h.device.id });
       expect(events).to.have.length(1);
       expect(events[0].details).to.deep.include({ commonAuthId: h.cai, usualHoursUtc: '00-00' });
+    } finally {
+      await h.close();
+    }
+  });
+
+  it('slows a brute force on one identity with a doubling, bounded backoff; every answer stays 401; the 10th failure raises legacy.burst once', async function () {
+    const h = await harness(false, { backoffBaseMs: 50, backoffMaxMs: 400, sourceLimit: 1000 });
+    try {
+      const runs: { status: number; code: string; ms: number }[] = [];
+      for (let i = 0; i < 12; i++) {
+        const r = await h.timed({ commonAuthId: h.cai, uniqueId: 'u-1', authSecret: `guess-${i}-${'x'.repeat(20)}` });
+        runs.push({ status: r.status, code: r.json.code, ms: r.ms });
+      }
+      expect(runs.map((r) => r.status)).to.deep.equal(Array(12).fill(401));
+      expect(new Set(runs.map((r) => r.code))).to.deep.equal(new Set(['KAKUIN_E_LEGACY_AUTH_FAILED']));
+      // 50, 100, 200, 400, 400, ...: each answer held at least its backoff, and the bound holds.
+      runs.forEach((r, i) => expect(r.ms, `failure ${i + 1}`).to.be.at.least(Math.min(400, 50 * 2 ** i) - 5));
+      expect(Math.max(...runs.map((r) => r.ms)), 'bounded').to.be.below(400 + 1500);
+      const bursts = await h.registry.listAuditEvents({ type: 'legacy.burst' });
+      expect(bursts, 'one alert per identity and minute').to.have.length(1);
+      expect(bursts[0].deviceId).to.equal(h.device.id);
+      expect(bursts[0].details).to.deep.include({ kind: 'failures', count: 10, commonAuthId: h.cai, uniqueId: 'u-1' });
+      expect(await h.registry.listAuditEvents({ type: 'legacy.locked' })).to.have.length(0);
+    } finally {
+      await h.close();
+    }
+  });
+
+  it('never locks a victim out: after a parallel flood of failures on its (public) IMEI, its correct secret is answered at once, while a failure still waits the full backoff', async function () {
+    const h = await harness(false, { backoffBaseMs: 100, backoffMaxMs: 3000, sourceLimit: 1000 });
+    try {
+      const flood = await Promise.all(Array.from({ length: 16 }, (_, i) => h.token({ commonAuthId: h.cai, uniqueId: 'u-1', authSecret: `attacker-${i}` })));
+      expect(flood.map((r) => r.status)).to.deep.equal(Array(16).fill(401));
+      const owner = await h.timed({ commonAuthId: h.cai, uniqueId: 'u-1', authSecret: h.secret });
+      expect(owner.status, JSON.stringify(owner.json)).to.equal(200);
+      expect(owner.json.token).to.match(/^kkl1\./);
+      expect(owner.ms, 'the correct credential is not held by the attacker\'s backoff').to.be.below(1000);
+      const another = await h.timed({ commonAuthId: h.cai, uniqueId: 'u-1', authSecret: 'attacker-late' });
+      expect(another.status).to.equal(401);
+      expect(another.ms, 'the 17th failure waits the bound').to.be.at.least(2995);
+    } finally {
+      await h.close();
+    }
+  });
+
+  it('raises legacy.burst when one identity authenticates 10 times within a minute (a shared or leaked credential), once', async function () {
+    const h = await harness(false);
+    try {
+      for (let i = 0; i < 12; i++) expect((await h.token({ commonAuthId: h.cai, uniqueId: 'u-1', authSecret: h.secret })).status).to.equal(200);
+      const bursts = await h.registry.listAuditEvents({ type: 'legacy.burst' });
+      expect(bursts).to.have.length(1);
+      expect(bursts[0].details).to.deep.include({ kind: 'authentications', count: 10, uniqueId: 'u-1' });
     } finally {
       await h.close();
     }

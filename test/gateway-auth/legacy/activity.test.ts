@@ -34,8 +34,8 @@ describe('legacy token path activity', function () {
     recorder = new ActivityAggregator({ store: registry.activity, flushIntervalMs: 600_000, onNotable: (r) => notable.push(r) });
     const auth = new LegacyAuthService({
       registry, pepper, tokens: new LegacyTokenSigner(pepper), killSwitch, logger: quiet, activity: recorder,
-      abuse: new LegacyAbuseGuard(registry, { deviceLimit: 10, commonAuthIdLimit: 1000, sourceLimit: 100, lockMs: 60_000, throttleDelayMs: 0 }),
-      tokenTtlMs: 60_000, lockMs: 60_000, throttleDelayMs: 0,
+      abuse: new LegacyAbuseGuard(registry, { burstLimit: 10, commonAuthIdLimit: 1000, sourceLimit: 100, backoffBaseMs: 0, backoffMaxMs: 0 }),
+      tokenTtlMs: 60_000, throttleDelayMs: 0,
     });
     const app = createLegacyApp({
       auth, logger: quiet, trustProxy: true, bodyLimitBytes: 4096, sink: { record: async () => undefined }, activity: recorder,
