@@ -54,6 +54,9 @@ describe('kakuin ca reissue-intermediates', function () {
     await svc.stop();
     svc = undefined;
 
+    // The operator moves the installation to its new URL (recorded; a start with another is refused).
+    const moved = kakuin(now, 'ca', 'set-public-url', now.KAKUIN_PUBLIC_HTTP_URL, '--confirm');
+    expect(moved.status, moved.stderr).to.equal(0);
     const run = kakuin(now, 'ca', 'reissue-intermediates');
     expect(run.status, run.stderr).to.equal(0);
     for (const id of ['device', 'infrastructure', 'station']) expect(run.stdout).to.match(new RegExp(`^${id} CA: new certificate [0-9A-F]+ \\(was [0-9A-F]+\\)`, 'm'));
