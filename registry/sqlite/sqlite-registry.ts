@@ -479,7 +479,8 @@ export class SqliteRegistry extends CheckedRegistry implements Registry {
   }
 
   protected async updateStationChecked(id: string, change: CheckedStationChange, event: AuditEventValues, now: number): Promise<Station> {
-    const values = { keyHmac: change.keyHmac, disable: change.disable === true, maxIssuances: change.maxIssuances };
+    // `disable` only when the change names it: a quota or key change leaves a disabled station disabled.
+    const values = { keyHmac: change.keyHmac, disable: change.disable, maxIssuances: change.maxIssuances };
     return this.write('updating a station', {}, () => this.stations.update.immediate(id, values, event, now));
   }
 

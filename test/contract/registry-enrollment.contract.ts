@@ -49,7 +49,13 @@ export function runEnrollmentContract(get: () => Registry): void {
       expect((await get().findStationByKeyHmac(fresh))?.disabledAt).to.equal(undefined);
       await get().updateStation(s.id, { disable: true }, { type: 'station.disabled', actor: 'token:test', details: { stationId: s.id } });
       await expectKakuinError(get().updateStation(randomUUID(), { disable: true }, { type: 't', actor: 'a' }), 'KAKUIN_E_STATION_NOT_FOUND');
-      expect((await get().updateStation(s.id, { maxIssuances: 5 }, { type: 'station.quota-set', actor: 'token:test' })).maxIssuances).to.equal(5);
+      const quota = await get().updateStation(s.id, { maxIssuances: 5 }, { type: 'station.quota-set', actor: 'token:test' });
+      expect(quota.maxIssuances).to.equal(5);
+      // A change that does not name `disable` (a quota, a key rotation) leaves a disabled station disabled.
+      expect(quota.disabledAt, 'still disabled after a quota change').to.be.instanceOf(Date);
+      const newKey = hmac();
+      expect((await get().updateStation(s.id, { keyHmac: newKey }, { type: 'station.key-rotated', actor: 'token:test' })).disabledAt, 'still disabled after a key rotation').to.be.instanceOf(Date);
+      expect((await get().findStationByKeyHmac(newKey))?.disabledAt).to.be.instanceOf(Date);
       expect((await get().updateStation(s.id, { maxIssuances: null }, { type: 'station.quota-set', actor: 'token:test' })).maxIssuances).to.equal(undefined);
       await expectKakuinError(get().updateStation(s.id, { maxIssuances: -1 }, { type: 't', actor: 'a' }), 'KAKUIN_E_VALIDATION');
       expect(await get().countStationIssuances(s.id)).to.equal(0);
