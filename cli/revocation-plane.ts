@@ -46,7 +46,9 @@ export function scheduleResponderRollover(kakuin: Kakuin, issuers: LoadedIssuer[
       }
       if (ensured.some((e) => e.rolled)) {
         logger.info('OCSP responder certificates rolled over; re-signing stored responses');
-        await responder.setIdentities(ocspIdentities(ensured.map((e) => e.signer)));
+        // The offline root's responder is not rolled here (its root signs it at a ceremony): kept as it is.
+        const offline = kakuin.ocspSigners.filter((s) => kakuin.offlineIssuers.has(s.issuer.id));
+        await responder.setIdentities(ocspIdentities([...ensured.map((e) => e.signer), ...offline]));
       }
     })().catch((e) => logger.error('OCSP responder rollover failed', { error: String(e) }));
   }, 12 * HOUR_MS);
