@@ -23,13 +23,14 @@ import { KeyRing, signatureAlgorithmFor } from '../hsm-adapters/index.js';
 import { newPkcs11KeyUri, tokenOfKeysUri } from '../hsm-adapters/pkcs11/index.js';
 import {
   encodeCertificationRequest, encodeCertificationRequestInfo, encodeName, fromPem, isOcspNoCheckValue, OID_KP_OCSP_SIGNING,
-  OID_PKIX_OCSP_NOCHECK, parseCertificate, parseCrl, parseExtKeyUsage, toPem, verifyCertificateSignature, verifyCrlSignature,
+  OID_PKIX_OCSP_NOCHECK, forEachCrlEntry, parseCertificate, parseCrl, type CrlEntry, parseExtKeyUsage, toPem, verifyCertificateSignature, verifyCrlSignature,
 } from '../pkix/index.js';
 import { issuanceCertificateFields } from '../ca/records.js';
 import { ocspSignerId, type OcspSigner } from '../ca/ocsp-signers.js';
 import type { LoadedIssuer } from '../ca/issuer.js';
 import { hasCode } from '../errors/index.js';
-import type { Registry } from '../registry/port.js';
+import type { CertificateTransition, NewAuditEvent, Registry } from '../registry/port.js';
+import { serialToHex } from '../ca/serial.js';
 import type { KakuinConfig } from './config.js';
 
 export const OFFLINE_ROOT_KEY_URI = 'offline:root';
@@ -281,6 +282,29 @@ export async function caImportRootPublications(
       else rmSync(pendingFile(config), { force: true });
     }
     if (crl) {
+      // What the root revoked at the ceremony is what its responder here answers (RFC 6960 §2.2 revoked):
+      // an intermediate on the root's CRL must not stay "good" over OCSP.
+      const transitions: CertificateTransition[] = [];
+      const audit: NewAuditEvent[] = [];
+      const entries: CrlEntry[] = [];
+      forEachCrlEntry(crl, (e) => entries.push(e));
+      for (const e of entries) {
+        const serialHex = serialToHex(e.serial);
+        let current;
+        try {
+          current = await registry.getCertificate(serialHex);
+        } catch (err) {
+          if (hasCode(err, 'KAKUIN_E_CERTIFICATE_NOT_FOUND')) continue;
+          throw err;
+        }
+        if (current.issuerId !== 'root' || current.status === 'revoked') continue;
+        const hold = e.reason === 'certificateHold';
+        if (hold && current.status === 'held') continue;
+        const reason = e.reason ?? 'unspecified';
+        transitions.push({ serialHex, from: hold ? ['good'] : ['good', 'held'], to: hold ? 'held' : 'revoked', reason, revokedAt: e.revocationDate, invalidityDate: e.invalidityDate });
+        audit.push({ type: 'certificate.revoked', actor: 'cli', serialHex, details: { reason, importedFrom: `root CRL ${crl.crlNumber}` } });
+      }
+      if (transitions.length > 0) await registry.applyStatusChange({ certificates: transitions, audit });
       await registry.putCrl({
         issuerId: 'root', kind: 'full', number: crl.crlNumber!, thisUpdate: crl.thisUpdate, nextUpdate: crl.nextUpdate!,
         feedSeq: await registry.latestFeedSeq(), der: crl.rawDer,

@@ -173,4 +173,49 @@ noCheck = ignored
     expect(missing.status).to.not.equal(0);
     expect(missing.stdout + missing.stderr).to.include('unable to get certificate CRL');
   });
+
+  it('a later ceremony: the root revokes the infrastructure CA and renews its responder; after the import OCSP says revoked and the new CRL is served', async function () {
+    const renewed = kakuin('ca', 'csr', '--root-responder', '--out-dir', f('csrs3'));
+    expect(renewed.status, renewed.stderr).to.equal(1);
+    mkdirSync(f('csrs3'));
+    const r0 = kakuin('ca', 'csr', '--root-responder', '--out-dir', f('csrs3'));
+    expect(r0.status, r0.stderr).to.equal(0);
+    expect(readdirSync(f('csrs3'))).to.deep.equal(['root-ocsp-responder.csr']);
+    sign('root', f('csrs3/root-ocsp-responder.csr'), 'root_responder', 30, f('root-responder-2.pem'));
+    rootCa('root', '-revoke', f('infrastructure-ca.pem'), '-crl_reason', 'keyCompromise');
+    rootCa('root', '-gencrl', '-out', f('root-2.crl'));
+    const r = kakuin('ca', 'import-root-publications', '--responder', f('root-responder-2.pem'), '--crl', f('root-2.crl'));
+    expect(r.status, r.stderr).to.equal(0);
+    expect(r.stdout).to.include('root CRL number 2');
+
+    // The running serve follows the revocation feed and serves the stored CRL within its 1 s cache.
+    const infra = async () => opensslAsync(['ocsp', '-issuer', root(), '-cert', f('infrastructure-ca.pem'), '-url', `${ocspBase}/ocsp`, '-CAfile', root(), '-timeout', '10']);
+    let o = await infra();
+    for (let i = 0; i < 50 && !o.stdout.includes(': revoked'); i++) {
+      await new Promise((resolve) => setTimeout(resolve, 200));
+      o = await infra();
+    }
+    expect(o.stdout + o.stderr).to.match(/Response verify OK/);
+    expect(o.stdout).to.include(`${f('infrastructure-ca.pem')}: revoked`);
+    expect(o.stdout).to.match(/Reason: keyCompromise/);
+    const device = await opensslAsync(['ocsp', '-issuer', root(), '-cert', f('device-ca.pem'), '-url', `${ocspBase}/ocsp`, '-CAfile', root(), '-timeout', '10']);
+    expect(device.stdout).to.include(`${f('device-ca.pem')}: good`);
+    // Publications keeps a CRL up to 1 s and refreshes it behind the request that finds it stale.
+    const servedNumber = async () => /X509v3 CRL Number: *\n *(\d+)/.exec(opensslOk(['crl', '-inform', 'DER', '-noout', '-text'],
+      Buffer.from(await (await fetch(`${ocspBase}/crl/root.crl`)).arrayBuffer())))?.[1];
+    let number = await servedNumber();
+    for (let i = 0; i < 30 && number !== '2'; i++) {
+      await new Promise((resolve) => setTimeout(resolve, 200));
+      number = await servedNumber();
+    }
+    expect(number).to.equal('2');
+
+    // After a restart the renewed responder signs.
+    await svc!.stop();
+    svc = await startTestService({ dataDir: env.KAKUIN_DATA_DIR, env });
+    const after = await opensslAsync(['ocsp', '-issuer', root(), '-cert', f('device-ca.pem'), '-url', `${ocspBase}/ocsp`, '-CAfile', root(), '-timeout', '10', '-resp_text']);
+    expect(after.stdout + after.stderr).to.match(/Response verify OK/);
+    const serial = opensslOk(['x509', '-in', f('root-responder-2.pem'), '-noout', '-serial']).trim().replace('serial=', '');
+    expect(after.stdout.replace(/[:\s]/g, '').toUpperCase()).to.include(serial.toUpperCase());
+  });
 });
