@@ -6,10 +6,12 @@
  * root's CRL (checked with `openssl verify -crl_check_all`).
  */
 import { spawnSync } from 'node:child_process';
-import { mkdirSync, readdirSync, writeFileSync } from 'node:fs';
+import { mkdirSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import { expect } from 'chai';
-import { freePort, makeTempDir, opensslAsync, opensslOk, cliMain } from '../support/index.js';
+import { freePort, makeTempDir, opensslAsync, opensslOk, cliMain, peers, requirePeers } from '../support/index.js';
+import { waitFor } from '../revocation-sync/fixture.js';
+import { httpsWithClientCert, nginxPeer, type NginxPeer } from '../revocation-sync/relying-party.js';
 import { request, startTestService, testEnv, type HttpResponse, type TestService } from '../support/service.js';
 
 describe('offline root: the ceremony signs a root OCSP responder and CRL, kakuin ca import-root-publications', function () {
@@ -18,6 +20,7 @@ describe('offline root: the ceremony signs a root OCSP responder and CRL, kakuin
   let env: Record<string, string> = {};
   let svc: TestService | undefined;
   let ocspBase = '';
+  let nginx: NginxPeer | undefined;
   const f = (name: string) => path.join(tmp.dir, name);
   const kakuin = (...args: string[]) => {
     const r = spawnSync(process.execPath, [cliMain, ...args], { env: { ...process.env, ...env }, timeout: 60_000 });
@@ -93,6 +96,7 @@ noCheck = ignored
   });
 
   after(async function () {
+    await nginx?.stop();
     await svc?.stop();
     tmp?.cleanup();
   });
@@ -172,6 +176,39 @@ noCheck = ignored
       '-CRLfile', f('served-device.crl.pem'), f('dev.pem')], { encoding: 'utf8' });
     expect(missing.status).to.not.equal(0);
     expect(missing.stdout + missing.stderr).to.include('unable to get certificate CRL');
+  });
+
+  it('nginx ssl_verify_client on + ssl_ocsp on (the whole chain, the certificates\' own URLs only): a good device gets 200, a revoked one is refused', async function () {
+    requirePeers(this, [peers.nginx]);
+    opensslOk(['req', '-x509', '-newkey', 'ec', '-pkeyopt', 'ec_paramgen_curve:P-256', '-nodes', '-keyout', f('server.key'), '-out', f('server.pem'), '-subj', '/CN=127.0.0.1', '-days', '2']);
+    writeFileSync(f('client-cas.pem'), readFileSync(root(), 'utf8') + readFileSync(f('device-ca.pem'), 'utf8'));
+    nginx = await nginxPeer(f('nginx'), `
+    ssl_certificate ${f('server.pem')};
+    ssl_certificate_key ${f('server.key')};
+    ssl_client_certificate ${f('client-cas.pem')};
+    ssl_verify_client on;
+    ssl_verify_depth 2;
+    ssl_ocsp on;
+    location / { return 200 "device $ssl_client_serial\\n"; }`);
+    nginx.start();
+    const devices = [];
+    for (const name of ['OFF-N1', 'OFF-N2']) {
+      const m = await api('POST', '/api/v1/manufacturers', { body: { name: `Works ${name}` } });
+      const d = await api('POST', '/api/v1/devices', { body: { manufacturerId: m.json.id, serialNumber: name } });
+      opensslOk(['req', '-new', '-newkey', 'ec', '-pkeyopt', 'ec_paramgen_curve:P-256', '-nodes', '-keyout', f(`${name}.key`), '-subj', `/serialNumber=${name}`, '-out', f(`${name}.csr`)]);
+      const issued = await api('POST', `/api/v1/devices/${d.json.id}/certificates`, { body: opensslOk(['req', '-in', f(`${name}.csr`)]), contentType: 'application/pkcs10' });
+      expect(issued.status, issued.text).to.equal(201);
+      writeFileSync(f(`${name}.pem`), issued.json.certificate);
+      devices.push({ cert: f(`${name}.pem`), key: f(`${name}.key`), serialHex: opensslOk(['x509', '-in', f(`${name}.pem`), '-noout', '-serial']).trim().replace('serial=', '') });
+    }
+    const [good, stolen] = devices;
+    await waitFor('nginx answering', 10_000, async () => (await httpsWithClientCert(nginx!.url, good.cert, good.key)) === 200 || undefined);
+    expect(await httpsWithClientCert(nginx!.url, stolen.cert, stolen.key)).to.equal(200);
+    const revoked = await api('POST', `/api/v1/certificates/${stolen.serialHex.toLowerCase()}/revoke`, { body: { reason: 'keyCompromise' } });
+    expect(revoked.status, revoked.text).to.equal(200);
+    expect(await httpsWithClientCert(nginx!.url, stolen.cert, stolen.key)).to.equal(400);
+    expect(await httpsWithClientCert(nginx!.url, good.cert, good.key)).to.equal(200);
+    expect(nginx!.errorLog()).to.match(/certificate revoked/);
   });
 
   it('a later ceremony: the root revokes the infrastructure CA and renews its responder; after the import OCSP says revoked and the new CRL is served', async function () {
