@@ -5,7 +5,7 @@
  * intermediates (checked with `openssl ocsp`, the root as the only trust anchor) and serves the
  * root's CRL (checked with `openssl verify -crl_check_all`).
  */
-import { spawnSync } from 'node:child_process';
+import { spawn, spawnSync } from 'node:child_process';
 import { mkdirSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import { expect } from 'chai';
@@ -254,5 +254,36 @@ noCheck = ignored
     expect(after.stdout + after.stderr).to.match(/Response verify OK/);
     const serial = opensslOk(['x509', '-in', f('root-responder-2.pem'), '-noout', '-serial']).trim().replace('serial=', '');
     expect(after.stdout.replace(/[:\s]/g, '').toUpperCase()).to.include(serial.toUpperCase());
+  });
+
+  it('a separate `serve --role ocsp` process answers for the intermediates with the imported root responder too', async function () {
+    const proc = spawn(process.execPath, [cliMain, 'serve', '--role', 'ocsp'], {
+      env: { PATH: process.env.PATH ?? '', ...env, KAKUIN_OCSP_PORT: '0' }, stdio: ['ignore', 'pipe', 'pipe'],
+    });
+    try {
+      let out = '';
+      const url = await new Promise<string>((resolve, reject) => {
+        const timer = setTimeout(() => reject(new Error(`serve --role ocsp did not start:\n${out}`)), 30_000);
+        const seen = (c: Buffer) => {
+          out += c.toString();
+          const m = /OCSP, CRLs\s+(http:\/\/\S+?)\/ocsp,/.exec(out);
+          if (m) { clearTimeout(timer); resolve(m[1]); }
+        };
+        proc.stdout!.on('data', seen);
+        proc.stderr!.on('data', seen);
+        proc.once('exit', (code) => { clearTimeout(timer); reject(new Error(`serve --role ocsp exited with ${code}:\n${out}`)); });
+      });
+      for (const [id, status] of [['device', 'good'], ['infrastructure', 'revoked']] as const) {
+        const o = await opensslAsync(['ocsp', '-issuer', root(), '-cert', f(`${id}-ca.pem`), '-url', `${url}/ocsp`, '-CAfile', root(), '-timeout', '10']);
+        expect(o.stdout + o.stderr, id).to.match(/Response verify OK/);
+        expect(o.stdout, id).to.include(`${f(`${id}-ca.pem`)}: ${status}`);
+      }
+    } finally {
+      if (proc.exitCode === null) {
+        const exited = new Promise((resolve) => proc.once('exit', resolve));
+        proc.kill('SIGTERM');
+        await exited;
+      }
+    }
   });
 });
