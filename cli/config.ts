@@ -121,6 +121,8 @@ export interface KakuinConfig {
     issuingKeyAlgorithm: KeyAlgorithm;
     rootValidityYears: number;
     issuingValidityYears: number;
+    /** An offline root's delegated OCSP responder: the longest lifetime `ca import-root-publications` takes. */
+    rootResponderValidityDays: number;
     device: { validityDays: number | 'no-well-defined-expiration'; backdateSeconds: number; commonName: DeviceCommonName };
     /** Named device profiles beside `device` (a manufacturer uses those an admin allowed it); no commonName: `ca.device`'s. */
     profiles: Record<string, { validityDays: number | 'no-well-defined-expiration'; backdateSeconds: number; commonName?: DeviceCommonName }>;
@@ -243,6 +245,7 @@ const FILE_OPTIONS: Record<string, (v: unknown, key: string) => unknown> = {
   'ca.issuingKeyAlgorithm': keyAlgorithm,
   'ca.rootValidityYears': (v, k) => int(v, k, 1, 50),
   'ca.issuingValidityYears': (v, k) => int(v, k, 1, 30),
+  'ca.rootResponderValidityDays': (v, k) => int(v, k, 2, 731),
   'ca.device.validityDays': (v, k) => (v === 'no-well-defined-expiration' ? v : int(v, k, 1, 36500)),
   'ca.device.backdateSeconds': (v, k) => int(v, k, 0, 7 * 86400),
   'ca.device.commonName': (v, k) => oneOf(v, k, DEVICE_COMMON_NAMES),
@@ -442,6 +445,7 @@ export function loadConfig(env: Env = process.env, cwd = process.cwd()): Readonl
       issuingKeyAlgorithm: get('ca.issuingKeyAlgorithm', 'ecdsa-p256'),
       rootValidityYears: get('ca.rootValidityYears', 20),
       issuingValidityYears: get('ca.issuingValidityYears', 10),
+      rootResponderValidityDays: get('ca.rootResponderValidityDays', 400),
       device: {
         validityDays: get('ca.device.validityDays', 3650),
         backdateSeconds: get('ca.device.backdateSeconds', 3600),

@@ -30,7 +30,7 @@ import { reissueIntermediates } from '../ca/reissue.js';
 import { rollOverDeviceCa } from '../ca/rollover.js';
 import { RevocationService } from '../ca/revocation.js';
 import { ceremonyCombine, ceremonySplit, CEREMONY_USAGE } from './ceremony.js';
-import { caCsr, caImport } from './offline-root.js';
+import { caCsr, caImport, caImportRootPublications } from './offline-root.js';
 import { caBackdateSeconds, caFiles, openKakuin, openRegistry, preInitKeyRing } from './wiring.js';
 import { ENROLL_USAGE, enrollCommand } from './enroll.js';
 import { expectedFailure } from './expected-failures.js';
@@ -45,10 +45,14 @@ commands:
   issue --device ID --csr FILE [--out FILE]  issue a device certificate for a registered device (PEM chain out)
   ca show                                    show the CAs: subject, serial, validity, fingerprint, key
   ca csr --out-dir DIR [--keys URI]          offline root: make the device, infrastructure and station CA keys,
-                                             write their CSRs (on an existing hierarchy: the station CA's only)
+                                             and the root's OCSP responder key; write their CSRs (on an existing
+                                             hierarchy: the station CA's only; --root-responder: the responder's)
   ca import --root F --device F --infrastructure F [--station F]
                                              offline root: record the root and the CA certificates it signed
                                              (later: --root F --station F adds the station CA)
+  ca import-root-publications [--responder F] [--crl F]
+                                             offline root: record the OCSP responder certificate and CRL it
+                                             signed at a ceremony (ca csr --root-responder makes a new request)
   ca rollover                                a new device issuing CA takes over issuance; the old one stays in service
   ca reissue-intermediates                   new certificates (same keys, names, validity) naming the OCSP URL for
                                              the CAs under the root whose certificate has none (root online)
@@ -235,11 +239,14 @@ async function issue(config: KakuinConfig, logger: Logger, rest: string[]): Prom
 async function caCommand(config: KakuinConfig, logger: Logger, rest: string[]): Promise<number> {
   if (rest[0] === 'set-public-url') return setPublicUrlCommand(config, rest.slice(1));
   if (rest[0] === 'rewrap-keys') return rewrapKeysCommand(config, rest.slice(1));
-  const { positionals, values } = args(rest, ['out-dir', 'keys', 'root', 'device', 'infrastructure', 'station']);
-  if (positionals[0] === 'csr' || positionals[0] === 'import') return offlineRootCommand(config, positionals[0], values);
+  if (rest[0] === 'import-root-publications') return importRootPublicationsCommand(config, rest.slice(1));
+  // `ca csr --root-responder`: the only flag without a value here.
+  const rootResponderOnly = rest[0] === 'csr' && rest.includes('--root-responder');
+  const { positionals, values } = args(rest.filter((a) => !(rootResponderOnly && a === '--root-responder')), ['out-dir', 'keys', 'root', 'device', 'infrastructure', 'station']);
+  if (positionals[0] === 'csr' || positionals[0] === 'import') return offlineRootCommand(config, positionals[0], values, rootResponderOnly);
   if (positionals[0] === 'rollover') return rolloverCommand(config, logger);
   if (positionals[0] === 'reissue-intermediates') return reissueCommand(config, logger);
-  if (positionals[0] !== 'show') throw new KakuinError('KAKUIN_E_USAGE', 'kakuin ca show | ca csr --out-dir DIR [--keys URI] | ca import --root F --device F --infrastructure F [--station F] | ca rollover | ca reissue-intermediates | ca rewrap-keys | ca set-public-url URL --confirm');
+  if (positionals[0] !== 'show') throw new KakuinError('KAKUIN_E_USAGE', 'kakuin ca show | ca csr --out-dir DIR [--keys URI] [--root-responder] | ca import --root F --device F --infrastructure F [--station F] | ca import-root-publications [--responder F] [--crl F] | ca rollover | ca reissue-intermediates | ca rewrap-keys | ca set-public-url URL --confirm');
   const kakuin = await openKakuin(config, logger, { bootstrap: false, actor: 'cli' });
   try {
     for (const issuer of await kakuin.registry.listIssuers()) {
@@ -338,13 +345,31 @@ async function reissueCommand(config: KakuinConfig, logger: Logger): Promise<num
   return 0;
 }
 
-async function offlineRootCommand(config: KakuinConfig, command: 'csr' | 'import', values: Record<string, string | undefined>): Promise<number> {
+async function importRootPublicationsCommand(config: KakuinConfig, rest: string[]): Promise<number> {
+  const { values, positionals } = args(rest, ['responder', 'crl']);
+  if (positionals.length > 0 || (!values.responder && !values.crl)) throw new KakuinError('KAKUIN_E_USAGE', 'kakuin ca import-root-publications [--responder RESPONDER.pem] [--crl ROOT.crl]');
+  const keys = preInitKeyRing(config, process.env);
+  try {
+    const { responder, crl } = await caImportRootPublications(config, keys, { responder: values.responder, crl: values.crl });
+    if (responder) process.stdout.write(`root OCSP responder ${responder.serialHex} recorded, valid until ${responder.notAfter.toISOString()}: renew it at a ceremony before then (kakuin ca csr --root-responder)\n`);
+    if (crl) process.stdout.write(`root CRL number ${crl.number} recorded, served at /crl/root.crl until its nextUpdate ${crl.nextUpdate?.toISOString()}\n`);
+  } finally {
+    await keys.close();
+  }
+  return 0;
+}
+
+async function offlineRootCommand(config: KakuinConfig, command: 'csr' | 'import', values: Record<string, string | undefined>, rootResponderOnly = false): Promise<number> {
   const keys = preInitKeyRing(config, process.env);
   try {
     if (command === 'csr') {
-      if (!values['out-dir']) throw new KakuinError('KAKUIN_E_USAGE', 'kakuin ca csr --out-dir DIR [--keys pkcs11:token=...]');
-      for (const file of await caCsr(config, keys, values.keys, values['out-dir'])) process.stdout.write(`${file}\n`);
-      process.stdout.write('have the offline root sign these (CA:TRUE, pathlen:0, keyCertSign + cRLSign), then run `kakuin ca import`\n');
+      if (!values['out-dir']) throw new KakuinError('KAKUIN_E_USAGE', 'kakuin ca csr --out-dir DIR [--keys pkcs11:token=...] [--root-responder]');
+      const files = await caCsr(config, keys, values.keys, values['out-dir'], { rootResponderOnly });
+      for (const file of files) process.stdout.write(`${file}\n`);
+      if (files.some((f) => !f.endsWith('root-ocsp-responder.csr'))) process.stdout.write('have the offline root sign the CA requests (CA:TRUE, pathlen:0, keyCertSign + cRLSign), then run `kakuin ca import`\n');
+      if (files.some((f) => f.endsWith('root-ocsp-responder.csr'))) {
+        process.stdout.write(`have it sign root-ocsp-responder.csr (extendedKeyUsage OCSPSigning, noCheck, at most ${config.ca.rootResponderValidityDays} days) and its CRL, then run \`kakuin ca import-root-publications\`\n`);
+      }
     } else {
       if (!values.root || (!values.station && (!values.device || !values.infrastructure))) {
         throw new KakuinError('KAKUIN_E_USAGE', 'kakuin ca import --root ROOT.pem --device DEVICE-CA.pem --infrastructure INFRA-CA.pem [--station STATION-CA.pem]');

@@ -14,6 +14,7 @@ import type { LoadedIssuer } from '../ca/issuer.js';
 import type { KakuinConfig } from './config.js';
 import type { Logger } from './logger.js';
 import { workerRegistry, type Kakuin } from './wiring.js';
+import { offlineRootResponder } from './offline-root.js';
 
 export interface RevocationPlane {
   revocation: RevocationService;
@@ -44,9 +45,21 @@ export function scheduleResponderRollover(kakuin: Kakuin, issuers: LoadedIssuer[
           keyUriFor: kakuin.ocspKeyUriFor, actor: 'system',
         }));
       }
-      if (ensured.some((e) => e.rolled)) {
+      // The offline root's responder is not rolled here (its root signs it at a ceremony): one a later
+      // `ca import-root-publications` recorded is taken up, else the current one is kept.
+      let offline = kakuin.ocspSigners.filter((s) => kakuin.offlineIssuers.has(s.issuer.id));
+      let offlineChanged = false;
+      if (kakuin.offlineIssuers.has(kakuin.hierarchy.root.id)) {
+        const { signer } = await offlineRootResponder(registry, kakuin.keys, kakuin.hierarchy.root);
+        if (signer && !offline.some((s) => s.certificateDer.equals(signer.certificateDer))) {
+          offline = [signer];
+          offlineChanged = true;
+          kakuin.ocspSigners = [...kakuin.ocspSigners.filter((s) => !kakuin.offlineIssuers.has(s.issuer.id)), signer];
+        }
+      }
+      if (ensured.some((e) => e.rolled) || offlineChanged) {
         logger.info('OCSP responder certificates rolled over; re-signing stored responses');
-        await responder.setIdentities(ocspIdentities(ensured.map((e) => e.signer)));
+        await responder.setIdentities(ocspIdentities([...ensured.map((e) => e.signer), ...offline]));
       }
     })().catch((e) => logger.error('OCSP responder rollover failed', { error: String(e) }));
   }, 12 * HOUR_MS);

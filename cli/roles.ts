@@ -174,9 +174,10 @@ export async function caRecords(registry: Registry, now = Date.now()): Promise<C
  * out (answered `unauthorized`) and logged until the ca role has made it.
  */
 export async function loadOcspIdentities(registry: Registry, keys: KeyRing, logger: Logger): Promise<OcspSigningIdentity[]> {
-  const { served } = await caRecords(registry);
+  const { served, root } = await caRecords(registry);
   const identities: OcspSigningIdentity[] = [];
-  for (const issuer of served) {
+  // An offline root's responder came from its ceremony (ca import-root-publications): checked the same way.
+  for (const issuer of root.keyUri === OFFLINE_ROOT_KEY_URI ? [...served, root] : served) {
     let record: Issuer;
     try {
       record = await registry.getIssuer(ocspSignerId(issuer.id));

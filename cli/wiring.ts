@@ -24,7 +24,7 @@ import { toPem } from '../pkix/index.js';
 import { KakuinError } from '../errors/index.js';
 import type { KakuinConfig } from './config.js';
 import type { Logger } from './logger.js';
-import { OFFLINE_ROOT_KEY_URI, OfflineKeyStore } from './offline-root.js';
+import { OFFLINE_ROOT_KEY_URI, OfflineKeyStore, offlineRootResponder } from './offline-root.js';
 import { recordPublicUrl, settlePublicUrl } from './public-url.js';
 import { ensurePrivateDir, keyPassphrase, pepper } from './secrets.js';
 
@@ -153,6 +153,15 @@ export async function openKakuin(configured: Readonly<KakuinConfig>, logger: Log
     for (const issuer of inService) {
       if (offlineIssuers.has(issuer.id)) continue;
       ensured.push(await ensureOcspSigner(registry, keys, issuer, signerPolicy));
+    }
+    if (offlineIssuers.has(hierarchy.root.id)) {
+      // The responder the offline root signed at its ceremony (never rolled here: the root key is not here).
+      const { signer, problem, daysLeft } = await offlineRootResponder(registry, keys, hierarchy.root);
+      if (signer) ensured.push({ signer, rolled: false });
+      if (problem) logger.warn(problem);
+      else if (daysLeft !== undefined && daysLeft < 30) {
+        logger.warn('the offline root\'s OCSP responder certificate expires soon: hold a ceremony (kakuin ca csr --root-responder)', { notAfter: signer?.notAfter.toISOString() });
+      }
     }
     const verifier = createProofOfPossessionVerifier(config.ca.verifyWorkers);
     const profiles = deviceProfiles(
