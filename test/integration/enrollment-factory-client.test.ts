@@ -15,7 +15,7 @@ describe('factory client (kakuin enroll batch): one file per device, resumable',
 
   before(async () => {
     tmp = makeTempDir();
-    svc = await startTestService();
+    svc = await startTestService({ env: { KAKUIN_OCSP_PORT: '0', KAKUIN_GATEWAY_PORT: '0' } });
     f = await newFactory(svc, 'Client factory');
     await apiAs(svc, f.apiKey)('POST', '/api/v1/devices/import', { body: ['F-1', 'F-2', 'F-3', 'F/4'].map((serialNumber) => ({ serialNumber })) });
   });

@@ -9,7 +9,7 @@ import path from 'node:path';
 import { expect } from 'chai';
 import type { AbusePolicy } from '../../../gateway-auth/legacy/index.js';
 import {
-  createLegacyApp, generateAuthSecret, hmacVerifier, LegacyAbuseGuard, LegacyAuthService, LegacyKillSwitch, LegacyTokenSigner,
+  createLegacyApp, FAILURE_WINDOW_MS, generateAuthSecret, hmacVerifier, LegacyAbuseGuard, LegacyAuthService, LegacyKillSwitch, LegacyTokenSigner,
 } from '../../../gateway-auth/legacy/index.js';
 import { openSqliteRegistry, type SqliteRegistry } from '../../../registry/sqlite/index.js';
 import { makeTempDir } from '../../support/index.js';
@@ -107,6 +107,11 @@ describe('legacy abuse detection', function () {
   });
 
   it('slows a brute force on one identity with a doubling, bounded backoff; every answer stays 401; the 10th failure raises legacy.burst once', async function () {
+    this.timeout(30_000);
+    // Alerts are once per identity and one-minute window (abuse.ts): the ~4 s of failures below must
+    // not straddle a window boundary, where a burst still going on is rightly alerted again.
+    const toBoundary = FAILURE_WINDOW_MS - (Date.now() % FAILURE_WINDOW_MS);
+    if (toBoundary < 10_000) await new Promise((r) => setTimeout(r, toBoundary + 100));
     const h = await harness(false, { backoffBaseMs: 50, backoffMaxMs: 400, sourceLimit: 1000 });
     try {
       const runs: { status: number; code: string; ms: number }[] = [];
