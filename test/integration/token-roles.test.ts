@@ -107,6 +107,13 @@ describe('roles: one table says which role may call which route', function () {
     expect(walked).to.equal(declared.length * PRINCIPALS.length);
   });
 
+  it('the OpenAPI document names the roles of each route from the same table; the auditor may read it', async () => {
+    const doc = await call(credentials.auditor, 'GET', '/api/v1/openapi.json');
+    expect(doc.status, doc.text).to.equal(200);
+    expect(doc.json.paths['/api/v1/devices/{id}/suspend'].post['x-kakuin-roles']).to.deep.equal(['admin', 'operator']);
+    expect(doc.json.paths['/api/v1/audit-events'].get['x-kakuin-roles']).to.deep.equal(['admin', 'auditor']);
+  });
+
   it('a role that is refused changes nothing: an auditor cannot suspend, an operator cannot create a token, and neither writes an audit event', async () => {
     const device = (await admin('POST', '/api/v1/devices', { manufacturerId: m1, serialNumber: 'R-AUD-1' })).json.id;
     const before = (await admin('GET', '/api/v1/audit-events?limit=1000')).json.events.length;
