@@ -4,8 +4,8 @@
  * so a role that is not listed gets 403 KAKUIN_E_FORBIDDEN whatever the route's own code does.
  *
  * Why one table and not a list on each routes.add call: the whole policy reads (and is reviewed,
- * and diffed) in one place, the README role table is checked against it, and routes declared in
- * other folders (enrollment/, gateway-auth/) need no knowledge of the roles. A route missing here
+ * and diffed) in one place, the OpenAPI document shows it per route (`x-kakuin-roles`), and routes
+ * declared in other folders (enrollment/, gateway-auth/) need no knowledge of the roles. A route missing here
  * admits only `admin` (fail closed) and fails test/integration/roles.test.ts, which walks every
  * declared route × every role.
  *
