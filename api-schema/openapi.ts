@@ -5,6 +5,7 @@
  */
 import { z } from 'zod';
 import type { DeclaredRoute } from './routes.js';
+import { accessRule } from './access.js';
 
 type Json = Record<string, unknown>;
 
@@ -49,6 +50,8 @@ export function openApiDocument(info: OpenApiInfo, routes: readonly DeclaredRout
     const op: Json = {
       summary: r.summary,
       'x-kakuin-callers': r.callers,
+      // Who may call it, from the one role table (access.ts).
+      'x-kakuin-roles': accessRule(r.method, r.path),
       ...(r.callers.some((c) => c === 'admin' || c === 'station') && { security: [{ bearer: [] }] }),
       ...(parameters.length > 0 && { parameters }),
       responses: {

@@ -10,6 +10,7 @@ import type { ErrorRequestHandler, Express, NextFunction, Request, RequestHandle
 import { z } from 'zod';
 import { KakuinError, type ErrorCode } from '../errors/index.js';
 import { parseInput } from './validation.js';
+import { accessRule, admits, principalOf } from './access.js';
 
 export type HttpMethod = 'get' | 'post' | 'delete';
 
@@ -150,7 +151,16 @@ export class ApiRoutes {
       await spec.handler({ req, res, query: q as z.output<Q>, body: body as z.output<B>, params: req.params as Record<string, string> });
       void next;
     };
-    const chain: RequestHandler[] = [...(spec.use ?? []), ...parsers, validate];
+    // The role table (access.ts), after the route's own authentication and before any body is read.
+    const rule = accessRule(spec.method, spec.path);
+    const gate: RequestHandler = (req, _res, next) => {
+      const caller = (req as Request & { caller?: { kind: string; role?: string } }).caller;
+      if (caller !== undefined && !admits(rule, principalOf(caller))) {
+        throw new KakuinError('KAKUIN_E_FORBIDDEN', `the ${principalOf(caller)} role may not call ${spec.method.toUpperCase()} ${spec.path}`);
+      }
+      next();
+    };
+    const chain: RequestHandler[] = [...(spec.use ?? []), gate, ...parsers, validate];
     this.app[spec.method](expressPath(spec.path), ...chain);
   }
 }

@@ -6,7 +6,7 @@
  *   kakuin init [--keys pkcs11:token=...]         create the CA hierarchy in the data directory
  *   kakuin issue --device ID --csr FILE [--out F] issue a device certificate from a PKCS#10 file
  *   kakuin ca show                                list the CAs
- *   kakuin token create --name NAME [--expires T] create a named admin token (printed once)
+ *   kakuin token create --name NAME [--role R] [--manufacturer ID] [--expires T]   a named token with a role (printed once)
  *   kakuin token list | token revoke --name NAME  the tokens (created, last used, expiry); revoke one for good
  */
 import { createHash } from 'node:crypto';
@@ -60,7 +60,9 @@ commands:
                                              (PBKDF2, 2,048 iterations) under scrypt at keys.kdfCost; keys unchanged
   ca set-public-url URL --confirm            change the base URL written into certificates issued from now on
                                              (OCSP, CRL, caIssuers); certificates issued before keep the old one
-  token create --name NAME [--expires ISO]   create a named admin token (role admin); it is printed once
+  token create --name NAME [--role R] [--manufacturer ID] [--expires ISO]
+                                             create a named token (role admin, operator, auditor or
+                                             manufacturer with --manufacturer; default admin); printed once
   token list                                 admin tokens: role, status, created, last used, expiry
   token revoke --name NAME                   revoke a token for good: it fails at once in every process
   backup --out DIR                           online backup: registry (consistent while serving), encrypted keys,
@@ -385,10 +387,11 @@ async function offlineRootCommand(config: KakuinConfig, command: 'csr' | 'import
 }
 
 async function tokenCommand(config: KakuinConfig, logger: Logger, rest: string[]): Promise<number> {
-  const { values, positionals } = args(rest, ['name', 'expires']);
-  const usage = 'kakuin token create --name NAME [--expires ISO-TIME] | token list | token revoke --name NAME';
+  const { values, positionals } = args(rest, ['name', 'expires', 'role', 'manufacturer']);
+  const usage = 'kakuin token create --name NAME [--role admin|operator|auditor|manufacturer [--manufacturer ID]] [--expires ISO-TIME] | token list | token revoke --name NAME';
   const action = positionals[0];
   if (!(action === 'create' || action === 'revoke' || action === 'list') || (action !== 'list' && !values.name)) throw new KakuinError('KAKUIN_E_USAGE', usage);
+  if ((values.role !== undefined || values.manufacturer !== undefined) && action !== 'create') throw new KakuinError('KAKUIN_E_USAGE', usage);
   let expiresAt: Date | undefined;
   if (values.expires !== undefined) {
     if (action !== 'create') throw new KakuinError('KAKUIN_E_USAGE', usage);
@@ -398,16 +401,17 @@ async function tokenCommand(config: KakuinConfig, logger: Logger, rest: string[]
   const kakuin = await openKakuin(config, logger, { bootstrap: false, actor: 'cli' });
   try {
     if (action === 'create') {
-      const { token, record } = await createAdminToken(kakuin.registry, kakuin.pepper, values.name!, 'cli', { expiresAt });
+      const { token, record } = await createAdminToken(kakuin.registry, kakuin.pepper, values.name!, 'cli', { expiresAt, role: values.role, manufacturerId: values.manufacturer });
       const until = record.expiresAt ? `, expires ${record.expiresAt.toISOString()}` : '';
-      process.stdout.write(`admin token ${values.name} (role ${record.role}${until}; shown once, store it now):\n${token}\n`);
+      const of = record.manufacturerId !== undefined ? ` of manufacturer ${record.manufacturerId}` : '';
+      process.stdout.write(`admin token ${values.name} (role ${record.role}${of}${until}; shown once, store it now):\n${token}\n`);
     } else if (action === 'revoke') {
       const t = await revokeAdminToken(kakuin.registry, values.name!, 'cli');
       process.stdout.write(`admin token ${t.name} revoked at ${t.disabledAt!.toISOString()}\n`);
     } else {
       const rows = (await kakuin.registry.listAdminTokens()).map((t) => adminTokenJson(t));
-      const cells = [['NAME', 'ROLE', 'STATUS', 'CREATED', 'LAST USED', 'EXPIRES'],
-        ...rows.map((t) => [t.name, t.role, t.status, t.createdAt, t.lastUsedAt ?? '-', t.expiresAt ?? '-'])];
+      const cells = [['NAME', 'ROLE', 'STATUS', 'CREATED', 'LAST USED', 'EXPIRES', 'MANUFACTURER'],
+        ...rows.map((t) => [t.name, t.role, t.status, t.createdAt, t.lastUsedAt ?? '-', t.expiresAt ?? '-', t.manufacturerId ?? '-'])];
       const widths = cells[0].map((_, i) => Math.max(...cells.map((r) => r[i].length)));
       for (const r of cells) process.stdout.write(`${r.map((c, i) => c.padEnd(widths[i])).join('  ').trimEnd()}\n`);
     }

@@ -33,6 +33,7 @@ import { KakuinError } from '../errors/index.js';
 import { newStationApiKey, tokenHmac, type Caller } from '../ca/api/admin-tokens.js';
 import type { ApiHelpers } from '../ca/api/management-api.js';
 import { certificateSummaryJson, deviceJson, pemChain } from '../ca/api/representations.js';
+import { manufacturerScope, requireOwnManufacturer, requireOwnStation } from '../ca/api/scope.js';
 import { importDevices, parseImportCsv } from './device-import.js';
 import { DEFAULT_MAX_BATCH_BYTES, runBatch } from './batch.js';
 import type { EnrollmentService } from './enrollment-service.js';
@@ -66,6 +67,12 @@ export function scopeOf(caller: Caller, named: string | undefined): string {
     }
     return caller.manufacturerId;
   }
+  // A manufacturer token, like a station, acts for its own manufacturer (ca/api/scope.ts).
+  const own = manufacturerScope(caller);
+  if (own !== undefined) {
+    requireOwnManufacturer(caller, named);
+    return own;
+  }
   if (typeof named !== 'string' || named.length === 0 || named.length > 64) {
     throw new KakuinError('KAKUIN_E_VALIDATION', 'an admin names the manufacturer: manufacturerId');
   }
@@ -88,6 +95,10 @@ export function mountEnrollmentRoutes(routes: ApiRoutes, helpers: ApiHelpers, de
     disabledAt: s.disabledAt?.toISOString(),
   });
   const certificates = new StationCertificateAuthenticator(registry);
+  // A manufacturer token reaches its own manufacturer's stations only; 404 for another's (ca/api/scope.ts).
+  const ownStation = async (caller: Caller | undefined, id: string) => {
+    if (manufacturerScope(caller) !== undefined) requireOwnStation(caller, await registry.getStation(id));
+  };
   // Without an Authorization header, a client certificate may authenticate a station.
   const byCertificateOr = (tokenAdmission: RequestHandler): RequestHandler => stationCertificateOr(certificates, tokenAdmission);
   const stationOrAdmin = byCertificateOr(helpers.admit('station', 'admin'));
@@ -100,6 +111,7 @@ export function mountEnrollmentRoutes(routes: ApiRoutes, helpers: ApiHelpers, de
     method: 'post', path: '/api/v1/manufacturers/{id}/stations', summary: 'create a factory station; its API key is shown once', callers: ['admin'], use: [admin],
     body: { json: z.strictObject({ name: z.string() }) }, response: { status: 201, description: '{id, manufacturerId, name, apiKey, keyExpiresAt?}' },
     handler: async ({ req, res, body, params }) => {
+      requireOwnManufacturer(req.caller, params.id);
       const name = body.name;
       if (!STATION_NAME.test(name)) {
         throw new KakuinError('KAKUIN_E_VALIDATION', 'name is 1 to 64 characters: letters, digits, space, . _ @ -, starting with a letter or digit', { field: 'name' });
@@ -114,7 +126,8 @@ export function mountEnrollmentRoutes(routes: ApiRoutes, helpers: ApiHelpers, de
   routes.add({
     method: 'get', path: '/api/v1/manufacturers/{id}/stations', summary: "the manufacturer's stations", callers: ['admin'], use: [admin],
     query: z.strictObject({ ...pageQuery }), response: { status: 200, description: '{stations, next?}' },
-    handler: async ({ res, query, params }) => {
+    handler: async ({ req, res, query, params }) => {
+      requireOwnManufacturer(req.caller, params.id);
       await registry.getManufacturer(params.id);
       const page = await readPage((afterKey, limit) => registry.listStations(params.id, { afterKey, limit }), (s) => s.id, query);
       res.json(pageJson('stations', page, stationJson));
@@ -124,6 +137,7 @@ export function mountEnrollmentRoutes(routes: ApiRoutes, helpers: ApiHelpers, de
   routes.add({
     method: 'post', path: '/api/v1/stations/{id}/rotate-key', summary: 'a new API key (the old one stops working at once)', callers: ['admin'], use: [admin],
     handler: async ({ req, res, params }) => {
+      await ownStation(req.caller, params.id);
       const apiKey = newStationApiKey();
       const s = await registry.updateStation(params.id, { keyHmac: tokenHmac(pepper, apiKey) },
         { type: 'station.key-rotated', actor: req.caller!.actor, details: { stationId: params.id } });
@@ -134,6 +148,7 @@ export function mountEnrollmentRoutes(routes: ApiRoutes, helpers: ApiHelpers, de
   routes.add({
     method: 'post', path: '/api/v1/stations/{id}/disable', summary: 'disable the station', callers: ['admin'], use: [admin],
     handler: async ({ req, res, params }) => {
+      await ownStation(req.caller, params.id);
       const s = await registry.updateStation(params.id, { disable: true },
         { type: 'station.disabled', actor: req.caller!.actor, details: { stationId: params.id } });
       res.json(stationJson(s));
@@ -145,6 +160,7 @@ export function mountEnrollmentRoutes(routes: ApiRoutes, helpers: ApiHelpers, de
   routes.add({
     method: 'post', path: '/api/v1/stations/{id}/enable', summary: 'enable a disabled station again (with its current key)', callers: ['admin'], use: [admin],
     handler: async ({ req, res, params }) => {
+      await ownStation(req.caller, params.id);
       const s = await registry.updateStation(params.id, { disable: false },
         { type: 'station.enabled', actor: req.caller!.actor, details: { stationId: params.id } });
       res.json(stationJson(s));
@@ -169,7 +185,8 @@ export function mountEnrollmentRoutes(routes: ApiRoutes, helpers: ApiHelpers, de
   routes.add({
     method: 'get', path: '/api/v1/stations/{id}/certificates', summary: "the station's certificates, oldest first", callers: ['admin'], use: [admin],
     query: z.strictObject({ ...pageQuery }), response: { status: 200, description: '{certificates, next?}' },
-    handler: async ({ res, query, params }) => {
+    handler: async ({ req, res, query, params }) => {
+      await ownStation(req.caller, params.id);
       const page = await readPage((afterKey, limit) => registry.listStationCertificates(params.id, { afterKey, limit }), (c) => c.serialHex, query);
       res.json(pageJson('certificates', page, certificateSummaryJson));
     },

@@ -90,13 +90,20 @@ export interface CertificateRecord {
   invalidityDate?: Date;
 }
 
+/** The roles a token can have (README "Roles"); stations are a principal of their own. */
+export const TOKEN_ROLES = ['admin', 'operator', 'auditor', 'manufacturer'] as const;
+export type TokenRole = (typeof TOKEN_ROLES)[number];
+
 export interface AdminToken {
   id: string;
   /** Human-readable name (`alice`, `ops-bot`): audit events name it. Unique. */
   name: string;
   /** HMAC-SHA-256 of the token under the pepper, lowercase hex. The token itself is never stored. */
   tokenHmac: string;
-  role: 'admin';
+  /** What the token may do (api-schema/access.ts); tokens made before roles are `admin`. */
+  role: TokenRole;
+  /** The one manufacturer a `manufacturer` token is bound to (set exactly for that role). */
+  manufacturerId?: string;
   createdAt: Date;
   /** Revoked (or disabled): the token authenticates no one from then on. */
   disabledAt?: Date;
@@ -395,7 +402,7 @@ export interface Registry {
    * KAKUIN_E_TOKEN_EXISTS on a duplicate name. `audit`, when given, is appended in the same
    * transaction (a token and its `token.created` event exist together or not at all).
    */
-  createAdminToken(input: { name: string; tokenHmac: string; role: 'admin'; expiresAt?: Date }, audit?: NewAuditEvent): Promise<AdminToken>;
+  createAdminToken(input: { name: string; tokenHmac: string; role: TokenRole; manufacturerId?: string; expiresAt?: Date }, audit?: NewAuditEvent): Promise<AdminToken>;
   findAdminTokenByHmac(tokenHmac: string): Promise<AdminToken | undefined>;
   listAdminTokens(page?: ListPage): Promise<AdminToken[]>;
   /**

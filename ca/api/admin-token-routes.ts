@@ -2,14 +2,15 @@
  * Admin tokens over the management API (admins only):
  *
  *   GET  /api/v1/tokens?limit=&after=         → {tokens: [{name, role, status, createdAt, lastUsedAt?, expiresAt?, revokedAt?}], next?}
- *   POST /api/v1/tokens {name, expiresAt?}    → 201 {name, role, token, expiresAt?}: the secret, shown this once
+ *   POST /api/v1/tokens {name, role?, manufacturerId?, expiresAt?}   → 201 {name, role, manufacturerId?, token, expiresAt?}: the secret, shown this once
+ *        (role: admin (default), operator, auditor, manufacturer; manufacturerId exactly for manufacturer)
  *   POST /api/v1/tokens/{name}/revoke         → 200 the token (revoked): it fails at once in every process
  *
  * Create and revoke are audit events (`token.created`, `token.revoked`) naming the acting token.
  */
 import type { RequestHandler } from 'express';
 import { z } from 'zod';
-import type { Registry } from '../../registry/port.js';
+import { TOKEN_ROLES, type Registry } from '../../registry/port.js';
 import type { ApiRoutes } from '../../api-schema/routes.js';
 import { isoTime } from '../../api-schema/fields.js';
 import { pageJson, pageQuery, readPage } from '../../api-schema/paging.js';
@@ -35,11 +36,11 @@ export function mountAdminTokenRoutes(routes: ApiRoutes, deps: AdminTokenRouteDe
 
   routes.add({
     method: 'post', path: '/api/v1/tokens', summary: 'create an admin token; the secret is shown this once', callers: ['admin'], use: [admin],
-    body: { json: z.strictObject({ name: z.string(), expiresAt: isoTime.optional() }) },
-    response: { status: 201, description: '{name, role, token, createdAt, expiresAt?}' },
+    body: { json: z.strictObject({ name: z.string(), role: z.enum(TOKEN_ROLES).optional().describe('default admin'), manufacturerId: z.string().optional().describe('the manufacturer a manufacturer token is bound to'), expiresAt: isoTime.optional() }) },
+    response: { status: 201, description: '{name, role, manufacturerId?, token, createdAt, expiresAt?}' },
     handler: async ({ req, res, body }) => {
       const { token, record } = await createAdminToken(registry, pepper, body.name, req.caller!.actor,
-        { expiresAt: body.expiresAt === undefined ? undefined : new Date(body.expiresAt) });
+        { expiresAt: body.expiresAt === undefined ? undefined : new Date(body.expiresAt), role: body.role, manufacturerId: body.manufacturerId });
       res.status(201).json({ ...adminTokenJson(record), token });
     },
   });

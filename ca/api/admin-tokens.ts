@@ -4,7 +4,7 @@
  * database file yields no usable token and checking one costs a single HMAC.
  */
 import { createHmac, randomBytes, timingSafeEqual } from 'node:crypto';
-import type { AdminToken, Registry, Station } from '../../registry/port.js';
+import { TOKEN_ROLES, type AdminToken, type Registry, type Station, type TokenRole } from '../../registry/port.js';
 
 /** A token's last use is written at most this often (per token and process): an admin API call is not worth a write each. */
 const LAST_USED_RESOLUTION_MS = 60_000;
@@ -33,17 +33,34 @@ export function checkTokenName(name: string): string {
  * A new admin token (256 random bits, the secret returned once), with its `token.created` audit
  * event in the same transaction. `expiresAt`, when given, must lie in the future.
  */
-export async function createAdminToken(registry: Registry, pepper: Buffer, name: string, actor: string, options: { expiresAt?: Date; now?: Date } = {}): Promise<{ token: string; record: AdminToken }> {
+export async function createAdminToken(registry: Registry, pepper: Buffer, name: string, actor: string, options: { expiresAt?: Date; now?: Date; role?: string; manufacturerId?: string } = {}): Promise<{ token: string; record: AdminToken }> {
   checkTokenName(name);
+  const role = checkTokenRole(options.role ?? 'admin');
+  const manufacturerId = options.manufacturerId;
+  if (role === 'manufacturer' && manufacturerId === undefined) {
+    throw new KakuinError('KAKUIN_E_VALIDATION', 'a manufacturer token is bound to one manufacturer: give manufacturerId', { field: 'manufacturerId' });
+  }
+  if (role !== 'manufacturer' && manufacturerId !== undefined) {
+    throw new KakuinError('KAKUIN_E_VALIDATION', 'manufacturerId is only for the manufacturer role', { field: 'manufacturerId' });
+  }
+  // KAKUIN_E_MANUFACTURER_NOT_FOUND for an unknown one, before anything is written.
+  if (manufacturerId !== undefined) await registry.getManufacturer(manufacturerId);
   const now = options.now ?? new Date();
   const expiresAt = options.expiresAt;
   if (expiresAt !== undefined && (Number.isNaN(expiresAt.getTime()) || expiresAt.getTime() <= now.getTime())) {
     throw new KakuinError('KAKUIN_E_VALIDATION', 'expiresAt must be an ISO 8601 time in the future', { field: 'expiresAt' });
   }
   const token = newAdminTokenSecret();
-  const record = await registry.createAdminToken({ name, tokenHmac: tokenHmac(pepper, token), role: 'admin', ...(expiresAt && { expiresAt }) },
-    { type: 'token.created', actor, details: { name, role: 'admin', ...(expiresAt && { expiresAt: expiresAt.toISOString() }) } });
+  const record = await registry.createAdminToken({ name, tokenHmac: tokenHmac(pepper, token), role, ...(manufacturerId !== undefined && { manufacturerId }), ...(expiresAt && { expiresAt }) },
+    { type: 'token.created', actor, details: { name, role, ...(manufacturerId !== undefined && { manufacturerId }), ...(expiresAt && { expiresAt: expiresAt.toISOString() }) } });
   return { token, record };
+}
+
+export function checkTokenRole(role: string): TokenRole {
+  if (!(TOKEN_ROLES as readonly string[]).includes(role)) {
+    throw new KakuinError('KAKUIN_E_VALIDATION', `a token role is one of ${TOKEN_ROLES.join(', ')}`, { field: 'role' });
+  }
+  return role as TokenRole;
 }
 
 /** Revoke a token by name, with its `token.revoked` audit event; it authenticates no request from the commit on, in any process. */
@@ -56,7 +73,7 @@ export async function revokeAdminToken(registry: Registry, name: string, actor: 
 export function adminTokenJson(t: AdminToken, now = Date.now()) {
   const status = t.disabledAt !== undefined ? 'revoked' : t.expiresAt !== undefined && t.expiresAt.getTime() <= now ? 'expired' : 'active';
   return {
-    name: t.name, role: t.role, status, createdAt: t.createdAt.toISOString(),
+    name: t.name, role: t.role, manufacturerId: t.manufacturerId, status, createdAt: t.createdAt.toISOString(),
     lastUsedAt: t.lastUsedAt?.toISOString(), expiresAt: t.expiresAt?.toISOString(), revokedAt: t.disabledAt?.toISOString(),
   };
 }
@@ -65,6 +82,10 @@ export function adminTokenJson(t: AdminToken, now = Date.now()) {
 export interface AdminCaller {
   kind: 'admin';
   name: string;
+  /** The token's role (api-schema/access.ts decides which routes it may call). */
+  role: TokenRole;
+  /** Set for a `manufacturer` token: the only manufacturer whose devices, stations and imports it sees. */
+  manufacturerId?: string;
   /** How audit events name the caller. */
   actor: string;
 }
@@ -126,7 +147,7 @@ export class AdminAuthenticator {
     if (!m) return undefined;
     const hmac = tokenHmac(this.pepper, m[1]);
     if (this.bootstrapHmac && timingSafeEqual(this.bootstrapHmac, Buffer.from(hmac, 'hex'))) {
-      return { kind: 'admin', name: 'bootstrap', actor: 'token:bootstrap' };
+      return { kind: 'admin', name: 'bootstrap', role: 'admin', actor: 'token:bootstrap' };
     }
     // Looking up by HMAC leaks nothing useful through timing: the HMAC of a guess says nothing
     // about the HMAC of the real token.
@@ -137,7 +158,7 @@ export class AdminAuthenticator {
     const now = this.now();
     if (record.expiresAt !== undefined && now >= record.expiresAt.getTime()) return undefined;
     this.noteUse(record.name, now);
-    return { kind: 'admin', name: record.name, actor: `token:${record.name}` };
+    return { kind: 'admin', name: record.name, role: record.role, ...(record.manufacturerId !== undefined && { manufacturerId: record.manufacturerId }), actor: `token:${record.name}` };
   }
 
   /**

@@ -41,6 +41,7 @@ import type { CrlPublisher } from '../crl/crl-publisher.js';
 import type { RevocationService } from '../revocation.js';
 import { normalizeSerialHex } from '../serial.js';
 import { mountRevocationRoutes } from './revocation-routes.js';
+import { manufacturerScope, requireOwnDevice, requireOwnManufacturer } from './scope.js';
 import type { AdminAuthenticator, Caller } from './admin-tokens.js';
 import { errorHandler, routeNotFound, type Logger } from './http-errors.js';
 import { PROMETHEUS_CONTENT_TYPE, renderPrometheus, type MetricFamily } from './prometheus.js';
@@ -187,6 +188,7 @@ export function createManagementApi(deps: ManagementApiDeps): express.Express {
     method: 'post', path: '/api/v1/devices', summary: 'pre-register a device (status registered)', callers: ['admin'], use: [admin],
     body: { json: NEW_DEVICE }, response: { status: 201, description: '{id}' },
     handler: async ({ req, res, body }) => {
+      requireOwnManufacturer(req.caller, body.manufacturerId);
       const device = await registerDevice(registry, body, req.caller!.actor);
       res.status(201).json({ id: device.id });
     },
@@ -195,8 +197,12 @@ export function createManagementApi(deps: ManagementApiDeps): express.Express {
   routes.add({
     method: 'get', path: '/api/v1/devices', summary: 'find devices (a theft report gives a serial or IMEI)', callers: ['admin'], use: [admin],
     query: DEVICE_QUERY, response: { status: 200, description: '{devices, next?}' },
-    handler: async ({ res, query }) => {
-      const { after, limit, lastSeenBefore, lastSeenAfter, firmwareVersion, ...filters } = query;
+    handler: async ({ req, res, query }) => {
+      const { after, limit, lastSeenBefore, lastSeenAfter, firmwareVersion, ...named } = query;
+      // A manufacturer token lists its own manufacturer's devices only (scope.ts).
+      requireOwnManufacturer(req.caller, named.manufacturerId);
+      const own = manufacturerScope(req.caller);
+      const filters = own === undefined ? named : { ...named, manufacturerId: own };
       if (lastSeenBefore === undefined && lastSeenAfter === undefined && firmwareVersion === undefined) {
         const page = await readPage((afterId, n) => registry.findDevices({ ...filters, afterId, limit: n }), (d) => d.id, { after, limit });
         res.json(pageJson('devices', page, deviceJson));
@@ -214,8 +220,8 @@ export function createManagementApi(deps: ManagementApiDeps): express.Express {
 
   routes.add({
     method: 'get', path: '/api/v1/devices/{id}', summary: 'the device and a summary of its certificates', callers: ['admin'], use: [admin],
-    handler: async ({ res, params }) => {
-      const device = await registry.getDevice(params.id);
+    handler: async ({ req, res, params }) => {
+      const device = requireOwnDevice(req.caller, await registry.getDevice(params.id));
       const certificates = await registry.listCertificatesOfDevice(device.id);
       const activity = await deps.activity?.deviceActivity(device.id);
       res.json({ ...deviceJson(device), certificates: certificates.map(certificateSummaryJson), ...(deps.activity !== undefined && { activity: activity ?? null }) });

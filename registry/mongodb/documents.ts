@@ -11,7 +11,7 @@
  */
 import { Binary, type ObjectId } from 'mongodb';
 import type {
-  AdminToken, AuditEvent, CertificateRecord, CertificateStatus, CommonAuthId, CrlReason, CrlRecord, Device, DeviceStatus,
+  AdminToken, TokenRole, AuditEvent, CertificateRecord, CertificateStatus, CommonAuthId, CrlReason, CrlRecord, Device, DeviceStatus,
   FeedEntry, Issuer, IssuerKind, LegacyCredential, LegacyCredentialStatus, LegacyVerifierKind, Manufacturer, PendingSupersede,
   Station, StoredOcspResponse,
 } from '../port.js';
@@ -56,7 +56,7 @@ export interface CertificateDoc {
   ord: ObjectId;
 }
 export interface KeyBindingDoc { _id: string; deviceId: string; boundAt: Date }
-export interface AdminTokenDoc { _id: string; name: string; tokenHmac: string; role: 'admin'; createdAt: Date; disabledAt?: Date; expiresAt?: Date; lastUsedAt?: Date; ord: ObjectId }
+export interface AdminTokenDoc { _id: string; name: string; tokenHmac: string; role: TokenRole; manufacturerId?: string; createdAt: Date; disabledAt?: Date; expiresAt?: Date; lastUsedAt?: Date; ord: ObjectId }
 export interface AuditEventDoc {
   _id: number;
   at: Date;
@@ -245,7 +245,7 @@ export function certificateDoc(c: CertificateRecord, statusSeq: number, ord: Obj
 
 export function adminTokenFromDoc(d: AdminTokenDoc): AdminToken {
   return {
-    id: d._id, name: d.name, tokenHmac: d.tokenHmac, role: d.role, createdAt: d.createdAt,
+    id: d._id, name: d.name, tokenHmac: d.tokenHmac, role: d.role ?? 'admin', ...present('manufacturerId', d.manufacturerId), createdAt: d.createdAt,
     ...present('disabledAt', d.disabledAt), ...present('expiresAt', d.expiresAt), ...present('lastUsedAt', d.lastUsedAt),
   };
 }

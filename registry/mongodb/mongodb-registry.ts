@@ -190,6 +190,7 @@ export class MongoRegistry extends CheckedRegistry implements Registry {
   protected async createAdminTokenChecked(token: AdminToken, event: AuditEventValues | undefined): Promise<AdminToken> {
     const doc: AdminTokenDoc = {
       _id: token.id, name: token.name, tokenHmac: token.tokenHmac, role: token.role, createdAt: token.createdAt,
+      ...(token.manufacturerId !== undefined && { manufacturerId: token.manufacturerId }),
       ...(token.expiresAt !== undefined && { expiresAt: token.expiresAt }), ord: new ObjectId(),
     };
     await this.p.transaction('creating an admin token', async (session) => {

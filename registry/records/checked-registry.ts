@@ -14,10 +14,11 @@ import { randomUUID } from 'node:crypto';
 import { KakuinError } from '../../errors/index.js';
 import { newDeviceId } from '../ids.js';
 import type {
-  AdminToken, AuditEvent, CertificateRecord, CertificateStatusRow, CommonAuthId, CrlRecord, Device, DeviceIdentifiers, FailureCount,
+  AdminToken, TokenRole, AuditEvent, CertificateRecord, CertificateStatusRow, CommonAuthId, CrlRecord, Device, DeviceIdentifiers, FailureCount,
   FeedEntry, IssuanceRecord, Issuer, IssuerKind, LegacyCredential, LegacyVerifierKind, ListPage, Manufacturer, NewAuditEvent, NewDevice,
   NewLegacyCredential, PendingSupersede, Station, StatusChange, StoredOcspResponse,
 } from '../port.js';
+import { TOKEN_ROLES } from '../port.js';
 import {
   crlRow, ocspResponseRow, prepareIssuance, prepareStatusChange, type CrlRow, type OcspResponseRow, type PreparedIssuance,
   type PreparedStatusChange,
@@ -136,14 +137,17 @@ export abstract class CheckedRegistry {
 
   // ---- admin tokens ----
 
-  async createAdminToken(input: { name: string; tokenHmac: string; role: 'admin'; expiresAt?: Date }, audit?: NewAuditEvent): Promise<AdminToken> {
+  async createAdminToken(input: { name: string; tokenHmac: string; role: TokenRole; manufacturerId?: string; expiresAt?: Date }, audit?: NewAuditEvent): Promise<AdminToken> {
     requireObject(input, 'an admin token');
-    if (input.role !== 'admin') throw invalid('role must be admin');
+    if (!(TOKEN_ROLES as readonly unknown[]).includes(input.role)) throw invalid(`role must be one of ${TOKEN_ROLES.join(', ')}`);
+    // Exactly the manufacturer role is bound to one manufacturer (README "Roles").
+    if ((input.role === 'manufacturer') !== (input.manufacturerId !== undefined)) throw invalid('manufacturerId is given exactly for the manufacturer role');
+    const manufacturerId = input.manufacturerId === undefined ? undefined : requiredText(input.manufacturerId, 'manufacturerId');
     const now = Date.now();
     const expires = optionalMillis(input.expiresAt, 'expiresAt');
     const token: AdminToken = {
       id: randomUUID(), name: requiredText(input.name, 'name'), tokenHmac: normalizeSha256Hex(input.tokenHmac, 'tokenHmac'),
-      role: 'admin', createdAt: new Date(now), ...(expires !== null && { expiresAt: new Date(expires) }),
+      role: input.role, ...(manufacturerId !== undefined && { manufacturerId }), createdAt: new Date(now), ...(expires !== null && { expiresAt: new Date(expires) }),
     };
     const event = audit === undefined ? undefined : auditEventValues(audit, now);
     return this.createAdminTokenChecked(token, event);

@@ -6,7 +6,7 @@
  */
 import type {
   LegacyCredentialStatus,
-  AdminToken, AuditEvent, CertificateRecord, CertificateStatus, CrlReason, CrlRecord, Device, DeviceIdentifiers,
+  AdminToken, TokenRole, AuditEvent, CertificateRecord, CertificateStatus, CrlReason, CrlRecord, Device, DeviceIdentifiers,
   DeviceStatus, FeedEntry, Issuer, IssuerKind, Manufacturer, StoredOcspResponse,
 } from '../port.js';
 import type { CrlRow, OcspResponseRow } from '../records/prepared.js';
@@ -89,7 +89,8 @@ export interface AdminTokenRow {
   id: string;
   name: string;
   token_hmac: string;
-  role: 'admin';
+  role: TokenRole;
+  manufacturer_id?: string | null;
   created_at: number;
   disabled_at: number | null;
   expires_at: number | null;
@@ -207,6 +208,7 @@ export function adminTokenFromRow(r: AdminTokenRow): AdminToken {
     name: r.name,
     tokenHmac: r.token_hmac,
     role: r.role,
+    ...(r.manufacturer_id !== null && r.manufacturer_id !== undefined && { manufacturerId: r.manufacturer_id }),
     createdAt: new Date(r.created_at),
     ...(r.disabled_at !== null && { disabledAt: new Date(r.disabled_at) }),
     ...(r.expires_at !== null && r.expires_at !== undefined && { expiresAt: new Date(r.expires_at) }),

@@ -435,6 +435,30 @@ export const MIGRATIONS: readonly Migration[] = [
       ) STRICT;
     `,
   },
+  {
+    version: 11,
+    name: 'token roles: admin, operator, auditor, manufacturer (bound to one manufacturer)',
+    sql: `
+      -- A CHECK constraint cannot be altered in SQLite: the table is rebuilt (sqlite.org/lang_altertable.html,
+      -- "other kinds of table schema changes"). Nothing references admin_tokens. Existing tokens stay admin.
+      CREATE TABLE admin_tokens_v11 (
+        id              TEXT PRIMARY KEY,
+        name            TEXT NOT NULL UNIQUE,
+        token_hmac      TEXT NOT NULL UNIQUE,
+        role            TEXT NOT NULL CHECK (role IN ('admin', 'operator', 'auditor', 'manufacturer')),
+        manufacturer_id TEXT REFERENCES manufacturers (id),
+        created_at      INTEGER NOT NULL,
+        disabled_at     INTEGER,
+        expires_at      INTEGER,
+        last_used_at    INTEGER,
+        CHECK ((role = 'manufacturer') = (manufacturer_id IS NOT NULL))
+      ) STRICT;
+      INSERT INTO admin_tokens_v11 (id, name, token_hmac, role, manufacturer_id, created_at, disabled_at, expires_at, last_used_at)
+        SELECT id, name, token_hmac, role, NULL, created_at, disabled_at, expires_at, last_used_at FROM admin_tokens ORDER BY rowid;
+      DROP TABLE admin_tokens;
+      ALTER TABLE admin_tokens_v11 RENAME TO admin_tokens;
+    `,
+  },
 ];
 
 export const LATEST_SCHEMA_VERSION: number = MIGRATIONS[MIGRATIONS.length - 1].version;

@@ -262,6 +262,7 @@ export class SqliteRegistry extends CheckedRegistry implements Registry {
       name: token.name,
       token_hmac: token.tokenHmac,
       role: token.role,
+      manufacturer_id: token.manufacturerId ?? null,
       created_at: token.createdAt.getTime(),
       disabled_at: null,
       expires_at: token.expiresAt?.getTime() ?? null,
@@ -269,8 +270,8 @@ export class SqliteRegistry extends CheckedRegistry implements Registry {
     };
     this.write('creating an admin token', {}, () => this.db.transaction(() => {
       this.statements.get(`
-        INSERT INTO admin_tokens (id, name, token_hmac, role, created_at, disabled_at, expires_at, last_used_at)
-        VALUES (:id, :name, :token_hmac, :role, :created_at, :disabled_at, :expires_at, :last_used_at)`).run(row);
+        INSERT INTO admin_tokens (id, name, token_hmac, role, manufacturer_id, created_at, disabled_at, expires_at, last_used_at)
+        VALUES (:id, :name, :token_hmac, :role, :manufacturer_id, :created_at, :disabled_at, :expires_at, :last_used_at)`).run(row);
       if (event) this.insertAuditEvent(event);
     }).immediate());
     return adminTokenFromRow(row);

@@ -379,6 +379,20 @@ export function runRegistryContract(adapterName: string, open: OpenRegistry): vo
         expect((await registry.listAdminTokens()).map((t) => t.name).sort()).to.deep.equal(['alice', 'ops-bot']);
       });
 
+      it('keeps a token\'s role and the manufacturer a manufacturer token is bound to; refuses a role without its binding', async function () {
+        const m = await registry.createManufacturer({ name: 'Role Co' });
+        const hmac = randomKeyHash();
+        const maker = await registry.createAdminToken({ name: 'maker', tokenHmac: hmac, role: 'manufacturer', manufacturerId: m.id });
+        expect(maker).to.include({ role: 'manufacturer', manufacturerId: m.id });
+        expect(await registry.findAdminTokenByHmac(hmac)).to.deep.equal(maker);
+        const auditor = await registry.createAdminToken({ name: 'auditor', tokenHmac: randomKeyHash(), role: 'auditor' });
+        expect(auditor.manufacturerId).to.equal(undefined);
+        await expectKakuinError(registry.createAdminToken({ name: 'x', tokenHmac: randomKeyHash(), role: 'manufacturer' }), 'KAKUIN_E_VALIDATION');
+        await expectKakuinError(registry.createAdminToken({ name: 'y', tokenHmac: randomKeyHash(), role: 'operator', manufacturerId: m.id }), 'KAKUIN_E_VALIDATION');
+        await expectKakuinError(registry.createAdminToken({ name: 'z', tokenHmac: randomKeyHash(), role: 'root' as never }), 'KAKUIN_E_VALIDATION');
+        expect((await registry.listAdminTokens()).map((t) => [t.name, t.role]).sort()).to.deep.equal([['auditor', 'auditor'], ['maker', 'manufacturer']]);
+      });
+
       it('refuses a duplicate name with KAKUIN_E_TOKEN_EXISTS', async function () {
         await registry.createAdminToken({ name: 'alice', tokenHmac: randomKeyHash(), role: 'admin' });
         await expectKakuinError(registry.createAdminToken({ name: 'alice', tokenHmac: randomKeyHash(), role: 'admin' }), 'KAKUIN_E_TOKEN_EXISTS');

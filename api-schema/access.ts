@@ -1,0 +1,120 @@
+/**
+ * Who may call which route: ONE table, keyed by `METHOD path` as routes.add declares it. ApiRoutes
+ * checks it on every request after the route's authentication (`use`) and before any body is read,
+ * so a role that is not listed gets 403 KAKUIN_E_FORBIDDEN whatever the route's own code does.
+ *
+ * Why one table and not a list on each routes.add call: the whole policy reads (and is reviewed,
+ * and diffed) in one place, the OpenAPI document shows it per route (`x-kakuin-roles`), and routes
+ * declared in other folders (enrollment/, gateway-auth/) need no knowledge of the roles. A route missing here
+ * admits only `admin` (fail closed) and fails test/integration/roles.test.ts, which walks every
+ * declared route × every role.
+ *
+ * Principals: a token has one of the roles `admin`, `operator`, `auditor`, `manufacturer`
+ * (registry/port.ts TOKEN_ROLES); a factory station's API key or certificate is `station`. Two
+ * markers are not principals: `anyone` (no authentication at all) and `device` (the device's own
+ * credential: its certificate or legacy secret; no bearer token is looked at).
+ *
+ * A `manufacturer` token is bound to one manufacturer; the routes it may call scope it themselves
+ * (ca/api/scope.ts): lists hold only its manufacturer's records, another manufacturer's id given
+ * in a path, query or body is 403 KAKUIN_E_FORBIDDEN, and another manufacturer's device or station
+ * addressed by its own id is 404, as if it did not exist.
+ */
+
+export const PRINCIPALS = ['admin', 'operator', 'auditor', 'manufacturer', 'station'] as const;
+export type Principal = (typeof PRINCIPALS)[number];
+export type AccessRule = readonly (Principal | 'anyone' | 'device')[];
+
+const A = 'admin', O = 'operator', U = 'auditor', M = 'manufacturer', S = 'station';
+
+export const ROUTE_ACCESS: Readonly<Record<string, AccessRule>> = {
+  // ---- public, and the device's own credential ----
+  'GET /healthz': ['anyone'],
+  'GET /readyz': ['anyone'],
+  'GET /api/v1/ca/chain': ['anyone'],
+  'GET /.well-known/est/cacerts': ['anyone'],
+  'GET /.well-known/est/{label}/cacerts': ['anyone'],
+  'GET /.well-known/est/csrattrs': ['anyone'],
+  'GET /.well-known/est/{label}/csrattrs': ['anyone'],
+  'POST /.well-known/est/simplereenroll': ['device'],
+  'POST /legacy/v1/token': ['device'],
+  'POST /legacy/v1/telemetry': ['device'],
+  'POST /legacy/v1/certificate': ['device'],
+
+  // ---- the process and the API itself ----
+  'GET /metrics': [A, U],
+  'GET /api/v1/openapi.json': [A, U],
+
+  // ---- tokens ----
+  'GET /api/v1/tokens': [A, U],
+  'POST /api/v1/tokens': [A],
+  'POST /api/v1/tokens/{name}/revoke': [A],
+
+  // ---- manufacturers, devices, certificates ----
+  'POST /api/v1/manufacturers': [A],
+  'GET /api/v1/manufacturers': [A, U],
+  'POST /api/v1/devices': [A, M],
+  'GET /api/v1/devices': [A, O, U, M],
+  'GET /api/v1/devices/{id}': [A, O, U, M],
+  'GET /api/v1/devices/{id}/activity/export': [A, U],
+  'DELETE /api/v1/devices/{id}/activity': [A],
+  'POST /api/v1/devices/{id}/certificates': [A],
+  'GET /api/v1/certificates/{serialHex}': [A, O, U],
+  'GET /api/v1/audit-events': [A, U],
+
+  // ---- revocation ----
+  'POST /api/v1/certificates/{serialHex}/revoke': [A, O],
+  'POST /api/v1/devices/{id}/revoke': [A, O],
+  'POST /api/v1/devices/{id}/suspend': [A, O],
+  'POST /api/v1/devices/{id}/resume': [A, O],
+  'POST /api/v1/devices/{id}/retire': [A],
+  'POST /api/v1/crls/{issuerId}': [A],
+
+  // ---- factory stations, profiles, imports, enrollment ----
+  'POST /api/v1/manufacturers/{id}/stations': [A, M],
+  'GET /api/v1/manufacturers/{id}/stations': [A, U, M],
+  'POST /api/v1/stations/{id}/rotate-key': [A, M],
+  'POST /api/v1/stations/{id}/disable': [A, M],
+  'POST /api/v1/stations/{id}/enable': [A, M],
+  'POST /api/v1/stations/{id}/certificate': [A],
+  'GET /api/v1/stations/{id}/certificates': [A, U, M],
+  'POST /api/v1/manufacturers/{id}/profiles': [A],
+  'GET /api/v1/manufacturers/{id}/profiles': [A, U],
+  'POST /api/v1/stations/{id}/quota': [A],
+  'POST /api/v1/stations/{id}/revoke-issued': [A],
+  'POST /api/v1/devices/import': [A, M, S],
+  'GET /api/v1/station/devices': [S],
+  'POST /api/v1/devices/{id}/allow-reenrollment': [A],
+  'POST /api/v1/enroll': [A, S],
+  'POST /api/v1/enroll/batch': [A, S],
+  'POST /.well-known/est/simpleenroll': [S],
+  'POST /.well-known/est/{label}/simpleenroll': [S],
+  'POST /.well-known/est/serverkeygen': [S],
+  'POST /.well-known/est/{label}/serverkeygen': [S],
+
+  // ---- the legacy path ----
+  'POST /api/v1/legacy/common-auth-ids': [A, S],
+  'POST /api/v1/devices/{id}/legacy-credentials': [A, S],
+  'DELETE /api/v1/devices/{id}/legacy-credentials': [A, S],
+  'POST /api/v1/legacy/import': [A],
+};
+
+/** A route missing from the table admits admins only (and fails the roles test). */
+const UNLISTED: AccessRule = [A];
+
+export function routeKey(method: string, path: string): string {
+  return `${method.toUpperCase()} ${path}`;
+}
+
+export function accessRule(method: string, path: string): AccessRule {
+  return ROUTE_ACCESS[routeKey(method, path)] ?? UNLISTED;
+}
+
+/** The principal of an authenticated caller (`req.caller`): a station, or a token's role. */
+export function principalOf(caller: { kind: string; role?: string }): Principal {
+  return (caller.kind === 'station' ? 'station' : caller.role ?? 'admin') as Principal;
+}
+
+/** Whether the rule admits the principal; `anyone` routes admit every caller. */
+export function admits(rule: AccessRule, principal: Principal): boolean {
+  return rule.includes('anyone') || rule.includes(principal);
+}
