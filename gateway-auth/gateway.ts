@@ -23,6 +23,7 @@ import http from 'node:http';
 import type { AddressInfo } from 'node:net';
 import tls, { type TLSSocket } from 'node:tls';
 import { DeviceAdmission } from './admission.js';
+import { ConnectionLimits, type ShedStats } from './connection-limits.js';
 import { DeviceConnections } from './connections.js';
 import { DeviceIdentityReader, type DeviceIdentity } from './device-identity.js';
 import { createDeviceRequestHandler } from './device-routes.js';
@@ -48,6 +49,12 @@ export interface GatewayStats {
   refused: number;
   /** Connections closed because their certificate or device went bad. */
   closedByStatusChange: number;
+  /** TLS handshakes in flight now, across all listeners. */
+  pendingHandshakes: number;
+  /** Connections closed before their handshake by the storm bounds (connection-limits.ts). */
+  shed: ShedStats;
+  /** True while connections were shed in the last few seconds. */
+  shedding: boolean;
   /** The MQTT front end, when it is on. */
   mqtt?: MqttStats;
   /** The proxied HTTP routes, when there are any. */
@@ -147,6 +154,11 @@ export function createDeviceGateway(options: DeviceGatewayOptions): DeviceGatewa
   const open = new Set<TLSSocket>();
   // Sockets still in their TLS handshake are not in `open` yet; close() must end them too.
   const handshaking = new Set<import('node:net').Socket>();
+  const limits = new ConnectionLimits(o.limits);
+  // Every socket in `handshaking` that is not yet in `open` is still in its handshake (both sets
+  // drop a socket on its close), so this is the count across all listeners at no extra cost.
+  const pendingHandshakes = (): number => Math.max(0, handshaking.size - open.size);
+  const warnShed = throttledWarn(logger, 'gateway is shedding new connections (reconnect storm)', 1_000);
   const warnHandshake = throttledWarn(logger, 'gateway refused a TLS handshake', 1_000);
   const warnRegistry = throttledWarn(logger, 'gateway cannot read the registry; refusing devices');
 
@@ -226,6 +238,17 @@ export function createDeviceGateway(options: DeviceGatewayOptions): DeviceGatewa
       });
     });
     server.on('connection', (socket: import('node:net').Socket) => {
+      // Counted before it joins: this socket's own handshake is one of the pending ones.
+      const shed = limits.admit(pendingHandshakes() + 1, socket.remoteAddress);
+      if (shed !== null) {
+        warnShed({
+          code: shed === 'handshakes' ? 'KAKUIN_E_HANDSHAKES_SHED' : 'KAKUIN_E_SOURCE_RATE_LIMITED',
+          remoteAddress: socket.remoteAddress, pendingHandshakes: pendingHandshakes(), ...tag,
+        });
+        // No TLS byte is read or written: the device sees its connection closed and retries later.
+        socket.destroy();
+        return;
+      }
       handshaking.add(socket);
       socket.once('close', () => handshaking.delete(socket));
     });
@@ -257,8 +280,11 @@ export function createDeviceGateway(options: DeviceGatewayOptions): DeviceGatewa
   const stoppers: (() => void)[] = [];
 
   function readiness(): GatewayReadiness {
-    if (!startedOk) return { ready: false, statusSource: status.kind, statusGraceMs: o.statusGraceMs, reason: 'not started' };
-    return status.readiness();
+    // Shedding is reported, not made a readiness failure: revocation status is still known, and in
+    // a fleet-wide storm every gateway sheds, so taking them all out of a balancer refuses everyone.
+    const load = { shedding: limits.shedding(), pendingHandshakes: pendingHandshakes() };
+    if (!startedOk) return { ready: false, statusSource: status.kind, statusGraceMs: o.statusGraceMs, reason: 'not started', ...load };
+    return { ...status.readiness(), ...load };
   }
 
   function startOnce(): Promise<void> {
@@ -323,6 +349,7 @@ export function createDeviceGateway(options: DeviceGatewayOptions): DeviceGatewa
     },
     async close() {
       for (const stop of stoppers.splice(0)) stop();
+      limits.stop();
       const closed = Promise.all([closeServer(tlsServer), closeServer(mqttServer), ...tcp.map((t) => closeServer(t.server))]);
       for (const socket of open) socket.destroy();
       for (const socket of handshaking) socket.destroy();
@@ -337,7 +364,7 @@ export function createDeviceGateway(options: DeviceGatewayOptions): DeviceGatewa
     readiness,
     pokeFeed: () => status.poke(),
     stats: () => ({
-      openConnections: open.size, ...counters, ...(mqtt !== undefined && { mqtt: mqtt.stats() }),
+      openConnections: open.size, ...counters, pendingHandshakes: pendingHandshakes(), shed: { ...limits.shed }, shedding: limits.shedding(), ...(mqtt !== undefined && { mqtt: mqtt.stats() }),
       ...(routes.enabled && { routes: { ...routes.counters } }), ...(tcp.length > 0 && { tcp: TcpFrontEnd.sum(tcp.map((t) => t.front)) }),
     }),
   };
