@@ -20,7 +20,7 @@
  * admission and tracking, so the kill switch closes their connections too.
  */
 import http from 'node:http';
-import type { AddressInfo } from 'node:net';
+import net, { type AddressInfo } from 'node:net';
 import tls, { type TLSSocket } from 'node:tls';
 import { DeviceAdmission } from './admission.js';
 import { ConnectionLimits, type ShedStats } from './connection-limits.js';
@@ -174,7 +174,7 @@ export function createDeviceGateway(options: DeviceGatewayOptions): DeviceGatewa
    * from here, checked the same way, tracked in the same DeviceConnections. `handOff` receives an
    * admitted socket still paused.
    */
-  function deviceListener(frontEnd: 'https' | 'mqtt' | 'tcp', handOff: (socket: TLSSocket, id: DeviceIdentity) => void): tls.Server {
+  function deviceListener(frontEnd: 'https' | 'mqtt' | 'tcp', handOff: (socket: TLSSocket, id: DeviceIdentity) => void): net.Server {
     const server = tls.createServer({
       key: o.serverKeyPem,
       ...(o.serverKeyPassphrase !== undefined && { passphrase: o.serverKeyPassphrase }),
@@ -186,8 +186,6 @@ export function createDeviceGateway(options: DeviceGatewayOptions): DeviceGatewa
       maxVersion: 'TLSv1.3',
       honorCipherOrder: true,
       handshakeTimeout: o.handshakeTimeoutMs,
-      // Handshake flights and small responses go out at once (no Nagle delay on top of the RTT).
-      noDelay: true,
     });
     const tag = frontEnd === 'https' ? {} : { frontEnd };
 
@@ -237,7 +235,13 @@ export function createDeviceGateway(options: DeviceGatewayOptions): DeviceGatewa
         if (!socket.destroyed) refuse(socket, 'registry unavailable', fields);
       });
     });
-    server.on('connection', (socket: import('node:net').Socket) => {
+    // The port is a plain TCP listener in front of the TLS server: a shed connection is closed
+    // before Node wraps it in a TLSSocket (that wrap is most of an accepted socket's cost, and a
+    // storm's sockets all arrive in one poll phase). Admitted ones are handed to the TLS server the
+    // way Node's own listener does it, in the same tick, so no byte is missed.
+    // Handshake flights and small responses go out at once (no Nagle delay on top of the RTT).
+    const front = net.createServer({ noDelay: true });
+    front.on('connection', (socket: net.Socket) => {
       // Counted before it joins: this socket's own handshake is one of the pending ones.
       const shed = limits.admit(pendingHandshakes() + 1, socket.remoteAddress);
       if (shed !== null) {
@@ -251,6 +255,7 @@ export function createDeviceGateway(options: DeviceGatewayOptions): DeviceGatewa
       }
       handshaking.add(socket);
       socket.once('close', () => handshaking.delete(socket));
+      server.emit('connection', socket);
     });
 
     server.on('tlsClientError', (err: Error & { code?: string }, socket: TLSSocket) => {
@@ -259,7 +264,7 @@ export function createDeviceGateway(options: DeviceGatewayOptions): DeviceGatewa
       // handshake (or a slow-loris) would keep it, and a file descriptor, forever.
       socket.destroy();
     });
-    return server;
+    return front;
   }
 
   const tlsServer = deviceListener('https', (socket) => {
@@ -310,7 +315,7 @@ export function createDeviceGateway(options: DeviceGatewayOptions): DeviceGatewa
     return started;
   }
 
-  function listenOn(server: tls.Server, port: number, host: string | undefined): Promise<AddressInfo> {
+  function listenOn(server: net.Server, port: number, host: string | undefined): Promise<AddressInfo> {
     return new Promise<AddressInfo>((resolve, reject) => {
       const onError = (e: Error) => reject(e);
       server.once('error', onError);
@@ -321,7 +326,7 @@ export function createDeviceGateway(options: DeviceGatewayOptions): DeviceGatewa
     });
   }
 
-  function closeServer(server: tls.Server | undefined): Promise<void> {
+  function closeServer(server: net.Server | undefined): Promise<void> {
     return server?.listening ? new Promise<void>((resolve) => server.close(() => resolve())) : Promise.resolve();
   }
 
