@@ -95,6 +95,17 @@ describe('gateway-auth: reconnect storms', function () {
       for (const s of stalled) s.destroy();
       await waitFor(() => gw.gateway.stats().pendingHandshakes === 0);
       expect(await healthz(pki, gw.port, good)).to.equal('ok');
+      // A device's own GET /readyz (the same object as the management API's) says it shed just now.
+      const readyz = await new Promise<string>((resolve) => {
+        let body = '';
+        const c = tls.connect({ host: '127.0.0.1', port: gw.port, servername: GATEWAY_HOST, ca: pki.root.pem, cert: good.cert.pem, key: good.cert.key.keyPem },
+          () => c.write(`GET /readyz HTTP/1.1\r\nHost: ${GATEWAY_HOST}\r\nConnection: close\r\n\r\n`));
+        c.setEncoding('utf8');
+        c.on('data', (d: string) => { body += d; });
+        c.on('close', () => resolve(body));
+      });
+      expect(readyz).to.match(/^HTTP\/1.1 200/);
+      expect(JSON.parse(readyz.slice(readyz.indexOf('\r\n\r\n') + 4))).to.include({ ready: true, shedding: true });
     });
 
     it('a burst of 60 devices beyond a bound of 2 sheds some, and every device is admitted on retry after the storm', async function () {
