@@ -18,6 +18,8 @@ import { benchOcspRefreshCost } from './ocsp-refresh-cost.js';
 import { benchGateway } from './gateway.js';
 import { benchMqtt } from './mqtt.js';
 import { benchRoutes } from './routes.js';
+import { benchStorm } from './storm.js';
+import { benchHandshakeSTime } from './handshake-stime.js';
 import { benchActivity } from './activity.js';
 import { benchLegacy } from './legacy.js';
 import { benchEvents } from './events.js';
@@ -87,6 +89,11 @@ async function main(): Promise<void> {
 
   log('\ngateway MQTT front end (issue 15): through the gateway to Mosquitto vs direct to Mosquitto\'s TLS listener; idle sessions and revocation');
   Object.assign(figures, await benchMqtt({ scale, log }));
+
+  log('\ngateway reconnect storm (issue 18): every device connects at once; shed connections retry after 50–250 ms');
+  Object.assign(figures, await benchStorm({ scale, log }));
+  log('\ngateway sequential full handshakes (issue 18): openssl s_time -new against the gateway and against openssl s_server');
+  Object.assign(figures, await benchHandshakeSTime({ log }));
 
   log('\ngateway HTTP route (issue 18): proxied GETs through a route to a plain-HTTP upstream vs the same handler direct over mTLS');
   Object.assign(figures, await benchRoutes({ scale, log }));

@@ -38,6 +38,10 @@ export interface KakuinConfig {
     port: number;
     statusSource: 'feed' | 'ocsp';
     statusGraceMs: number;
+    /** Reconnect-storm bounds (gateway-auth/connection-limits.ts). perSourceBurst undefined: twice the rate. */
+    maxPendingHandshakes: number;
+    perSourceConnectionsPerSecond: number;
+    perSourceBurst?: number;
     /** ocsp status source: the responder to ask (kakuin's own by default). */
     ocspUrl?: string;
     upstreamUrl?: string;
@@ -172,6 +176,9 @@ const FILE_OPTIONS: Record<string, (v: unknown, key: string) => unknown> = {
   'gateway.port': port,
   'gateway.statusSource': (v, k) => oneOf(v, k, ['feed', 'ocsp']),
   'gateway.statusGraceMs': (v, k) => int(v, k, 100, 3600_000),
+  'gateway.maxPendingHandshakes': (v, k) => int(v, k, 1, 100_000),
+  'gateway.perSourceConnectionsPerSecond': (v, k) => int(v, k, 0, 1_000_000),
+  'gateway.perSourceBurst': (v, k) => int(v, k, 1, 1_000_000),
   'gateway.ocspUrl': anyHttpUrl,
   'gateway.upstreamUrl': anyHttpUrl,
   'gateway.upstreamCaFile': str,
@@ -284,6 +291,7 @@ export const ENV_OPTIONS: Record<string, string> = {
   KAKUIN_CRL_COALESCE_MS: 'crl.coalesceMs',
   KAKUIN_CRL_FULL_COALESCE_MS: 'crl.fullCoalesceMs',
   KAKUIN_GATEWAY_STATUS_SOURCE: 'gateway.statusSource',
+  KAKUIN_GATEWAY_MAX_PENDING_HANDSHAKES: 'gateway.maxPendingHandshakes',
   KAKUIN_GATEWAY_OCSP_URL: 'gateway.ocspUrl',
   KAKUIN_GATEWAY_UPSTREAM_URL: 'gateway.upstreamUrl',
   KAKUIN_GATEWAY_MQTT_PORT: 'gateway.mqtt.port',
@@ -361,6 +369,9 @@ export function loadConfig(env: Env = process.env, cwd = process.cwd()): Readonl
       port: get('gateway.port', 9443),
       statusSource: get('gateway.statusSource', 'feed'),
       statusGraceMs: get('gateway.statusGraceMs', 10_000),
+      maxPendingHandshakes: get('gateway.maxPendingHandshakes', 64),
+      perSourceConnectionsPerSecond: get('gateway.perSourceConnectionsPerSecond', 0),
+      perSourceBurst: get<number | undefined>('gateway.perSourceBurst', undefined),
       ocspUrl: get<string | undefined>('gateway.ocspUrl', undefined),
       upstreamUrl: get<string | undefined>('gateway.upstreamUrl', undefined),
       upstreamCaFile: checked.has('gateway.upstreamCaFile') ? path.resolve(dataDir, checked.get('gateway.upstreamCaFile') as string) : undefined,

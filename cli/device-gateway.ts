@@ -68,6 +68,9 @@ export async function startDeviceGateway(kakuin: Kakuin, plane: RevocationPlane,
     logger,
     statusSource: g.statusSource,
     statusGraceMs: g.statusGraceMs,
+    maxPendingHandshakes: g.maxPendingHandshakes,
+    perSourceConnectionsPerSecond: g.perSourceConnectionsPerSecond,
+    ...(g.perSourceBurst !== undefined && { perSourceBurst: g.perSourceBurst }),
     ocsp: g.statusSource === 'ocsp'
       ? { url: g.ocspUrl ?? `${plane.httpUrl}/ocsp` }
       : undefined,

@@ -122,6 +122,11 @@ export function metricsCollector(sources: MetricSources): () => Promise<MetricFa
           { labels: { outcome: 'admitted' }, value: s.admitted }, { labels: { outcome: 'refused' }, value: s.refused },
           { labels: { outcome: 'closed_by_status_change' }, value: s.closedByStatusChange },
         ]),
+        gauge('kakuin_gateway_pending_handshakes', 'TLS handshakes in flight now, across all device listeners.', [{ value: s.pendingHandshakes }]),
+        counter('kakuin_gateway_shed_connections_total', 'New device connections closed before their TLS handshake (reconnect storm bounds).', [
+          { labels: { reason: 'handshakes' }, value: s.shed.handshakes }, { labels: { reason: 'source_rate' }, value: s.shed.sourceRate },
+        ]),
+        gauge('kakuin_gateway_shedding', '1 while the gateway shed new connections in the last 5 s.', [{ value: s.shedding ? 1 : 0 }]),
         gauge('kakuin_gateway_ready', '1 while the gateway can confirm revocation status (it fails closed otherwise).', [{ value: ready.ready ? 1 : 0 }]),
       );
     }

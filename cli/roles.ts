@@ -362,6 +362,9 @@ export async function startGatewayRole(options: {
     logger,
     statusSource: g.statusSource,
     statusGraceMs: g.statusGraceMs,
+    maxPendingHandshakes: g.maxPendingHandshakes,
+    perSourceConnectionsPerSecond: g.perSourceConnectionsPerSecond,
+    ...(g.perSourceBurst !== undefined && { perSourceBurst: g.perSourceBurst }),
     ocsp: g.statusSource === 'ocsp' ? { url: g.ocspUrl ?? options.ocspUrl } : undefined,
     telemetry: {
       bodyLimitBytes: g.bodyLimitBytes,

@@ -20,9 +20,10 @@
  * admission and tracking, so the kill switch closes their connections too.
  */
 import http from 'node:http';
-import type { AddressInfo } from 'node:net';
+import net, { type AddressInfo } from 'node:net';
 import tls, { type TLSSocket } from 'node:tls';
 import { DeviceAdmission } from './admission.js';
+import { ConnectionLimits, type ShedStats } from './connection-limits.js';
 import { DeviceConnections } from './connections.js';
 import { DeviceIdentityReader, type DeviceIdentity } from './device-identity.js';
 import { createDeviceRequestHandler } from './device-routes.js';
@@ -48,6 +49,12 @@ export interface GatewayStats {
   refused: number;
   /** Connections closed because their certificate or device went bad. */
   closedByStatusChange: number;
+  /** TLS handshakes in flight now, across all listeners. */
+  pendingHandshakes: number;
+  /** Connections closed before their handshake by the storm bounds (connection-limits.ts). */
+  shed: ShedStats;
+  /** True while connections were shed in the last few seconds. */
+  shedding: boolean;
   /** The MQTT front end, when it is on. */
   mqtt?: MqttStats;
   /** The proxied HTTP routes, when there are any. */
@@ -147,6 +154,11 @@ export function createDeviceGateway(options: DeviceGatewayOptions): DeviceGatewa
   const open = new Set<TLSSocket>();
   // Sockets still in their TLS handshake are not in `open` yet; close() must end them too.
   const handshaking = new Set<import('node:net').Socket>();
+  const limits = new ConnectionLimits(o.limits);
+  // Every socket in `handshaking` that is not yet in `open` is still in its handshake (both sets
+  // drop a socket on its close), so this is the count across all listeners at no extra cost.
+  const pendingHandshakes = (): number => Math.max(0, handshaking.size - open.size);
+  const warnShed = throttledWarn(logger, 'gateway is shedding new connections (reconnect storm)', 1_000);
   const warnHandshake = throttledWarn(logger, 'gateway refused a TLS handshake', 1_000);
   const warnRegistry = throttledWarn(logger, 'gateway cannot read the registry; refusing devices');
 
@@ -162,7 +174,7 @@ export function createDeviceGateway(options: DeviceGatewayOptions): DeviceGatewa
    * from here, checked the same way, tracked in the same DeviceConnections. `handOff` receives an
    * admitted socket still paused.
    */
-  function deviceListener(frontEnd: 'https' | 'mqtt' | 'tcp', handOff: (socket: TLSSocket, id: DeviceIdentity) => void): tls.Server {
+  function deviceListener(frontEnd: 'https' | 'mqtt' | 'tcp', handOff: (socket: TLSSocket, id: DeviceIdentity) => void): net.Server {
     const server = tls.createServer({
       key: o.serverKeyPem,
       ...(o.serverKeyPassphrase !== undefined && { passphrase: o.serverKeyPassphrase }),
@@ -174,8 +186,6 @@ export function createDeviceGateway(options: DeviceGatewayOptions): DeviceGatewa
       maxVersion: 'TLSv1.3',
       honorCipherOrder: true,
       handshakeTimeout: o.handshakeTimeoutMs,
-      // Handshake flights and small responses go out at once (no Nagle delay on top of the RTT).
-      noDelay: true,
     });
     const tag = frontEnd === 'https' ? {} : { frontEnd };
 
@@ -225,9 +235,27 @@ export function createDeviceGateway(options: DeviceGatewayOptions): DeviceGatewa
         if (!socket.destroyed) refuse(socket, 'registry unavailable', fields);
       });
     });
-    server.on('connection', (socket: import('node:net').Socket) => {
+    // The port is a plain TCP listener in front of the TLS server: a shed connection is closed
+    // before Node wraps it in a TLSSocket (that wrap is most of an accepted socket's cost, and a
+    // storm's sockets all arrive in one poll phase). Admitted ones are handed to the TLS server the
+    // way Node's own listener does it, in the same tick, so no byte is missed.
+    // Handshake flights and small responses go out at once (no Nagle delay on top of the RTT).
+    const front = net.createServer({ noDelay: true });
+    front.on('connection', (socket: net.Socket) => {
+      // Counted before it joins: this socket's own handshake is one of the pending ones.
+      const shed = limits.admit(pendingHandshakes() + 1, socket.remoteAddress);
+      if (shed !== null) {
+        warnShed({
+          code: shed === 'handshakes' ? 'KAKUIN_E_HANDSHAKES_SHED' : 'KAKUIN_E_SOURCE_RATE_LIMITED',
+          remoteAddress: socket.remoteAddress, pendingHandshakes: pendingHandshakes(), ...tag,
+        });
+        // No TLS byte is read or written: the device sees its connection closed and retries later.
+        socket.destroy();
+        return;
+      }
       handshaking.add(socket);
       socket.once('close', () => handshaking.delete(socket));
+      server.emit('connection', socket);
     });
 
     server.on('tlsClientError', (err: Error & { code?: string }, socket: TLSSocket) => {
@@ -236,7 +264,7 @@ export function createDeviceGateway(options: DeviceGatewayOptions): DeviceGatewa
       // handshake (or a slow-loris) would keep it, and a file descriptor, forever.
       socket.destroy();
     });
-    return server;
+    return front;
   }
 
   const tlsServer = deviceListener('https', (socket) => {
@@ -257,8 +285,11 @@ export function createDeviceGateway(options: DeviceGatewayOptions): DeviceGatewa
   const stoppers: (() => void)[] = [];
 
   function readiness(): GatewayReadiness {
-    if (!startedOk) return { ready: false, statusSource: status.kind, statusGraceMs: o.statusGraceMs, reason: 'not started' };
-    return status.readiness();
+    // Shedding is reported, not made a readiness failure: revocation status is still known, and in
+    // a fleet-wide storm every gateway sheds, so taking them all out of a balancer refuses everyone.
+    const load = { shedding: limits.shedding(), pendingHandshakes: pendingHandshakes() };
+    if (!startedOk) return { ready: false, statusSource: status.kind, statusGraceMs: o.statusGraceMs, reason: 'not started', ...load };
+    return { ...status.readiness(), ...load };
   }
 
   function startOnce(): Promise<void> {
@@ -284,7 +315,7 @@ export function createDeviceGateway(options: DeviceGatewayOptions): DeviceGatewa
     return started;
   }
 
-  function listenOn(server: tls.Server, port: number, host: string | undefined): Promise<AddressInfo> {
+  function listenOn(server: net.Server, port: number, host: string | undefined): Promise<AddressInfo> {
     return new Promise<AddressInfo>((resolve, reject) => {
       const onError = (e: Error) => reject(e);
       server.once('error', onError);
@@ -295,7 +326,7 @@ export function createDeviceGateway(options: DeviceGatewayOptions): DeviceGatewa
     });
   }
 
-  function closeServer(server: tls.Server | undefined): Promise<void> {
+  function closeServer(server: net.Server | undefined): Promise<void> {
     return server?.listening ? new Promise<void>((resolve) => server.close(() => resolve())) : Promise.resolve();
   }
 
@@ -323,6 +354,7 @@ export function createDeviceGateway(options: DeviceGatewayOptions): DeviceGatewa
     },
     async close() {
       for (const stop of stoppers.splice(0)) stop();
+      limits.stop();
       const closed = Promise.all([closeServer(tlsServer), closeServer(mqttServer), ...tcp.map((t) => closeServer(t.server))]);
       for (const socket of open) socket.destroy();
       for (const socket of handshaking) socket.destroy();
@@ -337,7 +369,7 @@ export function createDeviceGateway(options: DeviceGatewayOptions): DeviceGatewa
     readiness,
     pokeFeed: () => status.poke(),
     stats: () => ({
-      openConnections: open.size, ...counters, ...(mqtt !== undefined && { mqtt: mqtt.stats() }),
+      openConnections: open.size, ...counters, pendingHandshakes: pendingHandshakes(), shed: { ...limits.shed }, shedding: limits.shedding(), ...(mqtt !== undefined && { mqtt: mqtt.stats() }),
       ...(routes.enabled && { routes: { ...routes.counters } }), ...(tcp.length > 0 && { tcp: TcpFrontEnd.sum(tcp.map((t) => t.front)) }),
     }),
   };

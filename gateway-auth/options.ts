@@ -11,6 +11,7 @@ import type { FeedEntry, Registry } from '../registry/port.js';
 import { resolveMqttOptions, type MqttFrontEndOptions, type ResolvedMqttOptions } from './mqtt/options.js';
 import { resolveRoutes, type DeviceRouteOptions, type ResolvedRoute } from './http/routes-options.js';
 import { resolveTcpListeners, type ResolvedTcpListener, type TcpListenerOptions } from './tcp/options.js';
+import type { ConnectionLimitOptions } from './connection-limits.js';
 
 /** The one logger shape the HTTP layers of kakuin use (the composition root provides it). */
 export interface GatewayLogger {
@@ -147,6 +148,12 @@ export interface DeviceGatewayOptions {
   idleTimeoutMs?: number;
   /** A TLS handshake must finish within this (default 10 000 ms). */
   handshakeTimeoutMs?: number;
+  /** TLS handshakes in flight across all listeners; beyond it new connections are closed at once (default 64; connection-limits.ts). */
+  maxPendingHandshakes?: number;
+  /** New connections per second per source address (token bucket); 0, the default, turns it off. */
+  perSourceConnectionsPerSecond?: number;
+  /** Connections a source may open at once before its rate applies (default: twice the rate, at least 1). */
+  perSourceBurst?: number;
   /** Clock in ms (tests). */
   now?: () => number;
   /** Where admissions, refusals, closes and traffic are reported (activity-recorder.ts); default: nowhere. */
@@ -177,6 +184,7 @@ export interface ResolvedGatewayOptions {
   tcp: readonly ResolvedTcpListener[];
   idleTimeoutMs: number;
   handshakeTimeoutMs: number;
+  limits: Readonly<ConnectionLimitOptions>;
   now: () => number;
   activity: ActivityRecorder;
 }
@@ -189,6 +197,16 @@ function positiveInt(value: unknown, field: string, fallback: number): number {
   if (value === undefined) return fallback;
   if (!Number.isSafeInteger(value) || (value as number) <= 0) throw configError(`${field} must be a positive integer`);
   return value as number;
+}
+
+function resolveLimits(o: DeviceGatewayOptions): ConnectionLimitOptions {
+  const rate = o.perSourceConnectionsPerSecond ?? 0;
+  if (typeof rate !== 'number' || !Number.isInteger(rate) || rate < 0) throw configError('perSourceConnectionsPerSecond must be a whole number, 0 or more');
+  return {
+    maxPendingHandshakes: positiveInt(o.maxPendingHandshakes, 'maxPendingHandshakes', 64),
+    perSourceConnectionsPerSecond: rate,
+    perSourceBurst: positiveInt(o.perSourceBurst, 'perSourceBurst', Math.max(1, 2 * rate)),
+  };
 }
 
 function certificateDer(input: CertificateInput, field: string): Buffer {
@@ -320,6 +338,7 @@ export function resolveGatewayOptions(o: DeviceGatewayOptions): ResolvedGatewayO
     tcp,
     idleTimeoutMs: positiveInt(o.idleTimeoutMs, 'idleTimeoutMs', 120_000),
     handshakeTimeoutMs,
+    limits: Object.freeze(resolveLimits(o)),
     now,
     activity: o.activity ?? NO_ACTIVITY,
   });

@@ -24,6 +24,10 @@ export interface GatewayReadiness {
   ocspLagMs?: number;
   /** Why it is not ready. */
   reason?: string;
+  /** The gateway closed new connections in the last few seconds (reconnect storm; connection-limits.ts). Not a readiness failure. */
+  shedding?: boolean;
+  /** TLS handshakes in flight now. */
+  pendingHandshakes?: number;
 }
 
 /** Told by a status source when connections must go. */

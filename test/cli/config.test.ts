@@ -123,6 +123,20 @@ describe('configuration', () => {
     }
   });
 
+  it('gateway storm bounds: maxPendingHandshakes (default 64, env too), perSourceConnectionsPerSecond (default 0 = off) and perSourceBurst; bad values refused', () => {
+    const write = (gateway: unknown) => writeFileSync(path.join(tmp.dir, 'kakuin.json'), JSON.stringify({ gateway }));
+    const fresh = loadConfig({ KAKUIN_DATA_DIR: makeTempDir().dir }, '/').gateway;
+    expect([fresh.maxPendingHandshakes, fresh.perSourceConnectionsPerSecond, fresh.perSourceBurst]).to.deep.equal([64, 0, undefined]);
+    write({ maxPendingHandshakes: 200, perSourceConnectionsPerSecond: 5, perSourceBurst: 20 });
+    const c = loadConfig({ KAKUIN_DATA_DIR: tmp.dir }, '/').gateway;
+    expect([c.maxPendingHandshakes, c.perSourceConnectionsPerSecond, c.perSourceBurst]).to.deep.equal([200, 5, 20]);
+    expect(loadConfig({ KAKUIN_DATA_DIR: tmp.dir, KAKUIN_GATEWAY_MAX_PENDING_HANDSHAKES: '16' }, '/').gateway.maxPendingHandshakes).to.equal(16);
+    for (const bad of [{ maxPendingHandshakes: 0 }, { maxPendingHandshakes: 'many' }, { perSourceConnectionsPerSecond: -1 }, { perSourceBurst: 0 }, { perSourceBurst: 1.5 }]) {
+      write(bad);
+      expect(codeOf(() => loadConfig({ KAKUIN_DATA_DIR: tmp.dir }, '/')), JSON.stringify(bad)).to.equal('KAKUIN_E_CONFIG');
+    }
+  });
+
   it('events.webhooks and events.syslog: https (http only to loopback), files under the data directory, known event types; anything else refused', () => {
     const write = (events: unknown) => writeFileSync(path.join(tmp.dir, 'kakuin.json'), JSON.stringify({ events }));
     expect(loadConfig({ KAKUIN_DATA_DIR: tmp.dir }, '/').events).to.deep.equal({ webhooks: [] });
