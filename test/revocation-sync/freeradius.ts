@@ -117,8 +117,15 @@ export function prepareRadius(dir: string, port: number, serverCert: string, ser
   // Stop the daemon if it runs, start it; the parent returns once the server is up.
   writeFileSync(restartScript, `#!/bin/sh
 pid=$(cat ${pidFile} 2>/dev/null)
+# Gone means no process or a zombie (state Z: in a container whose PID 1 does not reap, the daemon
+# killed here may stay one, and kill -0 still succeeds on it); KILL after 10 s.
+alive() { kill -0 "$1" 2>/dev/null && [ "$(cut -d' ' -f3 /proc/$1/stat 2>/dev/null)" != Z ]; }
 if [ -n "$pid" ] && kill -TERM "$pid" 2>/dev/null; then
-  while kill -0 "$pid" 2>/dev/null; do sleep 0.05; done
+  n=0
+  while alive "$pid"; do
+    n=$((n + 1)); [ "$n" -eq 200 ] && kill -KILL "$pid" 2>/dev/null
+    sleep 0.05
+  done
 fi
 exec freeradius -d ${dir} -n radiusd
 `, { mode: 0o755 });
@@ -148,7 +155,20 @@ exec freeradius -d ${dir} -n radiusd
       const pid = Number(readFileSync(pidFile, 'utf8').trim());
       try {
         process.kill(pid, 'SIGTERM');
-        await waitFor('FreeRADIUS to stop', 10_000, () => { try { process.kill(pid, 0); return undefined; } catch { return true; } });
+        // A zombie (state Z, not reaped by this container's PID 1) has stopped too.
+        const gone = () => {
+          try {
+            process.kill(pid, 0);
+          } catch {
+            return true;
+          }
+          try {
+            return readFileSync(`/proc/${pid}/stat`, 'utf8').split(' ')[2] === 'Z' || undefined;
+          } catch {
+            return true;
+          }
+        };
+        await waitFor('FreeRADIUS to stop', 10_000, gone);
       } catch { /* already gone */ }
     },
   };
