@@ -9,7 +9,6 @@
  */
 import { generateKeyPairSync, randomBytes, sign } from 'node:crypto';
 import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
-import { createSocket } from 'node:dgram';
 import https from 'node:https';
 import net from 'node:net';
 import { mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
@@ -21,6 +20,8 @@ import { createLogger } from '../cli/logger.js';
 import { startService } from '../cli/serve.js';
 import { encodeCertificationRequest, encodeCertificationRequestInfo, encodeName, toPem } from '../pkix/index.js';
 import { fixtureCertificate } from './ocsp-fixtures.js';
+import { eapolNetworkConf } from '../test/revocation-sync/freeradius.js';
+import { freeUdpPort } from '../test/support/index.js';
 
 const RADIUS_SECRET = 'kakuin-bench-radius';
 
@@ -36,13 +37,6 @@ function freeTcpPort(): Promise<number> {
   });
 }
 
-function freeUdpPort(): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const s = createSocket('udp4');
-    s.once('error', reject);
-    s.bind(0, '127.0.0.1', () => { const { port } = s.address(); s.close(() => resolve(port)); });
-  });
-}
 
 function get(url: string, cert: string, key: string): Promise<number> {
   return new Promise((resolve) => {
@@ -265,7 +259,7 @@ http {
       }
       const s = await measure('FreeRADIUS', (d) => {
         const conf = path.join(radiusDir, `${d.serialHex}.conf`);
-        writeFileSync(conf, `network={\n  key_mgmt=IEEE8021X\n  eap=TLS\n  identity="device"\n  client_cert="${d.certFile}"\n  private_key="${d.keyFile}"\n  eapol_flags=0\n}\n`);
+        writeFileSync(conf, eapolNetworkConf('device', d));
         return eapTls(conf, port);
       });
       out.ocsp_revoke_to_radius_reject_p50_ms = round(percentile(s.refused, 50));

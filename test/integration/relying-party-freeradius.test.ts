@@ -7,26 +7,15 @@
  * `TLS-Client-Cert-Serial`, which is what a policy should bind on. One kakuin, one FreeRADIUS.
  */
 import { spawn, type ChildProcess } from 'node:child_process';
-import { createSocket } from 'node:dgram';
 import { mkdirSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import { expect } from 'chai';
-import { peers, requirePeers } from '../support/index.js';
+import { freeUdpPort, peers, requirePeers } from '../support/index.js';
+import { eapolNetworkConf } from '../revocation-sync/freeradius.js';
 import { startRelyingPartyKakuin, waitFor, type RelyingPartyKakuin } from '../revocation-sync/fixture.js';
 
 const SECRET = 'kakuin-test-radius-secret';
 
-/** A UDP port free on 127.0.0.1 right now (RADIUS authentication is UDP). */
-function freeUdpPort(): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const s = createSocket('udp4');
-    s.once('error', reject);
-    s.bind(0, '127.0.0.1', () => {
-      const { port } = s.address();
-      s.close(() => resolve(port));
-    });
-  });
-}
 
 /** The FreeRADIUS configuration of the recipe: one virtual server, the eap module with EAP-TLS + OCSP. */
 function freeradiusConfig(dir: string, port: number, k: RelyingPartyKakuin): string {
@@ -170,7 +159,7 @@ describe('recipe: FreeRADIUS EAP-TLS with OCSP, driven by eapol_test', function 
   /** One 802.1X authentication by `eapol_test` (async: kakuin answers FreeRADIUS's OCSP query from this process). */
   function authenticate(d: { certFile: string; keyFile: string }, identity: string): Promise<{ verdict: 'Access-Accept' | 'Access-Reject' | 'none'; output: string }> {
     const conf = path.join(dir, `eapol-${identity}-${Date.now()}.conf`);
-    writeFileSync(conf, `network={\n  key_mgmt=IEEE8021X\n  eap=TLS\n  identity="${identity}"\n  client_cert="${d.certFile}"\n  private_key="${d.keyFile}"\n  eapol_flags=0\n}\n`);
+    writeFileSync(conf, eapolNetworkConf(identity, d));
     return new Promise((resolve) => {
       const child = spawn('eapol_test', ['-c', conf, '-a', '127.0.0.1', '-p', String(port), '-s', SECRET, '-t', '10', '-n'], { stdio: ['ignore', 'pipe', 'pipe'] });
       let output = '';

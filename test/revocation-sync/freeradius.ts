@@ -95,6 +95,11 @@ server default {
 }
 
 
+/** eapol_test's configuration for one EAP-TLS supplicant: the device's certificate and key. */
+export function eapolNetworkConf(identity: string, d: { certFile: string; keyFile: string }): string {
+  return `network={\n  key_mgmt=IEEE8021X\n  eap=TLS\n  identity="${identity}"\n  client_cert="${d.certFile}"\n  private_key="${d.keyFile}"\n  eapol_flags=0\n}\n`;
+}
+
 export interface RadiusDaemon {
   dir: string;
   port: number;
@@ -135,15 +140,7 @@ exec freeradius -d ${dir} -n radiusd
     log: () => (existsSync(logFile) ? readFileSync(logFile, 'utf8') : ''),
     authenticate(d, name, timeoutS = 2) {
       const conf = path.join(dir, `eapol-${name}.conf`);
-      writeFileSync(conf, `network={
-  key_mgmt=IEEE8021X
-  eap=TLS
-  identity="${name}"
-  client_cert="${d.certFile}"
-  private_key="${d.keyFile}"
-  eapol_flags=0
-}
-`);
+      writeFileSync(conf, eapolNetworkConf(name, d));
       const r = spawnSync('eapol_test', ['-c', conf, '-a', '127.0.0.1', '-p', String(port), '-s', SECRET, '-t', String(timeoutS), '-r', '0'],
         { encoding: 'utf8', timeout: 15_000 });
       if (r.status === 0 && /code=2 \(Access-Accept\)/.test(r.stdout)) return 'accept';
