@@ -15,7 +15,7 @@
  * credential: its certificate or legacy secret; no bearer token is looked at).
  *
  * A `manufacturer` token is bound to one manufacturer; the routes it may call scope it themselves
- * (ca/api/scope.ts): lists hold only its manufacturer's records, another manufacturer's id given
+ * (management-api/scope.ts): lists hold only its manufacturer's records, another manufacturer's id given
  * in a path, query or body is 403 KAKUIN_E_FORBIDDEN, and another manufacturer's device or station
  * addressed by its own id is 404, as if it did not exist.
  */

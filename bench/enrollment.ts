@@ -21,7 +21,7 @@ import { fileURLToPath } from 'node:url';
 import { loadConfig } from '../cli/config.js';
 import { createLogger } from '../cli/logger.js';
 import { startService } from '../cli/serve.js';
-import { newStationApiKey, tokenHmac } from '../ca/api/admin-tokens.js';
+import { newStationApiKey, tokenHmac } from '../management-api/admin-tokens.js';
 import { toPem } from '../pkix/index.js';
 import { makeP256Csrs, runConcurrent } from './fixtures.js';
 

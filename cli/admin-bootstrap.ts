@@ -1,5 +1,5 @@
 import path from 'node:path';
-import { createAdminToken } from '../ca/api/admin-tokens.js';
+import { createAdminToken } from '../management-api/admin-tokens.js';
 import type { Kakuin } from './wiring.js';
 import { writePrivateFile } from './secrets.js';
 

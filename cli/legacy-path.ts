@@ -8,7 +8,7 @@
 import { readFileSync } from 'node:fs';
 import type { RequestHandler } from 'express';
 import type { ApiRoutes } from '../api-schema/routes.js';
-import { pemChain } from '../ca/api/representations.js';
+import { pemChain } from '../management-api/representations.js';
 import { KakuinError } from '../errors/index.js';
 import { TelemetryUpstream } from '../gateway-auth/upstream.js';
 import type { TelemetrySink } from '../gateway-auth/index.js';

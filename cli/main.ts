@@ -12,8 +12,8 @@
 import { createHash } from 'node:crypto';
 import { readFileSync, writeFileSync } from 'node:fs';
 import { parseArgs } from 'node:util';
-import { adminTokenJson, createAdminToken, revokeAdminToken } from '../ca/api/admin-tokens.js';
-import { pemChain } from '../ca/api/representations.js';
+import { adminTokenJson, createAdminToken, revokeAdminToken } from '../management-api/admin-tokens.js';
+import { pemChain } from '../management-api/representations.js';
 import { hierarchyExists } from '../ca/hierarchy.js';
 import { nameToString, parseCertificate } from '../pkix/index.js';
 import { isKakuinError, KakuinError } from '../errors/index.js';

@@ -5,7 +5,7 @@
  * Counters count since the process started, as Prometheus expects.
  */
 import { parseCertificate } from '../pkix/index.js';
-import type { MetricFamily } from '../ca/api/prometheus.js';
+import type { MetricFamily } from '../management-api/prometheus.js';
 import type { OcspResponder } from '../ocsp-responder/index.js';
 import type { DeviceGateway } from '../gateway-auth/index.js';
 import type { EnrollmentService } from '../enrollment/index.js';

@@ -5,8 +5,8 @@
 import https from 'node:https';
 import type { AddressInfo } from 'node:net';
 import type { Express } from 'express';
-import { AdminAuthenticator } from '../ca/api/admin-tokens.js';
-import { createManagementApi } from '../ca/api/management-api.js';
+import { AdminAuthenticator } from '../management-api/admin-tokens.js';
+import { createManagementApi } from '../management-api/management-api.js';
 import type { KakuinConfig } from './config.js';
 import type { Logger } from './logger.js';
 import { ensureFirstAdminToken } from './admin-bootstrap.js';

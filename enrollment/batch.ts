@@ -15,7 +15,7 @@
 import { z } from 'zod';
 import { parseInput } from '../api-schema/validation.js';
 import type { Readable, Writable } from 'node:stream';
-import { pemChain } from '../ca/api/representations.js';
+import { pemChain } from '../management-api/representations.js';
 import { KakuinError } from '../errors/index.js';
 import { itemError, type EnrollmentService } from './enrollment-service.js';
 import { SharedReads } from './shared-reads.js';

@@ -27,10 +27,10 @@ import { randomBytes } from 'node:crypto';
 import {
   derOid, derSequence, derSet, encodeCertsOnly, OID_AT_SERIAL_NUMBER, OID_EC_PUBLIC_KEY, OID_ECDSA_WITH_SHA256, OID_P256, readCsr,
 } from '../pkix/index.js';
-import { routeNotFound } from '../ca/api/http-errors.js';
+import { routeNotFound } from '../management-api/http-errors.js';
 import { subjectSerialNumber } from './enrollment-service.js';
 import { hasCode, KakuinError } from '../errors/index.js';
-import type { AdminAuthenticator } from '../ca/api/admin-tokens.js';
+import type { AdminAuthenticator } from '../management-api/admin-tokens.js';
 import type { EnrollmentService } from './enrollment-service.js';
 import type { StationCertificateAuthenticator } from './station-certificate-auth.js';
 

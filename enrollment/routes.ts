@@ -30,10 +30,10 @@ import { isoTime, queryText, revocationReason } from '../api-schema/fields.js';
 import { pageJson, pageQuery, readPage } from '../api-schema/paging.js';
 import type { Registry, Station } from '../registry/port.js';
 import { KakuinError } from '../errors/index.js';
-import { newStationApiKey, tokenHmac, type Caller } from '../ca/api/admin-tokens.js';
-import type { ApiHelpers } from '../ca/api/management-api.js';
-import { certificateSummaryJson, deviceJson, pemChain } from '../ca/api/representations.js';
-import { manufacturerScope, requireOwnManufacturer, requireOwnStation } from '../ca/api/scope.js';
+import { newStationApiKey, tokenHmac, type Caller } from '../management-api/admin-tokens.js';
+import type { ApiHelpers } from '../management-api/management-api.js';
+import { certificateSummaryJson, deviceJson, pemChain } from '../management-api/representations.js';
+import { manufacturerScope, requireOwnManufacturer, requireOwnStation } from '../management-api/scope.js';
 import { importDevices, parseImportCsv } from './device-import.js';
 import { DEFAULT_MAX_BATCH_BYTES, runBatch } from './batch.js';
 import type { EnrollmentService } from './enrollment-service.js';
@@ -67,7 +67,7 @@ export function scopeOf(caller: Caller, named: string | undefined): string {
     }
     return caller.manufacturerId;
   }
-  // A manufacturer token, like a station, acts for its own manufacturer (ca/api/scope.ts).
+  // A manufacturer token, like a station, acts for its own manufacturer (management-api/scope.ts).
   const own = manufacturerScope(caller);
   if (own !== undefined) {
     requireOwnManufacturer(caller, named);
@@ -95,7 +95,7 @@ export function mountEnrollmentRoutes(routes: ApiRoutes, helpers: ApiHelpers, de
     disabledAt: s.disabledAt?.toISOString(),
   });
   const certificates = new StationCertificateAuthenticator(registry);
-  // A manufacturer token reaches its own manufacturer's stations only; 404 for another's (ca/api/scope.ts).
+  // A manufacturer token reaches its own manufacturer's stations only; 404 for another's (management-api/scope.ts).
   const ownStation = async (caller: Caller | undefined, id: string) => {
     if (manufacturerScope(caller) !== undefined) requireOwnStation(caller, await registry.getStation(id));
   };

@@ -15,7 +15,7 @@ import type { Request, RequestHandler } from 'express';
 import { parseCertificate, verifyCertificateSignature, type ParsedCertificate } from '../pkix/index.js';
 import type { Registry } from '../registry/port.js';
 import { hasCode, KakuinError } from '../errors/index.js';
-import type { StationCaller } from '../ca/api/admin-tokens.js';
+import type { StationCaller } from '../management-api/admin-tokens.js';
 import { STATION_CA_ID } from '../ca/hierarchy.js';
 
 export class StationCertificateAuthenticator {

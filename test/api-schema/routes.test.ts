@@ -10,7 +10,7 @@ import { z } from 'zod';
 import { ApiRoutes, routesOf, undeclaredRoutes } from '../../api-schema/routes.js';
 import { parseInput } from '../../api-schema/validation.js';
 import { readPage } from '../../api-schema/paging.js';
-import { errorHandler } from '../../ca/api/http-errors.js';
+import { errorHandler } from '../../management-api/http-errors.js';
 import { createLegacyApp, type LegacyAuthService } from '../../gateway-auth/legacy/index.js';
 import { KakuinError } from '../../errors/index.js';
 

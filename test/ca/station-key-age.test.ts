@@ -1,7 +1,7 @@
-/** Station API key age (ca/api/admin-tokens.ts): refused past enrollment.stationKeyMaxAgeDays, counted from the last rotation; 0 never expires. */
+/** Station API key age (management-api/admin-tokens.ts): refused past enrollment.stationKeyMaxAgeDays, counted from the last rotation; 0 never expires. */
 import { expect } from 'chai';
 import { randomBytes } from 'node:crypto';
-import { AdminAuthenticator, newStationApiKey, tokenHmac } from '../../ca/api/admin-tokens.js';
+import { AdminAuthenticator, newStationApiKey, tokenHmac } from '../../management-api/admin-tokens.js';
 import type { Registry, Station } from '../../registry/port.js';
 
 const DAY = 86_400_000;

@@ -6,7 +6,7 @@
 import { expect } from 'chai';
 import { writeFileSync } from 'node:fs';
 import path from 'node:path';
-import { renderPrometheus } from '../../ca/api/prometheus.js';
+import { renderPrometheus } from '../../management-api/prometheus.js';
 import { metricsCollector } from '../../cli/metrics.js';
 import type { Registry } from '../../registry/port.js';
 import { makeTempDir, opensslAsync } from '../support/index.js';

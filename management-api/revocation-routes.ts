@@ -12,13 +12,13 @@
  */
 import type { RequestHandler } from 'express';
 import { z } from 'zod';
-import type { FeedEntry, Registry } from '../../registry/port.js';
-import { KakuinError } from '../../errors/index.js';
-import type { ApiRoutes } from '../../api-schema/routes.js';
-import { isoTime, revocationReason } from '../../api-schema/fields.js';
-import type { CrlPublisher } from '../crl/crl-publisher.js';
-import type { RevocationService } from '../revocation.js';
-import { normalizeSerialHex } from '../serial.js';
+import type { FeedEntry, Registry } from '../registry/port.js';
+import { KakuinError } from '../errors/index.js';
+import type { ApiRoutes } from '../api-schema/routes.js';
+import { isoTime, revocationReason } from '../api-schema/fields.js';
+import type { CrlPublisher } from '../ca/crl/crl-publisher.js';
+import type { RevocationService } from '../ca/revocation.js';
+import { normalizeSerialHex } from '../ca/serial.js';
 import { certificateJson, deviceJson } from './representations.js';
 
 export interface RevocationRouteDeps {

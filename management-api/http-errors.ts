@@ -1,5 +1,5 @@
 import type { ErrorRequestHandler, RequestHandler } from 'express';
-import { isKakuinError, KakuinError } from '../../errors/index.js';
+import { isKakuinError, KakuinError } from '../errors/index.js';
 
 /** What the HTTP layers need of a logger (the composition root provides one). */
 export interface Logger {

@@ -1,6 +1,6 @@
 /** JSON shapes of the management API: the contract clients and test harnesses rely on. */
-import { toPem } from '../../pkix/index.js';
-import type { AuditEvent, CertificateRecord, Device, Manufacturer } from '../../registry/port.js';
+import { toPem } from '../pkix/index.js';
+import type { AuditEvent, CertificateRecord, Device, Manufacturer } from '../registry/port.js';
 
 export function deviceJson(d: Device) {
   return {

@@ -10,10 +10,10 @@
  */
 import type { RequestHandler } from 'express';
 import { z } from 'zod';
-import { TOKEN_ROLES, type Registry } from '../../registry/port.js';
-import type { ApiRoutes } from '../../api-schema/routes.js';
-import { isoTime } from '../../api-schema/fields.js';
-import { pageJson, pageQuery, readPage } from '../../api-schema/paging.js';
+import { TOKEN_ROLES, type Registry } from '../registry/port.js';
+import type { ApiRoutes } from '../api-schema/routes.js';
+import { isoTime } from '../api-schema/fields.js';
+import { pageJson, pageQuery, readPage } from '../api-schema/paging.js';
 import { adminTokenJson, createAdminToken, revokeAdminToken } from './admin-tokens.js';
 
 export interface AdminTokenRouteDeps {

@@ -9,7 +9,7 @@
  *     that does not exist, so a token cannot probe which ids other manufacturers hold.
  * Every other principal is unscoped here (stations are scoped by their own routes).
  */
-import { KakuinError } from '../../errors/index.js';
+import { KakuinError } from '../errors/index.js';
 import type { Caller } from './admin-tokens.js';
 
 /** The manufacturer the caller is limited to, or undefined for an unscoped token. */

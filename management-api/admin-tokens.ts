@@ -4,11 +4,11 @@
  * database file yields no usable token and checking one costs a single HMAC.
  */
 import { createHmac, randomBytes, timingSafeEqual } from 'node:crypto';
-import { TOKEN_ROLES, type AdminToken, type Registry, type Station, type TokenRole } from '../../registry/port.js';
+import { TOKEN_ROLES, type AdminToken, type Registry, type Station, type TokenRole } from '../registry/port.js';
 
 /** A token's last use is written at most this often (per token and process): an admin API call is not worth a write each. */
 const LAST_USED_RESOLUTION_MS = 60_000;
-import { KakuinError } from '../../errors/index.js';
+import { KakuinError } from '../errors/index.js';
 
 const TOKEN_PREFIX = 'kkadm_';
 
