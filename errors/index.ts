@@ -21,6 +21,14 @@ export const ERROR_CATALOGUE = {
   KAKUIN_E_ROUTE_NOT_FOUND: { status: 404, summary: 'No such route.' },
   KAKUIN_E_UNAUTHENTICATED: { status: 401, summary: 'Missing, unknown or disabled credentials.' },
   KAKUIN_E_FORBIDDEN: { status: 403, summary: 'The caller is authenticated but its role does not admit this route.' },
+  KAKUIN_E_CSRF: { status: 403, summary: 'A request made with a session cookie that changes something (not GET) lacks the session\'s CSRF token in the `X-Kakuin-CSRF` header, or carries another one. Nothing was changed.' },
+  KAKUIN_E_SESSION_EXPIRED: { status: 401, summary: 'The login session ended: idle longer than `users.sessionIdleMinutes`, or older than `users.sessionMaxHours`. Log in again.' },
+  KAKUIN_E_LOGIN_FAILED: { status: 401, summary: 'Wrong user name or password (one answer for both, so it does not tell which names exist).' },
+  KAKUIN_E_LOGIN_THROTTLED: { status: 429, summary: 'Too many failed logins for this user name or from this address: wait `Retry-After` seconds. The password was not checked.' },
+  KAKUIN_E_TOTP_REQUIRED: { status: 401, summary: 'The password is right and the user has a TOTP second factor (every admin has): send `totp`, the 6-digit code of the authenticator app.' },
+  KAKUIN_E_TOTP_INVALID: { status: 401, summary: 'The TOTP code is wrong, outside the ±30 s window, or was used already (a code is accepted once).' },
+  KAKUIN_E_USER_DISABLED: { status: 403, summary: 'The user is disabled; an admin enables it (`kakuin user enable`, `POST /api/v1/users/{name}/enable`).' },
+  KAKUIN_E_PASSWORD_WEAK: { status: 400, summary: 'A chosen password is shorter than 12 characters or longer than 1024.' },
 
   // ---- DER / PEM / PKCS#10 (pkix) ----------------------------------------------------------------
   KAKUIN_E_DER_MALFORMED: { status: 400, summary: 'The DER encoding is truncated, has bad lengths or the wrong structure.' },
@@ -61,6 +69,9 @@ export const ERROR_CATALOGUE = {
   KAKUIN_E_TOKEN_EXISTS: { status: 409, summary: 'An admin token with that name exists already.' },
   KAKUIN_E_TOKEN_NOT_FOUND: { status: 404, summary: 'No admin token with that name.' },
   KAKUIN_E_TOKEN_STATE: { status: 409, summary: 'The admin token is revoked already (a revoked token never comes back; create a new one).' },
+  KAKUIN_E_USER_EXISTS: { status: 409, summary: 'A user with that name exists already.' },
+  KAKUIN_E_USER_NOT_FOUND: { status: 404, summary: 'No user with that name.' },
+  KAKUIN_E_USER_STATE: { status: 409, summary: 'The user is disabled already (disable) or not disabled (enable).' },
   KAKUIN_E_REGISTRY_UNAVAILABLE: { status: 503, summary: 'The registry cannot be reached or is busy; retry.' },
   KAKUIN_E_SCHEMA_TOO_NEW: { status: 500, summary: 'The registry schema is newer than this kakuin; upgrade kakuin.' },
 

@@ -139,6 +139,10 @@ export const COLLECTIONS = {
   certificates: 'certificates',
   keyBindings: 'publicKeyBindings',
   adminTokens: 'adminTokens',
+  // People's logins (user-store.ts).
+  users: 'users',
+  userSessions: 'userSessions',
+  loginFailures: 'loginFailures',
   auditEvents: 'auditEvents',
   feed: 'revocationFeed',
   crlNumbers: 'crlNumbers',

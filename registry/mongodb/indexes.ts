@@ -66,6 +66,15 @@ export const INDEXES: Readonly<Partial<Record<CollectionName, readonly IndexDesc
     { name: 'admin_tokens_name', key: { name: 1 }, unique: true },
     { name: 'admin_tokens_hmac', key: { tokenHmac: 1 }, unique: true },
   ],
+  [COLLECTIONS.users]: [
+    { name: 'users_name', key: { name: 1 }, unique: true },
+    { name: 'users_ord', key: { ord: 1 } },
+  ],
+  // userSessions: _id is the HMAC of the session id.
+  [COLLECTIONS.userSessions]: [
+    { name: 'user_sessions_user', key: { userId: 1 } },
+    { name: 'user_sessions_expires', key: { expiresAt: 1 } },
+  ],
   [COLLECTIONS.auditEvents]: [
     { name: 'audit_events_device', key: { deviceId: 1, _id: 1 }, partialFilterExpression: { deviceId: { $type: 'string' } } },
     { name: 'audit_events_type', key: { type: 1, _id: 1 } },
@@ -117,6 +126,7 @@ export const UNIQUE_INDEX_CODES: Readonly<Record<string, { code: import('../../e
   'publicKeyBindings._id_': { code: 'KAKUIN_E_PUBLIC_KEY_IN_USE', message: 'the public key is already bound to another device' },
   admin_tokens_name: { code: 'KAKUIN_E_TOKEN_EXISTS', message: 'an admin token with that name exists already' },
   admin_tokens_hmac: { code: 'KAKUIN_E_TOKEN_EXISTS', message: 'an admin token with that HMAC exists already' },
+  users_name: { code: 'KAKUIN_E_USER_EXISTS', message: 'a user with that name exists already' },
   common_auth_ids_name: { code: 'KAKUIN_E_COMMON_AUTH_ID_EXISTS', message: 'a common auth ID with that name exists already' },
   legacy_credentials_factors: {
     code: 'KAKUIN_E_LEGACY_CREDENTIALS_EXIST', message: 'another device already has that unique ID under the common auth ID',

@@ -36,6 +36,7 @@ const EXISTS_BY_TABLE: Record<string, { code: ErrorCode; message: (columns: stri
   certificates: { code: 'KAKUIN_E_SERIAL_EXISTS', message: () => 'a certificate with that serial number is already recorded' },
   public_key_bindings: { code: 'KAKUIN_E_PUBLIC_KEY_IN_USE', message: () => 'the public key is already bound to another device' },
   admin_tokens: { code: 'KAKUIN_E_TOKEN_EXISTS', message: () => 'an admin token with that name exists already' },
+  users: { code: 'KAKUIN_E_USER_EXISTS', message: () => 'a user with that name exists already' },
   stations: { code: 'KAKUIN_E_STATION_EXISTS', message: () => 'the manufacturer already has a station with that name' },
   common_auth_ids: { code: 'KAKUIN_E_COMMON_AUTH_ID_EXISTS', message: () => 'a common auth ID with that name exists already' },
   legacy_credentials: {

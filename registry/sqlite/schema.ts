@@ -459,6 +459,44 @@ export const MIGRATIONS: readonly Migration[] = [
       ALTER TABLE admin_tokens_v11 RENAME TO admin_tokens;
     `,
   },
+  {
+    version: 12,
+    name: 'users for people: password (scrypt) and TOTP logins, their sessions, failed-login counters',
+    sql: `
+      -- management-api/users.ts: the password hash carries its scrypt parameters; the TOTP secret
+      -- is encrypted under a key derived from the pepper (not in this file); a session is known only
+      -- by the HMAC of its id. Sessions go with their user.
+      CREATE TABLE users (
+        id                  TEXT PRIMARY KEY,
+        name                TEXT NOT NULL UNIQUE,
+        role                TEXT NOT NULL CHECK (role IN ('admin', 'operator', 'auditor', 'manufacturer')),
+        manufacturer_id     TEXT REFERENCES manufacturers (id),
+        password_hash       TEXT NOT NULL,
+        totp_secret         BLOB,
+        totp_last_step      INTEGER,
+        created_at          INTEGER NOT NULL,
+        password_changed_at INTEGER NOT NULL,
+        disabled_at         INTEGER,
+        last_login_at       INTEGER,
+        CHECK ((role = 'manufacturer') = (manufacturer_id IS NOT NULL))
+      ) STRICT;
+      CREATE TABLE user_sessions (
+        id_hmac      TEXT PRIMARY KEY,
+        user_id      TEXT NOT NULL REFERENCES users (id) ON DELETE CASCADE,
+        created_at   INTEGER NOT NULL,
+        last_seen_at INTEGER NOT NULL,
+        expires_at   INTEGER NOT NULL
+      ) STRICT;
+      CREATE INDEX user_sessions_user ON user_sessions (user_id);
+      CREATE INDEX user_sessions_expires ON user_sessions (expires_at);
+      -- Keys: user:<name> (also for names no user has, so the answer does not tell) and source:<address>.
+      CREATE TABLE login_failures (
+        key            TEXT PRIMARY KEY,
+        failures       INTEGER NOT NULL,
+        last_failed_at INTEGER NOT NULL
+      ) STRICT;
+    `,
+  },
 ];
 
 export const LATEST_SCHEMA_VERSION: number = MIGRATIONS[MIGRATIONS.length - 1].version;
