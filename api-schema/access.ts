@@ -9,8 +9,9 @@
  * admits only `admin` (fail closed) and fails test/integration/roles.test.ts, which walks every
  * declared route × every role.
  *
- * Principals: a token has one of the roles `admin`, `operator`, `auditor`, `manufacturer`
- * (registry/port.ts TOKEN_ROLES); a factory station's API key or certificate is `station`. Two
+ * Principals: a token or a user (a person logged in with a session cookie) has one of the roles
+ * `admin`, `operator`, `auditor`, `manufacturer` (registry/port.ts TOKEN_ROLES), and either is
+ * held against this same table; a factory station's API key or certificate is `station`. Two
  * markers are not principals: `anyone` (no authentication at all) and `device` (the device's own
  * credential: its certificate or legacy secret; no bearer token is looked at).
  *
@@ -48,6 +49,19 @@ export const ROUTE_ACCESS: Readonly<Record<string, AccessRule>> = {
   'GET /api/v1/tokens': [A, U],
   'POST /api/v1/tokens': [A],
   'POST /api/v1/tokens/{name}/revoke': [A],
+
+  // ---- people: login sessions and users (management-api/user-routes.ts) ----
+  // Logging in needs no credential but the password itself; who-am-I and logout answer any person
+  // or token (a token has no session to end).
+  'POST /api/v1/session': ['anyone'],
+  'GET /api/v1/session': [A, O, U, M],
+  'DELETE /api/v1/session': [A, O, U, M],
+  'GET /api/v1/users': [A, U],
+  'POST /api/v1/users': [A],
+  'POST /api/v1/users/{name}/disable': [A],
+  'POST /api/v1/users/{name}/enable': [A],
+  'POST /api/v1/users/{name}/reset-password': [A],
+  'POST /api/v1/users/{name}/reset-totp': [A],
 
   // ---- manufacturers, devices, certificates ----
   'POST /api/v1/manufacturers': [A],

@@ -24,6 +24,8 @@ export interface KakuinConfig {
   configFile?: string;
   bindHost: string;
   api: { port: number; maxBodyBytes: number };
+  /** People's logins (management-api/logins.ts): session timeouts, and the scrypt cost of new passwords. */
+  users: { sessionIdleMinutes: number; sessionMaxHours: number; passwordKdfCost: number };
   ocsp: {
     port: number;
     /** nextUpdate − thisUpdate of OCSP responses, in minutes (`ocsp.validityHours` is its deprecated alias). */
@@ -159,6 +161,10 @@ const FILE_OPTIONS: Record<string, (v: unknown, key: string) => unknown> = {
   bindHost: str,
   'api.port': port,
   'api.maxBodyBytes': (v, k) => int(v, k, 1024, 64 * 1024 * 1024),
+  'users.sessionIdleMinutes': (v, k) => int(v, k, 1, 24 * 60),
+  'users.sessionMaxHours': (v, k) => int(v, k, 1, 30 * 24),
+  // log2 of scrypt's N; 128·N·8 octets per login (2^15: 32 MiB). Stored with each hash, so raising it keeps old passwords valid.
+  'users.passwordKdfCost': (v, k) => int(v, k, 10, 20),
   'ocsp.port': port,
   // RFC 5019 §6.2 / RFC 6960 §4.2.2.1: a relying party may cache an answer until nextUpdate, so this
   // bounds how long a revoked certificate can still pass a caching relying party (nginx ssl_ocsp_cache).
@@ -266,6 +272,7 @@ const FILE_OPTIONS: Record<string, (v: unknown, key: string) => unknown> = {
 export const ENV_OPTIONS: Record<string, string> = {
   KAKUIN_BIND_HOST: 'bindHost',
   KAKUIN_API_PORT: 'api.port',
+  KAKUIN_USERS_PASSWORD_KDF_COST: 'users.passwordKdfCost',
   KAKUIN_OCSP_PORT: 'ocsp.port',
   KAKUIN_OCSP_VALIDITY_MINUTES: 'ocsp.validityMinutes',
   KAKUIN_GATEWAY_PORT: 'gateway.port',
@@ -351,6 +358,11 @@ export function loadConfig(env: Env = process.env, cwd = process.cwd()): Readonl
     configFile,
     bindHost: get('bindHost', '127.0.0.1'),
     api: { port: get('api.port', 8443), maxBodyBytes: get('api.maxBodyBytes', 64 * 1024) },
+    users: {
+      sessionIdleMinutes: get('users.sessionIdleMinutes', 30),
+      sessionMaxHours: get('users.sessionMaxHours', 12),
+      passwordKdfCost: get('users.passwordKdfCost', 15),
+    },
     ocsp: {
       port: ocspPort,
       validityMinutes: checked.has('ocsp.validityHours') ? get('ocsp.validityHours', 24) * 60 : get('ocsp.validityMinutes', 24 * 60),

@@ -6,7 +6,10 @@ import https from 'node:https';
 import type { AddressInfo } from 'node:net';
 import type { Express } from 'express';
 import { AdminAuthenticator } from '../management-api/admin-tokens.js';
-import { createManagementApi } from '../management-api/management-api.js';
+import { createManagementApi, type ManagementApiDeps } from '../management-api/management-api.js';
+import { UserLogins } from '../management-api/logins.js';
+import { UserAccounts } from '../management-api/users.js';
+import type { UserStore } from '../registry/users.js';
 import type { KakuinConfig } from './config.js';
 import type { Logger } from './logger.js';
 import { ensureFirstAdminToken } from './admin-bootstrap.js';
@@ -76,11 +79,26 @@ function activityStoreOf(registry: Registry, config: Readonly<KakuinConfig>): Ac
   return (registry as { activity?: ActivityStore }).activity;
 }
 
+/**
+ * People's logins on the management API (management-api/logins.ts): both adapters carry a `users`
+ * store; `clock` is for tests that move time (session timeouts, TOTP steps) instead of sleeping.
+ */
+function userLoginsOf(registry: Registry, pepper: Buffer, config: Readonly<KakuinConfig>, clock?: () => number): ManagementApiDeps['users'] {
+  const store = (registry as { users?: UserStore }).users;
+  if (store === undefined) return undefined;
+  const accounts = new UserAccounts(registry, store, pepper, { passwordKdfCost: config.users.passwordKdfCost });
+  const sessionIdleMs = config.users.sessionIdleMinutes * 60_000;
+  const logins = new UserLogins(store, accounts, pepper, {
+    sessionIdleMs, sessionMaxMs: config.users.sessionMaxHours * 3_600_000, passwordKdfCost: config.users.passwordKdfCost, ...(clock !== undefined && { now: clock }),
+  });
+  return { store, accounts, logins, sessionIdleMs };
+}
+
 function stationKeyMaxAgeMs(config: Readonly<KakuinConfig>): number {
   return config.enrollment.stationKeyMaxAgeDays * 24 * 3600_000;
 }
 
-export async function startService(config: Readonly<KakuinConfig>, logger: Logger, env: Record<string, string | undefined> = process.env): Promise<RunningService> {
+export async function startService(config: Readonly<KakuinConfig>, logger: Logger, env: Record<string, string | undefined> = process.env, options: { clock?: () => number } = {}): Promise<RunningService> {
   const kakuin = await openKakuin(config, logger, { bootstrap: true, actor: 'system', env });
   checkpointOffTheEventLoop(kakuin.registry, logger);
   let plane: RevocationPlane | undefined;
@@ -118,6 +136,7 @@ export async function startService(config: Readonly<KakuinConfig>, logger: Logge
         responder: plane.responder, gateway: gateway.gateway, enrollment,
       }),
       authenticator,
+      users: userLoginsOf(kakuin.registry, kakuin.pepper, config, options.clock),
       logger,
       maxBodyBytes: config.api.maxBodyBytes,
       pepper: kakuin.pepper,
@@ -366,6 +385,7 @@ export async function startRoles(
           stationKeyExpiresAt: (s) => authenticator.stationKeyExpiresAt(s),
         }),
         authenticator,
+        users: userLoginsOf(registry, k.pepper, config),
         logger,
         maxBodyBytes: config.api.maxBodyBytes,
         pepper: k.pepper,

@@ -34,6 +34,10 @@ import { openApiDocument } from '../api-schema/openapi.js';
 import { DEFAULT_PAGE, MAX_PAGE, pageJson, pageQuery, readPage, type Page } from '../api-schema/paging.js';
 import { isoTime, queryText } from '../api-schema/fields.js';
 import { mountAdminTokenRoutes } from './admin-token-routes.js';
+import { CSRF_HEADER, type UserLogins } from './logins.js';
+import { mountUserRoutes } from './user-routes.js';
+import type { UserAccounts } from './users.js';
+import type { UserStore } from '../registry/users.js';
 import { hasCode, KakuinError } from '../errors/index.js';
 import { registerDevice } from '../ca/devices.js';
 import type { DeviceCertificateIssuer } from '../ca/issuance.js';
@@ -69,6 +73,11 @@ export interface ManagementApiDeps {
   metrics?: () => Promise<MetricFamily[]>;
   /** The pepper admin tokens are kept under (HMAC-SHA-256), for POST /api/v1/tokens. */
   pepper: Buffer;
+  /**
+   * People's logins (logins.ts, users.ts): with it, a session cookie authenticates like a token of
+   * the user's role, and the session and user routes are mounted.
+   */
+  users?: { store: UserStore; accounts: UserAccounts; logins: UserLogins; sessionIdleMs: number };
   /** Routes of other components (the legacy path's admin routes, enrollment), declared before the 404 handler with the API's helpers. */
   extraRoutes?: (routes: ApiRoutes, helpers: ApiHelpers) => void;
 }
@@ -102,7 +111,7 @@ export function createManagementApi(deps: ManagementApiDeps): express.Express {
 
   const json = express.json({ limit: deps.maxBodyBytes, strict: true });
   const csrBody = express.raw({ type: ['application/pkcs10', 'application/x-pem-file', 'text/plain'], limit: deps.maxBodyBytes });
-  const admin = admit(deps.authenticator, 'admin');
+  const admin = admit(deps.authenticator, deps.users?.logins, 'admin');
   const routes = new ApiRoutes(app, json);
   const activityOrRefuse = () => {
     if (deps.activity === undefined) throw new KakuinError('KAKUIN_E_ACTIVITY_OFF', 'device activity is not recorded here (activity.enabled, or a registry adapter without an activity store)');
@@ -302,8 +311,9 @@ export function createManagementApi(deps: ManagementApiDeps): express.Express {
   });
 
   mountAdminTokenRoutes(routes, { registry, pepper: deps.pepper, admin });
+  if (deps.users !== undefined) mountUserRoutes(routes, { ...deps.users, admin });
   mountRevocationRoutes(routes, { registry, revocation: deps.revocation, crls: deps.crls, admin });
-  deps.extraRoutes?.(routes, { admin, admit: (...kinds) => admit(deps.authenticator, ...kinds), authenticator: deps.authenticator });
+  deps.extraRoutes?.(routes, { admin, admit: (...kinds) => admit(deps.authenticator, deps.users?.logins, ...kinds), authenticator: deps.authenticator });
 
   app.use(routeNotFound);
   app.use(errorHandler(logger));
@@ -380,12 +390,19 @@ const AUDIT_QUERY = z.strictObject({
   afterId: eventCursor.optional().describe('the older name of `after`'),
 });
 
-/** Authentication and role check; it runs before any body is read. */
-function admit(authenticator: AdminAuthenticator, ...roles: Caller['kind'][]): RequestHandler {
+/**
+ * Authentication and role check; it runs before any body is read. A bearer token decides when the
+ * request carries one; otherwise a session cookie (logins.ts) yields a caller of the user's role,
+ * held against the same role table (api-schema/access.ts) as a token of that role.
+ */
+function admit(authenticator: AdminAuthenticator, logins: UserLogins | undefined, ...roles: Caller['kind'][]): RequestHandler {
   return async (req: Request, res: Response, next: NextFunction) => {
     let caller;
     try {
-      caller = await authenticator.authenticate(req.get('authorization'));
+      const authorization = req.get('authorization');
+      caller = authorization === undefined && logins !== undefined
+        ? await logins.authenticate(req.get('cookie'), req.get(CSRF_HEADER), req.method)
+        : await authenticator.authenticate(authorization);
     } catch (e) {
       // An expired station key is a 401 too (RFC 6750 §3: with the challenge).
       if (hasCode(e, 'KAKUIN_E_STATION_KEY_EXPIRED')) res.set('WWW-Authenticate', 'Bearer realm="kakuin", error="invalid_token"');
@@ -393,7 +410,7 @@ function admit(authenticator: AdminAuthenticator, ...roles: Caller['kind'][]): R
     }
     if (!caller) {
       res.set('WWW-Authenticate', 'Bearer realm="kakuin"');
-      throw new KakuinError('KAKUIN_E_UNAUTHENTICATED', 'a valid bearer token is required');
+      throw new KakuinError('KAKUIN_E_UNAUTHENTICATED', 'a valid bearer token (or a login session) is required');
     }
     if (!roles.includes(caller.kind)) throw new KakuinError('KAKUIN_E_FORBIDDEN', `this route admits ${roles.join(' or ')} callers only`);
     req.caller = caller;

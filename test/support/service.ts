@@ -39,12 +39,12 @@ export function testEnv(dataDir: string, extra: Record<string, string> = {}): Re
 }
 
 /** Start kakuin in this process on a fresh data directory (or `dataDir`), API on a free port. */
-export async function startTestService(options: { dataDir?: string; env?: Record<string, string> } = {}): Promise<TestService> {
+export async function startTestService(options: { dataDir?: string; env?: Record<string, string>; clock?: () => number } = {}): Promise<TestService> {
   const temp = options.dataDir ? undefined : makeTempDir();
   const dataDir = options.dataDir ?? temp!.dir;
   const env = { ...testEnv(dataDir), ...options.env };
   const config = loadConfig(env);
-  const service = await startService(config, createLogger('error'), env);
+  const service = await startService(config, createLogger('error'), env, { ...(options.clock !== undefined && { clock: options.clock }) });
   return {
     service,
     url: service.apiUrl,
