@@ -8,6 +8,7 @@
  *   kakuin ca show                                list the CAs
  *   kakuin token create --name NAME [--role R] [--manufacturer ID] [--expires T]   a named token with a role (printed once)
  *   kakuin token list | token revoke --name NAME  the tokens (created, last used, expiry); revoke one for good
+ *   kakuin user create|list|disable|enable|reset-password|reset-totp   people's logins (password + TOTP)
  */
 import { createHash } from 'node:crypto';
 import { readFileSync, writeFileSync } from 'node:fs';
@@ -33,6 +34,7 @@ import { ceremonyCombine, ceremonySplit, CEREMONY_USAGE } from './ceremony.js';
 import { caCsr, caImport, caImportRootPublications } from './offline-root.js';
 import { caBackdateSeconds, caFiles, openKakuin, openRegistry, preInitKeyRing } from './wiring.js';
 import { ENROLL_USAGE, enrollCommand } from './enroll.js';
+import { userCommand } from './users.js';
 import { expectedFailure } from './expected-failures.js';
 
 const USAGE = `usage: kakuin <command> [options]
@@ -65,6 +67,12 @@ commands:
                                              manufacturer with --manufacturer; default admin); printed once
   token list                                 admin tokens: role, status, created, last used, expiry
   token revoke --name NAME                   revoke a token for good: it fails at once in every process
+  user create --name NAME --role R [--manufacturer ID] [--totp] [--password-stdin]
+                                             a person's login (the first admin comes from here); prints a generated
+                                             password and, for admins (or --totp), an otpauth:// TOTP URI once
+  user list | user disable|enable --name NAME   users: role, status, TOTP, last login; disabling ends its sessions
+  user reset-password --name NAME [--password-stdin] | user reset-totp --name NAME
+                                             a new password or TOTP secret (printed once); the user's sessions end
   backup --out DIR                           online backup: registry (consistent while serving), encrypted keys,
                                              CA/TLS certificates, pepper, config, manifest with SHA-256 of each file
   restore --from DIR [--force]               restore a backup into an empty data directory (checks every hash first)
@@ -126,6 +134,7 @@ async function main(argv: string[]): Promise<number> {
     case 'issue': return issue(config, logger, rest);
     case 'ca': return caCommand(config, logger, rest);
     case 'token': return tokenCommand(config, logger, rest);
+    case 'user': return userCommand(config, logger, rest);
     case 'ceremony': return ceremonyCommand(config, rest);
     case 'backup': return backup(config, rest);
     case 'restore': return restore(config, rest);

@@ -40,7 +40,7 @@ describe('kakuin command: expected failures and --help', function () {
 
   it('every subcommand answers --help and -h with its usage, exit 0, without a data directory', () => {
     const env = { PATH: process.env.PATH ?? '', KAKUIN_DATA_DIR: path.join(tmp.dir, 'never-created') };
-    for (const command of ['serve', 'init', 'issue', 'ca', 'token', 'backup', 'restore', 'ceremony', 'enroll']) {
+    for (const command of ['serve', 'init', 'issue', 'ca', 'token', 'user', 'backup', 'restore', 'ceremony', 'enroll']) {
       for (const flag of ['--help', '-h']) {
         const r = spawnSync(process.execPath, [cliMain, command, flag], { env, encoding: 'utf8', timeout: 30_000 });
         expect(r.status, `${command} ${flag}: ${r.stderr}`).to.equal(0);
