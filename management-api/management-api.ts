@@ -34,7 +34,7 @@ import { openApiDocument } from '../api-schema/openapi.js';
 import { DEFAULT_PAGE, MAX_PAGE, pageJson, pageQuery, readPage, type Page } from '../api-schema/paging.js';
 import { isoTime, queryText } from '../api-schema/fields.js';
 import { mountAdminTokenRoutes } from './admin-token-routes.js';
-import { CSRF_HEADER, type UserLogins } from './logins.js';
+import { CSRF_HEADER, UserLogins } from './logins.js';
 import { mountUserRoutes } from './user-routes.js';
 import type { UserAccounts } from './users.js';
 import type { UserStore } from '../registry/users.js';
@@ -406,6 +406,8 @@ function admit(authenticator: AdminAuthenticator, logins: UserLogins | undefined
     } catch (e) {
       // An expired station key is a 401 too (RFC 6750 §3: with the challenge).
       if (hasCode(e, 'KAKUIN_E_STATION_KEY_EXPIRED')) res.set('WWW-Authenticate', 'Bearer realm="kakuin", error="invalid_token"');
+      // An ended session's cookie is worth nothing: the browser may as well drop it.
+      if (hasCode(e, 'KAKUIN_E_SESSION_EXPIRED')) res.set('Set-Cookie', UserLogins.clearedCookie());
       throw e;
     }
     if (!caller) {

@@ -248,6 +248,7 @@ describe('users: people log in with a password and TOTP, and their sessions obey
     now += 30 * MIN;
     const gone = await call('GET', '/api/v1/devices', { session: s });
     expect([gone.status, gone.json.code]).to.deep.equal([401, 'KAKUIN_E_SESSION_EXPIRED']);
+    expect(String(gone.headers['set-cookie'])).to.equal('__Host-kakuin_session=; Path=/; Max-Age=0; HttpOnly; Secure; SameSite=Strict');
     expect((await call('GET', '/api/v1/session', { session: s })).json.code).to.equal('KAKUIN_E_UNAUTHENTICATED');
   });
 
