@@ -1,6 +1,7 @@
 /**
  * The management API (express, served over HTTPS by the composition root). Every route states the
- * callers it admits; today that is admins (named bearer tokens) or anyone for public CA material.
+ * callers it admits: admins (named bearer tokens, or people's login sessions: user-routes.ts), each
+ * with a role the table in api-schema/access.ts holds against the route, or anyone for public CA material.
  * Every route is declared through ApiRoutes (api-schema/routes.ts) with the schemas of its query
  * and body: what a route does not declare it refuses (KAKUIN_E_UNKNOWN_FIELD), and the same
  * declarations are the OpenAPI document. Lists take `?limit=&after=` and answer `{<items>, next?}`.
@@ -382,7 +383,7 @@ const eventCursor = z.string().regex(/^[0-9]{1,16}$/, 'must be the id of an audi
 const AUDIT_QUERY = z.strictObject({
   deviceId: queryText.optional(),
   type: queryText.optional(),
-  actor: queryText.optional().describe('who acted, exactly: token:<name>, station:<id>, cli, system'),
+  actor: queryText.optional().describe('who acted, exactly: token:<name>, user:<name>, station:<id>, cli, system, anonymous (a failed login)'),
   since: isoTime.optional().describe('inclusive'),
   until: isoTime.optional().describe('exclusive'),
   limit: pageQuery.limit,
