@@ -90,7 +90,8 @@ describe('users: people log in with a password and TOTP, and their sessions obey
   const events = async (type: string) => (await admin('GET', `/api/v1/audit-events?type=${type}&limit=1000`)).json.events as { actor: string; details: Record<string, unknown> }[];
 
   before(async () => {
-    svc = await startTestService({ env: { KAKUIN_USERS_PASSWORD_KDF_COST: '10' }, clock: () => now });
+    // Every listener on a free port: other tests on this machine hold the defaults.
+    svc = await startTestService({ env: { KAKUIN_USERS_PASSWORD_KDF_COST: '10', KAKUIN_OCSP_PORT: '0', KAKUIN_GATEWAY_PORT: '0' }, clock: () => now });
     manufacturerId = (await admin('POST', '/api/v1/manufacturers', { name: 'Login Sensors' })).json.id;
     const r = kakuin(['user', 'create', '--name', 'root-admin', '--role', 'admin']);
     expect(r.code, r.stderr).to.equal(0);
