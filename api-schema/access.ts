@@ -56,6 +56,7 @@ export const ROUTE_ACCESS: Readonly<Record<string, AccessRule>> = {
   'POST /api/v1/session': ['anyone'],
   'GET /api/v1/session': [A, O, U, M],
   'DELETE /api/v1/session': [A, O, U, M],
+  'POST /api/v1/session/password': [A, O, U, M],
   'GET /api/v1/users': [A, U],
   'POST /api/v1/users': [A],
   'POST /api/v1/users/{name}/disable': [A],

@@ -207,6 +207,24 @@ export class UserLogins {
     return this.callerOf(user, { ...session, lastSeenAt, csrfToken });
   }
 
+  /**
+   * A person changes their own password, giving the current one (a session left open is not
+   * enough to take the account over). A wrong current password counts as a failed login of the
+   * user and is throttled like one. Every session of the user ends, this one too.
+   */
+  async changeOwnPassword(caller: SessionCaller, current: string, chosen: string, source: string): Promise<void> {
+    const now = this.now();
+    const userKey = `user:${caller.name}`;
+    await this.refuseWhileLocked([userKey, `source:${source.slice(0, 128)}`], now);
+    const user = await this.accounts.get(caller.name);
+    if (!await verifyPassword(current, user.passwordHash)) {
+      await this.store.addLoginFailure([userKey, `source:${source.slice(0, 128)}`], new Date(now), new Date(now - RESTART_AFTER_MS),
+        { type: 'user.login.failed', actor: caller.actor, details: { name: caller.name, source, reason: 'password change' } });
+      throw new KakuinError('KAKUIN_E_LOGIN_FAILED', 'the current password is wrong', { field: 'password' });
+    }
+    await this.accounts.changeOwnPassword(caller.name, chosen, caller.actor, new Date(now));
+  }
+
   /** Ends the caller's session with its `user.logout` audit event. */
   async logout(caller: SessionCaller): Promise<void> {
     await this.store.deleteSession(caller.session.idHmac, { type: 'user.logout', actor: caller.actor, details: {} });

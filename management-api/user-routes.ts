@@ -5,6 +5,7 @@
  *   GET    /api/v1/session                           any person or token → who is calling: {name, role, manufacturerId?, via,
  *                                                    and for a session: csrfToken, createdAt, expiresAt, idleExpiresAt, idleTimeoutSeconds}
  *   DELETE /api/v1/session                           → 204, the session ends (logout) and the cookie is cleared
+ *   POST   /api/v1/session/password {password, newPassword}   a person → 204; every session of the user ends, this one too
  *   GET    /api/v1/users?limit=&after=               admin, auditor → {users, next?}
  *   POST   /api/v1/users {name, role, manufacturerId?, password?, totp?}   admin → 201 the user, with `password` (when generated)
  *                                                    and `totpUri` (admins always; others with totp: true), shown this once
@@ -21,7 +22,7 @@ import { TOKEN_ROLES } from '../registry/port.js';
 import type { UserStore } from '../registry/users.js';
 import type { ApiRoutes } from '../api-schema/routes.js';
 import { pageJson, pageQuery, readPage } from '../api-schema/paging.js';
-import { hasCode } from '../errors/index.js';
+import { hasCode, KakuinError } from '../errors/index.js';
 import type { Caller } from './admin-tokens.js';
 import { UserLogins, type SessionCaller } from './logins.js';
 import { userJson, type UserAccounts } from './users.js';
@@ -83,6 +84,22 @@ export function mountUserRoutes(routes: ApiRoutes, deps: UserRouteDeps): void {
     response: { status: 204, description: 'no content' },
     handler: async ({ req, res }) => {
       if (isSession(req.caller)) await logins.logout(req.caller);
+      res.status(204).set('Set-Cookie', UserLogins.clearedCookie()).end();
+    },
+  });
+
+  routes.add({
+    method: 'post', path: '/api/v1/session/password', summary: 'change your own password (give the current one); every session of yours ends, this one too', callers: ['admin'], use: [admin],
+    body: { json: z.strictObject({ password: z.string().max(1024).describe('the current password'), newPassword: z.string().describe('at least 12 characters') }) },
+    response: { status: 204, description: 'no content; the cookie is cleared: log in with the new password' },
+    handler: async ({ req, res, body }) => {
+      if (!isSession(req.caller)) throw new KakuinError('KAKUIN_E_VALIDATION', 'a token has no password: change a person\'s password while logged in as that person');
+      try {
+        await logins.changeOwnPassword(req.caller, body.password, body.newPassword, req.socket.remoteAddress ?? 'unknown');
+      } catch (e) {
+        retryAfter(res, e);
+        throw e;
+      }
       res.status(204).set('Set-Cookie', UserLogins.clearedCookie()).end();
     },
   });

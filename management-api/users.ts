@@ -111,6 +111,12 @@ export class UserAccounts {
     return { user, ...(chosen === undefined && { password }) };
   }
 
+  /** The user's own new password (logins.ts checked the current one); every session of the user ends. */
+  async changeOwnPassword(name: string, chosen: string, actor: string, now = new Date()): Promise<User> {
+    const hash = await hashPassword(checkPasswordStrength(chosen), this.cost);
+    return this.store.changeUserCredentials(name, { passwordHash: hash }, now, { type: 'user.password.changed', actor, details: { name } });
+  }
+
   /** A new TOTP secret (for a lost phone, or to give a non-admin a second factor); the user's sessions end. */
   async resetTotp(name: string, actor: string, now = new Date()): Promise<{ user: User } & OneTimeCredentials> {
     checkTokenName(name);

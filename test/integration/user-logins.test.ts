@@ -321,6 +321,27 @@ describe('users: people log in with a password and TOTP, and their sessions obey
     expect(list.stdout).to.match(/^rita\s+operator\s+active\s+yes\s/m);
   });
 
+  it('a person changes their own password with the current one; every session of theirs ends, this one too', async () => {
+    const password = await newUser('pia', 'auditor');
+    const s = await session('pia', password);
+    const other = await session('pia', password);
+    const wrong = await call('POST', '/api/v1/session/password', { session: s, body: { password: 'not-the-current-one', newPassword: 'pias-new-long-password' } });
+    expect([wrong.status, wrong.json.code]).to.deep.equal([401, 'KAKUIN_E_LOGIN_FAILED']);
+    const weak = await call('POST', '/api/v1/session/password', { session: s, body: { password, newPassword: 'short' } });
+    expect([weak.status, weak.json.code]).to.deep.equal([400, 'KAKUIN_E_PASSWORD_WEAK']);
+    const noCsrf = await call('POST', '/api/v1/session/password', { session: s, csrf: false, body: { password, newPassword: 'pias-new-long-password' } });
+    expect(noCsrf.json.code).to.equal('KAKUIN_E_CSRF');
+    const byToken = await admin('POST', '/api/v1/session/password', { password, newPassword: 'pias-new-long-password' });
+    expect([byToken.status, byToken.json.code]).to.deep.equal([400, 'KAKUIN_E_VALIDATION']);
+    const changed = await call('POST', '/api/v1/session/password', { session: s, body: { password, newPassword: 'pias-new-long-password' } });
+    expect(changed.status, changed.text).to.equal(204);
+    expect(String(changed.headers['set-cookie'])).to.match(/^__Host-kakuin_session=; Path=\/; Max-Age=0;/);
+    for (const dead of [s, other]) expect((await call('GET', '/api/v1/session', { session: dead })).status).to.equal(401);
+    expect((await login('pia', password)).json.code).to.equal('KAKUIN_E_LOGIN_FAILED');
+    await session('pia', 'pias-new-long-password');
+    expect((await events('user.password.changed')).at(-1)).to.deep.include({ actor: 'user:pia' });
+  });
+
   it('failed logins are throttled per user name — known or not, alike — with Retry-After, and the lock ends', async () => {
     now += 2 * 3_600_000; // earlier tests' failures from this address are past the counters' window
     const password = await newUser('tom', 'operator');
