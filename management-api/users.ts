@@ -9,7 +9,7 @@
 import { KakuinError } from '../errors/index.js';
 import type { Registry } from '../registry/port.js';
 import type { User, UserStore } from '../registry/users.js';
-import { checkTokenName, checkTokenRole } from './admin-tokens.js';
+import { checkTokenRole } from './admin-tokens.js';
 import { checkPasswordStrength, DEFAULT_PASSWORD_KDF_COST, generatePassword, hashPassword } from './passwords.js';
 import { newTotpSecret, otpauthUri, TotpSecretBox } from './totp.js';
 
@@ -38,6 +38,16 @@ export interface UserAccountsOptions {
   totpIssuer?: string;
 }
 
+const USER_NAME = /^[A-Za-z0-9][A-Za-z0-9._@-]{0,63}$/;
+
+/** A login name: as a token name, 1 to 64 letters, digits, . _ @ -. */
+export function checkUserName(name: string): string {
+  if (typeof name !== 'string' || !USER_NAME.test(name)) {
+    throw new KakuinError('KAKUIN_E_VALIDATION', 'a user name is 1 to 64 characters: letters, digits, . _ @ -, starting with a letter or digit', { field: 'name' });
+  }
+  return name;
+}
+
 /** How a user is shown: never the password hash or the TOTP secret. */
 export function userJson(u: User) {
   return {
@@ -64,7 +74,7 @@ export class UserAccounts {
   }
 
   async create(input: NewUserRequest, actor: string): Promise<{ user: User } & OneTimeCredentials> {
-    const name = checkTokenName(input.name);
+    const name = checkUserName(input.name);
     const role = checkTokenRole(input.role);
     if (role === 'manufacturer' && input.manufacturerId === undefined) {
       throw new KakuinError('KAKUIN_E_VALIDATION', 'a manufacturer user is bound to one manufacturer: give manufacturerId', { field: 'manufacturerId' });
@@ -88,23 +98,23 @@ export class UserAccounts {
   }
 
   async get(name: string): Promise<User> {
-    const user = await this.store.findUser(checkTokenName(name));
+    const user = await this.store.findUser(checkUserName(name));
     if (user === undefined) throw new KakuinError('KAKUIN_E_USER_NOT_FOUND', 'no user with that name');
     return user;
   }
 
   /** Disables the user; its sessions end in the same transaction. */
   async disable(name: string, actor: string, now = new Date()): Promise<User> {
-    return this.store.setUserDisabled(checkTokenName(name), now, { type: 'user.disabled', actor, details: { name } });
+    return this.store.setUserDisabled(checkUserName(name), now, { type: 'user.disabled', actor, details: { name } });
   }
 
   async enable(name: string, actor: string): Promise<User> {
-    return this.store.setUserDisabled(checkTokenName(name), undefined, { type: 'user.enabled', actor, details: { name } });
+    return this.store.setUserDisabled(checkUserName(name), undefined, { type: 'user.enabled', actor, details: { name } });
   }
 
   /** A new password (generated when none is given); the user's sessions end. */
   async resetPassword(name: string, actor: string, chosen?: string, now = new Date()): Promise<{ user: User } & OneTimeCredentials> {
-    checkTokenName(name);
+    checkUserName(name);
     const password = chosen === undefined ? generatePassword() : checkPasswordStrength(chosen);
     const user = await this.store.changeUserCredentials(name, { passwordHash: await hashPassword(password, this.cost) }, now,
       { type: 'user.password.reset', actor, details: { name } });
@@ -119,7 +129,7 @@ export class UserAccounts {
 
   /** A new TOTP secret (for a lost phone, or to give a non-admin a second factor); the user's sessions end. */
   async resetTotp(name: string, actor: string, now = new Date()): Promise<{ user: User } & OneTimeCredentials> {
-    checkTokenName(name);
+    checkUserName(name);
     const secret = newTotpSecret();
     const user = await this.store.changeUserCredentials(name, { totpSecret: this.box.seal(secret, name) }, now,
       { type: 'user.totp.reset', actor, details: { name } });
