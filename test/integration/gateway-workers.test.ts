@@ -1,0 +1,253 @@
+/**
+ * `gateway.workers: 2` as `kakuin serve` runs it: this process is the cluster primary (CA, OCSP,
+ * management API) and two forked workers share the gateway port. Real TLS sockets on 127.0.0.1;
+ * which worker answered shows in `GET /healthz` (`worker`). Correctness only, not speed.
+ */
+import { readFileSync, writeFileSync } from 'node:fs';
+import path from 'node:path';
+import tls, { type TLSSocket } from 'node:tls';
+import { expect } from 'chai';
+import type { GatewayCluster } from '../../gateway-auth/index.js';
+import { certKeyOf } from '../../gateway-auth/device-identity.js';
+import { makeTempDir, opensslOk } from '../support/index.js';
+import { request, startTestService, type TestService } from '../support/service.js';
+
+interface Device { id: string; serialHex: string; cert: string; key: string }
+
+async function until<T>(what: string, probe: () => T | undefined | false | Promise<T | undefined | false>, timeoutMs = 10_000): Promise<T> {
+  const end = Date.now() + timeoutMs;
+  for (;;) {
+    const v = await probe();
+    if (v !== undefined && v !== false) return v;
+    if (Date.now() > end) throw new Error(`timed out waiting for ${what}`);
+    await new Promise((r) => setTimeout(r, 50));
+  }
+}
+
+describe('gateway workers (gateway.workers: 2, node:cluster)', function () {
+  this.timeout(120_000);
+  let svc: TestService;
+  let tmp: { dir: string; cleanup: () => void };
+  let cluster: GatewayCluster;
+  let gatewayPort: number;
+  let gatewayHost: string;
+  const sockets: TLSSocket[] = [];
+  const api = (m: string, p: string, o: Parameters<typeof request>[4] = {}) => request(svc.url, svc.rootPem, m, p, { token: svc.adminToken, ...o });
+
+  async function enroll(serial: string): Promise<Device> {
+    const mfr = await api('POST', '/api/v1/manufacturers', { body: { name: `Workers ${serial}` } });
+    const dev = await api('POST', '/api/v1/devices', { body: { manufacturerId: mfr.json.id, serialNumber: serial } });
+    const key = path.join(tmp.dir, `${serial}.key`);
+    const csr = path.join(tmp.dir, `${serial}.csr`);
+    opensslOk(['req', '-new', '-newkey', 'ec', '-pkeyopt', 'ec_paramgen_curve:P-256', '-nodes', '-keyout', key, '-subj', `/serialNumber=${serial}`, '-out', csr]);
+    const issued = await api('POST', `/api/v1/devices/${dev.json.id}/certificates`, { body: opensslOk(['req', '-in', csr]), contentType: 'application/pkcs10' });
+    expect(issued.status, issued.text).to.equal(201);
+    const cert = path.join(tmp.dir, `${serial}.pem`);
+    writeFileSync(cert, issued.json.certificate);
+    return { id: dev.json.id, serialHex: issued.json.serialHex, cert, key };
+  }
+
+  /** A device TLS connection (kept open); `session` to resume. Resolves once the handshake is done. */
+  function connect(d: Device, session?: Buffer): Promise<{ socket: TLSSocket; session: Promise<Buffer> }> {
+    return new Promise((resolve, reject) => {
+      let gotSession!: (s: Buffer) => void;
+      const ticket = new Promise<Buffer>((r) => { gotSession = r; });
+      const socket = tls.connect({
+        host: gatewayHost, port: gatewayPort, servername: 'localhost', ca: svc.rootPem,
+        cert: readFileSync(d.cert, 'utf8'), key: readFileSync(d.key, 'utf8'), ...(session !== undefined && { session }),
+      }, () => resolve({ socket, session: ticket }));
+      socket.on('session', (s: Buffer) => gotSession(s));
+      socket.once('error', reject);
+      sockets.push(socket);
+    });
+  }
+
+  /** One HTTP/1.1 request on an open connection; undefined when the gateway closed it instead of answering. */
+  function exchange(socket: TLSSocket, head: string, body = ''): Promise<{ status: number; json: any } | undefined> {
+    return new Promise((resolve) => {
+      let buf = '';
+      const onData = (c: Buffer) => {
+        buf += c.toString('latin1');
+        const cut = buf.indexOf('\r\n\r\n');
+        if (cut < 0) return;
+        const length = Number(/content-length: *(\d+)/i.exec(buf.slice(0, cut))?.[1] ?? -1);
+        if (buf.length - cut - 4 < length) return;
+        done({ status: Number(buf.slice(9, 12)), json: JSON.parse(buf.slice(cut + 4, cut + 4 + length)) });
+      };
+      const done = (v: { status: number; json: any } | undefined) => {
+        socket.off('data', onData);
+        socket.off('close', onClose);
+        resolve(v);
+      };
+      const onClose = () => done(undefined);
+      socket.on('data', onData);
+      socket.once('close', onClose);
+      socket.on('error', () => { /* the close follows */ });
+      if (socket.destroyed) done(undefined);
+      else socket.write(`${head}\r\nHost: gateway\r\n${body === '' ? '' : `Content-Type: application/json\r\nContent-Length: ${Buffer.byteLength(body)}\r\n`}\r\n${body}`);
+    });
+  }
+
+  /** GET /healthz on an open connection: which worker answered; undefined when the gateway closed it instead. */
+  async function healthz(socket: TLSSocket): Promise<number | undefined> {
+    return (await exchange(socket, 'GET /healthz HTTP/1.1'))?.json.worker as number | undefined;
+  }
+
+  /** Connections of `d` until both workers have one; returns them by worker. */
+  async function onBothWorkers(d: Device): Promise<Map<number, TLSSocket>> {
+    const byWorker = new Map<number, TLSSocket>();
+    for (let i = 0; i < 12 && byWorker.size < 2; i++) {
+      const { socket } = await connect(d);
+      const w = await healthz(socket);
+      expect(w, 'an admitted device gets an answer').to.be.oneOf([1, 2]);
+      if (byWorker.has(w!)) socket.destroy();
+      else byWorker.set(w!, socket);
+    }
+    expect([...byWorker.keys()].sort()).to.deep.equal([1, 2]);
+    return byWorker;
+  }
+
+  before(async () => {
+    tmp = makeTempDir();
+    svc = await startTestService({ env: { KAKUIN_OCSP_PORT: '0', KAKUIN_GATEWAY_PORT: '0', KAKUIN_GATEWAY_WORKERS: '2' } });
+    cluster = svc.service.gateway.gateway as GatewayCluster;
+    const url = new URL(svc.service.gatewayUrl);
+    gatewayPort = Number(url.port);
+    gatewayHost = url.hostname === 'localhost' ? '127.0.0.1' : url.hostname;
+  });
+  afterEach(() => {
+    for (const s of sockets.splice(0)) s.destroy();
+  });
+  after(async () => {
+    await svc?.stop();
+    tmp?.cleanup();
+  });
+
+  it('runs two worker processes on one port, and /readyz counts both', async () => {
+    const workers = cluster.workers();
+    expect(workers.map((w) => w.slot)).to.deep.equal([1, 2]);
+    expect(new Set(workers.map((w) => w.pid)).size).to.equal(2);
+    expect(workers.map((w) => w.pid)).to.not.include(process.pid);
+    const ready = await until('both workers ready', async () => {
+      const r = await request(svc.url, svc.rootPem, 'GET', '/readyz');
+      return r.status === 200 && r.json.workers?.ready === 2 ? r.json : undefined;
+    });
+    expect(ready).to.deep.include({ ready: true, statusSource: 'feed', workers: { configured: 2, live: 2, ready: 2 } });
+  });
+
+  it('revoking closes the device\'s open connections on every worker and refuses new ones there, leaving other devices connected', async () => {
+    const victim = await enroll('WK-KILL-1');
+    const bystander = await enroll('WK-KILL-2');
+    const victimSockets = await onBothWorkers(victim);
+    const bystanderSockets = await onBothWorkers(bystander);
+    const closed = [...victimSockets.values()].map((s) => new Promise<void>((r) => (s.destroyed ? r() : s.once('close', () => r()))));
+    const refusedBefore = cluster.workers().map((w) => w.stats?.refused ?? 0);
+
+    const revoked = await api('POST', `/api/v1/devices/${victim.id}/revoke`, { body: { reason: 'keyCompromise' } });
+    expect(revoked.status, revoked.text).to.equal(200);
+    // The revocation returns once every worker applied it (the primary's poke waits for both).
+    await Promise.race([Promise.all(closed), new Promise((_, reject) => setTimeout(() => reject(new Error('connections still open 2 s after the revocation')), 2_000))]);
+    for (const s of victimSockets.values()) expect(s.destroyed).to.equal(true);
+    for (const [w, s] of bystanderSockets) expect(await healthz(s), `the other device stays connected on worker ${w}`).to.equal(w);
+
+    // New connections of the revoked device: each is refused after its handshake, on both workers.
+    await until('a refusal on each worker', async () => {
+      const { socket } = await connect(victim).catch(() => ({ socket: undefined }));
+      if (socket !== undefined) expect(await healthz(socket), 'no HTTP answer for a revoked device').to.equal(undefined);
+      const refused = cluster.workers().map((w) => w.stats?.refused ?? 0);
+      return refused.every((n, i) => n > refusedBefore[i]);
+    }, 15_000);
+    const closedByStatus = await until('the closes counted', () => (cluster.stats().closedByStatusChange >= 2 ? cluster.stats().closedByStatusChange : undefined));
+    expect(closedByStatus).to.be.at.least(2);
+  });
+
+  it('resumes on one worker a TLS session made on the other (shared session-ticket keys), and after one key rotation', async () => {
+    const d = await enroll('WK-RESUME-1');
+    const first = await connect(d);
+    const firstWorker = await healthz(first.socket);
+    expect(first.socket.isSessionReused()).to.equal(false);
+    const ticket = await first.session;
+    first.socket.destroy();
+
+    const seen = new Map<number, boolean>();
+    for (let i = 0; i < 8 && !seen.has(firstWorker === 1 ? 2 : 1); i++) {
+      const again = await connect(d, ticket);
+      const w = await healthz(again.socket);
+      expect(w, 'a resumed session is admitted too').to.be.oneOf([1, 2]);
+      seen.set(w!, again.socket.isSessionReused());
+      again.socket.destroy();
+    }
+    const other = firstWorker === 1 ? 2 : 1;
+    expect(seen.get(other), `session from worker ${firstWorker} resumed on worker ${other}`).to.equal(true);
+
+    // After one rotation the previous key still opens the ticket (on both workers); after a second it does not.
+    cluster.rotateTicketKeys();
+    const afterOne: boolean[] = [];
+    for (let i = 0; i < 2; i++) {
+      const c = await connect(d, ticket);
+      expect(await healthz(c.socket)).to.be.oneOf([1, 2]);
+      afterOne.push(c.socket.isSessionReused());
+      c.socket.destroy();
+    }
+    expect(afterOne).to.deep.equal([true, true]);
+    cluster.rotateTicketKeys();
+    const c = await connect(d, ticket);
+    expect(await healthz(c.socket), 'a full handshake, still admitted').to.be.oneOf([1, 2]);
+    expect(c.socket.isSessionReused()).to.equal(false);
+  });
+
+  it('counts one certificate\'s open sessions in the primary across both workers, with their source address', async () => {
+    const d = await enroll('WK-COUNT-1');
+    const certKey = certKeyOf('device', d.serialHex);
+    const both = await onBothWorkers(d);
+    const counted = await until('two sessions counted', () => {
+      const s = svc.service.gateway.sessions.sessionsOf(certKey);
+      return s.open === 2 ? s : undefined;
+    });
+    expect(counted.sources).to.deep.equal([{ address: '127.0.0.1', sessions: 2, workers: [1, 2] }]);
+    expect(svc.service.gateway.sessions.certificatesWithAtLeast(2)).to.include(certKey);
+    both.get(1)!.destroy();
+    const left = await until('one session left', () => {
+      const s = svc.service.gateway.sessions.sessionsOf(certKey);
+      return s.open === 1 ? s : undefined;
+    });
+    expect(left.sources).to.deep.equal([{ address: '127.0.0.1', sessions: 1, workers: [2] }]);
+  });
+
+  it('records telemetry from both workers in the one telemetry file, written by the primary before the device gets its 202', async () => {
+    const d = await enroll('WK-TELEMETRY-1');
+    const both = await onBothWorkers(d);
+    for (const [w, socket] of both) {
+      const r = await exchange(socket, 'POST /v1/telemetry HTTP/1.1', JSON.stringify({ worker: w }));
+      expect(r?.status, `worker ${w}`).to.equal(202);
+    }
+    const recorded = readFileSync(path.join(svc.dataDir, 'telemetry', 'telemetry.jsonl'), 'utf8').trim().split('\n').map((l) => JSON.parse(l))
+      .filter((r) => r.deviceId === d.id);
+    expect(recorded.map((r) => r.data.worker).sort()).to.deep.equal([1, 2]);
+    expect(recorded[0]).to.include({ serialHex: d.serialHex, issuerId: 'device' });
+    expect(Date.parse(recorded[0].receivedAt)).to.be.closeTo(Date.now(), 60_000);
+  });
+
+  it('replaces a worker that was killed, forgets its sessions, and serves from the new one', async () => {
+    const d = await enroll('WK-RESTART-1');
+    const certKey = certKeyOf('device', d.serialHex);
+    const both = await onBothWorkers(d);
+    await until('two sessions counted', () => svc.service.gateway.sessions.sessionsOf(certKey).open === 2);
+    const old = cluster.workers()[0];
+    const restartsBefore = cluster.stats().workers!.restarts;
+    const gone = new Promise<void>((r) => both.get(1)!.once('close', () => r()));
+    process.kill(old.pid!, 'SIGKILL');
+    await gone;
+    await until('the killed worker\'s session dropped', () => svc.service.gateway.sessions.sessionsOf(certKey).open === 1);
+    const replaced = await until('a new worker in slot 1', () => {
+      const w = cluster.workers()[0];
+      return w.pid !== old.pid && w.pid !== undefined && w.ready ? w : undefined;
+    }, 20_000);
+    expect(replaced.slot).to.equal(1);
+    expect(cluster.stats().workers!.restarts).to.equal(restartsBefore + 1);
+    expect(await healthz(both.get(2)!), 'the other worker\'s connection was untouched').to.equal(2);
+    const again = await onBothWorkers(d);
+    expect(again.has(1)).to.equal(true);
+  });
+});
+
