@@ -133,6 +133,10 @@ describe('gateway workers (gateway.workers: 2, node:cluster)', function () {
       return r.status === 200 && r.json.workers?.ready === 2 ? r.json : undefined;
     });
     expect(ready).to.deep.include({ ready: true, statusSource: 'feed', workers: { configured: 2, live: 2, ready: 2 } });
+    const metrics = await api('GET', '/metrics');
+    expect(metrics.status).to.equal(200);
+    expect(metrics.text).to.include('kakuin_gateway_workers{state="live"} 2').and.include('kakuin_gateway_workers{state="ready"} 2')
+      .and.include('kakuin_gateway_ready 1').and.match(/^kakuin_gateway_worker_restarts_total 0$/m);
   });
 
   it('revoking closes the device\'s open connections on every worker and refuses new ones there, leaving other devices connected', async () => {
