@@ -132,6 +132,8 @@ export function serveAsGatewayWorker(build: (start: WorkerStart) => Promise<Buil
     }
   });
   // The primary exited (or was killed): nothing distributes connections to this worker any more.
+  // Ctrl-C reaches the whole process group: the primary stops the workers in order (its close()).
+  process.on('SIGINT', () => { /* the primary's stop message follows */ });
   process.on('disconnect', () => {
     for (const p of recording.values()) p.reject(new Error('the gateway primary is gone'));
     recording.clear();
