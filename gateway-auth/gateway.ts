@@ -18,6 +18,10 @@
  * requests and WebSockets of the HTTPS listener to upstreams (http/routes*.ts); each `tcp` listener
  * forwards its admitted connections' bytes after a PROXY v2 header (tcp/). Both use the same
  * admission and tracking, so the kill switch closes their connections too.
+ *
+ * Under `gateway.workers` > 1 each cluster worker runs one of these (cluster/): `workerId` shows in
+ * /healthz, `ticketKeys` are the primary's shared session-ticket keys (ticket-keys.ts), and every
+ * admitted connection's open and close goes to `sessions` (session-counts.ts), the primary's count.
  */
 import http from 'node:http';
 import net, { type AddressInfo } from 'node:net';
