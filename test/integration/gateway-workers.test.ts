@@ -263,6 +263,16 @@ describe('gateway workers (gateway.workers: 2, node:cluster)', function () {
     const again = await fleet.onBothWorkers(d);
     expect(again.has(1)).to.equal(true);
   });
+
+  it('stopping the service stops both workers', async () => {
+    const pids = cluster.workers().map((w) => w.pid!);
+    expect(pids.every(running)).to.equal(true);
+    const stopping = svc;
+    svc = undefined as unknown as TestService;
+    await stopping.stop();
+    expect(pids.filter(running), 'workers still running after close()').to.deep.equal([]);
+    expect(cluster.workers().every((w) => w.pid === undefined && !w.listening)).to.equal(true);
+  });
 });
 
 
