@@ -54,7 +54,7 @@ export async function benchCrlToNginx(revocations: number, log: (l: string) => v
   const token = `kkbench_${randomBytes(24).toString('base64url')}`;
   const env = {
     KAKUIN_DATA_DIR: path.join(dir, 'data'), KAKUIN_API_PORT: '0', KAKUIN_OCSP_PORT: '0', KAKUIN_GATEWAY_PORT: '0', KAKUIN_LEGACY_PORT: '0',
-    KAKUIN_KEY_PASSPHRASE: 'bench-passphrase-not-secret', KAKUIN_ADMIN_TOKEN: token, KAKUIN_LOG_LEVEL: 'error',
+    KAKUIN_KEY_PASSPHRASE: 'bench-passphrase-not-secret', KAKUIN_ADMIN_TOKEN: token, KAKUIN_LOG_LEVEL: 'error', KAKUIN_GATEWAY_WORKERS: '1',
   };
   const service = await startService(loadConfig(env), createLogger('error'), env);
   let sync: RevocationSync | undefined;

@@ -101,7 +101,7 @@ if (process.env[CLIENT_FLAG] === '1' && process.send) runClient();
 export async function benchEnrollment(batchSize: number, estCount: number): Promise<Record<string, number>> {
   const dir = mkdtempSync(path.join(tmpdir(), 'kakuin-bench-enroll-'));
   const token = `kkbench_${randomBytes(24).toString('base64url')}`;
-  const env = { KAKUIN_DATA_DIR: dir, KAKUIN_API_PORT: '0', KAKUIN_OCSP_PORT: '0', KAKUIN_GATEWAY_PORT: '0', KAKUIN_LEGACY_PORT: '0', KAKUIN_KEY_PASSPHRASE: 'bench-passphrase-not-secret', KAKUIN_ADMIN_TOKEN: token, KAKUIN_LOG_LEVEL: 'error' };
+  const env = { KAKUIN_DATA_DIR: dir, KAKUIN_API_PORT: '0', KAKUIN_OCSP_PORT: '0', KAKUIN_GATEWAY_PORT: '0', KAKUIN_LEGACY_PORT: '0', KAKUIN_KEY_PASSPHRASE: 'bench-passphrase-not-secret', KAKUIN_ADMIN_TOKEN: token, KAKUIN_LOG_LEVEL: 'error', KAKUIN_GATEWAY_WORKERS: '1' };
   const service = await startService(loadConfig(env), createLogger('error'), env);
   const child = fork(fileURLToPath(import.meta.url), [], { env: { ...process.env, [CLIENT_FLAG]: '1' }, stdio: ['ignore', 'inherit', 'inherit', 'ipc'] });
   const replies: ClientReply[] = [];

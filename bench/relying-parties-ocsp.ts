@@ -153,7 +153,7 @@ export async function benchRelyingPartiesOcsp(revocations: number, log: (l: stri
   const ocspPort = await freeTcpPort();
   const env = {
     KAKUIN_DATA_DIR: path.join(dir, 'data'), KAKUIN_API_PORT: '0', KAKUIN_OCSP_PORT: String(ocspPort), KAKUIN_PUBLIC_HTTP_URL: `http://127.0.0.1:${ocspPort}`,
-    KAKUIN_GATEWAY_PORT: '0', KAKUIN_LEGACY_PORT: '0', KAKUIN_KEY_PASSPHRASE: 'bench-passphrase-not-secret', KAKUIN_ADMIN_TOKEN: token, KAKUIN_LOG_LEVEL: 'error',
+    KAKUIN_GATEWAY_PORT: '0', KAKUIN_LEGACY_PORT: '0', KAKUIN_KEY_PASSPHRASE: 'bench-passphrase-not-secret', KAKUIN_ADMIN_TOKEN: token, KAKUIN_LOG_LEVEL: 'error', KAKUIN_GATEWAY_WORKERS: '1',
   };
   const service = await startService(loadConfig(env), createLogger('error'), env);
   let nginx: ChildProcess | undefined;

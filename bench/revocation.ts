@@ -37,7 +37,7 @@ function post(url: string, ca: string, token: string, body: unknown): Promise<nu
 export async function benchRevocationToOcsp(count: number): Promise<Record<string, number>> {
   const dir = mkdtempSync(path.join(tmpdir(), 'kakuin-bench-rev-'));
   const token = `kkbench_${randomBytes(24).toString('base64url')}`;
-  const env = { KAKUIN_DATA_DIR: dir, KAKUIN_API_PORT: '0', KAKUIN_OCSP_PORT: '0', KAKUIN_KEY_PASSPHRASE: 'bench-passphrase-not-secret', KAKUIN_ADMIN_TOKEN: token, KAKUIN_LOG_LEVEL: 'error' };
+  const env = { KAKUIN_DATA_DIR: dir, KAKUIN_API_PORT: '0', KAKUIN_OCSP_PORT: '0', KAKUIN_KEY_PASSPHRASE: 'bench-passphrase-not-secret', KAKUIN_ADMIN_TOKEN: token, KAKUIN_LOG_LEVEL: 'error', KAKUIN_GATEWAY_WORKERS: '1' };
   const service = await startService(loadConfig(env), createLogger('error'), env);
   try {
     const { registry, deviceIssuer, hierarchy } = service.kakuin;

@@ -7,6 +7,7 @@
  */
 import { existsSync, readFileSync } from 'node:fs';
 import path from 'node:path';
+import { availableParallelism } from 'node:os';
 import { KEY_ALGORITHMS, type KeyAlgorithm } from '../hsm-adapters/port.js';
 import { defaultVerifierWorkers } from '../ca/pop-verifier.js';
 import { KakuinError } from '../errors/index.js';
@@ -44,6 +45,8 @@ export interface KakuinConfig {
     maxPendingHandshakes: number;
     perSourceConnectionsPerSecond: number;
     perSourceBurst?: number;
+    /** Gateway processes sharing its ports under node:cluster (gateway-auth/cluster/); 1 = in this process. */
+    workers: number;
     /** ocsp status source: the responder to ask (kakuin's own by default). */
     ocspUrl?: string;
     upstreamUrl?: string;
@@ -185,6 +188,7 @@ const FILE_OPTIONS: Record<string, (v: unknown, key: string) => unknown> = {
   'gateway.maxPendingHandshakes': (v, k) => int(v, k, 1, 100_000),
   'gateway.perSourceConnectionsPerSecond': (v, k) => int(v, k, 0, 1_000_000),
   'gateway.perSourceBurst': (v, k) => int(v, k, 1, 1_000_000),
+  'gateway.workers': (v, k) => int(v, k, 1, 256),
   'gateway.ocspUrl': anyHttpUrl,
   'gateway.upstreamUrl': anyHttpUrl,
   'gateway.upstreamCaFile': str,
@@ -299,6 +303,7 @@ export const ENV_OPTIONS: Record<string, string> = {
   KAKUIN_CRL_FULL_COALESCE_MS: 'crl.fullCoalesceMs',
   KAKUIN_GATEWAY_STATUS_SOURCE: 'gateway.statusSource',
   KAKUIN_GATEWAY_MAX_PENDING_HANDSHAKES: 'gateway.maxPendingHandshakes',
+  KAKUIN_GATEWAY_WORKERS: 'gateway.workers',
   KAKUIN_GATEWAY_OCSP_URL: 'gateway.ocspUrl',
   KAKUIN_GATEWAY_UPSTREAM_URL: 'gateway.upstreamUrl',
   KAKUIN_GATEWAY_MQTT_PORT: 'gateway.mqtt.port',
@@ -384,6 +389,8 @@ export function loadConfig(env: Env = process.env, cwd = process.cwd()): Readonl
       maxPendingHandshakes: get('gateway.maxPendingHandshakes', 64),
       perSourceConnectionsPerSecond: get('gateway.perSourceConnectionsPerSecond', 0),
       perSourceBurst: get<number | undefined>('gateway.perSourceBurst', undefined),
+      // One per core, as the machine reports it (a container's CPU limit included).
+      workers: get('gateway.workers', availableParallelism()),
       ocspUrl: get<string | undefined>('gateway.ocspUrl', undefined),
       upstreamUrl: get<string | undefined>('gateway.upstreamUrl', undefined),
       upstreamCaFile: checked.has('gateway.upstreamCaFile') ? path.resolve(dataDir, checked.get('gateway.upstreamCaFile') as string) : undefined,

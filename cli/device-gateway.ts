@@ -2,15 +2,22 @@
  * Wiring of the device-facing mTLS gateway: its TLS server certificate from the infrastructure CA,
  * trust in the device issuing CA (and the root above it) only, the registry's revocation feed (or an
  * OCSP responder) as the status source, and telemetry forwarded upstream or recorded locally.
+ * With gateway.workers > 1 the gateway runs in cluster workers (gateway-auth/cluster/,
+ * cli/gateway-worker.ts) and this process is their primary.
  */
 import { readFileSync } from 'node:fs';
-import { createDeviceGateway, jsonLinesTelemetrySink, type DeviceGateway, type DeviceGatewayOptions, type TelemetrySink } from '../gateway-auth/index.js';
+import { fileURLToPath } from 'node:url';
+import {
+  createDeviceGateway, GatewayCluster, jsonLinesTelemetrySink, SessionTable, type DeviceGateway, type DeviceGatewayOptions, type SessionCounts,
+  type SessionReporter, type TelemetrySink,
+} from '../gateway-auth/index.js';
+import type { Registry } from '../registry/port.js';
 import type { KakuinConfig } from './config.js';
 import type { ActivityRecorder } from '../gateway-auth/activity-recorder.js';
 import { startActivity } from './activity.js';
 import type { Logger } from './logger.js';
 import type { RevocationPlane } from './revocation-plane.js';
-import { tlsMaterialFor } from './tls-material.js';
+import { tlsMaterialFor, type TlsMaterial } from './tls-material.js';
 import type { Kakuin } from './wiring.js';
 
 export interface RunningGateway {
@@ -20,6 +27,8 @@ export interface RunningGateway {
   sink?: TelemetrySink;
   /** The activity recorder (shared with the legacy path in the same process); undefined when activity is off. */
   activity?: ActivityRecorder;
+  /** Open sessions per certificate, across every gateway worker (gateway-auth/session-counts.ts). */
+  sessions: SessionCounts;
   close(): Promise<void>;
 }
 
@@ -51,48 +60,114 @@ export function routeAndTcpOptions(config: Readonly<KakuinConfig>): Pick<DeviceG
   };
 }
 
-export async function startDeviceGateway(kakuin: Kakuin, plane: RevocationPlane, logger: Logger): Promise<RunningGateway> {
-  const { config, hierarchy } = kakuin;
-  const tls = await tlsMaterialFor(kakuin, 'gateway', logger);
+/** The CA certificates a gateway trusts: the device issuing CAs in service (current first) and the root. */
+export interface GatewayTrust {
+  deviceCas: { id: string; certificateDer: Buffer }[];
+  rootDer: Buffer;
+}
+
+/**
+ * createDeviceGateway's options from the config: the one place every process that runs a gateway
+ * (`kakuin serve`, the gateway role, a cluster worker) builds them.
+ */
+export function deviceGatewayOptions(config: Readonly<KakuinConfig>, parts: {
+  tls: TlsMaterial; trust: GatewayTrust; registry: Registry; logger: Logger; ocspUrl: string;
+  sink?: TelemetrySink; activity?: ActivityRecorder; sessions?: SessionReporter;
+}): DeviceGatewayOptions {
   const g = config.gateway;
-  const sink = g.upstreamUrl ? undefined : jsonLinesTelemetrySink(g.telemetryDir);
-  const activity = startActivity(config, kakuin.registry, logger);
-  const gateway = createDeviceGateway({
+  const { tls, trust } = parts;
+  return {
     serverCertificates: [tls.cert],
     serverKeyPem: tls.key,
     serverKeyPassphrase: tls.passphrase,
     // During a device CA rollover's overlap, devices of the earlier CAs are admitted too.
-    trustAnchors: [hierarchy.device, ...kakuin.previousDeviceCas].map((ca) => ca.record.certificateDer).concat(hierarchy.root.record.certificateDer),
-    deviceIssuers: [hierarchy.device, ...kakuin.previousDeviceCas].map((ca) => ({ id: ca.id, certificate: ca.record.certificateDer })),
-    registry: kakuin.registry,
-    logger,
+    trustAnchors: trust.deviceCas.map((ca) => ca.certificateDer).concat(trust.rootDer),
+    deviceIssuers: trust.deviceCas.map((ca) => ({ id: ca.id, certificate: ca.certificateDer })),
+    registry: parts.registry,
+    logger: parts.logger,
     statusSource: g.statusSource,
     statusGraceMs: g.statusGraceMs,
     maxPendingHandshakes: g.maxPendingHandshakes,
     perSourceConnectionsPerSecond: g.perSourceConnectionsPerSecond,
     ...(g.perSourceBurst !== undefined && { perSourceBurst: g.perSourceBurst }),
-    ocsp: g.statusSource === 'ocsp'
-      ? { url: g.ocspUrl ?? `${plane.httpUrl}/ocsp` }
-      : undefined,
+    ocsp: g.statusSource === 'ocsp' ? { url: g.ocspUrl ?? parts.ocspUrl } : undefined,
     telemetry: {
       bodyLimitBytes: g.bodyLimitBytes,
       upstreamUrl: g.upstreamUrl,
       upstreamCa: g.upstreamCaFile ? [readFileSync(g.upstreamCaFile, 'utf8')] : undefined,
-      sink,
+      sink: parts.sink,
     },
-    ...(activity !== undefined && { activity: activity.recorder }),
+    ...(parts.activity !== undefined && { activity: parts.activity }),
+    ...(parts.sessions !== undefined && { sessions: parts.sessions }),
     mqtt: mqttFrontEndOptions(config),
     ...routeAndTcpOptions(config),
-  });
+  };
+}
+
+/**
+ * The gateway of this process: in process with gateway.workers 1, else a GatewayCluster whose
+ * workers (cli/gateway-worker.ts) each run one; either way `sessions` counts every worker's sessions.
+ */
+export async function startGateway(config: Readonly<KakuinConfig>, parts: {
+  tls: TlsMaterial; trust: GatewayTrust; registry: Registry; logger: Logger; ocspUrl: string; sink?: TelemetrySink; activity?: ActivityRecorder;
+}): Promise<{ gateway: DeviceGateway; sessions: SessionCounts; url: string }> {
+  const g = config.gateway;
+  let gateway: DeviceGateway;
+  let sessions: SessionCounts;
+  if (g.workers > 1) {
+    const payload: GatewayWorkerPayload = {
+      config, tls: parts.tls, ocspUrl: parts.ocspUrl,
+      deviceCas: parts.trust.deviceCas.map((ca) => ({ id: ca.id, der: ca.certificateDer.toString('base64') })),
+      rootDer: parts.trust.rootDer.toString('base64'),
+    };
+    const cluster = new GatewayCluster({
+      workers: g.workers, exec: fileURLToPath(new URL('./gateway-worker.js', import.meta.url)), payload, logger: parts.logger,
+      ...(parts.sink !== undefined && { telemetrySink: parts.sink }),
+      statusSource: g.statusSource, statusGraceMs: g.statusGraceMs,
+    });
+    gateway = cluster;
+    sessions = cluster.sessions;
+  } else {
+    const table = new SessionTable();
+    gateway = createDeviceGateway(deviceGatewayOptions(config, { ...parts, sessions: table }));
+    sessions = table;
+  }
   const address = await gateway.listen(g.port, config.bindHost);
   const host = address.family === 'IPv6' ? `[${address.address}]` : address.address;
   const url = `https://${host === '0.0.0.0' ? 'localhost' : host}:${address.port}`;
-  logger.info('device gateway (mTLS) listening', { url, statusSource: g.statusSource });
-  logMqttListener(gateway, logger);
-  // A revocation call returns once this gateway has closed the device's open connections.
+  parts.logger.info('device gateway (mTLS) listening', { url, statusSource: g.statusSource, workers: g.workers });
+  logMqttListener(gateway, parts.logger);
+  return { gateway, sessions, url };
+}
+
+/** What a gateway worker gets from the primary (JSON over the cluster's IPC channel). */
+export interface GatewayWorkerPayload {
+  config: Readonly<KakuinConfig>;
+  tls: TlsMaterial;
+  ocspUrl: string;
+  deviceCas: { id: string; der: string }[];
+  rootDer: string;
+}
+
+export async function startDeviceGateway(kakuin: Kakuin, plane: RevocationPlane, logger: Logger): Promise<RunningGateway> {
+  const { config, hierarchy } = kakuin;
+  const tls = await tlsMaterialFor(kakuin, 'gateway', logger);
+  const g = config.gateway;
+  // With workers, the sink records what they send here; the recorder serves this process's legacy path (each worker has its own).
+  const sink = g.upstreamUrl ? undefined : jsonLinesTelemetrySink(g.telemetryDir);
+  const activity = startActivity(config, kakuin.registry, logger);
+  const { gateway, sessions, url } = await startGateway(config, {
+    tls, registry: kakuin.registry, logger, sink, ...(activity !== undefined && { activity: activity.recorder }),
+    trust: {
+      deviceCas: [hierarchy.device, ...kakuin.previousDeviceCas].map((ca) => ({ id: ca.id, certificateDer: ca.record.certificateDer })),
+      rootDer: hierarchy.root.record.certificateDer,
+    },
+    ocspUrl: `${plane.httpUrl}/ocsp`,
+  });
+  // A revocation call returns once this gateway (every worker of it) has closed the device's open connections.
   plane.afterChange.push(() => gateway.pokeFeed());
   return {
-    gateway, url, sink, ...(activity !== undefined && { activity: activity.recorder }),
+    gateway, url, sink, sessions, ...(activity !== undefined && { activity: activity.recorder }),
     close: async () => {
       await gateway.close();
       await activity?.close();

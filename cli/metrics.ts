@@ -129,6 +129,16 @@ export function metricsCollector(sources: MetricSources): () => Promise<MetricFa
         gauge('kakuin_gateway_shedding', '1 while the gateway shed new connections in the last 5 s.', [{ value: s.shedding ? 1 : 0 }]),
         gauge('kakuin_gateway_ready', '1 while the gateway can confirm revocation status (it fails closed otherwise).', [{ value: ready.ready ? 1 : 0 }]),
       );
+      // gateway.workers > 1: the figures above are summed over the workers (gateway-auth/cluster/primary.ts).
+      if (s.workers !== undefined) {
+        families.push(
+          gauge('kakuin_gateway_workers', 'Gateway worker processes by state (gateway.workers).', [
+            { labels: { state: 'configured' }, value: s.workers.configured }, { labels: { state: 'live' }, value: s.workers.live },
+            { labels: { state: 'ready' }, value: ready.workers?.ready ?? 0 },
+          ]),
+          counter('kakuin_gateway_worker_restarts_total', 'Gateway worker processes started again after one exited.', [{ value: s.workers.restarts }]),
+        );
+      }
     }
 
     const e = sources.enrollment;

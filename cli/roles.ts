@@ -29,8 +29,8 @@ import { KakuinError, hasCode } from '../errors/index.js';
 import { KeyRing, type KeyAlgorithm, type KeyStore, type Signer } from '../hsm-adapters/index.js';
 import { Pkcs11KeyStore } from '../hsm-adapters/pkcs11/index.js';
 import { SoftwareKeyStore } from '../hsm-adapters/software/index.js';
-import { createDeviceGateway, type DeviceGateway, type TelemetrySink } from '../gateway-auth/index.js';
-import { logMqttListener, mqttFrontEndOptions, routeAndTcpOptions } from './device-gateway.js';
+import type { DeviceGateway, SessionCounts, TelemetrySink } from '../gateway-auth/index.js';
+import { startGateway } from './device-gateway.js';
 import { createOcspHttpServer, OcspResponder, Publications, type OcspSigningIdentity, withWorkerWalks } from '../ocsp-responder/index.js';
 import { fromPem, parseCertificate } from '../pkix/index.js';
 import { registryAdapter } from '../registry/adapters.js';
@@ -338,51 +338,33 @@ export async function readTlsMaterial(config: Readonly<KakuinConfig>, softwareKe
 export interface GatewayRole {
   gateway: DeviceGateway;
   url: string;
+  /** Open sessions per certificate across every gateway worker. */
+  sessions: SessionCounts;
   close(): Promise<void>;
 }
 
-/** The device gateway of a process that runs a subset of the roles (cli/device-gateway.ts wires it for `all`). */
+/**
+ * The device gateway of a process that runs a subset of the roles (cli/device-gateway.ts wires it for `all`).
+ * With gateway.workers > 1 this process is the cluster primary: it reads the CA records and the TLS
+ * material once, and its workers open the registry read-only and follow the feed themselves.
+ */
 export async function startGatewayRole(options: {
   config: Readonly<KakuinConfig>; registry: Registry; tls: TlsMaterial; logger: Logger; sink: TelemetrySink | undefined;
   /** The OCSP responder for statusSource `ocsp` when gateway.ocspUrl is not set. */
   ocspUrl: string;
 }): Promise<GatewayRole> {
   const { config, registry, tls, logger } = options;
-  const g = config.gateway;
   const { root, deviceCas } = await caRecords(registry);
   // The registry is read-only here: activity goes through a connection limited to it (cli/activity.ts).
-  const activity = startActivity(config, registry, logger);
-  const gateway = createDeviceGateway({
-    serverCertificates: [tls.cert],
-    serverKeyPem: tls.key,
-    serverKeyPassphrase: tls.passphrase,
-    trustAnchors: deviceCas.map((ca) => ca.certificateDer).concat(root.certificateDer),
-    deviceIssuers: deviceCas.map((ca) => ({ id: ca.id, certificate: ca.certificateDer })),
-    registry,
-    logger,
-    statusSource: g.statusSource,
-    statusGraceMs: g.statusGraceMs,
-    maxPendingHandshakes: g.maxPendingHandshakes,
-    perSourceConnectionsPerSecond: g.perSourceConnectionsPerSecond,
-    ...(g.perSourceBurst !== undefined && { perSourceBurst: g.perSourceBurst }),
-    ocsp: g.statusSource === 'ocsp' ? { url: g.ocspUrl ?? options.ocspUrl } : undefined,
-    telemetry: {
-      bodyLimitBytes: g.bodyLimitBytes,
-      upstreamUrl: g.upstreamUrl,
-      upstreamCa: g.upstreamCaFile ? [readFileSync(g.upstreamCaFile, 'utf8')] : undefined,
-      sink: options.sink,
-    },
+  // With workers, each worker records its own devices' activity; this process has none to record.
+  const activity = config.gateway.workers > 1 ? undefined : startActivity(config, registry, logger);
+  const { gateway, sessions, url } = await startGateway(config, {
+    tls, registry, logger, ocspUrl: options.ocspUrl, ...(options.sink !== undefined && { sink: options.sink }),
     ...(activity !== undefined && { activity: activity.recorder }),
-    mqtt: mqttFrontEndOptions(config),
-    ...routeAndTcpOptions(config),
+    trust: { deviceCas: deviceCas.map((ca) => ({ id: ca.id, certificateDer: ca.certificateDer })), rootDer: root.certificateDer },
   });
-  const address = await gateway.listen(g.port, config.bindHost);
-  const host = address.family === 'IPv6' ? `[${address.address}]` : address.address;
-  const url = `https://${host === '0.0.0.0' ? 'localhost' : host}:${address.port}`;
-  logger.info('device gateway (mTLS) listening', { url, statusSource: g.statusSource });
-  logMqttListener(gateway, logger);
   return {
-    gateway, url,
+    gateway, url, sessions,
     close: async () => {
       await gateway.close();
       await activity?.close();

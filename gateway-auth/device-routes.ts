@@ -5,7 +5,7 @@
  *                       forwarded upstream with the verified identity or recorded by the sink
  *   POST /v1/status     {firmwareVersion} (strict: any other field is KAKUIN_E_UNKNOWN_FIELD), kept
  *                       in the device's activity with its history; 200 {firmwareVersion}
- *   GET  /healthz       200 while the process runs
+ *   GET  /healthz       200 while the process runs (`worker`: which cluster worker answered, if any)
  *   GET  /readyz        200, or 503 while revocation status is stale, with the feed lag
  *   anything else       404 KAKUIN_E_ROUTE_NOT_FOUND
  *
@@ -35,6 +35,8 @@ export interface DeviceRoutesOptions {
   readiness(): GatewayReadiness;
   now: () => number;
   activity: ActivityRecorder;
+  /** The worker slot under gateway.workers > 1 (GET /healthz `worker`). */
+  workerId?: number;
 }
 
 /** A status is a few fields; nothing a device says about itself needs more. */
@@ -228,7 +230,8 @@ export function createDeviceRequestHandler(o: DeviceRoutesOptions): (req: Incomi
       return;
     }
     const done = () => {
-      if (route === 'GET /healthz') send(res, 200, { status: 'ok' });
+      // Under gateway.workers > 1 the worker slot shows which process answered (README "Every core").
+      if (route === 'GET /healthz') send(res, 200, o.workerId === undefined ? { status: 'ok' } : { status: 'ok', worker: o.workerId });
       else if (route === 'GET /readyz') {
         const r = o.readiness();
         send(res, r.ready ? 200 : 503, r);

@@ -18,6 +18,10 @@
  * requests and WebSockets of the HTTPS listener to upstreams (http/routes*.ts); each `tcp` listener
  * forwards its admitted connections' bytes after a PROXY v2 header (tcp/). Both use the same
  * admission and tracking, so the kill switch closes their connections too.
+ *
+ * Under `gateway.workers` > 1 each cluster worker runs one of these (cluster/): `workerId` shows in
+ * /healthz, `ticketKeys` are the primary's shared session-ticket keys (ticket-keys.ts), and every
+ * admitted connection's open and close goes to `sessions` (session-counts.ts), the primary's count.
  */
 import http from 'node:http';
 import net, { type AddressInfo } from 'node:net';
@@ -40,6 +44,7 @@ import {
   type StatusEvents,
 } from './status-source.js';
 import { TcpFrontEnd, type TcpStats } from './tcp/front-end.js';
+import { shareTicketKeys, checkTicketKeys, type TicketKeys } from './ticket-keys.js';
 import { TelemetryUpstream } from './upstream.js';
 
 export interface GatewayStats {
@@ -61,6 +66,8 @@ export interface GatewayStats {
   routes?: RouteStats;
   /** The TCP front ends, when there are any. */
   tcp?: TcpStats;
+  /** Under gateway.workers > 1 (cluster/primary.ts): worker processes configured, live now, and restarted so far. */
+  workers?: { configured: number; live: number; restarts: number };
 }
 
 export interface DeviceGateway {
@@ -81,6 +88,11 @@ export interface DeviceGateway {
    */
   pokeFeed(): Promise<void>;
   stats(): GatewayStats;
+  /**
+   * Replaces the shared session-ticket keys (ticket-keys.ts) of every listener; only for a gateway
+   * built with `ticketKeys` (a cluster worker). New tickets use `current` at once.
+   */
+  setTicketKeys(keys: TicketKeys): void;
 }
 
 const OCSP_DEVICE_CACHE_TTL_MS = 1_000;
@@ -143,6 +155,7 @@ export function createDeviceGateway(options: DeviceGatewayOptions): DeviceGatewa
     readiness: () => readiness(),
     now: o.now,
     activity: o.activity,
+    ...(o.workerId !== undefined && { workerId: o.workerId }),
   });
   const httpServer = http.createServer({ keepAlive: true }, (req, res) => {
     if (!routes.handle(req, res)) ownRoutes(req, res);
@@ -161,6 +174,10 @@ export function createDeviceGateway(options: DeviceGatewayOptions): DeviceGatewa
   const warnShed = throttledWarn(logger, 'gateway is shedding new connections (reconnect storm)', 1_000);
   const warnHandshake = throttledWarn(logger, 'gateway refused a TLS handshake', 1_000);
   const warnRegistry = throttledWarn(logger, 'gateway cannot read the registry; refusing devices');
+  let ticketKeys = o.ticketKeys;
+  // Listeners that could not take the ticket-key hook (ticket-keys.ts): they get each new current key.
+  const singleKeyServers: tls.Server[] = [];
+  let sessionSeq = 0;
 
   function refuse(socket: TLSSocket, reason: string, fields: { deviceId?: string } & Record<string, unknown> = {}): void {
     counters.refused++;
@@ -186,7 +203,11 @@ export function createDeviceGateway(options: DeviceGatewayOptions): DeviceGatewa
       maxVersion: 'TLSv1.3',
       honorCipherOrder: true,
       handshakeTimeout: o.handshakeTimeoutMs,
+      // Workers of one cluster must agree on it, or a ticket from one is refused by another; the
+      // default is derived from process.argv.
+      ...(ticketKeys !== undefined && { sessionIdContext: `kakuin-gateway-${frontEnd}` }),
     });
+    if (ticketKeys !== undefined && !shareTicketKeys(server, () => ticketKeys!)) singleKeyServers.push(server);
     const tag = frontEnd === 'https' ? {} : { frontEnd };
 
     function decide(socket: TLSSocket, verdict: CertificateVerdict, identity: DeviceIdentity, fields: Record<string, unknown>): void {
@@ -199,7 +220,12 @@ export function createDeviceGateway(options: DeviceGatewayOptions): DeviceGatewa
       const remoteAddress = socket.remoteAddress;
       const front = frontEnd === 'https' ? 'http' : frontEnd;
       o.activity.admitted(identity.deviceId, remoteAddress, front);
-      socket.once('close', () => o.activity.closed(identity.deviceId, remoteAddress, front));
+      const sessionId = String(++sessionSeq);
+      o.sessions.opened({ id: sessionId, certKey: identity.certKey, deviceId: identity.deviceId, remoteAddress, frontEnd: front });
+      socket.once('close', () => {
+        o.activity.closed(identity.deviceId, remoteAddress, front);
+        o.sessions.closed(sessionId);
+      });
       handOff(socket, identity);
     }
 
@@ -368,6 +394,11 @@ export function createDeviceGateway(options: DeviceGatewayOptions): DeviceGatewa
     tcpAddresses: () => tcp.map((t) => (t.server.listening ? t.server.address() as AddressInfo : null)),
     readiness,
     pokeFeed: () => status.poke(),
+    setTicketKeys(keys) {
+      if (ticketKeys === undefined) throw new TypeError('setTicketKeys needs a gateway built with ticketKeys');
+      ticketKeys = checkTicketKeys(keys);
+      for (const server of singleKeyServers) server.setTicketKeys(keys.current);
+    },
     stats: () => ({
       openConnections: open.size, ...counters, pendingHandshakes: pendingHandshakes(), shed: { ...limits.shed }, shedding: limits.shedding(), ...(mqtt !== undefined && { mqtt: mqtt.stats() }),
       ...(routes.enabled && { routes: { ...routes.counters } }), ...(tcp.length > 0 && { tcp: TcpFrontEnd.sum(tcp.map((t) => t.front)) }),

@@ -21,3 +21,7 @@ export type { DeviceRouteOptions } from './http/routes-options.js';
 export type { RouteStats } from './http/routes.js';
 export type { TcpListenerOptions } from './tcp/options.js';
 export type { TcpStats } from './tcp/front-end.js';
+export { SessionTable, type CertificateSessions, type OpenedSession, type SessionCounts, type SessionReporter } from './session-counts.js';
+export { newTicketKey, TICKET_KEY_BYTES, type TicketKeys } from './ticket-keys.js';
+export { GatewayCluster, TICKET_KEY_ROTATION_MS, type GatewayClusterOptions, type WorkerState } from './cluster/primary.js';
+export { serveAsGatewayWorker, type BuiltWorkerGateway, type WorkerStart } from './cluster/worker.js';

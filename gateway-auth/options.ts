@@ -12,6 +12,8 @@ import { resolveMqttOptions, type MqttFrontEndOptions, type ResolvedMqttOptions 
 import { resolveRoutes, type DeviceRouteOptions, type ResolvedRoute } from './http/routes-options.js';
 import { resolveTcpListeners, type ResolvedTcpListener, type TcpListenerOptions } from './tcp/options.js';
 import type { ConnectionLimitOptions } from './connection-limits.js';
+import { NO_SESSIONS, type SessionReporter } from './session-counts.js';
+import { checkTicketKeys, type TicketKeys } from './ticket-keys.js';
 
 /** The one logger shape the HTTP layers of kakuin use (the composition root provides it). */
 export interface GatewayLogger {
@@ -158,6 +160,15 @@ export interface DeviceGatewayOptions {
   now?: () => number;
   /** Where admissions, refusals, closes and traffic are reported (activity-recorder.ts); default: nowhere. */
   activity?: ActivityRecorder;
+  /** Where each admitted connection's open and close is reported (session-counts.ts); default: nowhere. */
+  sessions?: SessionReporter;
+  /**
+   * Session-ticket keys shared with the other workers of a cluster (ticket-keys.ts); rotate with
+   * `setTicketKeys`. Default: each listener's own random key (Node's), as a single process needs.
+   */
+  ticketKeys?: TicketKeys;
+  /** This process's worker slot (1..N) under `gateway.workers` > 1: shown in `GET /healthz` as `worker`. */
+  workerId?: number;
 }
 
 export interface DeviceIssuerConfig {
@@ -187,6 +198,9 @@ export interface ResolvedGatewayOptions {
   limits: Readonly<ConnectionLimitOptions>;
   now: () => number;
   activity: ActivityRecorder;
+  sessions: SessionReporter;
+  ticketKeys?: TicketKeys;
+  workerId?: number;
 }
 
 function configError(message: string): KakuinError {
@@ -320,6 +334,15 @@ export function resolveGatewayOptions(o: DeviceGatewayOptions): ResolvedGatewayO
   const now = o.now ?? Date.now;
   if (typeof now !== 'function') throw configError('now must be a function');
   if (o.activity !== undefined) requireMethods(o.activity, 'activity', ['admitted', 'refused', 'closed', 'traffic', 'tokenResult', 'firmware']);
+  if (o.sessions !== undefined) requireMethods(o.sessions, 'sessions', ['opened', 'closed']);
+  if (o.workerId !== undefined && (!Number.isSafeInteger(o.workerId) || o.workerId < 1)) throw configError('workerId must be a positive integer');
+  if (o.ticketKeys !== undefined) {
+    try {
+      checkTicketKeys(o.ticketKeys);
+    } catch (e) {
+      throw configError(`ticketKeys: ${(e as Error).message}`);
+    }
+  }
   return Object.freeze({
     serverCertificatesPem,
     serverKeyPem: o.serverKeyPem,
@@ -341,5 +364,8 @@ export function resolveGatewayOptions(o: DeviceGatewayOptions): ResolvedGatewayO
     limits: Object.freeze(resolveLimits(o)),
     now,
     activity: o.activity ?? NO_ACTIVITY,
+    sessions: o.sessions ?? NO_SESSIONS,
+    ...(o.ticketKeys !== undefined && { ticketKeys: o.ticketKeys }),
+    ...(o.workerId !== undefined && { workerId: o.workerId }),
   });
 }

@@ -28,6 +28,8 @@ export interface GatewayReadiness {
   shedding?: boolean;
   /** TLS handshakes in flight now. */
   pendingHandshakes?: number;
+  /** Under gateway.workers > 1 (cluster/primary.ts): workers configured, listening, and ready. */
+  workers?: { configured: number; live: number; ready: number };
 }
 
 /** Told by a status source when connections must go. */

@@ -1,4 +1,5 @@
 import { writeFileSync } from 'node:fs';
+import { availableParallelism } from 'node:os';
 import path from 'node:path';
 import { expect } from 'chai';
 import { loadConfig } from '../../cli/config.js';
@@ -132,6 +133,18 @@ describe('configuration', () => {
     expect([c.maxPendingHandshakes, c.perSourceConnectionsPerSecond, c.perSourceBurst]).to.deep.equal([200, 5, 20]);
     expect(loadConfig({ KAKUIN_DATA_DIR: tmp.dir, KAKUIN_GATEWAY_MAX_PENDING_HANDSHAKES: '16' }, '/').gateway.maxPendingHandshakes).to.equal(16);
     for (const bad of [{ maxPendingHandshakes: 0 }, { maxPendingHandshakes: 'many' }, { perSourceConnectionsPerSecond: -1 }, { perSourceBurst: 0 }, { perSourceBurst: 1.5 }]) {
+      write(bad);
+      expect(codeOf(() => loadConfig({ KAKUIN_DATA_DIR: tmp.dir }, '/')), JSON.stringify(bad)).to.equal('KAKUIN_E_CONFIG');
+    }
+  });
+
+  it('gateway.workers: one per core by default (os.availableParallelism), KAKUIN_GATEWAY_WORKERS too; 0, fractions and words refused', () => {
+    const write = (gateway: unknown) => writeFileSync(path.join(tmp.dir, 'kakuin.json'), JSON.stringify({ gateway }));
+    expect(loadConfig({ KAKUIN_DATA_DIR: makeTempDir().dir }, '/').gateway.workers).to.equal(availableParallelism());
+    write({ workers: 3 });
+    expect(loadConfig({ KAKUIN_DATA_DIR: tmp.dir }, '/').gateway.workers).to.equal(3);
+    expect(loadConfig({ KAKUIN_DATA_DIR: tmp.dir, KAKUIN_GATEWAY_WORKERS: '1' }, '/').gateway.workers).to.equal(1);
+    for (const bad of [{ workers: 0 }, { workers: 1.5 }, { workers: 'all' }, { workers: 257 }]) {
       write(bad);
       expect(codeOf(() => loadConfig({ KAKUIN_DATA_DIR: tmp.dir }, '/')), JSON.stringify(bad)).to.equal('KAKUIN_E_CONFIG');
     }

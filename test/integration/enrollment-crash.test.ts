@@ -34,7 +34,7 @@ describe('batch enrollment across a server crash (kill -9 mid-batch, then retry)
   it('every returned certificate survives, the retry issues nothing twice, no device has two live identities', async () => {
     const env = {
       KAKUIN_DATA_DIR: path.join(tmp.dir, 'data'), KAKUIN_API_PORT: '0', KAKUIN_OCSP_PORT: '0', KAKUIN_GATEWAY_PORT: '0', KAKUIN_LEGACY_PORT: '0',
-      KAKUIN_KEY_PASSPHRASE: 'crash-test-passphrase', KAKUIN_LOG_LEVEL: 'error', KAKUIN_ADMIN_TOKEN: `kktest_${randomBytes(24).toString('base64url')}`,
+      KAKUIN_GATEWAY_WORKERS: '1', KAKUIN_KEY_PASSPHRASE: 'crash-test-passphrase', KAKUIN_LOG_LEVEL: 'error', KAKUIN_ADMIN_TOKEN: `kktest_${randomBytes(24).toString('base64url')}`,
     };
     child = await spawnService(env);
     const root = readFileSync(path.join(env.KAKUIN_DATA_DIR, 'ca', 'root.pem'), 'utf8');

@@ -102,7 +102,7 @@ describe('events out from kakuin serve across kill -9 (webhooks, syslog over TLS
     const env = {
       KAKUIN_DATA_DIR: dataDir, KAKUIN_CONFIG: configFile,
       KAKUIN_API_PORT: '0', KAKUIN_OCSP_PORT: '0', KAKUIN_GATEWAY_PORT: '0', KAKUIN_LEGACY_PORT: '0',
-      KAKUIN_KEY_PASSPHRASE: 'events-test-passphrase', KAKUIN_LOG_LEVEL: 'error', KAKUIN_ADMIN_TOKEN: `kktest_${randomBytes(24).toString('base64url')}`,
+      KAKUIN_GATEWAY_WORKERS: '1', KAKUIN_KEY_PASSPHRASE: 'events-test-passphrase', KAKUIN_LOG_LEVEL: 'error', KAKUIN_ADMIN_TOKEN: `kktest_${randomBytes(24).toString('base64url')}`,
     };
 
     // Deliveries wait until every device is revoked, so the kill lands in the middle of them.

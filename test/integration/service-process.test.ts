@@ -31,6 +31,7 @@ describe('kakuin serve as a process, with curl and openssl', function () {
       KAKUIN_API_PORT: '0',
       KAKUIN_KEY_PASSPHRASE: 'process-test-passphrase',
       KAKUIN_LOG_LEVEL: 'warn',
+      KAKUIN_GATEWAY_WORKERS: '1',
     };
   });
 

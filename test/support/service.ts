@@ -34,6 +34,8 @@ export function testEnv(dataDir: string, extra: Record<string, string> = {}): Re
     KAKUIN_KEY_KDF_COST: '10',
     KAKUIN_ADMIN_TOKEN: `kktest_${randomBytes(24).toString('base64url')}`,
     KAKUIN_LOG_LEVEL: 'error',
+    // The gateway in process (its default is one worker process per core): tests of workers set 2.
+    KAKUIN_GATEWAY_WORKERS: '1',
     ...extra,
   };
 }
