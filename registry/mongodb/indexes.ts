@@ -71,6 +71,8 @@ export const INDEXES: Readonly<Partial<Record<CollectionName, readonly IndexDesc
     { name: 'audit_events_type', key: { type: 1, _id: 1 } },
     { name: 'audit_events_actor', key: { actor: 1, type: 1, at: 1 } },
     { name: 'audit_events_at', key: { at: 1 } },
+    // One writer per chain: a seq taken twice is a duplicate key, never a fork (registry/records/audit-chain.ts).
+    { name: 'audit_events_chain', key: { 'chain.chain': 1, 'chain.seq': 1 }, unique: true, partialFilterExpression: { 'chain.chain': { $type: 'string' } } },
   ],
   // revocationFeed: _id is the seq; readFeed walks the _id index in order.
   // crlChunks: a large CRL's chunks in order (crl-chunks.ts), and the sweep of a generation.
