@@ -8,6 +8,7 @@
  *   kakuin ca show                                list the CAs
  *   kakuin token create --name NAME [--role R] [--manufacturer ID] [--expires T]   a named token with a role (printed once)
  *   kakuin token list | token revoke --name NAME  the tokens (created, last used, expiry); revoke one for good
+ *   kakuin audit verify [--since T] [--checkpoints FILE]   check the audit trail's hash chains and signed checkpoints
  */
 import { createHash } from 'node:crypto';
 import { readFileSync, writeFileSync } from 'node:fs';
@@ -34,6 +35,7 @@ import { caCsr, caImport, caImportRootPublications } from './offline-root.js';
 import { caBackdateSeconds, caFiles, openKakuin, openRegistry, preInitKeyRing } from './wiring.js';
 import { ENROLL_USAGE, enrollCommand } from './enroll.js';
 import { expectedFailure } from './expected-failures.js';
+import { AUDIT_USAGE_LINES, auditCommand } from './audit.js';
 
 const USAGE = `usage: kakuin <command> [options]
 
@@ -65,7 +67,7 @@ commands:
                                              manufacturer with --manufacturer; default admin); printed once
   token list                                 admin tokens: role, status, created, last used, expiry
   token revoke --name NAME                   revoke a token for good: it fails at once in every process
-  backup --out DIR                           online backup: registry (consistent while serving), encrypted keys,
+${AUDIT_USAGE_LINES}  backup --out DIR                           online backup: registry (consistent while serving), encrypted keys,
                                              CA/TLS certificates, pepper, config, manifest with SHA-256 of each file
   restore --from DIR [--force]               restore a backup into an empty data directory (checks every hash first)
   ceremony split --shares N --threshold M --out-dir DIR [--in FILE]
@@ -127,6 +129,7 @@ async function main(argv: string[]): Promise<number> {
     case 'ca': return caCommand(config, logger, rest);
     case 'token': return tokenCommand(config, logger, rest);
     case 'ceremony': return ceremonyCommand(config, rest);
+    case 'audit': return auditCommand(config, logger, rest);
     case 'backup': return backup(config, rest);
     case 'restore': return restore(config, rest);
     default:
