@@ -142,7 +142,7 @@ export async function auditCommand(config: KakuinConfig, logger: Logger, rest: s
     const kakuin = await openKakuin(config, logger, { bootstrap: false, actor: 'cli' });
     try {
       const checkpointer = new AuditCheckpointer({
-        registry: kakuin.registry, identity: () => auditSigningIdentity(kakuin, logger), every: 1, minutes: 1,
+        registry: kakuin.registry, identity: () => auditSigningIdentity(kakuin, logger), every: 1, minutes: 1, actor: 'cli',
       });
       const event = await checkpointer.checkpoint();
       process.stdout.write(`audit checkpoint written: event ${event.id}\n`);

@@ -23,6 +23,8 @@ export interface AuditCheckpointerOptions {
   /** audit.checkpointMinutes */
   minutes: number;
   pollMs?: number;
+  /** Who the checkpoint event names: `system` (serve) or `cli` (`kakuin audit checkpoint`). */
+  actor?: string;
   /**
    * Between reading the heads twice (ms): an event whose id was taken before the first read but
    * whose transaction committed after it (MongoDB assigns ids inside transactions) is in the second.
@@ -129,7 +131,7 @@ export class AuditCheckpointer {
     const heads = settle > 0 ? await this.o.registry.auditChainHeads() : first;
     const at = new Date(this.now());
     this.identity ??= this.o.identity().catch((e: unknown) => { this.identity = undefined; throw e; });
-    const event = await this.o.registry.appendAuditEvent(await signCheckpoint(await this.identity, legacy ? [legacy, ...heads] : heads, coveredThrough, at));
+    const event = await this.o.registry.appendAuditEvent(await signCheckpoint(await this.identity, legacy ? [legacy, ...heads] : heads, coveredThrough, at, this.o.actor ?? 'system'));
     this.written++;
     // The checkpoint event itself is one more in its chain.
     this.lastTotal = heads.reduce((n, h) => n + h.seq, 0) + 1;
