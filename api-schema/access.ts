@@ -75,6 +75,7 @@ export const ROUTE_ACCESS: Readonly<Record<string, AccessRule>> = {
   'POST /api/v1/devices/{id}/certificates': [A],
   'GET /api/v1/certificates/{serialHex}': [A, O, U],
   'GET /api/v1/audit-events': [A, U],
+  'GET /api/v1/audit-events/export': [A, U],
 
   // ---- revocation ----
   'POST /api/v1/certificates/{serialHex}/revoke': [A, O],

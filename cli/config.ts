@@ -73,6 +73,8 @@ export interface KakuinConfig {
   activity: { enabled: boolean; flushSeconds: number; retentionDays: number; addressPrefix: 'none' | '24/48' | '16/32' };
   /** Events out (operations/events): the audit trail to webhooks and a syslog collector, at least once. */
   events: { webhooks: WebhookConfig[]; syslog?: SyslogConfig };
+  /** The tamper-evident audit trail's checkpoints (operations/audit, docs/audit-trail.md). */
+  audit: { checkpointEvery: number; checkpointMinutes: number; signerValidityDays: number };
   legacy: {
     port: number;
     /** Lifetime of a legacy token. */
@@ -200,6 +202,9 @@ const FILE_OPTIONS: Record<string, (v: unknown, key: string) => unknown> = {
   'activity.addressPrefix': (v, k) => oneOf(v, k, ['none', '24/48', '16/32']),
   'events.webhooks': webhooksOption,
   'events.syslog': syslogOption,
+  'audit.checkpointEvery': (v, k) => int(v, k, 1, 10_000_000),
+  'audit.checkpointMinutes': (v, k) => int(v, k, 1, 7 * 24 * 60),
+  'audit.signerValidityDays': (v, k) => int(v, k, 2, 3650),
   'gateway.mqtt.port': port,
   'gateway.mqtt.upstreamUrl': (v, k) => urlOption(v, k, ['mqtt:', 'mqtts:'], 'an mqtt:// or mqtts:// URL'),
   'gateway.mqtt.upstreamCaFile': str,
@@ -423,6 +428,11 @@ export function loadConfig(env: Env = process.env, cwd = process.cwd()): Readonl
       ...(checked.has('events.syslog') && ((s: SyslogConfig) => ({
         syslog: { ...s, ...(s.caFile !== undefined && { caFile: within(s.caFile) }) },
       }))(checked.get('events.syslog') as SyslogConfig)),
+    },
+    audit: {
+      checkpointEvery: get('audit.checkpointEvery', 10_000),
+      checkpointMinutes: get('audit.checkpointMinutes', 10),
+      signerValidityDays: get('audit.signerValidityDays', 365),
     },
     legacy: {
       port: get('legacy.port', 9444),

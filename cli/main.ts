@@ -9,6 +9,7 @@
  *   kakuin token create --name NAME [--role R] [--manufacturer ID] [--expires T]   a named token with a role (printed once)
  *   kakuin token list | token revoke --name NAME  the tokens (created, last used, expiry); revoke one for good
  *   kakuin user create|list|disable|enable|reset-password|reset-totp   people's logins (password + TOTP)
+ *   kakuin audit verify [--since T] [--checkpoints FILE]   check the audit trail's hash chains and signed checkpoints
  */
 import { createHash } from 'node:crypto';
 import { readFileSync, writeFileSync } from 'node:fs';
@@ -36,6 +37,7 @@ import { caBackdateSeconds, caFiles, openKakuin, openRegistry, preInitKeyRing } 
 import { ENROLL_USAGE, enrollCommand } from './enroll.js';
 import { userCommand } from './users.js';
 import { expectedFailure } from './expected-failures.js';
+import { AUDIT_USAGE_LINES, auditCommand } from './audit.js';
 
 const USAGE = `usage: kakuin <command> [options]
 
@@ -73,7 +75,7 @@ commands:
   user list | user disable|enable --name NAME   users: role, status, TOTP, last login; disabling ends its sessions
   user reset-password --name NAME [--password-stdin] | user reset-totp --name NAME
                                              a new password or TOTP secret (printed once); the user's sessions end
-  backup --out DIR                           online backup: registry (consistent while serving), encrypted keys,
+${AUDIT_USAGE_LINES}  backup --out DIR                           online backup: registry (consistent while serving), encrypted keys,
                                              CA/TLS certificates, pepper, config, manifest with SHA-256 of each file
   restore --from DIR [--force]               restore a backup into an empty data directory (checks every hash first)
   ceremony split --shares N --threshold M --out-dir DIR [--in FILE]
@@ -136,6 +138,7 @@ async function main(argv: string[]): Promise<number> {
     case 'token': return tokenCommand(config, logger, rest);
     case 'user': return userCommand(config, logger, rest);
     case 'ceremony': return ceremonyCommand(config, rest);
+    case 'audit': return auditCommand(config, logger, rest);
     case 'backup': return backup(config, rest);
     case 'restore': return restore(config, rest);
     default:

@@ -15,6 +15,8 @@ import type { Logger } from './logger.js';
 import { ensureFirstAdminToken } from './admin-bootstrap.js';
 import { mqttUrlOf, startDeviceGateway, type RunningGateway } from './device-gateway.js';
 import { startEvents, type RunningEvents } from './events.js';
+import { startAuditCheckpoints } from './audit.js';
+import type { AuditCheckpointer } from '../operations/audit/index.js';
 import { startLegacyPath, type RunningLegacyPath } from './legacy-path.js';
 import { startRevocationPlane, type RevocationPlane } from './revocation-plane.js';
 import { caCertificatesOf, metricsCollector } from './metrics.js';
@@ -105,12 +107,14 @@ export async function startService(config: Readonly<KakuinConfig>, logger: Logge
   let gateway: RunningGateway | undefined;
   let legacy: RunningLegacyPath | undefined;
   let events: RunningEvents | undefined;
+  let checkpoints: AuditCheckpointer | undefined;
   try {
     if (kakuin.created) logger.info('development CA hierarchy created', { dataDir: config.dataDir });
     const admin = await ensureFirstAdminToken(kakuin, env);
     const tls = await tlsMaterialFor(kakuin, 'api', logger);
     plane = await startRevocationPlane(kakuin, logger);
     events = startEventsOut(kakuin.registry, plane.afterChange, config, logger);
+    checkpoints = startAuditCheckpoints(kakuin, logger);
     gateway = await startDeviceGateway(kakuin, plane, logger);
     legacy = await startLegacyPath(kakuin, plane, logger, gateway.sink, gateway.activity);
     const legacyPath = legacy;
@@ -161,6 +165,7 @@ export async function startService(config: Readonly<KakuinConfig>, logger: Logge
         enrollment.close();
         await legacyPath.close();
         await startedGateway.close();
+        await checkpoints?.stop();
         await events?.close();
         await started.close();
         await kakuin.close();
@@ -169,6 +174,7 @@ export async function startService(config: Readonly<KakuinConfig>, logger: Logge
   } catch (e) {
     await legacy?.close().catch(() => undefined);
     await gateway?.close().catch(() => undefined);
+    await checkpoints?.stop().catch(() => undefined);
     await events?.close().catch(() => undefined);
     await plane?.close().catch(() => undefined);
     await kakuin.close();
@@ -320,6 +326,8 @@ export async function startRoles(
       crls = publication.crls;
       const events = startEventsOut(registry, afterChange, config, logger);
       if (events !== undefined) stops.push(events.close);
+      const checkpoints = startAuditCheckpoints(kakuin!, logger);
+      stops.push(() => checkpoints.stop());
     }
     let responder: OcspResponder | undefined;
     if (roles.has('ocsp')) {

@@ -93,6 +93,13 @@ export const ERROR_CATALOGUE = {
   KAKUIN_E_HANDSHAKES_SHED: { status: 503, summary: 'The gateway closed a new device connection before its TLS handshake: gateway.maxPendingHandshakes handshakes were already in flight (reconnect storm). Logged; the device sees a closed connection and should retry with backoff.' },
   KAKUIN_E_SOURCE_RATE_LIMITED: { status: 429, summary: 'The gateway closed a new device connection before its TLS handshake: its source address opened more than gateway.perSourceConnectionsPerSecond. Logged; the device sees a closed connection.' },
   KAKUIN_E_EVENT_DELIVERY: { status: 502, summary: 'An events-out destination (webhook or syslog collector) did not take an event: connection or TLS failure, timeout, or a webhook answer other than 2xx. Logged; the event is retried with backoff and never skipped.' },
+  // ---- the tamper-evident audit trail (operations/audit; `kakuin audit verify` exits 3 with one of these) ----
+  KAKUIN_E_AUDIT_EVENT_ALTERED: { status: 409, summary: 'An audit event does not match its hash (or is not the event a checkpoint signed at its place): it was edited.' },
+  KAKUIN_E_AUDIT_EVENT_MISSING: { status: 409, summary: 'An audit hash chain jumps over sequence numbers: events before the named one were deleted.' },
+  KAKUIN_E_AUDIT_EVENT_REORDERED: { status: 409, summary: 'An audit chain\'s events appear out of sequence order (ids swapped, or a duplicate).' },
+  KAKUIN_E_AUDIT_EVENT_INSERTED: { status: 409, summary: 'An audit event does not follow its chain (its prev hash differs), or has no chain link after chained events: it was inserted.' },
+  KAKUIN_E_AUDIT_TAIL_MISSING: { status: 409, summary: 'A checkpoint (stored or collected off-host) signed a chain head that is no longer in the trail: the newest events were deleted.' },
+  KAKUIN_E_AUDIT_CHECKPOINT_INVALID: { status: 409, summary: 'An audit checkpoint is malformed, its signature does not verify, or its signer certificate does not chain to the root with id-kp-documentSigning.' },
   KAKUIN_E_SYNC_UPSTREAM: { status: 502, summary: 'revocation sync could not fetch from kakuin\'s plain-HTTP listener (connection refused, timeout, an unexpected status or an oversized answer); it retries.' },
   KAKUIN_E_ACTIVITY_OFF: { status: 409, summary: 'Device activity is not recorded by this installation (activity.enabled is false, or the registry adapter has no activity store yet), so activity routes and filters cannot answer.' },
   KAKUIN_E_STATUS_STALE: { status: 503, summary: 'The gateway cannot currently confirm revocation status (the feed or OCSP answer is older than statusGraceMs), so it fails closed.' },

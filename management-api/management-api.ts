@@ -18,6 +18,7 @@
  *                                                           (the same CSR again: 200, existing: true; a new key while one is live: 409)
  *   GET  /api/v1/certificates/{serialHex}           admin
  *   GET  /api/v1/audit-events?deviceId=&type=&actor=&since=&until=&limit=&after=|afterId=   admin → {events, next?}
+ *   GET  /api/v1/audit-events/export                admin, auditor   NDJSON: every event with its chain link, checkpoints with their proofs
  *   GET  /api/v1/ca/chain[?issuer=<id>]             anyone  PEM, issuing CA first, root last (default: the device CA that issues now)
  *   GET  /api/v1/openapi.json                       admin   OpenAPI 3.1, from the declared schemas
  *   GET  /healthz                                   anyone
@@ -46,6 +47,7 @@ import type { CrlPublisher } from '../ca/crl/crl-publisher.js';
 import type { RevocationService } from '../ca/revocation.js';
 import { normalizeSerialHex } from '../ca/serial.js';
 import { mountRevocationRoutes } from './revocation-routes.js';
+import { auditExportLines } from '../operations/audit/index.js';
 import { manufacturerScope, requireOwnDevice, requireOwnManufacturer } from './scope.js';
 import type { AdminAuthenticator, Caller } from './admin-tokens.js';
 import { errorHandler, routeNotFound, type Logger } from './http-errors.js';
@@ -308,6 +310,21 @@ export function createManagementApi(deps: ManagementApiDeps): express.Express {
         afterId: a === undefined ? undefined : Number(a), limit: n,
       }), (e) => String(e.id), { after: after ?? afterId, limit });
       res.json(pageJson('events', page, auditEventJson));
+    },
+  });
+
+  routes.add({
+    method: 'get', path: '/api/v1/audit-events/export', summary: 'the whole audit trail as NDJSON with its hash chains and signed checkpoints, for a third party (docs/audit-trail.md)',
+    callers: ['admin'], use: [admin],
+    response: { status: 200, description: 'application/x-ndjson: a header line, then {record: "event", event, hash} per event, oldest first' },
+    handler: async ({ res }) => {
+      res.set('Content-Type', 'application/x-ndjson; charset=utf-8');
+      res.set('Content-Disposition', 'attachment; filename="audit-trail.ndjson"');
+      // Streamed page by page: the trail may hold millions of events.
+      for await (const chunk of auditExportLines(registry)) {
+        if (!res.write(chunk)) await new Promise((resolve) => res.once('drain', resolve));
+      }
+      res.end();
     },
   });
 

@@ -21,7 +21,7 @@ import { encodeGeneralName, encodeGeneralNames, type GeneralName } from './gener
 import {
   OID_AD_CA_ISSUERS, OID_AD_OCSP, OID_CE_AUTHORITY_KEY_IDENTIFIER, OID_CE_BASIC_CONSTRAINTS, OID_CE_CRL_DISTRIBUTION_POINTS,
   OID_CE_EXT_KEY_USAGE, OID_CE_KEY_USAGE, OID_CE_SUBJECT_ALT_NAME, OID_CE_SUBJECT_KEY_IDENTIFIER, OID_KP_CLIENT_AUTH,
-  OID_KP_CODE_SIGNING, OID_KP_EMAIL_PROTECTION, OID_KP_OCSP_SIGNING, OID_KP_SERVER_AUTH, OID_KP_TIME_STAMPING,
+  OID_KP_CODE_SIGNING, OID_KP_DOCUMENT_SIGNING, OID_KP_EMAIL_PROTECTION, OID_KP_OCSP_SIGNING, OID_KP_SERVER_AUTH, OID_KP_TIME_STAMPING,
   OID_PE_AUTHORITY_INFO_ACCESS, OID_PKIX_OCSP_NOCHECK,
 } from './oids.js';
 
@@ -132,11 +132,12 @@ export function keyUsageExt(usages: KeyUsageName[]): Buffer {
  *   ExtKeyUsageSyntax ::= SEQUENCE SIZE (1..MAX) OF KeyPurposeId
  *   KeyPurposeId ::= OBJECT IDENTIFIER
  */
-export type KeyPurposeName = 'serverAuth' | 'clientAuth' | 'codeSigning' | 'emailProtection' | 'timeStamping' | 'OCSPSigning';
+export type KeyPurposeName = 'serverAuth' | 'clientAuth' | 'codeSigning' | 'emailProtection' | 'timeStamping' | 'OCSPSigning' | 'documentSigning';
 
 export const KEY_PURPOSE_OIDS: Readonly<Record<KeyPurposeName, string>> = {
   serverAuth: OID_KP_SERVER_AUTH, clientAuth: OID_KP_CLIENT_AUTH, codeSigning: OID_KP_CODE_SIGNING,
   emailProtection: OID_KP_EMAIL_PROTECTION, timeStamping: OID_KP_TIME_STAMPING, OCSPSigning: OID_KP_OCSP_SIGNING,
+  documentSigning: OID_KP_DOCUMENT_SIGNING,
 };
 
 const extKeyUsageCache = new Map<string, Buffer>();

@@ -75,6 +75,8 @@ export const OID_KP_CODE_SIGNING = '1.3.6.1.5.5.7.3.3';
 export const OID_KP_EMAIL_PROTECTION = '1.3.6.1.5.5.7.3.4';
 export const OID_KP_TIME_STAMPING = '1.3.6.1.5.5.7.3.8';
 export const OID_KP_OCSP_SIGNING = '1.3.6.1.5.5.7.3.9';
+/** RFC 9336 id-kp-documentSigning: the audit signer's certificate (ca/audit-signer.ts) signs audit checkpoints, a document. */
+export const OID_KP_DOCUMENT_SIGNING = '1.3.6.1.5.5.7.3.36';
 
 // ---- PKCS#9 attributes (RFC 2985) -------------------------------------------------------------------
 export const OID_PKCS9_EXTENSION_REQUEST = '1.2.840.113549.1.9.14';

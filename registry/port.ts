@@ -123,9 +123,35 @@ export interface AuditEvent {
   deviceId?: string;
   serialHex?: string;
   details?: Record<string, unknown>;
+  /**
+   * Its link in its writer's hash chain (registry/records/audit-chain.ts); absent on events written
+   * before the chains existed (the virtual `legacy` chain).
+   */
+  chain?: AuditChainLink;
 }
 
-export type NewAuditEvent = Omit<AuditEvent, 'id' | 'at'> & { at?: Date };
+/** An audit event's place in the hash chain of the registry instance that wrote it. */
+export interface AuditChainLink {
+  /** The writer's chain id (host:pid:random). */
+  chain: string;
+  /** 1, 2, ... within the chain. */
+  seq: number;
+  /** The hash of the chain's previous event; 64 zeros for the first. */
+  prev: string;
+  /** SHA-256 of the RFC 8785 encoding of the event with chain, seq and prev (lowercase hex). */
+  hash: string;
+}
+
+/** A chain's newest event: what an audit checkpoint signs for it. */
+export interface AuditChainHead {
+  chain: string;
+  seq: number;
+  hash: string;
+  /** The audit event id of that newest event. */
+  eventId: number;
+}
+
+export type NewAuditEvent = Omit<AuditEvent, 'id' | 'at' | 'chain'> & { at?: Date };
 
 export interface DeviceQuery {
   manufacturerId?: string;
@@ -417,6 +443,8 @@ export interface Registry {
   // ---- audit ----
   appendAuditEvent(event: NewAuditEvent): Promise<AuditEvent>;
   listAuditEvents(query: AuditQuery): Promise<AuditEvent[]>;
+  /** The newest link of every stored chain (what an audit checkpoint signs), ordered by chain id. */
+  auditChainHeads(): Promise<AuditChainHead[]>;
 
   // ---- revocation (issue 3) ----
   /** See StatusChange. Returns the feed entries it appended, in order. */

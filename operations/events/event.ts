@@ -52,6 +52,8 @@ export const EVENT_TYPES = {
   'station.key-rotated': 'station',
   'station.quota-set': 'station',
   'station.issued-revoked': 'station',
+  // The audit trail's signed checkpoints (operations/audit): kept off-host, they reveal a deleted tail.
+  'audit.checkpoint': 'audit',
 } as const;
 
 export type EventType = keyof typeof EVENT_TYPES;

@@ -11,6 +11,7 @@
  */
 import { Binary, type ObjectId } from 'mongodb';
 import type {
+  AuditChainLink,
   AdminToken, TokenRole, AuditEvent, CertificateRecord, CertificateStatus, CommonAuthId, CrlReason, CrlRecord, Device, DeviceStatus,
   FeedEntry, Issuer, IssuerKind, LegacyCredential, LegacyCredentialStatus, LegacyVerifierKind, Manufacturer, PendingSupersede,
   Station, StoredOcspResponse,
@@ -69,7 +70,11 @@ export interface AuditEventDoc {
    * MongoDB field names restrict), and an audit record must read back exactly as written.
    */
   details?: string;
+  /** Its link in the writer's hash chain; absent on events written before chaining (the `legacy` chain). */
+  chain?: AuditChainLink;
 }
+/** A hash chain's newest link (transaction-bodies.ts insertAudit): _id is the chain id. */
+export interface AuditChainDoc { _id: string; seq: number; hash: string; eventId: number; updatedAt: Date }
 export interface FeedDoc {
   _id: number; // seq
   at: Date;
@@ -144,6 +149,7 @@ export const COLLECTIONS = {
   userSessions: 'userSessions',
   loginFailures: 'loginFailures',
   auditEvents: 'auditEvents',
+  auditChains: 'auditChains',
   feed: 'revocationFeed',
   crlNumbers: 'crlNumbers',
   crls: 'crls',
@@ -259,6 +265,7 @@ export function auditEventFromDoc(d: AuditEventDoc): AuditEvent {
     id: d._id, at: d.at, type: d.type, actor: d.actor,
     ...present('deviceId', d.deviceId), ...present('serialHex', d.serialHex),
     ...(typeof d.details === 'string' && { details: JSON.parse(d.details) as Record<string, unknown> }),
+    ...(d.chain != null && { chain: { chain: d.chain.chain, seq: d.chain.seq, prev: d.chain.prev, hash: d.chain.hash } }),
   };
 }
 

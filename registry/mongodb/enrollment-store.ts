@@ -27,7 +27,7 @@ export class EnrollmentStore {
     await this.p.transaction('creating a station', async (session) => {
       await this.p.requireManufacturer(doc.manufacturerId, session);
       await this.p.col<StationDoc>(COLLECTIONS.stations).insertOne(doc, { session });
-      await insertAudit(this.p.db, session, [event], doc._id);
+      await insertAudit(this.p, session, [event], doc._id);
     });
     return stationFromDoc(doc);
   }
@@ -66,7 +66,7 @@ export class EnrollmentStore {
       if (change.disable === false && before.disabledAt !== undefined) unset.disabledAt = '';
       const update = { ...(Object.keys(set).length > 0 && { $set: set }), ...(Object.keys(unset).length > 0 && { $unset: unset }) };
       if (Object.keys(update).length > 0) await col.updateOne({ _id: stationId }, update, { session });
-      await insertAudit(this.p.db, session, [event]);
+      await insertAudit(this.p, session, [event]);
       return stationFromDoc((await col.findOne({ _id: stationId }, { session }))!);
     });
   }
@@ -82,7 +82,7 @@ export class EnrollmentStore {
       const device = await this.p.col<DeviceDoc>(COLLECTIONS.devices).findOne({ _id: id }, { session, projection: { _id: 1 } });
       if (device === null) throw new KakuinError('KAKUIN_E_DEVICE_NOT_FOUND', 'no device with that id');
       await this.p.col<AllowanceDoc>(COLLECTIONS.allowances).replaceOne({ _id: id }, { until: new Date(untilMs), createdAt: now }, { upsert: true, session });
-      await insertAudit(this.p.db, session, [event]);
+      await insertAudit(this.p, session, [event]);
     });
   }
 
@@ -101,7 +101,7 @@ export class EnrollmentStore {
       const station = await this.p.col<StationDoc>(COLLECTIONS.stations).findOne({ _id: id }, { session, projection: { _id: 1 } });
       if (station === null) throw new KakuinError('KAKUIN_E_STATION_NOT_FOUND', 'no station with that id');
       if (prepared.certificate.deviceId !== undefined) throw new KakuinError('KAKUIN_E_VALIDATION', 'a station certificate identifies no device');
-      return writeIssuance(this.p.db, session, prepared, id);
+      return writeIssuance(this.p, session, prepared, id);
     });
   }
 
@@ -123,7 +123,7 @@ export class EnrollmentStore {
       const result = await this.p.col<ManufacturerDoc>(COLLECTIONS.manufacturers).updateOne(
         { _id: id }, { $set: { profiles, profilesUpdatedAt: now } }, { session });
       if (result.matchedCount === 0) throw new KakuinError('KAKUIN_E_MANUFACTURER_NOT_FOUND', 'no manufacturer with that id');
-      await insertAudit(this.p.db, session, [event]);
+      await insertAudit(this.p, session, [event]);
     });
   }
 

@@ -80,6 +80,8 @@ export const INDEXES: Readonly<Partial<Record<CollectionName, readonly IndexDesc
     { name: 'audit_events_type', key: { type: 1, _id: 1 } },
     { name: 'audit_events_actor', key: { actor: 1, type: 1, at: 1 } },
     { name: 'audit_events_at', key: { at: 1 } },
+    // One writer per chain: a seq taken twice is a duplicate key, never a fork (registry/records/audit-chain.ts).
+    { name: 'audit_events_chain', key: { 'chain.chain': 1, 'chain.seq': 1 }, unique: true, partialFilterExpression: { 'chain.chain': { $type: 'string' } } },
   ],
   // revocationFeed: _id is the seq; readFeed walks the _id index in order.
   // crlChunks: a large CRL's chunks in order (crl-chunks.ts), and the sweep of a generation.
@@ -126,6 +128,8 @@ export const UNIQUE_INDEX_CODES: Readonly<Record<string, { code: import('../../e
   'publicKeyBindings._id_': { code: 'KAKUIN_E_PUBLIC_KEY_IN_USE', message: 'the public key is already bound to another device' },
   admin_tokens_name: { code: 'KAKUIN_E_TOKEN_EXISTS', message: 'an admin token with that name exists already' },
   admin_tokens_hmac: { code: 'KAKUIN_E_TOKEN_EXISTS', message: 'an admin token with that HMAC exists already' },
+  // Two writers on one chain id (never by design: the id names one registry instance): the write is refused, the chain not forked.
+  audit_events_chain: { code: 'KAKUIN_E_REGISTRY_UNAVAILABLE', message: 'another writer appended to this audit chain at the same moment; retry' },
   users_name: { code: 'KAKUIN_E_USER_EXISTS', message: 'a user with that name exists already' },
   common_auth_ids_name: { code: 'KAKUIN_E_COMMON_AUTH_ID_EXISTS', message: 'a common auth ID with that name exists already' },
   legacy_credentials_factors: {

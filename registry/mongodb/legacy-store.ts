@@ -68,7 +68,7 @@ export class LegacyStore {
         });
         out.push({ ...c, generation, createdAt: new Date(now) });
       }
-      await insertAudit(this.p.db, session, events);
+      await insertAudit(this.p, session, events);
       return out;
     });
   }
@@ -109,7 +109,7 @@ export class LegacyStore {
       const entry = await appendFeed(this.p.db, session, {
         at: now, kind: 'legacy-credentials', deviceId: id, status: 'deleted', previousStatus: 'enabled', generation,
       });
-      await insertAudit(this.p.db, session, [event]);
+      await insertAudit(this.p, session, [event]);
       return entry;
     });
   }
@@ -118,7 +118,7 @@ export class LegacyStore {
     await this.p.transaction('locking legacy credentials', async (session) => {
       await this.p.col<LegacyCredentialDoc>(COLLECTIONS.legacyCredentials).updateOne(
         { _id: id, state: 'enabled' }, { $set: { lockedUntil: new Date(untilMs) } }, { session });
-      await insertAudit(this.p.db, session, [event]);
+      await insertAudit(this.p, session, [event]);
     });
   }
 

@@ -17,7 +17,7 @@ import { randomUUID } from 'node:crypto';
 import { ObjectId, type ChangeStream, type ClientSession, type Db, type MongoClient } from 'mongodb';
 import { KakuinError } from '../../errors/index.js';
 import type {
-  AdminToken, AuditEvent, AuditQuery, ListPage, CertificateRecord, CertificateStatusRow, CommonAuthId, CrlRecord, Device, DeviceQuery,
+  AdminToken, AuditChainHead, AuditEvent, AuditQuery, ListPage, CertificateRecord, CertificateStatusRow, CommonAuthId, CrlRecord, Device, DeviceQuery,
   FailureCount, FeedEntry, Issuer, LegacyCredential, LegacyCredentialState, LegacyVerifierKind, Manufacturer,
   NewLegacyCredential, PendingSupersede, Registry, Station, StoredOcspResponse,
 } from '../port.js';
@@ -28,7 +28,7 @@ import {
 import { connect, type MongoRegistryOptions } from './connection.js';
 import {
   adminTokenFromDoc, auditEventDoc, auditEventFromDoc, certificateFromDoc, COLLECTIONS, crlDoc, crlFromDoc, deviceFromDoc, feedEntryFromDoc,
-  issuerFromDoc, manufacturerFromDoc, ocspResponseDoc, ocspResponseFromDoc, ocspResponseId, type AdminTokenDoc, type AuditEventDoc,
+  issuerFromDoc, manufacturerFromDoc, ocspResponseDoc, ocspResponseFromDoc, ocspResponseId, type AdminTokenDoc, type AuditChainDoc, type AuditEventDoc,
   type CertificateDoc, type CrlDoc, type CrlNumberDoc, type DeviceDoc, type FeedDoc, type IssuerDoc, type KeyBindingDoc,
   type ManufacturerDoc, type OcspResponseDoc,
 } from './documents.js';
@@ -139,7 +139,7 @@ export class MongoRegistry extends CheckedRegistry implements Registry {
       await this.p.transaction('creating a device', async (session) => {
         await this.p.requireManufacturer(doc.manufacturerId, session);
         await this.p.col<DeviceDoc>(COLLECTIONS.devices).insertOne(doc, { session });
-        await insertAudit(this.p.db, session, [values]);
+        await insertAudit(this.p, session, [values]);
       });
     }
     return deviceFromDoc(doc);
@@ -168,7 +168,7 @@ export class MongoRegistry extends CheckedRegistry implements Registry {
   // ---- certificates ----
 
   protected async recordIssuanceChecked(prepared: PreparedIssuance): Promise<CertificateRecord> {
-    return this.p.transaction('recording an issuance', (session) => writeIssuance(this.p.db, session, prepared));
+    return this.p.transaction('recording an issuance', (session) => writeIssuance(this.p, session, prepared));
   }
 
   protected async getCertificateChecked(serial: string): Promise<CertificateRecord> {
@@ -199,7 +199,7 @@ export class MongoRegistry extends CheckedRegistry implements Registry {
     };
     await this.p.transaction('creating an admin token', async (session) => {
       await this.p.col<AdminTokenDoc>(COLLECTIONS.adminTokens).insertOne(doc, { session });
-      if (event) await insertAudit(this.p.db, session, [event]);
+      if (event) await insertAudit(this.p, session, [event]);
     });
     return adminTokenFromDoc(doc);
   }
@@ -222,7 +222,7 @@ export class MongoRegistry extends CheckedRegistry implements Registry {
       if (doc === null) throw new KakuinError('KAKUIN_E_TOKEN_NOT_FOUND', 'no admin token with that name');
       if (doc.disabledAt !== undefined && doc.disabledAt !== null) throw new KakuinError('KAKUIN_E_TOKEN_STATE', `the token ${n} was revoked at ${doc.disabledAt.toISOString()}`);
       await col.updateOne({ _id: doc._id }, { $set: { disabledAt: atDate } }, { session });
-      await insertAudit(this.p.db, session, [event]);
+      await insertAudit(this.p, session, [event]);
       return adminTokenFromDoc({ ...doc, disabledAt: atDate });
     });
   }
@@ -237,8 +237,16 @@ export class MongoRegistry extends CheckedRegistry implements Registry {
 
   protected async appendAuditEventChecked(values: AuditEventValues): Promise<AuditEvent> {
     // In a transaction, so ids commit in increasing order like feed seqs (afterId paging skips nothing).
-    const id = await this.p.transaction('appending an audit event', (session) => insertAudit(this.p.db, session, [values]));
-    return auditEventFromDoc(auditEventDoc(id, values));
+    const id = await this.p.transaction('appending an audit event', (session) => insertAudit(this.p, session, [values]));
+    // Read back for its chain link (assigned in the transaction).
+    const doc = await this.p.read('reading an audit event', () => this.p.col<AuditEventDoc>(COLLECTIONS.auditEvents).findOne({ _id: id }));
+    return auditEventFromDoc(doc ?? auditEventDoc(id, values));
+  }
+
+  async auditChainHeads(): Promise<AuditChainHead[]> {
+    return this.p.read('reading the audit chain heads', async () =>
+      (await this.p.col<AuditChainDoc>(COLLECTIONS.auditChains).find({}).sort({ _id: 1 }).toArray())
+        .map((d) => ({ chain: d._id, seq: d.seq, hash: d.hash, eventId: d.eventId })));
   }
 
   async listAuditEvents(query: AuditQuery): Promise<AuditEvent[]> {
@@ -250,7 +258,7 @@ export class MongoRegistry extends CheckedRegistry implements Registry {
   // ---- revocation ----
 
   protected async applyStatusChangeChecked(prepared: PreparedStatusChange, now: number): Promise<FeedEntry[]> {
-    return this.p.transaction('applying a status change', (session) => writeStatusChange(this.p.db, session, prepared, new Date(now)));
+    return this.p.transaction('applying a status change', (session) => writeStatusChange(this.p, session, prepared, new Date(now)));
   }
 
   protected async readFeedChecked(after: number, limit: number): Promise<FeedEntry[]> {

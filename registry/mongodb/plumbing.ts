@@ -5,6 +5,7 @@
  */
 import type { ClientSession, Db, MongoClient } from 'mongodb';
 import { KakuinError } from '../../errors/index.js';
+import { newAuditChainId } from '../records/index.js';
 import { COLLECTIONS, type IssuerDoc, type ManufacturerDoc } from './documents.js';
 import { toKakuinError } from './driver-errors.js';
 import { InFlight, WriteQueue } from './write-queue.js';
@@ -13,6 +14,9 @@ export class RegistryPlumbing {
   private closed = false;
   private readonly writes = new WriteQueue();
   private readonly inFlight = new InFlight();
+
+  /** This instance's audit hash chain (registry/records/audit-chain.ts). */
+  readonly auditChainId = newAuditChainId();
 
   constructor(readonly client: MongoClient, readonly db: Db, private readonly readonly: boolean) {}
 

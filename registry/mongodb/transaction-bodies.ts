@@ -13,9 +13,9 @@ import { ObjectId, type ClientSession, type Db } from 'mongodb';
 import { KakuinError } from '../../errors/index.js';
 import type { CertificateRecord, CertificateStatus, DeviceStatus, FeedEntry } from '../port.js';
 import { certificateOutcome, deviceAcceptsCertificates, deviceOutcome, type CheckedTransition } from '../status-change.js';
-import type { PreparedIssuance, PreparedStatusChange } from '../records/index.js';
+import { linkAuditEvent, type PreparedIssuance, type PreparedStatusChange } from '../records/index.js';
 import {
-  auditEventDoc, certificateDoc, COLLECTIONS, feedDoc, type AuditEventDoc, type CertificateDoc, type CounterDoc, type DeviceDoc,
+  auditEventDoc, certificateDoc, COLLECTIONS, feedDoc, type AuditChainDoc, type AuditEventDoc, type CertificateDoc, type CounterDoc, type DeviceDoc,
   type FeedDoc, type IssuerDoc, type KeyBindingDoc,
 } from './documents.js';
 import {
@@ -44,21 +44,38 @@ export async function appendFeed(db: Db, session: ClientSession, entry: Omit<Fee
   return { seq, ...entry };
 }
 
-/** Inserts the audit events with the next ids; returns the first id (0 when there were none). */
-export async function insertAudit(db: Db, session: ClientSession, events: AuditValues[], stationId?: string): Promise<number> {
+/** Where audit events are written: the database and this registry instance's chain (registry/records/audit-chain.ts). */
+export interface AuditWriter { readonly db: Db; readonly auditChainId: string }
+
+/**
+ * Inserts the audit events with the next ids, linked into the writer's hash chain; returns the
+ * first id (0 when there were none). The chain head is read in the same transaction (snapshot), and
+ * the unique index on (chain.chain, chain.seq) makes a second writer on one chain fail rather than fork it.
+ */
+export async function insertAudit(w: AuditWriter, session: ClientSession, events: AuditValues[], stationId?: string): Promise<number> {
   if (events.length === 0) return 0;
+  const { db } = w;
   const first = await reserve(db, session, AUDIT_COUNTER, events.length);
+  const col = db.collection<AuditEventDoc>(COLLECTIONS.auditEvents);
+  const chains = db.collection<AuditChainDoc>(COLLECTIONS.auditChains);
+  const stored = await chains.findOne({ _id: w.auditChainId }, { session });
+  let head: { seq: number; hash: string } | undefined = stored === null ? undefined : { seq: stored.seq, hash: stored.hash };
   const docs = events.map((v, i) => {
-    const doc = auditEventDoc(first + i, v);
     // The station id is assigned inside the transaction, so its audit event learns it here.
-    return stationId === undefined ? doc : { ...doc, details: JSON.stringify({ ...(doc.details === undefined ? {} : JSON.parse(doc.details) as object), stationId }) };
+    const values = stationId === undefined ? v : { ...v, details: JSON.stringify({ ...(v.details === null ? {} : JSON.parse(v.details) as object), stationId }) };
+    const link = linkAuditEvent(first + i, values, w.auditChainId, head);
+    head = link;
+    return { ...auditEventDoc(first + i, values), chain: link };
   });
-  await db.collection<AuditEventDoc>(COLLECTIONS.auditEvents).insertMany(docs, { session });
+  await col.insertMany(docs, { session });
+  const last = docs[docs.length - 1];
+  await chains.updateOne({ _id: w.auditChainId }, { $set: { seq: last.chain.seq, hash: last.chain.hash, eventId: last._id, updatedAt: new Date() } }, { upsert: true, session });
   return first;
 }
 
 /** recordIssuance / recordStationCertificate, inside a transaction. */
-export async function writeIssuance(db: Db, session: ClientSession, p: PreparedIssuance, stationId?: string): Promise<CertificateRecord> {
+export async function writeIssuance(w: AuditWriter, session: ClientSession, p: PreparedIssuance, stationId?: string): Promise<CertificateRecord> {
+  const { db } = w;
   const c = p.certificate;
   const now = c.createdAt;
   const issuer = await db.collection<IssuerDoc>(COLLECTIONS.issuers).findOne({ _id: c.issuerId }, { session, projection: { _id: 1 } });
@@ -95,7 +112,7 @@ export async function writeIssuance(db: Db, session: ClientSession, p: PreparedI
       }
     }
   }
-  await insertAudit(db, session, [p.audit]);
+  await insertAudit(w, session, [p.audit]);
   return c;
 }
 
@@ -108,7 +125,8 @@ const STATE_PROJECTION = { _id: 1, issuerId: 1, deviceId: 1, status: 1 } as cons
  * SQLite: the listed certificates as given, then the device, then the device's certificates
  * (oldest first) still in the sweep's `from`.
  */
-export async function writeStatusChange(db: Db, session: ClientSession, change: PreparedStatusChange, now: Date): Promise<FeedEntry[]> {
+export async function writeStatusChange(w: AuditWriter, session: ClientSession, change: PreparedStatusChange, now: Date): Promise<FeedEntry[]> {
+  const { db } = w;
   const certificates = db.collection<CertificateDoc>(COLLECTIONS.certificates);
   const entries: FeedEntry[] = [];
   const transition = async (row: CertificateState, t: CheckedTransition): Promise<void> => {
@@ -148,6 +166,6 @@ export async function writeStatusChange(db: Db, session: ClientSession, change: 
       }
     }
   }
-  await insertAudit(db, session, change.audit);
+  await insertAudit(w, session, change.audit);
   return entries;
 }

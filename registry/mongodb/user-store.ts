@@ -63,7 +63,7 @@ export class MongoUserStore extends CheckedUserStore {
     await this.p.transaction('creating a user', async (session) => {
       if (doc.manufacturerId !== undefined) await this.p.requireManufacturer(doc.manufacturerId, session);
       await this.users.insertOne(doc, { session });
-      await insertAudit(this.p.db, session, [audit]);
+      await insertAudit(this.p, session, [audit]);
     });
     return userFromValues(u);
   }
@@ -88,7 +88,7 @@ export class MongoUserStore extends CheckedUserStore {
         await this.users.updateOne({ _id: doc._id }, { $set: { disabledAt: new Date(disabledAtMs) } }, { session });
         await this.sessions.deleteMany({ userId: doc._id }, { session });
       }
-      await insertAudit(this.p.db, session, [audit]);
+      await insertAudit(this.p, session, [audit]);
       const { disabledAt: _, ...rest } = doc;
       return userFromDoc(disabledAtMs === null ? rest : { ...rest, disabledAt: new Date(disabledAtMs) });
     });
@@ -113,7 +113,7 @@ export class MongoUserStore extends CheckedUserStore {
       }
       await this.users.updateOne({ _id: doc._id }, update, { session });
       await this.sessions.deleteMany({ userId: doc._id }, { session });
-      await insertAudit(this.p.db, session, [audit]);
+      await insertAudit(this.p, session, [audit]);
       return userFromDoc(next);
     });
   }
@@ -130,7 +130,7 @@ export class MongoUserStore extends CheckedUserStore {
       await this.sessions.insertOne({
         _id: s.id_hmac, userId: s.user_id, createdAt: new Date(s.created_at), lastSeenAt: new Date(s.last_seen_at), expiresAt: new Date(s.expires_at),
       }, { session });
-      await insertAudit(this.p.db, session, [audit]);
+      await insertAudit(this.p, session, [audit]);
     });
   }
 
@@ -150,7 +150,7 @@ export class MongoUserStore extends CheckedUserStore {
   protected async deleteSessionChecked(idHmac: string, audit: AuditEventValues | undefined): Promise<boolean> {
     return this.p.transaction('ending a session', async (session) => {
       const r = await this.sessions.deleteOne({ _id: idHmac }, { session });
-      if (r.deletedCount === 1 && audit !== undefined) await insertAudit(this.p.db, session, [audit]);
+      if (r.deletedCount === 1 && audit !== undefined) await insertAudit(this.p, session, [audit]);
       return r.deletedCount === 1;
     });
   }
@@ -179,7 +179,7 @@ export class MongoUserStore extends CheckedUserStore {
         await this.failures.replaceOne({ _id: key }, next, { upsert: true, session });
         out.push(failureFromDoc(next));
       }
-      await insertAudit(this.p.db, session, [audit]);
+      await insertAudit(this.p, session, [audit]);
       return out;
     });
   }

@@ -14,6 +14,7 @@ import type { CertificateRecord, DeviceStatus } from '../port.js';
 import type { PreparedIssuance } from '../records/prepared.js';
 import { deviceAcceptsCertificates } from '../status-change.js';
 import { FeedAppender } from './revocation-feed.js';
+import type { AuditAppender } from './audit-appender.js';
 
 /** Checked before the group commit takes a record (registry/records/prepared.ts); re-exported for old imports. */
 export { prepareIssuance, type PreparedIssuance } from '../records/prepared.js';
@@ -25,10 +26,10 @@ export class IssuanceWriter {
   private readonly boundDevice: Database.Statement<[string], { device_id: string }>;
   private readonly bindKey: Database.Statement<[string, string, number]>;
   private readonly activate: Database.Statement<[number, string]>;
-  private readonly insertAudit: Database.Statement<[Record<string, unknown>]>;
+  private readonly insertAudit: AuditAppender;
   private readonly feed: FeedAppender;
 
-  constructor(db: Database.Database) {
+  constructor(db: Database.Database, audit: AuditAppender) {
     this.issuerExists = db.prepare('SELECT 1 FROM issuers WHERE id = ?');
     this.deviceStatus = db.prepare('SELECT status FROM devices WHERE id = ?');
     this.insertCertificate = db.prepare(`INSERT INTO certificates
@@ -39,8 +40,7 @@ export class IssuanceWriter {
     this.boundDevice = db.prepare('SELECT device_id FROM public_key_bindings WHERE public_key_sha256 = ?');
     this.bindKey = db.prepare('INSERT INTO public_key_bindings (public_key_sha256, device_id, bound_at) VALUES (?, ?, ?)');
     this.activate = db.prepare(`UPDATE devices SET status = 'active', updated_at = ? WHERE id = ? AND status = 'registered'`);
-    this.insertAudit = db.prepare(`INSERT INTO audit_events (at, type, actor, device_id, serial_hex, details)
-      VALUES (:at, :type, :actor, :device_id, :serial_hex, :details)`);
+    this.insertAudit = audit;
     this.feed = new FeedAppender(db);
   }
 

@@ -13,6 +13,7 @@ import type {
   CommonAuthId, DeviceStatus, FailureCount, FeedEntry, LegacyCredential, LegacyCredentialState, LegacyVerifierKind, NewLegacyCredential,
 } from '../port.js';
 import { feedEntryFromRow, type auditEventValues } from './records.js';
+import type { AuditAppender } from './audit-appender.js';
 
 export interface CommonAuthIdRow {
   id: string;
@@ -54,7 +55,7 @@ type AuditValues = ReturnType<typeof auditEventValues>;
 
 export class LegacyCredentialStore {
   private readonly insertFeed: Database.Statement<unknown[]>;
-  private readonly insertAudit: Database.Statement<[AuditValues]>;
+  private readonly insertAudit: AuditAppender;
   private readonly byDevice: Database.Statement<[string], CredentialRow>;
   private readonly deviceStatus: Database.Statement<[string], { status: DeviceStatus }>;
   private readonly commonAuthIdExists: Database.Statement<[string], { id: string }>;
@@ -69,11 +70,10 @@ export class LegacyCredentialStore {
   readonly lockUntil: Database.Transaction<(deviceId: string, until: number, audit: AuditValues) => void>;
   readonly count: Database.Transaction<(keys: string[], windowStart: number, windowMs: number) => FailureCount[]>;
 
-  constructor(private readonly db: Database.Database) {
+  constructor(private readonly db: Database.Database, audit: AuditAppender) {
     this.insertFeed = db.prepare(`INSERT INTO revocation_feed (at, kind, device_id, status, previous_status, generation)
       VALUES (?, 'legacy-credentials', ?, ?, ?, ?)`);
-    this.insertAudit = db.prepare(`INSERT INTO audit_events (at, type, actor, device_id, serial_hex, details)
-      VALUES (:at, :type, :actor, :device_id, :serial_hex, :details)`);
+    this.insertAudit = audit;
     this.byDevice = db.prepare('SELECT * FROM legacy_credentials WHERE device_id = ?');
     this.deviceStatus = db.prepare('SELECT status FROM devices WHERE id = ?');
     this.commonAuthIdExists = db.prepare('SELECT id FROM common_auth_ids WHERE id = ?');

@@ -105,6 +105,11 @@ export interface AuditEventRow {
   device_id: string | null;
   serial_hex: string | null;
   details: string | null;
+  /** Migration 13: NULL on events recorded before it (the virtual `legacy` chain). */
+  chain_id?: string | null;
+  chain_seq?: number | null;
+  prev_hash?: string | null;
+  hash?: string | null;
 }
 
 // ---- rows → records ----------------------------------------------------------------------------
@@ -225,5 +230,6 @@ export function auditEventFromRow(r: AuditEventRow): AuditEvent {
     ...(r.device_id !== null && { deviceId: r.device_id }),
     ...(r.serial_hex !== null && { serialHex: r.serial_hex }),
     ...(r.details !== null && { details: JSON.parse(r.details) as Record<string, unknown> }),
+    ...(typeof r.chain_id === 'string' && { chain: { chain: r.chain_id, seq: r.chain_seq!, prev: r.prev_hash!, hash: r.hash! } }),
   };
 }

@@ -497,6 +497,32 @@ export const MIGRATIONS: readonly Migration[] = [
       ) STRICT;
     `,
   },
+  {
+    version: 13,
+    name: 'tamper-evident audit trail: each writer\'s hash chain (chain id, seq, prev hash, hash)',
+    sql: `
+      -- registry/records/audit-chain.ts. Every writing registry instance appends to its own chain, so
+      -- writers do not serialise on one head. Events recorded before this step keep NULLs: they form
+      -- the virtual chain \`legacy\` (links computed in id order by whoever verifies or checkpoints,
+      -- not stored), which the first audit checkpoint signs like any other chain.
+      ALTER TABLE audit_events ADD COLUMN chain_id TEXT;
+      ALTER TABLE audit_events ADD COLUMN chain_seq INTEGER;
+      ALTER TABLE audit_events ADD COLUMN prev_hash TEXT;
+      ALTER TABLE audit_events ADD COLUMN hash TEXT;
+      -- A chain's seq is unique (a second writer on one chain fails loudly); verification reads a chain in seq order.
+      CREATE UNIQUE INDEX audit_events_chain ON audit_events (chain_id, chain_seq) WHERE chain_id IS NOT NULL;
+      -- Each chain's newest link, upserted with every event: the next link's prev without a scan, and
+      -- the heads a checkpoint signs in one read. A convenience, not a proof: audit verify trusts only
+      -- the events and the signed checkpoints (an edited head shows as a broken link).
+      CREATE TABLE audit_chain_heads (
+        chain_id   TEXT PRIMARY KEY,
+        seq        INTEGER NOT NULL,
+        hash       TEXT NOT NULL,
+        event_id   INTEGER NOT NULL,
+        updated_at INTEGER NOT NULL
+      ) STRICT;
+    `,
+  },
 ];
 
 export const LATEST_SCHEMA_VERSION: number = MIGRATIONS[MIGRATIONS.length - 1].version;

@@ -15,12 +15,12 @@
 import type Database from 'better-sqlite3';
 import { KakuinError, type ErrorCode } from '../../errors/index.js';
 import type {
-  AdminToken, AuditEvent, AuditQuery, CommonAuthId, FailureCount, LegacyCredential, LegacyCredentialState, LegacyVerifierKind,
+  AdminToken, AuditChainHead, AuditChainLink, AuditEvent, AuditQuery, CommonAuthId, FailureCount, LegacyCredential, LegacyCredentialState, LegacyVerifierKind,
   NewLegacyCredential, PendingSupersede, Station, CertificateRecord, CertificateStatusRow, CrlRecord, Device, DeviceQuery,
   FeedEntry, Issuer, ListPage, Manufacturer, Registry, StoredOcspResponse,
 } from '../port.js';
 import {
-  CheckedRegistry, normalizeLimit, type AuditEventValues, type CheckedCommonAuthId, type CheckedStationChange, type CrlRow,
+  CheckedRegistry, newAuditChainId, normalizeLimit, type AuditEventValues, type CheckedCommonAuthId, type CheckedStationChange, type CrlRow,
   type OcspResponseRow, type PreparedIssuance, type PreparedStatusChange,
 } from '../records/index.js';
 import { CertificateStatusReader } from './certificate-status-reader.js';
@@ -40,6 +40,7 @@ import { SqliteActivityStore } from './activity-store.js';
 import { SqliteEventCursorStore } from './event-cursors.js';
 import { SqliteUserStore } from './users.js';
 import { StatusChangeWriter } from './status-change-writer.js';
+import { AuditAppender } from './audit-appender.js';
 import { WalCheckpointer, type WalCheckpointerOptions } from './wal-checkpointer.js';
 import { LARGE_CRL_BYTES, LargeCrlWriter } from './large-crl-writer.js';
 import { RecentFeedEntries } from './recent-feed.js';
@@ -72,6 +73,9 @@ const SYNCHRONOUS_NAMES = ['OFF', 'NORMAL', 'FULL', 'EXTRA'] as const;
 export class SqliteRegistry extends CheckedRegistry implements Registry {
   private closed = false;
   private readonly statements: StatementCache;
+  /** This instance's audit hash chain (audit-appender.ts): every audit event it writes goes through it. */
+  private readonly audit: AuditAppender;
+  private readonly auditTx: Database.Transaction<(values: AuditEventValues) => { id: number; link: AuditChainLink }>;
   private readonly issuances: GroupCommit<PreparedIssuance, CertificateRecord>;
   private readonly statusChanges: Database.Transaction<(change: PreparedStatusChange, now: number) => FeedEntry[]>;
   private readonly statusReader: CertificateStatusReader;
@@ -94,20 +98,22 @@ export class SqliteRegistry extends CheckedRegistry implements Registry {
   constructor(private readonly db: Database.Database, private readonly options: ResolvedOptions, private readonly version: number) {
     super();
     this.statements = new StatementCache(db);
-    const writer = new IssuanceWriter(db);
+    this.audit = new AuditAppender(db, newAuditChainId());
+    this.auditTx = db.transaction((values: AuditEventValues) => this.audit.append(values));
+    const writer = new IssuanceWriter(db, this.audit);
     this.issuances = new GroupCommit(db, (p: PreparedIssuance) => writer.write(p), {
       toError: (e) => toKakuinError(e, { operation: 'recording an issuance' }),
       isFatal: (e) => e.code === 'KAKUIN_E_REGISTRY_UNAVAILABLE',
     });
-    const statusWriter = new StatusChangeWriter(db);
+    const statusWriter = new StatusChangeWriter(db, this.audit);
     this.statusChanges = db.transaction((change: PreparedStatusChange, now: number) => statusWriter.apply(change, now));
     this.statusReader = new CertificateStatusReader(db);
     this.signedObjects = new SignedObjectStore(db);
-    this.legacy = new LegacyCredentialStore(db);
-    this.stations = new StationStore(db);
+    this.legacy = new LegacyCredentialStore(db, this.audit);
+    this.stations = new StationStore(db, this.audit);
     this.activity = new SqliteActivityStore(db);
     this.eventCursors = new SqliteEventCursorStore(db);
-    this.users = new SqliteUserStore(db);
+    this.users = new SqliteUserStore(db, this.audit);
   }
 
   connectionSettings(): SqliteConnectionSettings {
@@ -206,9 +212,7 @@ export class SqliteRegistry extends CheckedRegistry implements Registry {
     const insertDevice = this.statements.get(`
       INSERT INTO devices (id, manufacturer_id, serial_number, mac, imei, hardware_id, model, hw_type, hw_serial_hex, status, created_at, updated_at)
       VALUES (:id, :manufacturer_id, :serial_number, :mac, :imei, :hardware_id, :model, :hw_type, :hw_serial_hex, :status, :created_at, :updated_at)`);
-    const insertAudit = this.statements.get(`
-      INSERT INTO audit_events (at, type, actor, device_id, serial_hex, details)
-      VALUES (:at, :type, :actor, :device_id, :serial_hex, :details)`);
+    const insertAudit = this.audit;
     // The device and its audit event commit together: a crash leaves neither or both.
     this.write('creating a device', { foreignKey }, () => this.db.transaction(() => {
       insertDevice.run(row);
@@ -334,16 +338,17 @@ export class SqliteRegistry extends CheckedRegistry implements Registry {
   // ---- audit ----
 
   protected async appendAuditEventChecked(values: AuditEventValues): Promise<AuditEvent> {
-    const result = this.write('appending an audit event', {}, () => this.statements.get(`
-      INSERT INTO audit_events (at, type, actor, device_id, serial_hex, details)
-      VALUES (:at, :type, :actor, :device_id, :serial_hex, :details)`).run(values));
-    return auditEventFromRow({ id: Number(result.lastInsertRowid), ...values });
+    // In its own (immediate) transaction: the id and the chain head are read under the write lock.
+    const { id, link } = this.write('appending an audit event', {}, () => this.auditTx.immediate(values));
+    return auditEventFromRow({ id, ...values, chain_id: link.chain, chain_seq: link.seq, prev_hash: link.prev, hash: link.hash });
   }
 
   private insertAuditEvent(values: AuditEventValues): void {
-    this.statements.get(`
-      INSERT INTO audit_events (at, type, actor, device_id, serial_hex, details)
-      VALUES (:at, :type, :actor, :device_id, :serial_hex, :details)`).run(values);
+    this.audit.append(values);
+  }
+
+  async auditChainHeads(): Promise<AuditChainHead[]> {
+    return this.read('reading the audit chain heads', () => this.audit.chainHeads());
   }
 
   async listAuditEvents(query: AuditQuery): Promise<AuditEvent[]> {

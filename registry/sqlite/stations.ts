@@ -12,6 +12,7 @@ import { KakuinError } from '../../errors/index.js';
 import type { CertificateRecord, PendingSupersede, Station } from '../port.js';
 import { certificateFromRow, type auditEventValues, type CertificateRow } from './records.js';
 import { IssuanceWriter, type PreparedIssuance } from './issuance.js';
+import type { AuditAppender } from './audit-appender.js';
 
 type AuditValues = ReturnType<typeof auditEventValues>;
 
@@ -38,7 +39,7 @@ export function stationFromRow(r: StationRow): Station {
 }
 
 export class StationStore {
-  private readonly insertAudit: Database.Statement<[AuditValues]>;
+  private readonly insertAudit: AuditAppender;
   private readonly byId: Database.Statement<[string], StationRow>;
   private readonly byHmac: Database.Statement<[string], StationRow>;
   private readonly ofManufacturer: Database.Statement<[string], StationRow>;
@@ -70,9 +71,8 @@ export class StationStore {
   readonly schedule: Database.Transaction<(entries: { serialHex: string; at: number; actor: string }[]) => void>;
   readonly clearSupersedes: Database.Transaction<(serials: string[]) => void>;
 
-  constructor(db: Database.Database) {
-    this.insertAudit = db.prepare(`INSERT INTO audit_events (at, type, actor, device_id, serial_hex, details)
-      VALUES (:at, :type, :actor, :device_id, :serial_hex, :details)`);
+  constructor(db: Database.Database, audit: AuditAppender) {
+    this.insertAudit = audit;
     this.byId = db.prepare('SELECT * FROM stations WHERE id = ?');
     this.byHmac = db.prepare('SELECT * FROM stations WHERE key_hmac = ?');
     this.ofManufacturer = db.prepare('SELECT * FROM stations WHERE manufacturer_id = ? ORDER BY rowid');
@@ -116,7 +116,7 @@ export class StationStore {
       ON CONFLICT (serial_hex) DO UPDATE SET at = excluded.at, actor = excluded.actor`);
     this.dueSupersedes = db.prepare('SELECT serial_hex, at, actor FROM pending_supersedes WHERE at <= ? ORDER BY at, serial_hex LIMIT ?');
     this.deleteSupersede = db.prepare('DELETE FROM pending_supersedes WHERE serial_hex = ?');
-    const writer = new IssuanceWriter(db);
+    const writer = new IssuanceWriter(db, audit);
 
     this.recordCertificate = db.transaction((stationId, p) => {
       if (this.byId.get(stationId) === undefined) throw new KakuinError('KAKUIN_E_STATION_NOT_FOUND', 'no station with that id');

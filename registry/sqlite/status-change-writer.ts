@@ -14,6 +14,7 @@ import type { CertificateStatus, CrlReason, DeviceStatus, FeedEntry } from '../p
 import type { PreparedStatusChange } from '../records/prepared.js';
 import { certificateOutcome, deviceOutcome, type CheckedTransition } from '../status-change.js';
 import { FeedAppender } from './revocation-feed.js';
+import type { AuditAppender } from './audit-appender.js';
 
 export type { PreparedStatusChange } from '../records/prepared.js';
 
@@ -31,10 +32,10 @@ export class StatusChangeWriter {
   private readonly setRevokedOrHeld: Database.Statement<unknown[]>;
   private readonly setReleased: Database.Statement<unknown[]>;
   private readonly setDevice: Database.Statement<unknown[]>;
-  private readonly insertAudit: Database.Statement<[Record<string, unknown>]>;
+  private readonly insertAudit: AuditAppender;
   private readonly feed: FeedAppender;
 
-  constructor(db: Database.Database) {
+  constructor(db: Database.Database, audit: AuditAppender) {
     const columns = 'serial_hex, issuer_id, device_id, status';
     this.certificate = db.prepare(`SELECT ${columns} FROM certificates WHERE serial_hex = ?`);
     this.certificatesOfDevice = db.prepare(`SELECT ${columns} FROM certificates WHERE device_id = ? ORDER BY created_at, rowid`);
@@ -46,8 +47,7 @@ export class StatusChangeWriter {
       SET status = 'good', reason = NULL, revoked_at = NULL, invalidity_date = NULL, status_seq = ?, released_seq = ?
       WHERE serial_hex = ?`);
     this.setDevice = db.prepare('UPDATE devices SET status = ?, updated_at = ? WHERE id = ?');
-    this.insertAudit = db.prepare(`INSERT INTO audit_events (at, type, actor, device_id, serial_hex, details)
-      VALUES (:at, :type, :actor, :device_id, :serial_hex, :details)`);
+    this.insertAudit = audit;
     this.feed = new FeedAppender(db);
   }
 

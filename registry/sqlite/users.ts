@@ -13,19 +13,18 @@ import {
   CheckedUserStore, sessionFromValues, userFromValues, userNotFound, userStateError, type CheckedCredentialChange, type SessionValues, type UserValues,
 } from '../records/users.js';
 import { toKakuinError } from './driver-errors.js';
+import type { AuditAppender } from './audit-appender.js';
 
 interface FailureRow { key: string; failures: number; last_failed_at: number }
 
 const failureFromRow = (r: FailureRow): LoginFailures => ({ key: r.key, failures: r.failures, lastFailedAt: new Date(r.last_failed_at) });
 
 export class SqliteUserStore extends CheckedUserStore {
-  private readonly insertAudit: Database.Statement<[AuditEventValues]>;
   private readonly statements = new Map<string, Database.Statement>();
 
-  constructor(private readonly db: Database.Database) {
+  /** `insertAudit` is the registry's chain appender: every event goes onto this instance's hash chain. */
+  constructor(private readonly db: Database.Database, private readonly insertAudit: AuditAppender) {
     super();
-    this.insertAudit = db.prepare(`INSERT INTO audit_events (at, type, actor, device_id, serial_hex, details)
-      VALUES (:at, :type, :actor, :device_id, :serial_hex, :details)`);
   }
 
   /** Prepared once per SQL text (a session is read on every request). */

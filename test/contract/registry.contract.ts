@@ -17,6 +17,7 @@ import { randomBytes, randomUUID } from 'node:crypto';
 import { expect } from 'chai';
 import { KakuinError, type ErrorCode } from '../../errors/index.js';
 import type { CertificateRecord, Device, NewDevice, Registry } from '../../registry/port.js';
+import { GENESIS_PREV, hashOfHashedEvent, hashedAuditEvent } from '../../registry/records/index.js';
 import { runCrlOcspContract } from './registry-crl-ocsp.contract.js';
 import {
   expectKakuinError, fakeCertificate, issuance, ISSUER_ID, randomKeyHash, randomSerialHex, type OpenRegistry,
@@ -433,6 +434,24 @@ export function runRegistryContract(adapterName: string, open: OpenRegistry): vo
         const [read] = await registry.listAuditEvents({ type: 'admin.login' });
         expect(read).to.deep.equal(e5);
         expect(read.at.getTime()).to.equal(at(5).getTime());
+      });
+
+      it('links every event into this instance\'s hash chain in its own transaction; a refused write takes no link', async function () {
+        const a = await registry.appendAuditEvent({ type: 'device.registered', actor: 'cli', deviceId: 'd1', details: { n: 1 } });
+        await registry.createAdminToken({ name: 'chain-bot', tokenHmac: randomKeyHash(), role: 'admin' }, { type: 'token.created', actor: 'cli', details: { name: 'chain-bot' } });
+        // Refused (duplicate name): its audit event and its link roll back with it.
+        await expectKakuinError(registry.createAdminToken({ name: 'chain-bot', tokenHmac: randomKeyHash(), role: 'admin' }, { type: 'token.created', actor: 'cli' }), 'KAKUIN_E_TOKEN_EXISTS');
+        const c = await registry.appendAuditEvent({ type: 'device.revoked', actor: 'cli', deviceId: 'd1' });
+        const events = await registry.listAuditEvents({});
+        expect(events.map((e) => e.chain!.seq)).to.deep.equal([1, 2, 3]);
+        expect(new Set(events.map((e) => e.chain!.chain)).size).to.equal(1);
+        expect(events[0].chain!.prev).to.equal(GENESIS_PREV);
+        expect(events[1].chain!.prev).to.equal(events[0].chain!.hash);
+        expect(events[2].chain!.prev).to.equal(events[1].chain!.hash);
+        expect(events[0]).to.deep.equal(a);
+        expect(events[2]).to.deep.equal(c);
+        for (const e of events) expect(hashOfHashedEvent(hashedAuditEvent(e, e.chain!))).to.equal(e.chain!.hash);
+        expect(await registry.auditChainHeads()).to.deep.equal([{ chain: c.chain!.chain, seq: 3, hash: c.chain!.hash, eventId: c.id }]);
       });
     });
 
