@@ -37,6 +37,7 @@ import { SignedObjectStore } from './signed-objects.js';
 import { LegacyCredentialStore } from './legacy-credentials.js';
 import { StationStore, stationFromRow } from './stations.js';
 import { SqliteActivityStore } from './activity-store.js';
+import { SqliteDetectionStore } from './detections.js';
 import { SqliteEventCursorStore } from './event-cursors.js';
 import { StatusChangeWriter } from './status-change-writer.js';
 import { WalCheckpointer, type WalCheckpointerOptions } from './wal-checkpointer.js';
@@ -81,6 +82,8 @@ export class SqliteRegistry extends CheckedRegistry implements Registry {
   readonly activity: SqliteActivityStore;
   /** The event-cursor port (event-cursors.ts): events out, in the writing process only. */
   readonly eventCursors: SqliteEventCursorStore;
+  /** The detections port (detections.ts): templates and detections, in the writing process only. */
+  readonly detections: SqliteDetectionStore;
   private checkpointer: WalCheckpointer | undefined;
   /** Started by the first large CRL (large-crl-writer.ts). */
   private largeCrlWriter: LargeCrlWriter | undefined;
@@ -104,6 +107,7 @@ export class SqliteRegistry extends CheckedRegistry implements Registry {
     this.stations = new StationStore(db);
     this.activity = new SqliteActivityStore(db);
     this.eventCursors = new SqliteEventCursorStore(db);
+    this.detections = new SqliteDetectionStore(db);
   }
 
   connectionSettings(): SqliteConnectionSettings {
