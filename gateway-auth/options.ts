@@ -5,6 +5,7 @@
  * upstream. A bad option is a KAKUIN_E_CONFIG at start, never a surprise on the first connection.
  */
 import { NO_ACTIVITY, type ActivityRecorder } from './activity-recorder.js';
+import type { SessionGate } from './session-gate.js';
 import { KakuinError } from '../errors/index.js';
 import { parseCertificate, toPem, type ParsedCertificate } from '../pkix/index.js';
 import type { FeedEntry, Registry } from '../registry/port.js';
@@ -158,6 +159,8 @@ export interface DeviceGatewayOptions {
   now?: () => number;
   /** Where admissions, refusals, closes and traffic are reported (activity-recorder.ts); default: nowhere. */
   activity?: ActivityRecorder;
+  /** Asked before each admission (session-gate.ts: the detections' clone rule); default: none. */
+  sessionGate?: SessionGate;
 }
 
 export interface DeviceIssuerConfig {
@@ -187,6 +190,7 @@ export interface ResolvedGatewayOptions {
   limits: Readonly<ConnectionLimitOptions>;
   now: () => number;
   activity: ActivityRecorder;
+  sessionGate?: SessionGate;
 }
 
 function configError(message: string): KakuinError {
@@ -320,6 +324,7 @@ export function resolveGatewayOptions(o: DeviceGatewayOptions): ResolvedGatewayO
   const now = o.now ?? Date.now;
   if (typeof now !== 'function') throw configError('now must be a function');
   if (o.activity !== undefined) requireMethods(o.activity, 'activity', ['admitted', 'refused', 'closed', 'traffic', 'tokenResult', 'firmware']);
+  if (o.sessionGate !== undefined) requireMethods(o.sessionGate, 'sessionGate', ['refuse']);
   return Object.freeze({
     serverCertificatesPem,
     serverKeyPem: o.serverKeyPem,
@@ -341,5 +346,6 @@ export function resolveGatewayOptions(o: DeviceGatewayOptions): ResolvedGatewayO
     limits: Object.freeze(resolveLimits(o)),
     now,
     activity: o.activity ?? NO_ACTIVITY,
+    ...(o.sessionGate !== undefined && { sessionGate: o.sessionGate }),
   });
 }

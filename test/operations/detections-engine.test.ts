@@ -4,7 +4,13 @@
  * cloned vehicle are caught by a suspending rule within that rule's window, the car in the
  * underground car park and the school child at home are not. Then each rule on its own.
  */
+import path from 'node:path';
 import { expect } from 'chai';
+import { RevocationService } from '../../ca/revocation.js';
+import { DetectionResponder } from '../../operations/detections/responder.js';
+import { DetectionService } from '../../operations/detections/service.js';
+import { openSqliteRegistry, type SqliteRegistry } from '../../registry/sqlite/index.js';
+import { makeTempDir } from '../support/index.js';
 import { compileTemplate, DetectionEngine, type Finding } from '../../operations/detections/engine.js';
 import { compareFirmware } from '../../operations/detections/firmware-order.js';
 import { NetworkList } from '../../operations/detections/networks.js';
@@ -17,13 +23,63 @@ describe('operations/detections engine: the trial fleet on a virtual clock', fun
   this.timeout(30_000);
   let fleet: Fleet;
   let cases: ReturnType<typeof injectTrialCases>;
+  // The response runs for real: a SQLite registry holding the five injected devices, the shipped
+  // templates written by the service, the responder suspending through RevocationService.
+  let tmp: ReturnType<typeof makeTempDir>;
+  let registry: SqliteRegistry;
+  let service: DetectionService;
+  let responder: DetectionResponder;
+  let revocation: RevocationService;
+  const realId = new Map<string, string>();
 
-  before(function () {
-    fleet = new Fleet({ vehicle: 3000, school: 2000, home: 3000, camera: 2000 });
+  before(async function () {
+    tmp = makeTempDir('kakuin-detections-fleet-');
+    registry = await openSqliteRegistry({ path: path.join(tmp.dir, 'registry.db') });
+    revocation = new RevocationService(registry);
+    service = new DetectionService({ store: registry.detections });
+    await service.ensureShippedTemplates();
+    const m = await registry.createManufacturer({ name: 'trial' });
+    for (const simId of ['camera-17', 'home-42', 'vehicle-99', 'vehicle-123', 'school-7']) {
+      realId.set(simId, (await registry.createDevice({ manufacturerId: m.id, serialNumber: simId })).id);
+    }
+    responder = new DetectionResponder({ store: registry.detections, suspender: revocation, audit: registry });
+    fleet = new Fleet({ vehicle: 3000, school: 2000, home: 3000, camera: 2000 }, (f) => responder.accept({ ...f, deviceId: realId.get(f.deviceId) ?? f.deviceId }));
     expect(fleet.devices).to.have.length(10_000);
     cases = injectTrialCases(fleet);
     fleet.start();
     fleet.run(minutes(6 * 60));
+    await responder.idle();
+  });
+
+  after(async function () {
+    await registry?.close();
+    tmp?.cleanup();
+  });
+
+  it('suspends the stolen, hijacked and cloned devices in the registry, each naming its detection', async function () {
+    for (const simId of [cases.stolen, cases.hijacked, cases.clone]) {
+      const id = realId.get(simId)!;
+      expect((await registry.getDevice(id)).status, simId).to.equal('suspended');
+      const [d] = await registry.detections.listDetections({ deviceId: id, action: 'suspend' });
+      expect(d).to.include({ state: 'open', outcome: 'suspended' });
+      expect((await service.suspensionOf(id))?.id).to.equal(d.id);
+      const [audit] = await registry.listAuditEvents({ deviceId: id, type: 'device.suspended' });
+      expect(audit.actor).to.equal(`detection:${d.id}`);
+      expect(audit.details).to.include({ detectionId: d.id });
+      expect(String(audit.details?.reason)).to.contain(d.rule);
+    }
+    for (const simId of [cases.carPark, cases.child]) expect((await registry.getDevice(realId.get(simId)!)).status, simId).to.equal('registered');
+    // The stolen camera's silence alert went into the audit trail (hence out as an event).
+    const [alert] = await registry.listAuditEvents({ deviceId: realId.get(cases.stolen), type: 'detection.alert' });
+    expect(alert.details).to.include({ rule: 'silence', templateId: 'camera', templateVersion: 1 });
+  });
+
+  it('resolves the detection with the operator\'s note when the device is resumed', async function () {
+    const id = realId.get(cases.hijacked)!;
+    await revocation.resumeDevice(id, 'token:ops');
+    const [resolved] = await service.deviceResumed(id, 'token:ops', 'customer reset the hub');
+    expect(resolved).to.include({ state: 'resolved', resolvedBy: 'token:ops', resolveNote: 'customer reset the hub' });
+    expect(await service.suspensionOf(id)).to.equal(undefined);
   });
 
   const suspending = (id: string) => fleet.findingsOf(id).filter((f) => f.action === 'suspend');
