@@ -6,7 +6,8 @@
 import { readFileSync } from 'node:fs';
 import { createDeviceGateway, jsonLinesTelemetrySink, type DeviceGateway, type DeviceGatewayOptions, type TelemetrySink } from '../gateway-auth/index.js';
 import type { KakuinConfig } from './config.js';
-import type { ActivityRecorder } from '../gateway-auth/activity-recorder.js';
+import { NO_ACTIVITY, type ActivityRecorder } from '../gateway-auth/activity-recorder.js';
+import type { RunningDetections } from './detections.js';
 import { startActivity } from './activity.js';
 import type { Logger } from './logger.js';
 import type { RevocationPlane } from './revocation-plane.js';
@@ -51,12 +52,15 @@ export function routeAndTcpOptions(config: Readonly<KakuinConfig>): Pick<DeviceG
   };
 }
 
-export async function startDeviceGateway(kakuin: Kakuin, plane: RevocationPlane, logger: Logger): Promise<RunningGateway> {
+export async function startDeviceGateway(kakuin: Kakuin, plane: RevocationPlane, logger: Logger, detections?: RunningDetections): Promise<RunningGateway> {
   const { config, hierarchy } = kakuin;
   const tls = await tlsMaterialFor(kakuin, 'gateway', logger);
   const g = config.gateway;
   const sink = g.upstreamUrl ? undefined : jsonLinesTelemetrySink(g.telemetryDir);
   const activity = startActivity(config, kakuin.registry, logger);
+  // Detections see what activity sees (the feed hands every call on to the aggregator unchanged).
+  const feed = detections?.attach(activity?.recorder ?? NO_ACTIVITY);
+  const recorder: ActivityRecorder | undefined = feed ?? activity?.recorder;
   const gateway = createDeviceGateway({
     serverCertificates: [tls.cert],
     serverKeyPem: tls.key,
@@ -80,7 +84,8 @@ export async function startDeviceGateway(kakuin: Kakuin, plane: RevocationPlane,
       upstreamCa: g.upstreamCaFile ? [readFileSync(g.upstreamCaFile, 'utf8')] : undefined,
       sink,
     },
-    ...(activity !== undefined && { activity: activity.recorder }),
+    ...(recorder !== undefined && { activity: recorder }),
+    ...(feed !== undefined && { sessionGate: feed }),
     mqtt: mqttFrontEndOptions(config),
     ...routeAndTcpOptions(config),
   });
@@ -92,7 +97,7 @@ export async function startDeviceGateway(kakuin: Kakuin, plane: RevocationPlane,
   // A revocation call returns once this gateway has closed the device's open connections.
   plane.afterChange.push(() => gateway.pokeFeed());
   return {
-    gateway, url, sink, ...(activity !== undefined && { activity: activity.recorder }),
+    gateway, url, sink, ...(recorder !== undefined && { activity: recorder }),
     close: async () => {
       await gateway.close();
       await activity?.close();
