@@ -46,12 +46,15 @@ export class Fleet {
   private readonly scheduled = new Map<number, ScenarioAction[]>();
   /** Messages and events handed to the engine (for the bench's cost per device-interval). */
   calls = 0;
+  /** Scheduled sends done (one device, one expected interval): the bench's unit. */
+  deviceIntervals = 0;
 
-  constructor(counts: Record<Kind, number>, onFinding?: (f: Finding) => void) {
+  /** `evaluate: false`: no device has a template (the bench's baseline: the simulation's own cost). */
+  constructor(counts: Record<Kind, number>, onFinding?: (f: Finding) => void, evaluate = true) {
     const compiled = new Map<string, CompiledTemplate>(SHIPPED_TEMPLATES.map((t) => [t.id, compileTemplate({ ...t, version: 1 })]));
     this.engine = new DetectionEngine({
       now: () => this.now,
-      templateOf: (id) => compiled.get(this.byId.get(id)?.kind ?? ''),
+      templateOf: (id) => (evaluate ? compiled.get(this.byId.get(id)?.kind ?? '') : undefined),
       onFinding: (f) => {
         this.findings.push(f);
         onFinding?.(f);
@@ -120,6 +123,7 @@ export class Fleet {
         }
         e.messages(d.id, 1);
         this.calls++;
+        this.deviceIntervals++;
       }
       for (const d of this.hijacked) {
         e.messages(d.id, d.extraPerStep);
