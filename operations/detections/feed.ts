@@ -35,6 +35,7 @@ export class DetectionFeed implements ActivityRecorder, SessionGate {
   private readonly assigned = new Map<string, CompiledTemplate | null>();
   private readonly pending = new Map<string, { at: number; run: () => void }[]>();
   private replayAt: number | undefined;
+  private anyAssigned = false;
   private timer: NodeJS.Timeout | undefined;
   private readonly now: () => number;
   /** Events not evaluated because too many devices waited for their lookup at once. */
@@ -53,6 +54,8 @@ export class DetectionFeed implements ActivityRecorder, SessionGate {
   /** The templates now (all latest versions): each device picks its own again at its next event. */
   setTemplates(templates: readonly DetectionTemplate[]): void {
     this.templates = templates.map((template) => ({ template, compiled: compileTemplate(template) }));
+    // Nothing assigned (the shipped templates as installed): no device is looked up at all.
+    this.anyAssigned = templates.some((t) => t.assignedTo.manufacturerIds.length + t.assignedTo.profiles.length + t.assignedTo.commonAuthIds.length > 0);
     this.assigned.clear();
     this.engine.retemplate();
   }
@@ -64,7 +67,7 @@ export class DetectionFeed implements ActivityRecorder, SessionGate {
       run();
       return;
     }
-    if (this.templates.length === 0) return;
+    if (!this.anyAssigned) return;
     let waiting = this.pending.get(deviceId);
     if (waiting === undefined) {
       if (this.pending.size >= MAX_PENDING_DEVICES) {
