@@ -6,8 +6,12 @@
  * resolving that detection with the note. Findings are handed to the service's own responder as
  * the engine would hand them.
  */
+import { spawn } from 'node:child_process';
+import { writeFileSync } from 'node:fs';
+import path from 'node:path';
 import { expect } from 'chai';
 import type { Finding } from '../../operations/detections/engine.js';
+import { opensslOk } from '../support/index.js';
 import { request, startTestService, type HttpResponse, type TestService } from '../support/service.js';
 
 describe('management API: detection templates and detections', function () {
@@ -31,7 +35,7 @@ describe('management API: detection templates and detections', function () {
   }
 
   before(async () => {
-    svc = await startTestService();
+    svc = await startTestService({ env: { KAKUIN_OCSP_PORT: '0', KAKUIN_GATEWAY_PORT: '0' } });
     const manufacturerId = (await api('POST', '/api/v1/manufacturers', { body: { name: 'Detection Meters' } })).json.id;
     for (let i = 0; i < 3; i++) deviceIds.push((await api('POST', '/api/v1/devices', { body: { manufacturerId, serialNumber: `DET-${i}` } })).json.id);
     operator = (await api('POST', '/api/v1/tokens', { body: { name: 'ops', role: 'operator' } })).json.token;
@@ -138,4 +142,45 @@ describe('management API: detection templates and detections', function () {
     expect(after).to.include({ state: 'resolved', resolvedBy: 'token:ops', resolveNote: 'customer moved house' });
     expect((await call(operator, 'GET', `/api/v1/devices/${deviceId}`)).json.statusReason).to.equal(undefined);
   });
+
+  it('as kakuin serve wires it: a device enrolled through the API and sending beyond its template over the gateway is suspended and cut off', async () => {
+    const mfr = (await api('POST', '/api/v1/manufacturers', { body: { name: 'Detection Wiring' } })).json.id;
+    const put = await api('PUT', '/api/v1/detection-templates/home', {
+      body: { assignedTo: { manufacturerIds: [mfr] }, rules: { rate: { maxMessages: 3, perSeconds: 60, action: 'suspend' } } },
+    });
+    expect(put.status, put.text).to.equal(200);
+    const dev = (await api('POST', '/api/v1/devices', { body: { manufacturerId: mfr, serialNumber: 'DETW-1' } })).json.id;
+    const dir = svc.dataDir;
+    const key = path.join(dir, 'detw.key');
+    const csr = path.join(dir, 'detw.csr');
+    opensslOk(['req', '-new', '-newkey', 'ec', '-pkeyopt', 'ec_paramgen_curve:P-256', '-nodes', '-keyout', key, '-subj', '/serialNumber=DETW-1', '-out', csr]);
+    const issued = await api('POST', `/api/v1/devices/${dev}/certificates`, { body: opensslOk(['req', '-in', csr]), contentType: 'application/pkcs10' });
+    expect(issued.status, issued.text).to.equal(201);
+    const cert = path.join(dir, 'detw.pem');
+    const root = path.join(dir, 'detw-root.pem');
+    writeFileSync(cert, issued.json.certificate);
+    writeFileSync(root, svc.rootPem);
+    const codes: number[] = [];
+    for (let i = 0; i < 6; i++) {
+      codes.push(await curlStatus(['--cert', cert, '--key', key, '--cacert', root, '-H', 'Content-Type: application/json', '--data', '{"t":1}', `${svc.service.gatewayUrl}/v1/telemetry`]));
+      await svc.service.detections!.responder.idle();
+    }
+    // Messages 1 to 3 are within the limit; the 4th fires the rule; from then on no HTTP response at all.
+    expect(codes.slice(0, 3).every((c) => c === 200 || c === 202), String(codes)).to.equal(true);
+    expect(codes.at(-1), String(codes)).to.equal(0);
+    const device = (await call(operator, 'GET', `/api/v1/devices/${dev}`)).json;
+    expect(device.status).to.equal('suspended');
+    expect(device.statusReason).to.include({ rule: 'rate', templateId: 'home', templateVersion: put.json.version });
+  });
 });
+
+/** curl's HTTP status (0: no HTTP response), without blocking the event loop (the gateway runs in this process). */
+function curlStatus(args: string[]): Promise<number> {
+  return new Promise((resolve) => {
+    const child = spawn('curl', ['-sS', '-m', '10', '-o', '/dev/null', '-w', '%{http_code}', ...args]);
+    let out = '';
+    child.stdout.on('data', (c: Buffer) => { out += c.toString(); });
+    child.stderr.resume();
+    child.on('close', () => resolve(Number(out.trim()) || 0));
+  });
+}
