@@ -12,6 +12,9 @@ import type { DetectionStore } from '../registry/detections.js';
 import type { Registry } from '../registry/port.js';
 import { SqliteRegistry } from '../registry/sqlite/index.js';
 import type { KakuinConfig } from './config.js';
+import { truncateAddress } from '../operations/activity/address.js';
+
+const ADDRESS_PREFIXES = { '24/48': { v4: 24, v6: 48 }, '16/32': { v4: 16, v6: 32 } } as const;
 import type { Logger } from './logger.js';
 
 export interface RunningDetections {
@@ -45,8 +48,11 @@ export async function startDetections(config: Readonly<KakuinConfig>, registry: 
   });
   await service.ensureShippedTemplates();
   const templates = await service.templates();
+  const prefix = config.activity.addressPrefix;
   const responder = new DetectionResponder({
     store, suspender: revocation, audit: registry,
+    // Evidence keeps what activity keeps of an address (activity.addressPrefix).
+    ...(prefix !== 'none' && { redactAddress: (a: string) => truncateAddress(a, ADDRESS_PREFIXES[prefix]) }),
     onError: (error, finding) => logger.warn('a detection could not be recorded or acted on', {
       deviceId: finding.deviceId, rule: finding.rule, templateId: finding.templateId, error: String((error as Error)?.message ?? error),
     }),

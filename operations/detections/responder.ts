@@ -30,6 +30,11 @@ export interface DetectionResponderOptions {
   /** Findings waiting at most; default 10,000. */
   maxQueued?: number;
   onError?: (error: unknown, finding: Finding) => void;
+  /**
+   * Applied to the source addresses in evidence before it is stored (activity.addressPrefix: the
+   * network, not the household). The rules themselves saw the whole address.
+   */
+  redactAddress?: (address: string) => string;
   /** After each detection is handled (tests, the wiring's wake-ups). */
   onHandled?: (detection: DetectionRecord) => void;
 }
@@ -61,22 +66,39 @@ export class DetectionResponder {
     return this.chain;
   }
 
+  private redacted(f: Finding): { summary: string; evidence: Record<string, unknown> } {
+    const r = this.o.redactAddress;
+    if (r === undefined) return { summary: f.summary, evidence: f.evidence };
+    const e = { ...f.evidence };
+    let summary = f.summary;
+    for (const k of ['address', 'newAddress'] as const) {
+      if (typeof e[k] === 'string') {
+        const to = r(e[k] as string);
+        summary = summary.split(e[k] as string).join(to);
+        e[k] = to;
+      }
+    }
+    if (Array.isArray(e.openAddresses)) e.openAddresses = (e.openAddresses as string[]).map((a) => r(a));
+    return { summary, evidence: e };
+  }
+
   private async handle(f: Finding): Promise<void> {
+    const { summary, evidence } = this.redacted(f);
     const d = await this.o.store.createDetection({
       deviceId: f.deviceId, templateId: f.templateId, templateVersion: f.templateVersion, rule: f.rule, action: f.action,
-      summary: f.summary, evidence: f.evidence, detectedAt: f.at,
+      summary, evidence, detectedAt: f.at,
     });
     const actor = `${DETECTION_ACTOR_PREFIX}${d.id}`;
     let outcome = 'recorded';
     if (f.action === 'alert') {
       await this.o.audit.appendAuditEvent({
         type: 'detection.alert', actor, deviceId: f.deviceId, at: f.at,
-        details: { detectionId: d.id, rule: f.rule, templateId: f.templateId, templateVersion: f.templateVersion, summary: f.summary },
+        details: { detectionId: d.id, rule: f.rule, templateId: f.templateId, templateVersion: f.templateVersion, summary },
       });
       outcome = 'alerted';
     } else if (f.action === 'suspend') {
       try {
-        await this.o.suspender.suspendDevice(f.deviceId, actor, { reason: `${f.rule} (template ${f.templateId} v${f.templateVersion}): ${f.summary}`, detectionId: d.id });
+        await this.o.suspender.suspendDevice(f.deviceId, actor, { reason: `${f.rule} (template ${f.templateId} v${f.templateVersion}): ${summary}`, detectionId: d.id });
         outcome = 'suspended';
       } catch (e) {
         // Already suspended, revoked or retired: the detection stands, the device is left as it is.

@@ -1,12 +1,18 @@
 /**
  * The detection feed between the front ends and the engine: every call reaches the activity
  * recorder unchanged; a device is looked up once, its events until the answer are replayed with
- * their own times; nothing is looked up while no template is assigned.
+ * their own times; nothing is looked up while no template is assigned. The responder stores
+ * evidence with addresses cut as activity.addressPrefix cuts them.
  */
 import { expect } from 'chai';
 import type { ActivityRecorder } from '../../gateway-auth/activity-recorder.js';
 import type { Finding } from '../../operations/detections/engine.js';
+import { truncateAddress } from '../../operations/activity/address.js';
 import { DetectionFeed } from '../../operations/detections/feed.js';
+import { DetectionResponder } from '../../operations/detections/responder.js';
+import { DetectionService } from '../../operations/detections/service.js';
+import { openSqliteRegistry } from '../../registry/sqlite/index.js';
+import { makeTempDir } from '../support/index.js';
 import { checkTemplateInput, type DetectionTemplate, type DeviceSubject } from '../../operations/detections/template.js';
 
 function template(assigned: string[]): DetectionTemplate {
@@ -92,5 +98,37 @@ describe('operations/detections feed', function () {
     feed.admitted('d1', '203.0.113.10', 'mqtt');
     expect(findings).to.deep.equal([]);
     expect(feed.engine.size).to.equal(0);
+  });
+});
+
+describe('operations/detections responder', function () {
+  it('stores evidence with source addresses cut to their network when activity.addressPrefix says so', async function () {
+    const tmp = makeTempDir('kakuin-responder-');
+    const registry = await openSqliteRegistry({ path: `${tmp.dir}/registry.db` });
+    try {
+      await new DetectionService({ store: registry.detections }).ensureShippedTemplates();
+      const responder = new DetectionResponder({
+        store: registry.detections, audit: registry, suspender: { suspendDevice: async () => { throw new Error('not called'); } },
+        redactAddress: (a) => truncateAddress(a, { v4: 24, v6: 48 }),
+      });
+      responder.accept({
+        deviceId: 'd1', rule: 'networks', templateId: 'school', templateVersion: 1, action: 'record', at: new Date(),
+        summary: 'connected from 203.0.113.50, outside its allowed networks', evidence: { address: '203.0.113.50', allowed: ['10.30.0.0/16'] },
+      });
+      responder.accept({
+        deviceId: 'd2', rule: 'sessions', templateId: 'school', templateVersion: 1, action: 'record', at: new Date(),
+        summary: '2 sessions', evidence: { newAddress: '2001:db8:1:2::9', openAddresses: ['198.51.100.7', '2001:db8:1:2::9'] },
+      });
+      await responder.idle();
+      const [a] = await registry.detections.listDetections({ deviceId: 'd1' });
+      expect(a.evidence).to.deep.equal({ address: '203.0.113.0/24', allowed: ['10.30.0.0/16'] });
+      expect(a.summary).to.equal('connected from 203.0.113.0/24, outside its allowed networks');
+      expect(a.outcome).to.equal('recorded');
+      const [b] = await registry.detections.listDetections({ deviceId: 'd2' });
+      expect(b.evidence).to.deep.equal({ newAddress: '2001:db8:1:0:0:0:0:0/48', openAddresses: ['198.51.100.0/24', '2001:db8:1:0:0:0:0:0/48'] });
+    } finally {
+      await registry.close();
+      tmp.cleanup();
+    }
   });
 });
