@@ -329,6 +329,8 @@ export async function startRoles(
         config, registry, tls, logger, sink, ocspUrl: `${result.httpUrl ?? (kakuin?.config ?? config).publicHttpUrl}/ocsp`,
       });
       stops.push(gateway.close);
+      // The engine needs the writable registry its responder records into (README "Detections").
+      if (config.detections.enabled) logger.warn('detections are not evaluated in a gateway role process yet (kakuin serve evaluates them); its devices are not held to any template here');
       const g = gateway.gateway;
       afterChange.push(() => g.pokeFeed());
       result.gatewayUrl = gateway.url;
