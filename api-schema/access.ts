@@ -85,6 +85,16 @@ export const ROUTE_ACCESS: Readonly<Record<string, AccessRule>> = {
   'POST /api/v1/devices/{id}/retire': [A],
   'POST /api/v1/crls/{issuerId}': [A],
 
+  // ---- detections (operations/detections): operators act on detections, admins write templates ----
+  'GET /api/v1/detection-templates': [A, O, U],
+  'POST /api/v1/detection-templates': [A],
+  'GET /api/v1/detection-templates/{id}': [A, O, U],
+  'PUT /api/v1/detection-templates/{id}': [A],
+  'GET /api/v1/detections': [A, O, U],
+  'GET /api/v1/detections/{id}': [A, O, U],
+  'POST /api/v1/detections/{id}/acknowledge': [A, O],
+  'POST /api/v1/detections/{id}/resolve': [A, O],
+
   // ---- factory stations, profiles, imports, enrollment ----
   'POST /api/v1/manufacturers/{id}/stations': [A, M],
   'GET /api/v1/manufacturers/{id}/stations': [A, U, M],

@@ -12,7 +12,7 @@ import { KakuinError, type ErrorCode } from '../errors/index.js';
 import { parseInput } from './validation.js';
 import { accessRule, admits, principalOf } from './access.js';
 
-export type HttpMethod = 'get' | 'post' | 'delete';
+export type HttpMethod = 'get' | 'post' | 'put' | 'delete';
 
 /** A query string that takes no parameters. */
 export const NO_QUERY = z.strictObject({});

@@ -24,6 +24,7 @@ import { benchHandshakeSTime } from './handshake-stime.js';
 import { benchActivity } from './activity.js';
 import { benchLegacy } from './legacy.js';
 import { benchEvents } from './events.js';
+import { benchDetections } from './detections.js';
 import { benchHsm } from './hsm.js';
 import { benchEnrollment } from './enrollment.js';
 import { benchScale } from './scale.js';
@@ -116,6 +117,9 @@ async function main(): Promise<void> {
 
   log('\nevents out (issue 19): a backlog of audit events drained to a receiver process on 127.0.0.1, in order, cursor saved once a second');
   Object.assign(figures, await benchEvents(scale, log));
+
+  log('\ndetections (issue 20): rule evaluation cost on the simulated trial fleet; detection latency per rule');
+  Object.assign(figures, await benchDetections({ scale, log }));
 
   log('\nHSM: CA and OCSP responder keys in a SoftHSM2 token against software keys (same run, 100 in flight)');
   const hsm = await benchHsm({ issuance: n(5_000), ocsp: n(10_000) }, log);

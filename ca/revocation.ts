@@ -59,10 +59,12 @@ export class RevocationService {
 
   /**
    * Suspend a device that looks suspicious but may be fine: its good certificates go on hold
-   * (certificateHold), so relying parties refuse them until it is resumed.
+   * (certificateHold), so relying parties refuse them until it is resumed. A detection rule
+   * (operations/detections) suspends with its detection's id and a reason in `details`.
    */
-  async suspendDevice(deviceId: string, actor: string): Promise<FeedEntry[]> {
-    return this.deviceChange(deviceId, 'suspended', ['registered', 'active'], actor, {},
+  async suspendDevice(deviceId: string, actor: string, details: { reason?: string; detectionId?: string } = {}): Promise<FeedEntry[]> {
+    // `details` goes into the device.suspended audit event: a rule's suspension names its detection.
+    return this.deviceChange(deviceId, 'suspended', ['registered', 'active'], actor, { ...details },
       { from: ['good'], to: 'held', reason: 'certificateHold', revokedAt: this.now() });
   }
 

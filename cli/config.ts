@@ -71,6 +71,8 @@ export interface KakuinConfig {
   };
   /** Per-device activity rollups (operations/activity). */
   activity: { enabled: boolean; flushSeconds: number; retentionDays: number; addressPrefix: 'none' | '24/48' | '16/32' };
+  /** Detection templates and detections (operations/detections): rules over the activity stream. */
+  detections: { enabled: boolean; silenceCheckSeconds: number };
   /** Events out (operations/events): the audit trail to webhooks and a syslog collector, at least once. */
   events: { webhooks: WebhookConfig[]; syslog?: SyslogConfig };
   /** The tamper-evident audit trail's checkpoints (operations/audit, docs/audit-trail.md). */
@@ -200,6 +202,8 @@ const FILE_OPTIONS: Record<string, (v: unknown, key: string) => unknown> = {
   'activity.flushSeconds': (v, k) => int(v, k, 1, 3600),
   'activity.retentionDays': (v, k) => int(v, k, 1, 3650),
   'activity.addressPrefix': (v, k) => oneOf(v, k, ['none', '24/48', '16/32']),
+  'detections.enabled': bool,
+  'detections.silenceCheckSeconds': (v, k) => int(v, k, 1, 3600),
   'events.webhooks': webhooksOption,
   'events.syslog': syslogOption,
   'audit.checkpointEvery': (v, k) => int(v, k, 1, 10_000_000),
@@ -420,6 +424,10 @@ export function loadConfig(env: Env = process.env, cwd = process.cwd()): Readonl
       flushSeconds: get('activity.flushSeconds', 10),
       retentionDays: get('activity.retentionDays', 90),
       addressPrefix: get('activity.addressPrefix', 'none'),
+    },
+    detections: {
+      enabled: get('detections.enabled', true),
+      silenceCheckSeconds: get('detections.silenceCheckSeconds', 10),
     },
     events: {
       webhooks: get<WebhookConfig[]>('events.webhooks', []).map((w) => ({

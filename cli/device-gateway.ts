@@ -13,7 +13,9 @@ import {
 } from '../gateway-auth/index.js';
 import type { Registry } from '../registry/port.js';
 import type { KakuinConfig } from './config.js';
-import type { ActivityRecorder } from '../gateway-auth/activity-recorder.js';
+import { NO_ACTIVITY, type ActivityRecorder } from '../gateway-auth/activity-recorder.js';
+import type { SessionGate } from '../gateway-auth/session-gate.js';
+import type { RunningDetections } from './detections.js';
 import { startActivity } from './activity.js';
 import type { Logger } from './logger.js';
 import type { RevocationPlane } from './revocation-plane.js';
@@ -72,7 +74,7 @@ export interface GatewayTrust {
  */
 export function deviceGatewayOptions(config: Readonly<KakuinConfig>, parts: {
   tls: TlsMaterial; trust: GatewayTrust; registry: Registry; logger: Logger; ocspUrl: string;
-  sink?: TelemetrySink; activity?: ActivityRecorder; sessions?: SessionReporter;
+  sink?: TelemetrySink; activity?: ActivityRecorder; sessions?: SessionReporter; sessionGate?: SessionGate;
 }): DeviceGatewayOptions {
   const g = config.gateway;
   const { tls, trust } = parts;
@@ -99,6 +101,7 @@ export function deviceGatewayOptions(config: Readonly<KakuinConfig>, parts: {
     },
     ...(parts.activity !== undefined && { activity: parts.activity }),
     ...(parts.sessions !== undefined && { sessions: parts.sessions }),
+    ...(parts.sessionGate !== undefined && { sessionGate: parts.sessionGate }),
     mqtt: mqttFrontEndOptions(config),
     ...routeAndTcpOptions(config),
   };
@@ -110,6 +113,8 @@ export function deviceGatewayOptions(config: Readonly<KakuinConfig>, parts: {
  */
 export async function startGateway(config: Readonly<KakuinConfig>, parts: {
   tls: TlsMaterial; trust: GatewayTrust; registry: Registry; logger: Logger; ocspUrl: string; sink?: TelemetrySink; activity?: ActivityRecorder;
+  /** The detections' clone gate: in process only (with workers, each worker admits on its own; see startDeviceGateway). */
+  sessionGate?: SessionGate;
 }): Promise<{ gateway: DeviceGateway; sessions: SessionCounts; url: string }> {
   const g = config.gateway;
   let gateway: DeviceGateway;
@@ -149,15 +154,24 @@ export interface GatewayWorkerPayload {
   rootDer: string;
 }
 
-export async function startDeviceGateway(kakuin: Kakuin, plane: RevocationPlane, logger: Logger): Promise<RunningGateway> {
+export async function startDeviceGateway(kakuin: Kakuin, plane: RevocationPlane, logger: Logger, detections?: RunningDetections): Promise<RunningGateway> {
   const { config, hierarchy } = kakuin;
   const tls = await tlsMaterialFor(kakuin, 'gateway', logger);
   const g = config.gateway;
   // With workers, the sink records what they send here; the recorder serves this process's legacy path (each worker has its own).
   const sink = g.upstreamUrl ? undefined : jsonLinesTelemetrySink(g.telemetryDir);
   const activity = startActivity(config, kakuin.registry, logger);
+  // Detections see what activity sees (the feed hands every call on to the aggregator unchanged).
+  const feed = detections?.attach(activity?.recorder ?? NO_ACTIVITY);
+  const recorder: ActivityRecorder | undefined = feed ?? activity?.recorder;
+  if (feed !== undefined && g.workers > 1) {
+    // Not built yet: workers would have to hand their activity and the clone gate's question to this
+    // process over IPC. Until then the engine sees only what this process's own front ends record.
+    logger.warn('detections see only the legacy path with gateway.workers > 1: the gateway workers\' activity is not evaluated; set gateway.workers 1 to evaluate it', { workers: g.workers });
+  }
   const { gateway, sessions, url } = await startGateway(config, {
-    tls, registry: kakuin.registry, logger, sink, ...(activity !== undefined && { activity: activity.recorder }),
+    tls, registry: kakuin.registry, logger, sink, ...(recorder !== undefined && { activity: recorder }),
+    ...(feed !== undefined && { sessionGate: feed }),
     trust: {
       deviceCas: [hierarchy.device, ...kakuin.previousDeviceCas].map((ca) => ({ id: ca.id, certificateDer: ca.record.certificateDer })),
       rootDer: hierarchy.root.record.certificateDer,
@@ -167,7 +181,7 @@ export async function startDeviceGateway(kakuin: Kakuin, plane: RevocationPlane,
   // A revocation call returns once this gateway (every worker of it) has closed the device's open connections.
   plane.afterChange.push(() => gateway.pokeFeed());
   return {
-    gateway, url, sink, sessions, ...(activity !== undefined && { activity: activity.recorder }),
+    gateway, url, sink, sessions, ...(recorder !== undefined && { activity: recorder }),
     close: async () => {
       await gateway.close();
       await activity?.close();

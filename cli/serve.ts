@@ -17,6 +17,7 @@ import { mqttUrlOf, startDeviceGateway, type RunningGateway } from './device-gat
 import { startEvents, type RunningEvents } from './events.js';
 import { startAuditCheckpoints } from './audit.js';
 import type { AuditCheckpointer } from '../operations/audit/index.js';
+import { startDetections, type RunningDetections } from './detections.js';
 import { startLegacyPath, type RunningLegacyPath } from './legacy-path.js';
 import { startRevocationPlane, type RevocationPlane } from './revocation-plane.js';
 import { caCertificatesOf, metricsCollector } from './metrics.js';
@@ -57,6 +58,8 @@ export interface RunningService {
   legacy: RunningLegacyPath;
   /** Events out (events.webhooks, events.syslog); undefined when none is configured. */
   events?: RunningEvents;
+  /** Detections (detections.enabled, on a writable registry). */
+  detections?: RunningDetections;
   /** Set on the first start without KAKUIN_ADMIN_TOKEN: shown once. */
   initialAdminToken?: string;
   adminTokenFile?: string;
@@ -108,6 +111,7 @@ export async function startService(config: Readonly<KakuinConfig>, logger: Logge
   let legacy: RunningLegacyPath | undefined;
   let events: RunningEvents | undefined;
   let checkpoints: AuditCheckpointer | undefined;
+  let detections: RunningDetections | undefined;
   try {
     if (kakuin.created) logger.info('development CA hierarchy created', { dataDir: config.dataDir });
     const admin = await ensureFirstAdminToken(kakuin, env);
@@ -115,7 +119,8 @@ export async function startService(config: Readonly<KakuinConfig>, logger: Logge
     plane = await startRevocationPlane(kakuin, logger);
     events = startEventsOut(kakuin.registry, plane.afterChange, config, logger);
     checkpoints = startAuditCheckpoints(kakuin, logger);
-    gateway = await startDeviceGateway(kakuin, plane, logger);
+    detections = await startDetections(config, kakuin.registry, plane.revocation, logger);
+    gateway = await startDeviceGateway(kakuin, plane, logger, detections);
     legacy = await startLegacyPath(kakuin, plane, logger, gateway.sink, gateway.activity);
     const legacyPath = legacy;
     const revocation = plane.revocation;
@@ -133,6 +138,7 @@ export async function startService(config: Readonly<KakuinConfig>, logger: Logge
       issuer: kakuin.deviceIssuer,
       revocation: plane.revocation,
       crls: plane.crls,
+      ...(detections !== undefined && { detections: detections.service }),
       readiness: () => gateway!.gateway.readiness(),
       metrics: metricsCollector({
         registry: kakuin.registry, caCertificates: caCertificatesOf(kakuin), issuedCount: () => kakuin.deviceIssuer.issuedCount,
@@ -158,7 +164,7 @@ export async function startService(config: Readonly<KakuinConfig>, logger: Logge
     const startedGateway = gateway;
     return {
       kakuin, apiUrl, apiApp: app, httpUrl: started.httpUrl, plane: started, gatewayUrl: startedGateway.url, gateway: startedGateway,
-      legacyUrl: legacyPath.url, legacy: legacyPath, ...(events !== undefined && { events }),
+      legacyUrl: legacyPath.url, legacy: legacyPath, ...(events !== undefined && { events }), ...(detections !== undefined && { detections }),
       initialAdminToken: admin.token, adminTokenFile: admin.file,
       close: async () => {
         await api.close();
@@ -166,6 +172,7 @@ export async function startService(config: Readonly<KakuinConfig>, logger: Logge
         await legacyPath.close();
         await startedGateway.close();
         await checkpoints?.stop();
+        await detections?.close();
         await events?.close();
         await started.close();
         await kakuin.close();
@@ -175,6 +182,7 @@ export async function startService(config: Readonly<KakuinConfig>, logger: Logge
     await legacy?.close().catch(() => undefined);
     await gateway?.close().catch(() => undefined);
     await checkpoints?.stop().catch(() => undefined);
+    await detections?.close().catch(() => undefined);
     await events?.close().catch(() => undefined);
     await plane?.close().catch(() => undefined);
     await kakuin.close();
@@ -348,6 +356,8 @@ export async function startRoles(
         config, registry, tls, logger, sink, ocspUrl: `${result.httpUrl ?? (kakuin?.config ?? config).publicHttpUrl}/ocsp`,
       });
       stops.push(gateway.close);
+      // The engine needs the writable registry its responder records into (README "Detections").
+      if (config.detections.enabled) logger.warn('detections are not evaluated in a gateway role process yet (kakuin serve evaluates them); its devices are not held to any template here');
       const g = gateway.gateway;
       afterChange.push(() => g.pokeFeed());
       result.gatewayUrl = gateway.url;
@@ -384,8 +394,13 @@ export async function startRoles(
       if (enrollment) stops.push(async () => enrollment.close());
       const legacyPath = legacy;
       const authenticator = new AdminAuthenticator(registry, k.pepper, env.KAKUIN_ADMIN_TOKEN, { stationKeyMaxAgeMs: stationKeyMaxAgeMs(config) });
+      // Templates and detections are served here; they are evaluated where the gateway runs on a
+      // writable registry (kakuin serve), not in a gateway role process (README "Detections").
+      const roleDetections = await startDetections(config, registry, revocation, logger);
+      if (roleDetections !== undefined) stops.push(roleDetections.close);
       const app = createManagementApi({
         registry, issuer: k.deviceIssuer, revocation, crls,
+        ...(roleDetections !== undefined && { detections: roleDetections.service }),
         ...(activityStoreOf(registry, config) !== undefined && { activity: activityStoreOf(registry, config) }),
         readiness: gateway ? () => gateway.gateway.readiness() : undefined,
         metrics: metricsCollector({

@@ -102,6 +102,11 @@ export const ERROR_CATALOGUE = {
   KAKUIN_E_AUDIT_CHECKPOINT_INVALID: { status: 409, summary: 'An audit checkpoint is malformed, its signature does not verify, or its signer certificate does not chain to the root with id-kp-documentSigning.' },
   KAKUIN_E_SYNC_UPSTREAM: { status: 502, summary: 'revocation sync could not fetch from kakuin\'s plain-HTTP listener (connection refused, timeout, an unexpected status or an oversized answer); it retries.' },
   KAKUIN_E_ACTIVITY_OFF: { status: 409, summary: 'Device activity is not recorded by this installation (activity.enabled is false, or the registry adapter has no activity store yet), so activity routes and filters cannot answer.' },
+  KAKUIN_E_DETECTIONS_OFF: { status: 409, summary: 'Detections are not evaluated or stored by this process (detections.enabled is false, or its registry connection is read-only), so detection routes cannot answer.' },
+  KAKUIN_E_DETECTION_NOT_FOUND: { status: 404, summary: 'No detection with that id.' },
+  KAKUIN_E_DETECTION_STATE: { status: 409, summary: 'The detection is not in a state that allows this (open → acknowledged → resolved).' },
+  KAKUIN_E_DETECTION_TEMPLATE_NOT_FOUND: { status: 404, summary: 'No detection template with that id (or version).' },
+  KAKUIN_E_DETECTION_TEMPLATE_EXISTS: { status: 409, summary: 'A detection template with that id exists already (POST), or another writer made the next version first (PUT).' },
   KAKUIN_E_STATUS_STALE: { status: 503, summary: 'The gateway cannot currently confirm revocation status (the feed or OCSP answer is older than statusGraceMs), so it fails closed.' },
 
   // ---- legacy three-factor token path --------------------------------------------------------------

@@ -216,9 +216,15 @@ export function createDeviceGateway(options: DeviceGatewayOptions): DeviceGatewa
         refuse(socket, verdict.reason, fields);
         return;
       }
-      counters.admitted++;
       const remoteAddress = socket.remoteAddress;
       const front = frontEnd === 'https' ? 'http' : frontEnd;
+      // The detections' clone rule: a second session from another address may be refused here.
+      const gated = o.sessionGate?.refuse(identity.deviceId, remoteAddress, front);
+      if (gated !== undefined) {
+        refuse(socket, gated, fields);
+        return;
+      }
+      counters.admitted++;
       o.activity.admitted(identity.deviceId, remoteAddress, front);
       const sessionId = String(++sessionSeq);
       o.sessions.opened({ id: sessionId, certKey: identity.certKey, deviceId: identity.deviceId, remoteAddress, frontEnd: front });

@@ -5,6 +5,7 @@
  * upstream. A bad option is a KAKUIN_E_CONFIG at start, never a surprise on the first connection.
  */
 import { NO_ACTIVITY, type ActivityRecorder } from './activity-recorder.js';
+import type { SessionGate } from './session-gate.js';
 import { KakuinError } from '../errors/index.js';
 import { parseCertificate, toPem, type ParsedCertificate } from '../pkix/index.js';
 import type { FeedEntry, Registry } from '../registry/port.js';
@@ -169,6 +170,8 @@ export interface DeviceGatewayOptions {
   ticketKeys?: TicketKeys;
   /** This process's worker slot (1..N) under `gateway.workers` > 1: shown in `GET /healthz` as `worker`. */
   workerId?: number;
+  /** Asked before each admission (session-gate.ts: the detections' clone rule); default: none. */
+  sessionGate?: SessionGate;
 }
 
 export interface DeviceIssuerConfig {
@@ -201,6 +204,7 @@ export interface ResolvedGatewayOptions {
   sessions: SessionReporter;
   ticketKeys?: TicketKeys;
   workerId?: number;
+  sessionGate?: SessionGate;
 }
 
 function configError(message: string): KakuinError {
@@ -343,6 +347,7 @@ export function resolveGatewayOptions(o: DeviceGatewayOptions): ResolvedGatewayO
       throw configError(`ticketKeys: ${(e as Error).message}`);
     }
   }
+  if (o.sessionGate !== undefined) requireMethods(o.sessionGate, 'sessionGate', ['refuse']);
   return Object.freeze({
     serverCertificatesPem,
     serverKeyPem: o.serverKeyPem,
@@ -367,5 +372,6 @@ export function resolveGatewayOptions(o: DeviceGatewayOptions): ResolvedGatewayO
     sessions: o.sessions ?? NO_SESSIONS,
     ...(o.ticketKeys !== undefined && { ticketKeys: o.ticketKeys }),
     ...(o.workerId !== undefined && { workerId: o.workerId }),
+    ...(o.sessionGate !== undefined && { sessionGate: o.sessionGate }),
   });
 }

@@ -48,6 +48,8 @@ import type { RevocationService } from '../ca/revocation.js';
 import { normalizeSerialHex } from '../ca/serial.js';
 import { mountRevocationRoutes } from './revocation-routes.js';
 import { auditExportLines } from '../operations/audit/index.js';
+import { mountDetectionRoutes } from './detection-routes.js';
+import type { DetectionService } from '../operations/detections/service.js';
 import { manufacturerScope, requireOwnDevice, requireOwnManufacturer } from './scope.js';
 import type { AdminAuthenticator, Caller } from './admin-tokens.js';
 import { errorHandler, routeNotFound, type Logger } from './http-errors.js';
@@ -65,6 +67,8 @@ export interface ManagementApiDeps {
   activity?: Pick<ActivityStore, 'deviceActivity' | 'devicesMatchingActivity' | 'deleteDeviceActivity'>;
   issuer: DeviceCertificateIssuer;
   revocation: RevocationService;
+  /** Detection templates and detections (operations/detections); undefined: their routes answer KAKUIN_E_DETECTIONS_OFF. */
+  detections?: DetectionService;
   crls?: CrlPublisher;
   authenticator: AdminAuthenticator;
   logger: Logger;
@@ -236,7 +240,12 @@ export function createManagementApi(deps: ManagementApiDeps): express.Express {
       const device = requireOwnDevice(req.caller, await registry.getDevice(params.id));
       const certificates = await registry.listCertificatesOfDevice(device.id);
       const activity = await deps.activity?.deviceActivity(device.id);
-      res.json({ ...deviceJson(device), certificates: certificates.map(certificateSummaryJson), ...(deps.activity !== undefined && { activity: activity ?? null }) });
+      // A device a detection rule suspended says which detection did it (resuming resolves it).
+      const suspendedBy = device.status === 'suspended' ? await deps.detections?.suspensionOf(device.id) : undefined;
+      res.json({
+        ...deviceJson(device), certificates: certificates.map(certificateSummaryJson), ...(deps.activity !== undefined && { activity: activity ?? null }),
+        ...(suspendedBy !== undefined && { statusReason: { detectionId: suspendedBy.id, rule: suspendedBy.rule, templateId: suspendedBy.templateId, templateVersion: suspendedBy.templateVersion, summary: suspendedBy.summary } }),
+      });
     },
   });
 
@@ -330,7 +339,8 @@ export function createManagementApi(deps: ManagementApiDeps): express.Express {
 
   mountAdminTokenRoutes(routes, { registry, pepper: deps.pepper, admin });
   if (deps.users !== undefined) mountUserRoutes(routes, { ...deps.users, admin });
-  mountRevocationRoutes(routes, { registry, revocation: deps.revocation, crls: deps.crls, admin });
+  mountRevocationRoutes(routes, { registry, revocation: deps.revocation, crls: deps.crls, admin, ...(deps.detections !== undefined && { detections: deps.detections }) });
+  mountDetectionRoutes(routes, { admin, ...(deps.detections !== undefined && { detections: deps.detections }) });
   deps.extraRoutes?.(routes, { admin, admit: (...kinds) => admit(deps.authenticator, deps.users?.logins, ...kinds), authenticator: deps.authenticator });
 
   app.use(routeNotFound);

@@ -4,7 +4,7 @@
  *   POST /api/v1/certificates/{serialHex}/revoke {reason?, invalidityDate?}   → 200 certificate
  *   POST /api/v1/devices/{id}/revoke {reason?}                                → 200 {device, changes}
  *   POST /api/v1/devices/{id}/suspend                                         → 200 ...
- *   POST /api/v1/devices/{id}/resume                                          → 200 ...
+ *   POST /api/v1/devices/{id}/resume {note?}                                  → 200 ... (+ resolvedDetections)
  *   POST /api/v1/devices/{id}/retire                                          → 200 ...
  *   POST /api/v1/crls/{issuerId} {kind?: "full" | "delta"}                    → 201 {number, thisUpdate, nextUpdate}
  *
@@ -20,10 +20,13 @@ import type { CrlPublisher } from '../ca/crl/crl-publisher.js';
 import type { RevocationService } from '../ca/revocation.js';
 import { normalizeSerialHex } from '../ca/serial.js';
 import { certificateJson, deviceJson } from './representations.js';
+import type { DetectionService } from '../operations/detections/service.js';
 
 export interface RevocationRouteDeps {
   registry: Registry;
   revocation: RevocationService;
+  /** Resuming a device a detection rule suspended resolves that detection with the note. */
+  detections?: Pick<DetectionService, 'deviceResumed'>;
   crls?: CrlPublisher;
   admin: RequestHandler;
 }
@@ -55,9 +58,17 @@ export function mountRevocationRoutes(routes: ApiRoutes, deps: RevocationRouteDe
     body: { json: z.strictObject({ reason: revocationReason.optional() }), optional: true },
     handler: async ({ req, res, body, params }) => answer(res, params.id, await revocation.revokeDevice(params.id, { reason: body.reason }, req.caller!.actor)),
   });
+  routes.add({
+    method: 'post', path: '/api/v1/devices/{id}/resume', summary: 'certificateHold off; resolves the detection that suspended it, with the note', callers: ['admin'], use: [admin],
+    body: { json: z.strictObject({ note: z.string().max(2000).optional().describe('kept with the detection this resolves') }), optional: true },
+    handler: async ({ req, res, body, params }) => {
+      const entries = await revocation.resumeDevice(params.id, req.caller!.actor);
+      const resolved = await deps.detections?.deviceResumed(params.id, req.caller!.actor, body?.note) ?? [];
+      res.json({ device: deviceJson(await registry.getDevice(params.id)), changes: changesJson(entries), resolvedDetections: resolved.map((d) => d.id) });
+    },
+  });
   const actions = {
     suspend: { summary: 'certificateHold on', run: (id: string, actor: string) => revocation.suspendDevice(id, actor) },
-    resume: { summary: 'certificateHold off', run: (id: string, actor: string) => revocation.resumeDevice(id, actor) },
     retire: { summary: 'the device left service (its certificates: cessationOfOperation)', run: (id: string, actor: string) => revocation.retireDevice(id, actor) },
   };
   for (const [action, a] of Object.entries(actions)) {

@@ -38,6 +38,8 @@ export const EVENT_TYPES = {
   'certificate.revoked': 'status',
   // A revoked, suspended or retired device tried again (operations/activity, once per device per flush).
   'device.refused': 'refusal',
+  // A detection rule with action `alert` fired (operations/detections); suspensions are device.suspended.
+  'detection.alert': 'detection',
   // The legacy path: a burst of failures from one source or class, a device's credentials locked.
   'legacy.throttled': 'legacy',
   'legacy.locked': 'legacy',

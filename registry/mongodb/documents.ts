@@ -168,6 +168,9 @@ export const COLLECTIONS = {
   activityRefusals: 'activityRefusals',
   activitySessions: 'activitySessions',
   activityFirmware: 'activityFirmware',
+  // Detections (detections.ts).
+  detectionTemplates: 'detectionTemplates',
+  detections: 'detections',
 } as const;
 
 export type CollectionName = (typeof COLLECTIONS)[keyof typeof COLLECTIONS];

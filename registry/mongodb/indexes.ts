@@ -30,6 +30,12 @@ export const INDEXES: Readonly<Partial<Record<CollectionName, readonly IndexDesc
     { name: 'activity_sessions_device', key: { deviceId: 1, updatedAt: 1 } },
   ],
   [COLLECTIONS.activityFirmware]: [{ name: 'activity_firmware_device', key: { deviceId: 1, lastAt: 1 } }],
+  [COLLECTIONS.detectionTemplates]: [{ name: 'detection_templates_latest', key: { id: 1, version: -1 } }],
+  [COLLECTIONS.detections]: [
+    { name: 'detections_newest', key: { order: -1 } },
+    { name: 'detections_device', key: { deviceId: 1, order: -1 } },
+    { name: 'detections_state', key: { state: 1, order: -1 } },
+  ],
   [COLLECTIONS.devices]: [
     { name: 'devices_serial_number', key: { manufacturerId: 1, serialNumber: 1 }, unique: true },
     { name: 'devices_mac', key: { manufacturerId: 1, 'identifiers.mac': 1 }, unique: true, partialFilterExpression: { 'identifiers.mac': { $type: 'string' } } },

@@ -13,6 +13,7 @@
  */
 import { MongoActivityStore } from './activity-store.js';
 import { MongoUserStore } from './user-store.js';
+import { MongoDetectionStore } from './detections.js';
 import { randomUUID } from 'node:crypto';
 import { ObjectId, type ChangeStream, type ClientSession, type Db, type MongoClient } from 'mongodb';
 import { KakuinError } from '../../errors/index.js';
@@ -57,6 +58,8 @@ export class MongoRegistry extends CheckedRegistry implements Registry {
   readonly activity: MongoActivityStore;
   /** The users port (registry/users.ts): people's logins and sessions, for the management API's process. */
   readonly users: MongoUserStore;
+  /** The detections port (registry/detections.ts) on this registry's connection. */
+  readonly detections: MongoDetectionStore;
 
   /** Use openMongoRegistry: it checks the deployment and prepares the collections this class relies on. */
   constructor(client: MongoClient, db: Db, private readonly version: number, readonly: boolean) {
@@ -66,6 +69,7 @@ export class MongoRegistry extends CheckedRegistry implements Registry {
     this.enrollment = new EnrollmentStore(this.p);
     this.activity = new MongoActivityStore(this.p);
     this.users = new MongoUserStore(this.p);
+    this.detections = new MongoDetectionStore(this.p);
     this.opened = { readonly };
   }
 

@@ -523,6 +523,50 @@ export const MIGRATIONS: readonly Migration[] = [
       ) STRICT;
     `,
   },
+  {
+    version: 14,
+    name: 'detections: templates (every version kept) and the detections they made',
+    sql: `
+      -- operations/detections (README "Detections"): a template edit is a new row (id, version+1),
+      -- so a detection always names the thresholds it was held to. rules/assigned_to/evidence are
+      -- JSON checked before they get here (operations/detections/template.ts, registry/records).
+      CREATE TABLE detection_templates (
+        id          TEXT NOT NULL,
+        version     INTEGER NOT NULL CHECK (version >= 1),
+        description TEXT NOT NULL,
+        assigned_to TEXT NOT NULL,
+        rules       TEXT NOT NULL,
+        created_at  INTEGER NOT NULL,
+        created_by  TEXT NOT NULL,
+        PRIMARY KEY (id, version)
+      ) STRICT;
+      -- No foreign key to devices: a detection outlives nothing it names (devices are never deleted),
+      -- and evidence is kept even when a device's activity is erased.
+      CREATE TABLE detections (
+        id               TEXT PRIMARY KEY,
+        device_id        TEXT NOT NULL,
+        template_id      TEXT NOT NULL,
+        template_version INTEGER NOT NULL,
+        rule             TEXT NOT NULL,
+        action           TEXT NOT NULL CHECK (action IN ('record', 'alert', 'suspend')),
+        state            TEXT NOT NULL CHECK (state IN ('open', 'acknowledged', 'resolved')),
+        summary          TEXT NOT NULL,
+        evidence         TEXT NOT NULL,
+        outcome          TEXT,
+        detected_at      INTEGER NOT NULL,
+        acknowledged_at  INTEGER,
+        acknowledged_by  TEXT,
+        acknowledge_note TEXT,
+        resolved_at      INTEGER,
+        resolved_by      TEXT,
+        resolve_note     TEXT,
+        FOREIGN KEY (template_id, template_version) REFERENCES detection_templates (id, version)
+      ) STRICT;
+      CREATE INDEX detections_newest ON detections (detected_at DESC, id DESC);
+      CREATE INDEX detections_device ON detections (device_id, detected_at DESC, id DESC);
+      CREATE INDEX detections_state ON detections (state, detected_at DESC, id DESC);
+    `,
+  },
 ];
 
 export const LATEST_SCHEMA_VERSION: number = MIGRATIONS[MIGRATIONS.length - 1].version;

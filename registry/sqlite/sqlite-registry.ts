@@ -37,6 +37,7 @@ import { SignedObjectStore } from './signed-objects.js';
 import { LegacyCredentialStore } from './legacy-credentials.js';
 import { StationStore, stationFromRow } from './stations.js';
 import { SqliteActivityStore } from './activity-store.js';
+import { SqliteDetectionStore } from './detections.js';
 import { SqliteEventCursorStore } from './event-cursors.js';
 import { SqliteUserStore } from './users.js';
 import { StatusChangeWriter } from './status-change-writer.js';
@@ -88,6 +89,8 @@ export class SqliteRegistry extends CheckedRegistry implements Registry {
   readonly eventCursors: SqliteEventCursorStore;
   /** The users port (users.ts): people's logins and sessions, for the management API's process. */
   readonly users: SqliteUserStore;
+  /** The detections port (detections.ts): templates and detections, in the writing process only. */
+  readonly detections: SqliteDetectionStore;
   private checkpointer: WalCheckpointer | undefined;
   /** Started by the first large CRL (large-crl-writer.ts). */
   private largeCrlWriter: LargeCrlWriter | undefined;
@@ -114,6 +117,7 @@ export class SqliteRegistry extends CheckedRegistry implements Registry {
     this.activity = new SqliteActivityStore(db);
     this.eventCursors = new SqliteEventCursorStore(db);
     this.users = new SqliteUserStore(db, this.audit);
+    this.detections = new SqliteDetectionStore(db);
   }
 
   connectionSettings(): SqliteConnectionSettings {

@@ -10,6 +10,7 @@ import { MongoClient } from 'mongodb';
 import { COLLECTIONS } from '../../registry/mongodb/documents.js';
 import { openMongoRegistry } from '../../registry/mongodb/index.js';
 import { runActivityContract } from './activity.contract.js';
+import { runDetectionsContract } from './detections.contract.js';
 import { runRegistryContract } from './registry.contract.js';
 import { runUsersContract } from './users.contract.js';
 
@@ -73,6 +74,17 @@ if (uri === undefined || uri === '') {
     return {
       store: registry.users,
       registry,
+      cleanup: async () => {
+        await registry.close();
+        await emptied();
+      },
+    };
+  });
+
+  runDetectionsContract('mongodb', async () => {
+    const registry = await openMongoRegistry({ uri, database, clientOptions: { serverSelectionTimeoutMS: 5000 } });
+    return {
+      store: registry.detections,
       cleanup: async () => {
         await registry.close();
         await emptied();
