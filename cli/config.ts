@@ -66,6 +66,10 @@ export interface KakuinConfig {
   };
   /** Per-device activity rollups (operations/activity). */
   activity: { enabled: boolean; flushSeconds: number; retentionDays: number; addressPrefix: 'none' | '24/48' | '16/32' };
+  /** Bulk actions on cohorts of devices (operations/bulk): the largest device set one job may freeze. */
+  bulk: { maxDevices: number };
+  /** Two-person approval (management-api/approvals.ts): bulk jobs above the threshold, CA-level acts. */
+  approvals: { bulkThreshold: number; ttlMinutes: number };
   /** Events out (operations/events): the audit trail to webhooks and a syslog collector, at least once. */
   events: { webhooks: WebhookConfig[]; syslog?: SyslogConfig };
   legacy: {
@@ -188,6 +192,9 @@ const FILE_OPTIONS: Record<string, (v: unknown, key: string) => unknown> = {
   'activity.flushSeconds': (v, k) => int(v, k, 1, 3600),
   'activity.retentionDays': (v, k) => int(v, k, 1, 3650),
   'activity.addressPrefix': (v, k) => oneOf(v, k, ['none', '24/48', '16/32']),
+  'bulk.maxDevices': (v, k) => int(v, k, 1, 10_000_000),
+  'approvals.bulkThreshold': (v, k) => int(v, k, 0, 10_000_000),
+  'approvals.ttlMinutes': (v, k) => int(v, k, 1, 7 * 24 * 60),
   'events.webhooks': webhooksOption,
   'events.syslog': syslogOption,
   'gateway.mqtt.port': port,
@@ -396,6 +403,11 @@ export function loadConfig(env: Env = process.env, cwd = process.cwd()): Readonl
       flushSeconds: get('activity.flushSeconds', 10),
       retentionDays: get('activity.retentionDays', 90),
       addressPrefix: get('activity.addressPrefix', 'none'),
+    },
+    bulk: { maxDevices: get('bulk.maxDevices', 1_000_000) },
+    approvals: {
+      bulkThreshold: get('approvals.bulkThreshold', 100),
+      ttlMinutes: get('approvals.ttlMinutes', 60),
     },
     events: {
       webhooks: get<WebhookConfig[]>('events.webhooks', []).map((w) => ({

@@ -38,6 +38,8 @@ import { LegacyCredentialStore } from './legacy-credentials.js';
 import { StationStore, stationFromRow } from './stations.js';
 import { SqliteActivityStore } from './activity-store.js';
 import { SqliteEventCursorStore } from './event-cursors.js';
+import { SqliteJobStore } from './jobs.js';
+import { SqliteApprovalStore } from './approvals.js';
 import { StatusChangeWriter } from './status-change-writer.js';
 import { WalCheckpointer, type WalCheckpointerOptions } from './wal-checkpointer.js';
 import { LARGE_CRL_BYTES, LargeCrlWriter } from './large-crl-writer.js';
@@ -81,6 +83,10 @@ export class SqliteRegistry extends CheckedRegistry implements Registry {
   readonly activity: SqliteActivityStore;
   /** The event-cursor port (event-cursors.ts): events out, in the writing process only. */
   readonly eventCursors: SqliteEventCursorStore;
+  /** The bulk-job port (jobs.ts): frozen device sets and progress of bulk actions. */
+  readonly jobs: SqliteJobStore;
+  /** The approval port (approvals.ts): two-person approval of dangerous acts. */
+  readonly approvals: SqliteApprovalStore;
   private checkpointer: WalCheckpointer | undefined;
   /** Started by the first large CRL (large-crl-writer.ts). */
   private largeCrlWriter: LargeCrlWriter | undefined;
@@ -104,6 +110,8 @@ export class SqliteRegistry extends CheckedRegistry implements Registry {
     this.stations = new StationStore(db);
     this.activity = new SqliteActivityStore(db);
     this.eventCursors = new SqliteEventCursorStore(db);
+    this.jobs = new SqliteJobStore(db);
+    this.approvals = new SqliteApprovalStore(db);
   }
 
   connectionSettings(): SqliteConnectionSettings {

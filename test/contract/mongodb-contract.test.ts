@@ -10,6 +10,7 @@ import { MongoClient } from 'mongodb';
 import { COLLECTIONS } from '../../registry/mongodb/documents.js';
 import { openMongoRegistry } from '../../registry/mongodb/index.js';
 import { runActivityContract } from './activity.contract.js';
+import { runJobsContract } from './jobs.contract.js';
 import { runRegistryContract } from './registry.contract.js';
 
 const uri = process.env.KAKUIN_TEST_MONGODB_URI;
@@ -49,6 +50,17 @@ if (uri === undefined || uri === '') {
     const registry = await openMongoRegistry({ uri, database, clientOptions: { serverSelectionTimeoutMS: 5000 } });
     return {
       registry,
+      cleanup: async () => {
+        await registry.close();
+        await emptied();
+      },
+    };
+  });
+
+  runJobsContract('mongodb', async () => {
+    const registry = await openMongoRegistry({ uri, database, clientOptions: { serverSelectionTimeoutMS: 5000 } });
+    return {
+      registry, jobs: registry.jobs, approvals: registry.approvals,
       cleanup: async () => {
         await registry.close();
         await emptied();
