@@ -20,6 +20,7 @@ import {
   EnrollmentService, mountEnrollmentRoutes, StationCertificateAuthenticator, stationCertificateOr, StationQuota, StationRateLimit,
 } from '../enrollment/index.js';
 import { caFiles, openKakuin, type Kakuin } from './wiring.js';
+import { bulkAndApprovals } from './bulk-approvals.js';
 import { toPem } from '../pkix/index.js';
 import { RevocationService } from '../ca/revocation.js';
 import type { CrlPublisher } from '../ca/crl/crl-publisher.js';
@@ -105,7 +106,9 @@ export async function startService(config: Readonly<KakuinConfig>, logger: Logge
     });
     enrollment.start();
     const authenticator = new AdminAuthenticator(kakuin.registry, kakuin.pepper, env.KAKUIN_ADMIN_TOKEN, { stationKeyMaxAgeMs: stationKeyMaxAgeMs(config) });
+    const bulk = bulkAndApprovals(kakuin, kakuin.registry, revocation, config, logger);
     const app = createManagementApi({
+      ...bulk.deps,
       registry: kakuin.registry,
       ...(activityStoreOf(kakuin.registry, config) !== undefined && { activity: activityStoreOf(kakuin.registry, config) }),
       issuer: kakuin.deviceIssuer,
@@ -129,6 +132,7 @@ export async function startService(config: Readonly<KakuinConfig>, logger: Logge
         });
       },
     });
+    await bulk.resume();
     const api = await listenManagementApi(kakuin, app, tls, logger);
     const apiUrl = api.url;
     const started = plane;
@@ -139,6 +143,7 @@ export async function startService(config: Readonly<KakuinConfig>, logger: Logge
       initialAdminToken: admin.token, adminTokenFile: admin.file,
       close: async () => {
         await api.close();
+        await bulk.close();
         enrollment.close();
         await legacyPath.close();
         await startedGateway.close();
@@ -357,7 +362,10 @@ export async function startRoles(
       if (enrollment) stops.push(async () => enrollment.close());
       const legacyPath = legacy;
       const authenticator = new AdminAuthenticator(registry, k.pepper, env.KAKUIN_ADMIN_TOKEN, { stationKeyMaxAgeMs: stationKeyMaxAgeMs(config) });
+      const bulk = bulkAndApprovals(k, registry, revocation, config, logger);
+      stops.push(bulk.close);
       const app = createManagementApi({
+        ...bulk.deps,
         registry, issuer: k.deviceIssuer, revocation, crls,
         ...(activityStoreOf(registry, config) !== undefined && { activity: activityStoreOf(registry, config) }),
         readiness: gateway ? () => gateway.gateway.readiness() : undefined,
@@ -387,6 +395,7 @@ export async function startRoles(
           }
         },
       });
+      await bulk.resume();
       const api = await listenManagementApi(k, app, await tlsMaterialFor(k, 'api', logger), logger);
       stops.push(api.close);
       result.apiUrl = api.url;
