@@ -43,7 +43,7 @@ export class BulkJobRunner {
     private readonly logger: BulkLogger,
     options: BulkJobRunnerOptions = {},
   ) {
-    this.concurrency = options.concurrency ?? 8;
+    this.concurrency = options.concurrency ?? 64;
     this.retries = options.retries ?? 5;
     this.retryDelayMs = options.retryDelayMs ?? 200;
   }
