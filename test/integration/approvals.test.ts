@@ -11,7 +11,8 @@ import { writeFileSync } from 'node:fs';
 import path from 'node:path';
 import Database from 'better-sqlite3';
 import { expect } from 'chai';
-import { cliMain, makeTempDir } from '../support/index.js';
+import { createHash } from 'node:crypto';
+import { cliMain, makeTempDir, opensslBytes } from '../support/index.js';
 import { request, startTestService, type HttpResponse, type TestService } from '../support/service.js';
 import { newFactory, opensslCsr } from '../enrollment/support.js';
 
@@ -154,9 +155,23 @@ describe('two-person approval and bulk actions over the management API', functio
     const station = (method: string, p: string, body?: object) => call(f.apiKey, method, p, body);
     expect((await station('POST', '/api/v1/devices/import', [{ serialNumber: 'INC-1' }])).status).to.equal(201);
     const since = new Date(Date.now() - 2000).toISOString();
-    const enrolled = await station('POST', '/api/v1/enroll', { serialNumber: 'INC-1', csr: opensslCsr(tmp.dir, 'inc1', '/serialNumber=INC-1').csrPem });
+    const csr = opensslCsr(tmp.dir, 'inc1', '/serialNumber=INC-1');
+    const enrolled = await station('POST', '/api/v1/enroll', { serialNumber: 'INC-1', csr: csr.csrPem });
     expect(enrolled.status, enrolled.text).to.equal(201);
     const until = new Date(Date.now() + 2000).toISOString();
+
+    // The cohort filters of a bulk action find the same device: by the station's window, and by its public key.
+    const byStation = await operator('POST', '/api/v1/devices/bulk', { action: 'suspend', filter: { station: f.stationId, from: since, to: until }, reason: 'x', dryRun: true });
+    expect(byStation.status, byStation.text).to.equal(200);
+    expect(byStation.json.sample.map((d: { id: string }) => d.id)).to.deep.equal([enrolled.json.deviceId]);
+    const before = await operator('POST', '/api/v1/devices/bulk', { action: 'suspend', filter: { station: f.stationId, from: '2020-01-01T00:00:00Z', to: since }, reason: 'x', dryRun: true });
+    expect(before.json.count).to.equal(0);
+    const spkiSha256 = createHash('sha256').update(opensslBytes(['pkey', '-in', csr.keyFile, '-pubout', '-outform', 'DER'])).digest('hex');
+    const byKey = await operator('POST', '/api/v1/devices/bulk', { action: 'suspend', filter: { sharedKey: spkiSha256 }, reason: 'x', dryRun: true });
+    expect(byKey.json.sample.map((d: { id: string }) => d.id)).to.deep.equal([enrolled.json.deviceId]);
+    const windowless = await operator('POST', '/api/v1/devices/bulk', { action: 'suspend', filter: { station: f.stationId }, reason: 'x', dryRun: true });
+    expect([windowless.status, windowless.json.code]).to.deep.equal([400, 'KAKUIN_E_VALIDATION']);
+
     const asked = await adminA('POST', `/api/v1/stations/${f.stationId}/revoke-issued`, { since, until, reason: 'keyCompromise' });
     expect(asked.status, asked.text).to.equal(202);
     expect((await auditor('GET', `/api/v1/certificates/${enrolled.json.serialHex}`)).json.status).to.equal('good');
