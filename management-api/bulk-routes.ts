@@ -24,6 +24,7 @@ import { pageJson, pageQuery, readPage } from '../api-schema/paging.js';
 import { REVOCATION_REASONS } from '../ca/revocation.js';
 import { BulkJobRunner, selectCohort, type CohortSelection } from '../operations/bulk/index.js';
 import { requireApproval, type ApprovalGate } from './approvals.js';
+import { principalOf } from '../api-schema/access.js';
 import { deviceJson } from './representations.js';
 
 export interface BulkRouteDeps {
@@ -106,6 +107,8 @@ export function mountBulkRoutes(routes: ApiRoutes, deps: BulkRouteDeps): void {
     body: { json: body }, response: { status: 202, description: '{job, approval?}; dryRun: 200 {count, sample, needsApproval}' },
     handler: async ({ req, res, body: b }) => {
       if ((b.filter === undefined) === (b.ids === undefined)) throw new KakuinError('KAKUIN_E_VALIDATION', 'give filter or ids, exactly one', { field: 'filter' });
+      // Retiring is an admin's act one device at a time (access.ts), so it is in bulk too.
+      if (b.action === 'retire' && principalOf(req.caller!) !== 'admin') throw new KakuinError('KAKUIN_E_FORBIDDEN', 'retiring devices is for admins');
       const job = checkedJob(b, req.caller!.actor);
       const selection = cohortOf(b.filter, b.ids);
       const ids = await selectCohort({ registry, ...(deps.activity !== undefined && { activity: deps.activity }) }, selection, deps.maxDevices);

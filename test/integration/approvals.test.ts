@@ -267,6 +267,8 @@ describe('two-person approval and bulk actions over the management API', functio
   it('retire keeps the decommission reason, ticket and evidence with each device (GET device shows it); a device that cannot be retired is skipped with why', async () => {
     const ids = await devices('RET', 2, 'ret-model');
     expect((await adminA('POST', `/api/v1/devices/${ids[1]}/revoke`, { reason: 'keyCompromise' })).status).to.equal(200);
+    const byOperator = await operator('POST', '/api/v1/devices/bulk', { action: 'retire', ids, reason: 'destroyed', ticket: 'RMA-9', evidence: 'e' });
+    expect([byOperator.status, byOperator.json.code], 'retiring is an admin\'s act, in bulk too').to.deep.equal([403, 'KAKUIN_E_FORBIDDEN']);
     const noEvidence = await adminA('POST', '/api/v1/devices/bulk', { action: 'retire', ids, reason: 'destroyed', ticket: 'RMA-9' });
     expect([noEvidence.status, noEvidence.json.code]).to.deep.equal([400, 'KAKUIN_E_VALIDATION']);
     const r = await adminA('POST', '/api/v1/devices/bulk', { action: 'retire', ids, reason: 'destroyed', ticket: 'RMA-9', evidence: 'shredded, certificate of destruction #77' });
