@@ -133,19 +133,26 @@ export function mountBulkRoutes(routes: ApiRoutes, deps: BulkRouteDeps): void {
     },
   });
 
+  // A job waiting for an approval that has expired is cancelled when it is looked at (ApprovalGate.get expires it).
+  const current = async (job: BulkJob): Promise<BulkJob> => {
+    if (job.state !== 'pending-approval' || job.approvalId === undefined) return job;
+    await gate.get(job.approvalId);
+    return jobs.getJob(job.id);
+  };
+
   routes.add({
     method: 'get', path: '/api/v1/jobs', summary: 'bulk jobs, newest first', callers: ['admin'], use: [admin],
     query: z.strictObject({ state: z.enum(JOB_STATES).optional(), ...pageQuery }), response: { status: 200, description: '{jobs, next?}' },
     handler: async ({ res, query }) => {
       const page = await readPage((afterKey, limit) => jobs.listJobs({ afterKey, limit, ...(query.state !== undefined && { state: query.state }) }), (j) => j.id, query);
-      res.json(pageJson('jobs', page, jobJson));
+      res.json(pageJson('jobs', { ...page, items: await Promise.all(page.items.map(current)) }, jobJson));
     },
   });
 
   routes.add({
     method: 'get', path: '/api/v1/jobs/{id}', summary: 'one bulk job: its state and progress', callers: ['admin'], use: [admin],
     handler: async ({ res, params }) => {
-      res.json(jobJson(await jobs.getJob(params.id)));
+      res.json(jobJson(await current(await jobs.getJob(params.id))));
     },
   });
 }

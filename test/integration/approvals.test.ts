@@ -195,6 +195,8 @@ describe('two-person approval and bulk actions over the management API', functio
     } finally {
       db.close();
     }
+    // Looking at the job is enough to see it cancelled.
+    expect((await auditor('GET', `/api/v1/jobs/${asked.json.job.id}`)).json.state).to.equal('cancelled');
     const late = await adminA('POST', `/api/v1/approvals/${asked.json.approval.id}/approve`);
     expect([late.status, late.json.code]).to.deep.equal([409, 'KAKUIN_E_APPROVAL_EXPIRED']);
     expect((await auditor('GET', `/api/v1/approvals/${asked.json.approval.id}`)).json.state).to.equal('expired');
