@@ -94,6 +94,17 @@ export const ROUTE_ACCESS: Readonly<Record<string, AccessRule>> = {
   'GET /api/v1/detections/{id}': [A, O, U],
   'POST /api/v1/detections/{id}/acknowledge': [A, O],
   'POST /api/v1/detections/{id}/resolve': [A, O],
+  // ---- cohorts and bulk jobs: an operator may request one (over approvals.bulkThreshold devices it waits for an admin) ----
+  'POST /api/v1/devices/bulk': [A, O],
+  'GET /api/v1/jobs': [A, O, U],
+  'GET /api/v1/jobs/{id}': [A, O, U],
+
+  // ---- two-person approval: anyone who may request sees them; an admin other than the requester decides ----
+  'GET /api/v1/approvals': [A, O, U],
+  'GET /api/v1/approvals/{id}': [A, O, U],
+  'POST /api/v1/approvals/{id}/approve': [A],
+  'POST /api/v1/approvals/{id}/reject': [A],
+  'POST /api/v1/ca/rollover': [A],
 
   // ---- factory stations, profiles, imports, enrollment ----
   'POST /api/v1/manufacturers/{id}/stations': [A, M],

@@ -22,6 +22,7 @@ import { benchRoutes } from './routes.js';
 import { benchStorm } from './storm.js';
 import { benchHandshakeSTime } from './handshake-stime.js';
 import { benchActivity } from './activity.js';
+import { benchBulkRevoke } from './bulk-revoke.js';
 import { benchLegacy } from './legacy.js';
 import { benchEvents } from './events.js';
 import { benchDetections } from './detections.js';
@@ -107,6 +108,9 @@ async function main(): Promise<void> {
 
   log('\ndevice activity recording (issue 19): gateway CPU with activity on vs off, interleaved runs');
   Object.assign(figures, await benchActivity({ scale, log }));
+
+  log('\nbulk revoke of a cohort (issue 20): one job through the revocation service; the kill switch for the last device of the set');
+  Object.assign(figures, await benchBulkRevoke({ scale, log }));
 
   log('\nlegacy token path (in process): validations on the data path; issuances for generated (HMAC) and imported (scrypt) secrets');
   const legacy = await benchLegacy(scale);

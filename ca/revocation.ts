@@ -8,6 +8,7 @@
  */
 import type { CrlReason } from '../pkix/index.js';
 import type { CertificateRecord, DeviceStatus, FeedEntry, Registry } from '../registry/port.js';
+import type { Decommission } from '../registry/jobs.js';
 import { KakuinError } from '../errors/index.js';
 
 /**
@@ -23,6 +24,15 @@ export const REVOCATION_REASONS: readonly CrlReason[] = [
 export type AfterStatusChange = (entries: FeedEntry[]) => Promise<void>;
 
 const LIVE_DEVICE_STATES: DeviceStatus[] = ['registered', 'active', 'suspended'];
+
+/**
+ * What a bulk job (operations/bulk) adds to a device change: its step, settled in the change's own
+ * transaction (registry/jobs.ts), and details its audit event carries (jobId, ticket).
+ */
+export interface DeviceChangeOptions {
+  jobStep?: { jobId: string; deviceId: string };
+  details?: Record<string, unknown>;
+}
 
 export class RevocationService {
   constructor(
@@ -51,10 +61,10 @@ export class RevocationService {
   }
 
   /** Revoke a device and every good or held certificate it has; works without certificates too. */
-  async revokeDevice(deviceId: string, input: { reason: unknown }, actor: string): Promise<FeedEntry[]> {
+  async revokeDevice(deviceId: string, input: { reason: unknown }, actor: string, options: DeviceChangeOptions = {}): Promise<FeedEntry[]> {
     const reason = revocationReason(input.reason);
     return this.deviceChange(deviceId, 'revoked', LIVE_DEVICE_STATES, actor, { reason },
-      { from: ['good', 'held'], to: 'revoked', reason, revokedAt: this.now() });
+      { from: ['good', 'held'], to: 'revoked', reason, revokedAt: this.now() }, undefined, options);
   }
 
   /**
@@ -62,14 +72,16 @@ export class RevocationService {
    * (certificateHold), so relying parties refuse them until it is resumed. A detection rule
    * (operations/detections) suspends with its detection's id and a reason in `details`.
    */
-  async suspendDevice(deviceId: string, actor: string, details: { reason?: string; detectionId?: string } = {}): Promise<FeedEntry[]> {
-    // `details` goes into the device.suspended audit event: a rule's suspension names its detection.
-    return this.deviceChange(deviceId, 'suspended', ['registered', 'active'], actor, { ...details },
-      { from: ['good'], to: 'held', reason: 'certificateHold', revokedAt: this.now() });
+  async suspendDevice(deviceId: string, actor: string, options: DeviceChangeOptions & { reason?: string; detectionId?: string } = {}): Promise<FeedEntry[]> {
+    // `reason` and `detectionId` go into the device.suspended audit event: a rule's suspension names its detection.
+    const { reason, detectionId, ...change } = options;
+    return this.deviceChange(deviceId, 'suspended', ['registered', 'active'], actor,
+      { ...(reason !== undefined && { reason }), ...(detectionId !== undefined && { detectionId }) },
+      { from: ['good'], to: 'held', reason: 'certificateHold', revokedAt: this.now() }, undefined, change);
   }
 
   /** Resume a suspended device: its held certificates are released (removeFromCRL in the next delta). */
-  async resumeDevice(deviceId: string, actor: string): Promise<FeedEntry[]> {
+  async resumeDevice(deviceId: string, actor: string, options: DeviceChangeOptions = {}): Promise<FeedEntry[]> {
     const device = await this.registry.getDevice(deviceId);
     if (device.status !== 'suspended') {
       throw new KakuinError('KAKUIN_E_DEVICE_STATE', `device ${device.id} is ${device.status}; only a suspended device can be resumed`);
@@ -77,28 +89,40 @@ export class RevocationService {
     const certificates = await this.registry.listCertificatesOfDevice(deviceId);
     // A device that never had a certificate goes back to waiting for one.
     const to: DeviceStatus = certificates.some((c) => c.status === 'held' || c.status === 'good') ? 'active' : 'registered';
-    return this.deviceChange(deviceId, to, ['suspended'], actor, {}, { from: ['held'], to: 'good' }, 'device.resumed');
+    return this.deviceChange(deviceId, to, ['suspended'], actor, {}, { from: ['held'], to: 'good' }, 'device.resumed', options);
   }
 
-  /** Retire a device that left service: terminal, its certificates revoked as cessationOfOperation. */
-  async retireDevice(deviceId: string, actor: string): Promise<FeedEntry[]> {
-    return this.deviceChange(deviceId, 'retired', LIVE_DEVICE_STATES, actor, {},
-      { from: ['good', 'held'], to: 'revoked', reason: 'cessationOfOperation', revokedAt: this.now() });
+  /**
+   * Retire a device that left service: terminal, its certificates revoked as cessationOfOperation.
+   * With `decommission` (reason, ticket, evidence note), the disposal record is kept with the device
+   * in the same transaction (README "Bulk actions": a retired device must be provably dead).
+   */
+  async retireDevice(
+    deviceId: string, actor: string,
+    options: DeviceChangeOptions & { decommission?: Omit<Decommission, 'at' | 'actor'> } = {},
+  ): Promise<FeedEntry[]> {
+    const decommission = options.decommission === undefined ? undefined : { ...options.decommission, at: this.now(), actor };
+    return this.deviceChange(deviceId, 'retired', LIVE_DEVICE_STATES, actor,
+      decommission === undefined ? {} : { decommission: { reason: decommission.reason, ticket: decommission.ticket } },
+      { from: ['good', 'held'], to: 'revoked', reason: 'cessationOfOperation', revokedAt: this.now() }, undefined, options, decommission);
   }
 
   private async deviceChange(
     deviceId: string, to: DeviceStatus, from: DeviceStatus[], actor: string, details: Record<string, unknown>,
     certificates: NonNullable<NonNullable<Parameters<Registry['applyStatusChange']>[0]['device']>['certificates']>,
     auditType = `device.${to}`,
+    options: DeviceChangeOptions = {},
+    decommission?: Decommission,
   ): Promise<FeedEntry[]> {
     const device = await this.registry.getDevice(deviceId);
     if (!from.includes(device.status)) {
       throw new KakuinError('KAKUIN_E_DEVICE_STATE', `device ${device.id} is ${device.status}; it cannot become ${to}`);
     }
     const entries = await this.registry.applyStatusChange({
-      device: { id: device.id, from, to, certificates },
+      device: { id: device.id, from, to, certificates, ...(decommission !== undefined && { decommission }) },
       certificates: [],
-      audit: [{ type: auditType, actor, deviceId: device.id, details: { ...details, previousStatus: device.status } }],
+      audit: [{ type: auditType, actor, deviceId: device.id, details: { ...options.details, ...details, previousStatus: device.status } }],
+      ...(options.jobStep !== undefined && { jobStep: options.jobStep }),
     });
     await this.afterChange(entries);
     return entries;

@@ -73,6 +73,10 @@ export interface KakuinConfig {
   activity: { enabled: boolean; flushSeconds: number; retentionDays: number; addressPrefix: 'none' | '24/48' | '16/32' };
   /** Detection templates and detections (operations/detections): rules over the activity stream. */
   detections: { enabled: boolean; silenceCheckSeconds: number };
+  /** Bulk actions on cohorts of devices (operations/bulk): the largest device set one job may freeze. */
+  bulk: { maxDevices: number };
+  /** Two-person approval (management-api/approvals.ts): bulk jobs above the threshold, CA-level acts. */
+  approvals: { bulkThreshold: number; ttlMinutes: number };
   /** Events out (operations/events): the audit trail to webhooks and a syslog collector, at least once. */
   events: { webhooks: WebhookConfig[]; syslog?: SyslogConfig };
   /** The tamper-evident audit trail's checkpoints (operations/audit, docs/audit-trail.md). */
@@ -204,6 +208,9 @@ const FILE_OPTIONS: Record<string, (v: unknown, key: string) => unknown> = {
   'activity.addressPrefix': (v, k) => oneOf(v, k, ['none', '24/48', '16/32']),
   'detections.enabled': bool,
   'detections.silenceCheckSeconds': (v, k) => int(v, k, 1, 3600),
+  'bulk.maxDevices': (v, k) => int(v, k, 1, 10_000_000),
+  'approvals.bulkThreshold': (v, k) => int(v, k, 0, 10_000_000),
+  'approvals.ttlMinutes': (v, k) => int(v, k, 1, 7 * 24 * 60),
   'events.webhooks': webhooksOption,
   'events.syslog': syslogOption,
   'audit.checkpointEvery': (v, k) => int(v, k, 1, 10_000_000),
@@ -428,6 +435,11 @@ export function loadConfig(env: Env = process.env, cwd = process.cwd()): Readonl
     detections: {
       enabled: get('detections.enabled', true),
       silenceCheckSeconds: get('detections.silenceCheckSeconds', 10),
+    },
+    bulk: { maxDevices: get('bulk.maxDevices', 1_000_000) },
+    approvals: {
+      bulkThreshold: get('approvals.bulkThreshold', 100),
+      ttlMinutes: get('approvals.ttlMinutes', 60),
     },
     events: {
       webhooks: get<WebhookConfig[]>('events.webhooks', []).map((w) => ({

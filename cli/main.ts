@@ -29,7 +29,7 @@ import { ensurePrivateDir, keyPassphrase } from './secrets.js';
 import { SoftwareKeyStore } from '../hsm-adapters/software/index.js';
 import { newPkcs11KeyUri, tokenOfKeysUri, tokenOfKeyUri } from '../hsm-adapters/pkcs11/index.js';
 import { reissueIntermediates } from '../ca/reissue.js';
-import { rollOverDeviceCa } from '../ca/rollover.js';
+import { rollOverDeviceCaAs } from './ca-rollover.js';
 import { RevocationService } from '../ca/revocation.js';
 import { ceremonyCombine, ceremonySplit, CEREMONY_USAGE } from './ceremony.js';
 import { caCsr, caImport, caImportRootPublications } from './offline-root.js';
@@ -331,14 +331,8 @@ async function setPublicUrlCommand(config: KakuinConfig, rest: string[]): Promis
 async function rolloverCommand(config: KakuinConfig, logger: Logger): Promise<number> {
   const kakuin = await openKakuin(config, logger, { bootstrap: false, actor: 'cli' });
   try {
-    // The new CA's key goes where the current one's is: the same PKCS#11 token, or the software store.
-    const token = tokenOfKeyUri(kakuin.hierarchy.device.record.keyUri);
-    const ca = await rollOverDeviceCa(kakuin.registry, kakuin.keys, {
-      organization: config.ca.organization, rootKeyAlgorithm: config.ca.rootKeyAlgorithm, issuingKeyAlgorithm: config.ca.issuingKeyAlgorithm,
-      rootValidityYears: config.ca.rootValidityYears, issuingValidityYears: config.ca.issuingValidityYears, backdateSeconds: caBackdateSeconds(config),
-      keyUriFor: (id) => (token === undefined ? `file:${id}-ca` : newPkcs11KeyUri(token, `${id}-ca`)),
-      urls: kakuin.urls, actor: 'cli',
-    }, kakuin.hierarchy.root);
+    // On the CA host: no second person (whoever runs this holds the CA keys), audited as `cli`.
+    const ca = await rollOverDeviceCaAs(kakuin, config, 'cli');
     process.stdout.write(`device CA ${ca.id} created; it issues from the next start, ${kakuin.hierarchy.device.id} stays in service until it expires\n`);
   } finally {
     await kakuin.close();

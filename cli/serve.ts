@@ -26,6 +26,7 @@ import {
   EnrollmentService, mountEnrollmentRoutes, StationCertificateAuthenticator, stationCertificateOr, StationQuota, StationRateLimit,
 } from '../enrollment/index.js';
 import { caFiles, openKakuin, type Kakuin } from './wiring.js';
+import { bulkAndApprovals } from './bulk-approvals.js';
 import { toPem } from '../pkix/index.js';
 import { RevocationService } from '../ca/revocation.js';
 import type { CrlPublisher } from '../ca/crl/crl-publisher.js';
@@ -132,7 +133,9 @@ export async function startService(config: Readonly<KakuinConfig>, logger: Logge
     });
     enrollment.start();
     const authenticator = new AdminAuthenticator(kakuin.registry, kakuin.pepper, env.KAKUIN_ADMIN_TOKEN, { stationKeyMaxAgeMs: stationKeyMaxAgeMs(config) });
+    const bulk = bulkAndApprovals(kakuin, kakuin.registry, revocation, config, logger);
     const app = createManagementApi({
+      ...bulk.deps,
       registry: kakuin.registry,
       ...(activityStoreOf(kakuin.registry, config) !== undefined && { activity: activityStoreOf(kakuin.registry, config) }),
       issuer: kakuin.deviceIssuer,
@@ -158,6 +161,7 @@ export async function startService(config: Readonly<KakuinConfig>, logger: Logge
         });
       },
     });
+    await bulk.resume();
     const api = await listenManagementApi(kakuin, app, tls, logger);
     const apiUrl = api.url;
     const started = plane;
@@ -168,6 +172,7 @@ export async function startService(config: Readonly<KakuinConfig>, logger: Logge
       initialAdminToken: admin.token, adminTokenFile: admin.file,
       close: async () => {
         await api.close();
+        await bulk.close();
         enrollment.close();
         await legacyPath.close();
         await startedGateway.close();
@@ -398,7 +403,10 @@ export async function startRoles(
       // writable registry (kakuin serve), not in a gateway role process (README "Detections").
       const roleDetections = await startDetections(config, registry, revocation, logger);
       if (roleDetections !== undefined) stops.push(roleDetections.close);
+      const bulk = bulkAndApprovals(k, registry, revocation, config, logger);
+      stops.push(bulk.close);
       const app = createManagementApi({
+        ...bulk.deps,
         registry, issuer: k.deviceIssuer, revocation, crls,
         ...(roleDetections !== undefined && { detections: roleDetections.service }),
         ...(activityStoreOf(registry, config) !== undefined && { activity: activityStoreOf(registry, config) }),
@@ -430,6 +438,7 @@ export async function startRoles(
           }
         },
       });
+      await bulk.resume();
       const api = await listenManagementApi(k, app, await tlsMaterialFor(k, 'api', logger), logger);
       stops.push(api.close);
       result.apiUrl = api.url;

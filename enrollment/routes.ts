@@ -15,7 +15,7 @@
  *   POST /api/v1/manufacturers/{id}/profiles {profiles: [..]}         admin  the device profiles it may enroll with
  *   GET  /api/v1/manufacturers/{id}/profiles             admin
  *   POST /api/v1/stations/{id}/quota {maxIssuances: n | null}          admin  → station (with issued count)
- *   POST /api/v1/stations/{id}/revoke-issued {since, until, reason?}   admin  → {revoked, alreadyRevoked}
+ *   POST /api/v1/stations/{id}/revoke-issued {since, until, reason?}   admin  → 202 {approval}; approved by another admin: {revoked, alreadyRevoked}
  *   POST /api/v1/devices/import[?manufacturerId=]        station, admin   JSON array or text/csv → {registered, errors}
  *   GET  /api/v1/station/devices?serialNumber=&limit=&after=  station  its own manufacturer's devices → {devices, next?}
  *   POST /api/v1/devices/{id}/allow-reenrollment {until} admin
@@ -39,6 +39,8 @@ import { DEFAULT_MAX_BATCH_BYTES, runBatch } from './batch.js';
 import type { EnrollmentService } from './enrollment-service.js';
 import type { RevocationService } from '../ca/revocation.js';
 import { revokeIssuedByStation } from './station-incident.js';
+import { requireApproval } from '../management-api/approvals.js';
+import { revocationReason as revocationReasonOf } from '../ca/revocation.js';
 import { mountEst } from './est.js';
 import { StationCertificateAuthenticator, stationCertificateOr } from './station-certificate-auth.js';
 import type { StationCertificateIssuer } from '../ca/station-certificates.js';
@@ -95,6 +97,15 @@ export function mountEnrollmentRoutes(routes: ApiRoutes, helpers: ApiHelpers, de
     disabledAt: s.disabledAt?.toISOString(),
   });
   const certificates = new StationCertificateAuthenticator(registry);
+  // Revoking a whole station's output is a mass act: a second admin approves it (management-api/approvals.ts).
+  helpers.approvals.define({
+    kind: 'station-revoke-issued', deciders: ['admin'],
+    run: async (request, approval) => {
+      const result = await revokeIssuedByStation(registry, deps.revocation, String(request.stationId),
+        { since: new Date(String(request.since)), until: new Date(String(request.until)), reason: request.reason }, approval.requestedBy);
+      return { kept: { stationId: result.stationId, revoked: result.revoked.length, alreadyRevoked: result.alreadyRevoked.length }, shown: { ...result } };
+    },
+  });
   // A manufacturer token reaches its own manufacturer's stations only; 404 for another's (management-api/scope.ts).
   const ownStation = async (caller: Caller | undefined, id: string) => {
     if (manufacturerScope(caller) !== undefined) requireOwnStation(caller, await registry.getStation(id));
@@ -235,13 +246,19 @@ export function mountEnrollmentRoutes(routes: ApiRoutes, helpers: ApiHelpers, de
   routes.add({
     method: 'post', path: '/api/v1/stations/{id}/revoke-issued', summary: 'revoke every certificate the station had issued in the window', callers: ['admin'], use: [admin],
     body: { json: z.strictObject({ since: isoTime, until: isoTime, reason: revocationReason.optional() }) },
-    response: { status: 200, description: '{revoked, alreadyRevoked}' },
+    response: { status: 202, description: '{approval}: another admin approves, and its answer is {revoked, alreadyRevoked}' },
     handler: async ({ req, res, body, params }) => {
       const since = new Date(body.since);
       const until = new Date(body.until);
       if (until.getTime() <= since.getTime()) throw new KakuinError('KAKUIN_E_VALIDATION', 'until must be after since', { field: 'until' });
-      const result = await revokeIssuedByStation(registry, deps.revocation, params.id, { since, until, reason: body.reason }, req.caller!.actor);
-      res.json(result);
+      // Checked now (KAKUIN_E_STATION_NOT_FOUND, a bad reason) so that only a valid act waits for approval.
+      const station = await registry.getStation(params.id);
+      revocationReasonOf(body.reason ?? 'keyCompromise');
+      await requireApproval(helpers.approvals, req, res, {
+        kind: 'station-revoke-issued',
+        request: { stationId: station.id, since: since.toISOString(), until: until.toISOString(), ...(body.reason !== undefined && { reason: body.reason }) },
+        summary: `revoke every certificate station ${station.name} (${station.id}) issued from ${since.toISOString()} to ${until.toISOString()}`,
+      });
     },
   });
 

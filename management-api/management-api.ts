@@ -50,6 +50,10 @@ import { mountRevocationRoutes } from './revocation-routes.js';
 import { auditExportLines } from '../operations/audit/index.js';
 import { mountDetectionRoutes } from './detection-routes.js';
 import type { DetectionService } from '../operations/detections/service.js';
+import { mountApprovalRoutes, requireApproval, type ApprovalGate } from './approvals.js';
+import { defineBulkApproval, mountBulkRoutes } from './bulk-routes.js';
+import type { JobStore } from '../registry/jobs.js';
+import type { BulkJobRunner } from '../operations/bulk/index.js';
 import { manufacturerScope, requireOwnDevice, requireOwnManufacturer } from './scope.js';
 import type { AdminAuthenticator, Caller } from './admin-tokens.js';
 import { errorHandler, routeNotFound, type Logger } from './http-errors.js';
@@ -87,6 +91,15 @@ export interface ManagementApiDeps {
   users?: { store: UserStore; accounts: UserAccounts; logins: UserLogins; sessionIdleMs: number };
   /** Routes of other components (the legacy path's admin routes, enrollment), declared before the 404 handler with the API's helpers. */
   extraRoutes?: (routes: ApiRoutes, helpers: ApiHelpers) => void;
+  /** Two-person approval (approvals.ts): every gated act is requested through it. */
+  approvals: ApprovalGate;
+  /** Bulk actions (bulk-routes.ts): the job store and runner, approvals.bulkThreshold, bulk.maxDevices. */
+  bulk: { jobs: JobStore; runner: BulkJobRunner; bulkThreshold: number; maxDevices: number };
+  /**
+   * A device CA rollover as `kakuin ca rollover` does it (composition root); absent where this
+   * process cannot create CAs (an offline root): POST /api/v1/ca/rollover then answers KAKUIN_E_ROUTE_NOT_FOUND.
+   */
+  rollOverDeviceCa?: (actor: string) => Promise<{ issuerId: string; serialHex: string; previousIssuerId: string }>;
 }
 
 /** What mounted routes share with the API: authentication (their inputs are declared on the ApiRoutes). */
@@ -95,6 +108,8 @@ export interface ApiHelpers {
   /** Admits any of the given caller kinds (stations are scoped by the route itself). */
   admit(...kinds: Caller['kind'][]): RequestHandler;
   authenticator: AdminAuthenticator;
+  /** The gate of two-person approval: `requireApproval(helpers.approvals, req, res, {...})` (approvals.ts). */
+  approvals: ApprovalGate;
 }
 
 const DEVICE_STATUSES = ['registered', 'active', 'suspended', 'revoked', 'retired'] as const satisfies readonly DeviceStatus[];
@@ -337,11 +352,35 @@ export function createManagementApi(deps: ManagementApiDeps): express.Express {
     },
   });
 
-  mountAdminTokenRoutes(routes, { registry, pepper: deps.pepper, admin });
+  // A device CA rollover through the API needs a second admin; on the CA host, `kakuin ca rollover` needs none.
+  const rollOver = deps.rollOverDeviceCa;
+  deps.approvals.define({
+    kind: 'ca-rollover', deciders: ['admin'],
+    run: async (_request, approval) => {
+      if (rollOver === undefined) throw new KakuinError('KAKUIN_E_ROUTE_NOT_FOUND', 'this process cannot create CAs (offline root)');
+      return { kept: await rollOver(approval.requestedBy) };
+    },
+  });
+  routes.add({
+    method: 'post', path: '/api/v1/ca/rollover', summary: 'a new device issuing CA takes over issuance from the next start (needs a second admin\'s approval)', callers: ['admin'], use: [admin],
+    response: { status: 202, description: '{approval}: pending until another admin approves' },
+    handler: async ({ req, res }) => {
+      if (rollOver === undefined) throw new KakuinError('KAKUIN_E_ROUTE_NOT_FOUND', 'this process cannot create CAs (offline root): roll over on the CA host');
+      await requireApproval(deps.approvals, req, res, { kind: 'ca-rollover', request: { current: issuer.issuerId }, summary: `roll the device issuing CA over (now ${issuer.issuerId})` });
+    },
+  });
+
+  mountApprovalRoutes(routes, { gate: deps.approvals, admin });
+  mountBulkRoutes(routes, {
+    registry, ...(deps.activity !== undefined && { activity: deps.activity }), jobs: deps.bulk.jobs, runner: deps.bulk.runner, gate: deps.approvals, admin,
+    deviceQuery: DEVICE_QUERY, bulkThreshold: deps.bulk.bulkThreshold, maxDevices: deps.bulk.maxDevices,
+  });
+  defineBulkApproval(deps.approvals, deps.bulk.runner);
+  mountAdminTokenRoutes(routes, { registry, pepper: deps.pepper, admin, approvals: deps.approvals });
   if (deps.users !== undefined) mountUserRoutes(routes, { ...deps.users, admin });
   mountRevocationRoutes(routes, { registry, revocation: deps.revocation, crls: deps.crls, admin, ...(deps.detections !== undefined && { detections: deps.detections }) });
   mountDetectionRoutes(routes, { admin, ...(deps.detections !== undefined && { detections: deps.detections }) });
-  deps.extraRoutes?.(routes, { admin, admit: (...kinds) => admit(deps.authenticator, deps.users?.logins, ...kinds), authenticator: deps.authenticator });
+  deps.extraRoutes?.(routes, { admin, admit: (...kinds) => admit(deps.authenticator, deps.users?.logins, ...kinds), authenticator: deps.authenticator, approvals: deps.approvals });
 
   app.use(routeNotFound);
   app.use(errorHandler(logger));

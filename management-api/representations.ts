@@ -13,6 +13,8 @@ export function deviceJson(d: Device) {
     status: d.status,
     createdAt: d.createdAt.toISOString(),
     updatedAt: d.updatedAt.toISOString(),
+    // A retired device's disposal record (README "Bulk actions"): why, the ticket, the evidence.
+    ...(d.decommission !== undefined && { decommission: { ...d.decommission, at: d.decommission.at.toISOString() } }),
   };
 }
 

@@ -12,6 +12,7 @@
  * driver error as `cause`).
  */
 
+import type { Decommission } from './jobs.js';
 import type { CrlReason } from '../pkix/index.js';
 
 export type { CrlReason };
@@ -48,6 +49,8 @@ export interface Device {
   status: DeviceStatus;
   createdAt: Date;
   updatedAt: Date;
+  /** A retired device's disposal record (registry/jobs.ts Decommission): why, the ticket, the evidence note. */
+  decommission?: Decommission;
 }
 
 export type IssuerKind = 'root' | 'device' | 'station' | 'infrastructure' | 'ocsp-signer';
@@ -269,9 +272,16 @@ export interface StatusChange {
      * `from` (the others are left alone), so that a certificate committed a moment before is not missed.
      */
     certificates?: Omit<CertificateTransition, 'serialHex'>;
+    /** Kept with the device when it becomes `retired` in this change (README "Bulk actions"). */
+    decommission?: Decommission;
   };
   certificates: CertificateTransition[];
   audit: NewAuditEvent[];
+  /**
+   * A bulk job's step (registry/jobs.ts) settled `acted` in this same transaction; a step already
+   * settled refuses the whole change (KAKUIN_E_JOB_STEP_SETTLED), so no device is acted on twice.
+   */
+  jobStep?: { jobId: string; deviceId: string };
 }
 
 /** A signed CRL as published. Full and delta CRLs share one number sequence per issuer (RFC 5280 §5.2.4). */

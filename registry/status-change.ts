@@ -17,6 +17,8 @@
 import { KakuinError } from '../errors/index.js';
 import { CRL_REASON_CODES } from '../pkix/index.js';
 import type { CertificateStatus, CrlReason, DeviceStatus, StatusChange } from './port.js';
+import { checkDecommission } from './records/jobs.js';
+import type { Decommission } from './jobs.js';
 
 export const CERTIFICATE_STATUSES: readonly CertificateStatus[] = ['good', 'revoked', 'held'];
 export const DEVICE_STATUSES: readonly DeviceStatus[] = ['registered', 'active', 'suspended', 'revoked', 'retired'];
@@ -30,9 +32,11 @@ export interface CheckedStatusChange {
     from: ReadonlySet<DeviceStatus>;
     to: DeviceStatus;
     certificates?: CheckedTransition;
+    decommission?: Decommission;
   };
   certificates: (CheckedTransition & { serialHex: string })[];
   audit: StatusChange['audit'];
+  jobStep?: { jobId: string; deviceId: string };
 }
 
 export interface CheckedTransition {
@@ -125,15 +129,25 @@ export function checkStatusChange(change: StatusChange): CheckedStatusChange {
     const to = d.to as DeviceStatus;
     if (!DEVICE_STATUSES.includes(to)) throw invalid(`device.to must be one of ${DEVICE_STATUSES.join(', ')}`);
     if (d.certificates !== undefined && !isObject(d.certificates)) throw invalid('device.certificates must be an object');
+    if (d.decommission !== undefined && to !== 'retired') throw invalid('device.decommission is kept only with a device becoming retired');
     device = {
       id: d.id,
       from: statusSet(d.from, DEVICE_STATUSES, 'device.from'),
       to,
       ...(d.certificates !== undefined && { certificates: checkTransition(d.certificates, 'device.certificates') }),
+      ...(d.decommission !== undefined && { decommission: checkDecommission(d.decommission) }),
     };
   }
   if (device === undefined && certificates.length === 0) throw invalid('a status change must name a device or at least one certificate');
-  return { ...(device !== undefined && { device }), certificates, audit: change.audit };
+  let jobStep: CheckedStatusChange['jobStep'];
+  if (change.jobStep !== undefined) {
+    const j: unknown = change.jobStep;
+    if (!isObject(j) || typeof j.jobId !== 'string' || j.jobId.length === 0 || typeof j.deviceId !== 'string' || j.deviceId.length === 0) {
+      throw invalid('jobStep must be {jobId, deviceId}');
+    }
+    jobStep = { jobId: j.jobId, deviceId: j.deviceId };
+  }
+  return { ...(device !== undefined && { device }), certificates, audit: change.audit, ...(jobStep !== undefined && { jobStep }) };
 }
 
 /**

@@ -9,6 +9,7 @@
  * Inputs arrive checked (registry/records/: every adapter's checks), so both adapters accept and
  * refuse exactly the same values.
  */
+import type { Decommission } from '../jobs.js';
 import { Binary, type ObjectId } from 'mongodb';
 import type {
   AuditChainLink,
@@ -32,6 +33,8 @@ export interface DeviceDoc {
   createdAt: Date;
   updatedAt: Date;
   ord: ObjectId;
+  /** Set when the device is retired with a disposal record. */
+  decommission?: Decommission;
 }
 export interface CertificateDoc {
   _id: string; // serialHex, uppercase
@@ -171,6 +174,10 @@ export const COLLECTIONS = {
   // Detections (detections.ts).
   detectionTemplates: 'detectionTemplates',
   detections: 'detections',
+  // Bulk jobs and approvals (jobs.ts, approvals.ts).
+  bulkJobs: 'bulkJobs',
+  bulkJobDevices: 'bulkJobDevices',
+  approvals: 'approvals',
 } as const;
 
 export type CollectionName = (typeof COLLECTIONS)[keyof typeof COLLECTIONS];
@@ -214,6 +221,14 @@ export function deviceFromDoc(d: DeviceDoc): Device {
     status: d.status,
     createdAt: d.createdAt,
     updatedAt: d.updatedAt,
+    ...(d.decommission !== undefined && d.decommission !== null && { decommission: decommissionFromDoc(d.decommission) }),
+  };
+}
+
+function decommissionFromDoc(d: Decommission): Decommission {
+  return {
+    reason: d.reason, ticket: d.ticket, evidence: d.evidence, at: d.at, actor: d.actor,
+    ...(typeof d.jobId === 'string' && { jobId: d.jobId }),
   };
 }
 

@@ -14,6 +14,8 @@
 import { MongoActivityStore } from './activity-store.js';
 import { MongoUserStore } from './user-store.js';
 import { MongoDetectionStore } from './detections.js';
+import { MongoJobStore } from './jobs.js';
+import { MongoApprovalStore } from './approvals.js';
 import { randomUUID } from 'node:crypto';
 import { ObjectId, type ChangeStream, type ClientSession, type Db, type MongoClient } from 'mongodb';
 import { KakuinError } from '../../errors/index.js';
@@ -60,6 +62,10 @@ export class MongoRegistry extends CheckedRegistry implements Registry {
   readonly users: MongoUserStore;
   /** The detections port (registry/detections.ts) on this registry's connection. */
   readonly detections: MongoDetectionStore;
+  /** The bulk-job port (registry/jobs.ts). */
+  readonly jobs: MongoJobStore;
+  /** The approval port (registry/approvals.ts). */
+  readonly approvals: MongoApprovalStore;
 
   /** Use openMongoRegistry: it checks the deployment and prepares the collections this class relies on. */
   constructor(client: MongoClient, db: Db, private readonly version: number, readonly: boolean) {
@@ -70,6 +76,8 @@ export class MongoRegistry extends CheckedRegistry implements Registry {
     this.activity = new MongoActivityStore(this.p);
     this.users = new MongoUserStore(this.p);
     this.detections = new MongoDetectionStore(this.p);
+    this.jobs = new MongoJobStore(this.p);
+    this.approvals = new MongoApprovalStore(this.p);
     this.opened = { readonly };
   }
 

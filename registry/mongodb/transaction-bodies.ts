@@ -13,7 +13,7 @@ import { ObjectId, type ClientSession, type Db } from 'mongodb';
 import { KakuinError } from '../../errors/index.js';
 import type { CertificateRecord, CertificateStatus, DeviceStatus, FeedEntry } from '../port.js';
 import { certificateOutcome, deviceAcceptsCertificates, deviceOutcome, type CheckedTransition } from '../status-change.js';
-import { linkAuditEvent, type PreparedIssuance, type PreparedStatusChange } from '../records/index.js';
+import { jobStepSettled, linkAuditEvent, type PreparedIssuance, type PreparedStatusChange } from '../records/index.js';
 import {
   auditEventDoc, certificateDoc, COLLECTIONS, feedDoc, type AuditChainDoc, type AuditEventDoc, type CertificateDoc, type CounterDoc, type DeviceDoc,
   type FeedDoc, type IssuerDoc, type KeyBindingDoc,
@@ -154,6 +154,7 @@ export async function writeStatusChange(w: AuditWriter, session: ClientSession, 
     if (device === null) throw new KakuinError('KAKUIN_E_DEVICE_NOT_FOUND', 'no device with that id');
     if (deviceOutcome(device.status, d) === 'apply') {
       await devices.updateOne(deviceTransitionFilter(d.id, device.status), deviceStatusUpdate(d.to, now), { session });
+      if (d.decommission !== undefined) await devices.updateOne({ _id: d.id }, { $set: { decommission: d.decommission } }, { session });
       entries.push(await appendFeed(db, session, { at: now, kind: 'device', deviceId: d.id, status: d.to, previousStatus: device.status as DeviceStatus }));
     }
     const sweep = d.certificates;
@@ -165,6 +166,14 @@ export async function writeStatusChange(w: AuditWriter, session: ClientSession, 
         if (sweep.from.has(row.status)) await transition(row, sweep);
       }
     }
+  }
+  const step = change.jobStep;
+  if (step !== undefined) {
+    // Only a pending step moves: one settled before (a crashed run's commit) refuses the change.
+    const settled = await db.collection(COLLECTIONS.bulkJobDevices).updateOne(
+      { _id: `${step.jobId}|${step.deviceId}` as never, outcome: 'pending' }, { $set: { outcome: 'acted', settledAt: now } }, { session });
+    if (settled.matchedCount !== 1) throw jobStepSettled();
+    await db.collection(COLLECTIONS.bulkJobs).updateOne({ _id: step.jobId as never }, { $inc: { acted: 1 }, $set: { updatedAt: now } }, { session });
   }
   await insertAudit(w, session, change.audit);
   return entries;

@@ -8,3 +8,4 @@ export * from './values.js';
 export * from './prepared.js';
 export * from './audit-chain.js';
 export { CheckedRegistry, type CheckedCommonAuthId, type CheckedStationChange } from './checked-registry.js';
+export * from './jobs.js';

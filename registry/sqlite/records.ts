@@ -4,6 +4,7 @@
  * Input checks and normalisation are every adapter's (registry/records/values.ts); they are
  * re-exported here for the modules that have always imported them from this one.
  */
+import type { Decommission } from '../jobs.js';
 import type {
   LegacyCredentialStatus,
   AdminToken, TokenRole, AuditEvent, CertificateRecord, CertificateStatus, CrlReason, CrlRecord, Device, DeviceIdentifiers,
@@ -46,6 +47,8 @@ export interface DeviceRow {
   status: DeviceStatus;
   created_at: number;
   updated_at: number;
+  /** Schema step 15: JSON, retired devices only. */
+  decommission?: string | null;
 }
 
 export interface CertificateRow {
@@ -144,7 +147,18 @@ export function deviceFromRow(r: DeviceRow): Device {
     status: r.status,
     createdAt: new Date(r.created_at),
     updatedAt: new Date(r.updated_at),
+    ...(typeof r.decommission === 'string' && { decommission: decommissionFromJson(r.decommission) }),
   };
+}
+
+/** A decommission record as stored (JSON with `at` in milliseconds). */
+export function decommissionJson(d: Decommission): string {
+  return JSON.stringify({ ...d, at: d.at.getTime() });
+}
+
+function decommissionFromJson(text: string): Decommission {
+  const v = JSON.parse(text) as Omit<Decommission, 'at'> & { at: number };
+  return { ...v, at: new Date(v.at) };
 }
 
 export function certificateFromRow(r: CertificateRow): CertificateRecord {

@@ -567,6 +567,63 @@ export const MIGRATIONS: readonly Migration[] = [
       CREATE INDEX detections_state ON detections (state, detected_at DESC, id DESC);
     `,
   },
+  {
+    version: 15,
+    name: 'bulk jobs with their frozen device sets, two-person approvals, decommission records of retired devices',
+    sql: `
+      -- JSON {reason, ticket, evidence, at, actor, jobId?}, set in the status change that retires the device.
+      ALTER TABLE devices ADD COLUMN decommission TEXT CHECK (decommission IS NULL OR json_valid(decommission));
+
+      CREATE TABLE bulk_jobs (
+        id           TEXT PRIMARY KEY,
+        action       TEXT NOT NULL CHECK (action IN ('suspend', 'resume', 'revoke', 'retire')),
+        state        TEXT NOT NULL CHECK (state IN ('preparing', 'pending-approval', 'running', 'done', 'failed', 'cancelled')),
+        actor        TEXT NOT NULL,
+        selection    TEXT NOT NULL CHECK (json_valid(selection)),
+        reason       TEXT,
+        ticket       TEXT,
+        decommission TEXT CHECK (decommission IS NULL OR json_valid(decommission)),
+        total        INTEGER NOT NULL DEFAULT 0,
+        acted        INTEGER NOT NULL DEFAULT 0,
+        skipped      INTEGER NOT NULL DEFAULT 0,
+        approval_id  TEXT,
+        error        TEXT,
+        created_at   INTEGER NOT NULL,
+        updated_at   INTEGER NOT NULL,
+        started_at   INTEGER,
+        finished_at  INTEGER
+      ) STRICT;
+      CREATE INDEX bulk_jobs_state ON bulk_jobs (state);
+
+      -- The frozen device set: one row per device, in selection order (rowid). A step leaves
+      -- 'pending' once, in the transaction that acts on the device (or skips it).
+      CREATE TABLE bulk_job_devices (
+        job_id     TEXT NOT NULL REFERENCES bulk_jobs (id),
+        device_id  TEXT NOT NULL,
+        outcome    TEXT NOT NULL DEFAULT 'pending' CHECK (outcome IN ('pending', 'acted', 'skipped')),
+        note       TEXT,
+        settled_at INTEGER,
+        PRIMARY KEY (job_id, device_id)
+      ) STRICT;
+      CREATE INDEX bulk_job_devices_pending ON bulk_job_devices (job_id) WHERE outcome = 'pending';
+
+      CREATE TABLE approvals (
+        id           TEXT PRIMARY KEY,
+        kind         TEXT NOT NULL,
+        request      TEXT NOT NULL CHECK (json_valid(request)),
+        summary      TEXT NOT NULL,
+        requested_by TEXT NOT NULL,
+        state        TEXT NOT NULL CHECK (state IN ('pending', 'approved', 'rejected', 'expired')),
+        created_at   INTEGER NOT NULL,
+        expires_at   INTEGER NOT NULL,
+        decided_by   TEXT,
+        decided_at   INTEGER,
+        note         TEXT,
+        result       TEXT CHECK (result IS NULL OR json_valid(result))
+      ) STRICT;
+      CREATE INDEX approvals_state ON approvals (state);
+    `,
+  },
 ];
 
 export const LATEST_SCHEMA_VERSION: number = MIGRATIONS[MIGRATIONS.length - 1].version;

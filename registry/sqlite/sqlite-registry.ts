@@ -40,6 +40,8 @@ import { SqliteActivityStore } from './activity-store.js';
 import { SqliteDetectionStore } from './detections.js';
 import { SqliteEventCursorStore } from './event-cursors.js';
 import { SqliteUserStore } from './users.js';
+import { SqliteJobStore } from './jobs.js';
+import { SqliteApprovalStore } from './approvals.js';
 import { StatusChangeWriter } from './status-change-writer.js';
 import { AuditAppender } from './audit-appender.js';
 import { WalCheckpointer, type WalCheckpointerOptions } from './wal-checkpointer.js';
@@ -91,6 +93,10 @@ export class SqliteRegistry extends CheckedRegistry implements Registry {
   readonly users: SqliteUserStore;
   /** The detections port (detections.ts): templates and detections, in the writing process only. */
   readonly detections: SqliteDetectionStore;
+  /** The bulk-job port (jobs.ts): frozen device sets and progress of bulk actions. */
+  readonly jobs: SqliteJobStore;
+  /** The approval port (approvals.ts): two-person approval of dangerous acts. */
+  readonly approvals: SqliteApprovalStore;
   private checkpointer: WalCheckpointer | undefined;
   /** Started by the first large CRL (large-crl-writer.ts). */
   private largeCrlWriter: LargeCrlWriter | undefined;
@@ -118,6 +124,8 @@ export class SqliteRegistry extends CheckedRegistry implements Registry {
     this.eventCursors = new SqliteEventCursorStore(db);
     this.users = new SqliteUserStore(db, this.audit);
     this.detections = new SqliteDetectionStore(db);
+    this.jobs = new SqliteJobStore(db);
+    this.approvals = new SqliteApprovalStore(db, this.audit);
   }
 
   connectionSettings(): SqliteConnectionSettings {

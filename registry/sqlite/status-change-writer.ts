@@ -15,6 +15,8 @@ import type { PreparedStatusChange } from '../records/prepared.js';
 import { certificateOutcome, deviceOutcome, type CheckedTransition } from '../status-change.js';
 import { FeedAppender } from './revocation-feed.js';
 import type { AuditAppender } from './audit-appender.js';
+import { jobStepSettled } from '../records/jobs.js';
+import { decommissionJson } from './records.js';
 
 export type { PreparedStatusChange } from '../records/prepared.js';
 
@@ -33,6 +35,9 @@ export class StatusChangeWriter {
   private readonly setReleased: Database.Statement<unknown[]>;
   private readonly setDevice: Database.Statement<unknown[]>;
   private readonly insertAudit: AuditAppender;
+  private readonly setDecommission: Database.Statement<unknown[]>;
+  private readonly settleStep: Database.Statement<unknown[]>;
+  private readonly countActed: Database.Statement<unknown[]>;
   private readonly feed: FeedAppender;
 
   constructor(db: Database.Database, audit: AuditAppender) {
@@ -48,6 +53,11 @@ export class StatusChangeWriter {
       WHERE serial_hex = ?`);
     this.setDevice = db.prepare('UPDATE devices SET status = ?, updated_at = ? WHERE id = ?');
     this.insertAudit = audit;
+    this.setDecommission = db.prepare('UPDATE devices SET decommission = ? WHERE id = ?');
+    // Only a pending step moves: a step settled before (a crashed run's commit) refuses the change.
+    this.settleStep = db.prepare(`UPDATE bulk_job_devices SET outcome = 'acted', settled_at = ?
+      WHERE job_id = ? AND device_id = ? AND outcome = 'pending'`);
+    this.countActed = db.prepare('UPDATE bulk_jobs SET acted = acted + 1, updated_at = ? WHERE id = ?');
     this.feed = new FeedAppender(db);
   }
 
@@ -65,6 +75,7 @@ export class StatusChangeWriter {
       if (device === undefined) throw new KakuinError('KAKUIN_E_DEVICE_NOT_FOUND', 'no device with that id');
       if (deviceOutcome(device.status, d) === 'apply') {
         this.setDevice.run(d.to, now, d.id);
+        if (d.decommission !== undefined) this.setDecommission.run(decommissionJson(d.decommission), d.id);
         entries.push(this.feed.append({
           at: now, kind: 'device', serial_hex: null, issuer_id: null, device_id: d.id, status: d.to,
           previous_status: device.status, reason: null, revoked_at: null, invalidity_date: null,
@@ -77,6 +88,11 @@ export class StatusChangeWriter {
           if (sweep.from.has(row.status)) this.transition(row, sweep, now, entries);
         }
       }
+    }
+    const step = change.jobStep;
+    if (step !== undefined) {
+      if (this.settleStep.run(now, step.jobId, step.deviceId).changes !== 1) throw jobStepSettled();
+      this.countActed.run(now, step.jobId);
     }
     for (const audit of change.audit) this.insertAudit.run(audit);
     return entries;

@@ -11,6 +11,7 @@ import { COLLECTIONS } from '../../registry/mongodb/documents.js';
 import { openMongoRegistry } from '../../registry/mongodb/index.js';
 import { runActivityContract } from './activity.contract.js';
 import { runDetectionsContract } from './detections.contract.js';
+import { runJobsContract } from './jobs.contract.js';
 import { runRegistryContract } from './registry.contract.js';
 import { runUsersContract } from './users.contract.js';
 
@@ -51,6 +52,17 @@ if (uri === undefined || uri === '') {
     const registry = await openMongoRegistry({ uri, database, clientOptions: { serverSelectionTimeoutMS: 5000 } });
     return {
       registry,
+      cleanup: async () => {
+        await registry.close();
+        await emptied();
+      },
+    };
+  });
+
+  runJobsContract('mongodb', async () => {
+    const registry = await openMongoRegistry({ uri, database, clientOptions: { serverSelectionTimeoutMS: 5000 } });
+    return {
+      registry, jobs: registry.jobs, approvals: registry.approvals,
       cleanup: async () => {
         await registry.close();
         await emptied();

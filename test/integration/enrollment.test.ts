@@ -6,11 +6,22 @@
 import { expect } from 'chai';
 import { writeFileSync } from 'node:fs';
 import path from 'node:path';
-import { makeTempDir, opensslAsync, opensslBytes, opensslOk } from '../support/index.js';
+import { spawnSync } from 'node:child_process';
+import { cliMain, makeTempDir, opensslAsync, opensslBytes, opensslOk } from '../support/index.js';
 import { startTestService, type TestService } from '../support/service.js';
 import { apiAs, newFactory, opensslCsr, type Factory } from '../enrollment/support.js';
 
 describe('production-line enrollment (REST and batch)', function () {
+  /** A second admin, made on the host (`kakuin token create` needs no approval): the approver of mass acts. */
+  let secondAdminToken: string | undefined;
+  const secondAdmin = (): string => {
+    if (secondAdminToken === undefined) {
+      const r = spawnSync(process.execPath, [cliMain, 'token', 'create', '--name', 'second-admin', '--role', 'admin'], { env: { ...process.env, ...svc.env }, timeout: 30_000 });
+      expect(r.status, r.stderr.toString()).to.equal(0);
+      secondAdminToken = r.stdout.toString().trim().split('\n').pop()!;
+    }
+    return secondAdminToken;
+  };
   this.timeout(120_000);
   let svc: TestService;
   let tmp: { dir: string; cleanup: () => void };
@@ -305,14 +316,20 @@ describe('production-line enrollment (REST and batch)', function () {
       expect([c1.status, c2.status, other.status]).to.deep.equal([201, 201, 201]);
       const until = new Date(Date.now() + 1000).toISOString();
       expect((await compromised('POST', `/api/v1/stations/${s.json.id}/revoke-issued`, { body: { since, until } })).status).to.equal(403);
-      const r = await admin('POST', `/api/v1/stations/${s.json.id}/revoke-issued`, { body: { since, until, reason: 'keyCompromise' } });
+      // A mass revocation waits for a second admin (management-api/approvals.ts); that one is made on the host.
+      const asked = await admin('POST', `/api/v1/stations/${s.json.id}/revoke-issued`, { body: { since, until, reason: 'keyCompromise' } });
+      expect(asked.status, asked.text).to.equal(202);
+      const second = apiAs(svc, secondAdmin());
+      const r = await second('POST', `/api/v1/approvals/${asked.json.approval.id}/approve`);
       expect(r.status, r.text).to.equal(200);
+      r.json = r.json.result;
       expect(r.json.revoked).to.have.members([c1.json.serialHex, c2.json.serialHex]);
       expect((await admin('GET', `/api/v1/certificates/${c1.json.serialHex}`)).json).to.include({ status: 'revoked', reason: 'keyCompromise' });
       expect((await admin('GET', `/api/v1/certificates/${other.json.serialHex}`)).json.status).to.equal('good');
-      const again = await admin('POST', `/api/v1/stations/${s.json.id}/revoke-issued`, { body: { since, until } });
-      expect(again.json.revoked).to.deep.equal([]);
-      expect(again.json.alreadyRevoked).to.have.length(2);
+      const askedAgain = await admin('POST', `/api/v1/stations/${s.json.id}/revoke-issued`, { body: { since, until } });
+      const again = (await second('POST', `/api/v1/approvals/${askedAgain.json.approval.id}/approve`)).json.result;
+      expect(again.revoked).to.deep.equal([]);
+      expect(again.alreadyRevoked).to.have.length(2);
     });
   });
 

@@ -177,28 +177,29 @@ describe('strict management API: unknown input, paging, token lifecycle', functi
   });
 
   describe('admin tokens', () => {
+    // An admin token made through the API waits for a second admin (test/integration/approvals.test.ts); these use the auditor role.
     it('POST /api/v1/tokens shows the token once; it works, records its last use, and is listed with role, created and expiry', async () => {
       const expiresAt = new Date(Date.now() + 86_400_000).toISOString();
-      const created = await api('POST', '/api/v1/tokens', { body: { name: 'ops-bot', expiresAt } });
+      const created = await api('POST', '/api/v1/tokens', { body: { name: 'ops-bot', role: 'auditor', expiresAt } });
       expect(created.status, created.text).to.equal(201);
-      expect(created.json).to.include({ name: 'ops-bot', role: 'admin', status: 'active', expiresAt });
+      expect(created.json).to.include({ name: 'ops-bot', role: 'auditor', status: 'active', expiresAt });
       expect(created.json.token).to.match(/^kkadm_[A-Za-z0-9_-]{43}$/);
       const asBot = await request(svc.url, svc.rootPem, 'GET', '/api/v1/manufacturers', { token: created.json.token });
       expect(asBot.status).to.equal(200);
       const listed = (await api('GET', '/api/v1/tokens')).json.tokens.find((t: { name: string }) => t.name === 'ops-bot');
-      expect(listed).to.include({ role: 'admin', status: 'active', expiresAt, createdAt: created.json.createdAt });
+      expect(listed).to.include({ role: 'auditor', status: 'active', expiresAt, createdAt: created.json.createdAt });
       expect(listed).to.not.have.property('token');
       expect(Date.parse(listed.lastUsedAt)).to.be.closeTo(Date.now(), 10_000);
       const events = (await api('GET', '/api/v1/audit-events?type=token.created&actor=token:bootstrap')).json.events;
       expect(events.map((e: { details: { name: string } }) => e.details.name)).to.include('ops-bot');
-      const dup = await api('POST', '/api/v1/tokens', { body: { name: 'ops-bot' } });
+      const dup = await api('POST', '/api/v1/tokens', { body: { name: 'ops-bot', role: 'auditor' } });
       expect([dup.status, dup.json.code]).to.deep.equal([409, 'KAKUIN_E_TOKEN_EXISTS']);
       const past = await api('POST', '/api/v1/tokens', { body: { name: 'late', expiresAt: '2020-01-01T00:00:00Z' } });
       expect([past.status, past.json.code]).to.deep.equal([400, 'KAKUIN_E_VALIDATION']);
     });
 
     it('a revoked token fails at once; revoking is an audit event and cannot be repeated', async () => {
-      const { token } = (await api('POST', '/api/v1/tokens', { body: { name: 'temp' } })).json;
+      const { token } = (await api('POST', '/api/v1/tokens', { body: { name: 'temp', role: 'auditor' } })).json;
       expect((await request(svc.url, svc.rootPem, 'GET', '/api/v1/tokens', { token })).status).to.equal(200);
       const revoked = await api('POST', '/api/v1/tokens/temp/revoke');
       expect(revoked.status, revoked.text).to.equal(200);
@@ -213,7 +214,7 @@ describe('strict management API: unknown input, paging, token lifecycle', functi
     });
 
     it('an expired token authenticates no one', async () => {
-      const { token } = (await api('POST', '/api/v1/tokens', { body: { name: 'brief', expiresAt: new Date(Date.now() + 1500).toISOString() } })).json;
+      const { token } = (await api('POST', '/api/v1/tokens', { body: { name: 'brief', role: 'auditor', expiresAt: new Date(Date.now() + 1500).toISOString() } })).json;
       expect((await request(svc.url, svc.rootPem, 'GET', '/api/v1/manufacturers', { token })).status).to.equal(200);
       await new Promise((r) => setTimeout(r, 1700));
       expect((await request(svc.url, svc.rootPem, 'GET', '/api/v1/manufacturers', { token })).status).to.equal(401);
