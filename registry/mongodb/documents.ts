@@ -158,6 +158,9 @@ export const COLLECTIONS = {
   activityRefusals: 'activityRefusals',
   activitySessions: 'activitySessions',
   activityFirmware: 'activityFirmware',
+  // CMP secrets and transactions (cmp-store.ts).
+  cmpSecrets: 'cmpSecrets',
+  cmpTransactions: 'cmpTransactions',
 } as const;
 
 export type CollectionName = (typeof COLLECTIONS)[keyof typeof COLLECTIONS];

@@ -30,6 +30,11 @@ export const INDEXES: Readonly<Partial<Record<CollectionName, readonly IndexDesc
     { name: 'activity_sessions_device', key: { deviceId: 1, updatedAt: 1 } },
   ],
   [COLLECTIONS.activityFirmware]: [{ name: 'activity_firmware_device', key: { deviceId: 1, lastAt: 1 } }],
+  [COLLECTIONS.cmpSecrets]: [
+    { name: 'cmp_secrets_device', key: { deviceId: 1 } },
+    { name: 'cmp_secrets_expires', key: { expiresAt: 1 } },
+  ],
+  [COLLECTIONS.cmpTransactions]: [{ name: 'cmp_transactions_expires', key: { expiresAt: 1 } }],
   [COLLECTIONS.devices]: [
     { name: 'devices_serial_number', key: { manufacturerId: 1, serialNumber: 1 }, unique: true },
     { name: 'devices_mac', key: { manufacturerId: 1, 'identifiers.mac': 1 }, unique: true, partialFilterExpression: { 'identifiers.mac': { $type: 'string' } } },

@@ -7,3 +7,4 @@
 export * from './values.js';
 export * from './prepared.js';
 export { CheckedRegistry, type CheckedCommonAuthId, type CheckedStationChange } from './checked-registry.js';
+export * from './cmp.js';

@@ -10,6 +10,7 @@ import { MongoClient } from 'mongodb';
 import { COLLECTIONS } from '../../registry/mongodb/documents.js';
 import { openMongoRegistry } from '../../registry/mongodb/index.js';
 import { runActivityContract } from './activity.contract.js';
+import { runCmpContract } from './cmp.contract.js';
 import { runRegistryContract } from './registry.contract.js';
 
 const uri = process.env.KAKUIN_TEST_MONGODB_URI;
@@ -60,6 +61,17 @@ if (uri === undefined || uri === '') {
     const registry = await openMongoRegistry({ uri, database, clientOptions: { serverSelectionTimeoutMS: 5000 } });
     return {
       store: registry.activity,
+      cleanup: async () => {
+        await registry.close();
+        await emptied();
+      },
+    };
+  });
+
+  runCmpContract('mongodb', async () => {
+    const registry = await openMongoRegistry({ uri, database, clientOptions: { serverSelectionTimeoutMS: 5000 } });
+    return {
+      store: registry.cmp,
       cleanup: async () => {
         await registry.close();
         await emptied();
