@@ -46,12 +46,33 @@ export class StationCertificateAuthenticator {
       throw new KakuinError('KAKUIN_E_UNAUTHENTICATED', 'the client certificate is not a good station certificate', { cause: new Error(why) });
     };
     if (!socket.authorized) refuse(`TLS chain verification failed: ${String(socket.authorizationError)}`);
-    const cert = parseCertificate(der);
-    const seen = this.verified.get(socket);
+    return this.stationOf(der, socket);
+  }
+
+  /**
+   * The station a certificate received outside TLS authenticates (CMP signature protection, RFC 9483
+   * §3.2: the message is signed with it): the same checks as for a TLS client certificate, the
+   * chain to the station CA included.
+   */
+  authenticateCertificate(der: Buffer): Promise<StationCaller> {
+    return this.stationOf(der, undefined);
+  }
+
+  private async stationOf(der: Buffer, socket: object | undefined): Promise<StationCaller> {
+    const refuse = (why: string): never => {
+      throw new KakuinError('KAKUIN_E_UNAUTHENTICATED', 'the client certificate is not a good station certificate', { cause: new Error(why) });
+    };
+    let cert: ParsedCertificate;
+    try {
+      cert = parseCertificate(der);
+    } catch (e) {
+      return refuse(`unreadable: ${String(e)}`);
+    }
+    const seen = socket === undefined ? undefined : this.verified.get(socket);
     if (!seen || !seen.equals(der)) {
       const ca = await this.stationCaCertificate();
       if (!ca || !cert.issuer.rawDer.equals(ca.subject.rawDer) || !verifyCertificateSignature(cert, ca.spki)) refuse('not issued by the station CA');
-      this.verified.set(socket, der);
+      if (socket !== undefined) this.verified.set(socket, der);
     }
     const now = this.clock().getTime();
     if (now < cert.notBefore.getTime() || now > cert.notAfter.getTime()) refuse('outside its validity');

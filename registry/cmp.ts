@@ -14,6 +14,8 @@ export interface CmpSecret {
   reference: string;
   deviceId: string;
   manufacturerId: string;
+  /** Who obtained it (`station:<id>`, `token:<name>`): the actor of what it enrolls, for audit, rate limits and quotas. */
+  issuedBy: string;
   /** The secret is derived from it with the pepper; never the secret itself. */
   nonce: Buffer;
   createdAt: Date;

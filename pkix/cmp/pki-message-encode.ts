@@ -69,7 +69,8 @@ export interface ResponseHeaderInput {
   senderName: Buffer;
   /** The requester's sender GeneralName as received (RFC 9483 §3.1: the response's recipient). */
   recipientDer: Buffer;
-  protectionAlgDer: Buffer;
+  /** Absent for an unprotected answer. */
+  protectionAlgDer?: Buffer;
   senderKID?: Buffer;
   recipKID?: Buffer;
   transactionID?: Buffer;
@@ -87,7 +88,7 @@ export function encodeResponseHeader(h: ResponseHeaderInput): Buffer {
     derExplicit(4, h.senderName),
     h.recipientDer,
     derExplicit(0, derGeneralizedTime(h.messageTime)),
-    derExplicit(1, h.protectionAlgDer),
+    ...opt(1, h.protectionAlgDer),
     ...opt(2, h.senderKID && derOctetString(h.senderKID)),
     ...opt(3, h.recipKID && derOctetString(h.recipKID)),
     ...opt(4, h.transactionID && derOctetString(h.transactionID)),
@@ -131,10 +132,10 @@ export function encodeErrorBody(statusInfo: Buffer, details?: string): Buffer {
   return derExplicit(CMP_BODY.error, derSequence(statusInfo, ...(details !== undefined ? [encodeFreeText(details)] : [])));
 }
 
-/** PKIMessage from its header, body, protection value and extraCerts. */
-export function encodePkiMessage(headerDer: Buffer, bodyDer: Buffer, protection: Buffer, extraCerts: Buffer[] = []): Buffer {
+/** PKIMessage from its header, body, protection value (none: an unprotected error, RFC 9483 §3.6.4) and extraCerts. */
+export function encodePkiMessage(headerDer: Buffer, bodyDer: Buffer, protection: Buffer | undefined, extraCerts: Buffer[] = []): Buffer {
   return derSequence(
-    headerDer, bodyDer, derExplicit(0, derBitString(protection)),
+    headerDer, bodyDer, ...(protection !== undefined ? [derExplicit(0, derBitString(protection))] : []),
     ...(extraCerts.length > 0 ? [derExplicit(1, derSequence(...extraCerts))] : []),
   );
 }

@@ -321,3 +321,41 @@ export function protectedPart(headerDer: Buffer, bodyDer: Buffer): Buffer {
   const lenBytes = len < 0x80 ? [len] : len < 0x100 ? [0x81, len] : len < 0x10000 ? [0x82, len >> 8, len & 0xff] : [0x83, len >> 16, (len >> 8) & 0xff, len & 0xff];
   return Buffer.concat([Buffer.from([TAG_SEQUENCE, ...lenBytes]), headerDer, bodyDer]);
 }
+
+const EMPTY_NAME_DER = Buffer.from([TAG_SEQUENCE, 0]);
+
+/**
+ * A CRMF request in the shape of a parsed PKCS#10 request, for the issuance core: the template's
+ * subject (empty when absent), key and extensions; `certificationRequestInfoDer` is the CertRequest,
+ * which the POPOSigningKey signs (RFC 4211 §4.1), so `verifyCertReqPop` checks the same bytes.
+ */
+export function certRequestAsCsr(msg: CertReqMessage): ParsedCsr {
+  const spki = msg.template.publicKey;
+  if (spki === undefined) throw malformed('CertTemplate has no publicKey');
+  if (msg.popSignature === undefined) throw malformed('CertReqMsg has no signature proof of possession');
+  return {
+    rawDer: msg.rawDer,
+    certificationRequestInfoDer: msg.certRequestDer,
+    subject: msg.template.subject ?? { rawDer: EMPTY_NAME_DER, attributes: [] },
+    spki,
+    signatureAlgorithmOid: msg.popSignature.algorithm.oid,
+    signatureAlgorithm: msg.popSignature.algorithm,
+    signature: msg.popSignature.signature,
+    attributes: [],
+    requestedExtensions: msg.template.extensions,
+  };
+}
+
+/** The certificate of the first CertResponse of a CertRepMessage (ip/cp/kup content), if it carries one. */
+export function certRepCertificate(certRepMessage: DerNode): Buffer | undefined {
+  return guardDer('CertRepMessage', () => {
+    const parts = expectChildren(certRepMessage, TAG_SEQUENCE, 'CertRepMessage');
+    const responses = expectChildren(parts[parts.length - 1], TAG_SEQUENCE, 'CertRepMessage.response');
+    const fields = expectChildren(responses[0], TAG_SEQUENCE, 'CertResponse');
+    const pair = fields.find((f, i) => i >= 2 && f.tag === TAG_SEQUENCE);
+    if (pair === undefined) return undefined;
+    const certOrEnc = derChildren(pair)[0];
+    if (certOrEnc?.tag !== 0xa0) return undefined;
+    return Buffer.from(derRaw(explicitOne(certOrEnc, 'CertOrEncCert.certificate')));
+  });
+}

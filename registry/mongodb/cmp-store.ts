@@ -10,7 +10,7 @@ import { COLLECTIONS, toBuffer } from './documents.js';
 import type { RegistryPlumbing } from './plumbing.js';
 import type { Binary } from 'mongodb';
 
-interface SecretDoc { _id: string; deviceId: string; manufacturerId: string; nonce: Buffer | Binary; createdAt: Date; expiresAt: Date; transactionId: string | null }
+interface SecretDoc { _id: string; deviceId: string; manufacturerId: string; issuedBy: string; nonce: Buffer | Binary; createdAt: Date; expiresAt: Date; transactionId: string | null }
 interface TransactionDoc {
   _id: string; owner: string; requestSha256: string; responseDer: Buffer | Binary; confirmSha256: string | null; confirmResponseDer: Buffer | Binary | null;
   createdAt: Date; expiresAt: Date;
@@ -18,7 +18,7 @@ interface TransactionDoc {
 
 function secretOf(d: SecretDoc): CmpSecret {
   return {
-    reference: d._id, deviceId: d.deviceId, manufacturerId: d.manufacturerId, nonce: toBuffer(d.nonce), createdAt: d.createdAt, expiresAt: d.expiresAt,
+    reference: d._id, deviceId: d.deviceId, manufacturerId: d.manufacturerId, issuedBy: d.issuedBy, nonce: toBuffer(d.nonce), createdAt: d.createdAt, expiresAt: d.expiresAt,
     ...(d.transactionId !== null && d.transactionId !== undefined && { transactionId: d.transactionId }),
   };
 }
@@ -47,7 +47,7 @@ export class MongoCmpStore implements CmpStore {
     await this.p.transaction('saving a CMP secret', async (session) => {
       await this.secrets().deleteMany({ deviceId: s.deviceId, transactionId: null }, { session });
       await this.secrets().insertOne({
-        _id: s.reference, deviceId: s.deviceId, manufacturerId: s.manufacturerId, nonce: s.nonce, createdAt: s.createdAt, expiresAt: s.expiresAt,
+        _id: s.reference, deviceId: s.deviceId, manufacturerId: s.manufacturerId, issuedBy: s.issuedBy, nonce: s.nonce, createdAt: s.createdAt, expiresAt: s.expiresAt,
         transactionId: s.transactionId ?? null,
       }, { session });
     });

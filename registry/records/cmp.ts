@@ -42,7 +42,7 @@ export function checkedCmpReference(value: unknown): string {
 export function checkedCmpSecret(s: CmpSecret): CmpSecret {
   if (s === null || typeof s !== 'object') throw invalid('a CMP secret must be an object');
   const out: CmpSecret = {
-    reference: checkedCmpReference(s.reference), deviceId: text(s.deviceId, 'deviceId'), manufacturerId: text(s.manufacturerId, 'manufacturerId'),
+    reference: checkedCmpReference(s.reference), deviceId: text(s.deviceId, 'deviceId'), manufacturerId: text(s.manufacturerId, 'manufacturerId'), issuedBy: text(s.issuedBy, 'issuedBy', 256),
     nonce: bytes(s.nonce, 'nonce', 64), createdAt: date(s.createdAt, 'createdAt'), expiresAt: date(s.expiresAt, 'expiresAt'),
   };
   if (s.transactionId !== undefined) out.transactionId = checkedTransactionId(s.transactionId);

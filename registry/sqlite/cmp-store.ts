@@ -8,7 +8,7 @@ import type { CmpSecret, CmpStore, CmpTransaction } from '../cmp.js';
 import { checkedCmpReference, checkedCmpSecret, checkedCmpTransaction, checkedConfirmation, checkedTransactionId } from '../records/cmp.js';
 import { toKakuinError } from './driver-errors.js';
 
-interface SecretRow { reference: string; device_id: string; manufacturer_id: string; nonce: Buffer; created_at: number; expires_at: number; transaction_id: string | null }
+interface SecretRow { reference: string; device_id: string; manufacturer_id: string; issued_by: string; nonce: Buffer; created_at: number; expires_at: number; transaction_id: string | null }
 interface TransactionRow {
   transaction_id: string; owner: string; request_sha256: string; response: Buffer; confirm_sha256: string | null; confirm_response: Buffer | null;
   created_at: number; expires_at: number;
@@ -16,7 +16,7 @@ interface TransactionRow {
 
 function secretOf(r: SecretRow): CmpSecret {
   return {
-    reference: r.reference, deviceId: r.device_id, manufacturerId: r.manufacturer_id, nonce: r.nonce, createdAt: new Date(r.created_at), expiresAt: new Date(r.expires_at),
+    reference: r.reference, deviceId: r.device_id, manufacturerId: r.manufacturer_id, issuedBy: r.issued_by, nonce: r.nonce, createdAt: new Date(r.created_at), expiresAt: new Date(r.expires_at),
     ...(r.transaction_id !== null && { transactionId: r.transaction_id }),
   };
 }
@@ -40,11 +40,11 @@ export class SqliteCmpStore implements CmpStore {
 
   constructor(db: Database.Database) {
     const dropUnused = db.prepare('DELETE FROM cmp_secrets WHERE device_id = ? AND transaction_id IS NULL');
-    const insertSecret = db.prepare(`INSERT INTO cmp_secrets (reference, device_id, manufacturer_id, nonce, created_at, expires_at, transaction_id)
-      VALUES (?, ?, ?, ?, ?, ?, ?)`);
+    const insertSecret = db.prepare(`INSERT INTO cmp_secrets (reference, device_id, manufacturer_id, issued_by, nonce, created_at, expires_at, transaction_id)
+      VALUES (?, ?, ?, ?, ?, ?, ?, ?)`);
     this.saveSecret = db.transaction((s: CmpSecret) => {
       dropUnused.run(s.deviceId);
-      insertSecret.run(s.reference, s.deviceId, s.manufacturerId, s.nonce, s.createdAt.getTime(), s.expiresAt.getTime(), s.transactionId ?? null);
+      insertSecret.run(s.reference, s.deviceId, s.manufacturerId, s.issuedBy, s.nonce, s.createdAt.getTime(), s.expiresAt.getTime(), s.transactionId ?? null);
     });
     this.getSecret = db.prepare('SELECT * FROM cmp_secrets WHERE reference = ?');
     this.bind = db.prepare('UPDATE cmp_secrets SET transaction_id = ? WHERE reference = ? AND (transaction_id IS NULL OR transaction_id = ?)');

@@ -469,6 +469,7 @@ export const MIGRATIONS: readonly Migration[] = [
         reference       TEXT PRIMARY KEY,
         device_id       TEXT NOT NULL,
         manufacturer_id TEXT NOT NULL,
+        issued_by       TEXT NOT NULL,
         nonce           BLOB NOT NULL,
         created_at      INTEGER NOT NULL,
         expires_at      INTEGER NOT NULL,

@@ -15,7 +15,7 @@ const T0 = Date.UTC(2026, 11, 8, 1, 0, 0);
 const hex = (n: number) => randomBytes(n).toString('hex');
 
 function secret(deviceId: string, over: Partial<CmpSecret> = {}): CmpSecret {
-  return { reference: `cmp-${hex(8)}`, deviceId, manufacturerId: 'm1', nonce: randomBytes(16), createdAt: new Date(T0), expiresAt: new Date(T0 + 3_600_000), ...over };
+  return { reference: `cmp-${hex(8)}`, deviceId, manufacturerId: 'm1', issuedBy: 'station:s1', nonce: randomBytes(16), createdAt: new Date(T0), expiresAt: new Date(T0 + 3_600_000), ...over };
 }
 
 function transaction(over: Partial<CmpTransaction> = {}): CmpTransaction {
