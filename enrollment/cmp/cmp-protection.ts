@@ -91,19 +91,20 @@ export class CmpProtection {
     }
     if (!verifySignature(msg.protectedPartDer, msg.header.protectionAlg!, msg.protection!, cert.spki)) throw invalid('the protection signature does not verify');
     const type = msg.body?.type;
-    if (type === 'kur' || type === 'rr') return this.device(cert);
+    if (type === 'kur' || type === 'rr') return this.device(cert, false);
     try {
       const caller = await this.stations.authenticateCertificate(der);
       return { kind: 'station', owner: caller.actor, caller };
     } catch (e) {
-      // genm may come from a device too (it asks for the CA certificates with its own certificate).
-      if (type === 'genm' && hasCode(e, 'KAKUIN_E_UNAUTHENTICATED')) return this.device(cert);
+      // genm may come from a device too (it asks for the CA certificates with its own certificate),
+      // and so does the certConf of its kur, signed with the certificate the kur superseded.
+      if ((type === 'genm' || type === 'certConf') && hasCode(e, 'KAKUIN_E_UNAUTHENTICATED')) return this.device(cert, type === 'certConf');
       throw e;
     }
   }
 
   /** The device's current certificate: kakuin's record of it, byte for byte, in its validity, good. */
-  private async device(cert: ParsedCertificate): Promise<CmpSender> {
+  private async device(cert: ParsedCertificate, supersededToo: boolean): Promise<CmpSender> {
     let record: CertificateRecord;
     try {
       record = await this.registry.getCertificate(cert.serialHex);
@@ -112,7 +113,10 @@ export class CmpProtection {
       throw e;
     }
     if (!record.der.equals(cert.rawDer) || record.deviceId === undefined) throw new KakuinError('KAKUIN_E_UNAUTHENTICATED', 'the protection certificate is not a device certificate kakuin issued');
-    if (record.status !== 'good') throw new KakuinError('KAKUIN_E_CERTIFICATE_STATE', `the protection certificate is ${record.status}`);
+    // The certConf of a kur is signed with the old certificate, which the kur superseded (revoked,
+    // reason superseded) when there is no overlap; the transaction's owner check ties it to that kur.
+    const superseded = supersededToo && record.status === 'revoked' && record.reason === 'superseded';
+    if (record.status !== 'good' && !superseded) throw new KakuinError('KAKUIN_E_CERTIFICATE_STATE', `the protection certificate is ${record.status}`);
     const now = this.clock().getTime();
     if (now < cert.notBefore.getTime() || now > cert.notAfter.getTime()) throw new KakuinError('KAKUIN_E_UNAUTHENTICATED', 'the protection certificate is outside its validity');
     return { kind: 'device', owner: `device:${record.deviceId}`, record, certificate: cert };
