@@ -55,7 +55,7 @@ export function mountCmp(routes: ApiRoutes, deps: CmpRouteDeps): void {
   }
 
   routes.add({
-    method: 'post', path: '/api/v1/devices/{id}/cmp-secret', summary: 'a one-time CMP MAC secret for the device; shown once', callers: ['station', 'manufacturer', 'admin'],
+    method: 'post', path: '/api/v1/devices/{id}/cmp-secret', summary: 'a one-time CMP MAC secret for the device; shown once', callers: ['station', 'admin'],
     use: [deps.stationOrAdmin],
     body: { json: z.strictObject({ lifetimeMinutes: z.number().optional() }), optional: true },
     response: { status: 201, description: '{deviceId, reference, secret, expiresAt}' },

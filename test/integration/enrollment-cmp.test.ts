@@ -10,7 +10,11 @@ import path from 'node:path';
 import { freePort, makeTempDir, opensslAsync, opensslOk } from '../support/index.js';
 import { startTestService, type TestService } from '../support/service.js';
 import { apiAs, newFactory, opensslCsr, type Factory } from '../enrollment/support.js';
-import { parsePkiMessage, parseCertificate, fromPem } from '../../pkix/index.js';
+import { answerStatus, fromPem, genpInfos, parseCertificate, parsePkiMessage, PKI_FAILURE_INFO, derChildren, derRaw, readOid, type PkiMessage } from '../../pkix/index.js';
+import { request } from '../support/service.js';
+import { buildCmpRequest, genmBody, p10crBody } from '../enrollment/cmp-client.js';
+import { randomBytes } from 'node:crypto';
+import { opensslBytes } from '../support/index.js';
 
 describe('CMP (RFC 9483) with openssl cmp', function () {
   this.timeout(180_000);
@@ -158,5 +162,113 @@ describe('CMP (RFC 9483) with openssl cmp', function () {
     const m = parsePkiMessage(readFileSync(rsp));
     expect(m.bodyTag).to.equal(22);
     expect(m.header.protectionAlg?.oid).to.equal('1.2.840.113533.7.66.13');
+  });
+
+  async function post(der: Buffer, p = '/.well-known/cmp'): Promise<{ raw: Buffer; msg: PkiMessage }> {
+    const r = await request(svc.url, svc.rootPem, 'POST', p, { body: der, contentType: 'application/pkixcmp' });
+    expect(r.status, r.text).to.equal(200);
+    expect(r.headers['content-type']).to.equal('application/pkixcmp');
+    return { raw: r.body, msg: parsePkiMessage(r.body) };
+  }
+
+  function expectFailure(msg: PkiMessage, bit: keyof typeof PKI_FAILURE_INFO, code: string): void {
+    expect(msg.bodyTag, 'an error message').to.equal(23);
+    const st = answerStatus(msg)!;
+    expect(st.status).to.equal(2);
+    expect(st.failInfoBits).to.deep.equal([PKI_FAILURE_INFO[bit]]);
+    expect(st.text.join(' ')).to.match(new RegExp(`^${code}: `));
+  }
+
+  function csrDer(name: string, serialNumber: string): Buffer {
+    const { csrFile } = opensslCsr(tmp.dir, name, `/serialNumber=${serialNumber}`);
+    return opensslBytes(['req', '-in', csrFile, '-outform', 'DER']);
+  }
+
+  it('genm for caCerts, rootCaCert and certReqTemplate (RFC 9483 §4.3), pvno 3: the genp carries the CA chain, no root update, the template', async () => {
+    const { reference, secret } = await secretFor('CMP-0005');
+    const { msg } = await post(buildCmpRequest({ pvno: 3, protect: { mac: { reference, secret } }, body: genmBody('1.3.6.1.5.5.7.4.17', '1.3.6.1.5.5.7.4.20', '1.3.6.1.5.5.7.4.19') }));
+    expect(msg.header.pvno).to.equal(3);
+    const infos = genpInfos(msg);
+    expect(infos.map((i) => i.infoType)).to.deep.equal(['1.3.6.1.5.5.7.4.17', '1.3.6.1.5.5.7.4.18', '1.3.6.1.5.5.7.4.19']);
+    const caCerts = derChildren(infos[0].value!).map((c) => parseCertificate(Buffer.from(derRaw(c))));
+    expect(caCerts.map((c) => c.subject.rawDer.toString('hex'))).to.have.length(2);
+    expect(caCerts[1].rawDer.equals(fromPem(svc.rootPem, 'CERTIFICATE')[0])).to.equal(true);
+    expect(infos[1].value, 'no root CA key update pending: value absent').to.equal(undefined);
+    // CertReqTemplateContent { certTemplate, keySpec { id-regCtrl-algId: id-ecPublicKey P-256 } }
+    const [, keySpec] = derChildren(infos[2].value!);
+    const [algCtrl] = derChildren(keySpec);
+    expect(readOid(derChildren(algCtrl)[0])).to.equal('1.3.6.1.5.5.7.5.1.11');
+  });
+
+  it('a wrong MAC is refused badMessageCheck and changes nothing (the secret still works after)', async () => {
+    const { reference, secret } = await secretFor('CMP-0005');
+    const bad = await post(buildCmpRequest({ protect: { mac: { reference, secret } }, tamper: true, body: p10crBody(csrDer('badmac', 'CMP-0005')) }));
+    expectFailure(bad.msg, 'badMessageCheck', 'KAKUIN_E_CMP_PROTECTION_INVALID');
+    const wrongSecret = await post(buildCmpRequest({ protect: { mac: { reference, secret: `${secret}x` } }, body: p10crBody(csrDer('badmac2', 'CMP-0005')) }));
+    expectFailure(wrongSecret.msg, 'badMessageCheck', 'KAKUIN_E_CMP_PROTECTION_INVALID');
+    const unknownRef = await post(buildCmpRequest({ protect: { mac: { reference: 'cmp-nosuch', secret } }, body: p10crBody(csrDer('badmac3', 'CMP-0005')) }));
+    expectFailure(unknownRef.msg, 'notAuthorized', 'KAKUIN_E_CMP_SECRET_UNKNOWN');
+    const ok = await post(buildCmpRequest({ protect: { mac: { reference, secret } }, body: p10crBody(csrDer('goodmac', 'CMP-0005')) }));
+    expect(ok.msg.bodyTag, 'cp').to.equal(3);
+    expect(answerStatus(ok.msg)!.status).to.equal(0);
+  });
+
+  it('an unknown device (not pre-registered) is refused notAuthorized, with an audit event', async () => {
+    const st = await stationCertificate();
+    const { msg } = await post(buildCmpRequest({ protect: { signature: st }, body: p10crBody(csrDer('unknown', 'CMP-9999')) }));
+    expectFailure(msg, 'notAuthorized', 'KAKUIN_E_DEVICE_NOT_REGISTERED');
+    const events = await apiAs(svc, svc.adminToken)('GET', '/api/v1/audit-events?type=enrollment.refused&limit=1000');
+    expect(events.json.events.some((e: { details?: { serialNumber?: string } }) => e.details?.serialNumber === 'CMP-9999')).to.equal(true);
+  });
+
+  it('a retried message (same transactionID, same bytes) gets the same answer; other content under it is refused transactionIdInUse', async () => {
+    const imp = await apiAs(svc, a.apiKey)('POST', '/api/v1/devices/import', { body: [{ serialNumber: 'CMP-0007' }, { serialNumber: 'CMP-0008' }] });
+    expect(imp.status, imp.text).to.equal(201);
+    const st = await stationCertificate();
+    const transactionId = randomBytes(16);
+    const first = buildCmpRequest({ transactionId, protect: { signature: st }, body: p10crBody(csrDer('retry', 'CMP-0007')) });
+    const one = await post(first);
+    expect(one.msg.bodyTag).to.equal(3);
+    const two = await post(first);
+    expect(two.raw.equals(one.raw), 'the stored answer, byte for byte').to.equal(true);
+    const other = await post(buildCmpRequest({ transactionId, protect: { signature: st }, body: p10crBody(csrDer('retry2', 'CMP-0008')) }));
+    expectFailure(other.msg, 'transactionIdInUse', 'KAKUIN_E_CMP_TRANSACTION_IN_USE');
+    const devices = await apiAs(svc, a.apiKey)('GET', '/api/v1/station/devices?serialNumber=CMP-0008');
+    expect(devices.json.devices[0].status, 'nothing issued for the refused one').to.equal('registered');
+  });
+
+  it('pvno 1, an unreadable body and an unprotected request are refused (unsupportedVersion, badDataFormat, badMessageCheck)', async () => {
+    const { reference, secret } = await secretFor('CMP-0008');
+    const v1 = await post(buildCmpRequest({ pvno: 1, protect: { mac: { reference, secret } }, body: genmBody('1.3.6.1.5.5.7.4.17') }));
+    expectFailure(v1.msg, 'unsupportedVersion', 'KAKUIN_E_CMP_UNSUPPORTED_VERSION');
+    const garbage = await post(Buffer.from('30030201', 'hex'));
+    expectFailure(garbage.msg, 'badDataFormat', 'KAKUIN_E_DER_MALFORMED');
+    const unprotected = await post(buildCmpRequest({ protect: { none: true }, body: genmBody('1.3.6.1.5.5.7.4.17') }));
+    expectFailure(unprotected.msg, 'badMessageCheck', 'KAKUIN_E_CMP_PROTECTION_INVALID');
+  });
+
+  it('a bad proof of possession in a CSR is refused badPOP; an unknown profile label badRequest', async () => {
+    const st = await stationCertificate();
+    const der = csrDer('badpop', 'CMP-0008');
+    der[der.length - 3] ^= 0x01;
+    const bad = await post(buildCmpRequest({ protect: { signature: st }, body: p10crBody(der) }));
+    expectFailure(bad.msg, 'badPOP', 'KAKUIN_E_CSR_SIGNATURE_INVALID');
+    const profile = await post(buildCmpRequest({ protect: { signature: st }, body: p10crBody(csrDer('prof', 'CMP-0008')) }), '/.well-known/cmp/p/no-such-profile');
+    expectFailure(profile.msg, 'badRequest', 'KAKUIN_E_PROFILE_UNKNOWN');
+  });
+
+  it('cmp-secret: a station gets one for its own devices only; the secret is shown once and not stored', async () => {
+    const b = await newFactory(svc, 'CMP Factory B');
+    const other = await apiAs(svc, b.apiKey)('POST', `/api/v1/devices/${await deviceId('CMP-0001')}/cmp-secret`, { body: {} });
+    expect(other.status).to.equal(404);
+    const bad = await apiAs(svc, a.apiKey)('POST', `/api/v1/devices/${await deviceId('CMP-0001')}/cmp-secret`, { body: { lifetimeMinutes: 0 } });
+    expect(bad.status).to.equal(400);
+    const { secret } = await secretFor('CMP-0001');
+    // The database file and its write-ahead log hold the nonce, never the secret.
+    for (const file of ['kakuin.db', 'kakuin.db-wal']) {
+      const f = path.join(svc.dataDir, file);
+      if (existsSync(f)) expect(readFileSync(f).includes(Buffer.from(secret)), `the secret is not in ${file}`).to.equal(false);
+    }
+    expect(existsSync(path.join(svc.dataDir, 'kakuin.db'))).to.equal(true);
   });
 });
