@@ -5,6 +5,7 @@
  * refusals with hand-built PKIMessages, each checked for its PKIFailureInfo bit.
  */
 import { expect } from 'chai';
+import * as asn1js from 'asn1js';
 import { readFileSync, writeFileSync, existsSync } from 'node:fs';
 import path from 'node:path';
 import { freePort, makeTempDir, opensslAsync, opensslOk } from '../support/index.js';
@@ -59,10 +60,29 @@ describe('CMP (RFC 9483) with openssl cmp', function () {
     const { reference, secret } = await secretFor('CMP-0001');
     const { csrFile } = opensslCsr(tmp.dir, 'p10', '/serialNumber=CMP-0001');
     const out = path.join(tmp.dir, 'p10.pem');
-    const r = await cmp(['-cmd', 'p10cr', '-ref', reference, '-secret', `pass:${secret}`, '-recipient', '/CN=kakuin', '-csr', csrFile, '-certout', out]);
+    const reqout = path.join(tmp.dir, 'p10-req.der');
+    const rspout = path.join(tmp.dir, 'p10-rsp.der');
+    const r = await cmp(['-cmd', 'p10cr', '-ref', reference, '-secret', `pass:${secret}`, '-recipient', '/CN=kakuin', '-csr', csrFile, '-certout', out, '-reqout', `${reqout},`, '-rspout', `${rspout},`]);
     expect(r.status, r.stderr + r.stdout).to.equal(0);
     const cert = parseCertificate(fromPem(readFileSync(out, 'utf8'), 'CERTIFICATE')[0]);
     expect(cert.subject.attributes.find((x) => x.type === 'serialNumber')?.value).to.equal('CMP-0001');
+    // openssl's request as pkix reads it and as asn1js reads it (an independent decoder): the same header fields.
+    const req = readFileSync(reqout);
+    const mine = parsePkiMessage(req);
+    const theirs = (asn1js.fromBER(new Uint8Array(req).buffer).result as asn1js.Sequence).valueBlock.value;
+    const header = (theirs[0] as asn1js.Sequence).valueBlock.value;
+    expect((header[0] as asn1js.Integer).valueBlock.valueDec).to.equal(mine.header.pvno);
+    const tagged = (n: number) => { const t = header.slice(3).find((h) => h.idBlock.tagClass === 3 && h.idBlock.tagNumber === n) as asn1js.Constructed; expect(t, `header [${n}] in ${header.map((h) => `${h.idBlock.tagClass}/${h.idBlock.tagNumber}`).join(",")}`).to.not.equal(undefined); return t; };
+    expect(Buffer.from((tagged(4).valueBlock.value[0] as asn1js.OctetString).valueBlock.valueHexView).equals(mine.header.transactionID!)).to.equal(true);
+    expect(Buffer.from((tagged(2).valueBlock.value[0] as asn1js.OctetString).valueBlock.valueHexView).toString()).to.equal(reference);
+    expect(theirs[1].idBlock.tagNumber).to.equal(mine.bodyTag).and.to.equal(4);
+    // kakuin's answer (cp) is DER: asn1js re-encodes it byte for byte; same transactionID, recipNonce = openssl's senderNonce.
+    const rsp = readFileSync(rspout);
+    expect(Buffer.from(asn1js.fromBER(new Uint8Array(rsp).buffer).result.toBER()).equals(rsp)).to.equal(true);
+    const answer = parsePkiMessage(rsp);
+    expect(answer.bodyTag).to.equal(3);
+    expect(answer.header.transactionID!.equals(mine.header.transactionID!)).to.equal(true);
+    expect(answer.header.recipNonce!.equals(mine.header.senderNonce!)).to.equal(true);
   });
 
   function newKey(name: string): string {
