@@ -16,11 +16,10 @@
  * is refused with transactionIdInUse.
  */
 import {
-  certRequestAsCsr, describeSignatureAlgorithm, encodeCaCertsValue, encodeCertRepBody, encodeCertReqTemplateValue, encodeErrorBody,
-  encodeGenpBody, encodePkiConfBody, encodePkiMessage, encodeResponseHeader, encodeRevRepBody, encodeStatusInfo, OID_CE_CRL_REASON,
+  certRequestAsCsr, certStatusHashName, encodeCaCertsValue, encodeCertRepBody, encodeCertReqTemplateValue, encodeErrorBody,
+  encodeGenpBody, encodePkiConfBody, encodePkiMessage, encodeResponseHeader, encodeRevRepBody, encodeStatusInfo,
   OID_IT_CA_CERTS, OID_IT_CERT_REQ_TEMPLATE, OID_IT_IMPLICIT_CONFIRM, OID_IT_ROOT_CA_CERT, OID_IT_ROOT_CA_KEY_UPDATE, parseCertificate,
-  parsePkiMessage, PKI_STATUS, readDer, crlReasonFromCode, verifyCsr, derSequence, derOid, type CertReqMessage, type PkiMessage,
-  OID_EC_PUBLIC_KEY, OID_P256, derContent, certRepCertificate,
+  parsePkiMessage, PKI_STATUS, revocationReasonOf, verifyCsr, certRepCertificate, type CertReqMessage, type PkiMessage, type RevDetails,
 } from '../../pkix/index.js';
 import { createHash } from 'node:crypto';
 import type { CmpStore, CmpTransaction } from '../../registry/cmp.js';
@@ -169,16 +168,15 @@ export class CmpServer {
   }
 
   /** rr: a device revokes its own certificate, the one it signed with (RFC 9483 §4.2). */
-  private async revoke(revocations: { template: { serialNumber?: Buffer; issuer?: { rawDer: Buffer } }; crlEntryDetails: { oid: string; value: Buffer }[] }[], sender: CmpSender): Promise<Answer> {
+  private async revoke(revocations: RevDetails[], sender: CmpSender): Promise<Answer> {
     if (sender.kind !== 'device') throw new KakuinError('KAKUIN_E_UNAUTHENTICATED', 'rr is signed with the certificate to revoke (RFC 9483 §4.2)');
     if (revocations.length !== 1) throw messageInvalid('RFC 9483 §4.2: one RevDetails per rr');
-    const { template, crlEntryDetails } = revocations[0];
+    const { template } = revocations[0];
     const own = sender.certificate;
     if (template.serialNumber === undefined || !template.serialNumber.equals(own.serial) || (template.issuer !== undefined && !template.issuer.rawDer.equals(own.issuer.rawDer))) {
       throw new KakuinError('KAKUIN_E_FORBIDDEN', 'a device may revoke only the certificate it signs the rr with');
     }
-    const reasonExt = crlEntryDetails.find((x) => x.oid === OID_CE_CRL_REASON);
-    const reason = reasonExt === undefined ? 'unspecified' : crlReasonFromCode(derContent(readDer(reasonExt.value))[0] ?? 0);
+    const reason = revocationReasonOf(revocations[0]);
     if (reason === undefined || reason === 'certificateHold' || reason === 'removeFromCRL') throw messageInvalid('the CRL reason is not one a device may give');
     await this.deps.revocation.revokeCertificate(sender.record.serialHex, { reason }, `device:${sender.record.deviceId}`);
     return { body: encodeRevRepBody([encodeStatusInfo(PKI_STATUS.accepted)]), extraCerts: [], record: true };
@@ -193,7 +191,7 @@ export class CmpServer {
         case OID_IT_CA_CERTS: return { infoType: t, value: encodeCaCertsValue(chain) };
         // §4.3.2: without an update the answer is rootCaKeyUpdate with its value absent.
         case OID_IT_ROOT_CA_CERT: return { infoType: OID_IT_ROOT_CA_KEY_UPDATE };
-        case OID_IT_CERT_REQ_TEMPLATE: return { infoType: t, value: encodeCertReqTemplateValue(derSequence(derOid(OID_EC_PUBLIC_KEY), derOid(OID_P256))) };
+        case OID_IT_CERT_REQ_TEMPLATE: return { infoType: t, value: encodeCertReqTemplateValue('P-256') };
         default: return { infoType: t };
       }
     });
@@ -215,7 +213,7 @@ export class CmpServer {
     if (body.statuses.length !== 1) throw messageInvalid('RFC 9483 §4.1.1: one CertStatus per certConf');
     const status = body.statuses[0];
     const cert = parseCertificate(issued);
-    const hash = status.hashAlg ? hashNameOf(status.hashAlg.oid) : describeSignatureAlgorithm(cert.signatureAlgorithm).digest ?? 'sha512';
+    const hash = certStatusHashName(status, cert);
     if (!createHash(hash).update(issued).digest().equals(status.certHash)) throw new KakuinError('KAKUIN_E_CMP_MESSAGE_INVALID', 'certConf certHash is not the hash of the certificate sent');
     if (status.status === PKI_STATUS.rejection) {
       // RFC 9483 §4.1.1: the end entity rejected the new certificate; it must not stay good.
@@ -284,13 +282,6 @@ function popVerified(req: CertReqMessage) {
   const csr = certRequestAsCsr(req);
   verifyCsr(csr);
   return csr;
-}
-
-function hashNameOf(oid: string): string {
-  const names: Record<string, string> = { '2.16.840.1.101.3.4.2.1': 'sha256', '2.16.840.1.101.3.4.2.2': 'sha384', '2.16.840.1.101.3.4.2.3': 'sha512' };
-  const n = names[oid];
-  if (n === undefined) throw new KakuinError('KAKUIN_E_ALGORITHM_UNSUPPORTED', `certConf hashAlg ${oid} is not SHA-2`);
-  return n;
 }
 
 /** The certificate of the (one) CertResponse of a stored ip/cp/kup. */

@@ -16,6 +16,7 @@ import {
   derBitString, derExplicit, derGeneralizedTime, derInteger, derNull, derOctetString, derOid, derSequence, derUtf8String,
 } from '../der.js';
 import { CMP_BODY } from './pki-message.js';
+import { OID_EC_PUBLIC_KEY, OID_P256 } from '../oids.js';
 
 /** PKIStatus (RFC 9810 §5.2.3). */
 export const PKI_STATUS = { accepted: 0, grantedWithMods: 1, rejection: 2, waiting: 3, revocationWarning: 4, revocationNotification: 5 } as const;
@@ -155,8 +156,9 @@ export function encodeRootCaKeyUpdateValue(newWithNew: Buffer): Buffer {
  * (RFC 9483 §4.3.3): an empty template (the CA fills subject and extensions from the device record)
  * and the key type as id-regCtrl-algId.
  */
-export function encodeCertReqTemplateValue(keyAlgorithmDer: Buffer): Buffer {
-  return derSequence(derSequence(), derSequence(derSequence(derOid(OID_REG_CTRL_ALG_ID), keyAlgorithmDer)));
+export function encodeCertReqTemplateValue(key: 'P-256' = 'P-256'): Buffer {
+  const keyAlgorithm = key === 'P-256' ? derSequence(derOid(OID_EC_PUBLIC_KEY), derOid(OID_P256)) : derSequence();
+  return derSequence(derSequence(), derSequence(derSequence(derOid(OID_REG_CTRL_ALG_ID), keyAlgorithm)));
 }
 
 

@@ -27,7 +27,10 @@
  * The header and body keep their DER as received: protection is checked over those bytes, and the
  * idempotence of a retried transaction compares them, never a re-encoding.
  */
-import { type AlgorithmIdentifier, parseAlgorithmIdentifier } from '../algorithm.js';
+import { type AlgorithmIdentifier, describeSignatureAlgorithm, parseAlgorithmIdentifier } from '../algorithm.js';
+import type { ParsedCertificate } from '../certificate.js';
+import { OID_SHA256, OID_SHA384 } from '../oids.js';
+import { KakuinError } from '../../errors/index.js';
 import {
   type DerNode, derChildren, derRaw, expectChildren, expectTag, guardDer, malformed, readBitString, readDer, readOctetString,
   readOid, readSmallInteger, readUnsignedInteger,
@@ -37,6 +40,7 @@ import { parseExtensionsNode, type ParsedExtension } from '../extensions-read.js
 import { parseNameNode, type ParsedName } from '../name.js';
 import { parseSpkiNode, type PublicKeyInfo } from '../spki.js';
 import { parseCsr, type ParsedCsr } from '../csr.js';
+import { crlReasonFromCode, OID_CE_CRL_REASON, type CrlReason } from '../crl.js';
 
 /** PKIBody CHOICE tag numbers (RFC 9810 §5.1.2) that kakuin reads or writes. */
 export const CMP_BODY = {
@@ -344,4 +348,34 @@ export function certRequestAsCsr(msg: CertReqMessage): ParsedCsr {
     attributes: [],
     requestedExtensions: msg.template.extensions,
   };
+}
+
+/**
+ * The CRLReason of a RevDetails' crlEntryDetails (RFC 5280 §5.3.1: reasonCode ::= ENUMERATED),
+ * `unspecified` when it names none; undefined for a code RFC 5280 does not define.
+ */
+export function revocationReasonOf(details: RevDetails): CrlReason | undefined {
+  const ext = details.crlEntryDetails.find((x) => x.oid === OID_CE_CRL_REASON);
+  if (ext === undefined) return 'unspecified';
+  return guardDer('CRLReason', () => {
+    const n = expectTag(readDer(ext.value), 0x0a, 'CRLReason');
+    const c = n.buf.subarray(n.contentStart, n.end);
+    if (c.length !== 1) throw malformed('CRLReason must be one octet');
+    return crlReasonFromCode(c[0]);
+  });
+}
+
+/**
+ * The hash a certConf's certHash uses (RFC 9810 §5.3.18): its hashAlg when given (cmp2021),
+ * otherwise the hash of the certificate's own signature algorithm (SHA-512 for EdDSA, RFC 9810 §5.3.18).
+ */
+export function certStatusHashName(status: CertStatus, certificate: ParsedCertificate): 'sha256' | 'sha384' | 'sha512' {
+  if (status.hashAlg !== undefined) {
+    const names: Record<string, 'sha256' | 'sha384' | 'sha512'> = { [OID_SHA256]: 'sha256', [OID_SHA384]: 'sha384', '2.16.840.1.101.3.4.2.3': 'sha512' };
+    const n = names[status.hashAlg.oid];
+    if (n === undefined) throw new KakuinError('KAKUIN_E_ALGORITHM_UNSUPPORTED', `certConf hashAlg ${status.hashAlg.oid} is not SHA-2`);
+    return n;
+  }
+  const d = describeSignatureAlgorithm(certificate.signatureAlgorithm).digest;
+  return d ?? 'sha512';
 }

@@ -11,10 +11,10 @@ import path from 'node:path';
 import { freePort, makeTempDir, opensslAsync, opensslOk } from '../support/index.js';
 import { startTestService, type TestService } from '../support/service.js';
 import { apiAs, newFactory, opensslCsr, type Factory } from '../enrollment/support.js';
-import { answerStatus, fromPem, genpInfos, parseCertificate, parsePkiMessage, PKI_FAILURE_INFO, derChildren, derRaw, readOid, type PkiMessage } from '../../pkix/index.js';
+import { answerStatus, fromPem, genpInfos, parseCertificate, parsePkiMessage, PKI_FAILURE_INFO, derChildren, derRaw, readOid, certRepCertificate, derExplicit, derSequence, derOctetString, derInteger, type DerNode, type PkiMessage } from '../../pkix/index.js';
 import { request } from '../support/service.js';
 import { buildCmpRequest, genmBody, p10crBody } from '../enrollment/cmp-client.js';
-import { randomBytes } from 'node:crypto';
+import { createHash, randomBytes } from 'node:crypto';
 import { opensslBytes } from '../support/index.js';
 
 describe('CMP (RFC 9483) with openssl cmp', function () {
@@ -290,5 +290,39 @@ describe('CMP (RFC 9483) with openssl cmp', function () {
       if (existsSync(f)) expect(readFileSync(f).includes(Buffer.from(secret)), `the secret is not in ${file}`).to.equal(false);
     }
     expect(existsSync(path.join(svc.dataDir, 'kakuin.db'))).to.equal(true);
+  });
+
+  it('a second key for an enrolled device (a clone?) is refused notAuthorized; the same CSR again gets the same certificate', async () => {
+    const st = await stationCertificate();
+    const clone = await post(buildCmpRequest({ protect: { signature: st }, body: p10crBody(csrDer('clone', 'CMP-0001')) }));
+    expectFailure(clone.msg, 'notAuthorized', 'KAKUIN_E_DEVICE_ALREADY_ENROLLED');
+    // The p10cr test's CSR, sent again in a new transaction: the certificate issued then (idempotence by key).
+    const again = await post(buildCmpRequest({ protect: { signature: st }, body: p10crBody(opensslBytes(['req', '-in', path.join(tmp.dir, 'p10.csr'), '-outform', 'DER'])) }));
+    expect(again.msg.bodyTag).to.equal(3);
+    const issued = fromPem(readFileSync(path.join(tmp.dir, 'p10.pem'), 'utf8'), 'CERTIFICATE')[0];
+    expect(certRepCertificate((again.msg.body as { node: DerNode }).node)!.equals(issued)).to.equal(true);
+  });
+
+  it('certConf rejecting the new certificate (PKIStatus rejection) revokes it and is answered pkiConf', async () => {
+    const imp = await apiAs(svc, a.apiKey)('POST', '/api/v1/devices/import', { body: [{ serialNumber: 'CMP-0009' }] });
+    expect(imp.status, imp.text).to.equal(201);
+    const st = await stationCertificate();
+    const transactionId = randomBytes(16);
+    const cp = await post(buildCmpRequest({ transactionId, protect: { signature: st }, body: p10crBody(csrDer('rejected', 'CMP-0009')) }));
+    const cert = certRepCertificate((cp.msg.body as { node: DerNode }).node)!;
+    const hash = createHash('sha256').update(cert).digest();
+    // CertConfirmContent { CertStatus { certHash, certReqId -1, statusInfo { rejection } } }
+    const certConf = derExplicit(24, derSequence(derSequence(derOctetString(hash), derInteger(-1), derSequence(derInteger(2)))));
+    const conf = await post(buildCmpRequest({ transactionId, protect: { signature: st }, body: certConf }));
+    expect(conf.msg.bodyTag, 'pkiConf').to.equal(19);
+    const record = await apiAs(svc, svc.adminToken)('GET', `/api/v1/certificates/${parseCertificate(cert).serialHex}`);
+    expect(record.json.status).to.equal('revoked');
+    // A certConf with a hash of something else is refused badRequest.
+    const t2 = randomBytes(16);
+    const imp2 = await apiAs(svc, a.apiKey)('POST', '/api/v1/devices/import', { body: [{ serialNumber: 'CMP-0010' }] });
+    expect(imp2.status).to.equal(201);
+    await post(buildCmpRequest({ transactionId: t2, protect: { signature: st }, body: p10crBody(csrDer('wronghash', 'CMP-0010')) }));
+    const wrong = await post(buildCmpRequest({ transactionId: t2, protect: { signature: st }, body: derExplicit(24, derSequence(derSequence(derOctetString(randomBytes(32)), derInteger(-1)))) }));
+    expectFailure(wrong.msg, 'badRequest', 'KAKUIN_E_CMP_MESSAGE_INVALID');
   });
 });
