@@ -325,4 +325,18 @@ describe('CMP (RFC 9483) with openssl cmp', function () {
     const wrong = await post(buildCmpRequest({ transactionId: t2, protect: { signature: st }, body: derExplicit(24, derSequence(derSequence(derOctetString(randomBytes(32)), derInteger(-1)))) }));
     expectFailure(wrong.msg, 'badRequest', 'KAKUIN_E_CMP_MESSAGE_INVALID');
   });
+
+  // Last: it supersedes the station certificate the tests above sign with.
+  it('a superseded (revoked) station certificate no longer authenticates: notAuthorized, nothing issued', async () => {
+    const old = await stationCertificate();
+    const { csrPem } = opensslCsr(tmp.dir, 'station2', '/CN=line-1');
+    const r = await apiAs(svc, svc.adminToken)('POST', `/api/v1/stations/${a.stationId}/certificate`, { body: { csr: csrPem } });
+    expect(r.status, r.text).to.equal(201);
+    const imp = await apiAs(svc, a.apiKey)('POST', '/api/v1/devices/import', { body: [{ serialNumber: 'CMP-0011' }] });
+    expect(imp.status).to.equal(201);
+    const { msg } = await post(buildCmpRequest({ protect: { signature: old }, body: p10crBody(csrDer('old-station', 'CMP-0011')) }));
+    expectFailure(msg, 'notAuthorized', 'KAKUIN_E_UNAUTHENTICATED');
+    const devices = await apiAs(svc, a.apiKey)('GET', '/api/v1/station/devices?serialNumber=CMP-0011');
+    expect(devices.json.devices[0].status).to.equal('registered');
+  });
 });
