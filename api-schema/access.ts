@@ -37,6 +37,9 @@ export const ROUTE_ACCESS: Readonly<Record<string, AccessRule>> = {
   'GET /.well-known/est/csrattrs': ['anyone'],
   'GET /.well-known/est/{label}/csrattrs': ['anyone'],
   'POST /.well-known/est/simplereenroll': ['device'],
+  // CMP: the PKIMessage's own protection (MAC secret, station or device certificate) authenticates it.
+  'POST /.well-known/cmp': ['anyone'],
+  'POST /.well-known/cmp/p/{profile}': ['anyone'],
   'POST /legacy/v1/token': ['device'],
   'POST /legacy/v1/telemetry': ['device'],
   'POST /legacy/v1/certificate': ['device'],
@@ -121,6 +124,7 @@ export const ROUTE_ACCESS: Readonly<Record<string, AccessRule>> = {
   'POST /api/v1/devices/import': [A, M, S],
   'GET /api/v1/station/devices': [S],
   'POST /api/v1/devices/{id}/allow-reenrollment': [A],
+  'POST /api/v1/devices/{id}/cmp-secret': [A, M, S],
   'POST /api/v1/enroll': [A, S],
   'POST /api/v1/enroll/batch': [A, S],
   'POST /.well-known/est/simpleenroll': [S],

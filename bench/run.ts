@@ -28,6 +28,7 @@ import { benchEvents } from './events.js';
 import { benchDetections } from './detections.js';
 import { benchHsm } from './hsm.js';
 import { benchEnrollment } from './enrollment.js';
+import { benchCmp } from './cmp.js';
 import { benchScale } from './scale.js';
 
 const json = process.argv.includes('--json');
@@ -135,6 +136,14 @@ async function main(): Promise<void> {
   log(`  pre-registration import  ${enr.enrollment_import_devices_per_s.toLocaleString('en')} devices/s`);
   log(`  batch enrollment         ${enr.enrollment_batch_devices_per_s.toLocaleString('en')} devices/s  (target ≥ 3,000/s)`);
   log(`  EST simpleenroll         ${enr.enrollment_est_simpleenroll_per_s.toLocaleString('en')} /s  (target ≥ 1,000/s)`);
+
+  log('\nCMP (issue 23): p10cr signed with a station certificate (implicitConfirm) against EST simpleenroll and REST enroll, one request per device, 16 in flight');
+  const cmpFigures = await benchCmp(n(2_000));
+  Object.assign(figures, cmpFigures);
+  for (const p of ['rest', 'est', 'cmp'] as const) {
+    log(`  ${p.toUpperCase().padEnd(4)} ${cmpFigures[`cmp_bench_${p}_enrollments_per_s`].toLocaleString('en')} enrollments/s, server CPU ${cmpFigures[`cmp_bench_${p}_server_cpu_us_per_enrollment`]} µs each`);
+  }
+  log(`  EST / CMP ${cmpFigures.cmp_bench_cmp_vs_est_ratio}x (target ≤ 2x); CMP steps per message: parse ${cmpFigures.cmp_bench_parse_us} µs, check (protection signature + CSR proof of possession) ${cmpFigures.cmp_bench_check_us} µs, sign the answer ${cmpFigures.cmp_bench_sign_answer_us} µs`);
 
   log('\n1M scale (issue 8): registry lookups over a million devices; an OCSP responder process over a million pre-signed responses');
   const big = await benchScale(scale, log);

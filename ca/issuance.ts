@@ -6,7 +6,7 @@
  * certificate is committed to the registry before it is returned to anyone.
  */
 import {
-  authorityInfoAccessExt, authorityKeyIdentifierExt, basicConstraintsExt, crlDistributionPointsExt, encodeName,
+  authorityInfoAccessExt, authorityKeyIdentifierExt, basicConstraintsExt, checkKeyPolicy, crlDistributionPointsExt, encodeName,
   extKeyUsageExt, keyIdentifier, keyUsageExt, readCsr, subjectAltNameExt, subjectKeyIdentifierExt,
   type GeneralName, type NameAttribute, type ParsedCsr,
 } from '../pkix/index.js';
@@ -51,6 +51,12 @@ export interface IssueDeviceCertificateRequest {
    * current certificate), so nothing is read here.
    */
   reenrollment?: 'allowance' | 'never' | 'granted';
+  /**
+   * The caller checked proof of possession itself, for a request that is no PKCS#10 (a CMP CRMF
+   * CertReqMsg, whose POPOSigningKey signs the CertRequest: RFC 4211 §4.1); the key policy is still
+   * applied here.
+   */
+  proofOfPossession?: 'verified-by-caller';
 }
 
 export interface IssuedCertificate {
@@ -211,7 +217,8 @@ export class DeviceCertificateIssuer {
     // record is read: together they refuse most bad input before anything is built.
     const csr = isParsedCsr(request.csr) ? request.csr : readCsr(request.csr);
     const known = request.device !== undefined && request.device.id === request.deviceId ? request.device : undefined;
-    const [device] = await Promise.all([known ?? this.registry.getDevice(request.deviceId), this.verifier.verify(csr.rawDer)]);
+    const pop = request.proofOfPossession === 'verified-by-caller' ? Promise.resolve(checkKeyPolicy(csr.spki)) : this.verifier.verify(csr.rawDer);
+    const [device] = await Promise.all([known ?? this.registry.getDevice(request.deviceId), pop]);
     if (!ISSUABLE_STATES.has(device.status)) {
       throw new KakuinError('KAKUIN_E_DEVICE_STATE', `device ${device.id} is ${device.status}; only registered or active devices get certificates`);
     }

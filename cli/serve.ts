@@ -21,7 +21,7 @@ import { startDetections, type RunningDetections } from './detections.js';
 import { startLegacyPath, type RunningLegacyPath } from './legacy-path.js';
 import { startRevocationPlane, type RevocationPlane } from './revocation-plane.js';
 import { caCertificatesOf, metricsCollector } from './metrics.js';
-import { tlsMaterialFor, type TlsMaterial } from './tls-material.js';
+import { cmpProtectionKeyFor, tlsMaterialFor, type TlsMaterial } from './tls-material.js';
 import {
   EnrollmentService, mountEnrollmentRoutes, StationCertificateAuthenticator, stationCertificateOr, StationQuota, StationRateLimit,
 } from '../enrollment/index.js';
@@ -38,6 +38,7 @@ import type { OcspResponder } from '../ocsp-responder/index.js';
 import type { FeedEntry, Registry } from '../registry/port.js';
 import { SqliteRegistry } from '../registry/sqlite/index.js';
 import type { ActivityStore } from '../registry/activity.js';
+import type { CmpStore } from '../registry/cmp.js';
 import {
   needsWritableRegistry, openReadOnlyView, readTlsMaterial, ROLES, startCrlPublication, startGatewayRole, startOcspRole,
   type GatewayRole, type Role,
@@ -100,6 +101,11 @@ function userLoginsOf(registry: Registry, pepper: Buffer, config: Readonly<Kakui
   return { store, accounts, logins, sessionIdleMs };
 }
 
+/** Both adapters carry the CMP store (registry/cmp.ts) as `cmp`; the MongoDB one is not imported here. */
+function cmpStoreOf(registry: Registry): CmpStore | undefined {
+  return (registry as { cmp?: CmpStore }).cmp;
+}
+
 function stationKeyMaxAgeMs(config: Readonly<KakuinConfig>): number {
   return config.enrollment.stationKeyMaxAgeDays * 24 * 3600_000;
 }
@@ -117,6 +123,7 @@ export async function startService(config: Readonly<KakuinConfig>, logger: Logge
     if (kakuin.created) logger.info('development CA hierarchy created', { dataDir: config.dataDir });
     const admin = await ensureFirstAdminToken(kakuin, env);
     const tls = await tlsMaterialFor(kakuin, 'api', logger);
+    const cmpKey = await cmpProtectionKeyFor(kakuin, logger);
     plane = await startRevocationPlane(kakuin, logger);
     events = startEventsOut(kakuin.registry, plane.afterChange, config, logger);
     checkpoints = startAuditCheckpoints(kakuin, logger);
@@ -158,6 +165,7 @@ export async function startService(config: Readonly<KakuinConfig>, logger: Logge
         mountEnrollmentRoutes(routes, helpers, {
           registry: kakuin.registry, revocation, enrollment, pepper: kakuin.pepper, maxImportBytes: config.enrollment.importBodyLimitBytes, maxBatchBytes: config.enrollment.batchBodyLimitBytes,
           stationCertificates: kakuin.stationCertificates,
+          ...(cmpStoreOf(kakuin.registry) !== undefined && { cmp: { store: cmpStoreOf(kakuin.registry)!, protectionKey: cmpKey, onError: (e: unknown) => logger.error('CMP request failed', { cause: String(e) }) } }),
         });
       },
     });
@@ -385,6 +393,7 @@ export async function startRoles(
         if (!ok) logger.warn('OCSP cache did not catch up with a revocation within 2 s', { seq });
       });
       const admin = await ensureFirstAdminToken(k, env);
+      const cmpKey = roles.has('enrollment') ? await cmpProtectionKeyFor(k, logger) : undefined;
       result.initialAdminToken = admin.token;
       result.adminTokenFile = admin.file;
       const enrollment = roles.has('enrollment')
@@ -434,6 +443,7 @@ export async function startRoles(
             mountEnrollmentRoutes(routes, helpers, {
               registry, revocation, enrollment, pepper: k.pepper, maxImportBytes: config.enrollment.importBodyLimitBytes, maxBatchBytes: config.enrollment.batchBodyLimitBytes,
               stationCertificates: k.stationCertificates,
+              ...(cmpStoreOf(registry) !== undefined && { cmp: { store: cmpStoreOf(registry)!, protectionKey: cmpKey, onError: (e: unknown) => logger.error('CMP request failed', { cause: String(e) }) } }),
             });
           }
         },

@@ -11,6 +11,7 @@ import { fromPem, toPem } from '../pkix/index.js';
 import type { Kakuin } from './wiring.js';
 import type { Logger } from './logger.js';
 import { writePrivateFile } from './secrets.js';
+import type { CmpProtectionKey } from '../enrollment/cmp/cmp-protection.js';
 
 export interface TlsMaterial {
   key: string;
@@ -43,4 +44,20 @@ export async function tlsMaterialFor(kakuin: Kakuin, listener: string, logger: L
   }
   const material = await softwareKeys.tlsKeyMaterial(uri);
   return { key: material.key, passphrase: material.passphrase, cert: readFileSync(certFile, 'utf8') };
+}
+
+/**
+ * kakuin's CMP protection key (enrollment/cmp): a key of its own (`file:tls-cmp`) with a certificate
+ * of the infrastructure CA, kept and renewed as the listeners' are. RFC 9483 §3.1 asks the PKI
+ * management entity to sign its answers; the CAs' own keys are not used for that (their certificates
+ * allow keyCertSign and cRLSign only; `openssl cmp` wants digitalSignature). Chain: the certificate,
+ * the infrastructure CA, the root.
+ */
+export async function cmpProtectionKeyFor(kakuin: Kakuin, logger: Logger): Promise<CmpProtectionKey> {
+  const material = await tlsMaterialFor(kakuin, 'cmp', logger);
+  const signer = await kakuin.softwareKeys.load('file:tls-cmp');
+  const certificates = fromPem(material.cert, 'CERTIFICATE');
+  const root = kakuin.hierarchy.root.record.certificateDer;
+  if (!certificates.some((c) => c.equals(root))) certificates.push(root);
+  return { signer, certificates };
 }

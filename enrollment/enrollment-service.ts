@@ -47,11 +47,14 @@ export interface EnrollRequest {
   manufacturerId: string;
   /** The device's serial number; for EST it comes from the CSR subject. */
   serialNumber?: unknown;
-  csr: Buffer | string;
+  /** PKCS#10, or a request already in its shape (CMP's CRMF template: pkix/cmp certRequestAsCsr). */
+  csr: Buffer | string | ParsedCsr;
   /** `station:<id>` or `token:<name>` */
   actor: string;
   /** A certificate profile name; default `device`. */
   profile?: unknown;
+  /** Set by a caller that checked proof of possession itself (CMP CRMF, RFC 4211 §4.1). */
+  proofOfPossession?: 'verified-by-caller';
 }
 
 export interface KeygenEnrollRequest {
@@ -67,6 +70,15 @@ export interface KeygenEnrollment extends Enrollment {
   pkcs12?: Buffer;
   /** Or, with `format: "pem"`, the encrypted PKCS#8 key and the chain as PEM. */
   pem?: string;
+}
+
+export interface ReenrollOptions {
+  /** The audit event's `via` (default `est-simplereenroll`). */
+  via?: string;
+  /** Set by a caller that checked proof of possession itself (CMP kur, RFC 4211 §4.1). */
+  proofOfPossession?: 'verified-by-caller';
+  /** An empty subject in the request stands for "the current one" (CMP kur templates). */
+  subjectMayBeEmpty?: boolean;
 }
 
 export interface Enrollment {
@@ -127,7 +139,7 @@ export class EnrollmentService {
   private async enrollOnce(request: EnrollRequest, shared?: SharedReads): Promise<Enrollment> {
     this.limit(request.actor);
     const profile = await this.allowedProfile(request.manufacturerId, request.profile, shared);
-    const csr = readCsr(request.csr);
+    const csr = isParsedCsr(request.csr) ? request.csr : readCsr(request.csr);
     const serialNumber = request.serialNumber === undefined ? subjectSerialNumber(csr) : validateSerialNumber(request.serialNumber);
     const [device] = await this.registry.findDevices({ manufacturerId: request.manufacturerId, serialNumber, limit: 1 });
     if (!device) {
@@ -208,11 +220,11 @@ export class EnrollmentService {
    * certificate must be kakuin's record of it, still good, of a live device; the CSR must carry the
    * same subject (and, if it has one, the same subjectAltName). The new certificate supersedes the old.
    */
-  reenrollWithCertificate(currentDer: Buffer, csrDer: Buffer): Promise<Enrollment> {
-    return this.tracked(() => this.reenrollOnce(currentDer, csrDer), (r) => r);
+  reenrollWithCertificate(currentDer: Buffer, csrDer: Buffer | ParsedCsr, options: ReenrollOptions = {}): Promise<Enrollment> {
+    return this.tracked(() => this.reenrollOnce(currentDer, csrDer, options), (r) => r);
   }
 
-  private async reenrollOnce(currentDer: Buffer, csrDer: Buffer): Promise<Enrollment> {
+  private async reenrollOnce(currentDer: Buffer, csrDer: Buffer | ParsedCsr, options: ReenrollOptions): Promise<Enrollment> {
     const current = parseCertificate(currentDer);
     let record: CertificateRecord;
     try {
@@ -223,8 +235,10 @@ export class EnrollmentService {
     }
     if (!record.der.equals(currentDer) || record.deviceId === undefined) throw new KakuinError('KAKUIN_E_UNAUTHENTICATED', 'the client certificate is not a device certificate kakuin issued');
     if (record.status !== 'good') throw new KakuinError('KAKUIN_E_UNAUTHENTICATED', `the client certificate is ${record.status}`);
-    const csr = readCsr(csrDer);
-    const sameSubject = JSON.stringify(csr.subject.attributes.map((a) => [a.oid, a.value])) === JSON.stringify(current.subject.attributes.map((a) => [a.oid, a.value]));
+    const csr = isParsedCsr(csrDer) ? csrDer : readCsr(csrDer);
+    // A CMP kur template may leave the subject out (RFC 9483 §4.1.3: SHOULD, not MUST); the
+    // certificate's subject comes from the device record either way.
+    const sameSubject = (options.subjectMayBeEmpty === true && csr.subject.attributes.length === 0) || JSON.stringify(csr.subject.attributes.map((a) => [a.oid, a.value])) === JSON.stringify(current.subject.attributes.map((a) => [a.oid, a.value]));
     if (!sameSubject) throw new KakuinError('KAKUIN_E_CSR_SUBJECT_MISMATCH', 'RFC 7030 §4.2.2: the CSR subject must be identical to the current certificate\'s');
     const csrSan = csr.requestedExtensions.find((x) => x.oid === OID_SUBJECT_ALT_NAME);
     const certSan = current.extensions.find((x) => x.oid === OID_SUBJECT_ALT_NAME);
@@ -242,13 +256,13 @@ export class EnrollmentService {
       const newer = certificates.slice(certificates.findIndex((c) => c.serialHex === record.serialHex) + 1);
       const answered = newer.find((c) => c.status === 'good' && c.publicKeySha256 === keyHash);
       const issued = answered === undefined
-        ? await this.issuer.issue({ deviceId, csr: csr.rawDer, actor, reenrollment: 'granted' })
+        ? await this.issuer.issue({ deviceId, csr, actor, reenrollment: 'granted', ...(options.proofOfPossession && { proofOfPossession: options.proofOfPossession }) })
         : { record: answered, der: answered.der, chain: await this.issuer.chainOf(answered.issuerId) };
       const device = await this.registry.getDevice(deviceId);
       const supersedes = issued.record.serialHex === record.serialHex ? [] : [record];
       await this.registry.appendAuditEvent({
         type: 'enrollment.reenrolled', actor, deviceId, serialHex: issued.record.serialHex,
-        details: { supersedes: supersedes.map((c) => c.serialHex), overlapHours: this.options.overlapHours, via: 'est-simplereenroll', ...(answered && { retried: true }) },
+        details: { supersedes: supersedes.map((c) => c.serialHex), overlapHours: this.options.overlapHours, via: options.via ?? 'est-simplereenroll', ...(answered && { retried: true }) },
       });
       // The overlap counts from the new certificate's issuance: a retry must not extend it.
       await this.supersede(supersedes, actor, issued.record.createdAt);
@@ -280,7 +294,7 @@ export class EnrollmentService {
   }
 
   private async enrollDevice(
-    device: Device, csr: ParsedCsr, request: { manufacturerId: string; actor: string; profile: string }, keygen = false, shared?: SharedReads,
+    device: Device, csr: ParsedCsr, request: { manufacturerId: string; actor: string; profile: string; proofOfPossession?: 'verified-by-caller' }, keygen = false, shared?: SharedReads,
   ): Promise<Enrollment> {
     const keyHash = publicKeySha256(csr.spki.rawDer);
     const certificates = await this.registry.listCertificatesOfDevice(device.id);
@@ -315,6 +329,7 @@ export class EnrollmentService {
     try {
       issued = await this.issuer.issue({
         deviceId: device.id, device, csr, actor: request.actor, profile: request.profile, reenrollment: 'granted', ...(keygen && { auditDetails: { keygen: true } }),
+        ...(request.proofOfPossession && { proofOfPossession: request.proofOfPossession }),
       });
     } catch (e) {
       if (hasCode(e, 'KAKUIN_E_PUBLIC_KEY_IN_USE')) {
@@ -421,4 +436,8 @@ export function subjectSerialNumber(csr: ParsedCsr): string {
 export function itemError(e: unknown): { code: string; message: string } {
   if (isKakuinError(e)) return e.toJSON();
   return { code: 'KAKUIN_E_INTERNAL', message: 'internal error' };
+}
+
+function isParsedCsr(csr: Buffer | string | ParsedCsr): csr is ParsedCsr {
+  return typeof csr === 'object' && !Buffer.isBuffer(csr) && Buffer.isBuffer((csr as ParsedCsr).rawDer);
 }

@@ -45,6 +45,11 @@ import { mountEst } from './est.js';
 import { StationCertificateAuthenticator, stationCertificateOr } from './station-certificate-auth.js';
 import type { StationCertificateIssuer } from '../ca/station-certificates.js';
 import { PROFILE_NAME } from '../ca/profiles.js';
+import type { CmpStore } from '../registry/cmp.js';
+import { parseCertificate } from '../pkix/index.js';
+import { CmpProtection, type CmpProtectionKey } from './cmp/cmp-protection.js';
+import { CmpServer } from './cmp/cmp-server.js';
+import { mountCmp } from './cmp/routes.js';
 
 export interface EnrollmentRouteDeps {
   registry: Registry;
@@ -57,6 +62,8 @@ export interface EnrollmentRouteDeps {
   maxBatchBytes?: number;
   /** Issues station certificates; absent when there is no station CA (offline root). */
   stationCertificates?: StationCertificateIssuer;
+  /** CMP (enrollment/cmp/): its store, and kakuin's key for signing answers (without it, only MAC-protected requests get protected answers). */
+  cmp?: { store: CmpStore; protectionKey?: CmpProtectionKey; onError?: (e: unknown) => void };
 }
 
 const STATION_NAME = /^[A-Za-z0-9][A-Za-z0-9 ._@-]{0,63}$/;
@@ -374,4 +381,11 @@ export function mountEnrollmentRoutes(routes: ApiRoutes, helpers: ApiHelpers, de
   });
 
   mountEst(routes, { enrollment, authenticator: helpers.authenticator, certificates });
+
+  if (deps.cmp !== undefined) {
+    const { store, protectionKey, onError } = deps.cmp;
+    const protection = new CmpProtection(registry, store, pepper, certificates, protectionKey, parseCertificate(enrollment.chain[0]).subject.rawDer, () => new Date());
+    const server = new CmpServer({ enrollment, registry, revocation: deps.revocation, store, protection, onError });
+    mountCmp(routes, { server, store, registry, pepper, stationOrAdmin: byCertificateOr(helpers.admit('station', 'admin')) });
+  }
 }

@@ -10,6 +10,7 @@
  * - the station is not disabled.
  * Anything else is KAKUIN_E_UNAUTHENTICATED; the reason goes to the log, not to the client.
  */
+import { createHash } from 'node:crypto';
 import type { TLSSocket } from 'node:tls';
 import type { Request, RequestHandler } from 'express';
 import { parseCertificate, verifyCertificateSignature, type ParsedCertificate } from '../pkix/index.js';
@@ -23,6 +24,12 @@ export class StationCertificateAuthenticator {
   private stationCa: ParsedCertificate | undefined;
   /** Signature checks done per connection (the certificate cannot change within one TLS session). */
   private readonly verified = new WeakMap<object, Buffer>();
+  /**
+   * Certificates received outside TLS (CMP) whose station-CA signature verified, by SHA-256 of the
+   * DER: a station signs every message with the same certificate. Bounded; the per-request checks
+   * (validity, registry record and status, station enabled) still run every time.
+   */
+  private readonly verifiedOutsideTls = new Set<string>();
 
   constructor(private readonly registry: Registry, private readonly clock: () => Date = () => new Date()) {}
 
@@ -46,12 +53,38 @@ export class StationCertificateAuthenticator {
       throw new KakuinError('KAKUIN_E_UNAUTHENTICATED', 'the client certificate is not a good station certificate', { cause: new Error(why) });
     };
     if (!socket.authorized) refuse(`TLS chain verification failed: ${String(socket.authorizationError)}`);
-    const cert = parseCertificate(der);
-    const seen = this.verified.get(socket);
-    if (!seen || !seen.equals(der)) {
+    return this.stationOf(der, socket);
+  }
+
+  /**
+   * The station a certificate received outside TLS authenticates (CMP signature protection, RFC 9483
+   * §3.2: the message is signed with it): the same checks as for a TLS client certificate, the
+   * chain to the station CA included.
+   */
+  authenticateCertificate(der: Buffer): Promise<StationCaller> {
+    return this.stationOf(der, undefined);
+  }
+
+  private async stationOf(der: Buffer, socket: object | undefined): Promise<StationCaller> {
+    const refuse = (why: string): never => {
+      throw new KakuinError('KAKUIN_E_UNAUTHENTICATED', 'the client certificate is not a good station certificate', { cause: new Error(why) });
+    };
+    let cert: ParsedCertificate;
+    try {
+      cert = parseCertificate(der);
+    } catch (e) {
+      return refuse(`unreadable: ${String(e)}`);
+    }
+    const seen = socket === undefined ? undefined : this.verified.get(socket);
+    const digest = socket === undefined ? createHash('sha256').update(der).digest('base64') : undefined;
+    if ((!seen || !seen.equals(der)) && !(digest !== undefined && this.verifiedOutsideTls.has(digest))) {
       const ca = await this.stationCaCertificate();
       if (!ca || !cert.issuer.rawDer.equals(ca.subject.rawDer) || !verifyCertificateSignature(cert, ca.spki)) refuse('not issued by the station CA');
-      this.verified.set(socket, der);
+      if (socket !== undefined) this.verified.set(socket, der);
+      if (digest !== undefined) {
+        if (this.verifiedOutsideTls.size >= 10_000) this.verifiedOutsideTls.clear();
+        this.verifiedOutsideTls.add(digest);
+      }
     }
     const now = this.clock().getTime();
     if (now < cert.notBefore.getTime() || now > cert.notAfter.getTime()) refuse('outside its validity');

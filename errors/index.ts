@@ -146,6 +146,11 @@ export const ERROR_CATALOGUE = {
   KAKUIN_E_PROFILE_NOT_ALLOWED: { status: 403, summary: 'The manufacturer is not allowed that certificate profile (POST /api/v1/manufacturers/{id}/profiles); without a list only `device` is.' },
   KAKUIN_E_STATION_KEY_EXPIRED: { status: 401, summary: 'The station API key is older than `enrollment.stationKeyMaxAgeDays`; an admin rotates it.' },
   KAKUIN_E_STATION_CA_UNAVAILABLE: { status: 503, summary: 'There is no station CA to issue station certificates (the root is offline and none was imported: `kakuin ca import --root F --station F`); stations use API keys.' },
+  KAKUIN_E_CMP_MESSAGE_INVALID: { status: 400, summary: 'A CMP PKIMessage kakuin cannot act on: an unsupported body type, no transactionID or senderNonce, a request without a key or proof of possession, a certConf for no open transaction (answered as a CMP error, PKIFailureInfo badRequest).' },
+  KAKUIN_E_CMP_UNSUPPORTED_VERSION: { status: 400, summary: 'The CMP message has a pvno other than 2 (cmp2000) or 3 (cmp2021) (PKIFailureInfo unsupportedVersion).' },
+  KAKUIN_E_CMP_PROTECTION_INVALID: { status: 401, summary: 'The CMP message protection does not verify: a wrong MAC or signature, no protection, or a protection certificate missing from extraCerts (PKIFailureInfo badMessageCheck).' },
+  KAKUIN_E_CMP_SECRET_UNKNOWN: { status: 401, summary: 'The CMP MAC secret named by senderKID (`openssl cmp -ref`) is unknown, expired, or was used by another transaction; a station obtains a new one (POST /api/v1/devices/{id}/cmp-secret) (PKIFailureInfo notAuthorized).' },
+  KAKUIN_E_CMP_TRANSACTION_IN_USE: { status: 409, summary: 'The CMP transactionID belongs to an earlier, different message (or another sender); a retry must repeat the message byte for byte (PKIFailureInfo transactionIdInUse).' },
 
   // ---- configuration / CLI ----------------------------------------------------------------------
   KAKUIN_E_CONFIG: { status: 500, summary: 'The configuration file or an environment override is invalid.' },

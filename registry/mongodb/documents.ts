@@ -178,6 +178,9 @@ export const COLLECTIONS = {
   bulkJobs: 'bulkJobs',
   bulkJobDevices: 'bulkJobDevices',
   approvals: 'approvals',
+  // CMP secrets and transactions (cmp-store.ts).
+  cmpSecrets: 'cmpSecrets',
+  cmpTransactions: 'cmpTransactions',
 } as const;
 
 export type CollectionName = (typeof COLLECTIONS)[keyof typeof COLLECTIONS];

@@ -43,6 +43,11 @@ export const INDEXES: Readonly<Partial<Record<CollectionName, readonly IndexDesc
   // pendingJobDevices: a job's pending steps in frozen order.
   [COLLECTIONS.bulkJobDevices]: [{ name: 'bulk_job_devices_pending', key: { jobId: 1, outcome: 1, seq: 1 } }, { name: 'bulk_job_devices_seq', key: { jobId: 1, seq: 1 } }],
   [COLLECTIONS.approvals]: [{ name: 'approvals_ord', key: { ord: 1 } }, { name: 'approvals_state', key: { state: 1, ord: 1 } }],
+  [COLLECTIONS.cmpSecrets]: [
+    { name: 'cmp_secrets_device', key: { deviceId: 1 } },
+    { name: 'cmp_secrets_expires', key: { expiresAt: 1 } },
+  ],
+  [COLLECTIONS.cmpTransactions]: [{ name: 'cmp_transactions_expires', key: { expiresAt: 1 } }],
   [COLLECTIONS.devices]: [
     { name: 'devices_serial_number', key: { manufacturerId: 1, serialNumber: 1 }, unique: true },
     { name: 'devices_mac', key: { manufacturerId: 1, 'identifiers.mac': 1 }, unique: true, partialFilterExpression: { 'identifiers.mac': { $type: 'string' } } },

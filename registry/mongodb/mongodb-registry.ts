@@ -16,6 +16,7 @@ import { MongoUserStore } from './user-store.js';
 import { MongoDetectionStore } from './detections.js';
 import { MongoJobStore } from './jobs.js';
 import { MongoApprovalStore } from './approvals.js';
+import { MongoCmpStore } from './cmp-store.js';
 import { randomUUID } from 'node:crypto';
 import { ObjectId, type ChangeStream, type ClientSession, type Db, type MongoClient } from 'mongodb';
 import { KakuinError } from '../../errors/index.js';
@@ -66,6 +67,8 @@ export class MongoRegistry extends CheckedRegistry implements Registry {
   readonly jobs: MongoJobStore;
   /** The approval port (registry/approvals.ts). */
   readonly approvals: MongoApprovalStore;
+  /** The CMP store port (registry/cmp.ts): enrollment/cmp's secrets and transactions. */
+  readonly cmp: MongoCmpStore;
 
   /** Use openMongoRegistry: it checks the deployment and prepares the collections this class relies on. */
   constructor(client: MongoClient, db: Db, private readonly version: number, readonly: boolean) {
@@ -78,6 +81,7 @@ export class MongoRegistry extends CheckedRegistry implements Registry {
     this.detections = new MongoDetectionStore(this.p);
     this.jobs = new MongoJobStore(this.p);
     this.approvals = new MongoApprovalStore(this.p);
+    this.cmp = new MongoCmpStore(this.p);
     this.opened = { readonly };
   }
 

@@ -9,3 +9,4 @@ export * from './prepared.js';
 export * from './audit-chain.js';
 export { CheckedRegistry, type CheckedCommonAuthId, type CheckedStationChange } from './checked-registry.js';
 export * from './jobs.js';
+export * from './cmp.js';

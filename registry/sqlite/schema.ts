@@ -624,6 +624,39 @@ export const MIGRATIONS: readonly Migration[] = [
       CREATE INDEX approvals_state ON approvals (state);
     `,
   },
+  {
+    version: 16,
+    name: 'CMP: one-time MAC secrets per device and the transactions in flight',
+    sql: `
+      -- enrollment/cmp (registry/cmp.ts). The secret itself is never stored: it is
+      -- HMAC-SHA-256(pepper, nonce), and the pepper is kept outside the database.
+      CREATE TABLE cmp_secrets (
+        reference       TEXT PRIMARY KEY,
+        device_id       TEXT NOT NULL,
+        manufacturer_id TEXT NOT NULL,
+        issued_by       TEXT NOT NULL,
+        nonce           BLOB NOT NULL,
+        created_at      INTEGER NOT NULL,
+        expires_at      INTEGER NOT NULL,
+        transaction_id  TEXT
+      ) STRICT;
+      CREATE INDEX cmp_secrets_device ON cmp_secrets (device_id);
+      CREATE INDEX cmp_secrets_expires ON cmp_secrets (expires_at);
+
+      -- A retried message gets the stored answer; another message under a used transactionID is refused.
+      CREATE TABLE cmp_transactions (
+        transaction_id   TEXT PRIMARY KEY,
+        owner            TEXT NOT NULL,
+        request_sha256   TEXT NOT NULL,
+        response         BLOB NOT NULL,
+        confirm_sha256   TEXT,
+        confirm_response BLOB,
+        created_at       INTEGER NOT NULL,
+        expires_at       INTEGER NOT NULL
+      ) STRICT;
+      CREATE INDEX cmp_transactions_expires ON cmp_transactions (expires_at);
+    `,
+  },
 ];
 
 export const LATEST_SCHEMA_VERSION: number = MIGRATIONS[MIGRATIONS.length - 1].version;

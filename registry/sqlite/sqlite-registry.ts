@@ -42,6 +42,7 @@ import { SqliteEventCursorStore } from './event-cursors.js';
 import { SqliteUserStore } from './users.js';
 import { SqliteJobStore } from './jobs.js';
 import { SqliteApprovalStore } from './approvals.js';
+import { SqliteCmpStore } from './cmp-store.js';
 import { StatusChangeWriter } from './status-change-writer.js';
 import { AuditAppender } from './audit-appender.js';
 import { WalCheckpointer, type WalCheckpointerOptions } from './wal-checkpointer.js';
@@ -97,6 +98,8 @@ export class SqliteRegistry extends CheckedRegistry implements Registry {
   readonly jobs: SqliteJobStore;
   /** The approval port (approvals.ts): two-person approval of dangerous acts. */
   readonly approvals: SqliteApprovalStore;
+  /** The CMP store port (registry/cmp.ts): enrollment/cmp's secrets and transactions. */
+  readonly cmp: SqliteCmpStore;
   private checkpointer: WalCheckpointer | undefined;
   /** Started by the first large CRL (large-crl-writer.ts). */
   private largeCrlWriter: LargeCrlWriter | undefined;
@@ -126,6 +129,7 @@ export class SqliteRegistry extends CheckedRegistry implements Registry {
     this.detections = new SqliteDetectionStore(db);
     this.jobs = new SqliteJobStore(db);
     this.approvals = new SqliteApprovalStore(db, this.audit);
+    this.cmp = new SqliteCmpStore(db);
   }
 
   connectionSettings(): SqliteConnectionSettings {

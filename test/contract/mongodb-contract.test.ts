@@ -12,6 +12,7 @@ import { openMongoRegistry } from '../../registry/mongodb/index.js';
 import { runActivityContract } from './activity.contract.js';
 import { runDetectionsContract } from './detections.contract.js';
 import { runJobsContract } from './jobs.contract.js';
+import { runCmpContract } from './cmp.contract.js';
 import { runRegistryContract } from './registry.contract.js';
 import { runUsersContract } from './users.contract.js';
 
@@ -97,6 +98,17 @@ if (uri === undefined || uri === '') {
     const registry = await openMongoRegistry({ uri, database, clientOptions: { serverSelectionTimeoutMS: 5000 } });
     return {
       store: registry.detections,
+      cleanup: async () => {
+        await registry.close();
+        await emptied();
+      },
+    };
+  });
+
+  runCmpContract('mongodb', async () => {
+    const registry = await openMongoRegistry({ uri, database, clientOptions: { serverSelectionTimeoutMS: 5000 } });
+    return {
+      store: registry.cmp,
       cleanup: async () => {
         await registry.close();
         await emptied();
