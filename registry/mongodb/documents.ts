@@ -158,6 +158,10 @@ export const COLLECTIONS = {
   activityRefusals: 'activityRefusals',
   activitySessions: 'activitySessions',
   activityFirmware: 'activityFirmware',
+  // SCEP (scep-store.ts).
+  scepChallenges: 'scepChallenges',
+  scepTransactions: 'scepTransactions',
+  scepRa: 'scepRa',
 } as const;
 
 export type CollectionName = (typeof COLLECTIONS)[keyof typeof COLLECTIONS];

@@ -11,6 +11,7 @@ import { COLLECTIONS } from '../../registry/mongodb/documents.js';
 import { openMongoRegistry } from '../../registry/mongodb/index.js';
 import { runActivityContract } from './activity.contract.js';
 import { runRegistryContract } from './registry.contract.js';
+import { runScepStoreContract } from './scep.contract.js';
 
 const uri = process.env.KAKUIN_TEST_MONGODB_URI;
 
@@ -60,6 +61,17 @@ if (uri === undefined || uri === '') {
     const registry = await openMongoRegistry({ uri, database, clientOptions: { serverSelectionTimeoutMS: 5000 } });
     return {
       store: registry.activity,
+      cleanup: async () => {
+        await registry.close();
+        await emptied();
+      },
+    };
+  });
+
+  runScepStoreContract('mongodb', async () => {
+    const registry = await openMongoRegistry({ uri, database, clientOptions: { serverSelectionTimeoutMS: 5000 } });
+    return {
+      store: registry.scep,
       cleanup: async () => {
         await registry.close();
         await emptied();
