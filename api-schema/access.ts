@@ -36,6 +36,9 @@ export const ROUTE_ACCESS: Readonly<Record<string, AccessRule>> = {
   'GET /.well-known/est/csrattrs': ['anyone'],
   'GET /.well-known/est/{label}/csrattrs': ['anyone'],
   'POST /.well-known/est/simplereenroll': ['device'],
+  // SCEP: a PKCSReq carries a one-time challenge, a RenewalReq the device's signature (enrollment/scep/).
+  'GET /scep': ['anyone'],
+  'POST /scep': ['anyone'],
   'POST /legacy/v1/token': ['device'],
   'POST /legacy/v1/telemetry': ['device'],
   'POST /legacy/v1/certificate': ['device'],
@@ -84,6 +87,7 @@ export const ROUTE_ACCESS: Readonly<Record<string, AccessRule>> = {
   'POST /api/v1/devices/import': [A, M, S],
   'GET /api/v1/station/devices': [S],
   'POST /api/v1/devices/{id}/allow-reenrollment': [A],
+  'POST /api/v1/devices/{id}/scep-challenge': [A, S],
   'POST /api/v1/enroll': [A, S],
   'POST /api/v1/enroll/batch': [A, S],
   'POST /.well-known/est/simpleenroll': [S],

@@ -14,6 +14,8 @@ import { mqttUrlOf, startDeviceGateway, type RunningGateway } from './device-gat
 import { startEvents, type RunningEvents } from './events.js';
 import { startLegacyPath, type RunningLegacyPath } from './legacy-path.js';
 import { startRevocationPlane, type RevocationPlane } from './revocation-plane.js';
+import { scepFor } from './scep.js';
+import { scepHttpHandler } from '../enrollment/scep/index.js';
 import { caCertificatesOf, metricsCollector } from './metrics.js';
 import { tlsMaterialFor, type TlsMaterial } from './tls-material.js';
 import {
@@ -104,6 +106,10 @@ export async function startService(config: Readonly<KakuinConfig>, logger: Logge
       onBackgroundError: (e) => logger.error('superseding a re-enrolled certificate failed', { cause: String(e) }),
     });
     enrollment.start();
+    const scep = scepFor(kakuin, enrollment, 'scep');
+    if (scep && config.scep.plainHttp) {
+      plane.mountPlainHttp('/scep', scepHttpHandler(scep.service, (e) => logger.error('SCEP request failed', { cause: String(e) })));
+    }
     const authenticator = new AdminAuthenticator(kakuin.registry, kakuin.pepper, env.KAKUIN_ADMIN_TOKEN, { stationKeyMaxAgeMs: stationKeyMaxAgeMs(config) });
     const app = createManagementApi({
       registry: kakuin.registry,
@@ -125,7 +131,7 @@ export async function startService(config: Readonly<KakuinConfig>, logger: Logge
         legacyPath.mountAdminRoutes(routes, helpers);
         mountEnrollmentRoutes(routes, helpers, {
           registry: kakuin.registry, revocation, enrollment, pepper: kakuin.pepper, maxImportBytes: config.enrollment.importBodyLimitBytes, maxBatchBytes: config.enrollment.batchBodyLimitBytes,
-          stationCertificates: kakuin.stationCertificates,
+          stationCertificates: kakuin.stationCertificates, ...(scep && { scep }),
         });
       },
     });
@@ -357,6 +363,8 @@ export async function startRoles(
       if (enrollment) stops.push(async () => enrollment.close());
       const legacyPath = legacy;
       const authenticator = new AdminAuthenticator(registry, k.pepper, env.KAKUIN_ADMIN_TOKEN, { stationKeyMaxAgeMs: stationKeyMaxAgeMs(config) });
+      // SCEP on the management port; on the plain-HTTP port only in `serve` (one process with the OCSP listener).
+      const scepWired = enrollment && scepFor(k, enrollment, 'scep');
       const app = createManagementApi({
         registry, issuer: k.deviceIssuer, revocation, crls,
         ...(activityStoreOf(registry, config) !== undefined && { activity: activityStoreOf(registry, config) }),
@@ -382,7 +390,7 @@ export async function startRoles(
           if (enrollment) {
             mountEnrollmentRoutes(routes, helpers, {
               registry, revocation, enrollment, pepper: k.pepper, maxImportBytes: config.enrollment.importBodyLimitBytes, maxBatchBytes: config.enrollment.batchBodyLimitBytes,
-              stationCertificates: k.stationCertificates,
+              stationCertificates: k.stationCertificates, ...(scepWired && { scep: scepWired }),
             });
           }
         },

@@ -208,11 +208,11 @@ export class EnrollmentService {
    * certificate must be kakuin's record of it, still good, of a live device; the CSR must carry the
    * same subject (and, if it has one, the same subjectAltName). The new certificate supersedes the old.
    */
-  reenrollWithCertificate(currentDer: Buffer, csrDer: Buffer): Promise<Enrollment> {
-    return this.tracked(() => this.reenrollOnce(currentDer, csrDer), (r) => r);
+  reenrollWithCertificate(currentDer: Buffer, csrDer: Buffer, via: 'est-simplereenroll' | 'scep-renewalreq' = 'est-simplereenroll'): Promise<Enrollment> {
+    return this.tracked(() => this.reenrollOnce(currentDer, csrDer, via), (r) => r);
   }
 
-  private async reenrollOnce(currentDer: Buffer, csrDer: Buffer): Promise<Enrollment> {
+  private async reenrollOnce(currentDer: Buffer, csrDer: Buffer, via: string): Promise<Enrollment> {
     const current = parseCertificate(currentDer);
     let record: CertificateRecord;
     try {
@@ -248,7 +248,7 @@ export class EnrollmentService {
       const supersedes = issued.record.serialHex === record.serialHex ? [] : [record];
       await this.registry.appendAuditEvent({
         type: 'enrollment.reenrolled', actor, deviceId, serialHex: issued.record.serialHex,
-        details: { supersedes: supersedes.map((c) => c.serialHex), overlapHours: this.options.overlapHours, via: 'est-simplereenroll', ...(answered && { retried: true }) },
+        details: { supersedes: supersedes.map((c) => c.serialHex), overlapHours: this.options.overlapHours, via, ...(answered && { retried: true }) },
       });
       // The overlap counts from the new certificate's issuance: a retry must not extend it.
       await this.supersede(supersedes, actor, issued.record.createdAt);

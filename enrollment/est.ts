@@ -177,7 +177,7 @@ export function mountEst(routes: ApiRoutes, deps: EstDeps): void {
  * code, status (401 keeps its WWW-Authenticate: Basic) and logging: this only has its
  * `{code, message}` written as `KAKUIN_E_...: message` text on this one response.
  */
-function plainTextErrors(err: unknown, _req: Request, res: Response, next: NextFunction): void {
+export function plainTextErrors(err: unknown, _req: Request, res: Response, next: NextFunction): void {
   res.json = (body: unknown) => {
     const { code, message } = (body ?? {}) as { code?: unknown; message?: unknown };
     return res.type('text/plain; charset=utf-8').send(`${String(code)}: ${String(message)}\n`);

@@ -40,6 +40,9 @@ import type { EnrollmentService } from './enrollment-service.js';
 import type { RevocationService } from '../ca/revocation.js';
 import { revokeIssuedByStation } from './station-incident.js';
 import { mountEst } from './est.js';
+import { mountScep } from './scep/scep-routes.js';
+import type { ScepService } from './scep/scep-service.js';
+import type { ScepStore } from '../registry/scep.js';
 import { StationCertificateAuthenticator, stationCertificateOr } from './station-certificate-auth.js';
 import type { StationCertificateIssuer } from '../ca/station-certificates.js';
 import { PROFILE_NAME } from '../ca/profiles.js';
@@ -55,6 +58,8 @@ export interface EnrollmentRouteDeps {
   maxBatchBytes?: number;
   /** Issues station certificates; absent when there is no station CA (offline root). */
   stationCertificates?: StationCertificateIssuer;
+  /** SCEP (scep/): mounted at /scep with the challenge route when given. */
+  scep?: { service: ScepService; store: ScepStore };
 }
 
 const STATION_NAME = /^[A-Za-z0-9][A-Za-z0-9 ._@-]{0,63}$/;
@@ -357,4 +362,5 @@ export function mountEnrollmentRoutes(routes: ApiRoutes, helpers: ApiHelpers, de
   });
 
   mountEst(routes, { enrollment, authenticator: helpers.authenticator, certificates });
+  if (deps.scep) mountScep(routes, { scep: deps.scep.service, store: deps.scep.store, registry, pepper, stationOrAdmin });
 }
