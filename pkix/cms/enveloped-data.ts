@@ -69,20 +69,24 @@ function unsupported(message: string): KakuinError {
  * transport, EC (P-256, P-384) by key agreement. Or `recipientKey`: an SPKI and a subject key
  * identifier naming it (RFC 7030 §4.4.2's AsymmetricDecryptKeyIdentifier), when there is no certificate.
  */
-export function encodeEnvelopedData(content: Buffer, recipient: { certificate: Buffer } | { spki: Buffer; keyIdentifier: Buffer }): Buffer {
+export function encodeEnvelopedData(content: Buffer, recipient: { certificate: Buffer } | { spki: Buffer; keyIdentifier: Buffer }, contentType: string = OID_CMS_DATA): Buffer {
   const cek = randomBytes(32);
   const iv = randomBytes(16);
   const cipher = createCipheriv('aes-256-cbc', cek, iv);
   const encrypted = Buffer.concat([cipher.update(content), cipher.final()]);
   let spkiDer: Buffer;
   let rid: Buffer;
+  // KeyAgreeRecipientIdentifier's key-identifier form is rKeyId [0] IMPLICIT RecipientKeyIdentifier (a SEQUENCE).
+  let kariRid: Buffer;
   if ('certificate' in recipient) {
     const cert = parseCertificate(recipient.certificate);
     spkiDer = cert.spki.rawDer;
     rid = derSequence(cert.issuer.rawDer, derInteger(cert.serial));
+    kariRid = rid;
   } else {
     spkiDer = recipient.spki;
     rid = derImplicit(0, recipient.keyIdentifier, false);
+    kariRid = derImplicit(0, derOctetString(recipient.keyIdentifier), true);
   }
   const spki = parseSpki(spkiDer);
   let recipientInfo: Buffer;
@@ -95,7 +99,7 @@ export function encodeEnvelopedData(content: Buffer, recipient: { certificate: B
     // §6.1: version 0 when every recipient is a v0 KeyTransRecipientInfo, else 2.
     version = ktriVersion === 0 ? 0 : 2;
   } else if (spki.keyType === 'ec' && (spki.curve === 'P-256' || spki.curve === 'P-384')) {
-    recipientInfo = keyAgreeRecipientInfo(spki.curve, publicKeyObject(spki), rid, cek);
+    recipientInfo = keyAgreeRecipientInfo(spki.curve, publicKeyObject(spki), kariRid, cek);
     version = 2;
   } else {
     throw unsupported(`cannot encrypt to a ${spki.keyType} key${spki.curve ? ` (${spki.curve})` : ''}: RSA or EC P-256/P-384 only`);
@@ -103,7 +107,7 @@ export function encodeEnvelopedData(content: Buffer, recipient: { certificate: B
   const enveloped = derSequence(
     derInteger(version),
     derSet(recipientInfo),
-    derSequence(derOid(OID_CMS_DATA), derSequence(derOid(OID_AES256_CBC), derOctetString(iv)), derImplicit(0, encrypted, false)),
+    derSequence(derOid(contentType), derSequence(derOid(OID_AES256_CBC), derOctetString(iv)), derImplicit(0, encrypted, false)),
   );
   return derSequence(derOid(OID_CMS_ENVELOPED_DATA), derExplicit(0, enveloped));
 }

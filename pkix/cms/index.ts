@@ -3,3 +3,4 @@ export * from './oids.js';
 export * from './signed-data.js';
 export * from './enveloped-data.js';
 export * from './scep.js';
+export * from './server-generated-key.js';

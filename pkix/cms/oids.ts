@@ -28,3 +28,5 @@ export const OID_SCEP_TRANSACTION_ID = '2.16.840.1.113733.1.9.7';
 // RFC 7030 §4.4.1.1 / §4.4.1.2: the CSR attributes that name a key for serverkeygen to encrypt to
 export const OID_DECRYPT_KEY_IDENTIFIER = '1.2.840.113549.1.9.16.2.37';
 export const OID_ASYMMETRIC_DECRYPT_KEY_IDENTIFIER = '1.2.840.113549.1.9.16.2.54';
+// RFC 5958 §3: the content type of an AsymmetricKeyPackage (SEQUENCE OF OneAsymmetricKey)
+export const OID_CT_ASYMMETRIC_KEY_PACKAGE = '2.16.840.1.101.2.1.2.78.5';
