@@ -26,6 +26,7 @@ import { benchLegacy } from './legacy.js';
 import { benchEvents } from './events.js';
 import { benchHsm } from './hsm.js';
 import { benchEnrollment } from './enrollment.js';
+import { benchScep } from './scep.js';
 import { benchScale } from './scale.js';
 
 const json = process.argv.includes('--json');
@@ -127,6 +128,13 @@ async function main(): Promise<void> {
   log(`  pre-registration import  ${enr.enrollment_import_devices_per_s.toLocaleString('en')} devices/s`);
   log(`  batch enrollment         ${enr.enrollment_batch_devices_per_s.toLocaleString('en')} devices/s  (target ≥ 3,000/s)`);
   log(`  EST simpleenroll         ${enr.enrollment_est_simpleenroll_per_s.toLocaleString('en')} /s  (target ≥ 1,000/s)`);
+
+  log('\nSCEP PKCSReq against EST simpleenroll, same run: HTTPS keep-alive, 8 in flight, P-256 devices, requests built beforehand (client in this process)');
+  const scepFigures = await benchScep(n(500));
+  Object.assign(figures, scepFigures);
+  log(`  EST simpleenroll         ${scepFigures.est_simpleenroll_per_s.toLocaleString('en')} /s`);
+  log(`  SCEP PKCSReq             ${scepFigures.scep_pkcsreq_per_s.toLocaleString('en')} /s  (EST / SCEP ${scepFigures.scep_est_ratio}x; target within 2x)`);
+  log(`  SCEP per request, one at a time: parse ${scepFigures.scep_parse_ms} ms, check (signature, RSA decryption, challenge) ${scepFigures.scep_check_ms} ms, issue ${scepFigures.scep_issue_ms} ms, reply (ECDH envelope, RSA signature) ${scepFigures.scep_reply_ms} ms`);
 
   log('\n1M scale (issue 8): registry lookups over a million devices; an OCSP responder process over a million pre-signed responses');
   const big = await benchScale(scale, log);

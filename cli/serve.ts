@@ -15,7 +15,7 @@ import { startEvents, type RunningEvents } from './events.js';
 import { startLegacyPath, type RunningLegacyPath } from './legacy-path.js';
 import { startRevocationPlane, type RevocationPlane } from './revocation-plane.js';
 import { scepFor } from './scep.js';
-import { scepHttpHandler } from '../enrollment/scep/index.js';
+import { scepHttpHandler, type ScepService } from '../enrollment/scep/index.js';
 import { caCertificatesOf, metricsCollector } from './metrics.js';
 import { tlsMaterialFor, type TlsMaterial } from './tls-material.js';
 import {
@@ -54,6 +54,8 @@ export interface RunningService {
   legacy: RunningLegacyPath;
   /** Events out (events.webhooks, events.syslog); undefined when none is configured. */
   events?: RunningEvents;
+  /** SCEP (enrollment/scep/), when the registry adapter carries its store. */
+  scep?: ScepService;
   /** Set on the first start without KAKUIN_ADMIN_TOKEN: shown once. */
   initialAdminToken?: string;
   adminTokenFile?: string;
@@ -141,7 +143,7 @@ export async function startService(config: Readonly<KakuinConfig>, logger: Logge
     const startedGateway = gateway;
     return {
       kakuin, apiUrl, apiApp: app, httpUrl: started.httpUrl, plane: started, gatewayUrl: startedGateway.url, gateway: startedGateway,
-      legacyUrl: legacyPath.url, legacy: legacyPath, ...(events !== undefined && { events }),
+      legacyUrl: legacyPath.url, legacy: legacyPath, ...(events !== undefined && { events }), ...(scep && { scep: scep.service }),
       initialAdminToken: admin.token, adminTokenFile: admin.file,
       close: async () => {
         await api.close();

@@ -72,6 +72,11 @@ export interface ScepAnswer {
   body: Buffer;
 }
 
+/** Time spent inside the enrollment core during one request. */
+interface Spent {
+  issueMs: number;
+}
+
 interface Outcome {
   status: ScepPkiStatus;
   failInfo?: ScepFailInfo;
@@ -82,6 +87,12 @@ interface Outcome {
 export class ScepService {
   /** Counts of CertRep outcomes since start (bench and metrics). */
   readonly outcomes = { success: 0, pending: 0, failure: 0 };
+  /**
+   * Milliseconds spent per phase since start (bench/scep.ts): parsing the pkiMessage; checking it
+   * (signature, signingTime, decryption, challenge and transaction); issuing (the enrollment core,
+   * which signs the certificate); the reply (envelope and the RA's signature).
+   */
+  readonly timing = { parse: 0, check: 0, issue: 0, reply: 0 };
 
   constructor(private readonly deps: ScepDeps) {}
 
@@ -120,7 +131,9 @@ export class ScepService {
 
   /** A pkiMessage in, its CertRep out (DER). Throws only when the message is not a pkiMessage at all. */
   async pkiOperation(der: Buffer): Promise<Buffer> {
+    const t0 = performance.now();
     const request = parseScepRequest(der);
+    this.timing.parse += performance.now() - t0;
     let outcome: Outcome;
     try {
       outcome = await this.answer(request);
@@ -133,7 +146,10 @@ export class ScepService {
       outcome = { status: 'FAILURE', failInfo: scepFailInfo(e) };
     }
     this.outcomes[outcome.status === 'SUCCESS' ? 'success' : outcome.status === 'PENDING' ? 'pending' : 'failure']++;
-    return this.certRep(request, outcome);
+    const t1 = performance.now();
+    const reply = await this.certRep(request, outcome);
+    this.timing.reply += performance.now() - t1;
+    return reply;
   }
 
   private async certRep(request: ScepRequest, outcome: Outcome): Promise<Buffer> {
@@ -154,6 +170,17 @@ export class ScepService {
   }
 
   private async answer(request: ScepRequest): Promise<Outcome> {
+    const t0 = performance.now();
+    const spent = { issueMs: 0 };
+    try {
+      return await this.answerChecked(request, spent);
+    } finally {
+      this.timing.issue += spent.issueMs;
+      this.timing.check += performance.now() - t0 - spent.issueMs;
+    }
+  }
+
+  private async answerChecked(request: ScepRequest, spent: Spent): Promise<Outcome> {
     const signer = request.signerCertificate;
     if (!signer) throw new KakuinError('KAKUIN_E_CMS_SIGNATURE_INVALID', 'the pkiMessage does not carry its signer\'s certificate');
     if (!verifySigner(request.signer, request.signed.eContentType, request.envelope, signer)) {
@@ -169,13 +196,13 @@ export class ScepService {
     const ra = await this.deps.ra();
     const content = await decryptEnvelopedData(parseEnvelopedData(request.envelope), ra.certificateDer, (k, n) => ra.signer.unwrapKeyTransport(k, n));
     switch (request.messageType) {
-      case 'PKCSReq': return this.pkcsReq(request, signer, readCsr(content));
-      case 'RenewalReq': return this.renewalReq(request, signer, content);
-      case 'CertPoll': return this.certPoll(request, signer, content);
+      case 'PKCSReq': return this.pkcsReq(request, signer, readCsr(content), spent);
+      case 'RenewalReq': return this.renewalReq(request, signer, content, spent);
+      case 'CertPoll': return this.certPoll(request, signer, content, spent);
     }
   }
 
-  private async pkcsReq(request: ScepRequest, signer: ParsedCertificate, csr: ParsedCsr): Promise<Outcome> {
+  private async pkcsReq(request: ScepRequest, signer: ParsedCertificate, csr: ParsedCsr, spent: Spent): Promise<Outcome> {
     // §2.3: without a certificate the requester signs with the key it asks a certificate for; the
     // reply is encrypted to that key, so it must be the CSR's.
     if (!signer.spki.rawDer.equals(csr.spki.rawDer)) {
@@ -190,7 +217,7 @@ export class ScepService {
     if (earlier && (earlier.deviceId !== challenge.deviceId || earlier.publicKeySha256 !== keyHash)) {
       throw new KakuinError('KAKUIN_E_SCEP_TRANSACTION_CONFLICT', 'this transactionID was used for another key or device');
     }
-    if (earlier) return this.resume(earlier);
+    if (earlier) return this.resume(earlier, spent);
     if (challenge.expiresAt.getTime() <= this.now().getTime()) throw new KakuinError('KAKUIN_E_SCEP_CHALLENGE_EXPIRED', `the challengePassword expired at ${challenge.expiresAt.toISOString()}`);
     const device = await this.deps.registry.getDevice(challenge.deviceId);
     const subjectSerial = csr.subject.attributes.find((a) => a.oid === '2.5.4.5')?.value;
@@ -205,17 +232,20 @@ export class ScepService {
       transactionId: request.transactionId, deviceId: device.id, publicKeySha256: keyHash, status: 'pending', csrDer: csr.rawDer,
       actor: challenge.actor, manufacturerId: challenge.manufacturerId, createdAt: now, updatedAt: now,
     };
-    return this.resume(transaction);
+    return this.resume(transaction, spent);
   }
 
   /** Issues a pending transaction (or answers an issued one again); over the station's rate limit it stays PENDING. */
-  private async resume(t: ScepTransaction): Promise<Outcome> {
+  private async resume(t: ScepTransaction, spent: Spent): Promise<Outcome> {
     if (t.status === 'issued') return { status: 'SUCCESS', certificate: (await this.deps.registry.getCertificate(t.serialHex!)).der };
     const device = await this.deps.registry.getDevice(t.deviceId);
     let r: Enrollment;
+    const t0 = performance.now();
     try {
       r = await this.deps.enrollment.enroll({ manufacturerId: t.manufacturerId, serialNumber: device.serialNumber, csr: t.csrDer!, actor: t.actor });
+      spent.issueMs += performance.now() - t0;
     } catch (e) {
+      spent.issueMs += performance.now() - t0;
       // §3.3.2.1: PENDING, and the client polls with CertPoll; the rate limit clears with time.
       if (hasCode(e, 'KAKUIN_E_STATION_RATE_LIMITED')) {
         await this.deps.store.putScepTransaction({ ...t, updatedAt: this.now() });
@@ -227,7 +257,7 @@ export class ScepService {
     return { status: 'SUCCESS', certificate: r.der };
   }
 
-  private async renewalReq(request: ScepRequest, signer: ParsedCertificate, csrDer: Buffer): Promise<Outcome> {
+  private async renewalReq(request: ScepRequest, signer: ParsedCertificate, csrDer: Buffer, spent: Spent): Promise<Outcome> {
     const csr = readCsr(csrDer);
     const keyHash = publicKeySha256(csr.spki.rawDer);
     const earlier = await this.deps.store.getScepTransaction(request.transactionId);
@@ -239,9 +269,12 @@ export class ScepService {
       return { status: 'SUCCESS', certificate: record.der };
     }
     let r: Enrollment;
+    const t0 = performance.now();
     try {
       r = await this.deps.enrollment.reenrollWithCertificate(signer.rawDer, csr.rawDer, 'scep-renewalreq');
+      spent.issueMs += performance.now() - t0;
     } catch (e) {
+      spent.issueMs += performance.now() - t0;
       if (hasCode(e, 'KAKUIN_E_UNAUTHENTICATED')) {
         throw new KakuinError('KAKUIN_E_SCEP_SIGNER_INVALID', `a RenewalReq must be signed with a good device certificate kakuin issued (${(e as Error).message})`);
       }
@@ -255,14 +288,14 @@ export class ScepService {
     return { status: 'SUCCESS', certificate: r.der };
   }
 
-  private async certPoll(request: ScepRequest, signer: ParsedCertificate, content: Buffer): Promise<Outcome> {
+  private async certPoll(request: ScepRequest, signer: ParsedCertificate, content: Buffer, spent: Spent): Promise<Outcome> {
     parseIssuerAndSubject(content);
     const t = await this.deps.store.getScepTransaction(request.transactionId);
     // Only the requester polls: the poll is signed with the key the request was.
     if (!t || t.publicKeySha256 !== publicKeySha256(signer.spki.rawDer)) {
       throw new KakuinError('KAKUIN_E_SCEP_TRANSACTION_UNKNOWN', 'no SCEP request of this requester has that transactionID');
     }
-    return this.resume(t);
+    return this.resume(t, spent);
   }
 }
 
