@@ -335,3 +335,24 @@ describe('SCEP CertPoll: a request over the station\'s rate limit is PENDING, th
     expect((await opensslAsync(['pkcs7', '-inform', 'DER', '-in', out, '-print_certs', '-noout'])).stdout).to.match(/serialNumber\s*=\s*POLL-2/);
   });
 });
+
+describe('SCEP on the plain-HTTP port only with scep.plainHttp', function () {
+  this.timeout(60_000);
+  let svc: TestService;
+
+  before(async () => {
+    svc = await startTestService({ env: { KAKUIN_OCSP_PORT: '0', KAKUIN_GATEWAY_PORT: '0' } });
+  });
+
+  after(async () => {
+    await svc?.stop();
+  });
+
+  it('without the option /scep is 404 on the OCSP/CRL port and served on the HTTPS port', async () => {
+    const plain = await curl([`${svc.service.httpUrl}/scep?operation=GetCACaps`]);
+    expect(plain.status).to.equal(404);
+    const https = await curl(['--cacert', path.join(svc.dataDir, 'ca', 'root.pem'), `${svc.url}/scep?operation=GetCACaps`]);
+    expect(https.status).to.equal(200);
+    expect(https.body).to.match(/^POSTPKIOperation$/m);
+  });
+});
