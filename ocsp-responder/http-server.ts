@@ -167,6 +167,13 @@ export class OcspHttpServer {
   #route(req: http.IncomingMessage, res: http.ServerResponse): void {
     const url = req.url ?? '';
     const method = req.method;
+    // A mounted protocol reads its own request targets (a SCEP GET carries a whole base64 message,
+    // RFC 8894 §4.1; node:http's header limit still bounds it).
+    const mounted = this.#mounted.size > 0 ? this.#mounted.get(pathOf(url)) : undefined;
+    if (mounted) {
+      mounted(req, res);
+      return;
+    }
     if (url.length > this.#maxPath) {
       this.#metrics.uriTooLong++;
       this.#refuse(req, res, URI_TOO_LONG);
@@ -195,11 +202,6 @@ export class OcspHttpServer {
       if (path === '/healthz') this.#health(res);
       else if (path.startsWith('/crl/')) this.#crl(req, res, path.slice(5));
       else this.#caCertificate(req, res, path.slice(4));
-      return;
-    }
-    const mounted = this.#mounted.size > 0 ? this.#mounted.get(pathOf(url)) : undefined;
-    if (mounted) {
-      mounted(req, res);
       return;
     }
     this.#metrics.notFound++;
