@@ -11,6 +11,7 @@ import Database from 'better-sqlite3';
 import { spawn } from 'node:child_process';
 import { existsSync, readFileSync, writeFileSync } from 'node:fs';
 import { randomBytes } from 'node:crypto';
+import https from 'node:https';
 import path from 'node:path';
 import {
   encodeIssuerAndSubject, fromPem, parseCertificate, parseSignedData, scepReplyFields, toPem,
@@ -294,7 +295,7 @@ describe('SCEP CertPoll: a request over the station\'s rate limit is PENDING, th
     tmp?.cleanup();
   });
 
-  it('PKCSReq → PENDING (scep-submit exit 5), CertPoll after the bucket refills → SUCCESS with the certificate', async () => {
+  it('two PKCSReqs at once → one SUCCESS, one PENDING; CertPoll (by certmonger) after the bucket refills → SUCCESS with the certificate', async () => {
     const a = await newFactory(svc, 'SCEP Poll Factory');
     const station = apiAs(svc, a.apiKey);
     expect((await station('POST', '/api/v1/devices/import', { body: [{ serialNumber: 'POLL-1' }, { serialNumber: 'POLL-2' }] })).status).to.equal(201);
@@ -319,20 +320,31 @@ describe('SCEP CertPoll: a request over the station\'s rate limit is PENDING, th
       const c = await station('POST', `/api/v1/devices/${list.json.devices[0].id}/scep-challenge`, { body: {} });
       requesters.push(newRequester(tmp.dir, serial, serial, c.json.challengePassword));
     }
-    const first = await run(await scepMessage({ messageType: 'PKCSReq', transactionId: 'tx-poll-1', envelope: envelopeTo(tmp.dir, raFile, requesters[0].csrDer), signerDer: requesters[0].selfSignedDer, key: requesters[0].key }));
-    expect(first.status, first.stdout).to.equal(0);
-    const second = await run(await scepMessage({ messageType: 'PKCSReq', transactionId: 'tx-poll-2', envelope: envelopeTo(tmp.dir, raFile, requesters[1].csrDer), signerDer: requesters[1].selfSignedDer, key: requesters[1].key }));
-    // certmonger: 1 or 5 is "the CA is still thinking".
-    expect([1, 5], second.stdout + second.stderr).to.include(second.status);
+    // Both at once over HTTPS (no helper process to start): the bucket holds one, so one is issued
+    // and the other is PENDING, whichever comes second.
+    const messages = await Promise.all(requesters.map((q, i) => scepMessage({ messageType: 'PKCSReq', transactionId: `tx-poll-${i}`, envelope: envelopeTo(tmp.dir, raFile, q.csrDer), signerDer: q.selfSignedDer, key: q.key })));
+    const post = (body: Buffer) => new Promise<Buffer>((resolve, reject) => {
+      const req = https.request(`${svc.url}/scep?operation=PKIOperation`, { method: 'POST', ca: svc.rootPem, headers: { 'content-type': 'application/x-pki-message', 'content-length': body.length } }, (res) => {
+        const chunks: Buffer[] = [];
+        res.on('data', (c: Buffer) => chunks.push(c));
+        res.on('end', () => resolve(Buffer.concat(chunks)));
+      });
+      req.on('error', reject);
+      req.end(body);
+    });
+    const statuses = (await Promise.all(messages.map(post))).map((der) => scepReplyFields(parseSignedData(der).signers[0]).pkiStatus);
+    expect([...statuses].sort()).to.deep.equal(['0', '3']);
+    const pending = statuses.indexOf('3');
+    // The bucket refills (1 a second); then the requester polls with certmonger.
     await new Promise((resolve) => setTimeout(resolve, 1500));
-    const r = requesters[1];
+    const r = requesters[pending];
     const ias = encodeIssuerAndSubject(parseCertificate(fromPem(ca('device'), 'CERTIFICATE')[0]).subject.rawDer, parseCertificate(r.selfSignedDer).subject.rawDer);
-    const poll = await run(await scepMessage({ messageType: 'CertPoll', transactionId: 'tx-poll-2', envelope: envelopeTo(tmp.dir, raFile, ias), signerDer: r.selfSignedDer, key: r.key }));
+    const poll = await run(await scepMessage({ messageType: 'CertPoll', transactionId: `tx-poll-${pending}`, envelope: envelopeTo(tmp.dir, raFile, ias), signerDer: r.selfSignedDer, key: r.key }));
     expect(poll.status, poll.stdout + poll.stderr).to.equal(0);
     const out = path.join(tmp.dir, 'poll.der');
     const dec = await opensslAsync(['cms', '-decrypt', '-inform', 'PEM', '-recip', r.selfSignedFile, '-inkey', r.keyFile, '-binary', '-out', out], poll.stdout);
     expect(dec.status, dec.stderr).to.equal(0);
-    expect((await opensslAsync(['pkcs7', '-inform', 'DER', '-in', out, '-print_certs', '-noout'])).stdout).to.match(/serialNumber\s*=\s*POLL-2/);
+    expect((await opensslAsync(['pkcs7', '-inform', 'DER', '-in', out, '-print_certs', '-noout'])).stdout).to.match(new RegExp(`serialNumber\\s*=\\s*POLL-${pending + 1}`));
   });
 });
 
