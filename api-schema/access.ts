@@ -40,6 +40,9 @@ export const ROUTE_ACCESS: Readonly<Record<string, AccessRule>> = {
   // CMP: the PKIMessage's own protection (MAC secret, station or device certificate) authenticates it.
   'POST /.well-known/cmp': ['anyone'],
   'POST /.well-known/cmp/p/{profile}': ['anyone'],
+  // SCEP: a PKCSReq carries a one-time challenge, a RenewalReq the device's signature (enrollment/scep/).
+  'GET /scep': ['anyone'],
+  'POST /scep': ['anyone'],
   'POST /legacy/v1/token': ['device'],
   'POST /legacy/v1/telemetry': ['device'],
   'POST /legacy/v1/certificate': ['device'],
@@ -125,6 +128,7 @@ export const ROUTE_ACCESS: Readonly<Record<string, AccessRule>> = {
   'GET /api/v1/station/devices': [S],
   'POST /api/v1/devices/{id}/allow-reenrollment': [A],
   'POST /api/v1/devices/{id}/cmp-secret': [A, M, S],
+  'POST /api/v1/devices/{id}/scep-challenge': [A, S],
   'POST /api/v1/enroll': [A, S],
   'POST /api/v1/enroll/batch': [A, S],
   'POST /.well-known/est/simpleenroll': [S],

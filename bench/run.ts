@@ -29,6 +29,7 @@ import { benchDetections } from './detections.js';
 import { benchHsm } from './hsm.js';
 import { benchEnrollment } from './enrollment.js';
 import { benchCmp } from './cmp.js';
+import { benchScep } from './scep.js';
 import { benchScale } from './scale.js';
 
 const json = process.argv.includes('--json');
@@ -144,6 +145,12 @@ async function main(): Promise<void> {
     log(`  ${p.toUpperCase().padEnd(4)} ${cmpFigures[`cmp_bench_${p}_enrollments_per_s`].toLocaleString('en')} enrollments/s, server CPU ${cmpFigures[`cmp_bench_${p}_server_cpu_us_per_enrollment`]} µs each`);
   }
   log(`  EST / CMP ${cmpFigures.cmp_bench_cmp_vs_est_ratio}x (target ≤ 2x); CMP steps per message: parse ${cmpFigures.cmp_bench_parse_us} µs, check (protection signature + CSR proof of possession) ${cmpFigures.cmp_bench_check_us} µs, sign the answer ${cmpFigures.cmp_bench_sign_answer_us} µs`);
+  log('\nSCEP PKCSReq against EST simpleenroll, same run: HTTPS keep-alive, 8 in flight, P-256 devices, requests built beforehand (client in this process)');
+  const scepFigures = await benchScep(n(500));
+  Object.assign(figures, scepFigures);
+  log(`  EST simpleenroll         ${scepFigures.est_simpleenroll_per_s.toLocaleString('en')} /s`);
+  log(`  SCEP PKCSReq             ${scepFigures.scep_pkcsreq_per_s.toLocaleString('en')} /s  (EST / SCEP ${scepFigures.scep_est_ratio}x; target within 2x)`);
+  log(`  SCEP per request, one at a time: parse ${scepFigures.scep_parse_ms} ms, check (signature, RSA decryption, challenge) ${scepFigures.scep_check_ms} ms, issue ${scepFigures.scep_issue_ms} ms, reply (ECDH envelope, RSA signature) ${scepFigures.scep_reply_ms} ms`);
 
   log('\n1M scale (issue 8): registry lookups over a million devices; an OCSP responder process over a million pre-signed responses');
   const big = await benchScale(scale, log);

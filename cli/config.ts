@@ -112,6 +112,10 @@ export interface KakuinConfig {
     /** A station API key stops working this many days after it was made or rotated; 0: never. */
     stationKeyMaxAgeDays: number;
   };
+  /** SCEP (enrollment/scep/): always at /scep on the management port; on the plain-HTTP port too when set. */
+  scep: {
+    plainHttp: boolean;
+  };
   /**
    * Base of the OCSP, CRL and caIssuers URLs written into certificates. Recorded in the registry at
    * init; when not set explicitly, an opened installation uses the recorded value (cli/public-url.ts).
@@ -251,6 +255,7 @@ const FILE_OPTIONS: Record<string, (v: unknown, key: string) => unknown> = {
   'enrollment.stationPerSecond': (v, k) => int(v, k, 0, 1_000_000),
   'enrollment.stationBurst': (v, k) => int(v, k, 1, 10_000_000),
   'enrollment.stationKeyMaxAgeDays': (v, k) => int(v, k, 0, 3650),
+  'scep.plainHttp': bool,
   publicHttpUrl: httpUrl,
   'tls.hostnames': hostnames,
   'tls.validityDays': (v, k) => int(v, k, 1, 825),
@@ -301,6 +306,7 @@ export const ENV_OPTIONS: Record<string, string> = {
   KAKUIN_LEGACY_TRUST_PROXY: 'legacy.trustProxy',
   KAKUIN_ENROLLMENT_STATION_PER_SECOND: 'enrollment.stationPerSecond',
   KAKUIN_ENROLLMENT_STATION_KEY_MAX_AGE_DAYS: 'enrollment.stationKeyMaxAgeDays',
+  KAKUIN_SCEP_PLAIN_HTTP: 'scep.plainHttp',
   KAKUIN_PUBLIC_HTTP_URL: 'publicHttpUrl',
   KAKUIN_TLS_HOSTNAMES: 'tls.hostnames',
   KAKUIN_SQLITE_PATH: 'storage.path',
@@ -474,6 +480,9 @@ export function loadConfig(env: Env = process.env, cwd = process.cwd()): Readonl
       stationPerSecond: get('enrollment.stationPerSecond', 0),
       stationBurst: get('enrollment.stationBurst', 10_000),
       stationKeyMaxAgeDays: get('enrollment.stationKeyMaxAgeDays', 365),
+    },
+    scep: {
+      plainHttp: get('scep.plainHttp', false),
     },
     publicHttpUrl: get('publicHttpUrl', `http://localhost:${ocspPort}`).replace(/\/+$/, ''),
     tls: {

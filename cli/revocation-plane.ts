@@ -24,6 +24,8 @@ export interface RevocationPlane {
   httpUrl: string;
   /** More work to finish before a revocation call returns (e.g. the gateway closing connections). */
   afterChange: ((entries: FeedEntry[]) => Promise<void>)[];
+  /** Serves another protocol's path on the plain-HTTP listener (SCEP with `scep.plainHttp`). */
+  mountPlainHttp(path: string, handler: import('node:http').RequestListener): void;
   close(): Promise<void>;
 }
 
@@ -156,6 +158,7 @@ export async function startRevocationPlane(kakuin: Kakuin, logger: Logger): Prom
 
     return {
       revocation, crls, responder, httpUrl, afterChange,
+      mountPlainHttp: (path, handler) => listener.mount(path, handler),
       close: async () => {
         for (const stop of stops.reverse()) await stop();
       },

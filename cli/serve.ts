@@ -20,6 +20,8 @@ import type { AuditCheckpointer } from '../operations/audit/index.js';
 import { startDetections, type RunningDetections } from './detections.js';
 import { startLegacyPath, type RunningLegacyPath } from './legacy-path.js';
 import { startRevocationPlane, type RevocationPlane } from './revocation-plane.js';
+import { scepFor } from './scep.js';
+import { scepHttpHandler, type ScepService } from '../enrollment/scep/index.js';
 import { caCertificatesOf, metricsCollector } from './metrics.js';
 import { cmpProtectionKeyFor, tlsMaterialFor, type TlsMaterial } from './tls-material.js';
 import {
@@ -62,6 +64,8 @@ export interface RunningService {
   events?: RunningEvents;
   /** Detections (detections.enabled, on a writable registry). */
   detections?: RunningDetections;
+  /** SCEP (enrollment/scep/), when the registry adapter carries its store. */
+  scep?: ScepService;
   /** Set on the first start without KAKUIN_ADMIN_TOKEN: shown once. */
   initialAdminToken?: string;
   adminTokenFile?: string;
@@ -139,6 +143,10 @@ export async function startService(config: Readonly<KakuinConfig>, logger: Logge
       onBackgroundError: (e) => logger.error('superseding a re-enrolled certificate failed', { cause: String(e) }),
     });
     enrollment.start();
+    const scep = scepFor(kakuin, enrollment, 'scep');
+    if (scep && config.scep.plainHttp) {
+      plane.mountPlainHttp('/scep', scepHttpHandler(scep.service, (e) => logger.error('SCEP request failed', { cause: String(e) })));
+    }
     const authenticator = new AdminAuthenticator(kakuin.registry, kakuin.pepper, env.KAKUIN_ADMIN_TOKEN, { stationKeyMaxAgeMs: stationKeyMaxAgeMs(config) });
     const bulk = bulkAndApprovals(kakuin, kakuin.registry, revocation, config, logger);
     const app = createManagementApi({
@@ -166,6 +174,7 @@ export async function startService(config: Readonly<KakuinConfig>, logger: Logge
           registry: kakuin.registry, revocation, enrollment, pepper: kakuin.pepper, maxImportBytes: config.enrollment.importBodyLimitBytes, maxBatchBytes: config.enrollment.batchBodyLimitBytes,
           stationCertificates: kakuin.stationCertificates,
           ...(cmpStoreOf(kakuin.registry) !== undefined && { cmp: { store: cmpStoreOf(kakuin.registry)!, protectionKey: cmpKey, onError: (e: unknown) => logger.error('CMP request failed', { cause: String(e) }) } }),
+          ...(scep && { scep }),
         });
       },
     });
@@ -176,7 +185,7 @@ export async function startService(config: Readonly<KakuinConfig>, logger: Logge
     const startedGateway = gateway;
     return {
       kakuin, apiUrl, apiApp: app, httpUrl: started.httpUrl, plane: started, gatewayUrl: startedGateway.url, gateway: startedGateway,
-      legacyUrl: legacyPath.url, legacy: legacyPath, ...(events !== undefined && { events }), ...(detections !== undefined && { detections }),
+      legacyUrl: legacyPath.url, legacy: legacyPath, ...(events !== undefined && { events }), ...(detections !== undefined && { detections }), ...(scep && { scep: scep.service }),
       initialAdminToken: admin.token, adminTokenFile: admin.file,
       close: async () => {
         await api.close();
@@ -414,6 +423,8 @@ export async function startRoles(
       if (roleDetections !== undefined) stops.push(roleDetections.close);
       const bulk = bulkAndApprovals(k, registry, revocation, config, logger);
       stops.push(bulk.close);
+      // SCEP on the management port; on the plain-HTTP port only in `serve` (one process with the OCSP listener).
+      const scepWired = enrollment && scepFor(k, enrollment, 'scep');
       const app = createManagementApi({
         ...bulk.deps,
         registry, issuer: k.deviceIssuer, revocation, crls,
@@ -444,6 +455,7 @@ export async function startRoles(
               registry, revocation, enrollment, pepper: k.pepper, maxImportBytes: config.enrollment.importBodyLimitBytes, maxBatchBytes: config.enrollment.batchBodyLimitBytes,
               stationCertificates: k.stationCertificates,
               ...(cmpStoreOf(registry) !== undefined && { cmp: { store: cmpStoreOf(registry)!, protectionKey: cmpKey, onError: (e: unknown) => logger.error('CMP request failed', { cause: String(e) }) } }),
+              ...(scepWired && { scep: scepWired }),
             });
           }
         },

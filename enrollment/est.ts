@@ -9,7 +9,10 @@
  *                                        the certificate's status is read from the registry on every request, keep-alive or not
  *   POST /.well-known/est/serverkeygen   station (HTTP Basic)   base64 DER PKCS#10 naming the device → multipart/mixed:
  *                                        an application/pkcs8 part (the new key, unencrypted: TLS protects it, §4.4.2)
- *                                        and a certs-only part. Only the CSR's subject serialNumber is used.
+ *                                        and a certs-only part. Only the CSR's subject serialNumber is used —
+ *                                        unless the CSR carries AsymmetricDecryptKeyIdentifier naming its own
+ *                                        key (§4.4.1.2): then the key part is CMS EnvelopedData to that key
+ *                                        (key transport for RSA, ECDH key agreement for EC), smime-type=server-generated-key.
  *
  * RFC 8951 §3: bodies are base64 whatever Content-Transfer-Encoding says (it is ignored), and
  * whitespace inside the base64 is allowed. The device is the one whose serial number the CSR subject's
@@ -25,7 +28,8 @@ import express, { type NextFunction, type Request, type Response } from 'express
 import type { ApiRoutes } from '../api-schema/routes.js';
 import { randomBytes } from 'node:crypto';
 import {
-  derOid, derSequence, derSet, encodeCertsOnly, OID_AT_SERIAL_NUMBER, OID_EC_PUBLIC_KEY, OID_ECDSA_WITH_SHA256, OID_P256, readCsr,
+  derOid, derSequence, derSet, encodeCertsOnly, encodeServerGeneratedKey, OID_AT_SERIAL_NUMBER, OID_EC_PUBLIC_KEY, OID_ECDSA_WITH_SHA256, OID_P256, readCsr,
+  serverKeyRecipient, verifySignature,
 } from '../pkix/index.js';
 import { routeNotFound } from '../management-api/http-errors.js';
 import { subjectSerialNumber } from './enrollment-service.js';
@@ -35,6 +39,8 @@ import type { EnrollmentService } from './enrollment-service.js';
 import type { StationCertificateAuthenticator } from './station-certificate-auth.js';
 
 const CERTS_ONLY = 'application/pkcs7-mime; smime-type=certs-only';
+/** RFC 7030 §4.4.2: the encrypted key part. */
+const SERVER_GENERATED_KEY = 'application/pkcs7-mime; smime-type=server-generated-key';
 const MAX_CSR_BYTES = 64 * 1024;
 
 export interface EstDeps {
@@ -156,13 +162,23 @@ export function mountEst(routes: ApiRoutes, deps: EstDeps): void {
       handler: async ({ req, res }) => {
         const caller = req.caller!;
         if (caller.kind !== 'station') throw new KakuinError('KAKUIN_E_FORBIDDEN', 'EST enrollment admits stations only');
-        const serialNumber = subjectSerialNumber(readCsr(estBody(req.body)));
+        const csr = readCsr(estBody(req.body));
+        const serialNumber = subjectSerialNumber(csr);
+        // §4.4.1.2: the CSR may name a key to encrypt the new one to; it must be the CSR's own, and
+        // its signature shows the client holds it. Checked before anything is issued.
+        const recipient = serverKeyRecipient(csr);
+        if (recipient && !verifySignature(csr.certificationRequestInfoDer, csr.signatureAlgorithm, csr.signature, csr.spki)) {
+          throw new KakuinError('KAKUIN_E_CSR_SIGNATURE_INVALID', 'the CSR signature does not verify under the key it asks the new key to be encrypted to');
+        }
         const { enrollment: r, privateKey } = await enrollment.enrollWithServerKey({ manufacturerId: caller.manufacturerId, serialNumber, actor: caller.actor, profile: req.params.label });
         const pkcs8 = privateKey.export({ type: 'pkcs8', format: 'der' });
         const boundary = `est-${randomBytes(12).toString('hex')}`;
         const part = (type: string, der: Buffer) => `--${boundary}\r\nContent-Type: ${type}\r\nContent-Transfer-Encoding: base64\r\n\r\n${base64Lines(der)}`;
+        const keyPart = recipient
+          ? part(SERVER_GENERATED_KEY, encodeServerGeneratedKey(pkcs8, recipient))
+          : part('application/pkcs8', pkcs8);
         res.status(200).set('Content-Type', `multipart/mixed; boundary=${boundary}`)
-          .send(Buffer.from(`${part('application/pkcs8', pkcs8)}${part(CERTS_ONLY, encodeCertsOnly([r.der]))}--${boundary}--\r\n`, 'latin1'));
+          .send(Buffer.from(`${keyPart}${part(CERTS_ONLY, encodeCertsOnly([r.der]))}--${boundary}--\r\n`, 'latin1'));
       },
     });
   }
@@ -177,7 +193,7 @@ export function mountEst(routes: ApiRoutes, deps: EstDeps): void {
  * code, status (401 keeps its WWW-Authenticate: Basic) and logging: this only has its
  * `{code, message}` written as `KAKUIN_E_...: message` text on this one response.
  */
-function plainTextErrors(err: unknown, _req: Request, res: Response, next: NextFunction): void {
+export function plainTextErrors(err: unknown, _req: Request, res: Response, next: NextFunction): void {
   res.json = (body: unknown) => {
     const { code, message } = (body ?? {}) as { code?: unknown; message?: unknown };
     return res.type('text/plain; charset=utf-8').send(`${String(code)}: ${String(message)}\n`);

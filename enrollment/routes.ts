@@ -42,6 +42,9 @@ import { revokeIssuedByStation } from './station-incident.js';
 import { requireApproval } from '../management-api/approvals.js';
 import { revocationReason as revocationReasonOf } from '../ca/revocation.js';
 import { mountEst } from './est.js';
+import { mountScep } from './scep/scep-routes.js';
+import type { ScepService } from './scep/scep-service.js';
+import type { ScepStore } from '../registry/scep.js';
 import { StationCertificateAuthenticator, stationCertificateOr } from './station-certificate-auth.js';
 import type { StationCertificateIssuer } from '../ca/station-certificates.js';
 import { PROFILE_NAME } from '../ca/profiles.js';
@@ -64,6 +67,8 @@ export interface EnrollmentRouteDeps {
   stationCertificates?: StationCertificateIssuer;
   /** CMP (enrollment/cmp/): its store, and kakuin's key for signing answers (without it, only MAC-protected requests get protected answers). */
   cmp?: { store: CmpStore; protectionKey?: CmpProtectionKey; onError?: (e: unknown) => void };
+  /** SCEP (scep/): mounted at /scep with the challenge route when given. */
+  scep?: { service: ScepService; store: ScepStore };
 }
 
 const STATION_NAME = /^[A-Za-z0-9][A-Za-z0-9 ._@-]{0,63}$/;
@@ -388,4 +393,5 @@ export function mountEnrollmentRoutes(routes: ApiRoutes, helpers: ApiHelpers, de
     const server = new CmpServer({ enrollment, registry, revocation: deps.revocation, store, protection, onError });
     mountCmp(routes, { server, store, registry, pepper, stationOrAdmin: byCertificateOr(helpers.admit('station', 'admin')) });
   }
+  if (deps.scep) mountScep(routes, { scep: deps.scep.service, store: deps.scep.store, registry, pepper, stationOrAdmin });
 }

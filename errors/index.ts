@@ -42,6 +42,8 @@ export const ERROR_CATALOGUE = {
   KAKUIN_E_CRL_UNVERIFIED: { status: 502, summary: 'revocation sync refused a fetched CRL or CA certificate: bad signature, another issuer, a delta, a lower CRL number than one already used, or a CA certificate that does not chain to --trust. It keeps what it had.' },
   KAKUIN_E_OCSP_HASH_UNSUPPORTED: { status: 400, summary: 'An OCSP CertID names a hash algorithm other than SHA-1, SHA-256, SHA-384 or SHA-512.' },
   KAKUIN_E_OCSP_NONCE_INVALID: { status: 400, summary: 'The OCSP nonce is not 1 to 32 octets (RFC 8954 §2.1).' },
+  KAKUIN_E_CMS_SIGNATURE_INVALID: { status: 400, summary: 'A CMS SignedData (a SCEP pkiMessage) does not verify: its signer certificate is missing, or the message digest or the signature does not match.' },
+  KAKUIN_E_CMS_DECRYPT: { status: 400, summary: 'A CMS EnvelopedData (a SCEP pkcsPKIEnvelope) is not encrypted to kakuin\'s RA certificate or does not decrypt.' },
 
   // ---- keys (hsm-adapters) ---------------------------------------------------------------------
   KAKUIN_E_KEY_URI_INVALID: { status: 500, summary: 'A key URI is malformed or names an unknown key store.' },
@@ -138,6 +140,13 @@ export const ERROR_CATALOGUE = {
   KAKUIN_E_DEVICE_ALREADY_ENROLLED: { status: 409, summary: 'Issuance refused: the device already has a live certificate for another key (a clone?) and no re-enrollment was allowed.' },
   KAKUIN_E_STATION_RATE_LIMITED: { status: 429, summary: 'The station exceeded its enrollment rate (enrollment.stationPerSecond, burst enrollment.stationBurst); in a batch only the items over it fail.' },
   KAKUIN_E_STATION_QUOTA_EXHAUSTED: { status: 429, summary: 'The station has used up its issuance quota (POST /api/v1/stations/{id}/quota); an admin may raise it.' },
+  KAKUIN_E_SCEP_CHALLENGE_INVALID: { status: 403, summary: 'SCEP PKCSReq refused: the challengePassword is missing, unknown, used already, or for another device (POST /api/v1/devices/{id}/scep-challenge issues one).' },
+  KAKUIN_E_SCEP_CHALLENGE_EXPIRED: { status: 403, summary: 'SCEP PKCSReq refused: the challengePassword has expired; the station issues a new one.' },
+  KAKUIN_E_SCEP_BAD_TIME: { status: 400, summary: 'SCEP request refused: its signingTime is more than an hour from the server\'s clock.' },
+  KAKUIN_E_SCEP_TRANSACTION_UNKNOWN: { status: 404, summary: 'SCEP CertPoll refused: no pending or finished request has that transactionID (or it is another requester\'s).' },
+  KAKUIN_E_SCEP_TRANSACTION_CONFLICT: { status: 409, summary: 'SCEP request refused: the transactionID was used before for another key or device.' },
+  KAKUIN_E_SCEP_SIGNER_INVALID: { status: 400, summary: 'SCEP request refused: a PKCSReq is not signed with the key it asks a certificate for, or a RenewalReq is not signed with a good device certificate kakuin issued.' },
+  KAKUIN_E_SCEP_MESSAGE_UNSUPPORTED: { status: 400, summary: 'SCEP request refused: a messageType other than PKCSReq, RenewalReq or CertPoll, or an HTTP operation other than GetCACaps, GetCACert and PKIOperation.' },
   KAKUIN_E_BATCH_TOO_LARGE: { status: 413, summary: 'A batch or import has more items than the limit (10,000); the items beyond it are refused.' },
   KAKUIN_E_BATCH_BODY_TOO_LARGE: { status: 413, summary: 'An NDJSON batch body is larger than `enrollment.batchBodyLimitBytes`: refused before reading when it declares its length, otherwise the lines past the limit are not processed and the connection is closed.' },
   KAKUIN_E_BATCH_ITEM_MALFORMED: { status: 400, summary: 'One line of an NDJSON batch or one row of an import is not a valid item.' },

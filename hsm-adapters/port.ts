@@ -58,3 +58,21 @@ export interface KeyStore {
   exists(uri: string): Promise<boolean>;
   close(): Promise<void>;
 }
+
+/**
+ * An optional capability of an RSA key: the private-key operation of CMS key transport (RFC 5652
+ * §6.2.1, RSAES-PKCS1-v1_5), which SCEP's envelopes need (RFC 8894 §3.1: clients encrypt to the
+ * RA certificate). Only the software store offers it; PKCS#11 keys are signing keys here.
+ */
+export interface KeyTransportDecrypter {
+  /**
+   * The content-encryption key inside `encryptedKey`, or — when the padding is not valid or the
+   * key is not `keyLength` octets — a random key of that length (RFC 3218 §2.3.2: the caller's
+   * decryption then fails as with any wrong key, and no padding oracle exists).
+   */
+  unwrapKeyTransport(encryptedKey: Buffer, keyLength: number): Promise<Buffer>;
+}
+
+export function canUnwrapKeyTransport(signer: Signer): signer is Signer & KeyTransportDecrypter {
+  return typeof (signer as Partial<KeyTransportDecrypter>).unwrapKeyTransport === 'function';
+}

@@ -95,6 +95,7 @@ export class OcspHttpServer {
   readonly #maxPath: number;
   readonly #maxAgeCap: number;
   readonly #crlReplacement: { fullSeconds: number; deltaSeconds: number };
+  readonly #mounted = new Map<string, http.RequestListener>();
 
   constructor(options: OcspHttpServerOptions) {
     this.#o = options;
@@ -121,6 +122,14 @@ export class OcspHttpServer {
         : err.code === 'ERR_HTTP_REQUEST_TIMEOUT' ? '408 Request Timeout' : '400 Bad Request';
       socket.end(`HTTP/1.1 ${status}\r\nConnection: close\r\nContent-Length: 0\r\n\r\n`);
     });
+  }
+
+  /**
+   * Serves `path` (its query string aside) with `handler`: another protocol the composition root
+   * puts on this plain-HTTP port (SCEP with `scep.plainHttp`). This listener knows nothing of it.
+   */
+  mount(path: string, handler: http.RequestListener): void {
+    this.#mounted.set(path, handler);
   }
 
   /** Listens; resolves with the bound address (port 0 picks a free port). */
@@ -158,6 +167,13 @@ export class OcspHttpServer {
   #route(req: http.IncomingMessage, res: http.ServerResponse): void {
     const url = req.url ?? '';
     const method = req.method;
+    // A mounted protocol reads its own request targets (a SCEP GET carries a whole base64 message,
+    // RFC 8894 §4.1; node:http's header limit still bounds it).
+    const mounted = this.#mounted.size > 0 ? this.#mounted.get(pathOf(url)) : undefined;
+    if (mounted) {
+      mounted(req, res);
+      return;
+    }
     if (url.length > this.#maxPath) {
       this.#metrics.uriTooLong++;
       this.#refuse(req, res, URI_TOO_LONG);

@@ -28,11 +28,12 @@
 import { KakuinError } from '../errors/index.js';
 import { derInteger, derOctetString, derOid, derSequence, TAG_SEQUENCE } from './der.js';
 import { derChildren, expectChildren, guardDer, readDer, readOctetString, readOid, readSmallInteger } from './der-reader.js';
+import { OID_AES256_CBC } from './cms/oids.js';
 
 export const OID_PBES2 = '1.2.840.113549.1.5.13';
 export const OID_PBKDF2 = '1.2.840.113549.1.5.12';
 export const OID_SCRYPT = '1.3.6.1.4.1.11591.4.11';
-export const OID_AES256_CBC = '2.16.840.1.101.3.4.1.42';
+// OID_AES256_CBC (RFC 3565) is declared in cms/oids.ts, with the other AES identifiers.
 export const OID_HMAC_SHA1 = '1.2.840.113549.2.7';
 export const OID_HMAC_SHA256 = '1.2.840.113549.2.9';
 

@@ -25,3 +25,4 @@ export * from './pkcs7-certs-only.js';
 export * from './encrypted-private-key.js';
 export * from './pkcs12.js';
 export * from './cmp/index.js';
+export * from './cms/index.js';

@@ -19,7 +19,8 @@ import * as nodeCrypto from 'node:crypto';
 import { createCipheriv, createHash, createHmac, pbkdf2Sync, randomBytes } from 'node:crypto';
 import { KakuinError } from '../errors/index.js';
 import { derExplicit, derInteger, derNull, derOctetString, derOid, derSequence, derSet, TAG_SEQUENCE } from './der.js';
-import { OID_AES256_CBC, OID_HMAC_SHA256, OID_PBES2, OID_PBKDF2 } from './encrypted-private-key.js';
+import { OID_HMAC_SHA256, OID_PBES2, OID_PBKDF2 } from './encrypted-private-key.js';
+import { OID_AES256_CBC } from './cms/oids.js';
 
 const OID_DATA = '1.2.840.113549.1.7.1';
 const OID_SHROUDED_KEY_BAG = '1.2.840.113549.1.12.10.1.2';

@@ -181,6 +181,10 @@ export const COLLECTIONS = {
   // CMP secrets and transactions (cmp-store.ts).
   cmpSecrets: 'cmpSecrets',
   cmpTransactions: 'cmpTransactions',
+  // SCEP (scep-store.ts).
+  scepChallenges: 'scepChallenges',
+  scepTransactions: 'scepTransactions',
+  scepRa: 'scepRa',
 } as const;
 
 export type CollectionName = (typeof COLLECTIONS)[keyof typeof COLLECTIONS];

@@ -29,6 +29,7 @@ export const INDEXES: Readonly<Partial<Record<CollectionName, readonly IndexDesc
     { name: 'activity_sessions_recorder', key: { recorderId: 1 } },
     { name: 'activity_sessions_device', key: { deviceId: 1, updatedAt: 1 } },
   ],
+  [COLLECTIONS.scepChallenges]: [{ name: 'scep_challenges_device', key: { deviceId: 1 } }],
   [COLLECTIONS.activityFirmware]: [{ name: 'activity_firmware_device', key: { deviceId: 1, lastAt: 1 } }],
   [COLLECTIONS.detectionTemplates]: [{ name: 'detection_templates_latest', key: { id: 1, version: -1 } }],
   [COLLECTIONS.detections]: [

@@ -17,6 +17,7 @@ import { MongoDetectionStore } from './detections.js';
 import { MongoJobStore } from './jobs.js';
 import { MongoApprovalStore } from './approvals.js';
 import { MongoCmpStore } from './cmp-store.js';
+import { MongoScepStore } from './scep-store.js';
 import { randomUUID } from 'node:crypto';
 import { ObjectId, type ChangeStream, type ClientSession, type Db, type MongoClient } from 'mongodb';
 import { KakuinError } from '../../errors/index.js';
@@ -69,6 +70,8 @@ export class MongoRegistry extends CheckedRegistry implements Registry {
   readonly approvals: MongoApprovalStore;
   /** The CMP store port (registry/cmp.ts): enrollment/cmp's secrets and transactions. */
   readonly cmp: MongoCmpStore;
+  /** The SCEP store (registry/scep.ts): challenges, transactions, the RA certificate. */
+  readonly scep: MongoScepStore;
 
   /** Use openMongoRegistry: it checks the deployment and prepares the collections this class relies on. */
   constructor(client: MongoClient, db: Db, private readonly version: number, readonly: boolean) {
@@ -82,6 +85,7 @@ export class MongoRegistry extends CheckedRegistry implements Registry {
     this.jobs = new MongoJobStore(this.p);
     this.approvals = new MongoApprovalStore(this.p);
     this.cmp = new MongoCmpStore(this.p);
+    this.scep = new MongoScepStore(this.p);
     this.opened = { readonly };
   }
 

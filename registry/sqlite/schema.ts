@@ -657,6 +657,43 @@ export const MIGRATIONS: readonly Migration[] = [
       CREATE INDEX cmp_transactions_expires ON cmp_transactions (expires_at);
     `,
   },
+  {
+    version: 17,
+    name: 'SCEP: challenge passwords, transactions, the RA certificate',
+    sql: `
+      -- One-time challenge passwords (registry/scep.ts), stored as their HMAC under the pepper.
+      CREATE TABLE scep_challenges (
+        hmac            TEXT PRIMARY KEY,
+        device_id       TEXT NOT NULL,
+        manufacturer_id TEXT NOT NULL,
+        actor           TEXT NOT NULL,
+        created_at      INTEGER NOT NULL,
+        expires_at      INTEGER NOT NULL,
+        used_at         INTEGER,
+        transaction_id  TEXT
+      ) STRICT;
+      CREATE INDEX scep_challenges_device ON scep_challenges (device_id);
+      CREATE TABLE scep_transactions (
+        transaction_id    TEXT PRIMARY KEY,
+        device_id         TEXT NOT NULL,
+        public_key_sha256 TEXT NOT NULL,
+        status            TEXT NOT NULL CHECK (status IN ('pending', 'issued')),
+        csr_der           BLOB,
+        actor             TEXT NOT NULL,
+        manufacturer_id   TEXT NOT NULL,
+        serial_hex        TEXT,
+        created_at        INTEGER NOT NULL,
+        updated_at        INTEGER NOT NULL
+      ) STRICT;
+      -- The RA certificate: one row.
+      CREATE TABLE scep_ra (
+        id              INTEGER PRIMARY KEY CHECK (id = 1),
+        certificate_der BLOB NOT NULL,
+        key_uri         TEXT NOT NULL,
+        created_at      INTEGER NOT NULL
+      ) STRICT;
+    `,
+  },
 ];
 
 export const LATEST_SCHEMA_VERSION: number = MIGRATIONS[MIGRATIONS.length - 1].version;

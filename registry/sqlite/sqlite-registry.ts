@@ -43,6 +43,7 @@ import { SqliteUserStore } from './users.js';
 import { SqliteJobStore } from './jobs.js';
 import { SqliteApprovalStore } from './approvals.js';
 import { SqliteCmpStore } from './cmp-store.js';
+import { SqliteScepStore } from './scep-store.js';
 import { StatusChangeWriter } from './status-change-writer.js';
 import { AuditAppender } from './audit-appender.js';
 import { WalCheckpointer, type WalCheckpointerOptions } from './wal-checkpointer.js';
@@ -100,6 +101,8 @@ export class SqliteRegistry extends CheckedRegistry implements Registry {
   readonly approvals: SqliteApprovalStore;
   /** The CMP store port (registry/cmp.ts): enrollment/cmp's secrets and transactions. */
   readonly cmp: SqliteCmpStore;
+  /** The SCEP store (scep-store.ts): challenges, transactions, the RA certificate. */
+  readonly scep: SqliteScepStore;
   private checkpointer: WalCheckpointer | undefined;
   /** Started by the first large CRL (large-crl-writer.ts). */
   private largeCrlWriter: LargeCrlWriter | undefined;
@@ -130,6 +133,7 @@ export class SqliteRegistry extends CheckedRegistry implements Registry {
     this.jobs = new SqliteJobStore(db);
     this.approvals = new SqliteApprovalStore(db, this.audit);
     this.cmp = new SqliteCmpStore(db);
+    this.scep = new SqliteScepStore(db);
   }
 
   connectionSettings(): SqliteConnectionSettings {

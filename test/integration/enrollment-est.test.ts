@@ -4,7 +4,12 @@
  * replies.
  */
 import { expect } from 'chai';
-import { writeFileSync } from 'node:fs';
+import { readFileSync, writeFileSync } from 'node:fs';
+import { createPrivateKey, createPublicKey, sign } from 'node:crypto';
+import {
+  derChildren, derOctetString, derOid, derRaw, derSequence, derSet, encodeCertificationRequest, encodeCertificationRequestInfo, encodeName,
+  keyIdentifier, OID_ASYMMETRIC_DECRYPT_KEY_IDENTIFIER, readDer,
+} from '../../pkix/index.js';
 import Database from 'better-sqlite3';
 import path from 'node:path';
 import { makeTempDir, opensslAsync, opensslBytes } from '../support/index.js';
@@ -186,6 +191,72 @@ describe('EST (RFC 7030) with curl and openssl', function () {
     const certPem = /-----BEGIN CERTIFICATE-----[\s\S]+?-----END CERTIFICATE-----/.exec(certs.stdout)![0];
     const certPub = await opensslAsync(['x509', '-noout', '-pubkey'], certPem);
     expect(certPub.stdout).to.equal(keyPub.stdout);
+  });
+
+  /**
+   * A serverkeygen CSR naming its own key in AsymmetricDecryptKeyIdentifier (RFC 7030 §4.4.1.2). No
+   * openssl command writes that attribute (an OCTET STRING), so the CSR is encoded by pkix and
+   * signed by node:crypto with a key openssl made; what comes back is opened by openssl alone.
+   */
+  function encryptingCsr(name: string, serialNumber: string, algorithm: 'EC' | 'RSA', keyIdFor?: Buffer): { b64: string; keyFile: string } {
+    const keyFile = path.join(tmp.dir, `${name}.key`);
+    opensslBytes(['genpkey', '-algorithm', algorithm, '-pkeyopt', algorithm === 'EC' ? 'ec_paramgen_curve:P-256' : 'rsa_keygen_bits:2048', '-out', keyFile]);
+    const key = createPrivateKey(readFileSync(keyFile));
+    const spki = createPublicKey(key).export({ type: 'spki', format: 'der' });
+    const id = keyIdFor ?? keyIdentifier(spki);
+    const attr = derSequence(derOid(OID_ASYMMETRIC_DECRYPT_KEY_IDENTIFIER), derSet(derOctetString(id)));
+    const info = encodeCertificationRequestInfo(encodeName([{ type: 'serialNumber', value: serialNumber }]), spki, [attr]);
+    const der = algorithm === 'EC'
+      ? encodeCertificationRequest(info, 'ecdsa-with-SHA256', sign('sha256', info, { key, dsaEncoding: 'der' }))
+      : encodeCertificationRequest(info, 'sha256WithRSAEncryption', sign('sha256', info, key));
+    const b64 = path.join(tmp.dir, `${name}.b64`);
+    writeFileSync(b64, der.toString('base64'));
+    return { b64, keyFile };
+  }
+
+  async function serverkeygen(b64: string) {
+    return curl(['--cacert', rootFile, '-u', `${a.stationId}:${a.apiKey}`, '-H', 'Content-Type: application/pkcs10',
+      '--data-binary', `@${b64}`, `${svc.url}/.well-known/est/serverkeygen`]);
+  }
+
+  for (const algorithm of ['EC', 'RSA'] as const) {
+    it(`serverkeygen with AsymmetricDecryptKeyIdentifier (${algorithm === 'EC' ? 'P-256: ECDH key agreement' : 'RSA: key transport'}): the key comes as CMS EnvelopedData that openssl cms -decrypt opens`, async () => {
+      const serial = `EST-E${algorithm}`;
+      expect((await apiAs(svc, a.apiKey)('POST', '/api/v1/devices/import', { body: [{ serialNumber: serial }] })).status).to.equal(201);
+      const { b64, keyFile } = encryptingCsr(`estenc-${algorithm}`, serial, algorithm);
+      const r = await serverkeygen(b64);
+      expect(r.status, r.body).to.equal(200);
+      const boundary = /content-type: multipart\/mixed; ?boundary=([^\s;]+)/i.exec(r.headers)![1];
+      const parts = r.body.split(`--${boundary}`).slice(1, -1).map((p) => {
+        const [head, bodyText] = p.split('\r\n\r\n');
+        return { type: /Content-Type: ([^\r\n]+)/i.exec(head)![1], der: Buffer.from(bodyText.replace(/\s+/g, ''), 'base64') };
+      });
+      expect(parts.map((p) => p.type)).to.deep.equal(['application/pkcs7-mime; smime-type=server-generated-key', 'application/pkcs7-mime; smime-type=certs-only']);
+      const enveloped = path.join(tmp.dir, `estenc-${algorithm}.cms`);
+      const opened = path.join(tmp.dir, `estenc-${algorithm}.pkg`);
+      writeFileSync(enveloped, parts[0].der);
+      const dec = await opensslAsync(['cms', '-decrypt', '-inform', 'DER', '-in', enveloped, '-inkey', keyFile, '-binary', '-out', opened]);
+      expect(dec.status, dec.stderr).to.equal(0);
+      // AsymmetricKeyPackage ::= SEQUENCE OF OneAsymmetricKey (RFC 5958): the one PKCS#8 key inside.
+      const pkcs8 = derRaw(derChildren(readDer(readFileSync(opened)))[0]);
+      const keyPub = await opensslAsync(['pkey', '-inform', 'DER', '-pubout'], pkcs8);
+      expect(keyPub.status, keyPub.stderr).to.equal(0);
+      const certs = await opensslAsync(['pkcs7', '-inform', 'DER', '-print_certs'], parts[1].der);
+      const certPem = /-----BEGIN CERTIFICATE-----[\s\S]+?-----END CERTIFICATE-----/.exec(certs.stdout)![0];
+      expect((await opensslAsync(['x509', '-noout', '-pubkey'], certPem)).stdout).to.equal(keyPub.stdout);
+      // Not the key the request was encrypted to: the server made a new one.
+      expect(keyPub.stdout).to.not.equal((await opensslAsync(['pkey', '-in', keyFile, '-pubout'])).stdout);
+    });
+  }
+
+  it('serverkeygen naming a key other than the CSR\'s own: 400 KAKUIN_E_VALIDATION, nothing issued', async () => {
+    expect((await apiAs(svc, a.apiKey)('POST', '/api/v1/devices/import', { body: [{ serialNumber: 'EST-EBAD' }] })).status).to.equal(201);
+    const { b64 } = encryptingCsr('estenc-bad', 'EST-EBAD', 'EC', Buffer.alloc(20, 7));
+    const r = await serverkeygen(b64);
+    expect(r.status).to.equal(400);
+    expect(r.body).to.match(/^KAKUIN_E_VALIDATION: AsymmetricDecryptKeyIdentifier must name the CSR's own public key/);
+    const list = await apiAs(svc, a.apiKey)('GET', '/api/v1/station/devices?serialNumber=EST-EBAD');
+    expect(list.json.devices[0].status).to.equal('registered');
   });
 
   /**
