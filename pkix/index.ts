@@ -24,3 +24,4 @@ export * from './ocsp-response.js';
 export * from './pkcs7-certs-only.js';
 export * from './encrypted-private-key.js';
 export * from './pkcs12.js';
+export * from './acme.js';

@@ -158,6 +158,11 @@ export const COLLECTIONS = {
   activityRefusals: 'activityRefusals',
   activitySessions: 'activitySessions',
   activityFirmware: 'activityFirmware',
+  // ACME for infrastructure certificates (acme-store.ts).
+  acmeEabKeys: 'acmeEabKeys',
+  acmeAccounts: 'acmeAccounts',
+  acmeOrders: 'acmeOrders',
+  acmeAuthorizations: 'acmeAuthorizations',
 } as const;
 
 export type CollectionName = (typeof COLLECTIONS)[keyof typeof COLLECTIONS];

@@ -12,6 +12,7 @@
  * insertion order (`ord`); audit events in increasing id order.
  */
 import { MongoActivityStore } from './activity-store.js';
+import { MongoAcmeStore } from './acme-store.js';
 import { randomUUID } from 'node:crypto';
 import { ObjectId, type ChangeStream, type ClientSession, type Db, type MongoClient } from 'mongodb';
 import { KakuinError } from '../../errors/index.js';
@@ -54,6 +55,8 @@ export class MongoRegistry extends CheckedRegistry implements Registry {
   private readonly enrollment: EnrollmentStore;
   /** The activity port (registry/activity.ts) on this registry's connection; it writes only when the registry does. */
   readonly activity: MongoActivityStore;
+  /** The ACME store port (registry/acme.ts): enrollment/acme's accounts, orders and EAB keys. */
+  readonly acme: MongoAcmeStore;
 
   /** Use openMongoRegistry: it checks the deployment and prepares the collections this class relies on. */
   constructor(client: MongoClient, db: Db, private readonly version: number, readonly: boolean) {
@@ -62,6 +65,7 @@ export class MongoRegistry extends CheckedRegistry implements Registry {
     this.legacy = new LegacyStore(this.p);
     this.enrollment = new EnrollmentStore(this.p);
     this.activity = new MongoActivityStore(this.p);
+    this.acme = new MongoAcmeStore(this.p);
     this.opened = { readonly };
   }
 

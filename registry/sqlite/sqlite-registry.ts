@@ -38,6 +38,7 @@ import { LegacyCredentialStore } from './legacy-credentials.js';
 import { StationStore, stationFromRow } from './stations.js';
 import { SqliteActivityStore } from './activity-store.js';
 import { SqliteEventCursorStore } from './event-cursors.js';
+import { SqliteAcmeStore } from './acme-store.js';
 import { StatusChangeWriter } from './status-change-writer.js';
 import { WalCheckpointer, type WalCheckpointerOptions } from './wal-checkpointer.js';
 import { LARGE_CRL_BYTES, LargeCrlWriter } from './large-crl-writer.js';
@@ -81,6 +82,8 @@ export class SqliteRegistry extends CheckedRegistry implements Registry {
   readonly activity: SqliteActivityStore;
   /** The event-cursor port (event-cursors.ts): events out, in the writing process only. */
   readonly eventCursors: SqliteEventCursorStore;
+  /** The ACME store port (registry/acme.ts): enrollment/acme's accounts, orders and EAB keys. */
+  readonly acme: SqliteAcmeStore;
   private checkpointer: WalCheckpointer | undefined;
   /** Started by the first large CRL (large-crl-writer.ts). */
   private largeCrlWriter: LargeCrlWriter | undefined;
@@ -104,6 +107,7 @@ export class SqliteRegistry extends CheckedRegistry implements Registry {
     this.stations = new StationStore(db);
     this.activity = new SqliteActivityStore(db);
     this.eventCursors = new SqliteEventCursorStore(db);
+    this.acme = new SqliteAcmeStore(db);
   }
 
   connectionSettings(): SqliteConnectionSettings {

@@ -9,6 +9,7 @@ import { randomBytes } from 'node:crypto';
 import { MongoClient } from 'mongodb';
 import { COLLECTIONS } from '../../registry/mongodb/documents.js';
 import { openMongoRegistry } from '../../registry/mongodb/index.js';
+import { runAcmeContract } from './acme.contract.js';
 import { runActivityContract } from './activity.contract.js';
 import { runRegistryContract } from './registry.contract.js';
 
@@ -60,6 +61,17 @@ if (uri === undefined || uri === '') {
     const registry = await openMongoRegistry({ uri, database, clientOptions: { serverSelectionTimeoutMS: 5000 } });
     return {
       store: registry.activity,
+      cleanup: async () => {
+        await registry.close();
+        await emptied();
+      },
+    };
+  });
+
+  runAcmeContract('mongodb', async () => {
+    const registry = await openMongoRegistry({ uri, database, clientOptions: { serverSelectionTimeoutMS: 5000 } });
+    return {
+      store: registry.acme,
       cleanup: async () => {
         await registry.close();
         await emptied();
