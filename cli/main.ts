@@ -8,6 +8,7 @@
  *   kakuin ca show                                list the CAs
  *   kakuin token create --name NAME [--role R] [--manufacturer ID] [--expires T]   a named token with a role (printed once)
  *   kakuin token list | token revoke --name NAME  the tokens (created, last used, expiry); revoke one for good
+ *   kakuin acme eab create --names P,... | list | revoke --kid KID   ACME external account binding keys
  */
 import { createHash } from 'node:crypto';
 import { readFileSync, writeFileSync } from 'node:fs';
@@ -34,6 +35,7 @@ import { caCsr, caImport, caImportRootPublications } from './offline-root.js';
 import { caBackdateSeconds, caFiles, openKakuin, openRegistry, preInitKeyRing } from './wiring.js';
 import { ENROLL_USAGE, enrollCommand } from './enroll.js';
 import { expectedFailure } from './expected-failures.js';
+import { acmeCommand } from './acme.js';
 
 const USAGE = `usage: kakuin <command> [options]
 
@@ -65,6 +67,11 @@ commands:
                                              manufacturer with --manufacturer; default admin); printed once
   token list                                 admin tokens: role, status, created, last used, expiry
   token revoke --name NAME                   revoke a token for good: it fails at once in every process
+  acme eab create --names PATTERN[,PATTERN...]
+                                             an ACME external account binding key for servers whose names match
+                                             (broker-*.example.internal): prints its key id and HMAC key once
+  acme eab list                              the EAB keys: names, created, revoked, the account each bound
+  acme eab revoke --kid KID                  revoke an EAB key: it binds no account, its account orders nothing
   backup --out DIR                           online backup: registry (consistent while serving), encrypted keys,
                                              CA/TLS certificates, pepper, config, manifest with SHA-256 of each file
   restore --from DIR [--force]               restore a backup into an empty data directory (checks every hash first)
@@ -126,6 +133,7 @@ async function main(argv: string[]): Promise<number> {
     case 'issue': return issue(config, logger, rest);
     case 'ca': return caCommand(config, logger, rest);
     case 'token': return tokenCommand(config, logger, rest);
+    case 'acme': return acmeCommand(config, rest);
     case 'ceremony': return ceremonyCommand(config, rest);
     case 'backup': return backup(config, rest);
     case 'restore': return restore(config, rest);

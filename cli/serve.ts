@@ -16,6 +16,7 @@ import { startLegacyPath, type RunningLegacyPath } from './legacy-path.js';
 import { startRevocationPlane, type RevocationPlane } from './revocation-plane.js';
 import { caCertificatesOf, metricsCollector } from './metrics.js';
 import { tlsMaterialFor, type TlsMaterial } from './tls-material.js';
+import { startAcme, type RunningAcme } from './acme.js';
 import {
   EnrollmentService, mountEnrollmentRoutes, StationCertificateAuthenticator, stationCertificateOr, StationQuota, StationRateLimit,
 } from '../enrollment/index.js';
@@ -87,6 +88,7 @@ export async function startService(config: Readonly<KakuinConfig>, logger: Logge
   let gateway: RunningGateway | undefined;
   let legacy: RunningLegacyPath | undefined;
   let events: RunningEvents | undefined;
+  let acme: RunningAcme | undefined;
   try {
     if (kakuin.created) logger.info('development CA hierarchy created', { dataDir: config.dataDir });
     const admin = await ensureFirstAdminToken(kakuin, env);
@@ -104,6 +106,8 @@ export async function startService(config: Readonly<KakuinConfig>, logger: Logge
       onBackgroundError: (e) => logger.error('superseding a re-enrolled certificate failed', { cause: String(e) }),
     });
     enrollment.start();
+    acme = startAcme(kakuin, revocation, logger);
+    const acmeRoutes = acme;
     const authenticator = new AdminAuthenticator(kakuin.registry, kakuin.pepper, env.KAKUIN_ADMIN_TOKEN, { stationKeyMaxAgeMs: stationKeyMaxAgeMs(config) });
     const app = createManagementApi({
       registry: kakuin.registry,
@@ -127,6 +131,7 @@ export async function startService(config: Readonly<KakuinConfig>, logger: Logge
           registry: kakuin.registry, revocation, enrollment, pepper: kakuin.pepper, maxImportBytes: config.enrollment.importBodyLimitBytes, maxBatchBytes: config.enrollment.batchBodyLimitBytes,
           stationCertificates: kakuin.stationCertificates,
         });
+        acmeRoutes?.mount(routes, helpers);
       },
     });
     const api = await listenManagementApi(kakuin, app, tls, logger);
@@ -139,6 +144,7 @@ export async function startService(config: Readonly<KakuinConfig>, logger: Logge
       initialAdminToken: admin.token, adminTokenFile: admin.file,
       close: async () => {
         await api.close();
+        await acmeRoutes?.close();
         enrollment.close();
         await legacyPath.close();
         await startedGateway.close();
@@ -148,6 +154,7 @@ export async function startService(config: Readonly<KakuinConfig>, logger: Logge
       },
     };
   } catch (e) {
+    await acme?.close().catch(() => undefined);
     await legacy?.close().catch(() => undefined);
     await gateway?.close().catch(() => undefined);
     await events?.close().catch(() => undefined);
@@ -355,6 +362,8 @@ export async function startRoles(
         : undefined;
       enrollment?.start();
       if (enrollment) stops.push(async () => enrollment.close());
+      const acme = enrollment ? startAcme(k, revocation, logger) : undefined;
+      if (acme) stops.push(acme.close);
       const legacyPath = legacy;
       const authenticator = new AdminAuthenticator(registry, k.pepper, env.KAKUIN_ADMIN_TOKEN, { stationKeyMaxAgeMs: stationKeyMaxAgeMs(config) });
       const app = createManagementApi({
@@ -385,6 +394,7 @@ export async function startRoles(
               stationCertificates: k.stationCertificates,
             });
           }
+          acme?.mount(routes, helpers);
         },
       });
       const api = await listenManagementApi(k, app, await tlsMaterialFor(k, 'api', logger), logger);

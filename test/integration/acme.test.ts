@@ -1,0 +1,155 @@
+/**
+ * ACME for infrastructure certificates (enrollment/acme) with the real clients a broker's operator
+ * runs: lego (http-01, tls-alpn-01) and certbot (http-01, --standalone), both from Debian, against
+ * kakuin's /acme/directory over HTTPS on 127.0.0.1. The issued certificate must verify with
+ * `openssl verify` against the infrastructure CA chain, and not as a device certificate.
+ * Validation connects to 127.0.0.1 on free ports (acme.validationPorts, acme.resolve).
+ */
+import { spawn, spawnSync } from 'node:child_process';
+import { existsSync, writeFileSync } from 'node:fs';
+import path from 'node:path';
+import { expect } from 'chai';
+import { cliMain, freePort, makeTempDir, opensslOk, openssl, peers, requirePeers } from '../support/index.js';
+import { startTestService, type TestService } from '../support/service.js';
+
+const BROKER = 'broker-1.example.internal';
+
+export interface AcmeTestServer {
+  svc: TestService;
+  httpPort: number;
+  tlsPort: number;
+  directory: string;
+  rootFile: string;
+  infraFile: string;
+  deviceChainFile: string;
+}
+
+/** kakuin with ACME validating on 127.0.0.1: the given names resolve there, on two free ports. */
+export async function startAcmeServer(names: string[], extra: Record<string, unknown> = {}): Promise<AcmeTestServer> {
+  const tmp = makeTempDir('kakuin-acme-');
+  const httpPort = await freePort();
+  const tlsPort = await freePort();
+  writeFileSync(path.join(tmp.dir, 'kakuin.json'), JSON.stringify({
+    acme: { validationPorts: { http: httpPort, tlsAlpn: tlsPort }, resolve: Object.fromEntries(names.map((n) => [n, '127.0.0.1'])), validationTimeoutSeconds: 5, ...extra },
+  }));
+  const svc = await startTestService({ dataDir: tmp.dir, env: { KAKUIN_OCSP_PORT: '0', KAKUIN_GATEWAY_PORT: '0' } });
+  const stop = svc.stop;
+  svc.stop = async () => { await stop(); tmp.cleanup(); };
+  return {
+    svc, httpPort, tlsPort, directory: `${svc.url}/acme/directory`,
+    rootFile: path.join(tmp.dir, 'ca', 'root.pem'), infraFile: path.join(tmp.dir, 'ca', 'infrastructure.pem'), deviceChainFile: path.join(tmp.dir, 'ca', 'device-chain.pem'),
+  };
+}
+
+/** `kakuin acme eab create` as an operator runs it; returns what it printed once. */
+export function createEab(svc: TestService, names: string): { kid: string; hmac: string; stdout: string } {
+  const r = spawnSync(process.execPath, [cliMain, 'acme', 'eab', 'create', '--names', names], { env: { ...process.env, ...svc.env }, encoding: 'utf8', timeout: 30_000 });
+  expect(r.status, r.stderr).to.equal(0);
+  const kid = /^\s*key id\s+(\S+)$/m.exec(r.stdout)?.[1];
+  const hmac = /^\s*HMAC key\s+(\S+)$/m.exec(r.stdout)?.[1];
+  expect(kid && hmac, r.stdout).to.be.a('string');
+  return { kid: kid!, hmac: hmac!, stdout: r.stdout };
+}
+
+function run(command: string, args: string[], env: Record<string, string>, timeoutMs = 90_000): Promise<{ status: number | null; out: string }> {
+  return new Promise((resolve) => {
+    const child = spawn(command, args, { env: { ...process.env, ...env }, stdio: ['ignore', 'pipe', 'pipe'] });
+    let out = '';
+    child.stdout.on('data', (d) => { out += d; });
+    child.stderr.on('data', (d) => { out += d; });
+    const timer = setTimeout(() => child.kill('SIGKILL'), timeoutMs);
+    child.on('close', (status) => { clearTimeout(timer); resolve({ status, out }); });
+  });
+}
+
+function verifyInfrastructure(server: AcmeTestServer, leafFile: string): void {
+  expect(opensslOk(['verify', '-purpose', 'sslserver', '-CAfile', server.rootFile, '-untrusted', server.infraFile, leafFile]).trim()).to.equal(`${leafFile}: OK`);
+  // Never by the device CA: the same leaf does not chain through it.
+  expect(openssl(['verify', '-CAfile', server.rootFile, '-untrusted', server.deviceChainFile, leafFile]).status).to.not.equal(0);
+}
+
+describe('ACME with lego (Debian lego)', function () {
+  this.timeout(180_000);
+  let server: AcmeTestServer;
+  before(async function () {
+    requirePeers(this, [peers.lego]);
+    server = await startAcmeServer([BROKER, 'broker-2.example.internal', 'other.example.internal']);
+  });
+  after(async () => { await server?.svc.stop(); });
+
+  const lego = (dir: string, eab: { kid: string; hmac: string }, args: string[]) => run('lego', [
+    '--server', server.directory, '--accept-tos', '--email', 'ops@example.internal', '--eab', '--kid', eab.kid, '--hmac', eab.hmac,
+    '--path', dir, ...args,
+  ], { LEGO_CA_CERTIFICATES: server.rootFile });
+
+  it('lego gets a broker certificate by http-01 that openssl verifies against the infrastructure CA', async function () {
+    const tmp = makeTempDir('kakuin-lego-');
+    try {
+      const eab = createEab(server.svc, 'broker-*.example.internal');
+      const r = await lego(tmp.dir, eab, ['--domains', BROKER, '--http', '--http.port', `127.0.0.1:${server.httpPort}`, 'run']);
+      expect(r.status, r.out).to.equal(0);
+      const leaf = path.join(tmp.dir, 'certificates', `${BROKER}.crt`);
+      verifyInfrastructure(server, leaf);
+      const text = opensslOk(['x509', '-in', leaf, '-noout', '-ext', 'subjectAltName,extendedKeyUsage']);
+      expect(text).to.include(`DNS:${BROKER}`).and.include('TLS Web Server Authentication');
+    } finally {
+      tmp.cleanup();
+    }
+  });
+
+  it('lego gets a certificate by tls-alpn-01 (RFC 8737)', async function () {
+    const tmp = makeTempDir('kakuin-lego-');
+    try {
+      const eab = createEab(server.svc, 'broker-*.example.internal');
+      const r = await lego(tmp.dir, eab, ['--domains', 'broker-2.example.internal', '--tls', '--tls.port', `127.0.0.1:${server.tlsPort}`, 'run']);
+      expect(r.status, r.out).to.equal(0);
+      verifyInfrastructure(server, path.join(tmp.dir, 'certificates', 'broker-2.example.internal.crt'));
+    } finally {
+      tmp.cleanup();
+    }
+  });
+
+  it('refuses a name outside the EAB key\'s patterns with rejectedIdentifier, and issues nothing', async function () {
+    const tmp = makeTempDir('kakuin-lego-');
+    try {
+      const eab = createEab(server.svc, 'broker-*.example.internal');
+      const r = await lego(tmp.dir, eab, ['--domains', 'other.example.internal', '--http', '--http.port', `127.0.0.1:${server.httpPort}`, 'run']);
+      expect(r.status).to.not.equal(0);
+      expect(r.out).to.include('rejectedIdentifier');
+      expect(existsSync(path.join(tmp.dir, 'certificates', 'other.example.internal.crt'))).to.equal(false);
+    } finally {
+      tmp.cleanup();
+    }
+  });
+
+  it('refuses an account whose EAB MAC was made with another HMAC key', async function () {
+    const tmp = makeTempDir('kakuin-lego-');
+    try {
+      const eab = createEab(server.svc, 'broker-*.example.internal');
+      const wrong = Buffer.alloc(32, 7).toString('base64url');
+      const r = await lego(tmp.dir, { kid: eab.kid, hmac: wrong }, ['--domains', BROKER, '--http', '--http.port', `127.0.0.1:${server.httpPort}`, 'run']);
+      expect(r.status).to.not.equal(0);
+      expect(r.out).to.include('urn:ietf:params:acme:error:unauthorized');
+      // The key was not consumed: the right MAC still binds an account with it.
+      const ok = await lego(tmp.dir, eab, ['--domains', BROKER, '--http', '--http.port', `127.0.0.1:${server.httpPort}`, 'run']);
+      expect(ok.status, ok.out).to.equal(0);
+    } finally {
+      tmp.cleanup();
+    }
+  });
+
+  it('fails an http-01 challenge that nobody answers, and the order is invalid', async function () {
+    const tmp = makeTempDir('kakuin-lego-');
+    try {
+      const eab = createEab(server.svc, 'broker-*.example.internal');
+      // lego answers on another port than the one kakuin validates on: kakuin's GET is refused.
+      const elsewhere = await freePort();
+      const r = await lego(tmp.dir, eab, ['--domains', 'broker-3.example.internal', '--http', '--http.port', `127.0.0.1:${elsewhere}`, 'run']);
+      expect(r.status).to.not.equal(0);
+      expect(r.out).to.match(/urn:ietf:params:acme:error:(connection|incorrectResponse)/);
+    } finally {
+      tmp.cleanup();
+    }
+  });
+});
+
