@@ -53,14 +53,18 @@ export interface AcmeProblemJson {
   type: string;
   detail: string;
   status: number;
-  code: ErrorCode;
+  /**
+   * kakuin's stable code. Not `code`: certbot's acme library (messages.Error) has a read-only `code`
+   * property of its own and fails on a problem document that carries one.
+   */
+  kakuinCode: ErrorCode;
   algorithms?: string[];
 }
 
 /** A stored or sent problem for a KakuinError (validation failures are kept with their challenge). */
 export function problemOf(e: KakuinError): AcmeProblemJson {
   const status = e.status >= 500 ? 500 : e.status;
-  return { type: acmeErrorType(e.code), detail: e.status >= 500 ? 'internal error' : e.message, status, code: e.code };
+  return { type: acmeErrorType(e.code), detail: e.status >= 500 ? 'internal error' : e.message, status, kakuinCode: e.code };
 }
 
 /** Extra fields a problem carries (badSignatureAlgorithm lists the accepted algorithms, RFC 8555 §6.2). */
