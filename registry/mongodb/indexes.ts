@@ -132,4 +132,5 @@ export const UNIQUE_INDEX_CODES: Readonly<Record<string, { code: import('../../e
   stations_key_hmac: { code: 'KAKUIN_E_STATION_EXISTS', message: 'a station with that key exists already' },
   'acmeEabKeys._id_': { code: 'KAKUIN_E_ACME_EAB_EXISTS', message: 'an EAB key with that key id is recorded already' },
   acme_accounts_thumbprint: { code: 'KAKUIN_E_ACME_ACCOUNT_EXISTS', message: 'another ACME account has that key already' },
+  acme_orders_certificate: { code: 'KAKUIN_E_SERIAL_EXISTS', message: 'another ACME order issued that certificate' },
 };
