@@ -56,11 +56,11 @@ describe('ACME protocol (a jose client): nonces, JWS, EAB, dns-01, ARI, key roll
     // RFC 8555 §8.4: the TXT value is base64url(SHA-256(token "." thumbprint)), computed here independently.
     const { calculateJwkThumbprint } = await import('jose');
     const keyAuth = `${challenge.token}.${await calculateJwkThumbprint(client.jwk, 'sha256')}`;
-    writeFileSync(path.join(txtDir, `_acme-challenge.${name}`), `"unrelated"\n${createHash('sha256').update(keyAuth).digest('base64url')}\n`);
+    writeFileSync(path.join(txtDir, `_acme-challenge.${name.replace(/^\*\./, '')}`), `"unrelated"\n${createHash('sha256').update(keyAuth).digest('base64url')}\n`);
     await client.post(challenge.url, {});
     const ready = await client.poll(String(order.headers.location), (o) => o.status !== 'pending');
     expect(ready.status, JSON.stringify(ready)).to.equal('ready');
-    const keyFile = path.join(tmp.dir, `${name}.key`);
+    const keyFile = path.join(tmp.dir, `${name.replace(/^\*\./, 'wildcard.')}.key`);
     opensslOk(['genpkey', '-algorithm', 'EC', '-pkeyopt', 'ec_paramgen_curve:P-256', '-out', keyFile]);
     const der = Buffer.from(opensslOk(['req', '-new', '-key', keyFile, '-subj', '/', '-addext', `subjectAltName=DNS:${name}`]).replace(/-----[A-Z ]+-----/g, '').replace(/\s+/g, ''), 'base64');
     const finalized = await client.post(ready.finalize, { csr: der.toString('base64url') });
@@ -90,6 +90,21 @@ describe('ACME protocol (a jose client): nonces, JWS, EAB, dns-01, ARI, key roll
     const b = await client.nonce();
     expect(a).to.match(/^[A-Za-z0-9_-]{16,}$/);
     expect(a).to.not.equal(b);
+  });
+
+  it('accepts account keys signing with EdDSA (Ed25519) and RS256 as well as ES256', async function () {
+    for (const alg of ['EdDSA', 'RS256']) {
+      const client = await AcmeTestClient.open(server.directory, server.svc.rootPem);
+      const k = await newKey(alg);
+      client.privateKey = k.privateKey;
+      client.jwk = k.jwk;
+      const eab = createEab(server.svc, 'broker-*.example.internal');
+      const r = await client.post(client.directory.newAccount, { termsOfServiceAgreed: true, externalAccountBinding: await client.eab(eab.kid, eab.hmac) }, { jwk: true, alg });
+      expect(r.status, `${alg}: ${r.text}`).to.equal(201);
+      client.kid = String(r.headers.location);
+      const order = await client.post(client.directory.newOrder, { identifiers: [{ type: 'dns', value: 'broker-10.example.internal' }] }, { alg });
+      expect(order.status, `${alg}: ${order.text}`).to.equal(201);
+    }
   });
 
   it('refuses a replayed nonce with badNonce (problem+json, a fresh Replay-Nonce) and accepts the retry', async function () {
@@ -157,6 +172,27 @@ describe('ACME protocol (a jose client): nonces, JWS, EAB, dns-01, ARI, key roll
     expect(end).to.be.greaterThan(start).and.lessThan(notAfter);
     const unknown = await client.get(`${client.directory.renewalInfo}/${certIdOf(pem).split('.')[0]}.AQID`);
     expect(unknown.status).to.equal(404);
+    // RFC 9773 §5: the renewal order says which certificate it replaces; only the account's own.
+    const renewal = await client.post(client.directory.newOrder, { identifiers: [{ type: 'dns', value: NAME }], replaces: certIdOf(pem) });
+    expect(renewal.status, renewal.text).to.equal(201);
+    expect(renewal.json.replaces).to.equal(certIdOf(pem));
+    const stranger = await registered();
+    const foreign = await stranger.post(stranger.directory.newOrder, { identifiers: [{ type: 'dns', value: NAME }], replaces: certIdOf(pem) });
+    expect(foreign.json.type).to.equal('urn:ietf:params:acme:error:malformed');
+  });
+
+  it('issues a wildcard certificate by dns-01 only, to an EAB key with that wildcard pattern', async function () {
+    const client = await registered('*.edge.example.internal');
+    const order = await client.post(client.directory.newOrder, { identifiers: [{ type: 'dns', value: '*.edge.example.internal' }] });
+    const authz = (await client.post(order.json.authorizations[0], undefined)).json;
+    expect(authz.wildcard).to.equal(true);
+    expect(authz.identifier).to.deep.equal({ type: 'dns', value: 'edge.example.internal' });
+    expect(authz.challenges.map((c: any) => c.type)).to.deep.equal(['dns-01']);
+    const { pem } = await issueByDns01(client, '*.edge.example.internal');
+    expect(opensslOk(['x509', '-noout', '-ext', 'subjectAltName'], pem)).to.include('DNS:*.edge.example.internal');
+    const narrow = await registered('broker-*.example.internal');
+    const refused = await narrow.post(narrow.directory.newOrder, { identifiers: [{ type: 'dns', value: '*.example.internal' }] });
+    expect(refused.json.type).to.equal('urn:ietf:params:acme:error:rejectedIdentifier');
   });
 
   it('revokes by the account that ordered it: ARI then asks for renewal now, a second revocation is alreadyRevoked', async function () {
