@@ -25,7 +25,9 @@ import { KakuinError } from '../../errors/index.js';
 import { routeNotFound, type Logger } from '../../management-api/http-errors.js';
 import type { VerifiedJws } from './jws.js';
 import { acmeProblemHandler } from './problems.js';
-import { AcmeUrls, pemChain, type AcmeService } from './service.js';
+import { accountJson, authorizationJson, challengeJson, orderJson, pemChain } from './representations.js';
+import type { AcmeService } from './service.js';
+import { AcmeUrls } from './urls.js';
 
 const JOSE = 'application/jose+json';
 const MAX_JWS_BYTES = 64 * 1024;
@@ -85,40 +87,40 @@ export function mountAcme(routes: ApiRoutes, deps: AcmeRouteDeps): void {
 
   post('/acme/new-account', 'create or find an account (external account binding required)', 'jwk', async (v, urls, _req, res) => {
     const { account, created } = await service.newAccount(v, urls);
-    res.status(created ? 201 : 200).set('Location', urls.account(account.id)).json(service.accountJson(account));
+    res.status(created ? 201 : 200).set('Location', urls.account(account.id)).json(accountJson(account));
   });
 
   post('/acme/acct/{id}', 'the account: read, update contact, deactivate', 'kid', async (v, urls, params, res) => {
     const account = await service.updateAccount(v, params.id);
-    res.set('Location', urls.account(account.id)).json(service.accountJson(account));
+    res.set('Location', urls.account(account.id)).json(accountJson(account));
   });
 
   post('/acme/key-change', 'account key rollover (RFC 8555 §7.3.5)', 'kid', async (v, urls, _req, res) => {
     const account = await service.keyChange(v, urls);
-    res.set('Location', urls.account(account.id)).json(service.accountJson(account));
+    res.set('Location', urls.account(account.id)).json(accountJson(account));
   });
 
   post('/acme/new-order', 'a new order for names the account\'s EAB key allows', 'kid', async (v, urls, _req, res) => {
     const order = await service.newOrder(v);
-    res.status(201).set('Location', urls.order(order.id)).json(service.orderJson(order, urls));
+    res.status(201).set('Location', urls.order(order.id)).json(orderJson(order, urls));
   });
 
   post('/acme/order/{id}', 'the order', 'kid', async (v, urls, params, res) => {
-    res.json(service.orderJson(await service.order(v, params.id), urls));
+    res.json(orderJson(await service.order(v, params.id), urls));
   });
 
   post('/acme/order/{id}/finalize', 'finalize with a CSR: the infrastructure CA issues', 'kid', async (v, urls, params, res) => {
     const order = await service.finalize(v, params.id);
-    res.set('Location', urls.order(order.id)).json(service.orderJson(order, urls));
+    res.set('Location', urls.order(order.id)).json(orderJson(order, urls));
   });
 
   post('/acme/authz/{id}', 'the authorization: read, deactivate', 'kid', async (v, urls, params, res) => {
-    res.json(service.authorizationJson(await service.updateAuthorization(v, params.id), urls));
+    res.json(authorizationJson(await service.updateAuthorization(v, params.id), urls));
   });
 
   post('/acme/chall/{authzId}/{id}', 'the challenge: {} starts validation', 'kid', async (v, urls, params, res) => {
     const { authz, challenge } = await service.answerChallenge(v, params.authzId, params.id);
-    res.set('Link', `<${urls.authorization(authz.id)}>;rel="up"`).json(service.challengeJson(authz.id, challenge, urls));
+    res.set('Link', `<${urls.authorization(authz.id)}>;rel="up"`).json(challengeJson(authz.id, challenge, urls));
   });
 
   post('/acme/cert/{serialHex}', 'the certificate with its chain (PEM)', 'kid', async (v, _urls, params, res) => {

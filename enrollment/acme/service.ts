@@ -8,13 +8,13 @@
  * account may order (checked at newOrder: rejectedIdentifier). Each order gets fresh
  * authorizations; an authorization offers http-01 and tls-alpn-01 (and dns-01 with a hook; a
  * wildcard only dns-01). Validation runs in the background after the client answers a challenge
- * (§7.5.1); the client polls.
+ * (§7.5.1); the client polls. Representations: representations.ts; URLs: urls.ts.
  */
 import { createPublicKey, randomBytes } from 'node:crypto';
 import { isIP } from 'node:net';
 import type { JWK } from 'jose';
 import { KakuinError, hasCode, isKakuinError } from '../../errors/index.js';
-import { crlReasonFromCode, csrRequestedNames, parseCertificate, readCsr, toPem, verifyCsr, type CrlReason } from '../../pkix/index.js';
+import { crlReasonFromCode, csrRequestedNames, parseCertificate, readCsr, verifyCsr, type CrlReason } from '../../pkix/index.js';
 import type {
   AcmeAccount, AcmeAuthorization, AcmeChallenge, AcmeChallengeType, AcmeIdentifier, AcmeOrder, AcmeStore,
 } from '../../registry/acme.js';
@@ -24,6 +24,10 @@ import { publicJwk, thumbprintOf, verifyAcmeJws, verifyExternalAccountBinding, v
 import { NonceStore } from './nonces.js';
 import { problemOf } from './problems.js';
 import { validateChallenge, type ValidationOptions } from './validation.js';
+import { iso } from './representations.js';
+import { AcmeUrls } from './urls.js';
+
+export { AcmeUrls };
 
 export interface AcmeServiceDeps {
   store: AcmeStore;
@@ -41,29 +45,6 @@ export interface AcmeServiceDeps {
   validityDays: number;
   onBackgroundError?: (e: unknown) => void;
   now?: () => Date;
-}
-
-/** Every URL an ACME object names, from the base URL the client reached (https://host:port). */
-export class AcmeUrls {
-  constructor(readonly base: string) {}
-  get directory() { return `${this.base}/acme/directory`; }
-  get newNonce() { return `${this.base}/acme/new-nonce`; }
-  get newAccount() { return `${this.base}/acme/new-account`; }
-  get newOrder() { return `${this.base}/acme/new-order`; }
-  get revokeCert() { return `${this.base}/acme/revoke-cert`; }
-  get keyChange() { return `${this.base}/acme/key-change`; }
-  get renewalInfo() { return `${this.base}/acme/renewal-info`; }
-  account(id: string) { return `${this.base}/acme/acct/${id}`; }
-  order(id: string) { return `${this.base}/acme/order/${id}`; }
-  finalize(id: string) { return `${this.base}/acme/order/${id}/finalize`; }
-  authorization(id: string) { return `${this.base}/acme/authz/${id}`; }
-  challenge(authzId: string, id: string) { return `${this.base}/acme/chall/${authzId}/${id}`; }
-  certificate(serialHex: string) { return `${this.base}/acme/cert/${serialHex}`; }
-  /** The account id in a kid URL of this server; undefined for any other URL. */
-  accountIdOf(kid: string): string | undefined {
-    const prefix = `${this.base}/acme/acct/`;
-    return kid.startsWith(prefix) ? kid.slice(prefix.length) : undefined;
-  }
 }
 
 const DAY_MS = 86_400_000;
@@ -84,9 +65,6 @@ function notFound(what: string): KakuinError {
   return new KakuinError('KAKUIN_E_ACME_NOT_FOUND', `no such ${what}`);
 }
 
-function iso(d: Date | undefined): string | undefined {
-  return d?.toISOString().replace(/\.\d{3}Z$/, 'Z');
-}
 
 /** RFC 9773 §4.1: certID = base64url(AKI keyIdentifier) "." base64url(serial INTEGER contents). */
 export function ariCertId(certificateDer: Buffer): string {
@@ -474,35 +452,6 @@ export class AcmeService {
     };
   }
 
-  // ---- representations (§7.1) -----------------------------------------------------------------
-
-  accountJson(a: AcmeAccount) {
-    return { status: a.status, contact: a.contact, termsOfServiceAgreed: true };
-  }
-
-  orderJson(o: AcmeOrder, urls: AcmeUrls) {
-    return {
-      status: o.status, expires: iso(o.expiresAt), identifiers: o.identifiers,
-      authorizations: o.authorizationIds.map((id) => urls.authorization(id)), finalize: urls.finalize(o.id),
-      ...(o.certificateSerial !== undefined && { certificate: urls.certificate(o.certificateSerial) }),
-      ...(o.error !== undefined && { error: o.error }), ...(o.replaces !== undefined && { replaces: o.replaces }),
-    };
-  }
-
-  challengeJson(authzId: string, c: AcmeChallenge, urls: AcmeUrls) {
-    return {
-      type: c.type, url: urls.challenge(authzId, c.id), status: c.status, token: c.token,
-      ...(c.validatedAt !== undefined && { validated: iso(c.validatedAt) }), ...(c.error !== undefined && { error: c.error }),
-    };
-  }
-
-  authorizationJson(a: AcmeAuthorization, urls: AcmeUrls) {
-    return {
-      identifier: a.identifier, status: a.status, expires: iso(a.expiresAt),
-      challenges: a.challenges.map((c) => this.challengeJson(a.id, c, urls)), ...(a.wildcard && { wildcard: true }),
-    };
-  }
-
   /** Waits for the validations in flight (service shutdown). */
   async close(): Promise<void> {
     await Promise.allSettled([...this.running]);
@@ -513,9 +462,3 @@ export class AcmeService {
 async function spkiJwk(spki: Buffer): Promise<JWK> {
   return createPublicKey({ key: spki, format: 'der', type: 'spki' }).export({ format: 'jwk' }) as JWK;
 }
-
-/** The PEM chain of a certificate download (application/pem-certificate-chain, §9.1). */
-export function pemChain(ders: Buffer[]): string {
-  return ders.map((d) => toPem('CERTIFICATE', d)).join('');
-}
-
