@@ -46,6 +46,20 @@ export const ROUTE_ACCESS: Readonly<Record<string, AccessRule>> = {
   'POST /legacy/v1/token': ['device'],
   'POST /legacy/v1/telemetry': ['device'],
   'POST /legacy/v1/certificate': ['device'],
+  // ACME (enrollment/acme): the JWS is the credential (an account key bound by EAB), no bearer token.
+  'GET /acme/directory': ['anyone'],
+  'GET /acme/new-nonce': ['anyone'],
+  'POST /acme/new-account': ['anyone'],
+  'POST /acme/acct/{id}': ['anyone'],
+  'POST /acme/key-change': ['anyone'],
+  'POST /acme/new-order': ['anyone'],
+  'POST /acme/order/{id}': ['anyone'],
+  'POST /acme/order/{id}/finalize': ['anyone'],
+  'POST /acme/authz/{id}': ['anyone'],
+  'POST /acme/chall/{authzId}/{id}': ['anyone'],
+  'POST /acme/cert/{serialHex}': ['anyone'],
+  'POST /acme/revoke-cert': ['anyone'],
+  'GET /acme/renewal-info/{certId}': ['anyone'],
 
   // ---- the process and the API itself ----
   'GET /metrics': [A, U],
@@ -135,6 +149,9 @@ export const ROUTE_ACCESS: Readonly<Record<string, AccessRule>> = {
   'POST /.well-known/est/{label}/simpleenroll': [S],
   'POST /.well-known/est/serverkeygen': [S],
   'POST /.well-known/est/{label}/serverkeygen': [S],
+  'GET /api/v1/acme/eab': [A, U],
+  'POST /api/v1/acme/eab': [A],
+  'POST /api/v1/acme/eab/{kid}/revoke': [A],
 
   // ---- the legacy path ----
   'POST /api/v1/legacy/common-auth-ids': [A, S],

@@ -6,6 +6,7 @@
  * are refused so that a typo never silently falls back to a default.
  */
 import { existsSync, readFileSync } from 'node:fs';
+import { isIP } from 'node:net';
 import path from 'node:path';
 import { availableParallelism } from 'node:os';
 import { KEY_ALGORITHMS, type KeyAlgorithm } from '../hsm-adapters/port.js';
@@ -115,6 +116,19 @@ export interface KakuinConfig {
   /** SCEP (enrollment/scep/): always at /scep on the management port; on the plain-HTTP port too when set. */
   scep: {
     plainHttp: boolean;
+  };
+  /** ACME for infrastructure certificates (enrollment/acme, README "ACME for brokers and proxies"). */
+  acme: {
+    enabled: boolean;
+    /** Validity of the TLS server certificates ACME issues (infrastructure CA). */
+    validityDays: number;
+    /** Where validation connects: http-01 and tls-alpn-01 (RFC 8737) ports. */
+    validationPorts: { http: number; tlsAlpn: number };
+    /** Name → address validation connects to instead of resolving the name (tests, split horizon). */
+    resolve: Record<string, string>;
+    /** dns-01: a command run with `_acme-challenge.<name>` that prints the TXT values there; unset: no dns-01. */
+    dnsHook?: string;
+    validationTimeoutSeconds: number;
   };
   /**
    * Base of the OCSP, CRL and caIssuers URLs written into certificates. Recorded in the registry at
@@ -256,6 +270,13 @@ const FILE_OPTIONS: Record<string, (v: unknown, key: string) => unknown> = {
   'enrollment.stationBurst': (v, k) => int(v, k, 1, 10_000_000),
   'enrollment.stationKeyMaxAgeDays': (v, k) => int(v, k, 0, 3650),
   'scep.plainHttp': bool,
+  'acme.enabled': bool,
+  'acme.validityDays': (v, k) => int(v, k, 1, 397),
+  'acme.validationPorts.http': port,
+  'acme.validationPorts.tlsAlpn': port,
+  'acme.resolve': acmeResolveOption,
+  'acme.dnsHook': str,
+  'acme.validationTimeoutSeconds': (v, k) => int(v, k, 1, 120),
   publicHttpUrl: httpUrl,
   'tls.hostnames': hostnames,
   'tls.validityDays': (v, k) => int(v, k, 1, 825),
@@ -307,6 +328,7 @@ export const ENV_OPTIONS: Record<string, string> = {
   KAKUIN_ENROLLMENT_STATION_PER_SECOND: 'enrollment.stationPerSecond',
   KAKUIN_ENROLLMENT_STATION_KEY_MAX_AGE_DAYS: 'enrollment.stationKeyMaxAgeDays',
   KAKUIN_SCEP_PLAIN_HTTP: 'scep.plainHttp',
+  KAKUIN_ACME_ENABLED: 'acme.enabled',
   KAKUIN_PUBLIC_HTTP_URL: 'publicHttpUrl',
   KAKUIN_TLS_HOSTNAMES: 'tls.hostnames',
   KAKUIN_SQLITE_PATH: 'storage.path',
@@ -484,6 +506,14 @@ export function loadConfig(env: Env = process.env, cwd = process.cwd()): Readonl
     scep: {
       plainHttp: get('scep.plainHttp', false),
     },
+    acme: {
+      enabled: get('acme.enabled', true),
+      validityDays: get('acme.validityDays', 90),
+      validationPorts: { http: get('acme.validationPorts.http', 80), tlsAlpn: get('acme.validationPorts.tlsAlpn', 443) },
+      resolve: get<Record<string, string>>('acme.resolve', {}),
+      ...(checked.has('acme.dnsHook') && { dnsHook: within(checked.get('acme.dnsHook') as string) }),
+      validationTimeoutSeconds: get('acme.validationTimeoutSeconds', 10),
+    },
     publicHttpUrl: get('publicHttpUrl', `http://localhost:${ocspPort}`).replace(/\/+$/, ''),
     tls: {
       hostnames: get('tls.hostnames', ['localhost', '127.0.0.1', '::1']),
@@ -585,6 +615,18 @@ function bool(v: unknown, key: string): boolean {
 function int(v: unknown, key: string, min: number, max: number): number {
   if (typeof v !== 'number' || !Number.isInteger(v) || v < min || v > max) fail(key, `must be an integer from ${min} to ${max}`);
   return v;
+}
+
+/** `acme.resolve`: `{"broker-1.example.internal": "127.0.0.1", ...}`: names to IP addresses. */
+function acmeResolveOption(v: unknown, key: string): Record<string, string> {
+  if (typeof v !== 'object' || v === null || Array.isArray(v)) fail(key, 'must be an object of name → IP address');
+  const out: Record<string, string> = {};
+  for (const [name, address] of Object.entries(v as Json)) {
+    if (!/^[a-z0-9*.-]{1,253}$/.test(name)) fail(`${key}.${name}`, 'is not a lowercase DNS name');
+    if (typeof address !== 'string' || isIP(address) === 0) fail(`${key}.${name}`, 'must be an IP address');
+    out[name] = address;
+  }
+  return out;
 }
 
 /** `ca.profiles`: `{"<name>": {"validityDays": n | "no-well-defined-expiration", "backdateSeconds"?: n, "commonName"?: ...}}`. */

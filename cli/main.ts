@@ -10,6 +10,7 @@
  *   kakuin token list | token revoke --name NAME  the tokens (created, last used, expiry); revoke one for good
  *   kakuin user create|list|disable|enable|reset-password|reset-totp   people's logins (password + TOTP)
  *   kakuin audit verify [--since T] [--checkpoints FILE]   check the audit trail's hash chains and signed checkpoints
+ *   kakuin acme eab create --names P,... | list | revoke --kid KID   ACME external account binding keys
  */
 import { createHash } from 'node:crypto';
 import { readFileSync, writeFileSync } from 'node:fs';
@@ -38,6 +39,7 @@ import { ENROLL_USAGE, enrollCommand } from './enroll.js';
 import { userCommand } from './users.js';
 import { expectedFailure } from './expected-failures.js';
 import { AUDIT_USAGE_LINES, auditCommand } from './audit.js';
+import { acmeCommand } from './acme.js';
 
 const USAGE = `usage: kakuin <command> [options]
 
@@ -75,6 +77,11 @@ commands:
   user list | user disable|enable --name NAME   users: role, status, TOTP, last login; disabling ends its sessions
   user reset-password --name NAME [--password-stdin] | user reset-totp --name NAME
                                              a new password or TOTP secret (printed once); the user's sessions end
+  acme eab create --names PATTERN[,PATTERN...]
+                                             an ACME external account binding key for servers whose names match
+                                             (broker-*.example.internal): prints its key id and HMAC key once
+  acme eab list                              the EAB keys: names, created, revoked, the account each bound
+  acme eab revoke --kid KID                  revoke an EAB key: it binds no account, its account orders nothing
 ${AUDIT_USAGE_LINES}  backup --out DIR                           online backup: registry (consistent while serving), encrypted keys,
                                              CA/TLS certificates, pepper, config, manifest with SHA-256 of each file
   restore --from DIR [--force]               restore a backup into an empty data directory (checks every hash first)
@@ -137,6 +144,7 @@ async function main(argv: string[]): Promise<number> {
     case 'ca': return caCommand(config, logger, rest);
     case 'token': return tokenCommand(config, logger, rest);
     case 'user': return userCommand(config, logger, rest);
+    case 'acme': return acmeCommand(config, rest);
     case 'ceremony': return ceremonyCommand(config, rest);
     case 'audit': return auditCommand(config, logger, rest);
     case 'backup': return backup(config, rest);

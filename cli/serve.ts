@@ -24,6 +24,7 @@ import { scepFor } from './scep.js';
 import { scepHttpHandler, type ScepService } from '../enrollment/scep/index.js';
 import { caCertificatesOf, metricsCollector } from './metrics.js';
 import { cmpProtectionKeyFor, tlsMaterialFor, type TlsMaterial } from './tls-material.js';
+import { startAcme, type RunningAcme } from './acme.js';
 import {
   EnrollmentService, mountEnrollmentRoutes, StationCertificateAuthenticator, stationCertificateOr, StationQuota, StationRateLimit,
 } from '../enrollment/index.js';
@@ -123,6 +124,7 @@ export async function startService(config: Readonly<KakuinConfig>, logger: Logge
   let events: RunningEvents | undefined;
   let checkpoints: AuditCheckpointer | undefined;
   let detections: RunningDetections | undefined;
+  let acme: RunningAcme | undefined;
   try {
     if (kakuin.created) logger.info('development CA hierarchy created', { dataDir: config.dataDir });
     const admin = await ensureFirstAdminToken(kakuin, env);
@@ -147,6 +149,8 @@ export async function startService(config: Readonly<KakuinConfig>, logger: Logge
     if (scep && config.scep.plainHttp) {
       plane.mountPlainHttp('/scep', scepHttpHandler(scep.service, (e) => logger.error('SCEP request failed', { cause: String(e) })));
     }
+    acme = startAcme(kakuin, revocation, logger);
+    const acmeRoutes = acme;
     const authenticator = new AdminAuthenticator(kakuin.registry, kakuin.pepper, env.KAKUIN_ADMIN_TOKEN, { stationKeyMaxAgeMs: stationKeyMaxAgeMs(config) });
     const bulk = bulkAndApprovals(kakuin, kakuin.registry, revocation, config, logger);
     const app = createManagementApi({
@@ -176,6 +180,7 @@ export async function startService(config: Readonly<KakuinConfig>, logger: Logge
           ...(cmpStoreOf(kakuin.registry) !== undefined && { cmp: { store: cmpStoreOf(kakuin.registry)!, protectionKey: cmpKey, onError: (e: unknown) => logger.error('CMP request failed', { cause: String(e) }) } }),
           ...(scep && { scep }),
         });
+        acmeRoutes?.mount(routes, helpers);
       },
     });
     await bulk.resume();
@@ -190,6 +195,7 @@ export async function startService(config: Readonly<KakuinConfig>, logger: Logge
       close: async () => {
         await api.close();
         await bulk.close();
+        await acmeRoutes?.close();
         enrollment.close();
         await legacyPath.close();
         await startedGateway.close();
@@ -201,6 +207,7 @@ export async function startService(config: Readonly<KakuinConfig>, logger: Logge
       },
     };
   } catch (e) {
+    await acme?.close().catch(() => undefined);
     await legacy?.close().catch(() => undefined);
     await gateway?.close().catch(() => undefined);
     await checkpoints?.stop().catch(() => undefined);
@@ -415,6 +422,8 @@ export async function startRoles(
         : undefined;
       enrollment?.start();
       if (enrollment) stops.push(async () => enrollment.close());
+      const acme = enrollment ? startAcme(k, revocation, logger) : undefined;
+      if (acme) stops.push(acme.close);
       const legacyPath = legacy;
       const authenticator = new AdminAuthenticator(registry, k.pepper, env.KAKUIN_ADMIN_TOKEN, { stationKeyMaxAgeMs: stationKeyMaxAgeMs(config) });
       // Templates and detections are served here; they are evaluated where the gateway runs on a
@@ -458,6 +467,7 @@ export async function startRoles(
               ...(scepWired && { scep: scepWired }),
             });
           }
+          acme?.mount(routes, helpers);
         },
       });
       await bulk.resume();

@@ -26,3 +26,4 @@ export * from './encrypted-private-key.js';
 export * from './pkcs12.js';
 export * from './cmp/index.js';
 export * from './cms/index.js';
+export * from './acme.js';

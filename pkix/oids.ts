@@ -60,6 +60,8 @@ export const OID_CE_CRL_DISTRIBUTION_POINTS = '2.5.29.31';
 export const OID_CE_AUTHORITY_KEY_IDENTIFIER = '2.5.29.35';
 export const OID_CE_EXT_KEY_USAGE = '2.5.29.37';
 export const OID_PE_AUTHORITY_INFO_ACCESS = '1.3.6.1.5.5.7.1.1';
+/** RFC 8737 §6.1: id-pe-acmeIdentifier, the tls-alpn-01 validation certificate's extension. */
+export const OID_PE_ACME_IDENTIFIER = '1.3.6.1.5.5.7.1.31';
 /** RFC 6960 §4.2.2.2.1 */
 export const OID_PKIX_OCSP_NOCHECK = '1.3.6.1.5.5.7.48.1.5';
 /** RFC 5280 §4.2.2.1 */

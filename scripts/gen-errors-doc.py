@@ -10,7 +10,9 @@ out = ["# kakuin error codes", "",
 "The internal cause of a 5xx error is written to the server log, never sent to the client.",
 "The `kakuin` command prints `kakuin: <code>: <message>` and exits 1 (2 for usage errors).",
 "OCSP requests are answered with OCSP error statuses (`malformedRequest`, `unauthorized`, ...) as RFC 6960 requires;",
-"the code appears in the responder's log.", "",
+"the code appears in the responder's log.",
+"ACME requests (`/acme/...`) are answered with RFC 7807 problem documents (`application/problem+json`, RFC 8555 §6.7):",
+"`type` is the ACME error type each code below names (`urn:ietf:params:acme:error:...`), `kakuinCode` the KAKUIN code (not `code`, which certbot's ACME library refuses).", "",
 "Codes are never reused: a retired code stays in this table, marked retired.", "",
 "This file is generated from `errors/index.ts` by `scripts/gen-errors-doc.py`; a test fails when they disagree.", ""]
 for sec in re.split(r"  // ---- ", src)[1:]:

@@ -185,6 +185,11 @@ export const COLLECTIONS = {
   scepChallenges: 'scepChallenges',
   scepTransactions: 'scepTransactions',
   scepRa: 'scepRa',
+  // ACME for infrastructure certificates (acme-store.ts).
+  acmeEabKeys: 'acmeEabKeys',
+  acmeAccounts: 'acmeAccounts',
+  acmeOrders: 'acmeOrders',
+  acmeAuthorizations: 'acmeAuthorizations',
 } as const;
 
 export type CollectionName = (typeof COLLECTIONS)[keyof typeof COLLECTIONS];

@@ -30,6 +30,12 @@ export const INDEXES: Readonly<Partial<Record<CollectionName, readonly IndexDesc
     { name: 'activity_sessions_device', key: { deviceId: 1, updatedAt: 1 } },
   ],
   [COLLECTIONS.scepChallenges]: [{ name: 'scep_challenges_device', key: { deviceId: 1 } }],
+  // ACME (acme-store.ts): an account key is one account's; an issued certificate comes from one order.
+  [COLLECTIONS.acmeEabKeys]: [{ name: 'acme_eab_keys_created', key: { createdAt: 1, _id: 1 } }],
+  [COLLECTIONS.acmeAccounts]: [{ name: 'acme_accounts_thumbprint', key: { thumbprint: 1 }, unique: true }],
+  [COLLECTIONS.acmeOrders]: [
+    { name: 'acme_orders_certificate', key: { certificateSerial: 1 }, unique: true, partialFilterExpression: { certificateSerial: { $type: 'string' } } },
+  ],
   [COLLECTIONS.activityFirmware]: [{ name: 'activity_firmware_device', key: { deviceId: 1, lastAt: 1 } }],
   [COLLECTIONS.detectionTemplates]: [{ name: 'detection_templates_latest', key: { id: 1, version: -1 } }],
   [COLLECTIONS.detections]: [
@@ -157,4 +163,7 @@ export const UNIQUE_INDEX_CODES: Readonly<Record<string, { code: import('../../e
   legacy_credentials_verifier: { code: 'KAKUIN_E_LEGACY_CREDENTIALS_EXIST', message: 'another device already has that secret' },
   stations_name: { code: 'KAKUIN_E_STATION_EXISTS', message: 'the manufacturer already has a station with that name' },
   stations_key_hmac: { code: 'KAKUIN_E_STATION_EXISTS', message: 'a station with that key exists already' },
+  'acmeEabKeys._id_': { code: 'KAKUIN_E_ACME_EAB_EXISTS', message: 'an EAB key with that key id is recorded already' },
+  acme_accounts_thumbprint: { code: 'KAKUIN_E_ACME_ACCOUNT_EXISTS', message: 'another ACME account has that key already' },
+  acme_orders_certificate: { code: 'KAKUIN_E_SERIAL_EXISTS', message: 'another ACME order issued that certificate' },
 };

@@ -18,6 +18,7 @@ import { MongoJobStore } from './jobs.js';
 import { MongoApprovalStore } from './approvals.js';
 import { MongoCmpStore } from './cmp-store.js';
 import { MongoScepStore } from './scep-store.js';
+import { MongoAcmeStore } from './acme-store.js';
 import { randomUUID } from 'node:crypto';
 import { ObjectId, type ChangeStream, type ClientSession, type Db, type MongoClient } from 'mongodb';
 import { KakuinError } from '../../errors/index.js';
@@ -72,6 +73,8 @@ export class MongoRegistry extends CheckedRegistry implements Registry {
   readonly cmp: MongoCmpStore;
   /** The SCEP store (registry/scep.ts): challenges, transactions, the RA certificate. */
   readonly scep: MongoScepStore;
+  /** The ACME store port (registry/acme.ts): enrollment/acme's accounts, orders and EAB keys. */
+  readonly acme: MongoAcmeStore;
 
   /** Use openMongoRegistry: it checks the deployment and prepares the collections this class relies on. */
   constructor(client: MongoClient, db: Db, private readonly version: number, readonly: boolean) {
@@ -86,6 +89,7 @@ export class MongoRegistry extends CheckedRegistry implements Registry {
     this.approvals = new MongoApprovalStore(this.p);
     this.cmp = new MongoCmpStore(this.p);
     this.scep = new MongoScepStore(this.p);
+    this.acme = new MongoAcmeStore(this.p);
     this.opened = { readonly };
   }
 

@@ -38,6 +38,9 @@ const EXISTS_BY_TABLE: Record<string, { code: ErrorCode; message: (columns: stri
   admin_tokens: { code: 'KAKUIN_E_TOKEN_EXISTS', message: () => 'an admin token with that name exists already' },
   users: { code: 'KAKUIN_E_USER_EXISTS', message: () => 'a user with that name exists already' },
   stations: { code: 'KAKUIN_E_STATION_EXISTS', message: () => 'the manufacturer already has a station with that name' },
+  acme_eab_keys: { code: 'KAKUIN_E_ACME_EAB_EXISTS', message: () => 'an EAB key with that key id is recorded already' },
+  acme_accounts: { code: 'KAKUIN_E_ACME_ACCOUNT_EXISTS', message: () => 'another ACME account has that key already' },
+  acme_orders: { code: 'KAKUIN_E_SERIAL_EXISTS', message: () => 'another ACME order issued that certificate' },
   common_auth_ids: { code: 'KAKUIN_E_COMMON_AUTH_ID_EXISTS', message: () => 'a common auth ID with that name exists already' },
   legacy_credentials: {
     code: 'KAKUIN_E_LEGACY_CREDENTIALS_EXIST',

@@ -694,6 +694,58 @@ export const MIGRATIONS: readonly Migration[] = [
       ) STRICT;
     `,
   },
+  {
+    version: 18,
+    name: 'ACME (RFC 8555) for infrastructure certificates: EAB keys, accounts, orders, authorizations',
+    sql: `
+      -- enrollment/acme. An EAB key row holds no key material: the HMAC key is derived from the
+      -- pepper outside the database (enrollment/acme/eab.ts). Lists (name patterns, identifiers,
+      -- challenges) are JSON text: they are read and written whole, never queried inside.
+      CREATE TABLE acme_eab_keys (
+        kid        TEXT PRIMARY KEY,
+        names      TEXT NOT NULL,
+        created_at INTEGER NOT NULL,
+        created_by TEXT NOT NULL,
+        revoked_at INTEGER,
+        account_id TEXT UNIQUE
+      ) STRICT;
+      CREATE TABLE acme_accounts (
+        id         TEXT PRIMARY KEY,
+        status     TEXT NOT NULL CHECK (status IN ('valid', 'deactivated', 'revoked')),
+        jwk        TEXT NOT NULL,
+        thumbprint TEXT NOT NULL UNIQUE,
+        contact    TEXT NOT NULL,
+        eab_kid    TEXT NOT NULL REFERENCES acme_eab_keys (kid),
+        created_at INTEGER NOT NULL
+      ) STRICT;
+      CREATE TABLE acme_orders (
+        id                 TEXT PRIMARY KEY,
+        account_id         TEXT NOT NULL REFERENCES acme_accounts (id),
+        status             TEXT NOT NULL CHECK (status IN ('pending', 'ready', 'processing', 'valid', 'invalid')),
+        identifiers        TEXT NOT NULL,
+        authorization_ids  TEXT NOT NULL,
+        expires_at         INTEGER NOT NULL,
+        not_before         INTEGER,
+        not_after          INTEGER,
+        error              TEXT,
+        certificate_serial TEXT UNIQUE,
+        replaces           TEXT,
+        created_at         INTEGER NOT NULL
+      ) STRICT;
+      CREATE INDEX acme_orders_account ON acme_orders (account_id);
+      CREATE TABLE acme_authorizations (
+        id         TEXT PRIMARY KEY,
+        account_id TEXT NOT NULL REFERENCES acme_accounts (id),
+        order_id   TEXT NOT NULL REFERENCES acme_orders (id),
+        identifier TEXT NOT NULL,
+        wildcard   INTEGER NOT NULL CHECK (wildcard IN (0, 1)),
+        status     TEXT NOT NULL CHECK (status IN ('pending', 'valid', 'invalid', 'deactivated', 'expired', 'revoked')),
+        expires_at INTEGER NOT NULL,
+        challenges TEXT NOT NULL
+      ) STRICT;
+      CREATE INDEX acme_authorizations_order ON acme_authorizations (order_id);
+    `,
+  },
 ];
 
 export const LATEST_SCHEMA_VERSION: number = MIGRATIONS[MIGRATIONS.length - 1].version;

@@ -44,6 +44,7 @@ import { SqliteJobStore } from './jobs.js';
 import { SqliteApprovalStore } from './approvals.js';
 import { SqliteCmpStore } from './cmp-store.js';
 import { SqliteScepStore } from './scep-store.js';
+import { SqliteAcmeStore } from './acme-store.js';
 import { StatusChangeWriter } from './status-change-writer.js';
 import { AuditAppender } from './audit-appender.js';
 import { WalCheckpointer, type WalCheckpointerOptions } from './wal-checkpointer.js';
@@ -103,6 +104,8 @@ export class SqliteRegistry extends CheckedRegistry implements Registry {
   readonly cmp: SqliteCmpStore;
   /** The SCEP store (scep-store.ts): challenges, transactions, the RA certificate. */
   readonly scep: SqliteScepStore;
+  /** The ACME store port (registry/acme.ts): enrollment/acme's accounts, orders and EAB keys. */
+  readonly acme: SqliteAcmeStore;
   private checkpointer: WalCheckpointer | undefined;
   /** Started by the first large CRL (large-crl-writer.ts). */
   private largeCrlWriter: LargeCrlWriter | undefined;
@@ -134,6 +137,7 @@ export class SqliteRegistry extends CheckedRegistry implements Registry {
     this.approvals = new SqliteApprovalStore(db, this.audit);
     this.cmp = new SqliteCmpStore(db);
     this.scep = new SqliteScepStore(db);
+    this.acme = new SqliteAcmeStore(db);
   }
 
   connectionSettings(): SqliteConnectionSettings {

@@ -13,6 +13,7 @@ import { runActivityContract } from './activity.contract.js';
 import { runDetectionsContract } from './detections.contract.js';
 import { runJobsContract } from './jobs.contract.js';
 import { runCmpContract } from './cmp.contract.js';
+import { runAcmeContract } from './acme.contract.js';
 import { runScepStoreContract } from './scep.contract.js';
 import { runRegistryContract } from './registry.contract.js';
 import { runUsersContract } from './users.contract.js';
@@ -121,6 +122,17 @@ if (uri === undefined || uri === '') {
     const registry = await openMongoRegistry({ uri, database, clientOptions: { serverSelectionTimeoutMS: 5000 } });
     return {
       store: registry.scep,
+      cleanup: async () => {
+        await registry.close();
+        await emptied();
+      },
+    };
+  });
+
+  runAcmeContract('mongodb', async () => {
+    const registry = await openMongoRegistry({ uri, database, clientOptions: { serverSelectionTimeoutMS: 5000 } });
+    return {
+      store: registry.acme,
       cleanup: async () => {
         await registry.close();
         await emptied();

@@ -147,4 +147,6 @@ export const peers = {
   haproxy: { command: 'haproxy', args: ['-v'], debian: 'haproxy' },
   mosquitto: { command: 'mosquitto', args: ['-h'], debian: 'mosquitto' },
   mosquittoClients: { command: 'mosquitto_pub', args: ['--help'], debian: 'mosquitto-clients' },
+  lego: { command: 'lego', args: ['--version'], debian: 'lego' },
+  certbot: { command: 'certbot', args: ['--version'], debian: 'certbot' },
 } satisfies Record<string, Peer>;
