@@ -377,7 +377,7 @@ export function createManagementApi(deps: ManagementApiDeps): express.Express {
   });
   defineBulkApproval(deps.approvals, deps.bulk.runner);
   mountAdminTokenRoutes(routes, { registry, pepper: deps.pepper, admin, approvals: deps.approvals });
-  if (deps.users !== undefined) mountUserRoutes(routes, { ...deps.users, admin });
+  if (deps.users !== undefined) mountUserRoutes(routes, { ...deps.users, admin, approvals: deps.approvals });
   mountRevocationRoutes(routes, { registry, revocation: deps.revocation, crls: deps.crls, admin, ...(deps.detections !== undefined && { detections: deps.detections }) });
   mountDetectionRoutes(routes, { admin, ...(deps.detections !== undefined && { detections: deps.detections }) });
   deps.extraRoutes?.(routes, { admin, admit: (...kinds) => admit(deps.authenticator, deps.users?.logins, ...kinds), authenticator: deps.authenticator, approvals: deps.approvals });

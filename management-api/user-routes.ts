@@ -25,7 +25,8 @@ import { pageJson, pageQuery, readPage } from '../api-schema/paging.js';
 import { hasCode, KakuinError } from '../errors/index.js';
 import type { Caller } from './admin-tokens.js';
 import { UserLogins, type SessionCaller } from './logins.js';
-import { userJson, type UserAccounts } from './users.js';
+import { checkUserName, userJson, type UserAccounts } from './users.js';
+import { requireApproval, type ApprovalGate } from './approvals.js';
 
 export interface UserRouteDeps {
   store: UserStore;
@@ -33,6 +34,8 @@ export interface UserRouteDeps {
   logins: UserLogins;
   sessionIdleMs: number;
   admin: RequestHandler;
+  /** Creating an admin user through the API needs a second admin (README "Approvals"); `kakuin user create` on the host does not. */
+  approvals?: ApprovalGate;
 }
 
 function isSession(caller: Caller | undefined): caller is SessionCaller {
@@ -55,6 +58,16 @@ const userName = z.string().describe('1 to 64 characters: letters, digits, . _ @
 
 export function mountUserRoutes(routes: ApiRoutes, deps: UserRouteDeps): void {
   const { accounts, logins, admin } = deps;
+
+  // Like an admin token: an admin login is everything an attacker with one admin wants. The approver
+  // gets the generated password and TOTP URI, once, to hand over; the approval keeps only the name.
+  deps.approvals?.define({
+    kind: 'admin-user', deciders: ['admin'],
+    run: async (request, approval) => {
+      const { user, ...once } = await accounts.create({ name: String(request.name), role: 'admin' }, approval.requestedBy);
+      return { kept: { name: user.name, role: user.role }, shown: { ...userJson(user), ...once } };
+    },
+  });
 
   routes.add({
     method: 'post', path: '/api/v1/session', summary: 'log in with a user name, password and (admins always) a TOTP code; sets the session cookie', callers: ['anyone'],
@@ -123,6 +136,17 @@ export function mountUserRoutes(routes: ApiRoutes, deps: UserRouteDeps): void {
     },
     response: { status: 201, description: '{name, role, manufacturerId?, status, totp, createdAt, ..., password?, totpUri?}' },
     handler: async ({ req, res, body }) => {
+      if (body.role === 'admin' && deps.approvals !== undefined) {
+        // Checked now, so a bad request fails at once rather than at the approval. A chosen password
+        // would have to wait in the approval record: an admin made here always gets a generated one.
+        checkUserName(body.name);
+        if (body.totp === false) throw new KakuinError('KAKUIN_E_VALIDATION', 'every admin has a TOTP second factor', { field: 'totp' });
+        if (body.manufacturerId !== undefined) throw new KakuinError('KAKUIN_E_VALIDATION', 'manufacturerId is only for the manufacturer role', { field: 'manufacturerId' });
+        if (body.password !== undefined) {
+          throw new KakuinError('KAKUIN_E_VALIDATION', 'an admin user made through the API gets a generated password, shown once to the approving admin; or use `kakuin user create` on the host', { field: 'password' });
+        }
+        if (await requireApproval(deps.approvals, req, res, { kind: 'admin-user', request: { name: body.name }, summary: `create the admin user ${body.name}` })) return;
+      }
       const { user, ...once } = await accounts.create(body, req.caller!.actor);
       res.status(201).json({ ...userJson(user), ...once });
     },

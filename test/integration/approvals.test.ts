@@ -119,6 +119,30 @@ describe('two-person approval and bulk actions over the management API', functio
     expect((await adminA('POST', '/api/v1/tokens', { name: 'just-reading', role: 'auditor' })).status).to.equal(201);
   });
 
+  it('creating an admin user through the API waits for a second admin, who gets the generated password and TOTP URI once; a chosen password is refused', async () => {
+    const chosen = await adminA('POST', '/api/v1/users', { name: 'second-admin', role: 'admin', password: 'a-long-enough-password' });
+    expect([chosen.status, chosen.json.code, chosen.json.field]).to.deep.equal([400, 'KAKUIN_E_VALIDATION', 'password']);
+    const asked = await adminA('POST', '/api/v1/users', { name: 'second-admin', role: 'admin' });
+    expect(asked.status, asked.text).to.equal(202);
+    expect(asked.json.approval).to.include({ kind: 'admin-user', state: 'pending', requestedBy: 'token:bootstrap' });
+    expect(asked.json.password).to.equal(undefined);
+    const names = async () => (await auditor('GET', '/api/v1/users')).json.users.map((u: { name: string }) => u.name);
+    expect(await names()).to.not.include('second-admin');
+    const id = asked.json.approval.id;
+    const self = await adminA('POST', `/api/v1/approvals/${id}/approve`);
+    expect([self.status, self.json.code]).to.deep.equal([403, 'KAKUIN_E_APPROVAL_SELF']);
+    const ok = await adminB('POST', `/api/v1/approvals/${id}/approve`);
+    expect(ok.status, ok.text).to.equal(200);
+    expect(ok.json.result).to.include({ name: 'second-admin', role: 'admin', totp: true });
+    expect(ok.json.result.password).to.match(/^[A-Za-z0-9_-]{20}$/);
+    expect(ok.json.result.totpUri).to.match(/^otpauth:\/\/totp\//);
+    expect(await names()).to.include('second-admin');
+    const kept = (await auditor('GET', `/api/v1/approvals/${id}`)).json;
+    expect(JSON.stringify(kept)).to.not.include(ok.json.result.password);
+    // Users of other roles are made at once, as before.
+    expect((await adminA('POST', '/api/v1/users', { name: 'plain-operator', role: 'operator' })).status).to.equal(201);
+  });
+
   it('a CA rollover through the API waits for a second admin; a rejection changes nothing, an approval rolls over once', async () => {
     const issuersBefore = () => new Database(registryFile(), { readonly: true });
     const countDeviceCas = () => {

@@ -51,9 +51,12 @@ describe('recipe: nginx ssl_crl fed by the sync sidecar', function () {
     expect(await httpsWithClientCert(url, stolen.certFile, stolen.keyFile)).to.equal(200);
 
     await k.revoke(stolen.serialHex);
-    const refused = await waitFor('nginx refusing the revoked device', 15_000, async () => (await httpsWithClientCert(url, stolen.certFile, stolen.keyFile)) === 400 || undefined);
+    const refusedOnce = async () => (await httpsWithClientCert(url, stolen.certFile, stolen.keyFile)) === 400;
+    const refused = await waitFor('nginx refusing the revoked device', 15_000, async () => await refusedOnce() || undefined);
     // (waiting for 400, not for "not 200": during a reload a connection may fail, and an old worker still
-    // holds the old CRL until it exits)
+    // holds the old CRL until it exits — a new connection may reach it just after the new worker's first 400,
+    // so the checks below wait for three refusals in a row before they look again)
+    await waitFor('every nginx worker refusing it', 10_000, async () => (await refusedOnce() && await refusedOnce() && await refusedOnce()) || undefined);
     expect(bundleSerials(bundle).has(bare(stolen.serialHex))).to.equal(true);
     // nginx answers 400 "The SSL certificate error" to a client certificate it refuses.
     expect(await httpsWithClientCert(url, stolen.certFile, stolen.keyFile)).to.equal(400);
