@@ -128,6 +128,8 @@ export async function startGateway(config: Readonly<KakuinConfig>, parts: {
     const cluster = new GatewayCluster({
       workers: g.workers, exec: fileURLToPath(new URL('./gateway-worker.js', import.meta.url)), payload, logger: parts.logger,
       ...(parts.sink !== undefined && { telemetrySink: parts.sink }),
+      // The workers' activity comes here: one writer, and the detections feed sees every worker.
+      ...(parts.activity !== undefined && { activity: parts.activity }),
       statusSource: g.statusSource, statusGraceMs: g.statusGraceMs,
     });
     gateway = cluster;
@@ -165,9 +167,11 @@ export async function startDeviceGateway(kakuin: Kakuin, plane: RevocationPlane,
   const feed = detections?.attach(activity?.recorder ?? NO_ACTIVITY);
   const recorder: ActivityRecorder | undefined = feed ?? activity?.recorder;
   if (feed !== undefined && g.workers > 1) {
-    // Not built yet: workers would have to hand their activity and the clone gate's question to this
-    // process over IPC. Until then the engine sees only what this process's own front ends record.
-    logger.warn('detections see only the legacy path with gateway.workers > 1: the gateway workers\' activity is not evaluated; set gateway.workers 1 to evaluate it', { workers: g.workers });
+    // The workers' activity reaches the feed (activity-relay.ts) and the clone rule sees sessions on
+    // every worker, but the gate that refuses a clone's second session during the handshake runs
+    // in process only (it would need a round trip to this process per handshake): with workers the
+    // clone is suspended just after its second session is admitted, which cuts both.
+    logger.info('detections: gateway workers send their activity here; a clone\'s second session is suspended after admission, not refused in its handshake', { workers: g.workers });
   }
   const { gateway, sessions, url } = await startGateway(config, {
     tls, registry: kakuin.registry, logger, sink, ...(recorder !== undefined && { activity: recorder }),

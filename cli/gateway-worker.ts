@@ -5,8 +5,9 @@
  * the gateway is built exactly as in a single process (deviceGatewayOptions), with:
  * - the registry opened read-only on a connection of its own, and the revocation feed followed
  *   from it (the kill switch holds in this worker even between the primary's pokes);
- * - its own activity recorder (cli/activity.ts); telemetry without an upstream goes to the primary,
- *   which writes the one file;
+ * - device activity sent to the primary's recorder (the one writer, and the detections feed in
+ *   `kakuin serve`), or its own recorder (cli/activity.ts) when the primary has none; telemetry
+ *   without an upstream goes to the primary, which writes the one file;
  * - the shared session-ticket keys and the session reports going to the primary.
  * No CA key is loaded, no management listener runs.
  */
@@ -23,7 +24,9 @@ serveAsGatewayWorker(async (start) => {
   const g = config.gateway;
   const logger = createLogger(config.log.level, `kakuin-gateway-${start.slot}`);
   const registry = await openRegistry(config, { readonly: true });
-  const activity = startActivity(config, registry, logger);
+  // The primary records activity (and runs detections) when it has a recorder; else this worker writes its own.
+  const activity = start.activity === undefined ? startActivity(config, registry, logger) : undefined;
+  const recorder = start.activity ?? activity?.recorder;
   // Without an upstream the primary records telemetry (one file, one writer); this file only if it cannot.
   const ownSink = g.upstreamUrl || start.telemetry !== undefined ? undefined : jsonLinesTelemetrySink(g.telemetryDir, `telemetry-${process.pid}.jsonl`);
   const sink = start.telemetry ?? ownSink;
@@ -31,7 +34,7 @@ serveAsGatewayWorker(async (start) => {
     const gateway = createDeviceGateway({
       ...deviceGatewayOptions(config, {
         tls: p.tls, registry, logger, ocspUrl: p.ocspUrl, sink, sessions: start.sessions,
-        ...(activity !== undefined && { activity: activity.recorder }),
+        ...(recorder !== undefined && { activity: recorder }),
         trust: { deviceCas: p.deviceCas.map((ca) => ({ id: ca.id, certificateDer: Buffer.from(ca.der, 'base64') })), rootDer: Buffer.from(p.rootDer, 'base64') },
       }),
       ticketKeys: start.ticketKeys,

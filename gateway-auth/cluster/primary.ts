@@ -26,6 +26,8 @@
  * answered (or after `pokeTimeoutMs`): a revocation made in this process returns once every
  * worker has closed the device's connections. Each worker also follows the feed on its own.
  */
+import type { ActivityRecorder } from '../activity-recorder.js';
+import { replayActivity } from './activity-relay.js';
 import cluster, { type Worker } from 'node:cluster';
 import type { AddressInfo } from 'node:net';
 import { KakuinError } from '../../errors/index.js';
@@ -51,6 +53,11 @@ export interface GatewayClusterOptions {
   logger: GatewayLogger;
   /** Without a telemetry upstream: where the workers' receipts are recorded (one writer, this process). */
   telemetrySink?: TelemetrySink;
+  /**
+   * Where the workers' device activity is recorded (activity-relay.ts: this process's aggregator, and
+   * in `kakuin serve` the detections feed in front of it). Unset: each worker records its own.
+   */
+  activity?: ActivityRecorder;
   /** For readiness before the first report. */
   statusSource: 'feed' | 'ocsp';
   statusGraceMs: number;
@@ -103,7 +110,7 @@ export class GatewayCluster implements DeviceGateway {
   /** Open sessions per certificate across every worker (the clone rule's query). */
   readonly sessions: SessionCounts = this.table;
   private readonly slots: Slot[];
-  private readonly o: Required<Omit<GatewayClusterOptions, 'payload' | 'telemetrySink'>> & Pick<GatewayClusterOptions, 'payload' | 'telemetrySink'>;
+  private readonly o: Required<Omit<GatewayClusterOptions, 'payload' | 'telemetrySink' | 'activity'>> & Pick<GatewayClusterOptions, 'payload' | 'telemetrySink' | 'activity'>;
   private keys: TicketKeys = { current: newTicketKey() };
   private rotation: NodeJS.Timeout | undefined;
   private ports: WorkerListen | undefined;
@@ -284,6 +291,7 @@ export class GatewayCluster implements DeviceGateway {
           this.send(w, {
             type: 'kakuin-gateway-start', slot: slot.n, payload: this.o.payload, listen, ticketKeys: wire(this.keys), reportIntervalMs: this.o.reportIntervalMs,
             telemetryToPrimary: this.o.telemetrySink !== undefined,
+            activityToPrimary: this.o.activity !== undefined,
           });
           return;
         }
@@ -325,6 +333,9 @@ export class GatewayCluster implements DeviceGateway {
         else sink.record({ ...m.record, receivedAt: new Date(m.record.receivedAt) }).then(() => answer(), (e: unknown) => answer(String((e as Error)?.message ?? e)));
         break;
       }
+      case 'kakuin-gateway-activity':
+        if (this.o.activity !== undefined) replayActivity(this.o.activity, m.calls);
+        break;
       case 'kakuin-gateway-poked': {
         const p = this.pokes.get(m.n);
         p?.waiting.delete(w.id);

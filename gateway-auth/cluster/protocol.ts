@@ -8,6 +8,7 @@ import type { GatewayStats } from '../gateway.js';
 import type { TelemetryRecord } from '../options.js';
 import type { OpenedSession } from '../session-counts.js';
 import type { GatewayReadiness } from '../status-source.js';
+import type { ActivityCall } from './activity-relay.js';
 
 /** Where a worker's HTTPS listener listens (the MQTT and TCP ports come with the worker's own options). */
 export interface WorkerListen {
@@ -23,6 +24,8 @@ export type PrimaryMessage =
     type: 'kakuin-gateway-start'; slot: number; payload: unknown; listen: WorkerListen; ticketKeys: WireTicketKeys; reportIntervalMs: number;
     /** Telemetry without an upstream is recorded by the primary (one file, one writer). */
     telemetryToPrimary: boolean;
+    /** Device activity goes to the primary's recorder (activity-relay.ts) instead of the worker's own. */
+    activityToPrimary?: boolean;
   }
   | { type: 'kakuin-gateway-telemetry-done'; n: number; error?: string }
   | { type: 'kakuin-gateway-ticket-keys'; ticketKeys: WireTicketKeys }
@@ -44,7 +47,8 @@ export type WorkerMessage =
   | { type: 'kakuin-gateway-poked'; n: number }
   | { type: 'kakuin-gateway-session-open'; session: OpenedSession }
   | { type: 'kakuin-gateway-session-close'; id: string }
-  | { type: 'kakuin-gateway-telemetry'; n: number; record: WireTelemetryRecord };
+  | { type: 'kakuin-gateway-telemetry'; n: number; record: WireTelemetryRecord }
+  | { type: 'kakuin-gateway-activity'; calls: ActivityCall[] };
 
 /** A TelemetryRecord with its date as ISO text. */
 export type WireTelemetryRecord = Omit<TelemetryRecord, 'receivedAt'> & { receivedAt: string };

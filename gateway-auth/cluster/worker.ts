@@ -11,6 +11,8 @@
  */
 import type { DeviceGateway } from '../gateway.js';
 import type { TelemetrySink } from '../options.js';
+import type { ActivityRecorder } from '../activity-recorder.js';
+import { relayingRecorder } from './activity-relay.js';
 import type { SessionReporter } from '../session-counts.js';
 import type { TicketKeys } from '../ticket-keys.js';
 import { isPrimaryMessage, type PrimaryMessage, type WireTicketKeys, type WorkerListen, type WorkerMessage } from './protocol.js';
@@ -25,6 +27,8 @@ export interface WorkerStart {
   sessions: SessionReporter;
   /** Present when the primary records telemetry (no upstream): use it as the gateway's sink. */
   telemetry?: TelemetrySink;
+  /** Present when the primary records device activity (and runs detections): use it as the gateway's recorder. */
+  activity?: ActivityRecorder;
 }
 
 export interface BuiltWorkerGateway {
@@ -52,6 +56,8 @@ export function serveAsGatewayWorker(build: (start: WorkerStart) => Promise<Buil
     stopping ??= (async () => {
       clearInterval(report);
       await built?.close().catch(() => undefined);
+      // The last connections' closes (made by the close above) still reach the primary.
+      relay.flush();
       process.exit(code);
     })();
     return stopping;
@@ -61,6 +67,8 @@ export function serveAsGatewayWorker(build: (start: WorkerStart) => Promise<Buil
     opened: (session) => send({ type: 'kakuin-gateway-session-open', session }),
     closed: (id) => send({ type: 'kakuin-gateway-session-close', id }),
   };
+
+  const relay = relayingRecorder((calls) => send({ type: 'kakuin-gateway-activity', calls }));
 
   // A receipt is answered (202) only once the primary has written it, as in a single process.
   let telemetrySeq = 0;
@@ -82,6 +90,7 @@ export function serveAsGatewayWorker(build: (start: WorkerStart) => Promise<Buil
       built = await build({
         slot: m.slot, payload: m.payload, listen: m.listen, ticketKeys: keysFromWire(m.ticketKeys), sessions,
         ...(m.telemetryToPrimary && { telemetry }),
+        ...(m.activityToPrimary === true && { activity: relay }),
       });
       for (const k of pendingKeys.splice(0)) built.gateway.setTicketKeys(k);
       const g = built.gateway;

@@ -242,6 +242,31 @@ describe('gateway workers (gateway.workers: 2, node:cluster)', function () {
     expect(Date.parse(recorded[0].receivedAt)).to.be.closeTo(Date.now(), 60_000);
   });
 
+  it('sends both workers\' device activity to the primary, where detections count it together: a rate spread over the workers suspends the device', async () => {
+    const d = await fleet.enroll('WK-DETECT-1');
+    const mfr = (await fleet.api('GET', `/api/v1/devices/${d.id}`)).json.manufacturerId as string;
+    const put = await fleet.api('PUT', '/api/v1/detection-templates/home', {
+      body: { assignedTo: { manufacturerIds: [mfr] }, rules: { rate: { maxMessages: 3, perSeconds: 60, action: 'suspend' } } },
+    });
+    expect(put.status, put.text).to.equal(200);
+    const both = await fleet.onBothWorkers(d);
+    // Two messages on each worker: neither worker alone is over 3 in 60 s; together they are.
+    for (let round = 0; round < 2; round++) {
+      for (const [w, socket] of both) {
+        const r = await exchange(socket, 'POST /v1/telemetry HTTP/1.1', JSON.stringify({ worker: w, round }));
+        expect(r?.status, `worker ${w}, round ${round}`).to.equal(202);
+      }
+    }
+    const suspended = await until('the device suspended by the rate rule', async () => {
+      const dev = (await fleet.api('GET', `/api/v1/devices/${d.id}`)).json;
+      // (the detection's outcome is stored just after the suspension it made)
+      return dev.status === 'suspended' && dev.statusReason !== undefined ? dev : undefined;
+    });
+    expect(suspended.statusReason, JSON.stringify(suspended)).to.include({ rule: 'rate', templateId: 'home' });
+    // The suspension reaches both workers: their open connections are closed.
+    for (const [w, socket] of both) await until(`worker ${w}'s connection closed`, () => socket.destroyed || socket.readyState === 'closed');
+  });
+
   it('replaces a worker that was killed, forgets its sessions, and serves from the new one', async () => {
     const d = await fleet.enroll('WK-RESTART-1');
     const certKey = certKeyOf('device', d.serialHex);
