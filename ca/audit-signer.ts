@@ -6,14 +6,10 @@
  * digitalSignature only. A third party checks a checkpoint with kakuin's root certificate alone.
  */
 import type { Signer } from '../hsm-adapters/port.js';
-import {
-  authorityKeyIdentifierExt, basicConstraintsExt, encodeName, extKeyUsageExt, keyIdentifier, keyUsageExt, parseCertificate,
-  parseExtKeyUsage, parseSpki, subjectKeyIdentifierExt, OID_KP_DOCUMENT_SIGNING,
-} from '../pkix/index.js';
+import { parseCertificate, parseExtKeyUsage, OID_KP_DOCUMENT_SIGNING } from '../pkix/index.js';
 import type { Registry } from '../registry/port.js';
-import { signCertificate, tbsFor, type LoadedIssuer } from './issuer.js';
-import { issuanceCertificateFields } from './records.js';
-import { newCertificateSerial, serialToHex } from './serial.js';
+import type { LoadedIssuer } from './issuer.js';
+import { issueOwnKeyCertificate } from './own-key-certificate.js';
 
 export interface AuditSignerRequest {
   organization: string;
@@ -26,26 +22,9 @@ const DAY_MS = 86_400_000;
 export async function issueAuditSignerCertificate(
   registry: Registry, issuer: LoadedIssuer, key: Signer, request: AuditSignerRequest, now = new Date(),
 ): Promise<Buffer> {
-  const serial = newCertificateSerial();
-  const notBefore = new Date(Math.floor(now.getTime() / 1000) * 1000 - 3600_000);
-  let notAfter = new Date(notBefore.getTime() + request.validityDays * DAY_MS);
-  if (notAfter > issuer.certificate.notAfter) notAfter = issuer.certificate.notAfter;
-  const tbs = tbsFor(issuer, {
-    serial, notBefore, notAfter, spki: key.publicKeySpki,
-    subject: encodeName([{ type: 'O', value: request.organization }, { type: 'CN', value: `${request.organization} Audit Signer` }]),
-    extensions: [
-      basicConstraintsExt({ ca: false }),
-      keyUsageExt(['digitalSignature']),
-      extKeyUsageExt(['documentSigning']),
-      subjectKeyIdentifierExt(keyIdentifier(parseSpki(key.publicKeySpki))),
-      authorityKeyIdentifierExt(issuer.keyId),
-    ],
-  });
-  const der = await signCertificate(issuer, tbs);
-  const serialHex = serialToHex(serial);
-  await registry.recordIssuance({
-    certificate: issuanceCertificateFields({ serialHex, issuerId: issuer.id, profile: 'audit-signer', der, spkiDer: key.publicKeySpki, notBefore, notAfter }),
-    audit: { type: 'certificate.issued', actor: request.actor, serialHex, details: { profile: 'audit-signer', issuerId: issuer.id } },
+  const { der } = await issueOwnKeyCertificate(registry, issuer, {
+    key, organization: request.organization, commonName: `${request.organization} Audit Signer`, validityDays: request.validityDays,
+    keyUsage: ['digitalSignature'], extKeyUsage: ['documentSigning'], profile: 'audit-signer', actor: request.actor, now,
   });
   return der;
 }

@@ -9,15 +9,11 @@
  */
 import type { KeyAlgorithm, Signer } from '../hsm-adapters/port.js';
 import type { KeyRing } from '../hsm-adapters/index.js';
-import {
-  authorityKeyIdentifierExt, basicConstraintsExt, encodeName, extKeyUsageExt, keyIdentifier, keyUsageExt,
-  ocspNoCheckExt, parseCertificate, parseSpki, subjectKeyIdentifierExt,
-} from '../pkix/index.js';
+import { ocspNoCheckExt, parseCertificate } from '../pkix/index.js';
 import type { Registry } from '../registry/port.js';
 import { hasCode } from '../errors/index.js';
-import { signCertificate, tbsFor, type LoadedIssuer } from './issuer.js';
-import { issuanceCertificateFields } from './records.js';
-import { newCertificateSerial, serialToHex } from './serial.js';
+import type { LoadedIssuer } from './issuer.js';
+import { issueOwnKeyCertificate } from './own-key-certificate.js';
 
 export interface OcspSignerPolicy {
   organization: string;
@@ -67,27 +63,9 @@ export async function ensureOcspSigner(
   // A new key with every certificate: a responder key is cheap and short-lived.
   const uri = policy.keyUriFor(issuer.id, generation + 1);
   const key = (await keys.exists(uri)) ? await keys.load(uri) : await keys.generate(uri, policy.keyAlgorithm);
-  const serial = newCertificateSerial();
-  const notBefore = new Date(Math.floor(now.getTime() / 1000) * 1000 - 3600_000);
-  let notAfter = new Date(notBefore.getTime() + policy.validityDays * DAY_MS);
-  if (notAfter > issuer.certificate.notAfter) notAfter = issuer.certificate.notAfter;
-  const tbs = tbsFor(issuer, {
-    serial, notBefore, notAfter, spki: key.publicKeySpki,
-    subject: encodeName([{ type: 'O', value: policy.organization }, { type: 'CN', value: `${policy.organization} OCSP Responder (${issuer.id})` }]),
-    extensions: [
-      basicConstraintsExt({ ca: false }),
-      keyUsageExt(['digitalSignature']),
-      extKeyUsageExt(['OCSPSigning']),
-      ocspNoCheckExt(),
-      subjectKeyIdentifierExt(keyIdentifier(parseSpki(key.publicKeySpki))),
-      authorityKeyIdentifierExt(issuer.keyId),
-    ],
-  });
-  const der = await signCertificate(issuer, tbs);
-  const serialHex = serialToHex(serial);
-  await registry.recordIssuance({
-    certificate: issuanceCertificateFields({ serialHex, issuerId: issuer.id, profile: 'ocsp-signer', der, spkiDer: key.publicKeySpki, notBefore, notAfter }),
-    audit: { type: 'certificate.issued', actor: policy.actor, serialHex, details: { profile: 'ocsp-signer', issuerId: issuer.id } },
+  const { der, notAfter } = await issueOwnKeyCertificate(registry, issuer, {
+    key, organization: policy.organization, commonName: `${policy.organization} OCSP Responder (${issuer.id})`, validityDays: policy.validityDays,
+    keyUsage: ['digitalSignature'], extKeyUsage: ['OCSPSigning'], extra: [ocspNoCheckExt()], profile: 'ocsp-signer', actor: policy.actor, now,
   });
   await registry.putIssuer({ id, kind: 'ocsp-signer', certificateDer: der, keyUri: uri, parentId: issuer.id });
   return { signer: { issuer, certificateDer: der, signer: key, notAfter }, rolled: true };

@@ -6,16 +6,12 @@
  * the software key store (encrypted PKCS#8, never plaintext), recorded in the SCEP store so every
  * process serving SCEP uses the same one.
  */
-import {
-  authorityKeyIdentifierExt, basicConstraintsExt, encodeName, keyIdentifier, keyUsageExt, parseSpki, subjectKeyIdentifierExt,
-} from '../../pkix/index.js';
 import { canUnwrapKeyTransport, type KeyTransportDecrypter, type Signer } from '../../hsm-adapters/port.js';
 import type { KeyRing } from '../../hsm-adapters/index.js';
 import type { Registry } from '../../registry/port.js';
 import type { ScepStore } from '../../registry/scep.js';
-import { signCertificate, tbsFor, type LoadedIssuer } from '../../ca/issuer.js';
-import { issuanceCertificateFields } from '../../ca/records.js';
-import { newCertificateSerial, serialToHex } from '../../ca/serial.js';
+import type { LoadedIssuer } from '../../ca/issuer.js';
+import { issueOwnKeyCertificate } from '../../ca/own-key-certificate.js';
 import { KakuinError } from '../../errors/index.js';
 
 export interface ScepRa {
@@ -32,25 +28,9 @@ export async function ensureScepRa(store: ScepStore, registry: Registry, keys: K
   if (stored) return { certificateDer: stored.certificateDer, signer: decrypter(await keys.load(stored.keyUri)) };
   const key = (await keys.exists(RA_KEY_URI)) ? await keys.load(RA_KEY_URI) : await keys.generate(RA_KEY_URI, 'rsa-2048');
   const now = Date.now();
-  const notBefore = new Date(Math.floor(now / 1000) * 1000 - 3600_000);
-  let notAfter = new Date(notBefore.getTime() + RA_VALIDITY_DAYS * 86_400_000);
-  if (notAfter > deviceCa.certificate.notAfter) notAfter = deviceCa.certificate.notAfter;
-  const serial = newCertificateSerial();
-  const tbs = tbsFor(deviceCa, {
-    serial, notBefore, notAfter, spki: key.publicKeySpki,
-    subject: encodeName([{ type: 'O', value: organization }, { type: 'CN', value: `${organization} SCEP RA` }]),
-    extensions: [
-      basicConstraintsExt({ ca: false }),
-      keyUsageExt(['digitalSignature', 'keyEncipherment']),
-      subjectKeyIdentifierExt(keyIdentifier(parseSpki(key.publicKeySpki))),
-      authorityKeyIdentifierExt(deviceCa.keyId),
-    ],
-  });
-  const der = await signCertificate(deviceCa, tbs);
-  const serialHex = serialToHex(serial);
-  await registry.recordIssuance({
-    certificate: issuanceCertificateFields({ serialHex, issuerId: deviceCa.id, profile: 'scep-ra', der, spkiDer: key.publicKeySpki, notBefore, notAfter }),
-    audit: { type: 'certificate.issued', actor, serialHex, details: { profile: 'scep-ra', issuerId: deviceCa.id } },
+  const { der } = await issueOwnKeyCertificate(registry, deviceCa, {
+    key, organization, commonName: `${organization} SCEP RA`, validityDays: RA_VALIDITY_DAYS,
+    keyUsage: ['digitalSignature', 'keyEncipherment'], profile: 'scep-ra', actor, now: new Date(now),
   });
   const kept = await store.putScepRaIfAbsent({ certificateDer: der, keyUri: RA_KEY_URI, createdAt: new Date(now) });
   return { certificateDer: kept.certificateDer, signer: decrypter(kept.keyUri === RA_KEY_URI ? key : await keys.load(kept.keyUri)) };
